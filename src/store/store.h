@@ -1,0 +1,97 @@
+/* A store is a flat key -> bytes space. Keys are '/'-separated ASCII paths such as
+ * "config", "keys/<hex>", "data/ab/<hex>". Every driver implements the same five
+ * operations with the same contract; retry is a wrapper (retry.c), not driver code.
+ *
+ * Contract, for every driver:
+ * - put is atomic: afterwards the object is there whole, or (on failure) not at all, and a
+ *   reader never sees a partial object. put over an existing key replaces it.
+ * - get reads [off, off+len) (len == PF_STORE_ALL: to the end). Reading past the end is
+ *   PF_ECORRUPT for a range (the caller asked for bytes that should be there); a missing
+ *   key is PF_ENOTFOUND.
+ * - stat fills the size; missing key is PF_ENOTFOUND.
+ * - list calls cb once per key under prefix (a prefix ending in '/' names a folder; keys
+ *   are full keys), in no particular order, paging as needed. A cb returning non-zero
+ *   stops the listing and list returns that value.
+ * - remove of a missing key is PF_ENOTFOUND.
+ * - All operations may be called from several threads at once.
+ * - Transient failures set err->retryable. */
+#ifndef PF_STORE_H
+#define PF_STORE_H
+
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+#define PF_STORE_ALL UINT64_MAX
+
+typedef struct pf_store pf_store;
+typedef int (*pf_store_list_cb)(const char *key, uint64_t size, void *ctx);
+
+struct pf_store_ops {
+    const char *name;
+    int (*put)(pf_store *s, const char *key, const void *data, size_t len, pf_err *err);
+    /* Appends the bytes to out. */
+    int (*get)(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out,
+               pf_err *err);
+    int (*stat)(pf_store *s, const char *key, uint64_t *size, pf_err *err);
+    int (*list)(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err);
+    int (*remove)(pf_store *s, const char *key, pf_err *err);
+    void (*free)(pf_store *s);
+};
+
+struct pf_store {
+    const struct pf_store_ops *ops;
+    void *impl;
+    char *location; /* for messages: a path or URL without credentials */
+};
+
+/* Options for drivers that need them; every field may be left zero/NULL. */
+typedef struct pf_store_opts {
+    const char *ssh_key;      /* sftp: private key file */
+    int ssh_accept_new;       /* sftp: accept an unknown host key once, recording it */
+    const char *known_hosts;  /* sftp: default ~/.ssh/known_hosts */
+    const char *s3_region;    /* s3: default $AWS_DEFAULT_REGION or us-east-1 */
+    int s3_virtual_host;      /* s3: virtual-host addressing instead of path style */
+    int connections;          /* parallel connections; 0 = driver default */
+    int retries;              /* retry layer: attempts; 0 = default, -1 = no retry layer */
+} pf_store_opts;
+
+/* Opens the store a repository URL names: a plain path (local directory),
+ * sftp://[user@]host[:port]/path or s3:http(s)://endpoint/bucket[/prefix].
+ * Wraps the driver in the retry layer unless opts->retries < 0. */
+pf_store *pf_store_open(const char *url, const pf_store_opts *opts, pf_err *err);
+
+pf_store *pf_store_local_new(const char *dir, pf_err *err);
+pf_store *pf_store_mem_new(void);
+pf_store *pf_store_sftp_new(const char *url, const pf_store_opts *opts, pf_err *err);
+pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *err);
+/* Takes ownership of inner. */
+pf_store *pf_store_retry_new(pf_store *inner, int attempts);
+
+static inline int pf_store_put(pf_store *s, const char *key, const void *data, size_t len,
+                               pf_err *err)
+{
+    return s->ops->put(s, key, data, len, err);
+}
+static inline int pf_store_get(pf_store *s, const char *key, uint64_t off, uint64_t len,
+                               pf_buf *out, pf_err *err)
+{
+    return s->ops->get(s, key, off, len, out, err);
+}
+static inline int pf_store_stat(pf_store *s, const char *key, uint64_t *size, pf_err *err)
+{
+    return s->ops->stat(s, key, size, err);
+}
+static inline int pf_store_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx,
+                                pf_err *err)
+{
+    return s->ops->list(s, prefix, cb, ctx, err);
+}
+static inline int pf_store_remove(pf_store *s, const char *key, pf_err *err)
+{
+    return s->ops->remove(s, key, err);
+}
+void pf_store_free(pf_store *s);
+
+#endif
