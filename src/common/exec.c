@@ -1,0 +1,470 @@
+#include "common/exec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define CHUNK 65536
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Length of the key part of "KEY=value" (or of "KEY"). */
+static size_t key_len(const char *kv)
+{
+    const char *eq = strchr(kv, '=');
+    return eq ? (size_t)(eq - kv) : strlen(kv);
+}
+
+static bool overridden(const char *kv, const char *const *env)
+{
+    size_t k = key_len(kv);
+    for (size_t i = 0; env && env[i]; i++)
+        if (key_len(env[i]) == k && memcmp(env[i], kv, k) == 0)
+            return true;
+    return false;
+}
+
+/* environ minus every key named in `env`, plus the "K=V" entries of `env` (the last one of
+ * each key). The strings are borrowed; only the array is allocated. */
+static char **build_env(const char *const *env)
+{
+    size_t n = 0, m = 0;
+    while (environ[n])
+        n++;
+    while (env && env[m])
+        m++;
+    char **out = calloc(n + m + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!overridden(environ[i], env))
+            out[k++] = environ[i];
+    for (size_t i = 0; i < m; i++) {
+        if (!strchr(env[i], '='))
+            continue;
+        bool later = false;
+        size_t kl = key_len(env[i]);
+        for (size_t j = i + 1; j < m; j++)
+            if (key_len(env[j]) == kl && memcmp(env[j], env[i], kl) == 0)
+                later = true;
+        if (!later)
+            out[k++] = (char *)env[i];
+    }
+    out[k] = NULL;
+    return out;
+}
+
+/* Keeps the last PF_EXEC_TAIL bytes of what the child wrote to stderr. */
+typedef struct tail_buf {
+    char data[PF_EXEC_TAIL];
+    size_t len;
+} tail_buf;
+
+static void tail_add(tail_buf *t, const char *p, size_t n)
+{
+    if (n >= sizeof t->data) {
+        memcpy(t->data, p + n - sizeof t->data, sizeof t->data);
+        t->len = sizeof t->data;
+        return;
+    }
+    if (t->len + n > sizeof t->data) {
+        size_t drop = t->len + n - sizeof t->data;
+        memmove(t->data, t->data + drop, t->len - drop);
+        t->len -= drop;
+    }
+    memcpy(t->data + t->len, p, n);
+    t->len += n;
+}
+
+/* The last non-empty lines of the tail joined with "; ", fitting in `out`. A single line
+ * too long to fit is cut at its end: its beginning says what went wrong. */
+static void tail_lines(const tail_buf *t, char *out, size_t cap)
+{
+    out[0] = 0;
+    size_t end = t->len, used = 0;
+    /* Walk lines backwards, collecting their [start, end) ranges. */
+    size_t starts[32], ends[32];
+    int nl = 0;
+    while (end > 0 && nl < 32) {
+        while (end > 0 && (t->data[end - 1] == '\n' || t->data[end - 1] == '\r' ||
+                           t->data[end - 1] == ' ' || t->data[end - 1] == '\t'))
+            end--;
+        if (end == 0)
+            break;
+        size_t start = end;
+        while (start > 0 && t->data[start - 1] != '\n')
+            start--;
+        size_t len = end - start;
+        size_t need = len + (nl ? 2 : 0);
+        if (nl > 0 && used + need + 1 > cap)
+            break;
+        starts[nl] = start;
+        ends[nl] = end;
+        nl++;
+        used += need;
+        end = start;
+    }
+    size_t o = 0;
+    for (int i = nl - 1; i >= 0 && o + 1 < cap; i--) {
+        if (o && o + 3 < cap) {
+            out[o++] = ';';
+            out[o++] = ' ';
+        }
+        for (size_t j = starts[i]; j < ends[i] && o + 1 < cap; j++) {
+            unsigned char c = (unsigned char)t->data[j];
+            out[o++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
+        }
+    }
+    out[o] = 0;
+}
+
+static int set_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+}
+
+/* Asks the child to stop, then insists. Returns its wait status. */
+static int stop_child(pid_t pid)
+{
+    int st = 0;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 500; i++) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid || (r < 0 && errno != EINTR))
+            return st;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(pid, SIGKILL);
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return st;
+}
+
+int pf_exec_run(const pf_exec_opts *o, pf_exec_result *res, pf_err *err)
+{
+    int rc = -1;
+    int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
+    char **envp = NULL;
+    pid_t pid = -1;
+    bool have_fa = false, have_attr = false, mask_set = false;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    sigset_t old_mask;
+    unsigned char *pending = NULL;
+    size_t pend_len = 0, pend_off = 0;
+    bool in_eof = false, io_failed = false;
+    tail_buf *tail = NULL;
+    const char *name = o->name ? o->name : base_name(o->argv[0]);
+    pf_exec_result local_res;
+    if (!res)
+        res = &local_res;
+    memset(res, 0, sizeof *res);
+
+    tail = calloc(1, sizeof *tail);
+    pending = malloc(CHUNK);
+    envp = build_env(o->env);
+    if (!tail || !pending || !envp) {
+        pf_err_set(err, PF_EGENERIC, "cannot run %s: out of memory", name);
+        goto out;
+    }
+    if ((o->in && pipe2(in_p, O_CLOEXEC) < 0) || (o->out && pipe2(out_p, O_CLOEXEC) < 0) ||
+        pipe2(err_p, O_CLOEXEC) < 0) {
+        pf_err_sys(err, PF_EGENERIC, "cannot run %s: pipe", name);
+        goto out;
+    }
+
+    posix_spawn_file_actions_init(&fa);
+    have_fa = true;
+    if (o->in)
+        posix_spawn_file_actions_adddup2(&fa, in_p[0], 0);
+    else
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    if (o->out)
+        posix_spawn_file_actions_adddup2(&fa, out_p[1], 1);
+    else
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, err_p[1], 2);
+    if (o->cwd)
+        posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
+
+    /* The child starts with no blocked signals and default SIGPIPE, whatever we use. */
+    posix_spawnattr_init(&attr);
+    have_attr = true;
+    sigset_t empty, defs;
+    sigemptyset(&empty);
+    sigemptyset(&defs);
+    sigaddset(&defs, SIGPIPE);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setsigdefault(&attr, &defs);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    /* A child that stops reading its stdin must give us EPIPE, not kill us. */
+    sigset_t pipe_set;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask) == 0)
+        mask_set = true;
+
+    int e = posix_spawnp(&pid, o->argv[0], &fa, &attr, (char *const *)o->argv, envp);
+    if (e != 0) {
+        pid = -1;
+        errno = e;
+        pf_err_sys(err, e == ENOENT ? PF_ENOTFOUND : PF_EGENERIC, "cannot run %s", o->argv[0]);
+        goto out;
+    }
+    close_fd(&in_p[0]);
+    close_fd(&out_p[1]);
+    close_fd(&err_p[1]);
+    if ((in_p[1] >= 0 && set_nonblock(in_p[1]) < 0) ||
+        (out_p[0] >= 0 && set_nonblock(out_p[0]) < 0) || set_nonblock(err_p[0]) < 0) {
+        pf_err_sys(err, PF_EGENERIC, "%s: fcntl", name);
+        io_failed = true;
+    }
+
+    char rbuf[CHUNK];
+    while (!io_failed && (in_p[1] >= 0 || out_p[0] >= 0 || err_p[0] >= 0)) {
+        /* Refill before polling so that an exhausted source closes stdin promptly. */
+        if (in_p[1] >= 0 && pend_off == pend_len && !in_eof) {
+            ssize_t n = pf_source_read(o->in, pending, CHUNK, err);
+            if (n < 0) {
+                io_failed = true;
+                break;
+            }
+            pend_off = 0;
+            pend_len = (size_t)n;
+            if (n == 0)
+                in_eof = true;
+        }
+        if (in_p[1] >= 0 && in_eof && pend_off == pend_len)
+            close_fd(&in_p[1]);
+
+        struct pollfd pf[3];
+        int np = 0, i_in = -1, i_out = -1, i_err = -1;
+        if (in_p[1] >= 0) {
+            pf[np] = (struct pollfd){.fd = in_p[1], .events = POLLOUT};
+            i_in = np++;
+        }
+        if (out_p[0] >= 0) {
+            pf[np] = (struct pollfd){.fd = out_p[0], .events = POLLIN};
+            i_out = np++;
+        }
+        if (err_p[0] >= 0) {
+            pf[np] = (struct pollfd){.fd = err_p[0], .events = POLLIN};
+            i_err = np++;
+        }
+        if (np == 0)
+            break;
+        if (poll(pf, (nfds_t)np, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            pf_err_sys(err, PF_EGENERIC, "%s: poll", name);
+            io_failed = true;
+            break;
+        }
+        if (i_in >= 0 && pf[i_in].revents) {
+            ssize_t w = write(in_p[1], pending + pend_off, pend_len - pend_off);
+            if (w > 0) {
+                pend_off += (size_t)w;
+            } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                /* EPIPE: the child stopped reading; its exit status tells whether that
+                 * was fine. Eat the pending SIGPIPE so it never reaches us. */
+                if (errno == EPIPE && mask_set) {
+                    struct timespec zero = {0, 0};
+                    sigtimedwait(&pipe_set, NULL, &zero);
+                }
+                close_fd(&in_p[1]);
+            }
+        }
+        if (i_out >= 0 && pf[i_out].revents) {
+            ssize_t r = read(out_p[0], rbuf, sizeof rbuf);
+            if (r > 0) {
+                if (pf_sink_write(o->out, rbuf, (size_t)r, err) < 0) {
+                    io_failed = true;
+                    break;
+                }
+            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close_fd(&out_p[0]);
+            }
+        }
+        if (i_err >= 0 && pf[i_err].revents) {
+            ssize_t r = read(err_p[0], rbuf, sizeof rbuf);
+            if (r > 0) {
+                tail_add(tail, rbuf, (size_t)r);
+                if (o->stderr_passthrough) {
+                    ssize_t ignored = write(2, rbuf, (size_t)r);
+                    (void)ignored;
+                }
+            } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+                close_fd(&err_p[0]);
+            }
+        }
+    }
+
+    int st = 0;
+    if (io_failed) {
+        st = stop_child(pid);
+    } else {
+        while (waitpid(pid, &st, 0) < 0) {
+            if (errno != EINTR) {
+                pf_err_sys(err, PF_EGENERIC, "%s: waitpid", name);
+                pid = -1;
+                goto out;
+            }
+        }
+    }
+    pid = -1;
+    tail_lines(tail, res->tail, sizeof res->tail);
+    if (WIFSIGNALED(st)) {
+        res->exit_code = -1;
+        res->signal = WTERMSIG(st);
+    } else {
+        res->exit_code = WEXITSTATUS(st);
+    }
+    if (io_failed)
+        goto out; /* err already holds the sink's or source's error */
+    if (res->signal) {
+        pf_err_set(err, PF_ECOMPONENT, "%s killed by signal %d (%s)%s%s", name, res->signal,
+                   strsignal(res->signal), res->tail[0] ? ": " : "", res->tail);
+        goto out;
+    }
+    if (res->exit_code != 0) {
+        pf_err_set(err, PF_ECOMPONENT, "%s exited %d%s%s", name, res->exit_code,
+                   res->tail[0] ? ": " : "", res->tail[0] ? res->tail : "(no message)");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (pid > 0)
+        stop_child(pid);
+    for (int i = 0; i < 2; i++) {
+        close_fd(&in_p[i]);
+        close_fd(&out_p[i]);
+        close_fd(&err_p[i]);
+    }
+    if (mask_set) {
+        /* Drop a SIGPIPE still pending from our writes before unblocking it. */
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
+            ;
+        pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
+    }
+    if (have_fa)
+        posix_spawn_file_actions_destroy(&fa);
+    if (have_attr)
+        posix_spawnattr_destroy(&attr);
+    free(envp);
+    if (pending) {
+        explicit_bzero(pending, CHUNK); /* stdin may have carried a password */
+        free(pending);
+    }
+    free(tail);
+    return rc;
+}
+
+static int buf_sink_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+{
+    pf_buf_sink *bs = s->ctx;
+    if (bs->buf->len + n > bs->max)
+        return pf_err_set(err, PF_ECOMPONENT, "output larger than %zu bytes", bs->max);
+    pf_buf_append(bs->buf, p, n);
+    return 0;
+}
+
+void pf_buf_sink_init(pf_buf_sink *s, pf_buf *buf, size_t max)
+{
+    s->sink.write = buf_sink_write;
+    s->sink.ctx = s;
+    s->buf = buf;
+    s->max = max;
+}
+
+static ssize_t mem_source_read(pf_source *s, void *p, size_t n, pf_err *err)
+{
+    (void)err;
+    pf_mem_source *ms = s->ctx;
+    size_t left = ms->len - ms->pos;
+    if (n > left)
+        n = left;
+    if (n)
+        memcpy(p, ms->p + ms->pos, n);
+    ms->pos += n;
+    return (ssize_t)n;
+}
+
+void pf_mem_source_init(pf_mem_source *s, const void *p, size_t len)
+{
+    s->source.read = mem_source_read;
+    s->source.ctx = s;
+    s->p = p;
+    s->len = len;
+    s->pos = 0;
+}
+
+int pf_exec_capture(const char *const *argv, const char *const *env, const char *cwd,
+                    const void *in, size_t len, pf_buf *out, size_t max_out, pf_exec_result *res,
+                    pf_err *err)
+{
+    pf_mem_source ms;
+    pf_buf_sink bs;
+    pf_exec_opts o = {.argv = argv, .env = env, .cwd = cwd};
+    if (in) {
+        pf_mem_source_init(&ms, in, len);
+        o.in = &ms.source;
+    }
+    if (out) {
+        pf_buf_sink_init(&bs, out, max_out);
+        o.out = &bs.sink;
+    }
+    return pf_exec_run(&o, res, err);
+}
+
+char *pf_exec_which(const char *name)
+{
+    if (strchr(name, '/'))
+        return access(name, X_OK) == 0 ? strdup(name) : NULL;
+    const char *path = getenv("PATH");
+    if (!path)
+        path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t dl = colon ? (size_t)(colon - path) : strlen(path);
+        char *cand = NULL;
+        const char *dir = dl ? path : ".";
+        if (asprintf(&cand, "%.*s/%s", dl ? (int)dl : 1, dir, name) < 0)
+            return NULL;
+        struct stat st;
+        if (stat(cand, &st) == 0 && S_ISREG(st.st_mode) && access(cand, X_OK) == 0)
+            return cand;
+        free(cand);
+        path += dl;
+        if (*path == ':')
+            path++;
+    }
+    return NULL;
+}

@@ -1,0 +1,89 @@
+/* Child processes: pg_dump, pg_restore, psql, ...
+ *
+ * A child gets an argv (never put secrets in it: /proc/PID/cmdline is world-readable) and
+ * the parent's environment changed by a list of overrides (secrets go there, e.g.
+ * PGPASSWORD: /proc/PID/environ is readable only by the same user). Its stdin comes from
+ * a pf_source or /dev/null, its stdout goes to a pf_sink or /dev/null, and the last
+ * lines of its stderr are kept for the error message, so a failure reads
+ * "pg_dump exited 1: pg_dump: error: connection to server ... failed".
+ *
+ * Memory is bounded: stdout is handed to the sink in chunks of at most 64 KiB and only
+ * the last PF_EXEC_TAIL bytes of stderr are kept. */
+#ifndef PF_EXEC_H
+#define PF_EXEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "common/stream.h"
+
+#define PF_EXEC_TAIL 4096
+
+typedef struct pf_exec_opts {
+    /* argv[0] is a path, or a name looked up in PATH. NULL-terminated. */
+    const char *const *argv;
+    /* Name used in messages ("pg_dump exited 1: ..."); NULL: the basename of argv[0]. */
+    const char *name;
+    /* Changes to the environment, NULL-terminated, may be NULL: "KEY=value" sets KEY,
+     * "KEY" alone removes it. Later entries win. */
+    const char *const *env;
+    /* Working directory of the child, or NULL for ours. */
+    const char *cwd;
+    /* Where stdin comes from (read to its end, then the pipe is closed); NULL: /dev/null. */
+    pf_source *in;
+    /* Where stdout goes; NULL: discarded. */
+    pf_sink *out;
+    /* When true, stderr is passed through to ours as well as kept for the message. */
+    bool stderr_passthrough;
+} pf_exec_opts;
+
+typedef struct pf_exec_result {
+    int exit_code;  /* exit status, or -1 when killed by a signal */
+    int signal;     /* the signal that killed it, or 0 */
+    char tail[512]; /* last lines of stderr, newlines turned into "; ", NUL-terminated */
+} pf_exec_result;
+
+/* Runs a child to completion, feeding stdin from o->in and stdout to o->out.
+ * Returns 0 when it exited with status 0. Otherwise -1 with err filled:
+ *   - cannot start (not found, not executable): PF_ENOTFOUND / PF_EGENERIC,
+ *     "cannot run NAME: No such file or directory";
+ *   - exited non-zero or killed: PF_ECOMPONENT, "NAME exited 2: <stderr tail>" or
+ *     "NAME killed by signal 9 (Killed): <stderr tail>";
+ *   - o->in or o->out failed: their error, unchanged; the child is then killed (SIGTERM,
+ *     then SIGKILL after 5 s) and reaped.
+ * `res` (may be NULL) receives the exit status and stderr tail in every case where the
+ * child ran. SIGPIPE from a child that stops reading is handled, not fatal. */
+int pf_exec_run(const pf_exec_opts *o, pf_exec_result *res, pf_err *err);
+
+/* Convenience: runs argv with env, stdin from `in` (len bytes, may be NULL), and
+ * collects stdout into `out` (may be NULL), failing with PF_ECOMPONENT when stdout would
+ * exceed max_out bytes. Same errors as pf_exec_run. */
+int pf_exec_capture(const char *const *argv, const char *const *env, const char *cwd,
+                    const void *in, size_t len, pf_buf *out, size_t max_out, pf_exec_result *res,
+                    pf_err *err);
+
+/* A sink that appends to a pf_buf, up to `max` bytes (then fails with PF_ECOMPONENT). */
+typedef struct pf_buf_sink {
+    pf_sink sink;
+    pf_buf *buf;
+    size_t max;
+} pf_buf_sink;
+void pf_buf_sink_init(pf_buf_sink *s, pf_buf *buf, size_t max);
+
+/* A source that reads from memory. */
+typedef struct pf_mem_source {
+    pf_source source;
+    const unsigned char *p;
+    size_t len;
+    size_t pos;
+} pf_mem_source;
+void pf_mem_source_init(pf_mem_source *s, const void *p, size_t len);
+
+/* Finds an executable named `name` in PATH (or returns a copy of `name` when it contains
+ * a '/' and is executable). Returns a malloc'd path or NULL. */
+char *pf_exec_which(const char *name);
+
+#endif
