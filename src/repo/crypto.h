@@ -1,0 +1,53 @@
+/* Cryptographic primitives over OpenSSL libcrypto, with the repository's conventions.
+ * All functions returning int give 0 on success and -1 on failure (err filled). */
+#ifndef PF_CRYPTO_H
+#define PF_CRYPTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+
+#define PF_KEY_LEN 32
+#define PF_ID_LEN 32
+#define PF_SALT_LEN 32
+#define PF_NONCE_LEN 12
+#define PF_TAG_LEN 16
+
+/* Keys derived from the 32-byte master key. Wiped by pf_keys_wipe. */
+typedef struct pf_keys {
+    uint8_t master[PF_KEY_LEN];
+    uint8_t id_key[PF_KEY_LEN]; /* HMAC key for blob ids */
+} pf_keys;
+
+int pf_random(void *p, size_t n, pf_err *err);
+void pf_sha256(const void *p, size_t n, uint8_t out[PF_ID_LEN]);
+/* Blob id: HMAC-SHA256(keys->id_key, data). */
+void pf_blob_id(const pf_keys *keys, const void *p, size_t n, uint8_t out[PF_ID_LEN]);
+/* HKDF-SHA256(ikm, salt, info) -> out (outlen bytes). */
+int pf_hkdf(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt, size_t saltlen,
+            const char *info, uint8_t *out, size_t outlen, pf_err *err);
+/* Fills keys->id_key from keys->master. */
+int pf_keys_derive(pf_keys *keys, pf_err *err);
+void pf_keys_wipe(pf_keys *keys);
+/* scrypt(pass, salt, N, r, p) -> 32 bytes. */
+int pf_scrypt(const char *pass, size_t passlen, const uint8_t *salt, size_t saltlen, uint64_t n,
+              uint32_t r, uint32_t p, uint8_t out[PF_KEY_LEN], pf_err *err);
+
+/* AES-256-GCM. The nonce is a 96-bit big-endian counter value. seal appends
+ * ciphertext||tag (n + 16 bytes) to out; open appends the plaintext, and fails with
+ * PF_ECORRUPT when authentication fails. */
+void pf_nonce_from_counter(uint64_t counter, uint8_t nonce[PF_NONCE_LEN]);
+int pf_aead_seal(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN],
+                 const void *aad, size_t aadlen, const void *p, size_t n, pf_buf *out,
+                 pf_err *err);
+int pf_aead_open(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN],
+                 const void *aad, size_t aadlen, const void *c, size_t n, pf_buf *out,
+                 pf_err *err);
+
+void pf_hex(const uint8_t *p, size_t n, char *out); /* out has 2n+1 bytes */
+/* Parses exactly 2n hex digits; returns -1 on anything else. */
+int pf_unhex(const char *s, uint8_t *out, size_t n);
+
+#endif

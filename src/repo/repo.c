@@ -1,0 +1,808 @@
+#include "repo/repo.h"
+
+#include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "common/log.h"
+#include "repo/pack.h"
+
+#define DEFAULT_CHUNK_MIN (512u << 10)
+#define DEFAULT_CHUNK_AVG (1u << 20)
+#define DEFAULT_CHUNK_MAX (8u << 20)
+#define DEFAULT_PACK_SIZE (16u << 20)
+#define KDF_N 32768
+#define KDF_R 8
+#define KDF_P 1
+#define OBJECT_MAGIC "PFO1"
+/* Metadata objects (snapshots, index files, locks) larger than this are refused. */
+#define MAX_OBJECT (1u << 30)
+
+static pf_repo *repo_alloc(pf_store *store)
+{
+    pf_repo *r = calloc(1, sizeof *r);
+    if (!r) {
+        pf_store_free(store);
+        return NULL;
+    }
+    r->store = store;
+    r->index = pf_index_new();
+    pthread_mutex_init(&r->mu, NULL);
+    r->zstd_level = 3;
+    return r;
+}
+
+void pf_repo_free(pf_repo *r)
+{
+    if (!r)
+        return;
+    pf_store_free(r->store);
+    pf_index_free(r->index);
+    pthread_mutex_destroy(&r->mu);
+    OPENSSL_cleanse(r, sizeof *r);
+    free(r);
+}
+
+void pf_pack_key_name(const uint8_t id[PF_ID_LEN], char out[80])
+{
+    char hex[PF_HEX_ID_LEN + 1];
+    pf_hex(id, PF_ID_LEN, hex);
+    snprintf(out, 80, "data/%.2s/%s", hex, hex);
+}
+
+static void now_str(char *out, size_t n)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1], pf_err *err)
+{
+    int rc = -1;
+    uint8_t salt[PF_SALT_LEN], kek[PF_KEY_LEN], nonce[PF_NONCE_LEN];
+    char salt_hex[2 * PF_SALT_LEN + 1], when[32], host[256] = "";
+    pf_buf sealed = PF_BUF_INIT;
+    char *hex = NULL, *text = NULL;
+    cJSON *o = NULL;
+    if (pf_random(salt, sizeof salt, err) ||
+        pf_scrypt(pass, strlen(pass), salt, sizeof salt, KDF_N, KDF_R, KDF_P, kek, err))
+        goto out;
+    pf_nonce_from_counter(0, nonce);
+    if (pf_aead_seal(kek, nonce, "permafrost key", 14, r->keys.master, PF_KEY_LEN, &sealed, err))
+        goto out;
+    hex = malloc(2 * sealed.len + 1);
+    if (!hex) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    pf_hex(sealed.data, sealed.len, hex);
+    pf_hex(salt, sizeof salt, salt_hex);
+    now_str(when, sizeof when);
+    gethostname(host, sizeof host - 1);
+    struct passwd *pw = getpwuid(getuid());
+    o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "version", 1);
+    cJSON_AddStringToObject(o, "created", when);
+    cJSON_AddStringToObject(o, "host", host);
+    cJSON_AddStringToObject(o, "user", pw ? pw->pw_name : "");
+    cJSON_AddStringToObject(o, "kdf", "scrypt");
+    cJSON_AddNumberToObject(o, "N", KDF_N);
+    cJSON_AddNumberToObject(o, "r", KDF_R);
+    cJSON_AddNumberToObject(o, "p", KDF_P);
+    cJSON_AddStringToObject(o, "salt", salt_hex);
+    cJSON_AddStringToObject(o, "sealed", hex);
+    text = cJSON_Print(o);
+    uint8_t kid[PF_ID_LEN];
+    pf_sha256(text, strlen(text), kid);
+    char name[8 + PF_HEX_ID_LEN + 1];
+    pf_hex(kid, PF_ID_LEN, id_out);
+    snprintf(name, sizeof name, "keys/%s", id_out);
+    if (pf_store_put(r->store, name, text, strlen(text), err)) {
+        pf_err_prefix(err, "writing key");
+        goto out;
+    }
+    rc = 0;
+out:
+    OPENSSL_cleanse(kek, sizeof kek);
+    pf_buf_free(&sealed);
+    free(hex);
+    free(text);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static int derive_all(pf_repo *r, uint32_t cmin, uint32_t cavg, uint32_t cmax, pf_err *err)
+{
+    if (pf_keys_derive(&r->keys, err))
+        return -1;
+    return pf_chunker_init(&r->chunker, r->keys.master, cmin, cavg, cmax, err);
+}
+
+pf_repo *pf_repo_init(pf_store *store, const char *pass, const pf_repo_init_opts *opts,
+                      pf_err *err)
+{
+    pf_repo *r = repo_alloc(store);
+    char *text = NULL;
+    cJSON *o = NULL;
+    uint64_t sz;
+    if (!r) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    pf_err probe = {0};
+    if (pf_store_stat(store, "config", &sz, &probe) == 0) {
+        pf_err_set(err, PF_EEXIST, "a repository already exists at %s", store->location);
+        goto fail;
+    }
+    if (probe.code != PF_ENOTFOUND) {
+        *err = probe;
+        goto fail;
+    }
+    uint32_t cmin = opts && opts->chunk_min ? opts->chunk_min : DEFAULT_CHUNK_MIN;
+    uint32_t cavg = opts && opts->chunk_avg ? opts->chunk_avg : DEFAULT_CHUNK_AVG;
+    uint32_t cmax = opts && opts->chunk_max ? opts->chunk_max : DEFAULT_CHUNK_MAX;
+    if (opts && opts->master)
+        memcpy(r->keys.master, opts->master, PF_KEY_LEN);
+    else if (pf_random(r->keys.master, PF_KEY_LEN, err))
+        goto fail;
+    uint8_t rid[PF_ID_LEN];
+    if (pf_random(rid, sizeof rid, err) || derive_all(r, cmin, cavg, cmax, err))
+        goto fail;
+    pf_hex(rid, sizeof rid, r->id);
+    r->pack_size = DEFAULT_PACK_SIZE;
+    /* The key goes first: a config without a key would be a repository nobody can open,
+     * while a key without a config is ignored and init can simply be run again. */
+    if (pf_repo_add_key(r, pass, r->key_id, err))
+        goto fail;
+    o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "version", PF_REPO_VERSION);
+    cJSON_AddStringToObject(o, "id", r->id);
+    cJSON *ch = cJSON_AddObjectToObject(o, "chunker");
+    cJSON_AddNumberToObject(ch, "min", cmin);
+    cJSON_AddNumberToObject(ch, "avg", cavg);
+    cJSON_AddNumberToObject(ch, "max", cmax);
+    cJSON_AddNumberToObject(o, "pack_size", r->pack_size);
+    text = cJSON_Print(o);
+    if (pf_store_put(store, "config", text, strlen(text), err)) {
+        pf_err_prefix(err, "writing config");
+        goto fail;
+    }
+    free(text);
+    cJSON_Delete(o);
+    return r;
+fail:
+    free(text);
+    cJSON_Delete(o);
+    pf_repo_free(r);
+    return NULL;
+}
+
+static double num(cJSON *o, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static const char *str(cJSON *o, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Tries one key file; 0 = opened (master filled), 1 = wrong passphrase, -1 = error. */
+static int try_key(pf_repo *r, const char *name, const char *pass, pf_err *err)
+{
+    pf_buf text = PF_BUF_INIT, master = PF_BUF_INIT;
+    cJSON *o = NULL;
+    int rc = -1;
+    uint8_t salt[PF_SALT_LEN], kek[PF_KEY_LEN], nonce[PF_NONCE_LEN], sealed[PF_KEY_LEN + 64];
+    if (pf_store_get(r->store, name, 0, PF_STORE_ALL, &text, err))
+        goto out;
+    o = cJSON_ParseWithLength((const char *)text.data, text.len);
+    const char *salt_hex = o ? str(o, "salt") : NULL, *sealed_hex = o ? str(o, "sealed") : NULL;
+    double n = o ? num(o, "N") : -1, rr = o ? num(o, "r") : -1, p = o ? num(o, "p") : -1;
+    if (!salt_hex || !sealed_hex || pf_unhex(salt_hex, salt, sizeof salt) ||
+        strlen(sealed_hex) != 2 * (PF_KEY_LEN + PF_TAG_LEN) ||
+        pf_unhex(sealed_hex, sealed, PF_KEY_LEN + PF_TAG_LEN) || n < 1024 || n > (1 << 22) ||
+        rr < 1 || rr > 32 || p < 1 || p > 16) {
+        pf_err_set(err, PF_ECORRUPT, "key file %s is malformed", name);
+        goto out;
+    }
+    if (pf_scrypt(pass, strlen(pass), salt, sizeof salt, (uint64_t)n, (uint32_t)rr, (uint32_t)p,
+                  kek, err))
+        goto out;
+    pf_nonce_from_counter(0, nonce);
+    pf_err ignored;
+    if (pf_aead_open(kek, nonce, "permafrost key", 14, sealed, PF_KEY_LEN + PF_TAG_LEN, &master,
+                     &ignored)) {
+        rc = 1;
+        goto out;
+    }
+    memcpy(r->keys.master, master.data, PF_KEY_LEN);
+    rc = 0;
+out:
+    OPENSSL_cleanse(kek, sizeof kek);
+    pf_buf_free(&text);
+    pf_buf_free(&master);
+    cJSON_Delete(o);
+    return rc;
+}
+
+typedef struct name_list {
+    char **v;
+    size_t n;
+} name_list;
+
+static int collect_name(const char *key, uint64_t size, void *ctx)
+{
+    (void)size;
+    name_list *l = ctx;
+    char **v = realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    l->v = v;
+    l->v[l->n] = strdup(key);
+    if (!l->v[l->n])
+        return -1;
+    l->n++;
+    return 0;
+}
+
+static void name_list_free(name_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err)
+{
+    pf_repo *r = repo_alloc(store);
+    pf_buf text = PF_BUF_INIT;
+    cJSON *o = NULL;
+    name_list keys = {0};
+    if (!r) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    if (pf_store_get(store, "config", 0, PF_STORE_ALL, &text, err)) {
+        if (err->code == PF_ENOTFOUND)
+            pf_err_set(err, PF_ENOREPO,
+                       "%s is not a permafrost repository (no config): check the path, or "
+                       "create one with 'permafrost init'",
+                       store->location);
+        goto fail;
+    }
+    o = cJSON_ParseWithLength((const char *)text.data, text.len);
+    cJSON *ch = o ? cJSON_GetObjectItemCaseSensitive(o, "chunker") : NULL;
+    const char *id = o ? str(o, "id") : NULL;
+    if (!o || !ch || !id || strlen(id) != PF_HEX_ID_LEN) {
+        pf_err_set(err, PF_ENOREPO, "%s: config is not a permafrost repository config",
+                   store->location);
+        goto fail;
+    }
+    if (num(o, "version") != PF_REPO_VERSION) {
+        pf_err_set(err, PF_ENOREPO,
+                   "%s: repository format version %g is not supported by this permafrost",
+                   store->location, num(o, "version"));
+        goto fail;
+    }
+    memcpy(r->id, id, sizeof r->id);
+    double ps = num(o, "pack_size");
+    r->pack_size = ps >= (1 << 20) && ps <= (1u << 30) ? (uint32_t)ps : DEFAULT_PACK_SIZE;
+    double cmin = num(ch, "min"), cavg = num(ch, "avg"), cmax = num(ch, "max");
+    if (cmin < 64 || cmax > PF_MAX_BLOB || cavg < 256) {
+        pf_err_set(err, PF_ECORRUPT, "%s: config has invalid chunker parameters",
+                   store->location);
+        goto fail;
+    }
+    if (pf_store_list(store, "keys/", collect_name, &keys, err))
+        goto fail;
+    if (keys.n == 0) {
+        pf_err_set(err, PF_ECORRUPT, "%s: repository has no keys", store->location);
+        goto fail;
+    }
+    int opened = 0;
+    for (size_t i = 0; i < keys.n && !opened; i++) {
+        int t = try_key(r, keys.v[i], pass, err);
+        if (t < 0) {
+            pf_log(PF_LOG_WARN, "%s", err->msg);
+            continue;
+        }
+        if (t == 0) {
+            opened = 1;
+            snprintf(r->key_id, sizeof r->key_id, "%s", keys.v[i] + 5);
+        }
+    }
+    if (!opened) {
+        pf_err_set(err, PF_EAUTH, "wrong passphrase for repository %s", store->location);
+        goto fail;
+    }
+    if (derive_all(r, (uint32_t)cmin, (uint32_t)cavg, (uint32_t)cmax, err))
+        goto fail;
+    name_list_free(&keys);
+    pf_buf_free(&text);
+    cJSON_Delete(o);
+    return r;
+fail:
+    name_list_free(&keys);
+    pf_buf_free(&text);
+    cJSON_Delete(o);
+    pf_repo_free(r);
+    return NULL;
+}
+
+int pf_object_seal(const pf_keys *keys, const char *kind, const void *p, size_t n, pf_buf *out,
+                   pf_err *err)
+{
+    uint8_t salt[PF_SALT_LEN], key[PF_KEY_LEN], nonce[PF_NONCE_LEN];
+    size_t bound = ZSTD_compressBound(n);
+    uint8_t *z = malloc(bound ? bound : 1);
+    int rc = -1;
+    if (!z)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    size_t zn = ZSTD_compress(z, bound, p, n, 3);
+    if (ZSTD_isError(zn)) {
+        pf_err_set(err, PF_EGENERIC, "compression failed");
+        goto out;
+    }
+    if (pf_random(salt, sizeof salt, err) ||
+        pf_hkdf(keys->master, PF_KEY_LEN, salt, sizeof salt, "permafrost object key", key,
+                sizeof key, err))
+        goto out;
+    pf_nonce_from_counter(0, nonce);
+    pf_buf_append(out, OBJECT_MAGIC, 4);
+    pf_buf_append(out, salt, sizeof salt);
+    rc = pf_aead_seal(key, nonce, kind, strlen(kind), z, zn, out, err);
+out:
+    OPENSSL_cleanse(key, sizeof key);
+    free(z);
+    return rc;
+}
+
+int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size_t n,
+                   pf_buf *out, pf_err *err)
+{
+    uint8_t key[PF_KEY_LEN], nonce[PF_NONCE_LEN];
+    pf_buf z = PF_BUF_INIT;
+    int rc = -1;
+    if (n < 4 + PF_SALT_LEN + PF_TAG_LEN || memcmp(p, OBJECT_MAGIC, 4))
+        return pf_err_set(err, PF_ECORRUPT, "not a permafrost object");
+    if (pf_hkdf(keys->master, PF_KEY_LEN, p + 4, PF_SALT_LEN, "permafrost object key", key,
+                sizeof key, err))
+        return -1;
+    pf_nonce_from_counter(0, nonce);
+    if (pf_aead_open(key, nonce, kind, strlen(kind), p + 4 + PF_SALT_LEN, n - 4 - PF_SALT_LEN,
+                     &z, err))
+        goto out;
+    unsigned long long sz = ZSTD_getFrameContentSize(z.data, z.len);
+    if (sz == ZSTD_CONTENTSIZE_ERROR || sz == ZSTD_CONTENTSIZE_UNKNOWN || sz > MAX_OBJECT) {
+        pf_err_set(err, PF_ECORRUPT, "object content malformed");
+        goto out;
+    }
+    size_t start = out->len;
+    pf_buf_reserve(out, (size_t)sz);
+    size_t d = ZSTD_decompress(out->data + start, (size_t)sz, z.data, z.len);
+    if (ZSTD_isError(d) || d != sz) {
+        pf_err_set(err, PF_ECORRUPT, "object does not decompress");
+        goto out;
+    }
+    out->len += d;
+    out->data[out->len] = 0;
+    rc = 0;
+out:
+    OPENSSL_cleanse(key, sizeof key);
+    pf_buf_free(&z);
+    return rc;
+}
+
+/* The kind string binds an object's content to its folder. */
+static const char *kind_of(const char *dir)
+{
+    return dir;
+}
+
+int pf_repo_save_object(pf_repo *r, const char *dir, const void *p, size_t n,
+                        char id_out[PF_HEX_ID_LEN + 1], pf_err *err)
+{
+    pf_buf sealed = PF_BUF_INIT;
+    uint8_t id[PF_ID_LEN];
+    char name[128];
+    int rc = -1;
+    if (pf_object_seal(&r->keys, kind_of(dir), p, n, &sealed, err))
+        goto out;
+    pf_sha256(sealed.data, sealed.len, id);
+    pf_hex(id, PF_ID_LEN, id_out);
+    snprintf(name, sizeof name, "%s/%s", dir, id_out);
+    if (pf_store_put(r->store, name, sealed.data, sealed.len, err)) {
+        pf_err_prefix(err, "writing %s", name);
+        goto out;
+    }
+    rc = 0;
+out:
+    pf_buf_free(&sealed);
+    return rc;
+}
+
+int pf_repo_load_object(pf_repo *r, const char *dir, const char *id, pf_buf *out, pf_err *err)
+{
+    pf_buf sealed = PF_BUF_INIT;
+    char name[128];
+    uint8_t want[PF_ID_LEN], got[PF_ID_LEN];
+    int rc = -1;
+    snprintf(name, sizeof name, "%s/%s", dir, id);
+    if (pf_unhex(id, want, PF_ID_LEN)) {
+        pf_err_set(err, PF_EUSAGE, "%s: not an object id", name);
+        goto out;
+    }
+    if (pf_store_get(r->store, name, 0, PF_STORE_ALL, &sealed, err)) {
+        pf_err_prefix(err, "reading %s", name);
+        goto out;
+    }
+    pf_sha256(sealed.data, sealed.len, got);
+    if (memcmp(want, got, PF_ID_LEN)) {
+        pf_err_set(err, PF_ECORRUPT, "%s is damaged: its content does not match its name",
+                   name);
+        goto out;
+    }
+    if (pf_object_open(&r->keys, kind_of(dir), sealed.data, sealed.len, out, err)) {
+        pf_err_prefix(err, "%s", name);
+        goto out;
+    }
+    rc = 0;
+out:
+    pf_buf_free(&sealed);
+    return rc;
+}
+
+typedef struct list_ctx {
+    size_t skip;
+    int (*cb)(const char *id, void *ctx);
+    void *ctx;
+} list_ctx;
+
+static int list_one(const char *key, uint64_t size, void *vctx)
+{
+    (void)size;
+    list_ctx *c = vctx;
+    const char *id = key + c->skip;
+    uint8_t tmp[PF_ID_LEN];
+    if (strlen(id) != PF_HEX_ID_LEN || pf_unhex(id, tmp, PF_ID_LEN))
+        return 0; /* temporary or foreign files are not objects */
+    return c->cb(id, c->ctx);
+}
+
+int pf_repo_list_objects(pf_repo *r, const char *dir, int (*cb)(const char *id, void *ctx),
+                         void *ctx, pf_err *err)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s/", dir);
+    list_ctx c = {strlen(prefix), cb, ctx};
+    int rc = pf_store_list(r->store, prefix, list_one, &c, err);
+    if (rc > 0)
+        return pf_err_set(err, PF_EGENERIC, "listing %s stopped", dir);
+    return rc;
+}
+
+typedef struct load_index_ctx {
+    pf_repo *r;
+    pf_err *err;
+    int failed;
+} load_index_ctx;
+
+static int load_one_index(const char *id, void *vctx)
+{
+    load_index_ctx *c = vctx;
+    pf_buf plain = PF_BUF_INIT;
+    pf_index_file f;
+    if (pf_repo_load_object(c->r, "index", id, &plain, c->err) ||
+        pf_index_file_decode(plain.data, plain.len, &f, c->err)) {
+        pf_buf_free(&plain);
+        pf_err_prefix(c->err, "index %.12s", id);
+        c->failed = 1;
+        return 1;
+    }
+    pthread_mutex_lock(&c->r->mu);
+    pf_index_merge(c->r->index, &f);
+    pthread_mutex_unlock(&c->r->mu);
+    pf_index_file_free(&f);
+    pf_buf_free(&plain);
+    return 0;
+}
+
+int pf_repo_load_index(pf_repo *r, pf_err *err)
+{
+    if (r->index_loaded)
+        return 0;
+    load_index_ctx c = {r, err, 0};
+    if (pf_repo_list_objects(r, "index", load_one_index, &c, err) || c.failed)
+        return -1;
+    r->index_loaded = 1;
+    return 0;
+}
+
+int pf_repo_save_index(pf_repo *r, const pf_index_file *f, pf_err *err)
+{
+    pf_buf plain = PF_BUF_INIT;
+    char id[PF_HEX_ID_LEN + 1];
+    pf_index_file_encode(f, &plain);
+    int rc = pf_repo_save_object(r, "index", plain.data, plain.len, id, err);
+    pf_buf_free(&plain);
+    return rc;
+}
+
+typedef struct orphan_ctx {
+    pf_repo *r;
+    pf_index_file *found;
+    pf_err *err;
+} orphan_ctx;
+
+static int check_orphan(const char *key, uint64_t size, void *vctx)
+{
+    orphan_ctx *c = vctx;
+    const char *base = strrchr(key, '/');
+    uint8_t id[PF_ID_LEN], salt[PF_SALT_LEN], pk[PF_KEY_LEN];
+    base = base ? base + 1 : key;
+    if (strlen(base) != PF_HEX_ID_LEN || pf_unhex(base, id, PF_ID_LEN))
+        return 0;
+    pthread_mutex_lock(&c->r->mu);
+    long have = pf_index_find_pack(c->r->index, id);
+    pthread_mutex_unlock(&c->r->mu);
+    if (have >= 0)
+        return 0;
+    pf_buf tail = PF_BUF_INIT;
+    pf_blob_entry *es = NULL;
+    size_t n = 0;
+    uint32_t hl;
+    pf_err e = {0};
+    if (size < PF_PACK_TRAILER_LEN ||
+        pf_store_get(c->r->store, key, size - PF_PACK_TRAILER_LEN, PF_PACK_TRAILER_LEN, &tail,
+                     &e) ||
+        pf_pack_parse_trailer(tail.data, size, salt, &hl, &e))
+        goto skip;
+    pf_buf_reset(&tail);
+    if (pf_store_get(c->r->store, key, size - PF_PACK_TRAILER_LEN - hl, hl, &tail, &e) ||
+        pf_pack_key(&c->r->keys, salt, pk, &e) ||
+        pf_pack_decode_header(pk, tail.data, tail.len, size - PF_PACK_TRAILER_LEN - hl, &es, &n,
+                              &e))
+        goto skip;
+    pf_index_file_pack p = {.count = n, .entries = es};
+    memcpy(p.info.id, id, PF_ID_LEN);
+    memcpy(p.info.salt, salt, PF_SALT_LEN);
+    pf_index_file one = {.packs = &p, .npacks = 1};
+    pthread_mutex_lock(&c->r->mu);
+    pf_index_merge(c->r->index, &one);
+    pthread_mutex_unlock(&c->r->mu);
+    if (c->found) {
+        pf_index_file *f = c->found;
+        pf_index_file_pack *np = realloc(f->packs, (f->npacks + 1) * sizeof *np);
+        if (!np) {
+            free(es);
+            pf_buf_free(&tail);
+            return 1;
+        }
+        f->packs = np;
+        f->packs[f->npacks++] = p;
+        es = NULL;
+    }
+    free(es);
+    pf_buf_free(&tail);
+    return 0;
+skip:
+    /* A pack that cannot be read is not reused; check reports it. */
+    pf_debug("ignoring unindexed pack %s: %s", key, e.msg);
+    free(es);
+    pf_buf_free(&tail);
+    return 0;
+}
+
+int pf_repo_index_orphan_packs(pf_repo *r, pf_index_file *found, pf_err *err)
+{
+    orphan_ctx c = {r, found, err};
+    int rc = pf_store_list(r->store, "data/", check_orphan, &c, err);
+    if (rc > 0)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    return rc;
+}
+
+int pf_repo_has_blob(pf_repo *r, const uint8_t id[PF_ID_LEN])
+{
+    pthread_mutex_lock(&r->mu);
+    pf_blob_loc *l = pf_index_find(r->index, id);
+    int has = l && l->pack != PF_PACK_PENDING;
+    pthread_mutex_unlock(&r->mu);
+    return has;
+}
+
+int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_err *err)
+{
+    char hex[PF_HEX_ID_LEN + 1], name[80];
+    pf_buf sealed = PF_BUF_INIT;
+    uint8_t pk[PF_KEY_LEN];
+    int rc = -1;
+    pf_hex(id, PF_ID_LEN, hex);
+    pthread_mutex_lock(&r->mu);
+    pf_blob_loc *l = pf_index_find(r->index, id);
+    pf_blob_loc loc = l ? *l : (pf_blob_loc){0};
+    pf_pack_info pack = {0};
+    if (l && l->pack != PF_PACK_PENDING)
+        pack = r->index->packs[l->pack];
+    pthread_mutex_unlock(&r->mu);
+    if (!l || loc.pack == PF_PACK_PENDING)
+        return pf_err_set(err, PF_ENOTFOUND, "blob %.16s is not in the index", hex);
+    pf_pack_key_name(pack.id, name);
+    pf_blob_entry e = {.type = loc.type,
+                       .comp = loc.comp,
+                       .offset = loc.offset,
+                       .length = loc.length,
+                       .raw_length = loc.raw_length};
+    memcpy(e.id, id, PF_ID_LEN);
+    if (pf_store_get(r->store, name, loc.offset, loc.length, &sealed, err) ||
+        pf_pack_key(&r->keys, pack.salt, pk, err) ||
+        pf_blob_open(&r->keys, pk, &e, sealed.data, out, err)) {
+        pf_err_prefix(err, "blob %.16s in pack %.16s", hex, name + 8);
+        goto out;
+    }
+    rc = 0;
+out:
+    OPENSSL_cleanse(pk, sizeof pk);
+    pf_buf_free(&sealed);
+    return rc;
+}
+
+int pf_repo_load_tree(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_tree *t, pf_err *err)
+{
+    pf_buf b = PF_BUF_INIT;
+    int rc = pf_repo_load_blob(r, id, &b, err);
+    if (!rc)
+        rc = pf_tree_decode(b.data, b.len, t, err);
+    pf_buf_free(&b);
+    return rc;
+}
+
+typedef struct resolve_ctx {
+    const char *prefix;
+    size_t plen;
+    char found[PF_HEX_ID_LEN + 1];
+    int matches;
+} resolve_ctx;
+
+static int resolve_one(const char *id, void *vctx)
+{
+    resolve_ctx *c = vctx;
+    if (!strncmp(id, c->prefix, c->plen)) {
+        c->matches++;
+        memcpy(c->found, id, sizeof c->found);
+    }
+    return 0;
+}
+
+int pf_repo_resolve_snapshot(pf_repo *r, const char *ref, char id_out[PF_HEX_ID_LEN + 1],
+                             pf_err *err)
+{
+    if (!strcmp(ref, "latest")) {
+        pf_snapshot *all;
+        size_t n;
+        if (pf_repo_load_all_snapshots(r, &all, &n, err))
+            return -1;
+        if (n == 0) {
+            pf_snapshots_free(all, n);
+            return pf_err_set(err, PF_ENOTFOUND, "the repository has no snapshots yet");
+        }
+        memcpy(id_out, all[n - 1].id, PF_HEX_ID_LEN + 1);
+        pf_snapshots_free(all, n);
+        return 0;
+    }
+    resolve_ctx c = {ref, strlen(ref), "", 0};
+    if (c.plen == 0 || c.plen > PF_HEX_ID_LEN)
+        return pf_err_set(err, PF_EUSAGE, "\"%s\" is not a snapshot id", ref);
+    if (pf_repo_list_objects(r, "snapshots", resolve_one, &c, err))
+        return -1;
+    if (c.matches == 0)
+        return pf_err_set(err, PF_ENOTFOUND,
+                          "no snapshot %s: see 'permafrost snapshots' for the ids", ref);
+    if (c.matches > 1)
+        return pf_err_set(err, PF_EUSAGE, "snapshot id prefix %s is ambiguous: give more digits",
+                          ref);
+    memcpy(id_out, c.found, sizeof c.found);
+    return 0;
+}
+
+static int load_snapshot_id(pf_repo *r, const char *id, pf_snapshot *s, pf_err *err)
+{
+    pf_buf b = PF_BUF_INIT;
+    int rc = pf_repo_load_object(r, "snapshots", id, &b, err);
+    if (!rc && pf_snapshot_decode((const char *)b.data, b.len, s, err)) {
+        pf_err_prefix(err, "snapshot %.12s", id);
+        rc = -1;
+    }
+    if (!rc)
+        memcpy(s->id, id, PF_HEX_ID_LEN + 1);
+    pf_buf_free(&b);
+    return rc;
+}
+
+int pf_repo_load_snapshot(pf_repo *r, const char *ref, pf_snapshot *s, pf_err *err)
+{
+    char id[PF_HEX_ID_LEN + 1];
+    if (pf_repo_resolve_snapshot(r, ref, id, err))
+        return -1;
+    return load_snapshot_id(r, id, s, err);
+}
+
+int pf_repo_save_snapshot(pf_repo *r, pf_snapshot *s, pf_err *err)
+{
+    char *text = pf_snapshot_encode(s);
+    if (!text)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    int rc = pf_repo_save_object(r, "snapshots", text, strlen(text), s->id, err);
+    cJSON_free(text);
+    return rc;
+}
+
+typedef struct all_ctx {
+    pf_repo *r;
+    pf_snapshot *v;
+    size_t n, cap;
+    pf_err *err;
+    int failed;
+} all_ctx;
+
+static int load_all_one(const char *id, void *vctx)
+{
+    all_ctx *c = vctx;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        pf_snapshot *v = realloc(c->v, cap * sizeof *v);
+        if (!v)
+            return 1;
+        c->v = v;
+        c->cap = cap;
+    }
+    if (load_snapshot_id(c->r, id, &c->v[c->n], c->err)) {
+        c->failed = 1;
+        return 1;
+    }
+    c->n++;
+    return 0;
+}
+
+static int snap_cmp(const void *a, const void *b)
+{
+    const pf_snapshot *x = a, *y = b;
+    if (x->time_ns != y->time_ns)
+        return x->time_ns < y->time_ns ? -1 : 1;
+    return strcmp(x->id, y->id);
+}
+
+int pf_repo_load_all_snapshots(pf_repo *r, pf_snapshot **out, size_t *n, pf_err *err)
+{
+    all_ctx c = {r, NULL, 0, 0, err, 0};
+    int rc = pf_repo_list_objects(r, "snapshots", load_all_one, &c, err);
+    if (rc || c.failed) {
+        pf_snapshots_free(c.v, c.n);
+        return -1;
+    }
+    if (c.n > 1)
+        qsort(c.v, c.n, sizeof *c.v, snap_cmp);
+    *out = c.v;
+    *n = c.n;
+    return 0;
+}
+
+void pf_snapshots_free(pf_snapshot *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        pf_snapshot_free(&s[i]);
+    free(s);
+}

@@ -1,0 +1,296 @@
+#include "repo/saver.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "repo/pack.h"
+
+#define QUEUE_DEPTH 8
+#define MAX_WORKERS 16
+/* An index file is written after this many new packs, so that an interrupted backup
+ * leaves most of its work indexed. */
+#define PACKS_PER_INDEX 64
+
+typedef struct job {
+    uint8_t id[PF_ID_LEN];
+    uint8_t type;
+    void *data;
+    size_t len;
+} job;
+
+struct pf_saver {
+    pf_repo *repo;
+    pthread_t threads[MAX_WORKERS];
+    int nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full;
+    job queue[QUEUE_DEPTH];
+    size_t head, count;
+    int closing;
+    int failed;
+    pf_err first_err;
+    pf_index_file pending; /* packs uploaded but not yet in an index file */
+    pf_saver_stats stats;
+};
+
+static void fail(pf_saver *s, const pf_err *e)
+{
+    /* caller holds s->mu */
+    if (!s->failed) {
+        s->failed = 1;
+        s->first_err = *e;
+    }
+    pthread_cond_broadcast(&s->not_full);
+    pthread_cond_broadcast(&s->not_empty);
+}
+
+static int write_index(pf_saver *s, pf_err *err)
+{
+    /* caller holds s->mu */
+    if (!s->pending.npacks)
+        return 0;
+    int rc = pf_repo_save_index(s->repo, &s->pending, err);
+    if (!rc)
+        pf_index_file_free(&s->pending);
+    return rc;
+}
+
+static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
+{
+    uint8_t pack_id[PF_ID_LEN];
+    char name[80];
+    if (pf_packer_finish(pk, pack_id, err))
+        return -1;
+    pf_pack_key_name(pack_id, name);
+    if (pf_store_put(s->repo->store, name, pk->data.data, pk->data.len, err))
+        return pf_err_prefix(err, "uploading pack");
+    pf_index_file_pack p = {.count = pk->count, .entries = pk->entries};
+    memcpy(p.info.id, pack_id, PF_ID_LEN);
+    memcpy(p.info.salt, pk->salt, PF_SALT_LEN);
+    pf_index_file one = {.packs = &p, .npacks = 1};
+    pthread_mutex_lock(&s->repo->mu);
+    pf_index_merge(s->repo->index, &one);
+    pthread_mutex_unlock(&s->repo->mu);
+
+    pthread_mutex_lock(&s->mu);
+    pf_index_file_pack *np = realloc(s->pending.packs, (s->pending.npacks + 1) * sizeof *np);
+    if (!np) {
+        pthread_mutex_unlock(&s->mu);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    s->pending.packs = np;
+    s->pending.packs[s->pending.npacks++] = p;
+    pk->entries = NULL; /* now owned by pending */
+    pk->count = pk->cap = 0;
+    s->stats.packs++;
+    s->stats.bytes_stored += pk->data.len;
+    int rc = 0;
+    if (s->pending.npacks >= PACKS_PER_INDEX)
+        rc = write_index(s, err);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void *worker(void *arg)
+{
+    pf_saver *s = arg;
+    pf_packer pk;
+    int have_packer = 0;
+    pf_err e = {0};
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->count && !s->closing && !s->failed)
+            pthread_cond_wait(&s->not_empty, &s->mu);
+        if (s->failed || (!s->count && s->closing)) {
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        job j = s->queue[s->head];
+        s->head = (s->head + 1) % QUEUE_DEPTH;
+        s->count--;
+        pthread_cond_signal(&s->not_full);
+        pthread_mutex_unlock(&s->mu);
+
+        int rc = 0;
+        if (!have_packer) {
+            rc = pf_packer_init(&pk, &s->repo->keys, s->repo->zstd_level, &e);
+            have_packer = rc == 0;
+        }
+        if (!rc)
+            rc = pf_packer_add(&pk, j.id, j.type, j.data, j.len, &e);
+        free(j.data);
+        if (!rc && pk.data.len >= s->repo->pack_size) {
+            rc = upload(s, &pk, &e);
+            pf_packer_free(&pk);
+            have_packer = 0;
+        }
+        if (rc) {
+            pthread_mutex_lock(&s->mu);
+            fail(s, &e);
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    int ok = !s->failed;
+    pthread_mutex_unlock(&s->mu);
+    if (have_packer && ok && pk.count && upload(s, &pk, &e)) {
+        pthread_mutex_lock(&s->mu);
+        fail(s, &e);
+        pthread_mutex_unlock(&s->mu);
+    }
+    if (have_packer)
+        pf_packer_free(&pk);
+    return NULL;
+}
+
+pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err)
+{
+    pf_saver *s = calloc(1, sizeof *s);
+    if (!s) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    if (workers <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        workers = n < 2 ? 2 : n > 8 ? 8 : (int)n;
+    }
+    if (workers > MAX_WORKERS)
+        workers = MAX_WORKERS;
+    s->repo = r;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->not_empty, NULL);
+    pthread_cond_init(&s->not_full, NULL);
+    for (int i = 0; i < workers; i++) {
+        if (pthread_create(&s->threads[i], NULL, worker, s)) {
+            pf_err_set(err, PF_EGENERIC, "cannot start worker threads");
+            pf_saver_free(s);
+            return NULL;
+        }
+        s->nthreads++;
+    }
+    return s;
+}
+
+int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id_out[PF_ID_LEN],
+                  pf_err *err)
+{
+    pf_blob_id(&s->repo->keys, p, n, id_out);
+    pf_blob_loc pending = {.pack = PF_PACK_PENDING, .type = type};
+    pthread_mutex_lock(&s->repo->mu);
+    int is_new = pf_index_add(s->repo->index, id_out, &pending);
+    pthread_mutex_unlock(&s->repo->mu);
+
+    pthread_mutex_lock(&s->mu);
+    s->stats.blobs_seen++;
+    s->stats.bytes_seen += n;
+    if (!is_new) {
+        int failed = s->failed;
+        if (failed)
+            *err = s->first_err;
+        pthread_mutex_unlock(&s->mu);
+        return failed ? -1 : 0;
+    }
+    s->stats.blobs_new++;
+    s->stats.bytes_new += n;
+    pthread_mutex_unlock(&s->mu);
+
+    void *copy = malloc(n ? n : 1);
+    if (!copy)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    if (n)
+        memcpy(copy, p, n);
+    pthread_mutex_lock(&s->mu);
+    while (s->count == QUEUE_DEPTH && !s->failed)
+        pthread_cond_wait(&s->not_full, &s->mu);
+    if (s->failed) {
+        *err = s->first_err;
+        pthread_mutex_unlock(&s->mu);
+        free(copy);
+        return -1;
+    }
+    job *j = &s->queue[(s->head + s->count) % QUEUE_DEPTH];
+    memcpy(j->id, id_out, PF_ID_LEN);
+    j->type = type;
+    j->data = copy;
+    j->len = n;
+    s->count++;
+    pthread_cond_signal(&s->not_empty);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+void pf_saver_adopt(pf_saver *s, pf_index_file *f)
+{
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < f->npacks; i++) {
+        pf_index_file_pack *np = realloc(s->pending.packs, (s->pending.npacks + 1) * sizeof *np);
+        if (!np)
+            break;
+        s->pending.packs = np;
+        s->pending.packs[s->pending.npacks++] = f->packs[i];
+        f->packs[i].entries = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    pf_index_file_free(f);
+}
+
+static void join_all(pf_saver *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->closing = 1;
+    pthread_cond_broadcast(&s->not_empty);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nthreads; i++)
+        pthread_join(s->threads[i], NULL);
+    s->nthreads = 0;
+}
+
+int pf_saver_finish(pf_saver *s, pf_err *err)
+{
+    join_all(s);
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    if (s->failed) {
+        *err = s->first_err;
+        rc = -1;
+    } else if (write_index(s, err)) {
+        fail(s, err);
+        rc = -1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+void pf_saver_stats_get(pf_saver *s, pf_saver_stats *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void pf_saver_free(pf_saver *s)
+{
+    if (!s)
+        return;
+    if (s->nthreads) {
+        pthread_mutex_lock(&s->mu);
+        if (!s->failed) {
+            pf_err e;
+            pf_err_set(&e, PF_EGENERIC, "saver abandoned");
+            fail(s, &e);
+        }
+        pthread_mutex_unlock(&s->mu);
+        join_all(s);
+    }
+    for (size_t i = 0; i < s->count; i++)
+        free(s->queue[(s->head + i) % QUEUE_DEPTH].data);
+    pf_index_file_free(&s->pending);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->not_empty);
+    pthread_cond_destroy(&s->not_full);
+    free(s);
+}

@@ -1,0 +1,38 @@
+/* The saver turns blobs into packs: the caller hashes (ids are needed at once, in order)
+ * and worker threads compress, encrypt, fill packs and upload them. Memory is bounded by
+ * the queue depth and one open pack per worker. Packs become visible in the index only
+ * after their upload finished; the index file is written by pf_saver_finish. */
+#ifndef PF_SAVER_H
+#define PF_SAVER_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "repo/repo.h"
+
+typedef struct pf_saver pf_saver;
+
+typedef struct pf_saver_stats {
+    uint64_t blobs_new, bytes_new;   /* blobs stored by this saver, plaintext bytes */
+    uint64_t blobs_seen, bytes_seen; /* every blob handed in */
+    uint64_t bytes_stored;           /* sealed bytes written to packs */
+    uint64_t packs;
+} pf_saver_stats;
+
+/* workers <= 0 picks a default for the machine. */
+pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err);
+/* Computes the id (written to id_out) and stores the blob unless the repository or this
+ * saver already has it. The data is copied when needed. */
+int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id_out[PF_ID_LEN],
+                  pf_err *err);
+/* Adds packs found by pf_repo_index_orphan_packs to the index file this saver writes.
+ * Takes ownership of f's packs. */
+void pf_saver_adopt(pf_saver *s, pf_index_file *f);
+/* Waits for every blob to be uploaded, then writes the index file. After a failure,
+ * returns the first error. The saver can not be used afterwards but must be freed. */
+int pf_saver_finish(pf_saver *s, pf_err *err);
+void pf_saver_stats_get(pf_saver *s, pf_saver_stats *out);
+/* Stops the workers (abandoning unfinished packs) and frees everything. */
+void pf_saver_free(pf_saver *s);
+
+#endif

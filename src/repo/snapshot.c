@@ -1,0 +1,203 @@
+#include "repo/snapshot.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s ? s : "");
+    if (!d) {
+        fprintf(stderr, "permafrost: out of memory\n");
+        abort();
+    }
+    return d;
+}
+
+static void push(char ***arr, size_t *n, const char *s)
+{
+    char **a = realloc(*arr, (*n + 1) * sizeof *a);
+    if (!a) {
+        fprintf(stderr, "permafrost: out of memory\n");
+        abort();
+    }
+    a[(*n)++] = xstrdup(s);
+    *arr = a;
+}
+
+void pf_snapshot_init(pf_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+}
+
+void pf_snapshot_free(pf_snapshot *s)
+{
+    free(s->host);
+    free(s->user);
+    free(s->program);
+    for (size_t i = 0; i < s->ntags; i++)
+        free(s->tags[i]);
+    free(s->tags);
+    for (size_t i = 0; i < s->npaths; i++)
+        free(s->paths[i]);
+    free(s->paths);
+    cJSON_Delete(s->components);
+    cJSON_Delete(s->manifest);
+    cJSON_Delete(s->stats);
+    memset(s, 0, sizeof *s);
+}
+
+void pf_snapshot_add_tag(pf_snapshot *s, const char *tag)
+{
+    if (!pf_snapshot_has_tag(s, tag))
+        push(&s->tags, &s->ntags, tag);
+}
+
+void pf_snapshot_add_path(pf_snapshot *s, const char *path)
+{
+    push(&s->paths, &s->npaths, path);
+}
+
+int pf_snapshot_has_tag(const pf_snapshot *s, const char *tag)
+{
+    for (size_t i = 0; i < s->ntags; i++)
+        if (!strcmp(s->tags[i], tag))
+            return 1;
+    return 0;
+}
+
+void pf_snapshot_time_str(const pf_snapshot *s, char *out, size_t n)
+{
+    time_t t = (time_t)(s->time_ns / 1000000000) + s->tz_offset;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+int pf_parse_local_time(const char *str, int64_t *time_ns, int32_t *tz_offset, pf_err *err)
+{
+    struct tm tm = {0};
+    const char *end = strptime(str, "%Y-%m-%d %H:%M:%S", &tm);
+    if (!end || *end)
+        return pf_err_set(err, PF_EUSAGE, "time \"%s\" is not in the form \"YYYY-MM-DD HH:MM:SS\"",
+                          str);
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    if (t == (time_t)-1)
+        return pf_err_set(err, PF_EUSAGE, "time \"%s\" does not exist here", str);
+    *time_ns = (int64_t)t * 1000000000;
+    *tz_offset = (int32_t)tm.tm_gmtoff;
+    return 0;
+}
+
+static cJSON *str_array(char **a, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(a[i]));
+    return arr;
+}
+
+char *pf_snapshot_encode(const pf_snapshot *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    char hex[2 * PF_ID_LEN + 1], tbuf[64];
+    cJSON_AddNumberToObject(o, "version", 1);
+    pf_snapshot_time_str(s, tbuf, sizeof tbuf);
+    cJSON_AddStringToObject(o, "time", tbuf);
+    /* Nanoseconds do not fit a JSON double exactly: keep them as a decimal string. */
+    char ns[32];
+    snprintf(ns, sizeof ns, "%lld", (long long)s->time_ns);
+    cJSON_AddStringToObject(o, "time_ns", ns);
+    cJSON_AddNumberToObject(o, "tz_offset", s->tz_offset);
+    cJSON_AddStringToObject(o, "host", s->host ? s->host : "");
+    cJSON_AddStringToObject(o, "user", s->user ? s->user : "");
+    cJSON_AddItemToObject(o, "tags", str_array(s->tags, s->ntags));
+    cJSON_AddItemToObject(o, "paths", str_array(s->paths, s->npaths));
+    pf_hex(s->tree, PF_ID_LEN, hex);
+    cJSON_AddStringToObject(o, "tree", hex);
+    if (s->parent[0])
+        cJSON_AddStringToObject(o, "parent", s->parent);
+    cJSON_AddStringToObject(o, "program", s->program ? s->program : "");
+    if (s->components)
+        cJSON_AddItemToObject(o, "components", cJSON_Duplicate(s->components, 1));
+    if (s->manifest)
+        cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
+    if (s->stats)
+        cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return text;
+}
+
+static int get_strs(cJSON *o, const char *key, char ***arr, size_t *n)
+{
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!a)
+        return 0;
+    if (!cJSON_IsArray(a))
+        return -1;
+    cJSON *it;
+    cJSON_ArrayForEach(it, a)
+    {
+        if (!cJSON_IsString(it))
+            return -1;
+        push(arr, n, it->valuestring);
+    }
+    return 0;
+}
+
+static const char *get_str(cJSON *o, const char *key)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static cJSON *take_obj(cJSON *o, const char *key)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsObject(v) ? cJSON_Duplicate(v, 1) : NULL;
+}
+
+int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
+{
+    pf_snapshot_init(s);
+    cJSON *o = cJSON_ParseWithLength(json, n);
+    const char *tree, *ns, *parent;
+    cJSON *ver, *tz;
+    if (!o || !cJSON_IsObject(o))
+        goto bad;
+    ver = cJSON_GetObjectItemCaseSensitive(o, "version");
+    tz = cJSON_GetObjectItemCaseSensitive(o, "tz_offset");
+    tree = get_str(o, "tree");
+    ns = get_str(o, "time_ns");
+    if (!cJSON_IsNumber(ver) || ver->valuedouble != 1 || !tree || !ns ||
+        pf_unhex(tree, s->tree, PF_ID_LEN))
+        goto bad;
+    char *end;
+    s->time_ns = strtoll(ns, &end, 10);
+    if (*end)
+        goto bad;
+    s->tz_offset = cJSON_IsNumber(tz) ? (int32_t)tz->valuedouble : 0;
+    s->host = xstrdup(get_str(o, "host"));
+    s->user = xstrdup(get_str(o, "user"));
+    s->program = xstrdup(get_str(o, "program"));
+    parent = get_str(o, "parent");
+    if (parent) {
+        if (strlen(parent) != 2 * PF_ID_LEN)
+            goto bad;
+        memcpy(s->parent, parent, sizeof s->parent);
+    }
+    if (get_strs(o, "tags", &s->tags, &s->ntags) || get_strs(o, "paths", &s->paths, &s->npaths))
+        goto bad;
+    s->components = take_obj(o, "components");
+    s->manifest = take_obj(o, "manifest");
+    s->stats = take_obj(o, "stats");
+    cJSON_Delete(o);
+    return 0;
+bad:
+    cJSON_Delete(o);
+    pf_snapshot_free(s);
+    return pf_err_set(err, PF_ECORRUPT, "snapshot malformed");
+}
