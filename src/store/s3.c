@@ -1,9 +1,1044 @@
-/* The S3 driver (libcurl). Not written yet: opening an s3: URL fails clearly. */
+/* The S3 driver: any S3-compatible service over libcurl, signed with curl's built-in AWS
+ * SigV4. URL: s3:http(s)://endpoint[:port]/bucket[/prefix]; keys live under prefix/.
+ * Credentials come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN);
+ * the region from opts->s3_region, AWS_DEFAULT_REGION, AWS_REGION, else us-east-1.
+ *
+ * Signing with curl 7.88 (the oldest we support) constrains how requests are built: curl
+ * signs the URL path and query exactly as given and hashes only CURLOPT_POSTFIELDS as the
+ * payload. So every body goes through POSTFIELDS (with the method set explicitly), we send
+ * x-amz-content-sha256 ourselves with the same hash, and every query string is built here
+ * already in canonical form: parameters sorted, values percent-encoded the AWS way. Keys
+ * are restricted to [A-Za-z0-9._~-/] (internal.h), which need no encoding in a path.
+ *
+ * Buckets are never created: an operation on a missing bucket fails with PF_ENOREPO and
+ * "bucket X does not exist: create it first", because how a bucket should be made (region,
+ * object lock, lifecycle, who may read it) is the operator's decision, not a backup tool's.
+ *
+ * S3's DELETE succeeds on a missing key; the contract wants PF_ENOTFOUND, so remove does a
+ * HEAD first (a key removed by someone else in between is then reported as removed).
+ *
+ * Test overrides: PERMAFROST_S3_MAX_KEYS (list page size), PERMAFROST_S3_MULTIPART_THRESHOLD
+ * and PERMAFROST_S3_PART_SIZE (bytes), PERMAFROST_NET_TIMEOUT (seconds a transfer may stall
+ * before it is abandoned as a retryable failure). */
 #include "store/store.h"
+#include "store/internal.h"
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S3_DEFAULT_THRESHOLD (64ull << 20)
+#define S3_DEFAULT_PART_SIZE (16ull << 20)
+#define S3_MAX_PARTS 10000
+#define S3_ERRBODY_MAX (64u << 10)
+#define S3_LISTBODY_MAX (16u << 20)
+#define S3_POOL_MAX 16
+
+typedef struct s3_store {
+    char *scheme;   /* "http" or "https" */
+    char *hostport; /* "host[:port]" */
+    char *bucket;
+    char *prefix; /* "" or "some/prefix/" */
+    char *sigv4;  /* "aws:amz:REGION:s3" */
+    char *access_key, *secret_key, *session_token;
+    int virtual_host;
+    int max_keys;
+    uint64_t threshold, part_size;
+    long timeout;
+    pthread_mutex_t mu; /* guards pool */
+    CURL *pool[S3_POOL_MAX];
+    int npool;
+} s3_store;
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init_once(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+/* Reused handles keep their connections alive between calls. */
+static CURL *handle_get(s3_store *s)
+{
+    CURL *h = NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->npool > 0)
+        h = s->pool[--s->npool];
+    pthread_mutex_unlock(&s->mu);
+    if (h)
+        curl_easy_reset(h);
+    else
+        h = curl_easy_init();
+    return h;
+}
+
+static void handle_put(s3_store *s, CURL *h)
+{
+    if (!h)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (s->npool < S3_POOL_MAX) {
+        s->pool[s->npool++] = h;
+        h = NULL;
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (h)
+        curl_easy_cleanup(h);
+}
+
+/* Percent-encodes the AWS way: everything but A-Za-z0-9-_.~ (and '/' when keep_slash). */
+static void aws_encode(pf_buf *b, const char *s, size_t n, int keep_slash)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.' || c == '~' || (keep_slash && c == '/')) {
+            pf_buf_u8(b, c);
+        } else {
+            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
+            pf_buf_append(b, e, 3);
+        }
+    }
+    if (b->data)
+        b->data[b->len] = 0;
+}
+
+/* ---- minimal XML reading: S3 replies are small, flat and machine-made. ---- */
+
+/* Finds the text of the first <tag>...</tag> in [p, p+n). Returns 1 and sets *v, *vn, and
+ * *end (just past the closing tag) when found, else 0. */
+static int xml_elem(const char *p, size_t n, const char *tag, const char **v, size_t *vn,
+                    const char **end)
+{
+    char open[64], close[64];
+    int on = snprintf(open, sizeof open, "<%s>", tag);
+    int cn = snprintf(close, sizeof close, "</%s>", tag);
+    if (on <= 0 || cn <= 0 || (size_t)on >= sizeof open || (size_t)cn >= sizeof close)
+        return 0;
+    const char *a = memmem(p, n, open, (size_t)on);
+    if (!a)
+        return 0;
+    a += on;
+    const char *b = memmem(a, n - (size_t)(a - p), close, (size_t)cn);
+    if (!b)
+        return 0;
+    *v = a;
+    *vn = (size_t)(b - a);
+    if (end)
+        *end = b + cn;
+    return 1;
+}
+
+/* Appends the text [v, v+n) to out with XML entities decoded. Returns -1 on a malformed or
+ * unsupported entity, or one that decodes to NUL or beyond ASCII range we can represent. */
+static int xml_unescape(pf_buf *out, const char *v, size_t n)
+{
+    static const struct {
+        const char *name;
+        char c;
+    } ents[] = {{"amp;", '&'}, {"lt;", '<'}, {"gt;", '>'}, {"quot;", '"'}, {"apos;", '\''}};
+    size_t i = 0;
+    while (i < n) {
+        if (v[i] != '&') {
+            if (v[i] == 0)
+                return -1;
+            pf_buf_u8(out, (uint8_t)v[i++]);
+            continue;
+        }
+        size_t rest = n - i - 1;
+        const char *e = v + i + 1;
+        int done = 0;
+        for (size_t k = 0; k < sizeof ents / sizeof ents[0]; k++) {
+            size_t l = strlen(ents[k].name);
+            if (rest >= l && memcmp(e, ents[k].name, l) == 0) {
+                pf_buf_u8(out, (uint8_t)ents[k].c);
+                i += 1 + l;
+                done = 1;
+                break;
+            }
+        }
+        if (done)
+            continue;
+        /* Numeric: &#NNN; or &#xHH; -- accepted for 1..127 only (keys are ASCII). */
+        if (rest >= 3 && e[0] == '#') {
+            size_t j = 1;
+            int base = 10;
+            if (e[1] == 'x' || e[1] == 'X') {
+                base = 16;
+                j = 2;
+            }
+            unsigned long cp = 0;
+            size_t digits = 0;
+            while (j < rest && e[j] != ';' && digits < 8) {
+                char c = e[j];
+                int d = (c >= '0' && c <= '9')                 ? c - '0'
+                        : (base == 16 && c >= 'a' && c <= 'f') ? c - 'a' + 10
+                        : (base == 16 && c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                                               : -1;
+                if (d < 0)
+                    return -1;
+                cp = cp * (unsigned long)base + (unsigned long)d;
+                j++;
+                digits++;
+            }
+            if (j >= rest || e[j] != ';' || digits == 0 || cp == 0 || cp > 127)
+                return -1;
+            pf_buf_u8(out, (uint8_t)cp);
+            i += 1 + j + 1;
+            continue;
+        }
+        return -1;
+    }
+    if (out->data)
+        out->data[out->len] = 0;
+    return 0;
+}
+
+/* Copies the decoded text of <tag> into a fixed buffer; empty string when absent. */
+static void xml_text(const pf_buf *body, const char *tag, char *dst, size_t dn)
+{
+    const char *v;
+    size_t vn;
+    dst[0] = 0;
+    if (!body->data || !xml_elem((const char *)body->data, body->len, tag, &v, &vn, NULL))
+        return;
+    pf_buf t = PF_BUF_INIT;
+    if (xml_unescape(&t, v, vn) == 0 && t.data)
+        snprintf(dst, dn, "%s", (char *)t.data);
+    pf_buf_free(&t);
+}
+
+/* ---- one HTTP request ---- */
+
+typedef struct s3_req {
+    const char *method;
+    const char *key;   /* object key under the prefix; NULL for the bucket itself */
+    const char *query; /* canonical query string or NULL */
+    const void *body;  /* sent for PUT/POST (may be NULL with body_len 0) */
+    size_t body_len;
+    const char *range; /* "bytes=a-b" or NULL */
+} s3_req;
+
+typedef struct s3_resp {
+    long status;
+    curl_off_t content_length; /* -1 when the reply had none */
+    pf_buf *data;              /* a 2xx body goes here (appended) */
+    uint64_t cap;              /* most bytes accepted into data; 0 = no limit */
+    int is_range;              /* the request asked for bytes from range_off */
+    uint64_t range_off;
+    uint64_t skipped; /* bytes dropped from a 200 reply to a range request */
+    size_t got;       /* bytes appended to data */
+    int overflow;     /* the server sent more than cap */
+    pf_buf err_body;  /* a non-2xx body, up to S3_ERRBODY_MAX */
+    char etag[256];
+    int64_t cr_start; /* first byte of Content-Range, -1 when absent */
+    CURL *h;
+} s3_resp;
+
+static size_t on_write(char *p, size_t sz, size_t nm, void *ud)
+{
+    s3_resp *r = ud;
+    size_t n = sz * nm, total = n;
+    long status = 0;
+    curl_easy_getinfo(r->h, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200 || status >= 300 || !r->data) {
+        size_t room = S3_ERRBODY_MAX - r->err_body.len;
+        pf_buf_append(&r->err_body, p, n < room ? n : room);
+        return total;
+    }
+    if (r->is_range && status == 200) {
+        /* The server ignored Range and sends the whole object: keep only our slice. */
+        if (r->skipped < r->range_off) {
+            uint64_t drop = r->range_off - r->skipped;
+            if (drop > n)
+                drop = n;
+            r->skipped += drop;
+            p += drop;
+            n -= (size_t)drop;
+        }
+        if (r->cap && (uint64_t)r->got + n > r->cap)
+            n = (size_t)(r->cap - r->got);
+    } else if (r->cap && (uint64_t)r->got + n > r->cap) {
+        /* Some servers (s3rver for "bytes=0-0") send more than the range asked for; when
+         * Content-Range shows it starts where we asked, the head of it is what we want. */
+        if (status != 206 || r->cr_start < 0 || (uint64_t)r->cr_start != r->range_off) {
+            r->overflow = 1;
+            return 0;
+        }
+        n = (size_t)(r->cap - r->got);
+    }
+    pf_buf_append(r->data, p, n);
+    r->got += n;
+    return total;
+}
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
+{
+    s3_resp *r = ud;
+    size_t n = sz * nm;
+    if (n > 5 && strncmp(p, "HTTP/", 5) == 0) {
+        r->etag[0] = 0; /* a new response (after 100 Continue or a redirect) */
+        r->cr_start = -1;
+    }
+    if (n > 20 && strncasecmp(p, "content-range: bytes ", 21) == 0) {
+        uint64_t v = 0;
+        size_t i = 21, digits = 0;
+        while (i < n && p[i] >= '0' && p[i] <= '9' && digits < 19) {
+            v = v * 10 + (uint64_t)(p[i++] - '0');
+            digits++;
+        }
+        r->cr_start = digits && i < n && p[i] == '-' ? (int64_t)v : -1;
+    }
+    if (n > 5 && strncasecmp(p, "etag:", 5) == 0) {
+        size_t i = 5;
+        while (i < n && (p[i] == ' ' || p[i] == '\t'))
+            i++;
+        size_t j = n;
+        while (j > i && (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' '))
+            j--;
+        if (j - i < sizeof r->etag) {
+            memcpy(r->etag, p + i, j - i);
+            r->etag[j - i] = 0;
+        }
+    }
+    return n;
+}
+
+static void build_url(s3_store *s, const s3_req *q, pf_buf *url)
+{
+    if (s->virtual_host)
+        pf_buf_printf(url, "%s://%s.%s/", s->scheme, s->bucket, s->hostport);
+    else
+        pf_buf_printf(url, "%s://%s/%s%s", s->scheme, s->hostport, s->bucket, q->key ? "/" : "");
+    if (q->key) {
+        aws_encode(url, s->prefix, strlen(s->prefix), 1);
+        aws_encode(url, q->key, strlen(q->key), 1);
+    }
+    if (q->query)
+        pf_buf_printf(url, "?%s", q->query);
+}
+
+/* Maps a failed transfer. Everything that can heal by itself is retryable. */
+static int curl_error(s3_store *s, CURLcode rc, const char *errbuf, pf_err *err)
+{
+    const char *why = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+    int retry = 1, code = PF_ECONN;
+    switch (rc) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_OUT_OF_MEMORY:
+        retry = 0;
+        break;
+    default:
+        break;
+    }
+    pf_err_set(err, code, "S3 endpoint %s://%s: %s", s->scheme, s->hostport, why);
+    err->retryable = retry;
+    return -1;
+}
+
+/* Performs one request. Returns 0 when an HTTP status arrived (in resp->status), -1 on a
+ * transport failure (err filled). */
+static int s3_perform(s3_store *s, const s3_req *q, s3_resp *resp, pf_err *err)
+{
+    int rc = -1;
+    struct curl_slist *hdrs = NULL;
+    pf_buf url = PF_BUF_INIT, line = PF_BUF_INIT;
+    char errbuf[CURL_ERROR_SIZE] = "";
+    CURL *h = handle_get(s);
+    if (!h) {
+        pf_err_set(err, PF_EIO, "S3: cannot create a curl handle");
+        goto out;
+    }
+    resp->h = h;
+    resp->cr_start = -1;
+    build_url(s, q, &url);
+
+    /* The payload hash curl signs is SHA-256 of POSTFIELDS; announce the same one. */
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256(q->body ? q->body : (const void *)"", q->body_len, md);
+    pf_buf_append_str(&line, "x-amz-content-sha256: ");
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
+        pf_buf_printf(&line, "%02x", md[i]);
+    hdrs = curl_slist_append(hdrs, (char *)line.data);
+    if (s->session_token) {
+        pf_buf_reset(&line);
+        pf_buf_printf(&line, "x-amz-security-token: %s", s->session_token);
+        hdrs = curl_slist_append(hdrs, (char *)line.data);
+    }
+    if (q->range) {
+        pf_buf_reset(&line);
+        pf_buf_printf(&line, "Range: %s", q->range);
+        hdrs = curl_slist_append(hdrs, (char *)line.data);
+    }
+    int has_body = !strcmp(q->method, "PUT") || !strcmp(q->method, "POST");
+    if (has_body) {
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+        hdrs = curl_slist_append(hdrs, "Expect:");
+    }
+    if (!hdrs) {
+        pf_err_set(err, PF_EIO, "S3: out of memory building headers");
+        goto out;
+    }
+
+    curl_easy_setopt(h, CURLOPT_URL, (char *)url.data);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, s->sigv4);
+    curl_easy_setopt(h, CURLOPT_USERNAME, s->access_key);
+    curl_easy_setopt(h, CURLOPT_PASSWORD, s->secret_key);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, s->timeout < 30 ? s->timeout : 30L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->timeout);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, resp);
+    if (!strcmp(q->method, "HEAD")) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (has_body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, q->body ? q->body : (const void *)"");
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+    } else if (strcmp(q->method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, q->method);
+    }
+
+    CURLcode cc = curl_easy_perform(h);
+    if (cc == CURLE_WRITE_ERROR && resp->overflow) {
+        pf_err_set(err, PF_ECORRUPT, "S3 endpoint %s://%s sent more bytes than asked for",
+                   s->scheme, s->hostport);
+        goto out;
+    }
+    if (cc != CURLE_OK) {
+        curl_error(s, cc, errbuf, err);
+        goto out;
+    }
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+    resp->content_length = -1;
+    curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &resp->content_length);
+    rc = 0;
+out:
+    if (h) {
+        /* Do not keep pointers into this call's stack in a pooled handle. */
+        curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+        if (rc < 0)
+            curl_easy_cleanup(h); /* its connection may be broken */
+        else
+            handle_put(s, h);
+    }
+    resp->h = NULL;
+    curl_slist_free_all(hdrs);
+    pf_buf_free(&url);
+    pf_buf_free(&line);
+    return rc;
+}
+
+/* Turns a non-2xx status into an error naming what failed and what to do. */
+static int s3_status_error(s3_store *s, const char *op, const char *key, s3_resp *r, pf_err *err)
+{
+    char code[128], msg[256];
+    xml_text(&r->err_body, "Code", code, sizeof code);
+    xml_text(&r->err_body, "Message", msg, sizeof msg);
+    const char *k = key ? key : "";
+    long st = r->status;
+    if (!strcmp(code, "NoSuchBucket"))
+        return pf_err_set(err, PF_ENOREPO,
+                          "S3 bucket %s does not exist at %s://%s: create it first", s->bucket,
+                          s->scheme, s->hostport);
+    if (st == 404 && (!code[0] || !strcmp(code, "NoSuchKey")))
+        return pf_err_set(err, PF_ENOTFOUND, "object %s%s not found in s3 bucket %s", s->prefix, k,
+                          s->bucket);
+    if (!strcmp(code, "RequestTimeTooSkewed"))
+        return pf_err_set(err, PF_EAUTH,
+                          "S3 refused the request: this machine's clock is off; set it right "
+                          "(e.g. with NTP)");
+    if (!strcmp(code, "AuthorizationHeaderMalformed") || st == 301 ||
+        !strcmp(code, "PermanentRedirect"))
+        return pf_err_set(err, PF_EUSAGE,
+                          "S3 bucket %s is not in region %s or not at this endpoint: set "
+                          "AWS_DEFAULT_REGION or the endpoint to the bucket's",
+                          s->bucket, s->sigv4 + 8);
+    if (st == 403 || st == 401)
+        return pf_err_set(err, PF_EAUTH,
+                          "S3 denied %s %s in bucket %s (%s): check AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY%s and the key's permissions",
+                          op, k, s->bucket, code[0] ? code : "403 Forbidden",
+                          s->session_token ? ", AWS_SESSION_TOKEN" : "");
+    pf_err_set(err, PF_EIO, "S3 %s %s in bucket %s failed: HTTP %ld%s%s%s%s", op, k, s->bucket, st,
+               code[0] ? " " : "", code, msg[0] ? ": " : "", msg);
+    if (st >= 500 || st == 429 || st == 408 || !strcmp(code, "RequestTimeout") ||
+        !strcmp(code, "SlowDown") || !strcmp(code, "InternalError"))
+        err->retryable = true;
+    return -1;
+}
+
+/* A request with no body of interest: returns 0 on 2xx, else -1 with err filled. */
+static int s3_simple(s3_store *s, const char *op, const s3_req *q, s3_resp *r, pf_err *err)
+{
+    if (s3_perform(s, q, r, err) < 0)
+        return pf_err_prefix(err, "%s %s", op, q->key ? q->key : "");
+    if (r->status < 200 || r->status >= 300)
+        return s3_status_error(s, op, q->key, r, err);
+    return 0;
+}
+
+/* ---- operations ---- */
+
+static int s3_put_single(s3_store *s, const char *key, const void *data, size_t len, pf_err *err)
+{
+    s3_req q = {.method = "PUT", .key = key, .body = data, .body_len = len};
+    s3_resp r = {0};
+    int rc = s3_simple(s, "put", &q, &r, err);
+    pf_buf_free(&r.err_body);
+    return rc;
+}
+
+static void abort_upload(s3_store *s, const char *key, const char *upload_id)
+{
+    pf_buf qs = PF_BUF_INIT;
+    pf_buf_append_str(&qs, "uploadId=");
+    aws_encode(&qs, upload_id, strlen(upload_id), 0);
+    s3_req q = {.method = "DELETE", .key = key, .query = (char *)qs.data};
+    s3_resp r = {0};
+    pf_err ignored = {0};
+    s3_simple(s, "abort upload", &q, &r, &ignored);
+    pf_buf_free(&r.err_body);
+    pf_buf_free(&qs);
+}
+
+/* Multipart upload: the object appears only when CompleteMultipartUpload succeeds, so put
+ * stays atomic; on any failure the upload is aborted so no parts linger (and cost). */
+static int s3_put_multipart(s3_store *s, const char *key, const void *data, size_t len, pf_err *err)
+{
+    int rc = -1;
+    char upload_id[1024] = "";
+    pf_buf qs = PF_BUF_INIT, body = PF_BUF_INIT, resp_body = PF_BUF_INIT;
+    uint64_t part = s->part_size;
+    if ((len + part - 1) / part > S3_MAX_PARTS)
+        part = (len + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
+    size_t nparts = (size_t)((len + part - 1) / part);
+
+    s3_req q = {.method = "POST", .key = key, .query = "uploads="};
+    s3_resp r = {.data = &resp_body, .cap = S3_ERRBODY_MAX};
+    if (s3_simple(s, "put (start multipart upload)", &q, &r, err) < 0)
+        goto out;
+    xml_text(&resp_body, "UploadId", upload_id, sizeof upload_id);
+    if (!upload_id[0]) {
+        pf_err_set(err, PF_EIO, "put %s: S3 answered CreateMultipartUpload without an UploadId",
+                   key);
+        err->retryable = true;
+        goto out;
+    }
+    pf_buf_append_str(&body, "<CompleteMultipartUpload>");
+    for (size_t i = 0; i < nparts; i++) {
+        uint64_t off = (uint64_t)i * part;
+        size_t n = (size_t)(len - off < part ? len - off : part);
+        pf_buf_reset(&qs);
+        pf_buf_printf(&qs, "partNumber=%zu&uploadId=", i + 1);
+        aws_encode(&qs, upload_id, strlen(upload_id), 0);
+        s3_req pq = {.method = "PUT",
+                     .key = key,
+                     .query = (char *)qs.data,
+                     .body = (const char *)data + off,
+                     .body_len = n};
+        s3_resp pr = {0};
+        int prc = s3_simple(s, "put (upload part)", &pq, &pr, err);
+        pf_buf_free(&pr.err_body);
+        if (prc < 0)
+            goto out;
+        if (!pr.etag[0]) {
+            pf_err_set(err, PF_EIO, "put %s: S3 answered UploadPart %zu without an ETag", key,
+                       i + 1);
+            err->retryable = true;
+            goto out;
+        }
+        pf_buf_printf(&body, "<Part><PartNumber>%zu</PartNumber><ETag>", i + 1);
+        for (const char *e = pr.etag; *e; e++) {
+            if (*e == '&')
+                pf_buf_append_str(&body, "&amp;");
+            else if (*e == '<')
+                pf_buf_append_str(&body, "&lt;");
+            else if (*e == '>')
+                pf_buf_append_str(&body, "&gt;");
+            else
+                pf_buf_u8(&body, (uint8_t)*e);
+        }
+        pf_buf_append_str(&body, "</ETag></Part>");
+    }
+    pf_buf_append_str(&body, "</CompleteMultipartUpload>");
+
+    pf_buf_reset(&qs);
+    pf_buf_append_str(&qs, "uploadId=");
+    aws_encode(&qs, upload_id, strlen(upload_id), 0);
+    pf_buf_reset(&resp_body);
+    s3_req cq = {.method = "POST",
+                 .key = key,
+                 .query = (char *)qs.data,
+                 .body = body.data,
+                 .body_len = body.len};
+    s3_resp cr = {.data = &resp_body, .cap = S3_ERRBODY_MAX};
+    int crc = s3_simple(s, "put (complete multipart upload)", &cq, &cr, err);
+    pf_buf_free(&cr.err_body);
+    if (crc < 0)
+        goto out;
+    /* S3 may answer 200 and still report an error in the body. */
+    if (resp_body.data && memmem(resp_body.data, resp_body.len, "<Error>", 7)) {
+        cr.status = 500;
+        pf_buf_free(&cr.err_body);
+        cr.err_body = resp_body;
+        resp_body = (pf_buf)PF_BUF_INIT;
+        s3_status_error(s, "put (complete multipart upload)", key, &cr, err);
+        pf_buf_free(&cr.err_body);
+        goto out;
+    }
+    upload_id[0] = 0; /* completed: nothing to abort */
+    rc = 0;
+out:
+    if (rc < 0 && upload_id[0])
+        abort_upload(s, key, upload_id);
+    pf_buf_free(&qs);
+    pf_buf_free(&body);
+    pf_buf_free(&resp_body);
+    return rc;
+}
+
+static int s3_put(pf_store *st, const char *key, const void *data, size_t len, pf_err *err)
+{
+    s3_store *s = st->impl;
+    if (pf_store_check_key(key, err) < 0)
+        return -1;
+    if (len > s->threshold)
+        return s3_put_multipart(s, key, data, len, err);
+    return s3_put_single(s, key, data, len, err);
+}
+
+static int s3_stat(pf_store *st, const char *key, uint64_t *size, pf_err *err)
+{
+    s3_store *s = st->impl;
+    if (pf_store_check_key(key, err) < 0)
+        return -1;
+    s3_req q = {.method = "HEAD", .key = key};
+    s3_resp r = {0};
+    int rc = s3_simple(s, "stat", &q, &r, err);
+    if (rc == 0 && r.content_length < 0) {
+        pf_err_set(err, PF_EIO, "stat %s: S3 answered HEAD without a Content-Length", key);
+        err->retryable = true;
+        rc = -1;
+    }
+    if (rc == 0)
+        *size = (uint64_t)r.content_length;
+    pf_buf_free(&r.err_body);
+    return rc;
+}
+
+static int s3_get(pf_store *st, const char *key, uint64_t off, uint64_t len, pf_buf *out,
+                  pf_err *err)
+{
+    s3_store *s = st->impl;
+    size_t start = out->len;
+    char range[64];
+    uint64_t size, n;
+    int rc = -1;
+    if (pf_store_check_key(key, err) < 0)
+        return -1;
+    /* S3 cannot express an empty range, and answers 416 for "bytes=size-": ask for the
+     * size instead, so both behave as the contract says. */
+    if (len == 0) {
+        if (s3_stat(st, key, &size, err) < 0)
+            return pf_err_prefix(err, "get");
+        return pf_store_check_range(key, size, off, len, &n, err);
+    }
+    s3_req q = {.method = "GET", .key = key};
+    s3_resp r = {.data = out};
+    if (len != PF_STORE_ALL) {
+        if (off > UINT64_MAX - len) {
+            pf_err_set(err, PF_ECORRUPT, "get %s: range overflows", key);
+            goto out;
+        }
+        snprintf(range, sizeof range, "bytes=%llu-%llu", (unsigned long long)off,
+                 (unsigned long long)(off + len - 1));
+        q.range = range;
+        r.is_range = 1;
+        r.range_off = off;
+        r.cap = len;
+    } else if (off > 0) {
+        snprintf(range, sizeof range, "bytes=%llu-", (unsigned long long)off);
+        q.range = range;
+        r.is_range = 1;
+        r.range_off = off;
+    }
+    if (s3_perform(s, &q, &r, err) < 0) {
+        pf_err_prefix(err, "get %s", key);
+        goto out;
+    }
+    if (r.status == 416) {
+        if (len == PF_STORE_ALL) {
+            /* "bytes=off-" with off == size is a legal empty read for us. */
+            out->len = start;
+            if (s3_stat(st, key, &size, err) < 0) {
+                pf_err_prefix(err, "get");
+                goto out;
+            }
+            rc = pf_store_check_range(key, size, off, len, &n, err);
+            goto out;
+        }
+        pf_err_set(err, PF_ECORRUPT, "object %s: range %s is past its end", key, range);
+        goto out;
+    }
+    if (r.status < 200 || r.status >= 300) {
+        s3_status_error(s, "get", key, &r, err);
+        goto out;
+    }
+    if (r.status == 206 && r.cr_start >= 0 && (uint64_t)r.cr_start != off) {
+        pf_err_set(err, PF_ECORRUPT, "object %s: asked for bytes from %llu, S3 sent from %lld", key,
+                   (unsigned long long)off, (long long)r.cr_start);
+        goto out;
+    }
+    if (len != PF_STORE_ALL && r.got != len) {
+        pf_err_set(err, PF_ECORRUPT,
+                   "object %s: asked for %llu bytes at offset %llu, got %zu (past its end?)", key,
+                   (unsigned long long)len, (unsigned long long)off, r.got);
+        goto out;
+    }
+    if (r.is_range && r.status == 200 && r.skipped < off) {
+        pf_err_set(err, PF_ECORRUPT, "object %s: read at offset %llu is past its end", key,
+                   (unsigned long long)off);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc < 0 && out->data) {
+        out->len = start;
+        out->data[start] = 0;
+    }
+    pf_buf_free(&r.err_body);
+    return rc;
+}
+
+static int s3_remove(pf_store *st, const char *key, pf_err *err)
+{
+    s3_store *s = st->impl;
+    uint64_t size;
+    if (s3_stat(st, key, &size, err) < 0)
+        return pf_err_prefix(err, "remove");
+    s3_req q = {.method = "DELETE", .key = key};
+    s3_resp r = {0};
+    int rc = s3_simple(s, "remove", &q, &r, err);
+    pf_buf_free(&r.err_body);
+    return rc;
+}
+
+/* Parses one ListObjectsV2 page, calling back per key. Sets *token to the continuation
+ * token (malloc'd) when the listing goes on. Returns 0, -1 or the callback's value. */
+static int list_page(s3_store *s, const pf_buf *body, pf_store_list_cb cb, void *ctx, char **token,
+                     pf_err *err)
+{
+    const char *p = (const char *)body->data, *end = p + body->len, *v, *next;
+    size_t vn, plen = strlen(s->prefix);
+    pf_buf key = PF_BUF_INIT;
+    int rc = 0;
+    *token = NULL;
+    if (!p || !memmem(p, body->len, "<ListBucketResult", 17)) {
+        rc = pf_err_set(err, PF_EIO, "list: S3 answered with something that is not a listing");
+        err->retryable = true;
+        goto out;
+    }
+    while (p < end && xml_elem(p, (size_t)(end - p), "Contents", &v, &vn, &next)) {
+        const char *kv, *sv;
+        size_t kn, sn;
+        p = next;
+        if (!xml_elem(v, vn, "Key", &kv, &kn, NULL) || !xml_elem(v, vn, "Size", &sv, &sn, NULL)) {
+            rc = pf_err_set(err, PF_EIO, "list: S3 listing entry without Key or Size");
+            goto out;
+        }
+        pf_buf_reset(&key);
+        if (xml_unescape(&key, kv, kn) < 0 || !key.data || key.len <= plen ||
+            memcmp(key.data, s->prefix, plen) != 0)
+            continue; /* not ours (or a folder marker): skip */
+        if (sn == 0 || sn > 19) {
+            rc = pf_err_set(err, PF_EIO, "list: S3 listing has a bad Size for %.200s",
+                            (char *)key.data);
+            goto out;
+        }
+        uint64_t size = 0;
+        for (size_t i = 0; i < sn; i++) {
+            if (sv[i] < '0' || sv[i] > '9') {
+                rc = pf_err_set(err, PF_EIO, "list: S3 listing has a bad Size for %.200s",
+                                (char *)key.data);
+                goto out;
+            }
+            size = size * 10 + (uint64_t)(sv[i] - '0');
+        }
+        rc = cb((char *)key.data + plen, size, ctx);
+        if (rc != 0)
+            goto out;
+    }
+    char trunc[16];
+    xml_text(body, "IsTruncated", trunc, sizeof trunc);
+    if (!strcmp(trunc, "true")) {
+        char tok[2048];
+        xml_text(body, "NextContinuationToken", tok, sizeof tok);
+        if (!tok[0]) {
+            rc = pf_err_set(err, PF_EIO,
+                            "list: S3 listing is truncated but has no "
+                            "NextContinuationToken");
+            goto out;
+        }
+        *token = strdup(tok);
+        if (!*token)
+            abort();
+    }
+out:
+    pf_buf_free(&key);
+    return rc;
+}
+
+static int s3_list(pf_store *st, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err)
+{
+    s3_store *s = st->impl;
+    pf_buf qs = PF_BUF_INIT, body = PF_BUF_INIT, full = PF_BUF_INIT;
+    char *token = NULL, *prev = NULL;
+    int rc = -1;
+    if (!prefix)
+        prefix = "";
+    if (pf_store_check_prefix(prefix, err) < 0)
+        return -1;
+    pf_buf_printf(&full, "%s%s", s->prefix, prefix);
+    for (;;) {
+        pf_buf_reset(&qs);
+        if (token) {
+            pf_buf_append_str(&qs, "continuation-token=");
+            aws_encode(&qs, token, strlen(token), 0);
+            pf_buf_append_str(&qs, "&");
+        }
+        pf_buf_printf(&qs, "list-type=2&max-keys=%d&prefix=", s->max_keys);
+        if (full.len)
+            aws_encode(&qs, (char *)full.data, full.len, 0);
+        pf_buf_reset(&body);
+        s3_req q = {.method = "GET", .query = (char *)qs.data};
+        s3_resp r = {.data = &body, .cap = S3_LISTBODY_MAX};
+        if (s3_perform(s, &q, &r, err) < 0) {
+            pf_err_prefix(err, "list %s", prefix);
+            pf_buf_free(&r.err_body);
+            goto out;
+        }
+        if (r.status < 200 || r.status >= 300) {
+            s3_status_error(s, "list", prefix, &r, err);
+            pf_buf_free(&r.err_body);
+            goto out;
+        }
+        pf_buf_free(&r.err_body);
+        free(prev);
+        prev = token;
+        rc = list_page(s, &body, cb, ctx, &token, err);
+        if (rc != 0)
+            goto out;
+        if (!token)
+            break;
+        if (prev && !strcmp(prev, token)) {
+            rc = pf_err_set(err, PF_EIO,
+                            "list %s: S3 returned the same continuation token "
+                            "twice",
+                            prefix);
+            goto out;
+        }
+        rc = -1;
+    }
+    rc = 0;
+out:
+    free(token);
+    free(prev);
+    pf_buf_free(&qs);
+    pf_buf_free(&body);
+    pf_buf_free(&full);
+    return rc;
+}
+
+static void s3_free(pf_store *st)
+{
+    s3_store *s = st->impl;
+    if (!s)
+        return;
+    for (int i = 0; i < s->npool; i++)
+        curl_easy_cleanup(s->pool[i]);
+    pthread_mutex_destroy(&s->mu);
+    if (s->secret_key)
+        OPENSSL_cleanse(s->secret_key, strlen(s->secret_key));
+    if (s->session_token)
+        OPENSSL_cleanse(s->session_token, strlen(s->session_token));
+    free(s->scheme);
+    free(s->hostport);
+    free(s->bucket);
+    free(s->prefix);
+    free(s->sigv4);
+    free(s->access_key);
+    free(s->secret_key);
+    free(s->session_token);
+    free(s);
+}
+
+static const struct pf_store_ops s3_ops = {
+    .name = "s3",
+    .put = s3_put,
+    .get = s3_get,
+    .stat = s3_stat,
+    .list = s3_list,
+    .remove = s3_remove,
+    .free = s3_free,
+};
+
+static char *xstrndup(const char *p, size_t n)
+{
+    char *s = strndup(p, n);
+    if (!s)
+        abort();
+    return s;
+}
+
+static int bucket_name_ok(const char *b)
+{
+    size_t n = strlen(b);
+    if (n < 3 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+              c == '_' || (c >= 'A' && c <= 'Z')))
+            return 0;
+    }
+    return 1;
+}
 
 pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *err)
 {
-    (void)opts;
-    pf_err_set(err, PF_EUSAGE, "repository %s: the s3 store is not available yet", url);
+    static const pf_store_opts none;
+    s3_store *s = NULL;
+    if (!opts)
+        opts = &none;
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_init_rc != CURLE_OK) {
+        pf_err_set(err, PF_EIO, "cannot initialise libcurl: %s", curl_easy_strerror(curl_init_rc));
+        return NULL;
+    }
+    if (strncmp(url, "s3:", 3) != 0) {
+        pf_err_set(err, PF_EUSAGE, "%s is not an s3: URL", url);
+        return NULL;
+    }
+    const char *u = url + 3, *rest;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        abort();
+    pthread_mutex_init(&s->mu, NULL);
+    if (!strncmp(u, "https://", 8)) {
+        s->scheme = xstrndup("https", 5);
+        rest = u + 8;
+    } else if (!strncmp(u, "http://", 7)) {
+        s->scheme = xstrndup("http", 4);
+        rest = u + 7;
+    } else {
+        pf_err_set(err, PF_EUSAGE,
+                   "repository %s: write s3:http(s)://endpoint/bucket[/prefix], e.g. "
+                   "s3:https://s3.amazonaws.com/my-bucket/mastodon",
+                   url);
+        goto fail;
+    }
+    const char *slash = strchr(rest, '/');
+    if (!slash || slash == rest) {
+        pf_err_set(err, PF_EUSAGE, "repository %s: no bucket after the endpoint", url);
+        goto fail;
+    }
+    s->hostport = xstrndup(rest, (size_t)(slash - rest));
+    if (strchr(s->hostport, '@')) {
+        pf_err_set(err, PF_EUSAGE,
+                   "repository URL must not hold credentials: set AWS_ACCESS_KEY_ID and "
+                   "AWS_SECRET_ACCESS_KEY instead");
+        goto fail;
+    }
+    const char *b = slash + 1, *bend = strchr(b, '/');
+    s->bucket = bend ? xstrndup(b, (size_t)(bend - b)) : xstrndup(b, strlen(b));
+    if (!bucket_name_ok(s->bucket)) {
+        pf_err_set(err, PF_EUSAGE, "repository %s: '%s' is not a valid S3 bucket name", url,
+                   s->bucket);
+        goto fail;
+    }
+    pf_buf pfx = PF_BUF_INIT;
+    pf_buf_append_str(&pfx, "");
+    if (bend) {
+        const char *p = bend + 1;
+        size_t n = strlen(p);
+        while (n > 0 && p[n - 1] == '/')
+            n--;
+        if (n > 0) {
+            pf_buf_append(&pfx, p, n);
+            pf_buf_append_str(&pfx, "/");
+        }
+    }
+    s->prefix = (char *)pf_buf_detach(&pfx, NULL);
+    if (pf_store_check_prefix(s->prefix, err) < 0) {
+        pf_err_prefix(err, "repository %s", url);
+        goto fail;
+    }
+    const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
+    const char *tok = getenv("AWS_SESSION_TOKEN");
+    if (!ak || !*ak || !sk || !*sk) {
+        pf_err_set(err, PF_EAUTH,
+                   "repository %s: S3 credentials missing: set AWS_ACCESS_KEY_ID and "
+                   "AWS_SECRET_ACCESS_KEY",
+                   url);
+        goto fail;
+    }
+    s->access_key = xstrndup(ak, strlen(ak));
+    s->secret_key = xstrndup(sk, strlen(sk));
+    if (tok && *tok)
+        s->session_token = xstrndup(tok, strlen(tok));
+    const char *region = opts->s3_region;
+    if (!region || !*region)
+        region = getenv("AWS_DEFAULT_REGION");
+    if (!region || !*region)
+        region = getenv("AWS_REGION");
+    if (!region || !*region)
+        region = "us-east-1";
+    for (const char *c = region; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) {
+            pf_err_set(err, PF_EUSAGE, "S3 region '%.64s' is not valid", region);
+            goto fail;
+        }
+    size_t sn = strlen(region) + 16;
+    s->sigv4 = malloc(sn);
+    if (!s->sigv4)
+        abort();
+    snprintf(s->sigv4, sn, "aws:amz:%s:s3", region);
+    s->virtual_host = opts->s3_virtual_host;
+    s->max_keys = (int)pf_store_env_long("PERMAFROST_S3_MAX_KEYS", 1000);
+    if (s->max_keys < 1 || s->max_keys > 1000)
+        s->max_keys = 1000;
+    s->threshold = (uint64_t)pf_store_env_long("PERMAFROST_S3_MULTIPART_THRESHOLD",
+                                               (long)S3_DEFAULT_THRESHOLD);
+    s->part_size =
+        (uint64_t)pf_store_env_long("PERMAFROST_S3_PART_SIZE", (long)S3_DEFAULT_PART_SIZE);
+    if (s->part_size < 1)
+        s->part_size = S3_DEFAULT_PART_SIZE;
+    s->timeout = pf_store_env_long("PERMAFROST_NET_TIMEOUT", 60);
+    if (s->timeout < 1)
+        s->timeout = 60;
+    return pf_store_alloc(&s3_ops, s, url);
+fail : {
+    pf_store tmp = {&s3_ops, s, NULL};
+    s3_free(&tmp);
     return NULL;
+}
 }
