@@ -382,8 +382,9 @@ static int s3_perform(s3_store *s, const s3_req *q, s3_resp *resp, pf_err *err)
     }
     int has_body = !strcmp(q->method, "PUT") || !strcmp(q->method, "POST");
     if (has_body) {
+        /* No "Expect:" override here: curl 7.88 signs the emptied header and S3 then
+         * rejects the signature. */
         hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
-        hdrs = curl_slist_append(hdrs, "Expect:");
     }
     if (!hdrs) {
         pf_err_set(err, PF_EIO, "S3: out of memory building headers");
