@@ -45,9 +45,18 @@ int pf_err_prefix(pf_err *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ctx, sizeof ctx, fmt, ap);
     va_end(ap);
+    /* Built by hand: "ctx: old", cut to fit. */
     char old[sizeof e->msg];
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", ctx, old);
+    size_t n = strlen(ctx);
+    if (n > sizeof e->msg - 3)
+        n = sizeof e->msg - 3;
+    memcpy(e->msg, ctx, n);
+    memcpy(e->msg + n, ": ", 2);
+    size_t rest = sizeof e->msg - n - 3;
+    size_t olen = strnlen(old, rest);
+    memcpy(e->msg + n + 2, old, olen);
+    e->msg[n + 2 + olen] = 0;
     return -1;
 }
 

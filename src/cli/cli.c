@@ -1,0 +1,278 @@
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+pf_cli pf_g;
+
+typedef struct kv {
+    char *key, *value;
+} kv;
+static kv *config;
+static size_t nconfig;
+
+static int config_entry(void *user, const char *section, const char *name, const char *value)
+{
+    (void)user;
+    (void)section;
+    for (size_t i = 0; i < nconfig; i++) {
+        if (!strcmp(config[i].key, name)) {
+            free(config[i].value);
+            config[i].value = strdup(value);
+            return 1;
+        }
+    }
+    kv *c = realloc(config, (nconfig + 1) * sizeof *c);
+    if (!c)
+        return 0;
+    config = c;
+    config[nconfig].key = strdup(name);
+    config[nconfig].value = strdup(value);
+    nconfig++;
+    return 1;
+}
+
+int pf_config_load(const char *path, bool must_exist, pf_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (!must_exist && errno == ENOENT)
+            return 0;
+        return pf_err_sys(err, PF_EUSAGE, "cannot read config file %s", path);
+    }
+    int line = ini_parse_file(f, config_entry, NULL);
+    fclose(f);
+    if (line != 0)
+        return pf_err_set(err, PF_EUSAGE, "config file %s: syntax error on line %d", path, line);
+    return 0;
+}
+
+const char *pf_config_get(const char *key)
+{
+    for (size_t i = 0; i < nconfig; i++)
+        if (!strcmp(config[i].key, key))
+            return config[i].value;
+    return NULL;
+}
+
+int pf_exit_code(const pf_err *err)
+{
+    switch (err->code) {
+    case PF_OK: return PF_EXIT_OK;
+    case PF_EUSAGE: return PF_EXIT_USAGE;
+    case PF_ENOTFOUND: return PF_EXIT_NOTFOUND;
+    case PF_EEXIST: return PF_EXIT_EXISTS;
+    case PF_ECORRUPT: return PF_EXIT_DAMAGED;
+    case PF_EAUTH: return PF_EXIT_AUTH;
+    case PF_ENOREPO: return PF_EXIT_NOREPO;
+    case PF_ELOCKED: return PF_EXIT_LOCKED;
+    case PF_ECOMPONENT: return PF_EXIT_COMPONENT;
+    case PF_EINCOMPLETE: return PF_EXIT_INCOMPLETE;
+    case PF_ECONN: return PF_EXIT_CONNECT;
+    default: return PF_EXIT_ERROR;
+    }
+}
+
+int pf_cli_fail(const pf_err *err)
+{
+    pf_progress_done();
+    fprintf(stderr, "permafrost: %s\n", err->msg[0] ? err->msg : "failed");
+    return pf_exit_code(err);
+}
+
+static char *read_password_file(const char *path, pf_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        pf_err_sys(err, PF_EUSAGE, "cannot read passphrase file %s", path);
+        return NULL;
+    }
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    /* The first line is the passphrase; a trailing newline is not part of it. */
+    buf[strcspn(buf, "\r\n")] = 0;
+    char *p = strdup(buf);
+    OPENSSL_cleanse(buf, sizeof buf);
+    if (p && !*p) {
+        free(p);
+        pf_err_set(err, PF_EUSAGE, "passphrase file %s is empty", path);
+        return NULL;
+    }
+    return p;
+}
+
+static char *prompt_tty(const char *prompt, pf_err *err)
+{
+    int fd = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        pf_err_set(err, PF_EUSAGE,
+                   "no passphrase: set PERMAFROST_PASSWORD_FILE (or PERMAFROST_PASSWORD), or run "
+                   "on a terminal");
+        return NULL;
+    }
+    struct termios old, quiet;
+    int have = tcgetattr(fd, &old) == 0;
+    if (have) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    if (write(fd, prompt, strlen(prompt)) < 0) {
+        /* the prompt is a courtesy */
+    }
+    char buf[4096];
+    size_t n = 0;
+    char c;
+    while (n < sizeof buf - 1 && read(fd, &c, 1) == 1 && c != '\n')
+        buf[n++] = c;
+    buf[n] = 0;
+    if (have)
+        tcsetattr(fd, TCSAFLUSH, &old);
+    if (write(fd, "\n", 1) < 0) {
+    }
+    close(fd);
+    char *p = strdup(buf);
+    OPENSSL_cleanse(buf, sizeof buf);
+    return p;
+}
+
+char *pf_cli_passphrase(bool confirm, const char *prompt, pf_err *err)
+{
+    const char *file = getenv("PERMAFROST_PASSWORD_FILE");
+    if (!file || !*file)
+        file = pf_g.password_file ? pf_g.password_file : pf_config_get("password_file");
+    if (file && *file)
+        return read_password_file(file, err);
+    const char *env = getenv("PERMAFROST_PASSWORD");
+    if (env && *env)
+        return strdup(env);
+    char *p = prompt_tty(prompt ? prompt : "Repository passphrase: ", err);
+    if (!p)
+        return NULL;
+    if (!*p) {
+        pf_cli_passphrase_free(p);
+        pf_err_set(err, PF_EUSAGE, "empty passphrase refused");
+        return NULL;
+    }
+    if (confirm) {
+        char *again = prompt_tty("Repeat passphrase: ", err);
+        if (!again || strcmp(again, p)) {
+            pf_cli_passphrase_free(p);
+            pf_cli_passphrase_free(again);
+            pf_err_set(err, PF_EUSAGE, "the passphrases do not match");
+            return NULL;
+        }
+        pf_cli_passphrase_free(again);
+    }
+    return p;
+}
+
+void pf_cli_passphrase_free(char *p)
+{
+    if (p) {
+        OPENSSL_cleanse(p, strlen(p));
+        free(p);
+    }
+}
+
+pf_store *pf_cli_open_store(pf_err *err)
+{
+    const char *url = pf_g.repo_url;
+    if (!url || !*url)
+        url = getenv("PERMAFROST_REPO");
+    if (!url || !*url)
+        url = pf_config_get("repository");
+    if (!url || !*url) {
+        pf_err_set(err, PF_EUSAGE,
+                   "no repository given: use --repo, PERMAFROST_REPO or 'repository =' in the "
+                   "config file");
+        return NULL;
+    }
+    return pf_store_open(url, &pf_g.store_opts, err);
+}
+
+pf_repo *pf_cli_open_repo(pf_err *err)
+{
+    pf_store *st = pf_cli_open_store(err);
+    if (!st)
+        return NULL;
+    char *pass = pf_cli_passphrase(false, NULL, err);
+    if (!pass) {
+        pf_store_free(st);
+        return NULL;
+    }
+    pf_repo *r = pf_repo_open(st, pass, err);
+    pf_cli_passphrase_free(pass);
+    return r;
+}
+
+void pf_out_json(cJSON *o)
+{
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        fputs(s, stdout);
+        fputc('\n', stdout);
+        cJSON_free(s);
+    }
+    cJSON_Delete(o);
+}
+
+void pf_human_bytes(uint64_t n, char *out, size_t len)
+{
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 5) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(out, len, "%llu B", (unsigned long long)n);
+    else
+        snprintf(out, len, "%.1f %s", v, units[u]);
+}
+
+static int progress_shown;
+
+void pf_progress_line(const char *fmt, ...)
+{
+    if (!pf_g.tty || pf_g.verbosity < 0)
+        return;
+    char line[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\r\033[K%s", line);
+    fflush(stderr);
+    progress_shown = 1;
+}
+
+void pf_progress_done(void)
+{
+    if (progress_shown) {
+        fprintf(stderr, "\r\033[K");
+        fflush(stderr);
+        progress_shown = 0;
+    }
+}
+
+double pf_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}

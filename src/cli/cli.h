@@ -1,0 +1,106 @@
+/* The command line: global options, configuration, passphrase, output and exit codes.
+ * Only the CLI prints to stdout or exits; library code reports through pf_err and pf_log. */
+#ifndef PF_CLI_H
+#define PF_CLI_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "repo/archiver.h"
+#include "repo/repo.h"
+#include "repo/saver.h"
+#include "store/store.h"
+
+#define PF_VERSION "0.1.0"
+
+/* Exit codes (documented in the README and the man page). */
+enum pf_exit {
+    PF_EXIT_OK = 0,
+    PF_EXIT_ERROR = 1,      /* any other failure */
+    PF_EXIT_USAGE = 2,      /* bad arguments, options or configuration */
+    PF_EXIT_INCOMPLETE = 3, /* backup written, but some source files could not be read */
+    PF_EXIT_DAMAGED = 4,    /* check found damage, or restore met corrupt data */
+    PF_EXIT_COMPONENT = 5,  /* a Mastodon component failed: no snapshot was written */
+    PF_EXIT_EXISTS = 6,     /* would overwrite: init on a repository, restore onto data */
+    PF_EXIT_CONNECT = 7,    /* a server (database, redis, store) could not be reached */
+    PF_EXIT_NOREPO = 10,    /* no repository at that location */
+    PF_EXIT_LOCKED = 11,    /* repository locked by another process */
+    PF_EXIT_AUTH = 12,      /* wrong passphrase or credentials */
+    PF_EXIT_NOTFOUND = 13,  /* snapshot or path not found */
+};
+
+typedef struct pf_cli {
+    const char *repo_url;
+    const char *config_file;
+    bool json;
+    int verbosity; /* -1 quiet, 0 normal, 1 verbose */
+    bool tty;      /* stderr is a terminal: progress lines */
+    pf_store_opts store_opts;
+    const char *password_file;
+    const char *password_env_name;
+} pf_cli;
+
+extern pf_cli pf_g;
+
+/* Config file values ("key" in the file; sections are ignored). NULL when unset. */
+const char *pf_config_get(const char *key);
+int pf_config_load(const char *path, bool must_exist, pf_err *err);
+
+/* Maps an error to an exit code, prints "permafrost: <msg>" and returns the code. */
+int pf_cli_fail(const pf_err *err);
+int pf_exit_code(const pf_err *err);
+
+/* Reads the passphrase (file, env, or a no-echo prompt on a terminal; confirm asks twice).
+ * Returns a malloc'd string or NULL with err filled. */
+char *pf_cli_passphrase(bool confirm, const char *prompt, pf_err *err);
+void pf_cli_passphrase_free(char *p);
+
+pf_store *pf_cli_open_store(pf_err *err);
+/* Opens the repository from --repo / $PERMAFROST_REPO / config with the passphrase. */
+pf_repo *pf_cli_open_repo(pf_err *err);
+
+/* Output helpers. */
+void pf_out_json(cJSON *o); /* prints and deletes */
+void pf_human_bytes(uint64_t n, char *out, size_t len);
+void pf_progress_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void pf_progress_done(void);
+double pf_now(void);
+
+/* Snapshot presentation shared by snapshots, ls and backup. */
+cJSON *pf_snapshot_to_json(const pf_snapshot *s);
+void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n);
+
+/* A backup in progress, shared by plain and Mastodon backups: repository open, index
+ * loaded, parent found, saver and archiver running. Commit writes the snapshot last. */
+typedef struct pf_backup_run {
+    pf_repo *repo;
+    pf_saver *saver;
+    pf_archiver *arch;
+    pf_snapshot snap;
+    double started;
+    uint64_t estimate; /* bytes of the parent snapshot, for the ETA */
+} pf_backup_run;
+
+/* parent_tag: when set, the parent is the latest snapshot of this host with that tag;
+ * otherwise the latest of this host with the same paths. */
+int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char **paths,
+                    size_t npaths, pf_err *err);
+int pf_backup_commit(pf_backup_run *b, pf_err *err);
+void pf_backup_end(pf_backup_run *b);
+/* Prints the summary of a committed backup (or JSON). */
+void pf_backup_report(pf_backup_run *b);
+
+/* Each command: argc/argv start at the command name. */
+int cmd_init(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
+int cmd_snapshots(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_dump(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_backup_mastodon(int argc, char **argv);
+int cmd_restore_mastodon(int argc, char **argv);
+
+#endif

@@ -1,0 +1,142 @@
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "repo/restorer.h"
+
+static const char ls_help[] = "usage: permafrost ls SNAPSHOT [PATH]\n\n"
+                              "Lists the entries of a snapshot (below PATH), recursively.\n"
+                              "SNAPSHOT is an id prefix or 'latest'.\n";
+
+static void mode_str(const pf_node *n, char out[11])
+{
+    static const char types[] = "?-dlpscb";
+    out[0] = types[n->type < sizeof types - 1 ? n->type : 0];
+    const char *rwx = "rwxrwxrwx";
+    for (int i = 0; i < 9; i++)
+        out[1 + i] = (n->mode & (0400u >> i)) ? rwx[i] : '-';
+    if (n->mode & 04000)
+        out[3] = (n->mode & 0100) ? 's' : 'S';
+    if (n->mode & 02000)
+        out[6] = (n->mode & 010) ? 's' : 'S';
+    if (n->mode & 01000)
+        out[9] = (n->mode & 01) ? 't' : 'T';
+    out[10] = 0;
+}
+
+static void print_node(const pf_node *n, const char *path)
+{
+    if (pf_g.json) {
+        static const char *names[] = {"?",    "file",   "dir",     "symlink",
+                                      "fifo", "socket", "chardev", "blockdev"};
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "path", path);
+        cJSON_AddStringToObject(o, "type", names[n->type < 8 ? n->type : 0]);
+        cJSON_AddNumberToObject(o, "mode", n->mode);
+        cJSON_AddNumberToObject(o, "uid", n->uid);
+        cJSON_AddNumberToObject(o, "gid", n->gid);
+        cJSON_AddStringToObject(o, "user", n->user ? n->user : "");
+        cJSON_AddStringToObject(o, "group", n->group ? n->group : "");
+        cJSON_AddNumberToObject(o, "size", (double)n->size);
+        char ns[32];
+        snprintf(ns, sizeof ns, "%lld", (long long)n->mtime_ns);
+        cJSON_AddStringToObject(o, "mtime_ns", ns);
+        if (n->type == PF_NODE_SYMLINK)
+            cJSON_AddStringToObject(o, "link", n->link);
+        pf_out_json(o);
+        return;
+    }
+    char m[11], t[32];
+    mode_str(n, m);
+    time_t secs = (time_t)(n->mtime_ns / 1000000000);
+    struct tm tm;
+    localtime_r(&secs, &tm);
+    strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
+    printf("%s %8s %8s %12llu %s %s%s%s\n", m, n->user && *n->user ? n->user : "?",
+           n->group && *n->group ? n->group : "?", (unsigned long long)n->size, t, path,
+           n->type == PF_NODE_SYMLINK ? " -> " : "", n->type == PF_NODE_SYMLINK ? n->link : "");
+}
+
+static int walk(pf_repo *r, const uint8_t tree[PF_ID_LEN], pf_buf *path, pf_err *err)
+{
+    pf_tree t;
+    if (pf_repo_load_tree(r, tree, &t, err))
+        return -1;
+    size_t len = path->len;
+    int rc = 0;
+    for (size_t i = 0; i < t.count && !rc; i++) {
+        path->len = len;
+        pf_buf_printf(path, "/%s", t.nodes[i].name);
+        print_node(&t.nodes[i], (const char *)path->data);
+        if (t.nodes[i].type == PF_NODE_DIR)
+            rc = walk(r, t.nodes[i].blobs[0], path, err);
+    }
+    path->len = len;
+    path->data[len] = 0;
+    pf_tree_free(&t);
+    return rc;
+}
+
+int cmd_ls(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(ls_help, stdout);
+            return PF_EXIT_OK;
+        }
+        fputs(ls_help, stderr);
+        return PF_EXIT_USAGE;
+    }
+    if (argc - optind < 1 || argc - optind > 2) {
+        fputs(ls_help, stderr);
+        return PF_EXIT_USAGE;
+    }
+    const char *ref = argv[optind], *sub = argc - optind == 2 ? argv[optind + 1] : "";
+    pf_err err = {0};
+    pf_repo *r = pf_cli_open_repo(&err);
+    if (!r)
+        return pf_cli_fail(&err);
+    pf_snapshot s;
+    pf_node n = {0};
+    pf_buf path = PF_BUF_INIT;
+    int rc = PF_EXIT_OK;
+    if (pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, ref, &s, &err)) {
+        pf_repo_free(r);
+        return pf_cli_fail(&err);
+    }
+    if (!pf_g.json) {
+        char t[64], man[512];
+        pf_snapshot_time_str(&s, t, sizeof t);
+        printf("snapshot %.8s of %s at %s\n", s.id, s.host, t);
+        pf_manifest_summary(&s, man, sizeof man);
+        if (man[0])
+            printf("manifest: %s\n", man);
+    }
+    if (pf_lookup_path(r, s.tree, sub, &n, &err)) {
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    while (*sub == '/')
+        sub++;
+    if (*sub)
+        pf_buf_printf(&path, "/%s", sub);
+    size_t l = path.len;
+    while (l > 1 && path.data[l - 1] == '/')
+        path.data[--l] = 0;
+    path.len = l;
+    if (*sub)
+        print_node(&n, (const char *)path.data);
+    if (n.type == PF_NODE_DIR && walk(r, n.blobs[0], &path, &err))
+        rc = pf_cli_fail(&err);
+out:
+    pf_buf_free(&path);
+    pf_node_free(&n);
+    pf_snapshot_free(&s);
+    pf_repo_free(r);
+    return rc;
+}

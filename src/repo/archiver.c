@@ -1,0 +1,698 @@
+#include "repo/archiver.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct pf_dir {
+    pf_dir *parent;
+    pf_tree tree; /* entries collected so far */
+    pf_tree old;  /* the parent snapshot's tree for this directory; empty if none */
+    pf_node meta; /* this directory's own entry */
+};
+
+typedef struct hardlink {
+    uint64_t dev, ino;
+    uint8_t (*blobs)[PF_ID_LEN];
+    size_t nblobs;
+} hardlink;
+
+typedef struct idname {
+    uint32_t id;
+    char *name;
+} idname;
+
+/* One content stream being chunked: a file read from disk or bytes pushed to a sink. */
+typedef struct chunk_stream {
+    pf_sink sink; /* first member: a pf_sink* is a chunk_stream* */
+    pf_archiver *a;
+    pf_dir *dir;
+    pf_node node;
+    uint8_t (*ids)[PF_ID_LEN];
+    size_t nids, cap;
+} chunk_stream;
+
+struct pf_archiver {
+    pf_repo *r;
+    pf_saver *s;
+    uint8_t parent_root[PF_ID_LEN];
+    int has_parent;
+    pf_dir *root;
+    pf_archive_stats stats;
+    pf_progress_fn progress;
+    void *progress_ctx;
+    struct timespec last_progress;
+    hardlink *links;
+    size_t nlinks;
+    idname *users, *groups;
+    size_t nusers, ngroups;
+    /* chunking window: bytes [start, end) of buf are not yet cut */
+    uint8_t *buf;
+    size_t start, end, cap;
+    int stream_busy;
+};
+
+static void *xrealloc(void *p, size_t n)
+{
+    p = realloc(p, n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "permafrost: out of memory\n");
+        abort();
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) {
+        fprintf(stderr, "permafrost: out of memory\n");
+        abort();
+    }
+    return d;
+}
+
+static const char *lookup_name(idname **tab, size_t *n, uint32_t id, int is_group)
+{
+    for (size_t i = 0; i < *n; i++)
+        if ((*tab)[i].id == id)
+            return (*tab)[i].name;
+    char buf[16384];
+    const char *name = "";
+    if (is_group) {
+        struct group g, *res = NULL;
+        if (!getgrgid_r(id, &g, buf, sizeof buf, &res) && res)
+            name = res->gr_name;
+    } else {
+        struct passwd p, *res = NULL;
+        if (!getpwuid_r(id, &p, buf, sizeof buf, &res) && res)
+            name = res->pw_name;
+    }
+    *tab = xrealloc(*tab, (*n + 1) * sizeof **tab);
+    (*tab)[*n].id = id;
+    (*tab)[*n].name = xstrdup(name);
+    return (*tab)[(*n)++].name;
+}
+
+pf_archiver *pf_archiver_new(pf_repo *r, pf_saver *s, const uint8_t *parent_root, pf_err *err)
+{
+    pf_archiver *a = calloc(1, sizeof *a);
+    if (!a) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    a->r = r;
+    a->s = s;
+    if (parent_root) {
+        memcpy(a->parent_root, parent_root, PF_ID_LEN);
+        a->has_parent = 1;
+    }
+    a->cap = 2 * r->chunker.max;
+    a->buf = malloc(a->cap);
+    a->root = calloc(1, sizeof *a->root);
+    if (!a->buf || !a->root) {
+        pf_archiver_free(a);
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    if (a->has_parent) {
+        pf_err e = {0};
+        if (pf_repo_load_tree(r, a->parent_root, &a->root->old, &e)) {
+            pf_warn("parent snapshot unreadable, reading everything: %s", e.msg);
+            a->has_parent = 0;
+        }
+    }
+    return a;
+}
+
+void pf_archiver_free(pf_archiver *a)
+{
+    if (!a)
+        return;
+    if (a->root)
+        pf_dir_abort(a->root);
+    for (size_t i = 0; i < a->nlinks; i++)
+        free(a->links[i].blobs);
+    free(a->links);
+    for (size_t i = 0; i < a->nusers; i++)
+        free(a->users[i].name);
+    for (size_t i = 0; i < a->ngroups; i++)
+        free(a->groups[i].name);
+    free(a->users);
+    free(a->groups);
+    free(a->buf);
+    free(a);
+}
+
+void pf_archiver_set_progress(pf_archiver *a, pf_progress_fn fn, void *ctx)
+{
+    a->progress = fn;
+    a->progress_ctx = ctx;
+}
+
+void pf_archiver_stats(pf_archiver *a, pf_archive_stats *out)
+{
+    *out = a->stats;
+}
+
+static void progress(pf_archiver *a, const char *current)
+{
+    if (!a->progress)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double dt = (double)(now.tv_sec - a->last_progress.tv_sec) +
+                (double)(now.tv_nsec - a->last_progress.tv_nsec) / 1e9;
+    if (dt < 0.2)
+        return;
+    a->last_progress = now;
+    a->progress(&a->stats, current, a->progress_ctx);
+}
+
+pf_dir *pf_archiver_root(pf_archiver *a)
+{
+    return a->root;
+}
+
+static void dir_free(pf_dir *d)
+{
+    pf_tree_free(&d->tree);
+    pf_tree_free(&d->old);
+    pf_node_free(&d->meta);
+    free(d);
+}
+
+void pf_dir_abort(pf_dir *d)
+{
+    if (d)
+        dir_free(d);
+}
+
+static void node_from_stat(pf_archiver *a, pf_node *n, const char *name, size_t len,
+                           const struct stat *st)
+{
+    memset(n, 0, sizeof *n);
+    n->name = (char *)name;
+    n->name_len = len;
+    n->mode = st->st_mode & 07777;
+    n->uid = st->st_uid;
+    n->gid = st->st_gid;
+    n->user = (char *)lookup_name(&a->users, &a->nusers, st->st_uid, 0);
+    n->group = (char *)lookup_name(&a->groups, &a->ngroups, st->st_gid, 1);
+    n->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+    n->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+    n->size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
+    n->inode = st->st_ino;
+    n->dev = st->st_dev;
+    n->nlink = (uint32_t)st->st_nlink;
+    if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
+        n->rdev = st->st_rdev;
+    switch (st->st_mode & S_IFMT) {
+    case S_IFREG: n->type = PF_NODE_FILE; break;
+    case S_IFDIR: n->type = PF_NODE_DIR; break;
+    case S_IFLNK: n->type = PF_NODE_SYMLINK; break;
+    case S_IFIFO: n->type = PF_NODE_FIFO; break;
+    case S_IFSOCK: n->type = PF_NODE_SOCKET; break;
+    case S_IFCHR: n->type = PF_NODE_CHARDEV; break;
+    case S_IFBLK: n->type = PF_NODE_BLOCKDEV; break;
+    default: n->type = 0;
+    }
+}
+
+static pf_dir *dir_new(pf_archiver *a, pf_dir *parent, const char *name, size_t len)
+{
+    pf_dir *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->parent = parent;
+    d->meta.name = xrealloc(NULL, len + 1);
+    memcpy(d->meta.name, name, len);
+    d->meta.name[len] = 0;
+    d->meta.name_len = len;
+    d->meta.type = PF_NODE_DIR;
+    const pf_node *old = parent ? pf_tree_find(&parent->old, name, len) : NULL;
+    if (old && old->type == PF_NODE_DIR && old->nblobs == 1) {
+        pf_err e = {0};
+        if (pf_repo_load_tree(a->r, old->blobs[0], &d->old, &e))
+            pf_debug("parent tree for %s unreadable: %s", d->meta.name, e.msg);
+    }
+    return d;
+}
+
+pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *err)
+{
+    if (!pf_tree_name_ok(name, strlen(name))) {
+        pf_err_set(err, PF_EUSAGE, "invalid entry name \"%s\"", name);
+        return NULL;
+    }
+    pf_dir *d = dir_new(a, parent, name, strlen(name));
+    if (!d) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    d->meta.mode = 0755;
+    d->meta.uid = getuid();
+    d->meta.gid = getgid();
+    d->meta.user = xstrdup(lookup_name(&a->users, &a->nusers, d->meta.uid, 0));
+    d->meta.group = xstrdup(lookup_name(&a->groups, &a->ngroups, d->meta.gid, 1));
+    d->meta.mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    return d;
+}
+
+int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
+{
+    pf_buf b = PF_BUF_INIT;
+    uint8_t id[PF_ID_LEN];
+    int rc = -1;
+    pf_tree_sort(&d->tree);
+    if (pf_tree_encode(&d->tree, &b, err) || pf_saver_save(a->s, PF_BLOB_TREE, b.data, b.len, id, err))
+        goto out;
+    if (d->parent) {
+        d->meta.blobs = xrealloc(d->meta.blobs, PF_ID_LEN);
+        memcpy(d->meta.blobs[0], id, PF_ID_LEN);
+        d->meta.nblobs = 1;
+        pf_tree_add(&d->parent->tree, &d->meta);
+    } else if (root_id) {
+        memcpy(root_id, id, PF_ID_LEN);
+    }
+    a->stats.dirs++;
+    rc = 0;
+out:
+    pf_buf_free(&b);
+    if (d == a->root)
+        a->root = NULL;
+    dir_free(d);
+    return rc;
+}
+
+/* Cuts and saves every chunk that can be decided; with eof, everything. */
+static int cut_chunks(pf_archiver *a, chunk_stream *cs, int eof, pf_err *err)
+{
+    while (a->end > a->start) {
+        size_t avail = a->end - a->start;
+        size_t n = pf_chunker_cut(&a->r->chunker, a->buf + a->start, avail, eof);
+        if (!n)
+            break;
+        if (cs->nids == cs->cap) {
+            cs->cap = cs->cap ? cs->cap * 2 : 8;
+            cs->ids = xrealloc(cs->ids, cs->cap * PF_ID_LEN);
+        }
+        if (pf_saver_save(a->s, PF_BLOB_DATA, a->buf + a->start, n, cs->ids[cs->nids], err))
+            return -1;
+        cs->nids++;
+        a->start += n;
+    }
+    if (a->start == a->end)
+        a->start = a->end = 0;
+    return 0;
+}
+
+static void make_room(pf_archiver *a)
+{
+    if (a->end == a->cap && a->start > 0) {
+        memmove(a->buf, a->buf + a->start, a->end - a->start);
+        a->end -= a->start;
+        a->start = 0;
+    }
+}
+
+static int stream_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+{
+    chunk_stream *cs = (chunk_stream *)s;
+    pf_archiver *a = cs->a;
+    const uint8_t *src = p;
+    while (n) {
+        make_room(a);
+        size_t room = a->cap - a->end;
+        size_t take = n < room ? n : room;
+        memcpy(a->buf + a->end, src, take);
+        a->end += take;
+        src += take;
+        n -= take;
+        cs->node.size += take;
+        a->stats.bytes += take;
+        a->stats.bytes_read += take;
+        if (a->end - a->start >= a->r->chunker.max && cut_chunks(a, cs, 0, err))
+            return -1;
+        progress(a, cs->node.name);
+    }
+    return 0;
+}
+
+static chunk_stream *stream_new(pf_archiver *a, pf_dir *d)
+{
+    chunk_stream *cs = calloc(1, sizeof *cs);
+    if (!cs)
+        return NULL;
+    cs->sink.write = stream_write;
+    cs->sink.ctx = cs;
+    cs->a = a;
+    cs->dir = d;
+    a->stream_busy = 1;
+    a->start = a->end = 0;
+    return cs;
+}
+
+static void stream_free(chunk_stream *cs)
+{
+    cs->a->stream_busy = 0;
+    cs->a->start = cs->a->end = 0;
+    free(cs->ids);
+    pf_node_free(&cs->node);
+    free(cs);
+}
+
+pf_sink *pf_archive_stream_begin(pf_archiver *a, pf_dir *d, const char *name, uint32_t mode,
+                                 pf_err *err)
+{
+    if (a->stream_busy) {
+        pf_err_set(err, PF_EGENERIC, "one stream at a time");
+        return NULL;
+    }
+    if (!pf_tree_name_ok(name, strlen(name))) {
+        pf_err_set(err, PF_EUSAGE, "invalid entry name \"%s\"", name);
+        return NULL;
+    }
+    chunk_stream *cs = stream_new(a, d);
+    if (!cs) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    cs->node.name = xstrdup(name);
+    cs->node.name_len = strlen(name);
+    cs->node.type = PF_NODE_FILE;
+    cs->node.mode = mode & 07777;
+    cs->node.uid = getuid();
+    cs->node.gid = getgid();
+    cs->node.user = xstrdup(lookup_name(&a->users, &a->nusers, cs->node.uid, 0));
+    cs->node.group = xstrdup(lookup_name(&a->groups, &a->ngroups, cs->node.gid, 1));
+    cs->node.mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    cs->node.nlink = 1;
+    return &cs->sink;
+}
+
+static int stream_finish(chunk_stream *cs, pf_err *err)
+{
+    if (cut_chunks(cs->a, cs, 1, err))
+        return -1;
+    cs->node.blobs = cs->ids;
+    cs->node.nblobs = cs->nids;
+    cs->ids = NULL;
+    cs->nids = cs->cap = 0;
+    return 0;
+}
+
+int pf_archive_stream_end(pf_archiver *a, pf_sink *s, pf_err *err)
+{
+    chunk_stream *cs = (chunk_stream *)s;
+    int rc = stream_finish(cs, err);
+    if (!rc) {
+        pf_tree_add(&cs->dir->tree, &cs->node);
+        a->stats.files++;
+    }
+    stream_free(cs);
+    return rc;
+}
+
+void pf_archive_stream_abort(pf_sink *s)
+{
+    if (s)
+        stream_free((chunk_stream *)s);
+}
+
+/* Reads an open file through the chunker into cs. */
+static int read_file(pf_archiver *a, chunk_stream *cs, int fd, const char *path, pf_err *err)
+{
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    for (;;) {
+        make_room(a);
+        ssize_t got = read(fd, a->buf + a->end, a->cap - a->end);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return pf_err_sys(err, PF_EIO, "reading %s", path);
+        }
+        if (got == 0)
+            break;
+        a->end += (size_t)got;
+        a->stats.bytes += (uint64_t)got;
+        a->stats.bytes_read += (uint64_t)got;
+        if (a->end - a->start >= a->r->chunker.max && cut_chunks(a, cs, 0, err))
+            return -1;
+        progress(a, path);
+    }
+    return stream_finish(cs, err);
+}
+
+static int blobs_all_known(pf_archiver *a, const pf_node *n)
+{
+    for (size_t i = 0; i < n->nblobs; i++)
+        if (!pf_repo_has_blob(a->r, n->blobs[i]))
+            return 0;
+    return 1;
+}
+
+static hardlink *find_link(pf_archiver *a, uint64_t dev, uint64_t ino)
+{
+    for (size_t i = 0; i < a->nlinks; i++)
+        if (a->links[i].dev == dev && a->links[i].ino == ino)
+            return &a->links[i];
+    return NULL;
+}
+
+static int is_excluded(const char *rel, const char *const *excludes)
+{
+    for (size_t i = 0; excludes && excludes[i]; i++)
+        if (!strcmp(rel, excludes[i]))
+            return 1;
+    return 0;
+}
+
+typedef struct walk {
+    pf_archiver *a;
+    const char *const *excludes;
+    pf_buf path; /* display path of the current entry */
+    pf_buf rel;  /* path relative to the top, for excludes */
+} walk;
+
+static int archive_entry(walk *w, pf_dir *d, int dirfd, const char *fsname, const char *name,
+                         size_t name_len, int top, pf_err *err);
+
+static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name_len,
+                       const pf_node *meta, pf_err *err)
+{
+    pf_archiver *a = w->a;
+    pf_dir *child = dir_new(a, d, name, name_len);
+    DIR *dir = NULL;
+    char **names = NULL;
+    size_t nnames = 0;
+    int rc = -1;
+    if (!child) {
+        close(fd);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    char *keep_name = child->meta.name;
+    pf_node_copy(&child->meta, meta);
+    free(child->meta.name);
+    child->meta.name = keep_name;
+    child->meta.name_len = name_len;
+    dir = fdopendir(fd);
+    if (!dir) {
+        close(fd);
+        pf_err_sys(err, PF_EIO, "opening directory %s", w->path.data);
+        goto out;
+    }
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(dir))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        names = xrealloc(names, (nnames + 1) * sizeof *names);
+        names[nnames++] = xstrdup(de->d_name);
+        errno = 0;
+    }
+    if (errno) {
+        pf_err_sys(err, PF_EIO, "listing %s", w->path.data);
+        goto out;
+    }
+    size_t path_len = w->path.len, rel_len = w->rel.len;
+    for (size_t i = 0; i < nnames; i++) {
+        w->path.len = path_len;
+        w->rel.len = rel_len;
+        pf_buf_printf(&w->path, "/%s", names[i]);
+        if (rel_len)
+            pf_buf_u8(&w->rel, '/');
+        pf_buf_append_str(&w->rel, names[i]);
+        if (is_excluded((const char *)w->rel.data, w->excludes))
+            continue;
+        pf_err e = {0};
+        if (archive_entry(w, child, dirfd(dir), names[i], names[i], strlen(names[i]), 0, &e)) {
+            if (e.code != PF_EIO) { /* out of memory, repository failure: stop */
+                *err = e;
+                goto out;
+            }
+            pf_warn("%s", e.msg);
+            a->stats.errors++;
+        }
+    }
+    w->path.len = path_len;
+    w->rel.len = rel_len;
+    w->path.data[path_len] = 0;
+    w->rel.data[rel_len] = 0;
+    rc = pf_dir_end(a, child, NULL, err);
+    child = NULL;
+out:
+    for (size_t i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    if (dir)
+        closedir(dir);
+    if (child)
+        dir_free(child);
+    return rc;
+}
+
+static int archive_file(walk *w, pf_dir *d, int dirfd, const char *fsname, pf_node *n,
+                        pf_err *err)
+{
+    pf_archiver *a = w->a;
+    const pf_node *old = pf_tree_find(&d->old, n->name, n->name_len);
+    if (old && old->type == PF_NODE_FILE && old->size == n->size &&
+        old->mtime_ns == n->mtime_ns && old->ctime_ns == n->ctime_ns && old->inode == n->inode &&
+        blobs_all_known(a, old)) {
+        n->blobs = old->blobs;
+        n->nblobs = old->nblobs;
+        pf_tree_add(&d->tree, n);
+        a->stats.files++;
+        a->stats.files_unchanged++;
+        a->stats.bytes += n->size;
+        return 0;
+    }
+    hardlink *hl = n->nlink > 1 ? find_link(a, n->dev, n->inode) : NULL;
+    if (hl) {
+        n->blobs = hl->blobs;
+        n->nblobs = hl->nblobs;
+        pf_tree_add(&d->tree, n);
+        a->stats.files++;
+        return 0;
+    }
+    int fd = openat(dirfd, fsname, O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_NOATIME);
+    if (fd < 0 && errno == EPERM)
+        fd = openat(dirfd, fsname, O_RDONLY | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0)
+        return pf_err_sys(err, PF_EIO, "cannot read %s", w->path.data);
+    chunk_stream *cs = stream_new(a, d);
+    if (!cs) {
+        close(fd);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    int rc = read_file(a, cs, fd, (const char *)w->path.data, err);
+    close(fd);
+    if (!rc) {
+        n->blobs = cs->node.blobs;
+        n->nblobs = cs->node.nblobs;
+        pf_tree_add(&d->tree, n);
+        a->stats.files++;
+        if (n->nlink > 1) {
+            a->links = xrealloc(a->links, (a->nlinks + 1) * sizeof *a->links);
+            hardlink *h = &a->links[a->nlinks++];
+            h->dev = n->dev;
+            h->ino = n->inode;
+            h->nblobs = n->nblobs;
+            h->blobs = xrealloc(NULL, n->nblobs * PF_ID_LEN);
+            memcpy(h->blobs, n->blobs, n->nblobs * PF_ID_LEN);
+        }
+    }
+    n->blobs = NULL;
+    n->nblobs = 0;
+    stream_free(cs);
+    return rc;
+}
+
+static int archive_entry(walk *w, pf_dir *d, int dirfd, const char *fsname, const char *name,
+                         size_t name_len, int top, pf_err *err)
+{
+    pf_archiver *a = w->a;
+    struct stat st;
+    if (fstatat(dirfd, fsname, &st, AT_SYMLINK_NOFOLLOW))
+        return pf_err_sys(err, PF_EIO, "cannot stat %s", w->path.data);
+    pf_node n;
+    node_from_stat(a, &n, name, name_len, &st);
+    int rc = 0;
+    switch (n.type) {
+    case PF_NODE_DIR: {
+        int fd = openat(dirfd, fsname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (fd < 0)
+            return pf_err_sys(err, PF_EIO, "cannot open directory %s", w->path.data);
+        return archive_dir(w, d, fd, name, name_len, &n, err);
+    }
+    case PF_NODE_FILE:
+        return archive_file(w, d, dirfd, fsname, &n, err);
+    case PF_NODE_SYMLINK: {
+        size_t cap = (size_t)st.st_size + 2;
+        char *target = xrealloc(NULL, cap);
+        ssize_t len = readlinkat(dirfd, fsname, target, cap);
+        if (len < 0 || (size_t)len >= cap) {
+            free(target);
+            return pf_err_sys(err, PF_EIO, "cannot read link %s", w->path.data);
+        }
+        target[len] = 0;
+        n.link = target;
+        n.link_len = (size_t)len;
+        pf_tree_add(&d->tree, &n);
+        free(target);
+        a->stats.others++;
+        break;
+    }
+    case PF_NODE_FIFO:
+    case PF_NODE_SOCKET:
+    case PF_NODE_CHARDEV:
+    case PF_NODE_BLOCKDEV:
+        pf_tree_add(&d->tree, &n);
+        a->stats.others++;
+        break;
+    default:
+        if (top)
+            return pf_err_set(err, PF_EUSAGE, "%s: unsupported file type", w->path.data);
+        pf_warn("skipping %s: unsupported file type", w->path.data);
+        break;
+    }
+    return rc;
+}
+
+int pf_archive_path(pf_archiver *a, pf_dir *d, const char *name, const char *fs_path,
+                    const char *const *excludes, pf_err *err)
+{
+    if (!pf_tree_name_ok(name, strlen(name)))
+        return pf_err_set(err, PF_EUSAGE, "invalid entry name \"%s\" for %s", name, fs_path);
+    if (pf_tree_find(&d->tree, name, strlen(name)))
+        return pf_err_set(err, PF_EUSAGE, "two paths would both be stored as \"%s\"", name);
+    walk w = {a, excludes, PF_BUF_INIT, PF_BUF_INIT};
+    pf_buf_append_str(&w.path, fs_path);
+    pf_buf_reserve(&w.rel, 1);
+    w.rel.data[0] = 0;
+    /* The entries of d are sorted at the end; lookups in d->tree above are linear-safe
+     * only because pf_tree_find is used on the parent snapshot's sorted trees, so sort. */
+    int rc = archive_entry(&w, d, AT_FDCWD, fs_path, name, strlen(name), 1, err);
+    pf_tree_sort(&d->tree);
+    if (rc && err->code == PF_EIO)
+        err->code = PF_ENOTFOUND;
+    pf_buf_free(&w.path);
+    pf_buf_free(&w.rel);
+    return rc;
+}

@@ -1,0 +1,61 @@
+/* The archiver builds a snapshot's trees: from directories on disk (walked with file
+ * descriptors, so paths of any depth work), from byte streams (pg_dump, Redis) and from
+ * virtual directories ("postgres/", "media/"). Directories are written depth-first, so
+ * memory holds one directory listing per level, never the whole tree.
+ *
+ * Change detection: given the matching tree of the parent snapshot, a regular file whose
+ * size, mtime, ctime and inode are unchanged reuses the parent's blob list unread. */
+#ifndef PF_ARCHIVER_H
+#define PF_ARCHIVER_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/stream.h"
+#include "repo/repo.h"
+#include "repo/saver.h"
+
+typedef struct pf_archiver pf_archiver;
+typedef struct pf_dir pf_dir;
+
+typedef struct pf_archive_stats {
+    uint64_t files, dirs, others;       /* entries archived */
+    uint64_t files_unchanged;           /* reused from the parent snapshot */
+    uint64_t bytes;                     /* content bytes of files and streams */
+    uint64_t bytes_read;                /* actually read (not skipped as unchanged) */
+    uint64_t errors;                    /* entries that could not be read (warned) */
+} pf_archive_stats;
+
+typedef void (*pf_progress_fn)(const pf_archive_stats *st, const char *current, void *ctx);
+
+/* parent_root may be NULL (no parent snapshot). */
+pf_archiver *pf_archiver_new(pf_repo *r, pf_saver *s, const uint8_t *parent_root, pf_err *err);
+void pf_archiver_free(pf_archiver *a);
+void pf_archiver_set_progress(pf_archiver *a, pf_progress_fn fn, void *ctx);
+void pf_archiver_stats(pf_archiver *a, pf_archive_stats *out);
+
+/* The root directory of the snapshot. */
+pf_dir *pf_archiver_root(pf_archiver *a);
+/* A virtual subdirectory (mode 0755 owned by the current user unless set later). */
+pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *err);
+/* Writes the directory's tree and adds it to its parent (or, for the root, returns its id
+ * in root_id, which may be NULL otherwise). Frees d. */
+int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err);
+/* Abandons a directory without adding it anywhere. */
+void pf_dir_abort(pf_dir *d);
+
+/* Archives fs_path (file, directory tree, symlink, ...) as entry `name` of d.
+ * excludes: NULL-terminated list of paths relative to fs_path that are left out.
+ * Unreadable entries below fs_path are warned about and counted in stats.errors; an
+ * unreadable fs_path itself is an error. */
+int pf_archive_path(pf_archiver *a, pf_dir *d, const char *name, const char *fs_path,
+                    const char *const *excludes, pf_err *err);
+
+/* A regular file whose bytes arrive through a sink. */
+pf_sink *pf_archive_stream_begin(pf_archiver *a, pf_dir *d, const char *name, uint32_t mode,
+                                 pf_err *err);
+/* Finishes the stream and adds the file (abort: drops it). Frees the sink. */
+int pf_archive_stream_end(pf_archiver *a, pf_sink *s, pf_err *err);
+void pf_archive_stream_abort(pf_sink *s);
+
+#endif

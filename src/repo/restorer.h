@@ -1,0 +1,44 @@
+/* Reading snapshots back: finding entries by path, streaming a file's bytes, and
+ * restoring trees onto disk exactly (content, type, mode, owner, mtime in ns, symlinks,
+ * hardlinks as hardlinks, holes kept as holes). Every blob is authenticated before a
+ * byte of it is written; corrupt data stops the restore with an error naming it. */
+#ifndef PF_RESTORER_H
+#define PF_RESTORER_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/stream.h"
+#include "repo/repo.h"
+
+typedef struct pf_restore_stats {
+    uint64_t files, dirs, others, bytes, errors;
+} pf_restore_stats;
+
+typedef void (*pf_restore_progress_fn)(const pf_restore_stats *st, const char *current,
+                                       void *ctx);
+
+typedef struct pf_restore_opts {
+    /* Snapshot paths to restore ("media/accounts"); NULL or empty: everything. */
+    const char *const *include;
+    /* Give entries their recorded owners (default: when running as root). */
+    int owners;
+    pf_restore_progress_fn progress;
+    void *progress_ctx;
+} pf_restore_opts;
+
+/* Finds path ("a/b/c", "" for the root) under the tree root; a copy of the node goes to
+ * *out (free with pf_node_free). PF_ENOTFOUND when absent. */
+int pf_lookup_path(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *path, pf_node *out,
+                   pf_err *err);
+/* Writes a regular file's content to a sink, blob by blob, each verified. */
+int pf_node_write(pf_repo *r, const pf_node *n, pf_sink *sink, pf_err *err);
+/* A pull-style reader of a file's content; free with pf_node_source_free. */
+pf_source *pf_node_source_new(pf_repo *r, const pf_node *n);
+void pf_node_source_free(pf_source *s);
+/* Restores the tree (or the included parts) into target, which is created if needed.
+ * Existing files are replaced. */
+int pf_restore_tree(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *target,
+                    const pf_restore_opts *opts, pf_restore_stats *stats, pf_err *err);
+
+#endif
