@@ -1,47 +1,52 @@
-# Shared helpers for the test harness; source it (the other harness files do).
+# Shared helpers for the test harness. Source it (pg.sh, redis.sh and mastodon.sh do).
+#   harness_free_port          print a free TCP port on 127.0.0.1
+#   harness_on_exit CMD...     run CMD when the shell exits (last added runs first)
+#   harness_as_owner CMD...    run CMD as the `postgres` OS user when we are root
+#   harness_chown_pg PATH...   give PATH to `postgres` when we are root
+[ -n "${HARNESS_COMMON_LOADED:-}" ] && return 0
+HARNESS_COMMON_LOADED=1
 
-# harness_free_port: prints a loopback TCP port nobody listens on (random, 20000-59999).
+HARNESS_PGBIN=${HARNESS_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+[ -n "$HARNESS_PGBIN" ] || HARNESS_PGBIN=$(dirname "$(command -v initdb 2>/dev/null || echo /usr/bin/initdb)")
+
 harness_free_port() {
     local p i
-    for i in $(seq 1 200); do
+    for i in $(seq 200); do
         p=$((20000 + RANDOM % 40000))
+        # Taken when something accepts a connection; also skip ports another harness in this
+        # process handed out already.
+        case " ${HARNESS_PORTS_GIVEN:-} " in *" $p "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            HARNESS_PORTS_GIVEN="${HARNESS_PORTS_GIVEN:-} $p"
             echo "$p"
             return 0
         fi
     done
-    echo "harness: no free port found" >&2
+    echo "harness: no free port" >&2
     return 1
 }
 
-# harness_wait_port PORT [SECONDS]: waits until something accepts on 127.0.0.1:PORT.
-harness_wait_port() {
-    local port=$1 limit=${2:-20} i
-    for i in $(seq 1 $((limit * 10))); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-            return 0
-        fi
-        sleep 0.1
+HARNESS_EXIT_CMDS=()
+harness_run_exit() {
+    local i
+    for ((i = ${#HARNESS_EXIT_CMDS[@]} - 1; i >= 0; i--)); do
+        eval "${HARNESS_EXIT_CMDS[$i]}" >/dev/null 2>&1 || true
     done
-    echo "harness: nothing listens on 127.0.0.1:$port after ${limit}s" >&2
-    return 1
+    HARNESS_EXIT_CMDS=()
 }
-
-# harness_on_exit CMD: runs CMD when the shell exits (adds to, never replaces, the trap).
-HARNESS_EXIT_CMDS=${HARNESS_EXIT_CMDS:-}
 harness_on_exit() {
-    HARNESS_EXIT_CMDS="$1; $HARNESS_EXIT_CMDS"
-    trap 'eval "$HARNESS_EXIT_CMDS"' EXIT
+    HARNESS_EXIT_CMDS+=("$*")
+    trap harness_run_exit EXIT
 }
 
-# harness_kill PID: stops a process we started, by its id, waiting for it to go.
-harness_kill() {
-    local pid=$1 i
-    [ -n "$pid" ] || return 0
-    kill "$pid" 2>/dev/null || return 0
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
+harness_as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+harness_chown_pg() {
+    if [ "$(id -u)" = 0 ]; then chown -R postgres: "$@"; fi
 }

@@ -1,0 +1,64 @@
+# A throwaway PostgreSQL cluster on a loopback port. Source this file, then:
+#   pg_start DIR [PORT]   initdb in DIR/pg and start it (as the `postgres` OS user when we
+#                         are root). Sets PG_PORT, PG_SOCK (socket directory), PG_HOST,
+#                         PG_SUPERUSER (postgres), PG_SUPERPASS, PG_BIN and writes the same
+#                         as shell assignments to DIR/pg.env. Stopped when the shell exits.
+#   pg_stop DIR           stop it now (fast shutdown)
+#   pg_kill DIR           stop it abruptly (immediate shutdown)
+#   pg_psql DIR ARGS...   psql as the superuser over TCP with the password
+# Authentication: TCP needs a password (scram-sha-256) for everyone, the socket trusts
+# local users (the socket directory is private to the test).
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+
+PG_SUPERUSER=postgres
+PG_SUPERPASS=harness-superuser-pw
+
+pg_start() {
+    local dir=$1 port=${2:-} pwfile
+    [ -n "$port" ] || port=$(harness_free_port) || return 1
+    mkdir -p "$dir/pg" "$dir/pgrun"
+    chmod 711 "$dir"
+    # The postgres OS user must reach DIR: open the parent for traversal (mktemp -d is 0700).
+    chmod o+x "$(dirname "$dir")" 2>/dev/null || true
+    pwfile=$dir/pgrun/pw
+    printf '%s\n' "$PG_SUPERPASS" >"$pwfile"
+    chmod 600 "$pwfile"
+    harness_chown_pg "$dir/pg" "$dir/pgrun"
+    harness_as_owner "$HARNESS_PGBIN/initdb" -D "$dir/pg" -U "$PG_SUPERUSER" --pwfile="$pwfile" \
+        -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 >"$dir/pgrun/initdb.log" 2>&1 ||
+        { cat "$dir/pgrun/initdb.log" >&2; return 1; }
+    rm -f "$pwfile"
+    harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pgrun/pg.log" -w -t 60 \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null || { cat "$dir/pgrun/pg.log" >&2; return 1; }
+    harness_on_exit "pg_kill '$dir'"
+    PG_PORT=$port
+    PG_SOCK=$dir/pgrun
+    PG_HOST=127.0.0.1
+    PG_BIN=$HARNESS_PGBIN
+    cat >"$dir/pg.env" <<EOV
+PG_PORT=$port
+PG_SOCK=$dir/pgrun
+PG_HOST=127.0.0.1
+PG_SUPERUSER=$PG_SUPERUSER
+PG_SUPERPASS=$PG_SUPERPASS
+PG_BIN=$HARNESS_PGBIN
+EOV
+}
+
+pg_stop() {
+    [ -f "$1/pg/postmaster.pid" ] || return 0
+    harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$1/pg" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+pg_kill() {
+    [ -f "$1/pg/postmaster.pid" ] || return 0
+    harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$1/pg" -m immediate -w stop >/dev/null 2>&1 || true
+}
+
+pg_psql() {
+    local dir=$1
+    shift
+    (. "$dir/pg.env" && PGPASSWORD=$PG_SUPERPASS PGCONNECT_TIMEOUT=10 "$PG_BIN/psql" -X -q \
+        -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -v ON_ERROR_STOP=1 "$@")
+}
