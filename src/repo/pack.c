@@ -39,10 +39,19 @@ int pf_pack_key(const pf_keys *keys, const uint8_t salt[PF_SALT_LEN], uint8_t ke
 
 int pf_packer_init(pf_packer *pk, const pf_keys *keys, int zstd_level, pf_err *err)
 {
+    uint8_t salt[PF_SALT_LEN];
+    if (pf_random(salt, PF_SALT_LEN, err))
+        return -1;
+    return pf_packer_init_salt(pk, keys, zstd_level, salt, err);
+}
+
+/* For test vectors only (see pack.h): production code uses pf_packer_init. */
+int pf_packer_init_salt(pf_packer *pk, const pf_keys *keys, int zstd_level,
+                        const uint8_t salt[PF_SALT_LEN], pf_err *err)
+{
     memset(pk, 0, sizeof *pk);
     pk->zstd_level = zstd_level;
-    if (pf_random(pk->salt, PF_SALT_LEN, err))
-        return -1;
+    memcpy(pk->salt, salt, PF_SALT_LEN);
     return pf_pack_key(keys, pk->salt, pk->key, err);
 }
 
@@ -151,47 +160,44 @@ int pf_pack_parse_trailer(const uint8_t *trailer, uint64_t pack_size, uint8_t sa
     return 0;
 }
 
-int pf_pack_decode_header(const uint8_t key[PF_KEY_LEN], const uint8_t *sealed, size_t n,
-                          uint64_t blob_area, pf_blob_entry **entries, size_t *count,
-                          pf_err *err)
+int pf_pack_header_parse(const uint8_t *plain, size_t n, uint64_t blob_area,
+                         pf_blob_entry **entries, size_t *count, pf_err *err)
 {
-    int rc = -1;
-    pf_buf plain = PF_BUF_INIT;
-    pf_blob_entry *es = NULL;
-    uint8_t nonce[PF_NONCE_LEN];
-    pf_nonce_from_counter(0, nonce);
-    static const char aad[] = "permafrost pack header";
-    if (pf_aead_open(key, nonce, aad, sizeof aad - 1, sealed, n, &plain, err))
-        goto out;
     pf_reader r;
-    pf_reader_init(&r, plain.data, plain.len);
+    pf_reader_init(&r, plain, n);
     const uint8_t *magic;
     uint32_t cnt;
     if (pf_reader_bytes(&r, 4, &magic) || memcmp(magic, PF_PACK_HEADER_MAGIC, 4) ||
-        pf_reader_u32le(&r, &cnt) || (uint64_t)cnt * PF_PACK_ENTRY_LEN != pf_reader_left(&r)) {
-        pf_err_set(err, PF_ECORRUPT, "pack header malformed");
-        goto out;
-    }
-    es = calloc(cnt ? cnt : 1, sizeof *es);
-    if (!es) {
-        pf_err_set(err, PF_EGENERIC, "out of memory");
-        goto out;
-    }
+        pf_reader_u32le(&r, &cnt) || (uint64_t)cnt * PF_PACK_ENTRY_LEN != pf_reader_left(&r))
+        return pf_err_set(err, PF_ECORRUPT, "pack header malformed");
+    pf_blob_entry *es = calloc(cnt ? cnt : 1, sizeof *es);
+    if (!es)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
     uint64_t expect = 0;
     for (uint32_t i = 0; i < cnt; i++) {
         if (pf_blob_entry_decode(&r, &es[i]) || es[i].offset != expect ||
             (uint64_t)es[i].offset + es[i].length > blob_area) {
-            pf_err_set(err, PF_ECORRUPT, "pack header entry %u malformed", i);
-            goto out;
+            free(es);
+            return pf_err_set(err, PF_ECORRUPT, "pack header entry %u malformed", i);
         }
         expect = (uint64_t)es[i].offset + es[i].length;
     }
     *entries = es;
     *count = cnt;
-    es = NULL;
-    rc = 0;
-out:
-    free(es);
+    return 0;
+}
+
+int pf_pack_decode_header(const uint8_t key[PF_KEY_LEN], const uint8_t *sealed, size_t n,
+                          uint64_t blob_area, pf_blob_entry **entries, size_t *count,
+                          pf_err *err)
+{
+    pf_buf plain = PF_BUF_INIT;
+    uint8_t nonce[PF_NONCE_LEN];
+    pf_nonce_from_counter(0, nonce);
+    static const char aad[] = "permafrost pack header";
+    int rc = pf_aead_open(key, nonce, aad, sizeof aad - 1, sealed, n, &plain, err);
+    if (!rc)
+        rc = pf_pack_header_parse(plain.data, plain.len, blob_area, entries, count, err);
     pf_buf_free(&plain);
     return rc;
 }

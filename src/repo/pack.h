@@ -51,6 +51,11 @@ typedef struct pf_packer {
 } pf_packer;
 
 int pf_packer_init(pf_packer *pk, const pf_keys *keys, int zstd_level, pf_err *err);
+/* As pf_packer_init with a given salt instead of a random one. Exists only so that the
+ * known-answer test vectors of docs/FORMAT.md can be reproduced; a real pack must always
+ * get a fresh random salt (its key, and so its nonces, depend on it). */
+int pf_packer_init_salt(pf_packer *pk, const pf_keys *keys, int zstd_level,
+                        const uint8_t salt[PF_SALT_LEN], pf_err *err);
 /* Compresses (unless it does not pay), seals and appends one blob. */
 int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, const void *p,
                   size_t n, pf_err *err);
@@ -71,6 +76,10 @@ int pf_pack_parse_trailer(const uint8_t *trailer, uint64_t pack_size, uint8_t sa
 int pf_pack_decode_header(const uint8_t key[PF_KEY_LEN], const uint8_t *sealed, size_t n,
                           uint64_t blob_area, pf_blob_entry **entries, size_t *count,
                           pf_err *err);
+/* The parser inside pf_pack_decode_header, on the header's plaintext ("PFH1", count,
+ * entries). Exposed for tests and fuzzing: this is where untrusted bytes are parsed. */
+int pf_pack_header_parse(const uint8_t *plain, size_t n, uint64_t blob_area,
+                         pf_blob_entry **entries, size_t *count, pf_err *err);
 
 /* Opens one sealed blob, decompresses it and checks its id; appends plaintext to out.
  * Refuses (PF_ECORRUPT) anything that does not authenticate or match. */

@@ -345,7 +345,17 @@ fail:
 int pf_object_seal(const pf_keys *keys, const char *kind, const void *p, size_t n, pf_buf *out,
                    pf_err *err)
 {
-    uint8_t salt[PF_SALT_LEN], key[PF_KEY_LEN], nonce[PF_NONCE_LEN];
+    uint8_t salt[PF_SALT_LEN];
+    if (pf_random(salt, sizeof salt, err))
+        return -1;
+    return pf_object_seal_salt(keys, kind, salt, p, n, out, err);
+}
+
+/* For test vectors only (see repo.h): production code uses pf_object_seal. */
+int pf_object_seal_salt(const pf_keys *keys, const char *kind, const uint8_t salt[PF_SALT_LEN],
+                        const void *p, size_t n, pf_buf *out, pf_err *err)
+{
+    uint8_t key[PF_KEY_LEN], nonce[PF_NONCE_LEN];
     size_t bound = ZSTD_compressBound(n);
     uint8_t *z = malloc(bound ? bound : 1);
     int rc = -1;
@@ -356,13 +366,12 @@ int pf_object_seal(const pf_keys *keys, const char *kind, const void *p, size_t 
         pf_err_set(err, PF_EGENERIC, "compression failed");
         goto out;
     }
-    if (pf_random(salt, sizeof salt, err) ||
-        pf_hkdf(keys->master, PF_KEY_LEN, salt, sizeof salt, "permafrost object key", key,
+    if (pf_hkdf(keys->master, PF_KEY_LEN, salt, PF_SALT_LEN, "permafrost object key", key,
                 sizeof key, err))
         goto out;
     pf_nonce_from_counter(0, nonce);
     pf_buf_append(out, OBJECT_MAGIC, 4);
-    pf_buf_append(out, salt, sizeof salt);
+    pf_buf_append(out, salt, PF_SALT_LEN);
     rc = pf_aead_seal(key, nonce, kind, strlen(kind), z, zn, out, err);
 out:
     OPENSSL_cleanse(key, sizeof key);
@@ -488,9 +497,15 @@ int pf_repo_list_objects(pf_repo *r, const char *dir, int (*cb)(const char *id, 
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s/", dir);
     list_ctx c = {strlen(prefix), cb, ctx};
+    if (err)
+        pf_err_clear(err);
     int rc = pf_store_list(r->store, prefix, list_one, &c, err);
-    if (rc > 0)
-        return pf_err_set(err, PF_EGENERIC, "listing %s stopped", dir);
+    if (rc > 0) {
+        /* The callback stopped the listing; it filled err when it had a reason. */
+        if (err && !err->code)
+            pf_err_set(err, PF_EGENERIC, "listing %s stopped", dir);
+        return -1;
+    }
     return rc;
 }
 

@@ -65,6 +65,11 @@ int pf_object_seal(const pf_keys *keys, const char *kind, const void *p, size_t 
                    pf_err *err);
 int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size_t n,
                    pf_buf *out, pf_err *err);
+/* As pf_object_seal with a given salt instead of a random one. Exists only so that the
+ * known-answer test vectors of docs/FORMAT.md can be reproduced; real objects always get
+ * a fresh random salt (the object key, under which the nonce is always 0, depends on it). */
+int pf_object_seal_salt(const pf_keys *keys, const char *kind, const uint8_t salt[PF_SALT_LEN],
+                        const void *p, size_t n, pf_buf *out, pf_err *err);
 
 /* Reads every index file into the in-memory index (once). */
 int pf_repo_load_index(pf_repo *r, pf_err *err);
