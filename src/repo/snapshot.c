@@ -177,9 +177,12 @@ int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
         goto bad;
     char *end;
     s->time_ns = strtoll(ns, &end, 10);
-    if (*end)
+    if (end == ns || *end)
         goto bad;
-    s->tz_offset = cJSON_IsNumber(tz) ? (int32_t)tz->valuedouble : 0;
+    /* Converting an out-of-range double is undefined: a zone is within a day of UTC. */
+    if (tz && (!cJSON_IsNumber(tz) || !(tz->valuedouble >= -86400 && tz->valuedouble <= 86400)))
+        goto bad;
+    s->tz_offset = tz ? (int32_t)tz->valuedouble : 0;
     s->host = xstrdup(get_str(o, "host"));
     s->user = xstrdup(get_str(o, "user"));
     s->program = xstrdup(get_str(o, "program"));

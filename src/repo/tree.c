@@ -116,15 +116,36 @@ static void put_short_str(pf_buf *out, const char *s)
     pf_buf_append(out, s ? s : "", n);
 }
 
+/* What pf_tree_decode would refuse in a node, so that no unreadable tree is written. */
+static const char *node_invalid(const pf_node *n)
+{
+    if (!pf_tree_name_ok(n->name, n->name_len))
+        return "invalid entry name";
+    if (n->type < PF_NODE_FILE || n->type > PF_NODE_BLOCKDEV || n->mode > 07777)
+        return "invalid type or mode";
+    if (n->link_len > 65536 || (n->link_len && !n->link))
+        return "invalid symlink target";
+    if ((n->type == PF_NODE_DIR && n->nblobs != 1) ||
+        (n->type != PF_NODE_FILE && n->type != PF_NODE_DIR && n->nblobs) || n->nblobs > UINT32_MAX)
+        return "invalid content list";
+    return NULL;
+}
+
 int pf_tree_encode(const pf_tree *t, pf_buf *out, pf_err *err)
 {
     pf_buf_append(out, TREE_MAGIC, 4);
     pf_buf_u32le(out, (uint32_t)t->count);
     for (size_t i = 0; i < t->count; i++) {
         const pf_node *n = &t->nodes[i];
-        if (i && !node_cmp(&t->nodes[i - 1], n))
+        const char *why = node_invalid(n);
+        if (why)
+            return pf_err_set(err, PF_EUSAGE, "tree entry %zu: %s", i, why);
+        int order = i ? node_cmp(&t->nodes[i - 1], n) : -1;
+        if (!order)
             return pf_err_set(err, PF_EUSAGE, "two entries named \"%s\" in one directory",
                               n->name);
+        if (order > 0)
+            return pf_err_set(err, PF_EUSAGE, "tree entries not sorted (pf_tree_sort first)");
         pf_buf_u32le(out, (uint32_t)n->name_len);
         pf_buf_append(out, n->name, n->name_len);
         pf_buf_u8(out, n->type);
