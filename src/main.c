@@ -22,6 +22,10 @@ static const struct cmd_struct commands[] = {
     {"restore", cmd_restore, "restore a snapshot to a directory, or a Mastodon server"},
     {"dump", cmd_dump, "write one file of a snapshot to stdout"},
     {"check", cmd_check, "verify the repository's structure (and data with --read-data)"},
+    {"forget", cmd_forget, "remove snapshots by a retention policy (--prune to free space)"},
+    {"prune", cmd_prune, "free the space of data no snapshot uses"},
+    {"unlock", cmd_unlock, "remove stale locks (--force: every lock)"},
+    {"key", cmd_key, "list, add, remove, change passphrases; paper export/import"},
 };
 
 static void usage(FILE *f)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "repo/lock.h"
 
 pf_cli pf_g;
 
@@ -275,4 +276,13 @@ double pf_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct pf_lock *pf_cli_lock(pf_repo *r, bool exclusive, const char *command, pf_err *err)
+{
+    const char *v = getenv("PERMAFROST_LOCK_WAIT");
+    if (!v || !*v)
+        v = pf_config_get("lock_wait");
+    double wait = v && *v ? atof(v) : 30;
+    return pf_lock_acquire(r, exclusive, command, wait, err);
 }

@@ -61,6 +61,10 @@ pf_store *pf_cli_open_store(pf_err *err);
 /* Opens the repository from --repo / $PERMAFROST_REPO / config with the passphrase. */
 pf_repo *pf_cli_open_repo(pf_err *err);
 
+/* Takes the repository lock; waits up to $PERMAFROST_LOCK_WAIT / config lock_wait seconds
+ * (default 30) for a conflicting holder. */
+struct pf_lock *pf_cli_lock(pf_repo *r, bool exclusive, const char *command, pf_err *err);
+
 /* Output helpers. */
 void pf_out_json(cJSON *o); /* prints and deletes */
 void pf_human_bytes(uint64_t n, char *out, size_t len);
@@ -81,6 +85,7 @@ typedef struct pf_backup_run {
     pf_snapshot snap;
     double started;
     uint64_t estimate; /* bytes of the parent snapshot, for the ETA */
+    struct pf_lock *lock;
 } pf_backup_run;
 
 /* parent_tag: when set, the parent is the latest snapshot of this host with that tag;
@@ -100,6 +105,11 @@ int cmd_ls(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_dump(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_forget(int argc, char **argv);
+int cmd_prune(int argc, char **argv);
+int cmd_unlock(int argc, char **argv);
+int cmd_key(int argc, char **argv);
+int cmd_copy(int argc, char **argv);
 int cmd_backup_mastodon(int argc, char **argv);
 int cmd_restore_mastodon(int argc, char **argv);
 

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "common/log.h"
+#include "repo/lock.h"
 
 static const char backup_help[] =
     "usage: permafrost backup [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"] PATH...\n"
@@ -67,7 +68,8 @@ int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char *
     for (size_t i = 0; i < npaths; i++)
         pf_snapshot_add_path(&b->snap, paths[i]);
 
-    if (pf_repo_load_index(r, err))
+    b->lock = pf_cli_lock(r, false, "backup", err);
+    if (!b->lock || pf_repo_load_index(r, err))
         return -1;
     pf_index_file orphans = {0};
     if (pf_repo_index_orphan_packs(r, &orphans, err))
@@ -169,6 +171,8 @@ void pf_backup_end(pf_backup_run *b)
     pf_archiver_free(b->arch);
     pf_saver_free(b->saver);
     pf_snapshot_free(&b->snap);
+    pf_lock_release(b->lock);
+    b->lock = NULL;
     b->arch = NULL;
     b->saver = NULL;
 }

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "repo/check.h"
+#include "repo/lock.h"
 
 static const char check_help[] =
     "usage: permafrost check [--read-data | --read-data-subset=N%|K/M]\n\n"
@@ -85,7 +86,9 @@ int cmd_check(int argc, char **argv)
         return pf_cli_fail(&err);
     cJSON *problems = pf_g.json ? cJSON_CreateArray() : NULL;
     pf_check_result res;
-    if (pf_check(r, &o, report, problems, &res, &err)) {
+    struct pf_lock *lock = pf_cli_lock(r, false, "check", &err);
+    if (!lock || pf_check(r, &o, report, problems, &res, &err)) {
+        pf_lock_release(lock);
         cJSON_Delete(problems);
         pf_repo_free(r);
         return pf_cli_fail(&err);
@@ -117,6 +120,7 @@ int cmd_check(int argc, char **argv)
         printf(res.errors ? "repository DAMAGED: %llu problem%s\n" : "no damage found\n",
                (unsigned long long)res.errors, res.errors == 1 ? "" : "s");
     }
+    pf_lock_release(lock);
     pf_repo_free(r);
     return res.errors ? PF_EXIT_DAMAGED : PF_EXIT_OK;
 }

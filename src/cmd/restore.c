@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "repo/lock.h"
 #include "repo/restorer.h"
 
 static const char restore_help[] =
@@ -52,7 +53,9 @@ int cmd_restore(int argc, char **argv)
     if (!r)
         return pf_cli_fail(&err);
     pf_snapshot s;
-    if (pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
+    struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
+    if (!lock || pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
+        pf_lock_release(lock);
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }
@@ -97,6 +100,7 @@ int cmd_restore(int argc, char **argv)
         rc = PF_EXIT_INCOMPLETE;
 out:
     pf_snapshot_free(&s);
+    pf_lock_release(lock);
     pf_repo_free(r);
     return rc;
 }

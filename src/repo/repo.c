@@ -265,7 +265,21 @@ static void name_list_free(name_list *l)
     l->n = 0;
 }
 
+static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master,
+                            pf_err *err);
+
 pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err)
+{
+    return open_common(store, pass, NULL, err);
+}
+
+pf_repo *pf_repo_open_master(pf_store *store, const uint8_t master[PF_KEY_LEN], pf_err *err)
+{
+    return open_common(store, NULL, master, err);
+}
+
+static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master,
+                            pf_err *err)
 {
     pf_repo *r = repo_alloc(store);
     pf_buf text = PF_BUF_INIT;
@@ -306,6 +320,10 @@ pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err)
                    store->location);
         goto fail;
     }
+    if (master) {
+        memcpy(r->keys.master, master, PF_KEY_LEN);
+        goto derive;
+    }
     if (pf_store_list(store, "keys/", collect_name, &keys, err))
         goto fail;
     if (keys.n == 0) {
@@ -328,6 +346,7 @@ pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err)
         pf_err_set(err, PF_EAUTH, "wrong passphrase for repository %s", store->location);
         goto fail;
     }
+derive:
     if (derive_all(r, (uint32_t)cmin, (uint32_t)cavg, (uint32_t)cmax, err))
         goto fail;
     name_list_free(&keys);

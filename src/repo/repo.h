@@ -46,6 +46,8 @@ pf_repo *pf_repo_init(pf_store *store, const char *pass, const pf_repo_init_opts
 /* Opens with a passphrase: PF_ENOREPO when there is no config, PF_EAUTH when no key
  * opens with it. Takes ownership of store in every case. */
 pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err);
+/* Opens with the master key itself (key import --paper). The key is not verified here. */
+pf_repo *pf_repo_open_master(pf_store *store, const uint8_t master[PF_KEY_LEN], pf_err *err);
 void pf_repo_free(pf_repo *r);
 
 /* Key files: seal the master key with a passphrase; id_out gets the new key's id. */

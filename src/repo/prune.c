@@ -1,0 +1,412 @@
+#include "repo/prune.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "repo/pack.h"
+#include "repo/saver.h"
+
+/* A set of 32-byte ids with open addressing; ids are uniformly random, so their first
+ * bytes are the hash. An all-zero id marks an empty slot (a real id is never all zero
+ * in practice; if it were, the `zero` flag records it). */
+typedef struct idset {
+    uint8_t (*slots)[PF_ID_LEN];
+    size_t n, cap;
+    int zero;
+} idset;
+
+static const uint8_t ZERO_ID[PF_ID_LEN];
+
+static int idset_init(idset *s)
+{
+    s->cap = 1 << 16;
+    s->n = 0;
+    s->zero = 0;
+    s->slots = calloc(s->cap, PF_ID_LEN);
+    return s->slots ? 0 : -1;
+}
+
+static size_t idset_probe(const idset *s, const uint8_t *id)
+{
+    size_t mask = s->cap - 1;
+    size_t i = (size_t)pf_le64(id) & mask;
+    while (memcmp(s->slots[i], ZERO_ID, PF_ID_LEN) && memcmp(s->slots[i], id, PF_ID_LEN))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static int idset_has(const idset *s, const uint8_t *id)
+{
+    if (!memcmp(id, ZERO_ID, PF_ID_LEN))
+        return s->zero;
+    return memcmp(s->slots[idset_probe(s, id)], ZERO_ID, PF_ID_LEN) != 0;
+}
+
+/* Returns 1 when added, 0 when present, -1 out of memory. */
+static int idset_add(idset *s, const uint8_t *id)
+{
+    if (!memcmp(id, ZERO_ID, PF_ID_LEN)) {
+        int was = s->zero;
+        s->zero = 1;
+        return !was;
+    }
+    if ((s->n + 1) * 5 > s->cap * 4) {
+        idset bigger = {calloc(s->cap * 2, PF_ID_LEN), 0, s->cap * 2, s->zero};
+        if (!bigger.slots)
+            return -1;
+        for (size_t i = 0; i < s->cap; i++)
+            if (memcmp(s->slots[i], ZERO_ID, PF_ID_LEN))
+                memcpy(bigger.slots[idset_probe(&bigger, s->slots[i])], s->slots[i], PF_ID_LEN);
+        bigger.n = s->n;
+        free(s->slots);
+        *s = bigger;
+    }
+    size_t i = idset_probe(s, id);
+    if (memcmp(s->slots[i], ZERO_ID, PF_ID_LEN))
+        return 0;
+    memcpy(s->slots[i], id, PF_ID_LEN);
+    s->n++;
+    return 1;
+}
+
+static void idset_free(idset *s)
+{
+    free(s->slots);
+    s->slots = NULL;
+}
+
+typedef struct ids_list {
+    char (*v)[PF_HEX_ID_LEN + 1];
+    size_t n;
+} ids_list;
+
+static int add_id(const char *id, void *ctx)
+{
+    ids_list *l = ctx;
+    void *p = realloc(l->v, (l->n + 1) * sizeof *l->v);
+    if (!p)
+        return 1;
+    l->v = p;
+    memcpy(l->v[l->n++], id, PF_HEX_ID_LEN + 1);
+    return 0;
+}
+
+typedef struct pruner {
+    pf_repo *r;
+    const pf_prune_opts *o;
+    pf_prune_stats *st;
+    idset used, trees_seen, kept_blobs;
+    ids_list index_files;
+    pf_err *err;
+} pruner;
+
+static int load_index_file(pruner *p, const char *id, pf_index_file *f)
+{
+    pf_buf plain = PF_BUF_INIT;
+    int rc = pf_repo_load_object(p->r, "index", id, &plain, p->err);
+    if (!rc)
+        rc = pf_index_file_decode(plain.data, plain.len, f, p->err);
+    pf_buf_free(&plain);
+    if (rc)
+        pf_err_prefix(p->err, "prune: index %.12s (run 'permafrost check')", id);
+    return rc;
+}
+
+static int mark_tree(pruner *p, const uint8_t id[PF_ID_LEN])
+{
+    if (idset_add(&p->used, id) < 0)
+        return pf_err_set(p->err, PF_EGENERIC, "out of memory");
+    int fresh = idset_add(&p->trees_seen, id);
+    if (fresh <= 0)
+        return fresh < 0 ? pf_err_set(p->err, PF_EGENERIC, "out of memory") : 0;
+    pf_tree t;
+    if (pf_repo_load_tree(p->r, id, &t, p->err))
+        return pf_err_prefix(p->err, "prune: a snapshot's tree is unreadable, nothing was "
+                                     "removed (run 'permafrost check')");
+    int rc = 0;
+    for (size_t i = 0; i < t.count && !rc; i++) {
+        const pf_node *n = &t.nodes[i];
+        if (n->type == PF_NODE_DIR)
+            rc = mark_tree(p, n->blobs[0]);
+        else
+            for (size_t j = 0; j < n->nblobs && !rc; j++)
+                if (idset_add(&p->used, n->blobs[j]) < 0)
+                    rc = pf_err_set(p->err, PF_EGENERIC, "out of memory");
+    }
+    pf_tree_free(&t);
+    return rc;
+}
+
+static int mark_snapshot(const char *id, void *ctx)
+{
+    pruner *p = ctx;
+    pf_buf b = PF_BUF_INIT;
+    pf_snapshot s;
+    int rc = pf_repo_load_object(p->r, "snapshots", id, &b, p->err);
+    if (!rc)
+        rc = pf_snapshot_decode((const char *)b.data, b.len, &s, p->err);
+    pf_buf_free(&b);
+    if (rc) {
+        pf_err_prefix(p->err, "prune: snapshot %.12s unreadable, nothing was removed", id);
+        return 1;
+    }
+    rc = mark_tree(p, s.tree);
+    pf_snapshot_free(&s);
+    return rc ? 1 : 0;
+}
+
+enum { KEEP, DROP, REWRITE };
+
+static int decide(pruner *p, const pf_index_file_pack *pk, uint64_t *used_bytes,
+                  uint64_t *total)
+{
+    *used_bytes = 0;
+    *total = 0;
+    for (size_t i = 0; i < pk->count; i++) {
+        uint64_t len = pk->entries[i].length;
+        *total += len;
+        if (idset_has(&p->used, pk->entries[i].id))
+            *used_bytes += len;
+    }
+    if (*used_bytes == 0)
+        return DROP;
+    if (*used_bytes == *total)
+        return KEEP;
+    double unused_pct = 100.0 * (double)(*total - *used_bytes) / (double)*total;
+    return unused_pct > p->o->max_unused ? REWRITE : KEEP;
+}
+
+static int repack(pruner *p, pf_saver *sv, const pf_index_file_pack *pk)
+{
+    char key[80];
+    pf_buf data = PF_BUF_INIT, plain = PF_BUF_INIT;
+    uint8_t pkey[PF_KEY_LEN], id[PF_ID_LEN];
+    int rc = -1;
+    pf_pack_key_name(pk->info.id, key);
+    if (pf_store_get(p->r->store, key, 0, PF_STORE_ALL, &data, p->err) ||
+        pf_pack_key(&p->r->keys, pk->info.salt, pkey, p->err))
+        goto out;
+    for (size_t i = 0; i < pk->count; i++) {
+        const pf_blob_entry *e = &pk->entries[i];
+        if (!idset_has(&p->used, e->id) || idset_has(&p->kept_blobs, e->id))
+            continue;
+        if ((uint64_t)e->offset + e->length > data.len) {
+            pf_err_set(p->err, PF_ECORRUPT, "%s is shorter than its index says", key);
+            goto out;
+        }
+        pf_buf_reset(&plain);
+        if (pf_blob_open(&p->r->keys, pkey, e, data.data + e->offset, &plain, p->err) ||
+            pf_saver_save(sv, e->type, plain.data, plain.len, id, p->err))
+            goto out;
+        p->st->blobs_repacked++;
+        p->st->bytes_repacked += plain.len;
+    }
+    rc = 0;
+out:
+    if (rc)
+        pf_err_prefix(p->err, "prune: repacking %s (nothing old was removed)", key);
+    pf_buf_free(&data);
+    pf_buf_free(&plain);
+    return rc;
+}
+
+typedef struct store_packs {
+    char **keys;
+    uint64_t *sizes;
+    size_t n;
+} store_packs;
+
+static int list_pack(const char *key, uint64_t size, void *ctx)
+{
+    store_packs *l = ctx;
+    char **k = realloc(l->keys, (l->n + 1) * sizeof *k);
+    uint64_t *s = realloc(l->sizes, (l->n + 1) * sizeof *s);
+    if (k)
+        l->keys = k;
+    if (s)
+        l->sizes = s;
+    if (!k || !s)
+        return 1;
+    l->keys[l->n] = strdup(key);
+    l->sizes[l->n++] = size;
+    return 0;
+}
+
+int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err)
+{
+    pruner p = {.r = r, .o = o, .st = st, .err = err};
+    store_packs sp = {0};
+    pf_saver *sv = NULL;
+    idset indexed = {0}, drop = {0}, carried = {0};
+    pf_index_file out_file = {0};
+    int rc = -1;
+    memset(st, 0, sizeof *st);
+    if (idset_init(&p.used) || idset_init(&p.trees_seen) || idset_init(&p.kept_blobs) ||
+        idset_init(&indexed) || idset_init(&drop) || idset_init(&carried)) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    if (pf_repo_list_objects(r, "index", add_id, &p.index_files, err))
+        goto out;
+
+    /* Pass 1: an index of tree blobs only, enough to walk every snapshot. */
+    pf_index_free(r->index);
+    r->index = pf_index_new();
+    for (size_t i = 0; i < p.index_files.n; i++) {
+        pf_index_file f;
+        if (load_index_file(&p, p.index_files.v[i], &f))
+            goto out;
+        for (size_t j = 0; j < f.npacks; j++) {
+            pf_index_file_pack *pk = &f.packs[j];
+            uint32_t pos = pf_index_add_pack(r->index, pk->info.id, pk->info.salt);
+            for (size_t k = 0; k < pk->count; k++) {
+                const pf_blob_entry *e = &pk->entries[k];
+                if (e->type == PF_BLOB_TREE) {
+                    pf_blob_loc loc = {pos, e->offset, e->length, e->raw_length, e->type,
+                                       e->comp};
+                    pf_index_add(r->index, e->id, &loc);
+                }
+            }
+        }
+        pf_index_file_free(&f);
+    }
+    if (pf_repo_list_objects(r, "snapshots", mark_snapshot, &p, err) || err->code)
+        goto out;
+    st->blobs_used = p.used.n;
+
+    /* Pass 2: decide per pack; blobs in packs that stay need no copy. */
+    for (size_t i = 0; i < p.index_files.n; i++) {
+        pf_index_file f;
+        if (load_index_file(&p, p.index_files.v[i], &f))
+            goto out;
+        for (size_t j = 0; j < f.npacks; j++) {
+            pf_index_file_pack *pk = &f.packs[j];
+            if (idset_add(&indexed, pk->info.id) == 0)
+                continue; /* listed by an earlier index file too */
+            uint64_t used, total;
+            int d = decide(&p, pk, &used, &total);
+            st->packs_total++;
+            for (size_t k = 0; k < pk->count; k++)
+                if (!idset_has(&p.used, pk->entries[k].id))
+                    st->blobs_unused++;
+            if (d == KEEP) {
+                st->packs_kept++;
+                for (size_t k = 0; k < pk->count; k++)
+                    idset_add(&p.kept_blobs, pk->entries[k].id);
+            } else {
+                idset_add(&drop, pk->info.id);
+                if (d == DROP)
+                    st->packs_deleted++;
+                else
+                    st->packs_rewritten++;
+            }
+        }
+        pf_index_file_free(&f);
+    }
+    if (pf_store_list(r->store, "data/", list_pack, &sp, err))
+        goto out;
+    for (size_t i = 0; i < sp.n; i++) {
+        st->bytes_before += sp.sizes[i];
+        const char *base = strrchr(sp.keys[i], '/');
+        uint8_t id[PF_ID_LEN];
+        base = base ? base + 1 : sp.keys[i];
+        if (strlen(base) != PF_HEX_ID_LEN || pf_unhex(base, id, PF_ID_LEN))
+            continue;
+        if (!idset_has(&indexed, id))
+            st->packs_unindexed++;
+        if (!idset_has(&indexed, id) || idset_has(&drop, id))
+            st->bytes_freed += sp.sizes[i];
+    }
+    if (o->dry_run) {
+        rc = 0;
+        goto out;
+    }
+
+    /* Pass 3: copy the used blobs of rewritten packs, then write index files for
+     * everything that stays. The saver dedups only against what it writes now. */
+    pf_index_free(r->index);
+    r->index = pf_index_new();
+    sv = pf_saver_new(r, 0, err);
+    if (!sv)
+        goto out;
+    for (size_t i = 0; i < p.index_files.n; i++) {
+        pf_index_file f;
+        if (load_index_file(&p, p.index_files.v[i], &f))
+            goto out;
+        for (size_t j = 0; j < f.npacks; j++) {
+            pf_index_file_pack *pk = &f.packs[j];
+            if (!idset_has(&drop, pk->info.id)) {
+                /* Stays: carry it into the new index (once). */
+                if (idset_add(&carried, pk->info.id) == 1) {
+                    pf_index_file_pack *np =
+                        realloc(out_file.packs, (out_file.npacks + 1) * sizeof *np);
+                    if (!np) {
+                        pf_index_file_free(&f);
+                        pf_err_set(err, PF_EGENERIC, "out of memory");
+                        goto out;
+                    }
+                    out_file.packs = np;
+                    out_file.packs[out_file.npacks++] = *pk;
+                    pk->entries = NULL;
+                    pk->count = 0;
+                }
+                continue;
+            }
+            uint64_t used, total;
+            if (decide(&p, pk, &used, &total) == REWRITE && repack(&p, sv, pk)) {
+                pf_index_file_free(&f);
+                goto out;
+            }
+        }
+        pf_index_file_free(&f);
+        if (out_file.npacks >= 1024) {
+            if (pf_repo_save_index(r, &out_file, err))
+                goto out;
+            pf_index_file_free(&out_file);
+        }
+    }
+    if (pf_saver_finish(sv, err))
+        goto out;
+    if (out_file.npacks && pf_repo_save_index(r, &out_file, err))
+        goto out;
+
+    /* Everything that stays is now indexed anew: old index files, then packs, can go. */
+    for (size_t i = 0; i < p.index_files.n; i++) {
+        char key[128];
+        snprintf(key, sizeof key, "index/%s", p.index_files.v[i]);
+        if (pf_store_remove(r->store, key, err) && err->code != PF_ENOTFOUND)
+            goto out;
+        st->index_files_replaced++;
+    }
+    for (size_t i = 0; i < sp.n; i++) {
+        const char *base = strrchr(sp.keys[i], '/');
+        uint8_t id[PF_ID_LEN];
+        base = base ? base + 1 : sp.keys[i];
+        if (strlen(base) != PF_HEX_ID_LEN || pf_unhex(base, id, PF_ID_LEN))
+            continue;
+        if (idset_has(&drop, id) || !idset_has(&indexed, id)) {
+            if (pf_store_remove(r->store, sp.keys[i], err) && err->code != PF_ENOTFOUND)
+                goto out;
+        }
+    }
+    pf_err_clear(err);
+    rc = 0;
+out:
+    pf_saver_free(sv);
+    pf_index_file_free(&out_file);
+    for (size_t i = 0; i < sp.n; i++)
+        free(sp.keys[i]);
+    free(sp.keys);
+    free(sp.sizes);
+    free(p.index_files.v);
+    idset_free(&p.used);
+    idset_free(&p.trees_seen);
+    idset_free(&p.kept_blobs);
+    idset_free(&indexed);
+    idset_free(&drop);
+    idset_free(&carried);
+    r->index_loaded = 0;
+    return rc;
+}

@@ -1,0 +1,35 @@
+/* Prune: frees the space of blobs no snapshot references.
+ *
+ * Packs with no used blob are deleted; packs whose unused share exceeds max_unused
+ * (percent of the pack) are rewritten (their used blobs saved into new packs); the rest
+ * stay. Crash safety comes from order: new packs, then new index files covering every
+ * pack that stays, are durable before any old index file and then any old pack is
+ * removed. A kill at any moment leaves every kept snapshot restorable; packs left behind
+ * unindexed are removed by the next prune.
+ *
+ * Memory: one set of used blob ids (32 bytes each), an index of tree blobs only, and one
+ * index file at a time. The caller holds an exclusive lock. */
+#ifndef PF_PRUNE_H
+#define PF_PRUNE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "repo/repo.h"
+
+typedef struct pf_prune_opts {
+    double max_unused; /* percent; default 10 */
+    bool dry_run;
+} pf_prune_opts;
+
+typedef struct pf_prune_stats {
+    uint64_t packs_total, packs_deleted, packs_rewritten, packs_kept, packs_unindexed;
+    uint64_t blobs_used, blobs_unused, blobs_repacked;
+    uint64_t bytes_before, bytes_freed, bytes_repacked;
+    uint64_t index_files_replaced;
+} pf_prune_stats;
+
+int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err);
+
+#endif
