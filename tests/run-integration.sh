@@ -48,6 +48,9 @@ done
 base_tmp=${TMPDIR:-/tmp}
 # The directory of every temporary tree made here, removed on any exit of the runner.
 run_dir=$(mktemp -d "$base_tmp/pf-integration.XXXXXX") || exit 1
+# Scripts may run permafrost as another user (e.g. nobody, to meet an unreadable file as
+# root): let it reach the script's directory and write sanitizer reports.
+chmod 755 "$run_dir"
 cleanup() {
     # Scripts may leave read-only or root-owned modes behind: make everything removable.
     chmod -R u+rwx "$run_dir" 2>/dev/null
@@ -63,6 +66,8 @@ for f in "${scripts[@]}"; do
     name=$(basename "$f" .sh)
     work="$run_dir/$name"
     mkdir -p "$work/tmp" "$work/sanitizer"
+    chmod 755 "$work" "$work/tmp"
+    chmod 1777 "$work/sanitizer"
     log="$work/output.log"
     san="$work/sanitizer"
     start=$(date +%s.%N)
