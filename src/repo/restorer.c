@@ -382,8 +382,27 @@ static int restore_dir_contents(rst *x, int fd, const uint8_t tree_id[PF_ID_LEN]
     return rc;
 }
 
+static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node *meta,
+                        const char *target, const pf_restore_opts *opts,
+                        pf_restore_stats *stats, pf_err *err);
+
 int pf_restore_tree(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *target,
                     const pf_restore_opts *opts, pf_restore_stats *stats, pf_err *err)
+{
+    return restore_into(r, root, NULL, target, opts, stats, err);
+}
+
+int pf_restore_dir_into(pf_repo *r, const pf_node *dir, const char *target,
+                        const pf_restore_opts *opts, pf_restore_stats *stats, pf_err *err)
+{
+    if (dir->type != PF_NODE_DIR || dir->nblobs != 1)
+        return pf_err_set(err, PF_EUSAGE, "%s is not a directory in the snapshot", dir->name);
+    return restore_into(r, dir->blobs[0], dir, target, opts, stats, err);
+}
+
+static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node *meta,
+                        const char *target, const pf_restore_opts *opts,
+                        pf_restore_stats *stats, pf_err *err)
 {
     pf_restore_opts defaults = {0};
     pf_restore_stats local = {0};
@@ -397,6 +416,12 @@ int pf_restore_tree(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *targe
     if (x.path.len > 1 && x.path.data[x.path.len - 1] == '/')
         x.path.data[--x.path.len] = 0;
     int rc = restore_dir_contents(&x, fd, root, "", err);
+    if (!rc && meta) {
+        /* The target itself takes the directory's recorded metadata. */
+        pf_node self = *meta;
+        self.name = ".";
+        set_meta(&x, fd, &self);
+    }
     close(fd);
     for (size_t i = 0; i < x.nlinks; i++)
         close(x.links[i].fd);

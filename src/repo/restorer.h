@@ -41,4 +41,9 @@ void pf_node_source_free(pf_source *s);
 int pf_restore_tree(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *target,
                     const pf_restore_opts *opts, pf_restore_stats *stats, pf_err *err);
 
+/* Restores the contents of directory node dir into target (created if needed), and gives
+ * target dir's recorded mode, owner and times: "put media/ back as public/system". */
+int pf_restore_dir_into(pf_repo *r, const pf_node *dir, const char *target,
+                        const pf_restore_opts *opts, pf_restore_stats *stats, pf_err *err);
+
 #endif
