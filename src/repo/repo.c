@@ -121,6 +121,10 @@ out:
 
 static int derive_all(pf_repo *r, uint32_t cmin, uint32_t cavg, uint32_t cmax, pf_err *err)
 {
+    /* Chunks larger than PF_MAX_BLOB would be written but could never be read back. */
+    if (cmin < 64 || cmax > PF_MAX_BLOB)
+        return pf_err_set(err, PF_EUSAGE, "invalid chunker parameters min=%u max=%u", cmin,
+                          cmax);
     if (pf_keys_derive(&r->keys, err))
         return -1;
     return pf_chunker_init(&r->chunker, r->keys.master, cmin, cavg, cmax, err);
@@ -315,7 +319,8 @@ static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *ma
     double ps = num(o, "pack_size");
     r->pack_size = ps >= (1 << 20) && ps <= (1u << 30) ? (uint32_t)ps : DEFAULT_PACK_SIZE;
     double cmin = num(ch, "min"), cavg = num(ch, "avg"), cmax = num(ch, "max");
-    if (cmin < 64 || cmax > PF_MAX_BLOB || cavg < 256) {
+    /* Checked before the casts below: converting an out-of-range double is undefined. */
+    if (!(cmin >= 64 && cmin < cavg && cavg < cmax && cmax <= PF_MAX_BLOB)) {
         pf_err_set(err, PF_ECORRUPT, "%s: config has invalid chunker parameters",
                    store->location);
         goto fail;
