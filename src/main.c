@@ -25,6 +25,7 @@ static const struct cmd_struct commands[] = {
     {"forget", cmd_forget, "remove snapshots by a retention policy (--prune to free space)"},
     {"prune", cmd_prune, "free the space of data no snapshot uses"},
     {"unlock", cmd_unlock, "remove stale locks (--force: every lock)"},
+    {"copy", cmd_copy, "copy snapshots into another repository (--to URL)"},
     {"key", cmd_key, "list, add, remove, change passphrases; paper export/import"},
 };
 
