@@ -217,6 +217,22 @@ pf_repo *pf_cli_open_repo(pf_err *err)
     }
     pf_repo *r = pf_repo_open(st, pass, err);
     pf_cli_passphrase_free(pass);
+    /* Remote repositories keep index files and snapshots in a local cache. */
+    const char *loc = r ? r->store->location : "";
+    if (r && loc && (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "s3:", 3))) {
+        const char *base = getenv("PERMAFROST_CACHE_DIR");
+        char path[4096];
+        if (!base || !*base) {
+            const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+            if (xdg && *xdg)
+                snprintf(path, sizeof path, "%s/permafrost", xdg);
+            else
+                snprintf(path, sizeof path, "%s/.cache/permafrost", home ? home : "/tmp");
+            base = path;
+        }
+        if (strcmp(base, "off"))
+            pf_repo_set_cache(r, base);
+    }
     return r;
 }
 

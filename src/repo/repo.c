@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/crypto.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ void pf_repo_free(pf_repo *r)
         return;
     pf_store_free(r->store);
     pf_index_free(r->index);
+    free(r->cache_dir);
     pthread_mutex_destroy(&r->mu);
     OPENSSL_cleanse(r, sizeof *r);
     free(r);
@@ -467,6 +469,61 @@ out:
     return rc;
 }
 
+void pf_repo_set_cache(pf_repo *r, const char *base)
+{
+    free(r->cache_dir);
+    r->cache_dir = NULL;
+    if (!base || !*base)
+        return;
+    char path[4096];
+    snprintf(path, sizeof path, "%s", base);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(path, 0700);
+            *p = '/';
+        }
+    mkdir(path, 0700);
+    size_t n = strlen(path);
+    snprintf(path + n, sizeof path - n, "/%s", r->id);
+    mkdir(path, 0700);
+    r->cache_dir = strdup(path);
+}
+
+static int cacheable(const char *dir)
+{
+    return !strcmp(dir, "index") || !strcmp(dir, "snapshots");
+}
+
+static int cache_read(pf_repo *r, const char *dir, const char *id, pf_buf *out)
+{
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s-%s", r->cache_dir, dir, id);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        pf_buf_append(out, chunk, n);
+    fclose(f);
+    return 0;
+}
+
+static void cache_write(pf_repo *r, const char *dir, const char *id, const pf_buf *b)
+{
+    char path[4400], tmp[4500];
+    snprintf(path, sizeof path, "%s/%s-%s", r->cache_dir, dir, id);
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return;
+    int ok = fwrite(b->data, 1, b->len, f) == b->len;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path))
+        unlink(tmp);
+}
+
 int pf_repo_load_object(pf_repo *r, const char *dir, const char *id, pf_buf *out, pf_err *err)
 {
     pf_buf sealed = PF_BUF_INIT;
@@ -478,11 +535,21 @@ int pf_repo_load_object(pf_repo *r, const char *dir, const char *id, pf_buf *out
         pf_err_set(err, PF_EUSAGE, "%s: not an object id", name);
         goto out;
     }
-    if (pf_store_get(r->store, name, 0, PF_STORE_ALL, &sealed, err)) {
+    int from_cache = r->cache_dir && cacheable(dir) && cache_read(r, dir, id, &sealed) == 0;
+    if (from_cache) {
+        pf_sha256(sealed.data, sealed.len, got);
+        if (memcmp(want, got, PF_ID_LEN)) {
+            from_cache = 0; /* a damaged cache entry: fetch it again */
+            pf_buf_reset(&sealed);
+        }
+    }
+    if (!from_cache && pf_store_get(r->store, name, 0, PF_STORE_ALL, &sealed, err)) {
         pf_err_prefix(err, "reading %s", name);
         goto out;
     }
     pf_sha256(sealed.data, sealed.len, got);
+    if (!from_cache && !memcmp(want, got, PF_ID_LEN) && r->cache_dir && cacheable(dir))
+        cache_write(r, dir, id, &sealed);
     if (memcmp(want, got, PF_ID_LEN)) {
         pf_err_set(err, PF_ECORRUPT, "%s is damaged: its content does not match its name",
                    name);

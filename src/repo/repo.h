@@ -30,7 +30,13 @@ typedef struct pf_repo {
     pf_index *index;
     pthread_mutex_t mu; /* guards index */
     int index_loaded;
+    /* When set (remote stores), index files and snapshots are kept here once fetched:
+     * they never change, their names are their hashes, and a damaged copy is refetched. */
+    char *cache_dir;
 } pf_repo;
+
+/* Uses <base>/<repository id>/ as the metadata cache (created as needed). */
+void pf_repo_set_cache(pf_repo *r, const char *base);
 
 typedef struct pf_repo_init_opts {
     /* When set, the new repository uses this master key (for `init --copy-key-from`, so
