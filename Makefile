@@ -88,3 +88,12 @@ clean:
 
 .PHONY: all unit deps check asan-check fuzz fuzz-smoke demo install format clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d
+
+# ---- component test helper: tests/tools/pfcomp.c, used by tests/integration/components.sh.
+# Built with `unit` so that it exists (with the same flags, ASan included) before the
+# integration tests run.
+$(BUILD)/tests/pfcomp: tests/tools/pfcomp.c $(BUILD)/libpf.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpf.a $(LDLIBS)
+unit: $(BUILD)/tests/pfcomp
+# ---- end of component test helper

@@ -24,17 +24,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
-
-/* One Redis server as Mastodon connects to it. */
-typedef struct pf_redis_conn {
-    char *host;     /* host name or address; NULL when `socket` is set */
-    int port;       /* TCP port (6379 by default) */
-    char *socket;   /* unix socket path (unix:// URL), or NULL */
-    char *user;     /* ACL user, or NULL for the default user */
-    char *password; /* NULL when none */
-    int db;         /* database number from the URL or REDIS_DB (a full RDB holds them all) */
-    bool tls;       /* rediss:// */
-} pf_redis_conn;
+#include "component/redis.h" /* pf_redis_conn */
 
 typedef struct pf_mastodon_env {
     /* PostgreSQL (DB_* as config/database.yml uses them, then DATABASE_URL over them, the

@@ -1,0 +1,1134 @@
+#include "component/postgres.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <libpq-fe.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/exec.h"
+#include "common/log.h"
+
+#define DEFAULT_DB "mastodon_production"
+#define DEFAULT_USER "mastodon"
+#define SECTION_MARK "-- permafrost: database-level settings"
+#define MAX_SQL_OUT (16u * 1024 * 1024)
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+/* Environment overrides for a child: "KEY=value" strings we own (one may be a password,
+ * so they are wiped when freed). */
+typedef struct envlist {
+    char *item[24];
+    int n;
+} envlist;
+
+static void env_add(envlist *e, const char *key, const char *val)
+{
+    if (e->n >= (int)(sizeof e->item / sizeof e->item[0]) - 1)
+        abort(); /* a programming error: the lists here are fixed */
+    char *s;
+    if (val) {
+        if (asprintf(&s, "%s=%s", key, val) < 0)
+            abort();
+    } else {
+        s = strdup(key); /* no '=': remove the variable */
+        if (!s)
+            abort();
+    }
+    e->item[e->n++] = s;
+    e->item[e->n] = NULL;
+}
+
+static void env_free(envlist *e)
+{
+    for (int i = 0; i < e->n; i++) {
+        explicit_bzero(e->item[i], strlen(e->item[i]));
+        free(e->item[i]);
+    }
+    e->n = 0;
+    e->item[0] = NULL;
+}
+
+/* The libpq variables a child gets: exactly our connection, nothing from our own
+ * environment that could point it elsewhere. */
+static void env_conn(envlist *e, const char *host, int port, const char *user, const char *db,
+                     const char *password, const char *sslmode)
+{
+    char portbuf[16];
+    snprintf(portbuf, sizeof portbuf, "%d", port > 0 ? port : 5432);
+    env_add(e, "PGHOST", host);
+    env_add(e, "PGHOSTADDR", NULL);
+    env_add(e, "PGPORT", portbuf);
+    env_add(e, "PGUSER", user);
+    env_add(e, "PGDATABASE", db);
+    env_add(e, "PGPASSWORD", password);
+    env_add(e, "PGSSLMODE", sslmode);
+    env_add(e, "PGSERVICE", NULL);
+    env_add(e, "PGOPTIONS", NULL);
+    env_add(e, "PGCONNECT_TIMEOUT", "15");
+    env_add(e, "PGAPPNAME", "permafrost");
+}
+
+static const char *or_default(const char *s, const char *d)
+{
+    return s && *s ? s : d;
+}
+
+static const char *where(const char *host)
+{
+    return host ? host : "the local socket";
+}
+
+/* Turns a libpq/psql message into one line: newlines become "; ", blanks collapse. */
+static void one_line(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    bool space = false;
+    for (const char *p = in; *p && o + 3 < cap; p++) {
+        if (*p == '\n' || *p == '\r') {
+            if (o && !space) {
+                out[o++] = ';';
+                out[o++] = ' ';
+                space = true;
+            }
+        } else if (*p == ' ' || *p == '\t') {
+            if (o && !space) {
+                out[o++] = ' ';
+                space = true;
+            }
+        } else {
+            out[o++] = *p;
+            space = false;
+        }
+    }
+    while (o && (out[o - 1] == ' ' || out[o - 1] == ';'))
+        o--;
+    out[o] = 0;
+}
+
+/* The error code a connection failure deserves, from the server's or libpq's words. */
+static int classify(const char *msg)
+{
+    if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied") ||
+        strstr(msg, "authentication failed") || strstr(msg, "no pg_hba.conf entry") ||
+        strstr(msg, "pg_hba.conf rejects") || strstr(msg, "fe_sendauth"))
+        return PF_EAUTH;
+    if (strstr(msg, "database \"") && strstr(msg, "does not exist"))
+        return PF_ENOTFOUND;
+    if (strstr(msg, "Connection refused") || strstr(msg, "could not connect") ||
+        strstr(msg, "could not translate host name") || strstr(msg, "timeout expired") ||
+        strstr(msg, "No such file or directory") || strstr(msg, "Network is unreachable") ||
+        strstr(msg, "server closed the connection") || strstr(msg, "No route to host") ||
+        strstr(msg, "the database system is"))
+        return PF_ECONN;
+    return 0;
+}
+
+/* A major version as a number that orders: 906 for 9.6, 1500 for 15. */
+static int major_of_num(int version_num)
+{
+    int major = version_num / 10000;
+    return version_num >= 100000 ? major * 100 : major * 100 + (version_num / 100) % 100;
+}
+
+static void major_name(int major, char *out, size_t cap)
+{
+    if (major >= 1000)
+        snprintf(out, cap, "%d", major / 100);
+    else
+        snprintf(out, cap, "%d.%d", major / 100, major % 100);
+}
+
+/* DIR/NAME into out; an over-long path becomes "" (and then fails to run). */
+static void join_path(char *out, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= cap)
+        out[0] = 0;
+}
+
+/* ---- finding the client binaries ------------------------------------------------------ */
+
+typedef struct pg_clients {
+    char dir[PATH_MAX];
+    char version[64];
+    int major;
+} pg_clients;
+
+/* Runs DIR/NAME --version and parses "NAME (PostgreSQL) 15.5 (Debian ...)". */
+static int client_version(const char *path, char *ver, size_t cap, int *major)
+{
+    const char *argv[] = {path, "--version", NULL};
+    pf_buf out = PF_BUF_INIT;
+    pf_err e = {0};
+    int rc = -1;
+    if (pf_exec_capture(argv, NULL, NULL, NULL, 0, &out, 4096, NULL, &e) < 0 || !out.data)
+        goto out;
+    const char *p = strstr((const char *)out.data, "PostgreSQL) ");
+    if (!p)
+        goto out;
+    p += strlen("PostgreSQL) ");
+    int a = 0, b = 0;
+    if (sscanf(p, "%d.%d", &a, &b) < 1 || a <= 0)
+        goto out;
+    size_t n = strcspn(p, " \n(");
+    snprintf(ver, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+    *major = a >= 10 ? a * 100 : a * 100 + b;
+    rc = 0;
+out:
+    pf_buf_free(&out);
+    return rc;
+}
+
+static bool dir_has(const char *dir, const char *const *names)
+{
+    for (int i = 0; names[i]; i++) {
+        char path[PATH_MAX];
+        join_path(path, sizeof path, dir, names[i]);
+        if (!path[0] || access(path, X_OK) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Picks the directory holding all of `names` whose version is >= min_major: the lowest
+ * such version when `lowest`, else the highest. Candidates: $PERMAFROST_PG_BINDIR only when
+ * set; else /usr/lib/postgresql/N/bin, then the directories of PATH. */
+static int find_clients(const char *const *names, int min_major, bool lowest, pg_clients *best,
+                        pf_err *err)
+{
+    char *cands[64];
+    int nc = 0;
+    const char *forced = getenv("PERMAFROST_PG_BINDIR");
+    if (forced && *forced) {
+        cands[nc++] = strdup(forced);
+    } else {
+        glob_t g;
+        if (glob("/usr/lib/postgresql/*/bin", GLOB_NOSORT, NULL, &g) == 0) {
+            for (size_t i = 0; i < g.gl_pathc && nc < 48; i++)
+                cands[nc++] = strdup(g.gl_pathv[i]);
+            globfree(&g);
+        }
+        const char *path = getenv("PATH");
+        while (path && *path && nc < 64) {
+            size_t l = strcspn(path, ":");
+            if (l)
+                cands[nc++] = strndup(path, l);
+            path += l;
+            if (*path == ':')
+                path++;
+        }
+    }
+    int newest = 0;
+    char newest_dir[PATH_MAX] = "";
+    best->major = 0;
+    for (int i = 0; i < nc; i++) {
+        if (!cands[i] || !dir_has(cands[i], names))
+            continue;
+        char path[PATH_MAX], ver[64];
+        int major;
+        join_path(path, sizeof path, cands[i], names[0]);
+        if (client_version(path, ver, sizeof ver, &major) < 0)
+            continue;
+        if (major > newest) {
+            newest = major;
+            snprintf(newest_dir, sizeof newest_dir, "%s", cands[i]);
+        }
+        if (major < min_major)
+            continue;
+        if (!best->major || (lowest ? major < best->major : major > best->major)) {
+            best->major = major;
+            snprintf(best->dir, sizeof best->dir, "%s", cands[i]);
+            snprintf(best->version, sizeof best->version, "%s", ver);
+        }
+    }
+    for (int i = 0; i < nc; i++)
+        free(cands[i]);
+    if (best->major)
+        return 0;
+    char want[16];
+    major_name(min_major ? min_major : 1500, want, sizeof want);
+    if (!newest)
+        return pf_err_set(err, PF_ECOMPONENT, "no %s found%s%s; install postgresql-client-%s",
+                          names[0], forced ? " in PERMAFROST_PG_BINDIR=" : "", forced ? forced : "",
+                          want);
+    char have[16];
+    major_name(newest, have, sizeof have);
+    return pf_err_set(err, PF_ECOMPONENT,
+                      "the server is PostgreSQL %s but the newest %s found is %s (%s); install "
+                      "postgresql-client-%s",
+                      want, names[0], have, newest_dir, want);
+}
+
+/* ---- libpq ------------------------------------------------------------------------------- */
+
+static void kv_add(const char **keys, const char **vals, int *n, const char *k, const char *v)
+{
+    if (v) {
+        keys[*n] = k;
+        vals[*n] = v;
+        (*n)++;
+    }
+}
+
+static PGconn *pg_connect(const pf_pg_conn *c, pf_err *err)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", c->port > 0 ? c->port : 5432);
+    const char *keys[10], *vals[10];
+    int n = 0;
+    kv_add(keys, vals, &n, "host", c->host);
+    kv_add(keys, vals, &n, "port", port);
+    kv_add(keys, vals, &n, "dbname", or_default(c->dbname, DEFAULT_DB));
+    kv_add(keys, vals, &n, "user", or_default(c->user, DEFAULT_USER));
+    kv_add(keys, vals, &n, "password", c->password);
+    kv_add(keys, vals, &n, "sslmode", c->sslmode);
+    kv_add(keys, vals, &n, "connect_timeout", "15");
+    kv_add(keys, vals, &n, "application_name", "permafrost");
+    keys[n] = vals[n] = NULL;
+    PGconn *conn = PQconnectdbParams(keys, vals, 0);
+    if (conn && PQstatus(conn) == CONNECTION_OK)
+        return conn;
+    char msg[700];
+    one_line(conn ? PQerrorMessage(conn) : "out of memory", msg, sizeof msg);
+    int code = classify(msg);
+    pf_err_set(err, code ? code : PF_ECONN, "cannot connect to PostgreSQL at %s:%d as %s: %s",
+               where(c->host), c->port > 0 ? c->port : 5432, or_default(c->user, DEFAULT_USER),
+               msg);
+    if (!code || code == PF_ECONN)
+        err->retryable = true;
+    PQfinish(conn);
+    return NULL;
+}
+
+static int pg_exec_ok(PGconn *conn, const char *sql, pf_err *err)
+{
+    PGresult *r = PQexec(conn, sql);
+    int st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char msg[700];
+        one_line(PQerrorMessage(conn), msg, sizeof msg);
+        PQclear(r);
+        return pf_err_set(err, PF_ECOMPONENT, "%s", msg);
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Row count of `table`, or -1 when it does not exist. */
+static int count_rows(PGconn *conn, const char *table, int64_t *out, pf_err *err)
+{
+    const char *params[1] = {table};
+    PGresult *r =
+        PQexecParams(conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char msg[700];
+        one_line(PQerrorMessage(conn), msg, sizeof msg);
+        PQclear(r);
+        return pf_err_set(err, PF_ECOMPONENT, "counting %s: %s", table, msg);
+    }
+    bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!exists) {
+        *out = -1;
+        return 0;
+    }
+    char *id = PQescapeIdentifier(conn, table, strlen(table));
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", id ? id : "\"\"");
+    PQfreemem(id);
+    r = PQexec(conn, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        char msg[700];
+        one_line(PQerrorMessage(conn), msg, sizeof msg);
+        PQclear(r);
+        return pf_err_set(err, PF_ECOMPONENT, "counting %s: %s", table, msg);
+    }
+    *out = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+static int count_all(PGconn *conn, pf_pg_info *info, pf_err *err)
+{
+    if (count_rows(conn, "accounts", &info->accounts, err) < 0 ||
+        count_rows(conn, "statuses", &info->statuses, err) < 0 ||
+        count_rows(conn, "media_attachments", &info->media_attachments, err) < 0)
+        return -1;
+    return 0;
+}
+
+int pf_pg_probe(const pf_pg_conn *c, pf_pg_info *info, pf_err *err)
+{
+    int rc = -1;
+    memset(info, 0, sizeof *info);
+    info->accounts = info->statuses = info->media_attachments = -1;
+    PGconn *conn = pg_connect(c, err);
+    if (!conn)
+        goto out;
+    info->server_version_num = PQserverVersion(conn);
+    const char *sv = PQparameterStatus(conn, "server_version");
+    snprintf(info->server_version, sizeof info->server_version, "%s", sv ? sv : "?");
+    info->server_version[strcspn(info->server_version, " ")] = 0;
+    const char *su = PQparameterStatus(conn, "is_superuser");
+    info->superuser = su && strcmp(su, "on") == 0;
+    if (count_all(conn, info, err) < 0)
+        goto out;
+    const char *dump_tools[] = {"pg_dump", "pg_dumpall", NULL};
+    pg_clients cl;
+    if (find_clients(dump_tools, major_of_num(info->server_version_num), true, &cl, err) < 0)
+        goto out;
+    snprintf(info->client_version, sizeof info->client_version, "%s", cl.version);
+    join_path(info->pg_dump, sizeof info->pg_dump, cl.dir, "pg_dump");
+    join_path(info->pg_dumpall, sizeof info->pg_dumpall, cl.dir, "pg_dumpall");
+    rc = 0;
+out:
+    PQfinish(conn);
+    if (rc < 0)
+        pf_err_prefix(err, "postgres");
+    return rc;
+}
+
+/* ---- backup ------------------------------------------------------------------------------ */
+
+typedef struct counting_sink {
+    pf_sink sink;
+    pf_sink *inner;
+    uint64_t bytes;
+} counting_sink;
+
+static int counting_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+{
+    counting_sink *cs = s->ctx;
+    if (pf_sink_write(cs->inner, p, n, err) < 0)
+        return -1;
+    cs->bytes += n;
+    return 0;
+}
+
+static void counting_init(counting_sink *cs, pf_sink *inner)
+{
+    cs->sink.write = counting_write;
+    cs->sink.ctx = cs;
+    cs->inner = inner;
+    cs->bytes = 0;
+}
+
+int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err)
+{
+    int rc = -1;
+    envlist env = {0};
+    PGconn *conn = NULL;
+    char snapshot[128] = "";
+    char snaparg[160];
+    counting_sink cs;
+    counting_init(&cs, sink);
+    info->dump_bytes = 0;
+    if (!info->pg_dump[0]) {
+        pf_err_set(err, PF_EUSAGE, "pf_pg_dump needs the info of pf_pg_probe");
+        goto out;
+    }
+    /* Hold a REPEATABLE READ transaction open and let pg_dump share its snapshot: the
+     * counts below then describe exactly the rows in the dump. */
+    conn = pg_connect(c, err);
+    if (!conn)
+        goto out;
+    if (pg_exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0)
+        goto out;
+    PGresult *r = PQexec(conn, "SELECT pg_export_snapshot()");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        snprintf(snapshot, sizeof snapshot, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (count_all(conn, info, err) < 0)
+            goto out;
+        info->counts_in_dump_snapshot = true;
+    } else {
+        char msg[700];
+        one_line(PQerrorMessage(conn), msg, sizeof msg);
+        PQclear(r);
+        pf_warn("postgres: cannot export a snapshot (%s); row counts are approximate", msg);
+        info->counts_in_dump_snapshot = false;
+    }
+
+    env_conn(&env, c->host, c->port, or_default(c->user, DEFAULT_USER),
+             or_default(c->dbname, DEFAULT_DB), c->password, c->sslmode);
+    snprintf(snaparg, sizeof snaparg, "--snapshot=%s", snapshot);
+    const char *argv[] = {info->pg_dump, "--format=custom", "-Z0", snapshot[0] ? snaparg : NULL,
+                          NULL};
+    pf_exec_opts o = {
+        .argv = argv, .env = (const char *const *)env.item, .out = &cs.sink, .name = "pg_dump"};
+    if (pf_exec_run(&o, NULL, err) < 0)
+        goto out;
+    info->dump_bytes = cs.bytes;
+    rc = 0;
+out:
+    if (conn) {
+        PGresult *r2 = PQexec(conn, "COMMIT");
+        PQclear(r2);
+        PQfinish(conn);
+    }
+    env_free(&env);
+    if (rc < 0)
+        pf_err_prefix(err, "postgres");
+    return rc;
+}
+
+/* Calls fn for each SQL statement (up to and including its ';') and each psql
+ * meta-command line of `sql`, skipping comments and blank space. Quotes ('...', "...")
+ * are followed so that a ';' or newline inside them does not split. pg_dump's output of
+ * roles and database settings has no dollar quoting. */
+typedef int (*stmt_fn)(const char *s, size_t n, bool meta, void *ctx, pf_err *err);
+
+static int sql_each(const char *sql, size_t n, stmt_fn fn, void *ctx, pf_err *err)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && isspace((unsigned char)sql[i]))
+            i++;
+        if (i >= n)
+            break;
+        if (sql[i] == '-' && i + 1 < n && sql[i + 1] == '-') {
+            while (i < n && sql[i] != '\n')
+                i++;
+            continue;
+        }
+        size_t start = i;
+        if (sql[i] == '\\') {
+            while (i < n && sql[i] != '\n')
+                i++;
+            if (fn(sql + start, i - start, true, ctx, err) < 0)
+                return -1;
+            continue;
+        }
+        char q = 0;
+        while (i < n) {
+            char ch = sql[i++];
+            if (q) {
+                if (ch == q)
+                    q = 0;
+            } else if (ch == '\'' || ch == '"') {
+                q = ch;
+            } else if (ch == ';') {
+                break;
+            }
+        }
+        if (fn(sql + start, i - start, false, ctx, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool starts(const char *s, size_t n, const char *prefix)
+{
+    size_t l = strlen(prefix);
+    return n >= l && strncmp(s, prefix, l) == 0;
+}
+
+static bool contains(const char *s, size_t n, const char *needle)
+{
+    size_t l = strlen(needle);
+    for (size_t i = 0; i + l <= n; i++)
+        if (memcmp(s + i, needle, l) == 0)
+            return true;
+    return false;
+}
+
+typedef struct db_section {
+    pf_buf *out;
+    bool connected; /* past pg_dump's "\connect <db>" */
+} db_section;
+
+/* Keeps the statements that a dump without --create loses. */
+static int keep_db_level(const char *s, size_t n, bool meta, void *ctx, pf_err *err)
+{
+    (void)err;
+    db_section *d = ctx;
+    if (meta) {
+        if (starts(s, n, "\\connect"))
+            d->connected = true;
+        return 0;
+    }
+    if (!d->connected)
+        return 0;
+    bool keep =
+        starts(s, n, "COMMENT ON DATABASE ") || starts(s, n, "SECURITY LABEL ") ||
+        (starts(s, n, "ALTER DATABASE ") && !contains(s, n, " OWNER TO ")) ||
+        (starts(s, n, "ALTER ROLE ") && contains(s, n, " IN DATABASE ")) ||
+        ((starts(s, n, "GRANT ") || starts(s, n, "REVOKE ")) && contains(s, n, " ON DATABASE "));
+    if (keep) {
+        pf_buf_append(d->out, s, n);
+        pf_buf_append_str(d->out, "\n");
+    }
+    return 0;
+}
+
+int pf_pg_dump_globals(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err)
+{
+    int rc = -1;
+    envlist env = {0};
+    pf_buf dbl = PF_BUF_INIT, section = PF_BUF_INIT;
+    counting_sink cs;
+    counting_init(&cs, sink);
+    info->globals_bytes = 0;
+    if (!info->pg_dumpall[0]) {
+        pf_err_set(err, PF_EUSAGE, "pf_pg_dump_globals needs the info of pf_pg_probe");
+        goto out;
+    }
+    const char *db = or_default(c->dbname, DEFAULT_DB);
+    env_conn(&env, c->host, c->port, or_default(c->user, DEFAULT_USER), db, c->password,
+             c->sslmode);
+    /* -l: connect to Mastodon's database, which the user can surely reach. */
+    const char *argv[] = {info->pg_dumpall,
+                          "--globals-only",
+                          "-l",
+                          db,
+                          info->superuser ? NULL : "--no-role-passwords",
+                          NULL};
+    pf_exec_opts o = {
+        .argv = argv, .env = (const char *const *)env.item, .out = &cs.sink, .name = "pg_dumpall"};
+    if (pf_exec_run(&o, NULL, err) < 0)
+        goto out;
+
+    /* Database-level settings: pg_dump --create of no schema at all holds them. */
+    const char *argv2[] = {info->pg_dump,
+                           "--create",
+                           "--schema-only",
+                           "--exclude-schema=*",
+                           "--no-publications",
+                           "--no-subscriptions",
+                           NULL};
+    pf_buf_sink bs;
+    pf_buf_sink_init(&bs, &dbl, MAX_SQL_OUT);
+    pf_exec_opts o2 = {
+        .argv = argv2, .env = (const char *const *)env.item, .out = &bs.sink, .name = "pg_dump"};
+    if (pf_exec_run(&o2, NULL, err) < 0)
+        goto out;
+    db_section d = {.out = &section};
+    pf_buf_printf(&section, "\n%s (applied by permafrost after CREATE DATABASE)\n", SECTION_MARK);
+    if (sql_each(dbl.data ? (const char *)dbl.data : "", dbl.len, keep_db_level, &d, err) < 0)
+        goto out;
+    if (pf_sink_write(&cs.sink, section.data, section.len, err) < 0)
+        goto out;
+    info->globals_bytes = cs.bytes;
+    rc = 0;
+out:
+    env_free(&env);
+    pf_buf_free(&dbl);
+    pf_buf_free(&section);
+    if (rc < 0)
+        pf_err_prefix(err, "postgres");
+    return rc;
+}
+
+/* ---- restore ----------------------------------------------------------------------------- */
+
+typedef struct rctx {
+    const pf_pg_restore_opts *o;
+    const char *admin;
+    bool runuser; /* run the clients as the postgres OS user */
+    pg_clients cl;
+    char psql[PATH_MAX];
+    char pg_restore[PATH_MAX];
+} rctx;
+
+static void sql_literal(pf_buf *b, const char *s)
+{
+    pf_buf_u8(b, '\'');
+    for (; *s; s++) {
+        if (*s == '\'')
+            pf_buf_u8(b, '\'');
+        pf_buf_u8(b, (uint8_t)*s);
+    }
+    pf_buf_u8(b, '\'');
+}
+
+static void sql_ident(pf_buf *b, const char *s)
+{
+    pf_buf_u8(b, '"');
+    for (; *s; s++) {
+        if (*s == '"')
+            pf_buf_u8(b, '"');
+        pf_buf_u8(b, (uint8_t)*s);
+    }
+    pf_buf_u8(b, '"');
+}
+
+/* argv for a client, behind "runuser -u postgres --" when needed. */
+static int client_argv(const rctx *r, const char *tool, const char **argv, int cap,
+                       const char *const *args)
+{
+    int n = 0;
+    if (r->runuser) {
+        argv[n++] = "runuser";
+        argv[n++] = "-u";
+        argv[n++] = "postgres";
+        argv[n++] = "--";
+    }
+    argv[n++] = tool;
+    for (int i = 0; args[i] && n < cap - 1; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return n;
+}
+
+/* Runs `sql` (a secret may be in it: it goes through stdin) with psql as the admin in
+ * database `db`, stopping at the first error. Output (unaligned, tuples only) goes to
+ * `out` when not NULL. */
+static int run_psql(const rctx *r, const char *db, const char *sql, size_t len, pf_buf *out,
+                    pf_err *err)
+{
+    envlist env = {0};
+    const char *argv[16];
+    const char *args[] = {"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-", NULL};
+    client_argv(r, r->psql, argv, 16, args);
+    env_conn(&env, r->o->host, r->o->port, r->admin, db, r->o->admin_password, NULL);
+    pf_mem_source ms;
+    pf_mem_source_init(&ms, sql, len);
+    pf_buf_sink bs;
+    pf_buf dummy = PF_BUF_INIT;
+    pf_buf_sink_init(&bs, out ? out : &dummy, MAX_SQL_OUT);
+    pf_exec_result res;
+    pf_exec_opts o = {.argv = argv,
+                      .env = (const char *const *)env.item,
+                      .cwd = "/",
+                      .in = &ms.source,
+                      .out = &bs.sink,
+                      .name = "psql"};
+    int rc = pf_exec_run(&o, &res, err);
+    if (rc < 0 && res.exit_code == 2) {
+        /* psql exits 2 when it cannot connect: give that the right code. */
+        int code = classify(res.tail);
+        if (code) {
+            err->code = code;
+            err->retryable = code == PF_ECONN;
+        }
+    }
+    pf_buf_free(&dummy);
+    env_free(&env);
+    return rc;
+}
+
+static int run_psql_str(const rctx *r, const char *db, pf_buf *sql, pf_buf *out, pf_err *err)
+{
+    return run_psql(r, db, sql->data ? (const char *)sql->data : "", sql->len, out, err);
+}
+
+static int rctx_init(rctx *r, const pf_pg_restore_opts *o, pf_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->o = o;
+    r->admin = or_default(o->admin_user, "postgres");
+    r->runuser =
+        geteuid() == 0 && strcmp(r->admin, "postgres") == 0 && (!o->host || o->host[0] == '/');
+    if (!o->dbname || !*o->dbname || !o->owner || !*o->owner)
+        return pf_err_set(err, PF_EUSAGE, "restore needs a database name and its owner");
+    const char *tools[] = {"pg_restore", "psql", NULL};
+    if (find_clients(tools, 0, false, &r->cl, err) < 0)
+        return -1;
+    join_path(r->psql, sizeof r->psql, r->cl.dir, "psql");
+    join_path(r->pg_restore, sizeof r->pg_restore, r->cl.dir, "pg_restore");
+    if (r->runuser && !getpwnam("postgres"))
+        return pf_err_set(err, PF_EUSAGE,
+                          "no postgres OS user to connect as over the local socket; give "
+                          "--pg-host and a password instead");
+    return 0;
+}
+
+/* -1 on error, else 0 with *exists and *tables (tables outside the system schemas). */
+static int db_state(const rctx *r, bool *exists, long *tables, pf_err *err)
+{
+    pf_buf sql = PF_BUF_INIT, out = PF_BUF_INIT;
+    int rc = -1;
+    *exists = false;
+    *tables = 0;
+    pf_buf_append_str(&sql, "SELECT count(*) FROM pg_database WHERE datname = ");
+    sql_literal(&sql, r->o->dbname);
+    pf_buf_append_str(&sql, ";\n");
+    if (run_psql_str(r, "postgres", &sql, &out, err) < 0)
+        goto out;
+    *exists = out.data && atoi((const char *)out.data) > 0;
+    if (!*exists) {
+        rc = 0;
+        goto out;
+    }
+    pf_buf_reset(&out);
+    pf_buf_reset(&sql);
+    pf_buf_append_str(&sql, "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = "
+                            "c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN "
+                            "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
+                            "'pg_toast%';\n");
+    if (run_psql_str(r, r->o->dbname, &sql, &out, err) < 0)
+        goto out;
+    *tables = out.data ? atol((const char *)out.data) : 0;
+    rc = 0;
+out:
+    pf_buf_free(&sql);
+    pf_buf_free(&out);
+    return rc;
+}
+
+static int check_with(const rctx *r, bool *exists, pf_err *err)
+{
+    long tables = 0;
+    if (db_state(r, exists, &tables, err) < 0)
+        return -1;
+    if (*exists && tables > 0 && !r->o->force)
+        return pf_err_set(err, PF_EEXIST,
+                          "database \"%s\" at %s:%d already holds %ld tables; refusing to restore "
+                          "over it (--force drops it first)",
+                          r->o->dbname, where(r->o->host), r->o->port > 0 ? r->o->port : 5432,
+                          tables);
+    return 0;
+}
+
+int pf_pg_restore_check(const pf_pg_restore_opts *o, pf_err *err)
+{
+    rctx r;
+    bool exists;
+    if (rctx_init(&r, o, err) < 0 || check_with(&r, &exists, err) < 0)
+        return pf_err_prefix(err, "postgres");
+    return 0;
+}
+
+/* Reads a role name at s (quoted or not); returns its length in s, 0 if none. */
+static size_t read_ident(const char *s, size_t n, pf_buf *name)
+{
+    pf_buf_reset(name);
+    size_t i = 0;
+    if (n && s[0] == '"') {
+        for (i = 1; i < n; i++) {
+            if (s[i] == '"') {
+                if (i + 1 < n && s[i + 1] == '"') {
+                    pf_buf_u8(name, '"');
+                    i++;
+                } else {
+                    pf_buf_u8(name, 0);
+                    name->len--;
+                    return i + 1;
+                }
+            } else {
+                pf_buf_u8(name, (uint8_t)s[i]);
+            }
+        }
+        return 0;
+    }
+    while (i < n && s[i] != ' ' && s[i] != ';' && s[i] != '\n')
+        pf_buf_u8(name, (uint8_t)s[i++]);
+    pf_buf_u8(name, 0);
+    name->len--;
+    return i;
+}
+
+typedef struct roles_ctx {
+    const rctx *r;
+    pf_buf *out;
+    pf_buf existing; /* "\n<name>\t<s|->\n..." of the target's roles */
+    pf_buf name;
+    int created, skipped;
+} roles_ctx;
+
+/* 's' for an existing superuser, '-' for another existing role, 0 for none. */
+static char existing_role(const roles_ctx *c, const char *name)
+{
+    size_t l = strlen(name);
+    const char *p = (const char *)c->existing.data;
+    while (p && *p) {
+        const char *tab = strchr(p, '\t');
+        const char *nl = strchr(p, '\n');
+        if (!tab || !nl)
+            break;
+        if ((size_t)(tab - p) == l && memcmp(p, name, l) == 0)
+            return tab[1];
+        p = nl + 1;
+    }
+    return 0;
+}
+
+static int filter_role_stmt(const char *s, size_t n, bool meta, void *ctx, pf_err *err)
+{
+    (void)err;
+    roles_ctx *c = ctx;
+    if (meta)
+        return 0; /* never run psql meta-commands that came with a dump */
+    if (starts(s, n, SECTION_MARK))
+        return 0;
+    const char *kinds[] = {"CREATE ROLE ", "ALTER ROLE ", "ALTER USER ", NULL};
+    for (int k = 0; kinds[k]; k++) {
+        size_t kl = strlen(kinds[k]);
+        if (!starts(s, n, kinds[k]))
+            continue;
+        if (!read_ident(s + kl, n - kl, &c->name))
+            break;
+        const char *name = (const char *)c->name.data;
+        char ex = existing_role(c, name);
+        bool admin = strcmp(name, c->r->admin) == 0;
+        /* The admin, and superusers the target has already, stay as they are; a role that
+         * exists is not created again but takes the source's attributes. */
+        if (admin || ex == 's' || (k == 0 && ex)) {
+            c->skipped++;
+            return 0;
+        }
+        if (k == 0)
+            c->created++;
+        break;
+    }
+    pf_buf_append(c->out, s, n);
+    pf_buf_u8(c->out, '\n');
+    return 0;
+}
+
+/* Reads a whole source into memory, up to max bytes. */
+static int slurp(pf_source *src, pf_buf *b, size_t max, const char *what, pf_err *err)
+{
+    for (;;) {
+        pf_buf_reserve(b, 65536);
+        ssize_t n = pf_source_read(src, b->data + b->len, 65536, err);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        b->len += (size_t)n;
+        b->data[b->len] = 0;
+        if (b->len > max)
+            return pf_err_set(err, PF_ECORRUPT, "%s is larger than %zu bytes", what, max);
+    }
+}
+
+static int apply_roles(const rctx *r, const char *globals, size_t glen, pf_err *err)
+{
+    int rc = -1;
+    pf_buf sql = PF_BUF_INIT, q = PF_BUF_INIT;
+    roles_ctx c = {.r = r, .out = &sql, .existing = PF_BUF_INIT, .name = PF_BUF_INIT};
+    pf_buf_append_str(&q, "SELECT rolname || E'\\t' || CASE WHEN rolsuper THEN 's' ELSE '-' END "
+                          "FROM pg_roles;\n");
+    if (run_psql_str(r, "postgres", &q, &c.existing, err) < 0)
+        goto out;
+    pf_buf_append_str(&sql, "SET standard_conforming_strings = on;\n");
+    if (sql_each(globals, glen, filter_role_stmt, &c, err) < 0)
+        goto out;
+    if (run_psql_str(r, "postgres", &sql, NULL, err) < 0) {
+        pf_err_prefix(err, "applying the roles of globals.sql");
+        goto out;
+    }
+    pf_info("postgres: roles restored (%d created, %d left as the target has them)", c.created,
+            c.skipped);
+    rc = 0;
+out:
+    pf_buf_free(&sql);
+    pf_buf_free(&q);
+    pf_buf_free(&c.existing);
+    pf_buf_free(&c.name);
+    return rc;
+}
+
+/* Makes sure the owner role exists (globals.sql may be absent) and sets its password. */
+static int owner_role(const rctx *r, bool create_if_missing, pf_err *err)
+{
+    int rc = -1;
+    pf_buf sql = PF_BUF_INIT, out = PF_BUF_INIT;
+    if (create_if_missing) {
+        pf_buf_append_str(&sql, "SELECT count(*) FROM pg_roles WHERE rolname = ");
+        sql_literal(&sql, r->o->owner);
+        pf_buf_append_str(&sql, ";\n");
+        if (run_psql_str(r, "postgres", &sql, &out, err) < 0)
+            goto out;
+        pf_buf_reset(&sql);
+        if (!out.data || atoi((const char *)out.data) == 0) {
+            pf_buf_append_str(&sql, "CREATE ROLE ");
+            sql_ident(&sql, r->o->owner);
+            pf_buf_append_str(&sql, " LOGIN;\n");
+        }
+    }
+    if (r->o->owner_password && *r->o->owner_password) {
+        pf_buf_append_str(&sql, "SET standard_conforming_strings = on;\nALTER ROLE ");
+        sql_ident(&sql, r->o->owner);
+        pf_buf_append_str(&sql, " WITH LOGIN PASSWORD ");
+        sql_literal(&sql, r->o->owner_password);
+        pf_buf_append_str(&sql, ";\n");
+    }
+    if (sql.len && run_psql_str(r, "postgres", &sql, NULL, err) < 0) {
+        pf_err_prefix(err, "setting up role \"%s\"", r->o->owner);
+        goto out;
+    }
+    rc = 0;
+out:
+    pf_buf_free(&sql);
+    pf_buf_free(&out);
+    return rc;
+}
+
+/* Spools a source into a private directory readable by whoever runs pg_restore. */
+static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *file, size_t fcap,
+                 pf_err *err)
+{
+    const char *base = r->o->tmpdir;
+    if (!base || !*base)
+        base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/var/tmp";
+    snprintf(dir, dcap, "%s/permafrost-pg-XXXXXX", base);
+    if (!mkdtemp(dir)) {
+        int e = errno;
+        dir[0] = 0;
+        errno = e;
+        return pf_err_sys(err, PF_EIO, "cannot create a temporary directory in %s", base);
+    }
+    join_path(file, fcap, dir, "database.dump");
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return pf_err_sys(err, PF_EIO, "cannot create %s", file);
+    if (r->runuser) {
+        struct passwd *pw = getpwnam("postgres");
+        if (!pw || fchown(fd, pw->pw_uid, pw->pw_gid) < 0 ||
+            chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
+            close(fd);
+            return pf_err_sys(err, PF_EIO, "cannot give %s to the postgres user", dir);
+        }
+    }
+    enum { BUFSZ = 1 << 20 };
+    char *buf = malloc(BUFSZ);
+    if (!buf)
+        abort();
+    int rc = 0;
+    for (;;) {
+        ssize_t n = pf_source_read(src, buf, BUFSZ, err);
+        if (n < 0) {
+            rc = -1;
+            break;
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(fd, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                rc = pf_err_sys(err, PF_EIO, "writing %s", file);
+                break;
+            }
+            off += w;
+        }
+        if (rc < 0)
+            break;
+    }
+    free(buf);
+    if (close(fd) < 0 && rc == 0)
+        rc = pf_err_sys(err, PF_EIO, "writing %s", file);
+    return rc;
+}
+
+static int default_jobs(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n > 8 ? 8 : (int)n;
+}
+
+int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *dump, pf_err *err)
+{
+    int rc = -1;
+    rctx r;
+    pf_buf gl = PF_BUF_INIT, sql = PF_BUF_INIT;
+    char dir[PATH_MAX] = "", file[PATH_MAX] = "";
+    envlist env = {0};
+    bool exists = false;
+    if (rctx_init(&r, o, err) < 0 || check_with(&r, &exists, err) < 0)
+        goto out;
+    if (globals && slurp(globals, &gl, 64u * 1024 * 1024, "globals.sql", err) < 0)
+        goto out;
+
+    if (exists) {
+        /* Empty, or force: start from a clean CREATE DATABASE either way. */
+        pf_buf_append_str(&sql, "DROP DATABASE ");
+        sql_ident(&sql, o->dbname);
+        pf_buf_append_str(&sql, o->force ? " WITH (FORCE);\n" : ";\n");
+        if (run_psql_str(&r, "postgres", &sql, NULL, err) < 0) {
+            pf_err_prefix(err, "dropping database \"%s\"", o->dbname);
+            goto out;
+        }
+        pf_info("postgres: dropped the existing database \"%s\"", o->dbname);
+    }
+    const char *section = NULL;
+    if (globals) {
+        section = strstr(gl.data ? (const char *)gl.data : "", SECTION_MARK);
+        size_t roles_len = section ? (size_t)(section - (const char *)gl.data) : gl.len;
+        if (apply_roles(&r, gl.data ? (const char *)gl.data : "", roles_len, err) < 0)
+            goto out;
+    }
+    if (owner_role(&r, true, err) < 0)
+        goto out;
+
+    pf_buf_reset(&sql);
+    pf_buf_append_str(&sql, "CREATE DATABASE ");
+    sql_ident(&sql, o->dbname);
+    pf_buf_append_str(&sql, " WITH TEMPLATE = template0 ENCODING = 'UTF8' OWNER = ");
+    sql_ident(&sql, o->owner);
+    pf_buf_append_str(&sql, ";\n");
+    if (run_psql_str(&r, "postgres", &sql, NULL, err) < 0) {
+        pf_err_prefix(err, "creating database \"%s\"", o->dbname);
+        goto out;
+    }
+
+    if (spool(&r, dump, dir, sizeof dir, file, sizeof file, err) < 0)
+        goto out;
+    char jobs[32], target[PATH_MAX + 32], role[PATH_MAX + 16];
+    snprintf(jobs, sizeof jobs, "--jobs=%d", o->jobs > 0 ? o->jobs : default_jobs());
+    pf_buf_reset(&sql);
+    /* A conninfo string, so that any database name is taken literally. */
+    pf_buf_append_str(&sql, "dbname=");
+    pf_buf_u8(&sql, '\'');
+    for (const char *p = o->dbname; *p; p++) {
+        if (*p == '\'' || *p == '\\')
+            pf_buf_u8(&sql, '\\');
+        pf_buf_u8(&sql, (uint8_t)*p);
+    }
+    pf_buf_u8(&sql, '\'');
+    snprintf(target, sizeof target, "%s", (const char *)sql.data);
+    snprintf(role, sizeof role, "--role=%s", o->owner);
+    const char *args[] = {jobs,
+                          "--exit-on-error",
+                          "--dbname",
+                          target,
+                          o->no_owner ? "--no-owner" : file,
+                          o->no_owner ? role : NULL,
+                          o->no_owner ? file : NULL,
+                          NULL};
+    const char *argv[16];
+    client_argv(&r, r.pg_restore, argv, 16, args);
+    env_conn(&env, o->host, o->port, r.admin, o->dbname, o->admin_password, NULL);
+    pf_exec_opts eo = {
+        .argv = argv, .env = (const char *const *)env.item, .cwd = "/", .name = "pg_restore"};
+    if (pf_exec_run(&eo, NULL, err) < 0)
+        goto out;
+
+    pf_buf_reset(&sql);
+    if (section)
+        pf_buf_append_str(&sql, section);
+    pf_buf_append_str(&sql, "\nANALYZE;\n");
+    if (run_psql_str(&r, o->dbname, &sql, NULL, err) < 0) {
+        pf_err_prefix(err, "applying the database-level settings");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (file[0])
+        unlink(file);
+    if (dir[0])
+        rmdir(dir);
+    env_free(&env);
+    pf_buf_free(&gl);
+    pf_buf_free(&sql);
+    if (rc < 0)
+        pf_err_prefix(err, "postgres");
+    return rc;
+}
