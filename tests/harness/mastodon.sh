@@ -290,7 +290,7 @@ mastodon_digest() {
                     string) val=$(redis_cli "$dir" -n "$db" --no-raw get "$key") ;;
                     list) val=$(redis_cli "$dir" -n "$db" --no-raw lrange "$key" 0 -1) ;;
                     hash) val=$(redis_cli "$dir" -n "$db" --no-raw hgetall "$key" | paste - - | LC_ALL=C sort) ;;
-                    set) val=$(redis_cli "$dir" -n "$db" --no-raw smembers "$key" | LC_ALL=C sort) ;;
+                    set) val=$(redis_cli "$dir" -n "$db" --no-raw smembers "$key" | sed "s/^ *[0-9]*) //" | LC_ALL=C sort) ;;
                     zset) val=$(redis_cli "$dir" -n "$db" --no-raw zrange "$key" 0 -1 withscores) ;;
                     *) val=? ;;
                 esac
