@@ -1,0 +1,736 @@
+/* `backup --live` and `restore --live`: a whole Mastodon server as one snapshot.
+ *
+ * Snapshot layout: secrets/.env.production, postgres/globals.sql, postgres/<db>.dump,
+ * redis/dump.rdb, media/... (the contents of public/system). Backup order is secrets,
+ * database, Redis, media: a file uploaded during the backup is then at worst an orphan
+ * in the snapshot, never a database row whose file is missing. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "component/postgres.h"
+#include "component/redis.h"
+#include "mastodon/env.h"
+#include "repo/lock.h"
+#include "repo/restorer.h"
+
+enum { C_SECRETS = 1, C_DB = 2, C_REDIS = 4, C_MEDIA = 8, C_ALL = 15 };
+
+static int parse_only(const char *v, unsigned *out)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", v);
+    *out = 0;
+    for (char *save = NULL, *w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(w, "secrets"))
+            *out |= C_SECRETS;
+        else if (!strcmp(w, "db") || !strcmp(w, "postgres") || !strcmp(w, "database"))
+            *out |= C_DB;
+        else if (!strcmp(w, "redis"))
+            *out |= C_REDIS;
+        else if (!strcmp(w, "media"))
+            *out |= C_MEDIA;
+        else {
+            fprintf(stderr,
+                    "permafrost: --only: unknown component \"%s\" (use db, secrets, redis, "
+                    "media)\n",
+                    w);
+            return -1;
+        }
+    }
+    if (!*out) {
+        fprintf(stderr, "permafrost: --only needs at least one of db, secrets, redis, media\n");
+        return -1;
+    }
+    return 0;
+}
+
+static const char *default_live(void)
+{
+    const char *v = pf_config_get("live");
+    return v ? v : "/home/mastodon/live";
+}
+
+static bool config_true(const char *key)
+{
+    const char *v = pf_config_get(key);
+    return v && (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"));
+}
+
+/* Mastodon's version from lib/mastodon/version.rb (def major / minor / patch). */
+static void mastodon_version(const char *live, char *out, size_t n)
+{
+    char path[4096];
+    out[0] = 0;
+    snprintf(path, sizeof path, "%s/lib/mastodon/version.rb", live);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    int parts[3] = {-1, -1, -1}, want = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ')
+            p++;
+        if (!strncmp(p, "def major", 9))
+            want = 0;
+        else if (!strncmp(p, "def minor", 9))
+            want = 1;
+        else if (!strncmp(p, "def patch", 9))
+            want = 2;
+        else if (want >= 0 && *p >= '0' && *p <= '9') {
+            parts[want] = atoi(p);
+            want = -1;
+        }
+    }
+    fclose(f);
+    if (parts[0] >= 0 && parts[1] >= 0)
+        snprintf(out, n, "%d.%d.%d", parts[0], parts[1], parts[2] < 0 ? 0 : parts[2]);
+}
+
+/* Settings from the config file override what .env.production says, so an operator can
+ * point the backup at a replica or a different socket. */
+static void apply_overrides(pf_pg_conn *pg, pf_redis_conn *rc)
+{
+    const char *v;
+    if ((v = pf_config_get("pg_host")))
+        pg->host = v;
+    if ((v = pf_config_get("pg_port")))
+        pg->port = atoi(v);
+    if ((v = pf_config_get("pg_user")))
+        pg->user = v;
+    if ((v = pf_config_get("pg_password")))
+        pg->password = v;
+    if ((v = pf_config_get("redis_host")))
+        rc->host = (char *)v;
+    if ((v = pf_config_get("redis_port")))
+        rc->port = atoi(v);
+    if ((v = pf_config_get("redis_password")))
+        rc->password = (char *)v;
+}
+
+typedef int (*produce_fn)(void *ctx, pf_sink *sink, pf_err *err);
+
+/* Adds file `name` to d with the bytes a component produces; the partial file is dropped
+ * when the producer fails. */
+static int stream_component(pf_archiver *a, pf_dir *d, const char *name, produce_fn produce,
+                            void *ctx, pf_err *err)
+{
+    pf_sink *sink = pf_archive_stream_begin(a, d, name, 0600, err);
+    if (!sink)
+        return -1;
+    if (produce(ctx, sink, err)) {
+        pf_archive_stream_abort(sink);
+        return -1;
+    }
+    return pf_archive_stream_end(a, sink, err);
+}
+
+typedef struct pg_job {
+    pf_pg_conn *conn;
+    pf_pg_info *info;
+} pg_job;
+
+static int produce_globals(void *ctx, pf_sink *sink, pf_err *err)
+{
+    pg_job *j = ctx;
+    return pf_pg_dump_globals(j->conn, j->info, sink, err);
+}
+
+static int produce_dump(void *ctx, pf_sink *sink, pf_err *err)
+{
+    pg_job *j = ctx;
+    return pf_pg_dump(j->conn, j->info, sink, err);
+}
+
+typedef struct redis_job {
+    pf_redis_conn *conn;
+    pf_redis_info *info;
+} redis_job;
+
+static int produce_rdb(void *ctx, pf_sink *sink, pf_err *err)
+{
+    redis_job *j = ctx;
+    return pf_redis_fetch_rdb(j->conn, sink, j->info, err);
+}
+
+static cJSON *component_status(cJSON *components, const char *name, const char *status)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", status);
+    cJSON_AddItemToObject(components, name, o);
+    return o;
+}
+
+static const char backup_live_help[] =
+    "usage: permafrost backup --live DIR [--only db,secrets,redis,media] [--exclude-cache]\n"
+    "                         [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
+    "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
+    "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
+    "taken over the replication protocol, and the uploaded media (public/system or\n"
+    "PAPERCLIP_ROOT_PATH; --exclude-cache leaves out cache/, remote media that can be\n"
+    "fetched again). DIR defaults to 'live' in the config file, else /home/mastodon/live.\n"
+    "If any selected component fails, no snapshot is written (exit 5).\n";
+
+int cmd_backup_mastodon(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
+                                         {"live", required_argument, 0, 'L'},
+                                         {"only", required_argument, 0, 'o'},
+                                         {"exclude-cache", no_argument, 0, 'x'},
+                                         {"tag", required_argument, 0, 't'},
+                                         {"time", required_argument, 0, 'T'},
+                                         {0, 0, 0, 0}};
+    const char *live = NULL, *when = NULL, *tags[32];
+    size_t ntags = 0;
+    unsigned only = C_ALL;
+    bool exclude_cache = config_true("exclude_cache");
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(backup_live_help, stdout); return PF_EXIT_OK;
+        case 'L': live = optarg; break;
+        case 'o':
+            if (parse_only(optarg, &only))
+                return PF_EXIT_USAGE;
+            break;
+        case 'x': exclude_cache = true; break;
+        case 't':
+            if (ntags < 32)
+                tags[ntags++] = optarg;
+            break;
+        case 'T': when = optarg; break;
+        default: fputs(backup_live_help, stderr); return PF_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "permafrost: backup --live takes no paths (got \"%s\")\n", argv[optind]);
+        return PF_EXIT_USAGE;
+    }
+    if (!live)
+        live = default_live();
+    pf_err err = {0};
+    int64_t time_ns = 0;
+    int32_t tz = 0;
+    if (when && pf_parse_local_time(when, &time_ns, &tz, &err))
+        return pf_cli_fail(&err);
+
+    pf_mastodon_env env = {0};
+    if (pf_mastodon_env_load(live, &env, &err)) {
+        pf_mastodon_env_free(&env);
+        pf_err_prefix(&err, "backup");
+        return pf_cli_fail(&err);
+    }
+    pf_pg_conn pg = {env.db_host, env.db_port, env.db_name, env.db_user, env.db_pass,
+                     env.db_sslmode};
+    pf_redis_conn rconn = env.redis;
+    apply_overrides(&pg, &rconn);
+
+    pf_repo *r = pf_cli_open_repo(&err);
+    pf_backup_run b = {0};
+    int rc = PF_EXIT_OK;
+    const char *failed = NULL;
+    char envpath[4096];
+    snprintf(envpath, sizeof envpath, "%s/.env.production", live);
+    if (!r || pf_backup_begin(&b, r, "mastodon", (char **)&live, 1, &err)) {
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if (when) {
+        b.snap.time_ns = time_ns;
+        b.snap.tz_offset = tz;
+    }
+    pf_snapshot_add_tag(&b.snap, "mastodon");
+    for (size_t i = 0; i < ntags; i++)
+        pf_snapshot_add_tag(&b.snap, tags[i]);
+    b.snap.components = cJSON_CreateObject();
+    b.snap.manifest = cJSON_CreateObject();
+    char ver[64];
+    mastodon_version(live, ver, sizeof ver);
+    if (ver[0])
+        cJSON_AddStringToObject(b.snap.manifest, "mastodon", ver);
+    if (env.local_domain)
+        cJSON_AddStringToObject(b.snap.manifest, "domain", env.local_domain);
+    pf_dir *root = pf_archiver_root(b.arch);
+
+    if (only & C_SECRETS) {
+        pf_info("secrets: %s", envpath);
+        pf_dir *d = pf_dir_begin(b.arch, root, "secrets", &err);
+        if (!d || pf_archive_path(b.arch, d, ".env.production", envpath, NULL, &err) ||
+            pf_dir_end(b.arch, d, NULL, &err)) {
+            failed = "secrets";
+            goto component_failed;
+        }
+        component_status(b.snap.components, "secrets", "ok");
+    }
+    if (only & C_DB) {
+        pf_pg_info info;
+        memset(&info, 0, sizeof info);
+        pf_info("postgres: probing %s", env.db_name);
+        if (pf_pg_probe(&pg, &info, &err)) {
+            failed = "postgres";
+            goto component_failed;
+        }
+        pf_dir *d = pf_dir_begin(b.arch, root, "postgres", &err);
+        if (!d) {
+            failed = "postgres";
+            goto component_failed;
+        }
+        char name[512];
+        snprintf(name, sizeof name, "%s.dump", env.db_name);
+        pg_job job = {&pg, &info};
+        if (stream_component(b.arch, d, "globals.sql", produce_globals, &job, &err)) {
+            pf_dir_abort(d);
+            failed = "postgres";
+            goto component_failed;
+        }
+        pf_info("postgres: pg_dump %s (server %s, client %s)", env.db_name, info.server_version,
+                info.client_version);
+        if (stream_component(b.arch, d, name, produce_dump, &job, &err)) {
+            pf_dir_abort(d);
+            failed = "postgres";
+            goto component_failed;
+        }
+        if (pf_dir_end(b.arch, d, NULL, &err)) {
+            failed = "postgres";
+            goto component_failed;
+        }
+        cJSON *o = component_status(b.snap.components, "postgres", "ok");
+        cJSON_AddStringToObject(o, "database", env.db_name);
+        cJSON_AddNumberToObject(o, "dump_bytes", (double)info.dump_bytes);
+        cJSON_AddStringToObject(b.snap.manifest, "postgres", info.server_version);
+        cJSON_AddStringToObject(b.snap.manifest, "pg_dump", info.client_version);
+        cJSON_AddNumberToObject(b.snap.manifest, "accounts", (double)info.accounts);
+        cJSON_AddNumberToObject(b.snap.manifest, "statuses", (double)info.statuses);
+        cJSON_AddNumberToObject(b.snap.manifest, "media_attachments",
+                                (double)info.media_attachments);
+    }
+    if (only & C_REDIS) {
+        pf_redis_info rinfo;
+        memset(&rinfo, 0, sizeof rinfo);
+        pf_info("redis: snapshot over replication");
+        pf_dir *d = pf_dir_begin(b.arch, root, "redis", &err);
+        redis_job job = {&rconn, &rinfo};
+        if (!d || stream_component(b.arch, d, "dump.rdb", produce_rdb, &job, &err)) {
+            pf_dir_abort(d);
+            failed = "redis";
+            goto component_failed;
+        }
+        if (pf_dir_end(b.arch, d, NULL, &err)) {
+            failed = "redis";
+            goto component_failed;
+        }
+        cJSON *o = component_status(b.snap.components, "redis", "ok");
+        cJSON_AddStringToObject(o, "method", rinfo.method);
+        cJSON_AddStringToObject(b.snap.manifest, "redis", rinfo.version);
+    }
+    if (only & C_MEDIA) {
+        if (env.s3_enabled) {
+            pf_log(PF_LOG_WARN, "media: S3_ENABLED=true: uploads live in the S3 bucket and are "
+                                "NOT in this snapshot; back the bucket up separately");
+            component_status(b.snap.components, "media", "skipped: S3_ENABLED=true");
+        } else {
+            static const char *const no_cache[] = {"cache", NULL};
+            pf_info("media: %s%s", env.paperclip_root, exclude_cache ? " (without cache/)" : "");
+            if (pf_archive_path(b.arch, root, "media", env.paperclip_root,
+                                exclude_cache ? no_cache : NULL, &err)) {
+                if (err.code == PF_ENOTFOUND)
+                    pf_err_prefix(&err, "%s (use --only to leave media out)",
+                                  env.paperclip_root);
+                failed = "media";
+                goto component_failed;
+            }
+            cJSON *o = component_status(b.snap.components, "media", "ok");
+            cJSON_AddBoolToObject(o, "exclude_cache", exclude_cache);
+        }
+    }
+    if (pf_backup_commit(&b, &err)) {
+        pf_err_prefix(&err, "backup failed, no snapshot written");
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    pf_backup_report(&b);
+    pf_archive_stats st;
+    pf_archiver_stats(b.arch, &st);
+    if (st.errors) {
+        fprintf(stderr, "permafrost: snapshot %.8s is incomplete: %llu media entr%s could not be "
+                        "read (see the warnings above)\n",
+                b.snap.id, (unsigned long long)st.errors, st.errors == 1 ? "y" : "ies");
+        rc = PF_EXIT_INCOMPLETE;
+    }
+    goto out;
+
+component_failed:
+    /* What was uploaded stays indexed for the next run to reuse; no snapshot names it. */
+    {
+        pf_err ignored = {0};
+        pf_saver_finish(b.saver, &ignored);
+    }
+    pf_err_prefix(&err, "backup: %s", failed);
+    if (err.code != PF_ECONN && err.code != PF_EAUTH)
+        err.code = PF_ECOMPONENT;
+    rc = pf_cli_fail(&err);
+    fprintf(stderr, "permafrost: no snapshot was written; earlier snapshots are intact\n");
+out:
+    pf_backup_end(&b);
+    pf_repo_free(r);
+    pf_mastodon_env_free(&env);
+    return rc;
+}
+
+/* ---- restore ---- */
+
+static const char restore_live_help[] =
+    "usage: permafrost restore SNAPSHOT --live DIR [--only db,secrets,redis,media] [--force]\n"
+    "         [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
+    "         [--redis-host H] [--redis-port P]\n\n"
+    "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
+    "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
+    "the database and restores it with parallel pg_restore, restores the media with their\n"
+    "metadata, and loads the Redis snapshot into the running server. It refuses to\n"
+    "overwrite an existing .env.production, a database with tables, a non-empty media\n"
+    "directory or a non-empty Redis unless --force; every check runs before anything\n"
+    "changes. The admin connection defaults to the local socket as 'postgres'.\n";
+
+typedef struct fd_sink {
+    pf_sink sink;
+    int fd;
+} fd_sink;
+
+static int fd_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+{
+    fd_sink *f = (fd_sink *)s;
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(f->fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return pf_err_sys(err, PF_EIO, "write");
+        }
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes the secrets file atomically with its recorded mode (and owner, as root). */
+static int restore_secrets(pf_repo *r, const pf_node *n, const char *live, pf_err *err)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/.env.production", live);
+    snprintf(tmp, sizeof tmp, "%s/.env.production.permafrost-tmp", live);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return pf_err_sys(err, PF_EIO, "cannot create %s", tmp);
+    fd_sink s = {{fd_write, NULL}, fd};
+    int rc = pf_node_write(r, n, &s.sink, err);
+    if (!rc && geteuid() == 0 && fchown(fd, n->uid, n->gid))
+        pf_warn("cannot give %s its owner: %s", path, strerror(errno));
+    if (!rc && fchmod(fd, n->mode))
+        rc = pf_err_sys(err, PF_EIO, "chmod %s", tmp);
+    if (!rc && fsync(fd))
+        rc = pf_err_sys(err, PF_EIO, "fsync %s", tmp);
+    close(fd);
+    if (!rc && rename(tmp, path))
+        rc = pf_err_sys(err, PF_EIO, "rename to %s", path);
+    if (rc)
+        unlink(tmp);
+    return rc;
+}
+
+static int dir_nonempty(const char *path)
+{
+    DIR *d = opendir(path);
+    if (!d)
+        return 0;
+    int found = 0;
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+            found = 1;
+            break;
+        }
+    closedir(d);
+    return found;
+}
+
+static char *resolve_media_root(const pf_mastodon_env *env, const char *live)
+{
+    const char *p = env->paperclip_root;
+    char *out = NULL;
+    if (!p || !*p) {
+        if (asprintf(&out, "%s/public/system", live) < 0)
+            return NULL;
+    } else if (!strncmp(p, ":rails_root", 11)) {
+        if (asprintf(&out, "%s%s", live, p + 11) < 0)
+            return NULL;
+    } else if (p[0] != '/') {
+        if (asprintf(&out, "%s/%s", live, p) < 0)
+            return NULL;
+    } else {
+        out = strdup(p);
+    }
+    return out;
+}
+
+static int load_text(pf_repo *r, const pf_node *n, pf_buf *out, pf_err *err)
+{
+    pf_buf tmp = PF_BUF_INIT;
+    for (size_t i = 0; i < n->nblobs; i++)
+        if (pf_repo_load_blob(r, n->blobs[i], &tmp, err)) {
+            pf_buf_free(&tmp);
+            return -1;
+        }
+    *out = tmp;
+    return 0;
+}
+
+int cmd_restore_mastodon(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
+                                         {"live", required_argument, 0, 'L'},
+                                         {"only", required_argument, 0, 'o'},
+                                         {"force", no_argument, 0, 'f'},
+                                         {"pg-host", required_argument, 0, 'H'},
+                                         {"pg-port", required_argument, 0, 'P'},
+                                         {"pg-admin-user", required_argument, 0, 'U'},
+                                         {"jobs", required_argument, 0, 'j'},
+                                         {"redis-host", required_argument, 0, 'R'},
+                                         {"redis-port", required_argument, 0, 'Q'},
+                                         {0, 0, 0, 0}};
+    const char *live = NULL, *pg_host = NULL, *admin = NULL, *redis_host = NULL;
+    int pg_port = 0, redis_port = 0, jobs = 0;
+    unsigned only = C_ALL;
+    bool force = false;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hfj:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h': fputs(restore_live_help, stdout); return PF_EXIT_OK;
+        case 'L': live = optarg; break;
+        case 'o':
+            if (parse_only(optarg, &only))
+                return PF_EXIT_USAGE;
+            break;
+        case 'f': force = true; break;
+        case 'H': pg_host = optarg; break;
+        case 'P': pg_port = atoi(optarg); break;
+        case 'U': admin = optarg; break;
+        case 'j': jobs = atoi(optarg); break;
+        case 'R': redis_host = optarg; break;
+        case 'Q': redis_port = atoi(optarg); break;
+        default: fputs(restore_live_help, stderr); return PF_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !live) {
+        fputs(restore_live_help, stderr);
+        return PF_EXIT_USAGE;
+    }
+    const char *admin_pw = getenv("PERMAFROST_PG_ADMIN_PASSWORD");
+    pf_err err = {0};
+    pf_repo *r = pf_cli_open_repo(&err);
+    if (!r)
+        return pf_cli_fail(&err);
+    pf_snapshot s;
+    pf_node n_env = {0}, n_globals = {0}, n_dump = {0}, n_rdb = {0}, n_media = {0};
+    pf_mastodon_env env = {0};
+    pf_buf envtext = PF_BUF_INIT;
+    pf_source *src_g = NULL, *src_d = NULL, *src_r = NULL;
+    char *media_root = NULL;
+    int rc = PF_EXIT_OK;
+    struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
+    if (!lock || pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
+        pf_lock_release(lock);
+        pf_repo_free(r);
+        return pf_cli_fail(&err);
+    }
+    double started = pf_now();
+    /* The restored server's settings come from the snapshot's own .env.production. */
+    if (pf_lookup_path(r, s.tree, "secrets/.env.production", &n_env, &err)) {
+        pf_err_prefix(&err, "snapshot %.8s holds no Mastodon secrets (was it taken with "
+                            "--live?)", s.id);
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if (load_text(r, &n_env, &envtext, &err) ||
+        pf_mastodon_env_parse((const char *)envtext.data, envtext.len, &env, &err)) {
+        pf_err_prefix(&err, "snapshot's .env.production");
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    media_root = resolve_media_root(&env, live);
+    char name[512];
+    snprintf(name, sizeof name, "postgres/%s.dump", env.db_name);
+    if ((only & C_DB) && (pf_lookup_path(r, s.tree, "postgres/globals.sql", &n_globals, &err) ||
+                          pf_lookup_path(r, s.tree, name, &n_dump, &err))) {
+        pf_err_prefix(&err, "database");
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if ((only & C_REDIS) && pf_lookup_path(r, s.tree, "redis/dump.rdb", &n_rdb, &err)) {
+        pf_err_prefix(&err, "redis");
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if ((only & C_MEDIA) && !env.s3_enabled && pf_lookup_path(r, s.tree, "media", &n_media, &err)) {
+        pf_err_prefix(&err, "media");
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+
+    pf_pg_restore_opts po = {.host = pg_host ? pg_host : pf_config_get("restore_pg_host"),
+                             .port = pg_port,
+                             .admin_user = admin,
+                             .admin_password = admin_pw,
+                             .dbname = env.db_name,
+                             .owner = env.db_user,
+                             .owner_password = env.db_pass,
+                             .jobs = jobs,
+                             .force = force};
+    pf_redis_conn rconn = env.redis;
+    if (redis_host) {
+        rconn.host = (char *)redis_host;
+        rconn.socket = NULL;
+    }
+    if (redis_port)
+        rconn.port = redis_port;
+
+    /* Every check before any change. */
+    char envpath[4096];
+    snprintf(envpath, sizeof envpath, "%s/.env.production", live);
+    struct stat st;
+    if ((only & C_SECRETS) && !force && lstat(envpath, &st) == 0) {
+        pf_err_set(&err, PF_EEXIST, "%s exists: refusing to overwrite it (use --force)", envpath);
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if ((only & C_MEDIA) && n_media.type && !force && dir_nonempty(media_root)) {
+        pf_err_set(&err, PF_EEXIST, "%s is not empty: refusing to restore media over it (use "
+                                    "--force)",
+                   media_root);
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if ((only & C_DB) && pf_pg_restore_check(&po, &err)) {
+        pf_err_prefix(&err, "restore: postgres");
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if ((only & C_REDIS) && !force && pf_redis_check_empty(&rconn, &err)) {
+        pf_err_prefix(&err, "restore: redis");
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+
+    if (only & C_SECRETS) {
+        pf_info("secrets: writing %s", envpath);
+        if (mkdir(live, 0755) && errno != EEXIST) {
+            pf_err_sys(&err, PF_EIO, "cannot create %s", live);
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+        if (restore_secrets(r, &n_env, live, &err)) {
+            pf_err_prefix(&err, "restore: secrets");
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+    }
+    if (only & C_DB) {
+        pf_info("postgres: restoring %s", env.db_name);
+        src_g = pf_node_source_new(r, &n_globals);
+        src_d = pf_node_source_new(r, &n_dump);
+        if (!src_g || !src_d || pf_pg_restore(&po, src_g, src_d, &err)) {
+            pf_err_prefix(&err, "restore: postgres");
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+    }
+    if ((only & C_MEDIA) && n_media.type) {
+        pf_info("media: restoring into %s", media_root);
+        pf_restore_opts ro = {.owners = geteuid() == 0};
+        pf_restore_stats rs = {0};
+        char *slash = strrchr(media_root, '/');
+        if (slash && slash != media_root) {
+            *slash = 0;
+            char parent[4096];
+            snprintf(parent, sizeof parent, "%s", media_root);
+            *slash = '/';
+            /* parents of the media root, like mkdir -p */
+            for (char *p = parent + 1; *p; p++)
+                if (*p == '/') {
+                    *p = 0;
+                    mkdir(parent, 0755);
+                    *p = '/';
+                }
+            mkdir(parent, 0755);
+        }
+        if (pf_restore_dir_into(r, &n_media, media_root, &ro, &rs, &err)) {
+            pf_err_prefix(&err, "restore: media");
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+    }
+    if (only & C_REDIS) {
+        pf_info("redis: loading the snapshot into %s:%d", rconn.host ? rconn.host : rconn.socket,
+                rconn.port);
+        pf_redis_info rinfo_restore;
+        memset(&rinfo_restore, 0, sizeof rinfo_restore);
+        src_r = pf_node_source_new(r, &n_rdb);
+        if (!src_r || pf_redis_load_rdb(&rconn, src_r, (int64_t)n_rdb.size, &rinfo_restore, &err)) {
+            pf_err_prefix(&err, "restore: redis");
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+    }
+    pf_progress_done();
+    if (pf_g.json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "snapshot", s.id);
+        cJSON_AddNumberToObject(j, "seconds", pf_now() - started);
+        pf_out_json(j);
+    } else if (pf_g.verbosity >= 0) {
+        printf("restored snapshot %.8s (%s) into %s in %.1f s\n", s.id,
+               env.local_domain ? env.local_domain : "?", live, pf_now() - started);
+        printf("\nWhat is left to do:\n");
+        printf("  1. install Mastodon's code in %s (same version%s%s) and run bundle/yarn "
+               "install\n",
+               live, s.manifest ? ": " : "",
+               s.manifest && cJSON_IsString(cJSON_GetObjectItem(s.manifest, "mastodon"))
+                   ? cJSON_GetObjectItem(s.manifest, "mastodon")->valuestring
+                   : "");
+        printf("  2. start the services: systemctl start mastodon-web mastodon-sidekiq "
+               "mastodon-streaming\n");
+        printf("  3. rebuild home feeds: RAILS_ENV=production bin/tootctl feeds build\n");
+        if (env.es_enabled)
+            printf("  4. rebuild the search index: RAILS_ENV=production bin/tootctl search "
+                   "deploy\n");
+        if (env.s3_enabled)
+            printf("  -  media lives in the S3 bucket: it was not in this snapshot\n");
+    }
+out:
+    pf_node_source_free(src_g);
+    pf_node_source_free(src_d);
+    pf_node_source_free(src_r);
+    free(media_root);
+    pf_buf_free(&envtext);
+    pf_mastodon_env_free(&env);
+    pf_node_free(&n_env);
+    pf_node_free(&n_globals);
+    pf_node_free(&n_dump);
+    pf_node_free(&n_rdb);
+    pf_node_free(&n_media);
+    pf_snapshot_free(&s);
+    pf_lock_release(lock);
+    pf_repo_free(r);
+    return rc;
+}
