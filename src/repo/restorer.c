@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,33 +75,95 @@ int pf_node_write(pf_repo *r, const pf_node *n, pf_sink *sink, pf_err *err)
     return rc;
 }
 
+/* A file's content as a pull stream. Blobs are fetched ahead by a few threads, so a
+ * remote repository's latency overlaps with the consumer (pg_restore, Redis). */
+#define PREFETCH 4
+
+typedef struct prefetch_slot {
+    size_t index; /* which blob it holds or loads */
+    int state;    /* 0 empty, 1 loading, 2 ready, 3 failed */
+    pf_buf data;
+    pf_err err;
+} prefetch_slot;
+
 typedef struct node_source {
     pf_source src; /* first member */
     pf_repo *r;
     pf_node node;
-    size_t next; /* next blob to load */
-    pf_buf cur;
-    size_t pos;
+    pthread_t threads[PREFETCH];
+    int nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    prefetch_slot slots[PREFETCH];
+    size_t next_fetch; /* next blob index to hand to a fetcher */
+    size_t next_read;  /* next blob index the reader consumes */
+    size_t pos;        /* read position inside the current blob */
+    int stop;
 } node_source;
+
+static void *prefetcher(void *arg)
+{
+    node_source *ns = arg;
+    pthread_mutex_lock(&ns->mu);
+    for (;;) {
+        prefetch_slot *slot = NULL;
+        while (!ns->stop) {
+            if (ns->next_fetch < ns->node.nblobs && ns->next_fetch < ns->next_read + PREFETCH) {
+                slot = &ns->slots[ns->next_fetch % PREFETCH];
+                if (slot->state == 0)
+                    break;
+                slot = NULL;
+            }
+            pthread_cond_wait(&ns->cv, &ns->mu);
+        }
+        if (ns->stop)
+            break;
+        slot->index = ns->next_fetch++;
+        slot->state = 1;
+        pf_buf_reset(&slot->data);
+        pthread_mutex_unlock(&ns->mu);
+        pf_err e = {0};
+        int rc = pf_repo_load_blob(ns->r, ns->node.blobs[slot->index], &slot->data, &e);
+        pthread_mutex_lock(&ns->mu);
+        slot->state = rc ? 3 : 2;
+        slot->err = e;
+        pthread_cond_broadcast(&ns->cv);
+    }
+    pthread_mutex_unlock(&ns->mu);
+    return NULL;
+}
 
 static ssize_t node_read(pf_source *s, void *p, size_t n, pf_err *err)
 {
     node_source *ns = (node_source *)s;
-    while (ns->pos == ns->cur.len) {
-        if (ns->next == ns->node.nblobs)
+    pthread_mutex_lock(&ns->mu);
+    for (;;) {
+        if (ns->next_read >= ns->node.nblobs) {
+            pthread_mutex_unlock(&ns->mu);
             return 0;
-        pf_buf_reset(&ns->cur);
-        ns->pos = 0;
-        if (pf_repo_load_blob(ns->r, ns->node.blobs[ns->next], &ns->cur, err))
+        }
+        prefetch_slot *slot = &ns->slots[ns->next_read % PREFETCH];
+        while (slot->state != 2 && slot->state != 3)
+            pthread_cond_wait(&ns->cv, &ns->mu);
+        if (slot->state == 3) {
+            *err = slot->err;
+            pthread_mutex_unlock(&ns->mu);
             return -1;
-        ns->next++;
+        }
+        if (ns->pos < slot->data.len) {
+            size_t take = slot->data.len - ns->pos;
+            if (take > n)
+                take = n;
+            memcpy(p, slot->data.data + ns->pos, take);
+            ns->pos += take;
+            pthread_mutex_unlock(&ns->mu);
+            return (ssize_t)take;
+        }
+        slot->state = 0;
+        ns->pos = 0;
+        ns->next_read++;
+        pthread_cond_broadcast(&ns->cv);
     }
-    size_t take = ns->cur.len - ns->pos;
-    if (take > n)
-        take = n;
-    memcpy(p, ns->cur.data + ns->pos, take);
-    ns->pos += take;
-    return (ssize_t)take;
 }
 
 pf_source *pf_node_source_new(pf_repo *r, const pf_node *n)
@@ -112,6 +175,16 @@ pf_source *pf_node_source_new(pf_repo *r, const pf_node *n)
     ns->src.ctx = ns;
     ns->r = r;
     pf_node_copy(&ns->node, n);
+    pthread_mutex_init(&ns->mu, NULL);
+    pthread_cond_init(&ns->cv, NULL);
+    int want = n->nblobs < PREFETCH ? (int)n->nblobs : PREFETCH;
+    for (int i = 0; i < want; i++)
+        if (pthread_create(&ns->threads[ns->nthreads], NULL, prefetcher, ns) == 0)
+            ns->nthreads++;
+    if (want && !ns->nthreads) {
+        pf_node_source_free(&ns->src);
+        return NULL;
+    }
     return &ns->src;
 }
 
@@ -120,8 +193,17 @@ void pf_node_source_free(pf_source *s)
     if (!s)
         return;
     node_source *ns = (node_source *)s;
+    pthread_mutex_lock(&ns->mu);
+    ns->stop = 1;
+    pthread_cond_broadcast(&ns->cv);
+    pthread_mutex_unlock(&ns->mu);
+    for (int i = 0; i < ns->nthreads; i++)
+        pthread_join(ns->threads[i], NULL);
+    for (int i = 0; i < PREFETCH; i++)
+        pf_buf_free(&ns->slots[i].data);
+    pthread_mutex_destroy(&ns->mu);
+    pthread_cond_destroy(&ns->cv);
     pf_node_free(&ns->node);
-    pf_buf_free(&ns->cur);
     free(ns);
 }
 
@@ -132,6 +214,27 @@ typedef struct link_seen {
     int fd; /* O_PATH descriptor of the first restored copy */
 } link_seen;
 
+/* File contents are written by a pool of threads, blob by blob at known offsets, so
+ * fetching, decryption and decompression overlap (and, for a remote repository, many
+ * range reads are in flight). The walk itself (creating entries) stays on one thread. */
+#define RESTORE_QUEUE 64
+#define RESTORE_MAX_WORKERS 16
+
+typedef struct file_job {
+    int fd;
+    pf_node node;
+    char *path;
+    size_t pending; /* blob jobs outstanding, plus one while the walker still adds */
+    int failed;
+    int owners;
+} file_job;
+
+typedef struct blob_job {
+    file_job *f;
+    uint8_t id[PF_ID_LEN];
+    uint64_t off;
+} blob_job;
+
 typedef struct rst {
     pf_repo *r;
     const pf_restore_opts *o;
@@ -140,6 +243,15 @@ typedef struct rst {
     link_seen *links;
     size_t nlinks;
     struct timespec last;
+    /* the writer pool */
+    pthread_t threads[RESTORE_MAX_WORKERS];
+    int nthreads;
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty, not_full, idle;
+    blob_job queue[RESTORE_QUEUE];
+    size_t head, count, active;
+    int stop, failed;
+    pf_err first_err;
 } rst;
 
 static void rprogress(rst *x)
@@ -152,7 +264,10 @@ static void rprogress(rst *x)
         0.2)
         return;
     x->last = now;
-    x->o->progress(x->st, (const char *)x->path.data, x->o->progress_ctx);
+    pthread_mutex_lock(&x->mu);
+    pf_restore_stats snap = *x->st;
+    pthread_mutex_unlock(&x->mu);
+    x->o->progress(&snap, (const char *)x->path.data, x->o->progress_ctx);
 }
 
 /* 0: restore n and all below; 1: n is on the way to an included path (descend only);
@@ -188,44 +303,203 @@ static int is_zero(const uint8_t *p, size_t n)
     return 1;
 }
 
-static int write_content(rst *x, int fd, const pf_node *n, pf_err *err)
+/* Gives a finished file its size, metadata, and closes it; a failed one is emptied
+ * and removed, so no file with wrong bytes is left behind. */
+static void file_finish(rst *x, file_job *f)
 {
-    pf_buf b = PF_BUF_INIT;
-    uint64_t off = 0;
-    int rc = -1;
-    for (size_t i = 0; i < n->nblobs; i++) {
-        pf_buf_reset(&b);
-        if (pf_repo_load_blob(x->r, n->blobs[i], &b, err))
-            goto out;
-        /* A chunk of zeros becomes a hole: sparse files stay sparse. */
-        if (!is_zero(b.data, b.len)) {
-            size_t done = 0;
-            while (done < b.len) {
-                ssize_t w = pwrite(fd, b.data + done, b.len - done, (off_t)(off + done));
-                if (w < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    pf_err_sys(err, PF_EIO, "writing %s", x->path.data);
-                    goto out;
-                }
-                done += (size_t)w;
-            }
+    const pf_node *n = &f->node;
+    if (!f->failed) {
+        if (ftruncate(f->fd, (off_t)n->size))
+            pf_warn("cannot size %s: %s", f->path, strerror(errno));
+        if (f->owners && fchown(f->fd, n->uid, n->gid))
+            pf_warn("cannot set owner of %s: %s", f->path, strerror(errno));
+        /* after chown, which clears setuid/setgid */
+        if (fchmod(f->fd, n->mode))
+            pf_warn("cannot set mode of %s: %s", f->path, strerror(errno));
+        struct timespec ts[2];
+        ts[0].tv_sec = ts[1].tv_sec = n->mtime_ns / 1000000000;
+        ts[0].tv_nsec = ts[1].tv_nsec = n->mtime_ns % 1000000000;
+        if (futimens(f->fd, ts))
+            pf_warn("cannot set times of %s: %s", f->path, strerror(errno));
+    } else {
+        if (ftruncate(f->fd, 0)) {
+            /* unlinking below is what matters */
         }
-        off += b.len;
-        x->st->bytes += b.len;
-        rprogress(x);
+        unlink(f->path);
     }
-    if (off != n->size)
-        pf_warn("%s: restored %llu bytes, snapshot recorded %llu", x->path.data,
-                (unsigned long long)off, (unsigned long long)n->size);
-    if (ftruncate(fd, (off_t)off)) {
-        pf_err_sys(err, PF_EIO, "sizing %s", x->path.data);
-        goto out;
+    close(f->fd);
+    (void)x;
+    pf_node_free(&f->node);
+    free(f->path);
+    free(f);
+}
+
+/* Drops one reference; the last one finishes the file. Caller holds x->mu. */
+static file_job *file_release(file_job *f)
+{
+    return --f->pending == 0 ? f : NULL;
+}
+
+static void *writer(void *arg)
+{
+    rst *x = arg;
+    pf_buf b = PF_BUF_INIT;
+    pthread_mutex_lock(&x->mu);
+    for (;;) {
+        while (!x->count && !x->stop)
+            pthread_cond_wait(&x->not_empty, &x->mu);
+        if (!x->count && x->stop)
+            break;
+        blob_job j = x->queue[x->head];
+        x->head = (x->head + 1) % RESTORE_QUEUE;
+        x->count--;
+        x->active++;
+        pthread_cond_signal(&x->not_full);
+        int skip = x->failed || j.f->failed;
+        pthread_mutex_unlock(&x->mu);
+
+        pf_err e = {0};
+        int rc = 0;
+        if (!skip) {
+            pf_buf_reset(&b);
+            rc = pf_repo_load_blob(x->r, j.id, &b, &e);
+            /* A chunk of zeros becomes a hole: sparse files stay sparse. */
+            for (size_t done = 0; !rc && done < b.len && !is_zero(b.data, b.len);) {
+                ssize_t w = pwrite(j.f->fd, b.data + done, b.len - done, (off_t)(j.off + done));
+                if (w < 0 && errno != EINTR)
+                    rc = pf_err_sys(&e, PF_EIO, "writing %s", j.f->path);
+                else if (w > 0)
+                    done += (size_t)w;
+            }
+            if (rc)
+                pf_err_prefix(&e, "%s", j.f->path);
+        }
+        pthread_mutex_lock(&x->mu);
+        if (rc) {
+            j.f->failed = 1;
+            if (!x->failed) {
+                x->failed = 1;
+                x->first_err = e;
+            }
+        } else if (!skip) {
+            x->st->bytes += b.len;
+        }
+        file_job *done = file_release(j.f);
+        if (done) {
+            pthread_mutex_unlock(&x->mu);
+            file_finish(x, done);
+            pthread_mutex_lock(&x->mu);
+        }
+        x->active--;
+        if (!x->count && !x->active)
+            pthread_cond_broadcast(&x->idle);
     }
-    rc = 0;
-out:
+    pthread_mutex_unlock(&x->mu);
     pf_buf_free(&b);
+    return NULL;
+}
+
+static int pool_failed(rst *x, pf_err *err)
+{
+    pthread_mutex_lock(&x->mu);
+    int f = x->failed;
+    if (f)
+        *err = x->first_err;
+    pthread_mutex_unlock(&x->mu);
+    return f;
+}
+
+/* Queues the content of a created file; the pool writes it and finishes the file. */
+static int write_file_async(rst *x, int fd, const pf_node *n, pf_err *err)
+{
+    file_job *f = calloc(1, sizeof *f);
+    if (!f) {
+        close(fd);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    f->fd = fd;
+    f->owners = x->o->owners;
+    f->path = strdup((const char *)x->path.data);
+    pf_node_copy(&f->node, n);
+    f->pending = 1;
+    uint64_t off = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n->nblobs && !rc; i++) {
+        pthread_mutex_lock(&x->r->mu);
+        pf_blob_loc *l = pf_index_find(x->r->index, n->blobs[i]);
+        uint64_t len = l ? l->raw_length : 0;
+        pthread_mutex_unlock(&x->r->mu);
+        if (!l) {
+            char hex[PF_HEX_ID_LEN + 1];
+            pf_hex(n->blobs[i], PF_ID_LEN, hex);
+            rc = pf_err_set(err, PF_ECORRUPT, "%s: blob %.16s is missing from the repository",
+                            f->path, hex);
+            break;
+        }
+        pthread_mutex_lock(&x->mu);
+        while (x->count == RESTORE_QUEUE && !x->failed)
+            pthread_cond_wait(&x->not_full, &x->mu);
+        if (x->failed) {
+            *err = x->first_err;
+            rc = -1;
+        } else {
+            blob_job *j = &x->queue[(x->head + x->count) % RESTORE_QUEUE];
+            j->f = f;
+            memcpy(j->id, n->blobs[i], PF_ID_LEN);
+            j->off = off;
+            f->pending++;
+            x->count++;
+            pthread_cond_signal(&x->not_empty);
+        }
+        pthread_mutex_unlock(&x->mu);
+        off += len;
+    }
+    pthread_mutex_lock(&x->mu);
+    if (rc)
+        f->failed = 1;
+    file_job *done = file_release(f);
+    pthread_mutex_unlock(&x->mu);
+    if (done)
+        file_finish(x, done);
+    rprogress(x);
     return rc;
+}
+
+static int pool_start(rst *x, int workers)
+{
+    pthread_mutex_init(&x->mu, NULL);
+    pthread_cond_init(&x->not_empty, NULL);
+    pthread_cond_init(&x->not_full, NULL);
+    pthread_cond_init(&x->idle, NULL);
+    if (workers <= 0)
+        workers = 4;
+    if (workers > RESTORE_MAX_WORKERS)
+        workers = RESTORE_MAX_WORKERS;
+    for (int i = 0; i < workers; i++)
+        if (pthread_create(&x->threads[x->nthreads], NULL, writer, x) == 0)
+            x->nthreads++;
+    return x->nthreads ? 0 : -1;
+}
+
+/* Waits for every queued write, stops the pool; returns the first write error. */
+static int pool_stop(rst *x, pf_err *err)
+{
+    pthread_mutex_lock(&x->mu);
+    while (x->count || x->active)
+        pthread_cond_wait(&x->idle, &x->mu);
+    x->stop = 1;
+    pthread_cond_broadcast(&x->not_empty);
+    pthread_mutex_unlock(&x->mu);
+    for (int i = 0; i < x->nthreads; i++)
+        pthread_join(x->threads[i], NULL);
+    int failed = x->failed;
+    if (failed && err)
+        *err = x->first_err;
+    pthread_mutex_destroy(&x->mu);
+    pthread_cond_destroy(&x->not_empty);
+    pthread_cond_destroy(&x->not_full);
+    pthread_cond_destroy(&x->idle);
+    return failed ? -1 : 0;
 }
 
 static void set_meta(rst *x, int dirfd, const pf_node *n)
@@ -298,18 +572,11 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
                 }
             }
         }
+        if (pool_failed(x, err))
+            return -1;
         int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
             return pf_err_sys(err, PF_EIO, "cannot create %s", x->path.data);
-        int rc = write_content(x, fd, n, err);
-        if (!rc && fsync(fd) && errno != EINVAL)
-            rc = pf_err_sys(err, PF_EIO, "syncing %s", x->path.data);
-        close(fd);
-        if (rc) {
-            unlinkat(dirfd, name, 0); /* never leave a file with wrong bytes behind */
-            return -1;
-        }
-        set_meta(x, dirfd, n);
         if (n->nlink > 1) {
             int pfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
             if (pfd >= 0) {
@@ -322,8 +589,10 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
                 }
             }
         }
+        pthread_mutex_lock(&x->mu);
         x->st->files++;
-        return 0;
+        pthread_mutex_unlock(&x->mu);
+        return write_file_async(x, fd, n, err);
     }
     case PF_NODE_SYMLINK:
         if (symlinkat(n->link, dirfd, name))
@@ -406,7 +675,11 @@ static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node
 {
     pf_restore_opts defaults = {0};
     pf_restore_stats local = {0};
-    rst x = {r, opts ? opts : &defaults, stats ? stats : &local, PF_BUF_INIT, NULL, 0, {0, 0}};
+    static rst zero;
+    rst x = zero;
+    x.r = r;
+    x.o = opts ? opts : &defaults;
+    x.st = stats ? stats : &local;
     if (mkdir(target, 0700) && errno != EEXIST)
         return pf_err_sys(err, PF_EIO, "cannot create target directory %s", target);
     int fd = open(target, O_RDONLY | O_DIRECTORY);
@@ -415,7 +688,20 @@ static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node
     pf_buf_append_str(&x.path, target);
     if (x.path.len > 1 && x.path.data[x.path.len - 1] == '/')
         x.path.data[--x.path.len] = 0;
+    if (pool_start(&x, x.o->workers)) {
+        close(fd);
+        pf_buf_free(&x.path);
+        return pf_err_set(err, PF_EGENERIC, "cannot start restore threads");
+    }
     int rc = restore_dir_contents(&x, fd, root, "", err);
+    pf_err perr = {0};
+    if (pool_stop(&x, &perr) && !rc) {
+        *err = perr;
+        rc = -1;
+    }
+    /* Directory times last: creating entries inside a directory changes its mtime. */
+    if (!rc && syncfs(fd))
+        rc = pf_err_sys(err, PF_EIO, "syncing %s", target);
     if (!rc && meta) {
         /* The target itself takes the directory's recorded metadata. */
         pf_node self = *meta;

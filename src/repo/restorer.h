@@ -23,6 +23,7 @@ typedef struct pf_restore_opts {
     const char *const *include;
     /* Give entries their recorded owners (default: when running as root). */
     int owners;
+    int workers; /* threads writing file contents; 0 = default (4) */
     pf_restore_progress_fn progress;
     void *progress_ctx;
 } pf_restore_opts;
