@@ -302,3 +302,13 @@ struct pf_lock *pf_cli_lock(pf_repo *r, bool exclusive, const char *command, pf_
     double wait = v && *v ? atof(v) : 30;
     return pf_lock_acquire(r, exclusive, command, wait, err);
 }
+
+int pf_cli_workers(const pf_repo *r)
+{
+    if (pf_g.store_opts.connections > 0)
+        return pf_g.store_opts.connections;
+    const char *loc = r->store->location ? r->store->location : "";
+    if (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "s3:", 3))
+        return 4;
+    return 0;
+}

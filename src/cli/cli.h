@@ -65,6 +65,10 @@ pf_repo *pf_cli_open_repo(pf_err *err);
  * (default 30) for a conflicting holder. */
 struct pf_lock *pf_cli_lock(pf_repo *r, bool exclusive, const char *command, pf_err *err);
 
+/* Parallel transfers for r: --connections, else 4 for a remote store, else 0 (the
+ * saver's and restorer's own default for the machine). */
+int pf_cli_workers(const pf_repo *r);
+
 /* Output helpers. */
 void pf_out_json(cJSON *o); /* prints and deletes */
 void pf_human_bytes(uint64_t n, char *out, size_t len);

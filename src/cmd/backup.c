@@ -100,7 +100,7 @@ int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char *
         b->estimate = cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
         pf_debug("parent snapshot %.8s", parent->id);
     }
-    b->saver = pf_saver_new(r, pf_g.store_opts.connections, err);
+    b->saver = pf_saver_new(r, pf_cli_workers(r), err);
     if (!b->saver) {
         pf_index_file_free(&orphans);
         pf_snapshots_free(all, n);

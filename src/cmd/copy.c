@@ -272,7 +272,7 @@ int cmd_copy(int argc, char **argv)
     cp.src = src;
     cp.dst = dst;
     cp.same_key = !memcmp(src->keys.id_key, dst->keys.id_key, PF_KEY_LEN);
-    cp.sv = pf_saver_new(dst, pf_g.store_opts.connections, &err);
+    cp.sv = pf_saver_new(dst, pf_cli_workers(dst), &err);
     if (!cp.sv) {
         pf_index_file_free(&orphans);
         rc = pf_cli_fail(&err);
@@ -328,7 +328,7 @@ int cmd_copy(int argc, char **argv)
         if (pf_g.verbosity >= 0 && !pf_g.json)
             printf("copied snapshot %.8s -> %.8s\n", s->id, ns.id);
         copied++;
-        cp.sv = pf_saver_new(dst, pf_g.store_opts.connections, &err);
+        cp.sv = pf_saver_new(dst, pf_cli_workers(dst), &err);
         if (!cp.sv) {
             rc = pf_cli_fail(&err);
             goto out;

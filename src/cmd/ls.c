@@ -26,6 +26,40 @@ static void mode_str(const pf_node *n, char out[11])
     out[10] = 0;
 }
 
+/* Length of the valid UTF-8 sequence at p (2..4), or 0. */
+static int utf8_len(const unsigned char *p)
+{
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (p[0] > 0xf4)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Prints a name so that a newline, a control character or invalid UTF-8 stays on one
+ * line and can be told apart: C-style escapes, like `ls -b`; valid UTF-8 as it is. */
+static void print_escaped(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int u = *p >= 0x80 ? utf8_len(p) : 0;
+        if (u) {
+            fwrite(p, 1, (size_t)u, stdout);
+            p += u - 1;
+        } else if (*p == '\\')
+            fputs("\\\\", stdout);
+        else if (*p == '\n')
+            fputs("\\n", stdout);
+        else if (*p == '\t')
+            fputs("\\t", stdout);
+        else if (*p < 0x20 || *p >= 0x7f)
+            printf("\\x%02x", *p);
+        else
+            putchar(*p);
+    }
+}
+
 static void print_node(const pf_node *n, const char *path)
 {
     if (pf_g.json) {
@@ -54,9 +88,14 @@ static void print_node(const pf_node *n, const char *path)
     struct tm tm;
     localtime_r(&secs, &tm);
     strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);
-    printf("%s %8s %8s %12llu %s %s%s%s\n", m, n->user && *n->user ? n->user : "?",
-           n->group && *n->group ? n->group : "?", (unsigned long long)n->size, t, path,
-           n->type == PF_NODE_SYMLINK ? " -> " : "", n->type == PF_NODE_SYMLINK ? n->link : "");
+    printf("%s %8s %8s %12llu %s ", m, n->user && *n->user ? n->user : "?",
+           n->group && *n->group ? n->group : "?", (unsigned long long)n->size, t);
+    print_escaped(path);
+    if (n->type == PF_NODE_SYMLINK) {
+        fputs(" -> ", stdout);
+        print_escaped(n->link);
+    }
+    putchar('\n');
 }
 
 static int walk(pf_repo *r, const uint8_t tree[PF_ID_LEN], pf_buf *path, pf_err *err)

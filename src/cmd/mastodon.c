@@ -657,7 +657,7 @@ int cmd_restore_mastodon(int argc, char **argv)
     }
     if ((only & C_MEDIA) && n_media.type) {
         pf_info("media: restoring into %s", media_root);
-        pf_restore_opts ro = {.owners = geteuid() == 0};
+        pf_restore_opts ro = {.owners = geteuid() == 0, .workers = pf_cli_workers(r)};
         pf_restore_stats rs = {0};
         char *slash = strrchr(media_root, '/');
         if (slash && slash != media_root) {

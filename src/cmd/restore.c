@@ -62,6 +62,7 @@ int cmd_restore(int argc, char **argv)
     double started = pf_now();
     pf_restore_opts o = {.include = (const char *const *)(argv + optind + 1),
                          .owners = geteuid() == 0,
+                         .workers = pf_cli_workers(r),
                          .progress = restore_progress,
                          .progress_ctx = &started};
     pf_restore_stats st = {0};
