@@ -679,6 +679,13 @@ static int fetch_replication(const pf_redis_conn *c, pf_sink *sink, pf_redis_inf
             goto out;
         }
     }
+    /* Tests set PERMAFROST_REDIS_CAPA_EOF to make the master use the diskless EOF-marked
+     * form (with repl-diskless-sync-delay 0), which we otherwise never ask for. */
+    const char *capa[] = {"REPLCONF", "capa", "eof"};
+    if (getenv("PERMAFROST_REDIS_CAPA_EOF")) {
+        if (rs_send_cmd(&s, 3, capa, err) < 0 || rs_read_item(&s, &it, line, sizeof line, err) < 0)
+            goto out;
+    }
     const char *psync[] = {"PSYNC", "?", "-1"};
     const char *sync[] = {"SYNC"};
     bool tried_sync = false;

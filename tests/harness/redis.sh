@@ -8,6 +8,13 @@
 #   redis_cli DIR ARGS...   redis-cli as the default user (with the password, not on argv)
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+# A redis.conf argument, quoted so that spaces and quotes survive.
+redis_conf_quote() {
+    local v=${1//\\/\\\\}
+    v=${v//\"/\\\"}
+    printf '"%s"' "$v"
+}
+
 redis_start() {
     local dir=$1 port pass="" conf
     shift
@@ -27,11 +34,11 @@ redis_start() {
     } >"$conf"
     while [ $# -gt 0 ]; do
         case "$1" in
-            --pass) pass=$2; echo "requirepass $2" >>"$conf"; shift 2 ;;
+            --pass) pass=$2; echo "requirepass $(redis_conf_quote "$2")" >>"$conf"; shift 2 ;;
             --user)
-                local line="user $2 on >$3"
+                local line="user $(redis_conf_quote "$2") on $(redis_conf_quote ">$3")"
                 shift 3
-                while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do line="$line $1"; shift; done
+                while [ $# -gt 0 ] && [ "${1#--}" = "$1" ]; do line="$line $(redis_conf_quote "$1")"; shift; done
                 echo "$line" >>"$conf" ;;
             --conf) echo "$2" >>"$conf"; shift 2 ;;
             *) echo "redis_start: unknown option $1" >&2; return 1 ;;
@@ -40,11 +47,11 @@ redis_start() {
     chmod 600 "$conf"
     redis-server "$conf" || return 1
     harness_on_exit "redis_stop '$dir'"
-    cat >"$dir/redis.env" <<EOV
-REDIS_PORT=$port
-REDIS_DIR=$dir/redis
-REDIS_PASS=$pass
-EOV
+    {
+        echo "REDIS_PORT=$port"
+        printf 'REDIS_DIR=%q\n' "$dir/redis"
+        printf 'REDIS_PASS=%q\n' "$pass"
+    } >"$dir/redis.env"
     REDIS_PORT=$port
     REDIS_DIR=$dir/redis
     REDIS_PASS=$pass
