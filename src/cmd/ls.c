@@ -1,5 +1,6 @@
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -60,13 +61,42 @@ static void print_escaped(const char *s)
     }
 }
 
+/* A JSON string literal for bytes that may not be UTF-8: valid UTF-8 is kept, and each
+ * invalid byte b becomes the escape \\udcXX (the "surrogateescape" convention, which
+ * Python's os.fsencode turns back into the same byte), so names round-trip exactly. */
+static char *json_bytes_literal(const char *s)
+{
+    pf_buf b = PF_BUF_INIT;
+    pf_buf_u8(&b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int u = *p >= 0x80 ? utf8_len(p) : 0;
+        if (u) {
+            pf_buf_append(&b, p, (size_t)u);
+            p += u - 1;
+        } else if (*p == '"' || *p == '\\') {
+            pf_buf_u8(&b, '\\');
+            pf_buf_u8(&b, *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            pf_buf_printf(&b, "\\u%04x", *p);
+        } else if (*p >= 0x80) {
+            pf_buf_printf(&b, "\\udc%02x", *p);
+        } else {
+            pf_buf_u8(&b, *p);
+        }
+    }
+    pf_buf_u8(&b, '"');
+    return (char *)pf_buf_detach(&b, NULL);
+}
+
 static void print_node(const pf_node *n, const char *path)
 {
     if (pf_g.json) {
         static const char *names[] = {"?",    "file",   "dir",     "symlink",
                                       "fifo", "socket", "chardev", "blockdev"};
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "path", path);
+        char *lit = json_bytes_literal(path);
+        cJSON_AddRawToObject(o, "path", lit);
+        free(lit);
         cJSON_AddStringToObject(o, "type", names[n->type < 8 ? n->type : 0]);
         cJSON_AddNumberToObject(o, "mode", n->mode);
         cJSON_AddNumberToObject(o, "uid", n->uid);
@@ -77,8 +107,11 @@ static void print_node(const pf_node *n, const char *path)
         char ns[32];
         snprintf(ns, sizeof ns, "%lld", (long long)n->mtime_ns);
         cJSON_AddStringToObject(o, "mtime_ns", ns);
-        if (n->type == PF_NODE_SYMLINK)
-            cJSON_AddStringToObject(o, "link", n->link);
+        if (n->type == PF_NODE_SYMLINK) {
+            char *l = json_bytes_literal(n->link);
+            cJSON_AddRawToObject(o, "link", l);
+            free(l);
+        }
         pf_out_json(o);
         return;
     }
