@@ -1,0 +1,155 @@
+/* Child processes: exit status, signals, stdin/stdout streaming, environment overrides,
+ * the stderr tail, and a sink that fails. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/exec.h"
+
+static int run_sh(const char *script, const char *const *env, const void *in, size_t len,
+                  pf_buf *out, pf_exec_result *res, pf_err *err)
+{
+    const char *argv[] = {"sh", "-c", script, NULL};
+    return pf_exec_capture(argv, env, NULL, in, len, out, 64u << 20, res, err);
+}
+
+static void test_ok_and_output(void **state)
+{
+    (void)state;
+    pf_buf out = PF_BUF_INIT;
+    pf_exec_result res;
+    pf_err err = {0};
+    assert_int_equal(run_sh("printf hello; echo warn >&2", NULL, NULL, 0, &out, &res, &err), 0);
+    assert_int_equal(out.len, 5);
+    assert_memory_equal(out.data, "hello", 5);
+    assert_int_equal(res.exit_code, 0);
+    assert_string_equal(res.tail, "warn");
+    pf_buf_free(&out);
+}
+
+static void test_exit_code_and_tail(void **state)
+{
+    (void)state;
+    pf_exec_result res;
+    pf_err err = {0};
+    const char *argv[] = {"sh", "-c", "echo one >&2; echo; echo two >&2; exit 3", NULL};
+    pf_exec_opts o = {.argv = argv, .name = "tool"};
+    assert_int_equal(pf_exec_run(&o, &res, &err), -1);
+    assert_int_equal(err.code, PF_ECOMPONENT);
+    assert_int_equal(res.exit_code, 3);
+    assert_string_equal(err.msg, "tool exited 3: one; two");
+}
+
+static void test_signal(void **state)
+{
+    (void)state;
+    pf_exec_result res;
+    pf_err err = {0};
+    assert_int_equal(run_sh("echo bye >&2; kill -9 $$", NULL, NULL, 0, NULL, &res, &err), -1);
+    assert_int_equal(res.signal, SIGKILL);
+    assert_non_null(strstr(err.msg, "killed by signal 9"));
+    assert_non_null(strstr(err.msg, "bye"));
+}
+
+static void test_not_found(void **state)
+{
+    (void)state;
+    pf_err err = {0};
+    const char *argv[] = {"/nonexistent/permafrost-tool", NULL};
+    pf_exec_opts o = {.argv = argv};
+    assert_int_equal(pf_exec_run(&o, NULL, &err), -1);
+    assert_int_equal(err.code, PF_ENOTFOUND);
+}
+
+static void test_stdin_roundtrip(void **state)
+{
+    (void)state;
+    /* More than any pipe buffer in both directions at once: needs the poll loop. */
+    size_t n = 3u << 20;
+    uint8_t *in = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        in[i] = (uint8_t)(i * 131 + (i >> 9));
+    pf_buf out = PF_BUF_INIT;
+    pf_err err = {0};
+    assert_int_equal(run_sh("cat", NULL, in, n, &out, NULL, &err), 0);
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.data, in, n);
+    /* A child that stops reading early: no SIGPIPE for us, its status decides. */
+    pf_buf_reset(&out);
+    assert_int_equal(run_sh("head -c 10", NULL, in, n, &out, NULL, &err), 0);
+    assert_int_equal(out.len, 10);
+    pf_buf_free(&out);
+    free(in);
+}
+
+static void test_env(void **state)
+{
+    (void)state;
+    setenv("PF_TEST_REMOVE_ME", "present", 1);
+    setenv("PF_TEST_REPLACE", "old", 1);
+    const char *env[] = {"PF_TEST_REMOVE_ME", "PF_TEST_REPLACE=first", "PF_TEST_REPLACE=new",
+                         "PF_TEST_NEW=x y", NULL};
+    pf_buf out = PF_BUF_INIT;
+    pf_err err = {0};
+    assert_int_equal(run_sh("printf '%s|%s|%s' \"${PF_TEST_REMOVE_ME-unset}\" \"$PF_TEST_REPLACE\" "
+                            "\"$PF_TEST_NEW\"",
+                            env, NULL, 0, &out, NULL, &err),
+                     0);
+    pf_buf_u8(&out, 0);
+    assert_string_equal((char *)out.data, "unset|new|x y");
+    pf_buf_free(&out);
+}
+
+static int failing_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+{
+    (void)p;
+    size_t *seen = s->ctx;
+    *seen += n;
+    if (*seen > 100000)
+        return pf_err_set(err, PF_EIO, "repository full");
+    return 0;
+}
+
+static void test_sink_failure_stops_child(void **state)
+{
+    (void)state;
+    size_t seen = 0;
+    pf_sink sink = {.write = failing_write, .ctx = &seen};
+    const char *argv[] = {"sh", "-c", "exec cat /dev/zero", NULL};
+    pf_exec_opts o = {.argv = argv, .out = &sink};
+    pf_err err = {0};
+    assert_int_equal(pf_exec_run(&o, NULL, &err), -1);
+    assert_int_equal(err.code, PF_EIO);
+    assert_string_equal(err.msg, "repository full");
+}
+
+static void test_which(void **state)
+{
+    (void)state;
+    char *p = pf_exec_which("sh");
+    assert_non_null(p);
+    assert_true(p[0] == '/');
+    free(p);
+    assert_null(pf_exec_which("permafrost-no-such-tool-xyz"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ok_and_output),
+        cmocka_unit_test(test_exit_code_and_tail),
+        cmocka_unit_test(test_signal),
+        cmocka_unit_test(test_not_found),
+        cmocka_unit_test(test_stdin_roundtrip),
+        cmocka_unit_test(test_env),
+        cmocka_unit_test(test_sink_failure_stops_child),
+        cmocka_unit_test(test_which),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
