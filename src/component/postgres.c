@@ -324,12 +324,17 @@ static int pg_exec_ok(PGconn *conn, const char *sql, pf_err *err)
     return 0;
 }
 
-/* Row count of `table`, or -1 when it does not exist. */
-static int count_rows(PGconn *conn, const char *table, int64_t *out, pf_err *err)
+/* Row count of `table`, or -1 when it does not exist. When `estimate`, a large table is
+ * counted from the planner's statistics (pg_class.reltuples) instead of a full scan: the
+ * probe only needs an idea, the dump's own snapshot gets the exact numbers. */
+#define EXACT_BELOW 200000
+static int count_rows(PGconn *conn, const char *table, bool estimate, int64_t *out, pf_err *err)
 {
     const char *params[1] = {table};
-    PGresult *r =
-        PQexecParams(conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, params, NULL, NULL, 0);
+    PGresult *r = PQexecParams(conn,
+                               "SELECT to_regclass($1) IS NOT NULL, coalesce((SELECT "
+                               "reltuples::bigint FROM pg_class WHERE oid = to_regclass($1)), -1)",
+                               1, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         char msg[700];
         one_line(PQerrorMessage(conn), msg, sizeof msg);
@@ -337,9 +342,14 @@ static int count_rows(PGconn *conn, const char *table, int64_t *out, pf_err *err
         return pf_err_set(err, PF_ECOMPONENT, "counting %s: %s", table, msg);
     }
     bool exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    int64_t est = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
     if (!exists) {
         *out = -1;
+        return 0;
+    }
+    if (estimate && est >= EXACT_BELOW) {
+        *out = est;
         return 0;
     }
     char *id = PQescapeIdentifier(conn, table, strlen(table));
@@ -358,11 +368,11 @@ static int count_rows(PGconn *conn, const char *table, int64_t *out, pf_err *err
     return 0;
 }
 
-static int count_all(PGconn *conn, pf_pg_info *info, pf_err *err)
+static int count_all(PGconn *conn, bool estimate, pf_pg_info *info, pf_err *err)
 {
-    if (count_rows(conn, "accounts", &info->accounts, err) < 0 ||
-        count_rows(conn, "statuses", &info->statuses, err) < 0 ||
-        count_rows(conn, "media_attachments", &info->media_attachments, err) < 0)
+    if (count_rows(conn, "accounts", estimate, &info->accounts, err) < 0 ||
+        count_rows(conn, "statuses", estimate, &info->statuses, err) < 0 ||
+        count_rows(conn, "media_attachments", estimate, &info->media_attachments, err) < 0)
         return -1;
     return 0;
 }
@@ -381,7 +391,7 @@ int pf_pg_probe(const pf_pg_conn *c, pf_pg_info *info, pf_err *err)
     info->server_version[strcspn(info->server_version, " ")] = 0;
     const char *su = PQparameterStatus(conn, "is_superuser");
     info->superuser = su && strcmp(su, "on") == 0;
-    if (count_all(conn, info, err) < 0)
+    if (count_all(conn, true, info, err) < 0)
         goto out;
     const char *dump_tools[] = {"pg_dump", "pg_dumpall", NULL};
     pg_clients cl;
@@ -448,7 +458,7 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         snprintf(snapshot, sizeof snapshot, "%s", PQgetvalue(r, 0, 0));
         PQclear(r);
-        if (count_all(conn, info, err) < 0)
+        if (count_all(conn, false, info, err) < 0)
             goto out;
         info->counts_in_dump_snapshot = true;
     } else {

@@ -43,8 +43,10 @@ typedef struct pf_pg_info {
     int server_version_num;  /* e.g. 150005 */
     char server_version[64]; /* e.g. "15.5" */
     bool superuser;          /* the connecting user is a superuser */
-    /* Row counts, -1 when the table does not exist. After pf_pg_dump they are the counts
-     * inside the dump's own snapshot (counts_in_dump_snapshot), so they match the dump. */
+    /* Row counts, -1 when the table does not exist. pf_pg_probe counts tables under 200000
+     * rows exactly and estimates bigger ones from the planner's statistics; pf_pg_dump
+     * replaces them with exact counts inside the dump's own snapshot
+     * (counts_in_dump_snapshot), so they then match the dump exactly. */
     int64_t accounts, statuses, media_attachments;
     bool counts_in_dump_snapshot;
     char client_version[64]; /* pg_dump --version, e.g. "15.5" */

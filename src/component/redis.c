@@ -1293,6 +1293,15 @@ int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_r
                    "expired?)");
         goto out;
     }
+    /* The data came over the wire: put it on the target's disk now rather than whenever
+     * its save rules fire (a server with "save" disabled would otherwise lose it on
+     * restart). */
+    redisReply *b = redisCommand(ctx, "BGSAVE");
+    if (!b || b->type == REDIS_REPLY_ERROR)
+        pf_warn("redis: loaded, but BGSAVE failed (%s); the data is only in memory until the "
+                "server saves it",
+                b ? b->str : ctx->errstr);
+    freeReplyObject(b);
     rc = 0;
 out:
     if (replicating && ctx) {

@@ -61,8 +61,9 @@ int pf_redis_check_empty(const pf_redis_conn *c, pf_err *err);
  * empty: the load replaces everything it holds; call pf_redis_check_empty first). `size`
  * < 0 means unknown: the RDB is then sent in the EOF-marked form, which every replica
  * since Redis 2.8.18 accepts. On success the server is a master again, holds the RDB's
- * data (checked: keys > 0 when the RDB has a database section) and *info (may be NULL)
- * tells how many keys it now has. Returns -1 with err on failure; when replication was
+ * data (checked: keys > 0 when the RDB has a database section), a BGSAVE has been
+ * started so that the data reaches its disk, and *info (may be NULL) tells how many keys
+ * it now has. Returns -1 with err on failure; when replication was
  * impossible the RDB is written as <dir>/<dbfilename>.permafrost on the server's host
  * (when that is this host) and the message says what to do next. */
 int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_redis_info *info,
