@@ -9,6 +9,7 @@
 # Node needs the OpenSSL legacy provider for.
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HARNESS_DIR/common.sh"
+. "$HARNESS_DIR/netwait.sh"
 
 s3rver_start() {
     local dir=$1 port=${2:-} bucket=${3:-permafrost}

@@ -8,6 +8,7 @@
 #   sshd_stop               stop it (also done on exit)
 HARNESS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HARNESS_DIR/common.sh"
+. "$HARNESS_DIR/netwait.sh"
 
 sshd_start() {
     local dir=$1 port=${2:-} user sshd

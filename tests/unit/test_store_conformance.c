@@ -503,6 +503,12 @@ static void *atomic_worker(void *p)
         } else {
             pf_buf b = PF_BUF_INIT;
             if (pf_store_get(j->s, "atomic/obj", 0, PF_STORE_ALL, &b, &err) != 0) {
+                /* sftp replaces by remove + rename (see sftp.c): a moment without the
+                 * object is allowed there, a partial object never. */
+                if (err.code == PF_ENOTFOUND && !strncmp(cur_url, "sftp://", 7)) {
+                    pf_buf_free(&b);
+                    continue;
+                }
                 j->bad = 1;
                 snprintf(j->msg, sizeof j->msg, "get: %s", err.msg);
             } else {
