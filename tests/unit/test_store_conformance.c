@@ -568,9 +568,86 @@ static int run(const char *url)
                                    group_teardown);
 }
 
-int main(void)
+/* "probe" mode, for the integration harness's fault cases: opens one store and runs put,
+ * get, stat, list and remove `loops` times, then prints "probe: ok" or the error (code,
+ * retryable flag, message) and exits 0 or 1.
+ *   test_store_conformance probe URL [--key FILE] [--known-hosts FILE] [--accept-new]
+ *                                    [--retries N] [--loops N] [--connections N] */
+static int probe(int argc, char **argv)
+{
+    pf_store_opts opts = {0};
+    pf_err err = {0};
+    long loops = 1;
+    const char *url = argc > 2 ? argv[2] : NULL;
+    for (int i = 3; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--accept-new"))
+            opts.ssh_accept_new = 1;
+        else if (!strcmp(a, "--key") && v)
+            opts.ssh_key = argv[++i];
+        else if (!strcmp(a, "--known-hosts") && v)
+            opts.known_hosts = argv[++i];
+        else if (!strcmp(a, "--retries") && v)
+            opts.retries = atoi(argv[++i]);
+        else if (!strcmp(a, "--loops") && v)
+            loops = atol(argv[++i]);
+        else if (!strcmp(a, "--connections") && v)
+            opts.connections = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "probe: unknown argument %s\n", a);
+            return 2;
+        }
+    }
+    if (!url) {
+        fprintf(stderr, "usage: %s probe URL [options]\n", argv[0]);
+        return 2;
+    }
+    pf_store *s = pf_store_open(url, &opts, &err);
+    uint8_t *data = malloc(65536);
+    pf_buf b = PF_BUF_INIT;
+    int rc = -1;
+    if (!s)
+        goto out;
+    fill(data, 65536, 5);
+    for (long i = 0; i < loops; i++) {
+        char key[64];
+        uint64_t size = 0;
+        struct keylist l = {0};
+        snprintf(key, sizeof key, "probe/obj-%ld", i % 8);
+        pf_buf_reset(&b);
+        if (pf_store_put(s, key, data, 65536, &err) < 0 ||
+            pf_store_get(s, key, 0, PF_STORE_ALL, &b, &err) < 0 ||
+            pf_store_stat(s, key, &size, &err) < 0 ||
+            pf_store_list(s, "probe/", collect_cb, &l, &err) < 0) {
+            keylist_free(&l);
+            goto out;
+        }
+        keylist_free(&l);
+        if (b.len != 65536 || memcmp(b.data, data, 65536) != 0 || size != 65536) {
+            pf_err_set(&err, PF_ECORRUPT, "probe: object %s came back different", key);
+            goto out;
+        }
+        if (pf_store_remove(s, key, &err) < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    if (rc == 0)
+        printf("probe: ok\n");
+    else
+        printf("probe: error code=%d retryable=%d: %s\n", err.code, err.retryable, err.msg);
+    fflush(stdout);
+    pf_buf_free(&b);
+    free(data);
+    pf_store_free(s);
+    return rc == 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
 {
     int failed = 0;
+    if (argc > 1 && !strcmp(argv[1], "probe"))
+        return probe(argc, argv);
     failed += run("mem");
     failed += run("local");
     const char *extra = getenv("PERMAFROST_TEST_STORE_URLS");

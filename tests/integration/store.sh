@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# The store drivers against real servers on loopback: OpenSSH's sshd (SFTP) and s3rver
+# (S3). Runs the conformance suite against both, then the failures an operator will meet:
+# wrong SSH key, changed or unknown host key, wrong S3 credentials, a missing bucket, and a
+# server that dies mid-run (an error within the retry budget, never a hang) or drops its
+# connections (the store reconnects).
+#
+# Uses $BUILD (default build) for $BUILD/tests/test_store_conformance; prints ok/FAIL lines
+# and exits non-zero when anything failed.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+CONF="$BUILD/tests/test_store_conformance"
+. "$ROOT/tests/harness/sshd.sh"
+. "$ROOT/tests/harness/s3rver.sh"
+
+if [ ! -x "$CONF" ]; then
+    (cd "$ROOT" && make -s BUILD="$BUILD" "$CONF") || { echo "FAIL store: cannot build $CONF"; exit 1; }
+fi
+
+TMP=$(mktemp -d /tmp/pf-store-it.XXXXXX)
+harness_on_exit "rm -rf '$TMP'"
+failures=0
+
+ok() { echo "ok   store: $*"; }
+fail() {
+    echo "FAIL store: $*"
+    failures=$((failures + 1))
+}
+
+# expect_probe NAME WANT_RC GREP... -- ARGS: runs a probe and checks its exit code and that
+# its output holds every pattern.
+expect_probe() {
+    local name=$1 want=$2 out rc pat
+    shift 2
+    local pats=()
+    while [ "$1" != "--" ]; do
+        pats+=("$1")
+        shift
+    done
+    shift
+    out=$("$CONF" probe "$@" 2>&1)
+    rc=$?
+    if [ "$rc" != "$want" ]; then
+        fail "$name: exit $rc, wanted $want: $out"
+        return
+    fi
+    for pat in "${pats[@]}"; do
+        if ! grep -qF -- "$pat" <<<"$out"; then
+            fail "$name: output lacks '$pat': $out"
+            return
+        fi
+    done
+    ok "$name"
+}
+
+# Quick retries so fault cases finish fast; small pages and parts so paging and multipart
+# are exercised with little data.
+export PERMAFROST_RETRY_BASE_MS=50
+export PERMAFROST_NET_TIMEOUT=10
+export PERMAFROST_S3_MAX_KEYS=100
+export PERMAFROST_S3_MULTIPART_THRESHOLD=$((6 * 1024 * 1024))
+export PERMAFROST_S3_PART_SIZE=$((5 * 1024 * 1024))
+export PERMAFROST_TEST_NONATOMIC="s3:" # s3rver writes objects in place
+unset SSH_AUTH_SOCK                    # only the keys we name
+
+sshd_start "$TMP/sshd" || { echo "FAIL store: cannot start sshd"; exit 1; }
+s3rver_start "$TMP/s3" "" permafrost-test || { echo "FAIL store: cannot start s3rver"; exit 1; }
+SFTP_URL="$SSHD_URL/repo"
+S3_URL="$S3RVER_URL/some/prefix"
+
+# --- conformance ---
+start=$(date +%s.%N)
+if PERMAFROST_TEST_SSH_KEY=$SSHD_KEY PERMAFROST_TEST_KNOWN_HOSTS=$SSHD_KNOWN_HOSTS \
+    PERMAFROST_TEST_STORE_URLS="$SFTP_URL $S3_URL" "$CONF" >"$TMP/conformance.log" 2>&1; then
+    ok "conformance (mem, local, sftp, s3) in $(echo "$(date +%s.%N) - $start" | bc | cut -c1-5) s"
+else
+    fail "conformance: see below"
+    grep -v '^\[ RUN\|OK \]' "$TMP/conformance.log" | tail -40
+fi
+
+# --- SFTP faults ---
+expect_probe "sftp works with the right key" 0 "probe: ok" -- \
+    "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
+
+ssh-keygen -q -t ed25519 -N '' -f "$TMP/wrong_key"
+expect_probe "sftp wrong key: clear auth error" 1 "code=7 " "SSH authentication as" \
+    "$TMP/wrong_key" "--ssh-key" -- \
+    "$SFTP_URL" --key "$TMP/wrong_key" --known-hosts "$SSHD_KNOWN_HOSTS"
+
+ssh-keygen -q -t ed25519 -N '' -f "$TMP/other_host"
+echo "[127.0.0.1]:$SSHD_PORT $(cut -d' ' -f1,2 "$TMP/other_host.pub")" >"$TMP/kh_mismatch"
+expect_probe "sftp host key mismatch: refused, fingerprint shown" 1 "code=7 " \
+    "does not match" "intercepting" "$SSHD_HOST_KEY_FP" -- \
+    "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_mismatch"
+
+: >"$TMP/kh_empty"
+expect_probe "sftp unknown host key: refused with fingerprint and --ssh-accept-new" 1 \
+    "code=7 " "is not known" "$SSHD_HOST_KEY_FP" "--ssh-accept-new" -- \
+    "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_empty"
+expect_probe "sftp unknown host key with accept-new: accepted" 0 "probe: ok" -- \
+    "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_empty" --accept-new --connections 4 \
+    --loops 4
+if [ "$(grep -c . "$TMP/kh_empty")" = 1 ]; then
+    ok "sftp accept-new recorded the key once"
+else
+    fail "sftp accept-new: known_hosts has $(grep -c . "$TMP/kh_empty") lines: $(cat "$TMP/kh_empty")"
+fi
+expect_probe "sftp recorded host key is trusted next time" 0 "probe: ok" -- \
+    "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_empty"
+
+# --- S3 faults ---
+expect_probe "s3 works with the right credentials" 0 "probe: ok" -- "$S3_URL"
+AWS_ACCESS_KEY_ID=WRONGKEY expect_probe "s3 wrong credentials: clear auth error" 1 \
+    "code=7 " "AWS_ACCESS_KEY_ID" -- "$S3_URL"
+expect_probe "s3 missing bucket: says create it first" 1 "does not exist" "create it first" -- \
+    "s3:$S3RVER_ENDPOINT/no-such-bucket/x"
+AWS_ACCESS_KEY_ID= expect_probe "s3 no credentials: says which variables" 1 "code=7 " \
+    "AWS_ACCESS_KEY_ID" -- "$S3_URL"
+
+# --- dropped connections: the store reconnects ---
+"$CONF" probe "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$SSHD_KNOWN_HOSTS" --loops 400 \
+    --connections 2 >"$TMP/drop.out" 2>&1 &
+probe_pid=$!
+sleep 1
+for k in $(ps -o pid= --ppid "$SSHD_PID" | tr -d ' '); do kill -9 "$k" 2>/dev/null; done
+wait "$probe_pid"
+if grep -q "probe: ok" "$TMP/drop.out"; then
+    ok "sftp sessions killed mid-run: reconnected and finished"
+else
+    fail "sftp sessions killed mid-run: $(cat "$TMP/drop.out")"
+fi
+
+# --- servers killed mid-run: an error within the retry budget, no hang ---
+# Budget: 6 attempts, 50 ms doubling (about 1.6 s of sleeps) plus connect attempts.
+killed_midrun() {
+    local name=$1 killcmd=$2
+    shift 2
+    local t0 t1 rc
+    t0=$(date +%s)
+    "$CONF" probe "$@" --loops 100000 >"$TMP/kill.out" 2>&1 &
+    local pid=$!
+    sleep 1.5
+    eval "$killcmd"
+    # The probe must give up by itself; 60 s is far beyond any legitimate budget.
+    for _ in $(seq 600); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid"
+        wait "$pid" 2>/dev/null
+        fail "$name: still running 60 s after the server died"
+        return
+    fi
+    wait "$pid"
+    rc=$?
+    t1=$(date +%s)
+    if [ "$rc" = 1 ] && grep -q "retryable=1" "$TMP/kill.out" && grep -q "gave up after" "$TMP/kill.out"; then
+        ok "$name: failed after $((t1 - t0 - 1)) s: $(sed 's/^probe: //' "$TMP/kill.out" | tail -1 | cut -c1-160)"
+    else
+        fail "$name: exit $rc: $(tail -3 "$TMP/kill.out")"
+    fi
+}
+killed_midrun "sftp server killed mid-run" sshd_kill_all \
+    "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
+killed_midrun "s3 server killed mid-run" s3rver_stop "$S3_URL"
+
+if [ "$failures" -gt 0 ]; then
+    echo "store: $failures check(s) failed"
+    exit 1
+fi
+echo "store: all checks passed"
