@@ -403,7 +403,8 @@ static int authenticate(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
     return pf_err_set(err, PF_EAUTH,
                       "SSH authentication as %s to %s failed (tried %s): put your public key "
                       "in the server's authorized_keys or name the right one with --ssh-key",
-                      s->user, s->host, tl ? tried : "no key: none found");
+                      s->user, s->host,
+                      tl ? tried : "no key: none of ~/.ssh/id_ed25519, id_ecdsa, id_rsa exists");
 }
 
 static int conn_open(sftp_store *s, conn *c, pf_err *err)
