@@ -41,7 +41,7 @@
 
 #define SFTP_DEFAULT_CONNECTIONS 4
 #define SFTP_MAX_CONNECTIONS 64
-#define SFTP_IO_CHUNK (256u << 10)
+#define SFTP_IO_CHUNK (2u << 20)
 
 typedef struct conn {
     int sock;
