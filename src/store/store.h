@@ -13,6 +13,9 @@
  *   are full keys), in no particular order, paging as needed. A cb returning non-zero
  *   stops the listing and list returns that value.
  * - remove of a missing key is PF_ENOTFOUND.
+ * - Keys (and list prefixes) are '/'-separated components of [A-Za-z0-9._~-], at most 1024
+ *   bytes, with no empty, "." or ".." component and no ".tmp-" (drivers' temporary files);
+ *   every driver refuses other keys with PF_EUSAGE, so all backends accept the same keys.
  * - All operations may be called from several threads at once.
  * - Transient failures set err->retryable. */
 #ifndef PF_STORE_H
