@@ -12,8 +12,8 @@ PKGS = libpq hiredis libzstd libcrypto libcurl libssh2 inih libcjson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc $(PKG_CFLAGS) -MMD -MP
-LDLIBS += $(PKG_LIBS) -lpthread
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc $(PKG_CFLAGS) -MMD -MP
+override LDLIBS += $(PKG_LIBS) -lpthread
 
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
