@@ -251,9 +251,9 @@ pf_lock *pf_lock_acquire(pf_repo *r, bool exclusive, const char *command, double
         }
         if ((double)time(NULL) >= deadline) {
             pf_err_set(err, PF_ELOCKED,
-                       "repository is locked %s by %s (pid %lld on %s, since %lld s): wait for "
+                       "repository is locked %sby %s (pid %lld on %s, since %lld s): wait for "
                        "it, or if it crashed run 'permafrost unlock'",
-                       holder.exclusive ? "exclusively" : "", holder.command, (long long)holder.pid,
+                       holder.exclusive ? "exclusively " : "", holder.command, (long long)holder.pid,
                        holder.host, (long long)((int64_t)time(NULL) - holder.created));
             goto fail;
         }
