@@ -97,3 +97,10 @@ $(BUILD)/tests/pfcomp: tests/tools/pfcomp.c $(BUILD)/libpf.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpf.a $(LDLIBS)
 unit: $(BUILD)/tests/pfcomp
 # ---- end of component test helper
+
+# ---- prune benchmark helper: bench/prune_blobs.c, used by bench/prune.sh (not built by
+# default; bench/prune.sh builds it).
+$(BUILD)/bench/prune_blobs: bench/prune_blobs.c $(BUILD)/libpf.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpf.a $(LDLIBS)
+# ---- end of prune benchmark helper

@@ -1,0 +1,733 @@
+#!/usr/bin/env bash
+# Keeping backups healthy: retention, forget, prune, locks and keys through the real CLI.
+#   retention  snapshots at synthetic times (backup --time): which ids each policy keeps,
+#              --dry-run changes nothing and says why each kept snapshot stays
+#   prune      forget --prune frees space and every kept snapshot restores exactly;
+#              packs mostly unused (many small files, most deleted) are rewritten with
+#              --max-unused 0, then check --read-data passes
+#   kill       kill -9 at many moments during a prune that rewrites packs: check passes,
+#              every kept snapshot restores, a second prune finishes the job
+#   locks      prune refused (exit 11, holder named) while a backup holds a shared lock;
+#              a kill -9'ed backup's lock does not block the next one; an expired lease
+#              (another host's, or a stopped process's) is taken over with a warning;
+#              unlock removes stale locks only, unlock --force every lock, naming each
+#   parallel   two backups into one repository at once: both succeed, both restore
+#   keys       key add/list/remove/passwd, paper export/import, tampered sheet, wrong
+#              passphrase
+# MAINT_PARTS="kill locks" runs some parts only; MAINT_KILL_MB (200) sizes the data of
+# the prune and kill parts; MAINT_KILL_AT="0.05 0.3" overrides the kill moments (seconds).
+# Needs python3 (tests/lib/compare_trees.py). The "another host" lock is made in a UTS
+# namespace (unshare -u) when that is allowed, else with a stopped process on this host.
+set -eEuo pipefail
+trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
+
+PF=${PERMAFROST:-$PWD/permafrost}
+LIB=${PF_TESTLIB:-$(cd "$(dirname "$0")/../lib" && pwd)}
+PARTS=${MAINT_PARTS:-retention prune kill locks parallel keys}
+KILL_MB=${MAINT_KILL_MB:-200}
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/pf-maint.XXXXXX")
+BG_PIDS=()
+cleanup() {
+    for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    chmod -R u+rwx "$W" 2>/dev/null || true
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+export PERMAFROST_PASSWORD=maintenance-test-passphrase
+PW=$PERMAFROST_PASSWORD
+unset PERMAFROST_PASSWORD_FILE PERMAFROST_REPO PERMAFROST_HOST PERMAFROST_LOCK_LEASE
+export PERMAFROST_LOCK_WAIT=10
+export TZ=UTC # retention buckets are local time
+: >"$W/empty.conf"
+export PERMAFROST_CONFIG="$W/empty.conf" # nothing from /etc/permafrost.conf
+
+say() { echo "== $*"; }
+ok() { echo "ok: $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+show_cmd() {
+    local s
+    s=$(printf '%q ' "$@")
+    echo "${s:0:600}"
+}
+
+# run RC CMD...: runs CMD with stdout in $W/out.txt and stderr in $W/err.txt, and fails
+# unless it exits with RC.
+run() {
+    local want=$1 rc=0
+    shift
+    "$@" >"$W/out.txt" 2>"$W/err.txt" || rc=$?
+    local good=0
+    if [ $rc = "$want" ]; then good=1; fi
+    if [ $good = 0 ]; then
+        echo "command: $(show_cmd "$@")" >&2
+        echo "--- stdout (end)" >&2
+        tail -c 2000 "$W/out.txt" >&2 || true
+        echo "--- stderr (end)" >&2
+        tail -c 3000 "$W/err.txt" >&2 || true
+        fail "exit code $rc, expected $want"
+    fi
+}
+
+pf() { "$PF" --repo "$REPO" "$@"; }
+
+# JSON value from a file: jget FILE PYTHON-EXPR-ON-d
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+# grep_in FILE REGEX WHAT: fails naming WHAT unless FILE has a line matching REGEX.
+grep_in() {
+    if ! grep -Eq -- "$2" "$1"; then
+        echo "--- $1:" >&2
+        head -c 3000 "$1" >&2
+        fail "$3 (no line matching /$2/)"
+    fi
+}
+grep_not() {
+    if grep -Eq -- "$2" "$1"; then
+        echo "--- $1:" >&2
+        head -c 3000 "$1" >&2
+        fail "$3 (a line matches /$2/)"
+    fi
+}
+
+compare() {
+    if ! python3 "$LIB/compare_trees.py" --skip-top "$@" >"$W/cmp.txt" 2>&1; then
+        head -n 40 "$W/cmp.txt" >&2
+        fail "trees differ: $*"
+    fi
+}
+
+# restore_compare SNAPSHOT SOURCE [NAME]: restores SNAPSHOT and compares it with SOURCE
+# (the tree as it was at backup time). A snapshot stores a path under its base name, NAME
+# (default: SOURCE's base name).
+restore_compare() {
+    rm -rf "$W/rc-target"
+    run 0 pf restore "$1" --target "$W/rc-target"
+    compare "$2" "$W/rc-target/${3:-$(basename "$2")}"
+    rm -rf "$W/rc-target"
+}
+
+# The ids of the snapshots, sorted, one a line.
+snapshot_ids() {
+    run 0 pf --json snapshots
+    python3 -c 'import json,sys; print("\n".join(sorted(s["id"] for s in json.load(open(sys.argv[1])))))' "$W/out.txt"
+}
+
+repo_bytes() { du -sb "$1" | cut -f1; }
+
+# Every object of a repository, with its size (a fingerprint of its state).
+repo_listing() { (cd "$1" && find . -type f -printf '%p %s\n' | sort); }
+
+# Live lock objects (not temporary files being written).
+lock_count() {
+    { find "$REPO/locks" -type f -regextype posix-extended -regex '.*/[0-9a-f]{64}' 2>/dev/null || true; } | wc -l
+}
+
+# Objects written while a run was killed are left as "<name>.tmp-<random>".
+tmp_count() { find "$1" -type f -name '*.tmp-*' | wc -l; }
+
+# ---------------------------------------------------------------------------------------
+# Retention decided on synthetic times. The table-driven edge cases are in
+# tests/unit/test_retention.c; here a handful go through the real CLI and the real
+# snapshot store. Times are UTC (TZ=UTC above). s4 carries the tag "keep".
+declare -A SNAP
+TIMES=(
+    "s1 2024-01-01 09:00:00"  # Monday, ISO week 1
+    "s2 2024-01-01 18:00:00"
+    "s3 2024-01-02 09:00:00"
+    "s4 2024-01-03 09:00:00"  # tag keep
+    "s5 2024-01-03 21:00:00"
+    "s6 2024-01-08 09:00:00"  # week 2
+    "s7 2024-01-15 09:00:00"  # week 3
+    "s8 2024-02-01 09:00:00"  # week 5
+    "s9 2024-02-01 10:00:00"
+    "s10 2024-03-01 09:00:00" # week 9
+)
+
+# expect_kept LABEL... : the repository's snapshots are exactly these.
+expect_kept() {
+    local want="" l
+    for l in "$@"; do want+="${SNAP[$l]}"$'\n'; done
+    want=$(printf '%s' "$want" | sort)
+    local got
+    got=$(snapshot_ids)
+    if [ "$got" != "$want" ]; then
+        local names="" id k
+        for id in $got; do
+            for k in "${!SNAP[@]}"; do [ "${SNAP[$k]}" = "$id" ] && names+="$k "; done
+        done
+        fail "kept: $names; expected: $*"
+    fi
+}
+
+# policy_case "EXPECTED LABELS" FORGET-OPTIONS...: applies the policy to a copy of the
+# ten snapshots and checks what is left.
+policy_case() {
+    local want=$1
+    shift
+    rm -rf "$W/ret-case"
+    cp -a "$W/ret-base" "$W/ret-case"
+    REPO=$W/ret-case
+    run 0 pf forget "$@"
+    # shellcheck disable=SC2086
+    expect_kept $want
+    ok "forget $* keeps $want"
+}
+
+part_retention() {
+    say "retention: ten snapshots at synthetic times"
+    local t=$W/ret-src label when tag
+    mkdir -p "$t"
+    echo "retention" >"$t/file"
+    REPO=$W/ret-base
+    run 0 pf init
+    for e in "${TIMES[@]}"; do
+        label=${e%% *}
+        when=${e#* }
+        tag=()
+        [ "$label" = s4 ] && tag=(--tag keep)
+        run 0 pf --json backup --time "$when" "${tag[@]}" "$t"
+        SNAP[$label]=$(jget "$W/out.txt" 'd["id"]')
+    done
+    run 0 pf --json snapshots
+    [ "$(jget "$W/out.txt" 'len(d)')" = 10 ] || fail "expected 10 snapshots"
+    [ "$(jget "$W/out.txt" '[s["time"] for s in d if s["id"] == "'"${SNAP[s8]}"'"][0]')" = "2024-02-01 09:00:00" ] ||
+        fail "backup --time was not kept as given"
+
+    # The newest of each of the last three days that have a snapshot.
+    policy_case "s10 s9 s7" --keep-daily 3 --group-by host
+    # Counts left over: the oldest snapshot is kept as well.
+    policy_case "s10 s9 s7 s1" --keep-monthly 5 --group-by host
+    # ISO weeks and months together; a snapshot kept by both counts for both.
+    policy_case "s10 s9 s7 s6" --keep-weekly 4 --keep-monthly 2 --group-by host
+    # Hours: 09:00 and 10:00 on 1 February are two buckets.
+    policy_case "s10 s9 s8" --keep-hourly 3 --group-by host
+    # Within one month of the newest (1 March 09:00): strictly after 1 February 09:00.
+    policy_case "s10 s9" --keep-within 1m --group-by host
+    # A tag keeps its snapshot whatever the other rules say.
+    policy_case "s10 s4" --keep-last 1 --keep-tag keep --group-by host
+    # Default grouping by host and tags: the tagged snapshot is a group of its own.
+    policy_case "s10 s9 s4" --keep-daily 2
+    # A policy with no rule is refused and removes nothing.
+    REPO=$W/ret-base
+    run 2 pf forget
+    grep_in "$W/err.txt" "no retention policy" "forget without a policy"
+    [ "$(snapshot_ids | wc -l)" = 10 ] || fail "forget without a policy removed snapshots"
+    ok "forget without a policy is refused"
+
+    say "retention: --dry-run changes nothing and gives reasons"
+    local before after
+    before=$(repo_listing "$REPO")
+    run 0 pf forget --keep-daily 3 --keep-monthly 4 --group-by host --dry-run
+    cp "$W/out.txt" "$W/dry.txt"
+    after=$(repo_listing "$REPO")
+    [ "$before" = "$after" ] || fail "forget --dry-run changed the repository"
+    [ "$(snapshot_ids | wc -l)" = 10 ] || fail "forget --dry-run removed snapshots"
+    grep_in "$W/dry.txt" "^keep +${SNAP[s10]:0:8} .*daily snapshot, monthly snapshot" "reasons of s10"
+    grep_in "$W/dry.txt" "^keep +${SNAP[s7]:0:8} .*daily snapshot, monthly snapshot" "reasons of s7"
+    grep_in "$W/dry.txt" "^keep +${SNAP[s1]:0:8} .*oldest monthly snapshot" "reason of s1"
+    grep_in "$W/dry.txt" "^would remove ${SNAP[s5]:0:8} " "s5 would go"
+    [ "$(grep -c '^would remove' "$W/dry.txt")" = 6 ] || fail "dry run: expected 6 to go"
+    grep_in "$W/dry.txt" "4 kept, 6 would be removed" "dry-run summary"
+    run 0 pf --json forget --keep-daily 3 --group-by host --dry-run
+    python3 - "$W/out.txt" "${SNAP[s9]}" <<'EOF' || fail "forget --json --dry-run"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert len(d) == 10, d
+s9 = [s for s in d if s["id"] == sys.argv[2]][0]
+assert s9["keep"] and s9["reasons"] == ["daily snapshot"], s9
+assert sum(1 for s in d if s["keep"]) == 3
+EOF
+    after=$(repo_listing "$REPO")
+    [ "$before" = "$after" ] || fail "forget --json --dry-run changed the repository"
+    ok "dry run: nothing changed, reasons shown"
+    rm -rf "$W/ret-base" "$W/ret-case" "$t"
+}
+
+# ---------------------------------------------------------------------------------------
+# Data for prune: three snapshots A, B, C of a tree of random files. Each later snapshot
+# drops some files and adds one, so the packs of A end up partly used once A is forgotten.
+# Sources as they were at each backup are kept (hard links: files are never modified in
+# place) to compare restores with.
+KILL_BASE=$W/kill-base # A forgotten, not pruned
+make_prune_data() {
+    [ -d "$KILL_BASE" ] && return 0
+    local d=$W/data n=$((KILL_MB / 10)) i
+    local sz=$((KILL_MB * 1048576 / (n + 2)))
+    mkdir -p "$d"
+    for i in $(seq 1 "$n"); do head -c "$sz" /dev/urandom >"$d/f$i"; done
+    REPO=$W/prune-full
+    run 0 pf init
+    run 0 pf --json backup --time "2024-05-01 03:00:00" "$d"
+    SNAP[A]=$(jget "$W/out.txt" 'd["id"]')
+    cp -al "$d" "$W/src-A"
+    for i in $(seq 1 2 "$n"); do rm "$d/f$i"; done
+    head -c "$sz" /dev/urandom >"$d/g1"
+    run 0 pf --json backup --time "2024-05-02 03:00:00" "$d"
+    SNAP[B]=$(jget "$W/out.txt" 'd["id"]')
+    cp -al "$d" "$W/src-B"
+    rm "$d/f2"
+    head -c "$sz" /dev/urandom >"$d/g2"
+    run 0 pf --json backup --time "2024-05-03 03:00:00" "$d"
+    SNAP[C]=$(jget "$W/out.txt" 'd["id"]')
+    cp -al "$d" "$W/src-C"
+    rm -rf "$d"
+    cp -a "$REPO" "$KILL_BASE"
+    REPO=$KILL_BASE
+    run 0 pf forget --keep-last 2
+    ok "prune data: $KILL_MB MiB in three snapshots, the oldest forgotten"
+}
+
+part_prune() {
+    make_prune_data
+    say "prune: forget --prune frees space, kept snapshots restore exactly"
+    REPO=$W/prune-full
+    local before after
+    before=$(repo_bytes "$REPO")
+    run 0 pf --json forget --keep-last 2 --prune
+    grep_in "$W/out.txt" '"packs_deleted"' "forget --prune printed prune statistics"
+    after=$(repo_bytes "$REPO")
+    echo "repository: $before -> $after bytes"
+    [ "$after" -lt $((before * 9 / 10)) ] || fail "forget --prune freed too little: $before -> $after"
+    expect_kept B C
+    restore_compare "${SNAP[B]}" "$W/src-B" data
+    restore_compare "${SNAP[C]}" "$W/src-C" data
+    run 0 pf check --read-data
+    grep_not "$W/err.txt" "not in any index" "check after prune"
+    ok "forget --prune: $before -> $after bytes, B and C restore exactly"
+    rm -rf "$REPO"
+
+    say "prune: packs mostly unused are rewritten"
+    local s=$W/small i
+    mkdir -p "$s"
+    python3 - "$s" <<'EOF'
+import os, sys
+for i in range(1500):
+    with open(os.path.join(sys.argv[1], "s%04d" % i), "wb") as f:
+        f.write(os.urandom(1024 + (i * 37) % 3072))
+EOF
+    REPO=$W/prune-small
+    run 0 pf init
+    run 0 pf backup --time "2024-06-01 00:00:00" "$s"
+    # Keep one in ten: the packs are now about 90% unused.
+    for i in $(seq 0 1499); do
+        [ $((i % 10)) = 0 ] || rm "$s/$(printf 's%04d' "$i")"
+    done
+    run 0 pf --json backup --time "2024-06-02 00:00:00" "$s"
+    local keep
+    keep=$(jget "$W/out.txt" 'd["id"]')
+    run 0 pf forget --keep-last 1
+    run 0 pf check
+    grep_in "$W/out.txt" "unused blobs" "check before prune counts unused blobs"
+    # The default (10%) threshold rewrites them too; --max-unused 100 keeps every pack
+    # that has a used blob.
+    before=$(repo_bytes "$REPO")
+    run 0 pf --json prune --max-unused 100 --dry-run
+    [ "$(jget "$W/out.txt" 'd["packs_rewritten"]')" = 0 ] || fail "--max-unused 100 rewrote a pack"
+    run 0 pf --json prune --max-unused 0
+    cp "$W/out.txt" "$W/prune-small.json"
+    after=$(repo_bytes "$REPO")
+    echo "prune: $(cat "$W/prune-small.json")"
+    [ "$(jget "$W/prune-small.json" 'd["packs_rewritten"]')" -ge 1 ] || fail "no pack was rewritten"
+    [ "$(jget "$W/prune-small.json" 'd["blobs_repacked"]')" -ge 150 ] || fail "the 150 kept files were not repacked"
+    [ "$after" -lt $((before / 2)) ] || fail "prune freed too little: $before -> $after"
+    run 0 pf check --read-data
+    grep_not "$W/out.txt" "unused blobs" "check after prune --max-unused 0"
+    grep_not "$W/err.txt" "not in any index" "check after prune --max-unused 0"
+    restore_compare "$keep" "$s"
+    # Nothing left to do: a second prune deletes and rewrites nothing.
+    run 0 pf --json prune --max-unused 0
+    [ "$(jget "$W/out.txt" 'd["packs_deleted"] + d["packs_rewritten"]')" = 0 ] || fail "second prune still had work"
+    ok "rewrote mostly unused packs: $before -> $after bytes, check --read-data passes"
+    rm -rf "$REPO" "$s"
+}
+
+# ---------------------------------------------------------------------------------------
+# after_kill WHAT RC: the checks after a prune killed at WHAT (exit RC) on $REPO.
+KILL_N=0
+KILL_MID=0
+KILL_TMP_LEFT=()
+after_kill() {
+    local what=$1 rc=$2 state="unchanged" idx packs
+    KILL_N=$((KILL_N + 1))
+    if [ "$(repo_listing "$REPO" | grep -v '^./locks/')" != "$KILL_BASE_LISTING" ]; then
+        state="changed"
+    fi
+    idx=$(find "$REPO/index" -type f -regextype posix-extended -regex '.*/[0-9a-f]{64}' | wc -l)
+    packs=$(find "$REPO/data" -type f -regextype posix-extended -regex '.*/[0-9a-f]{64}' | wc -l)
+    echo "killed $what: exit $rc, repository $state ($idx index files, $packs packs, $(tmp_count "$REPO") temporary files)"
+    if [ "$rc" = 0 ]; then
+        echo "  (the prune had finished already)"
+    else
+        [ "$rc" = 137 ] || { cat "$W/kill-out.txt" >&2; fail "prune exited $rc before the kill"; }
+        [ $state = changed ] && KILL_MID=$((KILL_MID + 1))
+    fi
+    run 0 pf check
+    grep_not "$W/out.txt" "DAMAGED" "check after a killed prune"
+    expect_kept B C
+    restore_compare "${SNAP[B]}" "$W/src-B" data
+    restore_compare "${SNAP[C]}" "$W/src-C" data
+    # A second prune finishes the job: nothing unused, nothing unindexed left.
+    run 0 pf --json prune --max-unused 0
+    if [ $((KILL_N % 4)) = 2 ]; then
+        run 0 pf check --read-data
+    else
+        run 0 pf check
+    fi
+    grep_not "$W/err.txt" "not in any index" "check after the second prune"
+    grep_not "$W/out.txt" "unused blobs" "check after the second prune"
+    [ "$(lock_count)" = 0 ] || fail "locks left after the second prune"
+    # Half-written objects (<name>.tmp-<random>) are invisible to list, check and prune.
+    local t
+    t=$(tmp_count "$REPO")
+    [ "$t" = 0 ] || KILL_TMP_LEFT+=("$what: $t")
+}
+
+# The first SYSCALL (among NAMES...) a traced run made, and how often it was called.
+trace_count() { # FILE NAME...: prints "name count" of the first of NAMES found
+    local f=$1 n c
+    shift
+    for n in "$@"; do
+        c=$(grep -Ec "^[0-9]+ +$n\(" "$f" || true)
+        if [ "$c" -gt 0 ]; then
+            echo "$n $c"
+            return 0
+        fi
+    done
+    echo "none 0"
+}
+
+part_kill() {
+    make_prune_data
+    say "kill -9 during prune"
+    # A whole prune (that rewrites the partly used packs of A) on a copy: how long?
+    # Objects are never modified in place, so hard-linked copies are independent.
+    KILL_BASE_LISTING=$(repo_listing "$KILL_BASE" | grep -v '^./locks/')
+    REPO=$W/kill-calibrate
+    rm -rf "$REPO"
+    cp -al "$KILL_BASE" "$REPO"
+    local t0 t1 dur moments m
+    t0=$(date +%s.%N)
+    run 0 pf --json prune --max-unused 0
+    t1=$(date +%s.%N)
+    [ "$(jget "$W/out.txt" 'd["packs_rewritten"]')" -ge 1 ] || fail "calibration prune rewrote nothing: make the data larger"
+    rm -rf "$REPO"
+    dur=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", b - a}')
+
+    # Exact moments first: strace kills the prune on entry to a rename (an object becoming
+    # visible: the lock, new packs, new index files) or to its Nth unlink (old index files,
+    # then old packs, then the lock). LeakSanitizer cannot run under ptrace, hence
+    # detect_leaks=0 for the traced run that finishes.
+    local exact=0
+    if command -v strace >/dev/null && strace -f -qq -o /dev/null true 2>/dev/null; then
+        REPO=$W/kill-calibrate
+        cp -al "$KILL_BASE" "$REPO"
+        ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+            strace -f -qq -o "$W/strace.txt" -e trace=rename,renameat,renameat2,unlink,unlinkat \
+            "$PF" --repo "$REPO" prune --max-unused 0 >"$W/out.txt" 2>&1 || fail "traced prune failed: $(cat "$W/out.txt")"
+        rm -rf "$REPO"
+        local rn rc_ un uc
+        read -r rn rc_ < <(trace_count "$W/strace.txt" rename renameat2 renameat)
+        read -r un uc < <(trace_count "$W/strace.txt" unlink unlinkat)
+        echo "a whole prune: $rc_ ${rn}s (lock, packs, index files), $uc ${un}s (index files, packs, lock)"
+        [ "$rc_" -ge 4 ] && [ "$uc" -ge 5 ] || fail "unexpected calls in the traced prune: $rc_ $rn, $uc $un"
+        # Counts are per thread: the lock and index files are renamed by the main thread,
+        # packs by the saver's writer threads, so rename #2 lands on a writer's second
+        # pack (or, with a single pack per writer, on the first index file). Removals are
+        # all made by the main thread: unlink #1, nothing removed yet (old and new index
+        # files side by side); #2, one old index file gone; the middle of the pack
+        # removals; the last pack.
+        local points=("$rn 2" "$un 1" "$un 2" "$un $((uc / 2))" "$un $((uc - 1))")
+        local pt call nth rc
+        for pt in "${points[@]}"; do
+            read -r call nth <<<"$pt"
+            REPO=$W/kill-repo
+            rm -rf "$REPO"
+            cp -al "$KILL_BASE" "$REPO"
+            rc=0
+            { strace -f -qq -o /dev/null -e trace="$call" -e inject="$call":signal=KILL:when="$nth" \
+                "$PF" --repo "$REPO" prune --max-unused 0 >"$W/kill-out.txt" 2>&1; } 2>/dev/null || rc=$?
+            [ $rc = 137 ] || fail "prune traced to be killed at $call #$nth exited $rc"
+            after_kill "at $call #$nth" "$rc"
+            exact=$((exact + 1))
+        done
+    else
+        echo "(no usable strace: only timed kills)"
+    fi
+
+    # Timed kills, 0.05 s apart or spread over the whole run when it is longer.
+    local count=8
+    [ $exact -gt 0 ] && count=4
+    moments=$(awk -v d="$dur" -v n=$count 'BEGIN {s = d / n; if (s < 0.05) s = 0.05;
+        for (i = 0; i < n; i++) printf "%.3f ", 0.02 + i * s}')
+    echo "a whole prune takes ${dur}s: killing at $moments"
+    local mid_exact=$KILL_MID
+    for m in ${MAINT_KILL_AT:-$moments}; do
+        REPO=$W/kill-repo
+        rm -rf "$REPO"
+        cp -al "$KILL_BASE" "$REPO"
+        "$PF" --repo "$REPO" prune --max-unused 0 >"$W/kill-out.txt" 2>&1 &
+        local pid=$! rc=0
+        BG_PIDS+=("$pid")
+        sleep "$m"
+        kill -9 "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || rc=$?
+        after_kill "after ${m}s" "$rc"
+    done
+    if [ ${#KILL_TMP_LEFT[@]} -gt 0 ]; then
+        echo "note: temporary files of killed writes stay after the second prune (nothing removes them): ${KILL_TMP_LEFT[*]}"
+    fi
+    rm -rf "$W/kill-repo"
+    if [ $exact -gt 0 ]; then
+        [ "$mid_exact" = $exact ] || fail "only $mid_exact of $exact exact kills changed the repository"
+    else
+        [ $KILL_MID -ge 2 ] || fail "only $KILL_MID kills landed while prune was changing the repository: make MAINT_KILL_MB larger"
+    fi
+    ok "$KILL_N kills during prune ($KILL_MID mid-way): check passes, B and C restore, a second prune finishes"
+}
+
+# ---------------------------------------------------------------------------------------
+# A backup that holds its lock for as long as we like: the backup of a huge sparse file
+# (read as zeros, tens of seconds), stopped with SIGSTOP once its lock is visible.
+HOLD=$W/hold
+# Start one only when no stale lock is there (it would remove that one while taking its
+# own, and the count of locks would not tell whether it holds one yet).
+start_holder() { # [ENV=VALUE...]: sets HPID
+    LOCKS0=$(lock_count)
+    env "$@" "$PF" --repo "$REPO" backup "$HOLD" >"$W/holder.txt" 2>&1 &
+    HPID=$!
+    BG_PIDS+=("$HPID")
+    wait_lock_then_stop
+}
+wait_lock_then_stop() { # waits for a lock more than $LOCKS0
+    local i
+    for i in $(seq 1 3000); do
+        [ "$(lock_count)" -gt "$LOCKS0" ] && break
+        kill -0 "$HPID" 2>/dev/null || { cat "$W/holder.txt" >&2; fail "the holding backup ended before taking its lock"; }
+        sleep 0.01
+    done
+    [ "$(lock_count)" -gt "$LOCKS0" ] || fail "no lock appeared within 30 s"
+    kill -STOP "$HPID" || fail "the holding backup is gone (did it finish already?)"
+    # Still alive and holding its lock?
+    [ "$(lock_count)" -gt "$LOCKS0" ] || fail "the holding backup released its lock too soon"
+}
+kill_holder() {
+    kill -9 "$HPID" 2>/dev/null || true
+    wait "$HPID" 2>/dev/null || true # reaped: a zombie would still look alive
+}
+
+part_locks() {
+    say "locks: prune refused while a backup holds a shared lock"
+    REPO=$W/lock-repo
+    mkdir -p "$HOLD" "$W/lsrc"
+    truncate -s 64G "$HOLD/zeros"
+    echo "small" >"$W/lsrc/file"
+    run 0 pf init
+    start_holder
+    PERMAFROST_LOCK_WAIT=0 run 11 pf prune
+    grep_in "$W/err.txt" "locked by backup \\(pid $HPID on $(hostname)" "prune names the holder"
+    local refusal
+    refusal=$(cat "$W/err.txt")
+    PERMAFROST_LOCK_WAIT=0 run 11 pf forget --keep-last 1
+    grep_in "$W/err.txt" "by backup \\(pid $HPID" "forget names the holder"
+    # Shared locks do not conflict with each other.
+    PERMAFROST_LOCK_WAIT=0 run 0 pf check
+    PERMAFROST_LOCK_WAIT=0 run 0 pf backup "$W/lsrc"
+    # A live holder's lock is not stale: unlock leaves it.
+    run 0 pf unlock
+    [ "$(lock_count)" = 1 ] || fail "unlock removed a live lock"
+    ok "prune and forget refused (exit 11): $refusal; check and backup run alongside"
+
+    say "locks: a kill -9'ed backup does not block the next one"
+    kill_holder
+    [ "$(lock_count)" = 1 ] || fail "the killed backup's lock is not there"
+    PERMAFROST_LOCK_WAIT=0 run 0 pf backup "$W/lsrc"
+    grep_in "$W/err.txt" "stale lock.*backup.*pid $HPID.*process $HPID is gone" "warning about the stale lock"
+    [ "$(lock_count)" = 0 ] || fail "stale lock left behind"
+    start_holder
+    kill_holder
+    PERMAFROST_LOCK_WAIT=0 run 0 pf prune
+    grep_in "$W/err.txt" "stale lock.*process $HPID is gone" "prune's warning about the stale lock"
+    ok "stale locks of dead processes are removed with a warning"
+
+    say "locks: unlock removes stale locks; unlock --force every lock"
+    start_holder # stays alive (stopped)
+    local live=$HPID dead
+    start_holder
+    dead=$HPID
+    kill_holder
+    HPID=$live
+    run 0 pf unlock
+    grep_in "$W/out.txt" "removed shared lock .*backup.*pid $dead .*stale: process $dead is gone" "unlock names the stale lock"
+    grep_not "$W/out.txt" "pid $HPID" "unlock left the live lock"
+    [ "$(lock_count)" = 1 ] || fail "unlock: expected the live lock to stay"
+    run 0 pf unlock --force
+    grep_in "$W/out.txt" "removed shared lock .*backup by .*pid $HPID on" "unlock --force names the lock"
+    [ "$(lock_count)" = 0 ] || fail "unlock --force left a lock"
+    kill_holder
+    ok "unlock: stale only; --force: all, each named"
+
+    say "locks: an expired lease is taken over"
+    local lease=5 other=pf-other-host
+    if unshare -u true 2>/dev/null; then
+        # A lock from another host: whether its process lives cannot be known here, so
+        # only the lease ends it.
+        PERMAFROST_LOCK_LEASE=$lease unshare -u sh -c 'hostname "$1" && exec "$2" --repo "$3" backup "$4"' \
+            sh "$other" "$PF" "$REPO" "$HOLD" >"$W/holder.txt" 2>&1 &
+        HPID=$!
+        BG_PIDS+=("$HPID")
+        LOCKS0=0
+        wait_lock_then_stop
+        kill_holder
+        PERMAFROST_LOCK_WAIT=0 run 11 pf prune
+        grep_in "$W/err.txt" "by backup \\(pid $HPID on $other" "prune names the other host's holder"
+    else
+        # A live process on this host that stopped refreshing its lease.
+        other=$(hostname)
+        start_holder PERMAFROST_LOCK_LEASE=$lease
+        PERMAFROST_LOCK_WAIT=0 run 11 pf prune
+    fi
+    sleep $((lease + 1))
+    PERMAFROST_LOCK_WAIT=0 run 0 pf backup "$W/lsrc"
+    grep_in "$W/err.txt" "stale lock.*backup.*pid $HPID on $other\\): its lease ran out" "warning about the expired lease"
+    kill_holder
+    [ "$(lock_count)" = 0 ] || fail "locks left"
+    run 0 pf check
+    ok "expired lease of backup pid $HPID on $other taken over with a warning"
+    rm -rf "$HOLD" "$W/lsrc" "$REPO"
+}
+
+# ---------------------------------------------------------------------------------------
+part_parallel() {
+    say "parallel: two backups into one repository at once"
+    REPO=$W/par-repo
+    run 0 pf init
+    local a=$W/par-a b=$W/par-b i
+    mkdir -p "$a/sub" "$b/sub"
+    head -c 24M /dev/urandom >"$a/big"
+    head -c 24M /dev/urandom >"$b/big"
+    head -c 4M /dev/urandom >"$W/shared"
+    cp "$W/shared" "$a/shared"
+    cp "$W/shared" "$b/shared"
+    for i in $(seq 1 100); do
+        head -c $((i * 97)) /dev/urandom >"$a/sub/f$i"
+        head -c $((i * 89)) /dev/urandom >"$b/sub/f$i"
+    done
+    "$PF" --repo "$REPO" --json backup "$a" >"$W/par-a.json" 2>"$W/par-a.err" &
+    local pa=$!
+    "$PF" --repo "$REPO" --json backup "$b" >"$W/par-b.json" 2>"$W/par-b.err" &
+    local pb=$! ra=0 rb=0
+    BG_PIDS+=("$pa" "$pb")
+    wait "$pa" || ra=$?
+    wait "$pb" || rb=$?
+    [ $ra = 0 ] || { cat "$W/par-a.err" >&2; fail "first parallel backup exited $ra"; }
+    [ $rb = 0 ] || { cat "$W/par-b.err" >&2; fail "second parallel backup exited $rb"; }
+    [ "$(snapshot_ids | wc -l)" = 2 ] || fail "expected 2 snapshots"
+    restore_compare "$(jget "$W/par-a.json" 'd["id"]')" "$a"
+    restore_compare "$(jget "$W/par-b.json" 'd["id"]')" "$b"
+    run 0 pf check --read-data
+    [ "$(lock_count)" = 0 ] || fail "locks left"
+    ok "two parallel backups both succeeded and restore exactly"
+    rm -rf "$REPO" "$a" "$b" "$W/shared"
+}
+
+# ---------------------------------------------------------------------------------------
+part_keys() {
+    say "keys: add, list, remove, passwd"
+    REPO=$W/key-repo
+    local k=$W/key-src
+    mkdir -p "$k"
+    head -c 100K /dev/urandom >"$k/data"
+    run 0 pf init
+    run 0 pf --json backup "$k"
+    local snap
+    snap=$(jget "$W/out.txt" 'd["id"]')
+    echo "second passphrase" >"$W/pw2"
+    echo "third passphrase" >"$W/pw3"
+    echo "passphrase from paper" >"$W/pw4"
+    run 0 pf --json key list
+    local id1
+    id1=$(jget "$W/out.txt" 'd[0]["id"]')
+    run 2 pf key remove "$id1"
+    grep_in "$W/err.txt" "refusing to remove the last key" "last key"
+    run 0 pf key add --new-password-file "$W/pw2"
+    PERMAFROST_PASSWORD="second passphrase" run 0 pf snapshots
+    grep_in "$W/out.txt" "^${snap:0:8} " "the second passphrase opens the repository"
+    run 0 pf key list
+    [ "$(wc -l <"$W/out.txt")" = 2 ] || fail "key list: expected 2 keys"
+    grep_in "$W/out.txt" "^\\* ${id1:0:8} " "key list marks the key in use"
+    local id2
+    id2=$(awk '$1 != "*" {print $1}' "$W/out.txt")
+    [ -n "$id2" ] || fail "key list: no second key"
+    run 2 pf key remove "${id1:0:8}"
+    grep_in "$W/err.txt" "refusing to remove the key in use" "key in use"
+    ok "key add: the second passphrase opens it; list shows both; last key and key in use not removed"
+
+    run 0 pf key passwd --new-password-file "$W/pw3"
+    run 12 pf snapshots
+    grep_in "$W/err.txt" "wrong passphrase" "the old passphrase after passwd"
+    export PERMAFROST_PASSWORD="third passphrase"
+    run 0 pf snapshots
+    run 0 pf key remove "$id2"
+    PERMAFROST_PASSWORD="second passphrase" run 12 pf snapshots
+    run 0 pf key list
+    [ "$(wc -l <"$W/out.txt")" = 1 ] || fail "key list: expected 1 key"
+    ok "key passwd: the old passphrase stops working, the new one works; key remove"
+
+    say "keys: paper export and import"
+    run 0 pf key export --paper
+    cp "$W/out.txt" "$W/sheet.txt"
+    grep_in "$W/sheet.txt" "^permafrost paper key v1" "sheet header"
+    # Every passphrase forgotten: the sheet alone gives access again.
+    (
+        unset PERMAFROST_PASSWORD
+        run 0 pf key import --paper "$W/sheet.txt" --new-password-file "$W/pw4"
+    )
+    PERMAFROST_PASSWORD="passphrase from paper" run 0 pf snapshots
+    PERMAFROST_PASSWORD="passphrase from paper" restore_compare "$snap" "$k"
+    ok "key export --paper / import --paper: a new passphrase opens it"
+
+    # One character changed on key line 3 (to another valid symbol).
+    python3 - "$W/sheet.txt" "$W/tampered.txt" <<'EOF'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+for i, l in enumerate(lines):
+    if l.lstrip().startswith("3:"):
+        head, rest = l.split(":", 1)
+        j = next(k for k, c in enumerate(rest) if c.isalnum())
+        rest = rest[:j] + ("7" if rest[j] != "7" else "8") + rest[j + 1:]
+        lines[i] = head + ":" + rest
+        break
+else:
+    sys.exit("no line 3 on the sheet")
+open(sys.argv[2], "w").write("\n".join(lines))
+EOF
+    cmp -s "$W/sheet.txt" "$W/tampered.txt" && fail "the sheet was not changed"
+    run 0 pf key list
+    local keys_before
+    keys_before=$(wc -l <"$W/out.txt")
+    run 4 pf key import --paper "$W/tampered.txt" --new-password-file "$W/pw2"
+    grep_in "$W/err.txt" "line 3" "the tampered sheet's line is named"
+    local why
+    why=$(cat "$W/err.txt")
+    run 0 pf key list
+    [ "$(wc -l <"$W/out.txt")" = "$keys_before" ] || fail "a tampered sheet added a key"
+    ok "tampered sheet refused: $why"
+
+    PERMAFROST_PASSWORD="not the passphrase" run 12 pf snapshots
+    grep_in "$W/err.txt" "wrong passphrase" "wrong passphrase message"
+    PERMAFROST_PASSWORD="not the passphrase" run 12 pf restore "$snap" --target "$W/nope"
+    [ ! -e "$W/nope" ] || fail "restore with a wrong passphrase wrote something"
+    ok "wrong passphrase refused (exit 12)"
+    export PERMAFROST_PASSWORD=$PW
+    rm -rf "$REPO" "$k"
+}
+
+for p in $PARTS; do
+    "part_$p"
+done
+echo "maintenance: all parts passed ($PARTS)"
