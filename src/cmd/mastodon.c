@@ -170,6 +170,17 @@ static cJSON *component_status(cJSON *components, const char *name, const char *
     return o;
 }
 
+/* Prefixes err with "STAGE: NAME", or only "STAGE" when the component already named
+ * itself ("postgres: ..."), so no message reads "backup: postgres: postgres: ...". */
+static void prefix_component(pf_err *err, const char *stage, const char *name)
+{
+    size_t n = strlen(name);
+    if (!strncmp(err->msg, name, n) && err->msg[n] == ':')
+        pf_err_prefix(err, "%s", stage);
+    else
+        pf_err_prefix(err, "%s: %s", stage, name);
+}
+
 static const char backup_live_help[] =
     "usage: permafrost backup --live DIR [--only db,secrets,redis,media] [--exclude-cache]\n"
     "                         [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
@@ -375,7 +386,7 @@ component_failed:
         pf_err ignored = {0};
         pf_saver_finish(b.saver, &ignored);
     }
-    pf_err_prefix(&err, "backup: %s", failed);
+    prefix_component(&err, "backup", failed);
     if (err.code != PF_ECONN && err.code != PF_EAUTH)
         err.code = PF_ECOMPONENT;
     rc = pf_cli_fail(&err);
@@ -622,12 +633,12 @@ int cmd_restore_mastodon(int argc, char **argv)
         goto out;
     }
     if ((only & C_DB) && pf_pg_restore_check(&po, &err)) {
-        pf_err_prefix(&err, "restore: postgres");
+        prefix_component(&err, "restore", "postgres");
         rc = pf_cli_fail(&err);
         goto out;
     }
     if ((only & C_REDIS) && !force && pf_redis_check_empty(&rconn, &err)) {
-        pf_err_prefix(&err, "restore: redis");
+        prefix_component(&err, "restore", "redis");
         rc = pf_cli_fail(&err);
         goto out;
     }
@@ -650,7 +661,7 @@ int cmd_restore_mastodon(int argc, char **argv)
         src_g = pf_node_source_new(r, &n_globals);
         src_d = pf_node_source_new(r, &n_dump);
         if (!src_g || !src_d || pf_pg_restore(&po, src_g, src_d, &err)) {
-            pf_err_prefix(&err, "restore: postgres");
+            prefix_component(&err, "restore", "postgres");
             rc = pf_cli_fail(&err);
             goto out;
         }
@@ -687,7 +698,7 @@ int cmd_restore_mastodon(int argc, char **argv)
         memset(&rinfo_restore, 0, sizeof rinfo_restore);
         src_r = pf_node_source_new(r, &n_rdb);
         if (!src_r || pf_redis_load_rdb(&rconn, src_r, (int64_t)n_rdb.size, &rinfo_restore, &err)) {
-            pf_err_prefix(&err, "restore: redis");
+            prefix_component(&err, "restore", "redis");
             rc = pf_cli_fail(&err);
             goto out;
         }
@@ -702,12 +713,11 @@ int cmd_restore_mastodon(int argc, char **argv)
         printf("restored snapshot %.8s (%s) into %s in %.1f s\n", s.id,
                env.local_domain ? env.local_domain : "?", live, pf_now() - started);
         printf("\nWhat is left to do:\n");
+        cJSON *mver = s.manifest ? cJSON_GetObjectItem(s.manifest, "mastodon") : NULL;
+        bool known = cJSON_IsString(mver) && mver->valuestring[0];
         printf("  1. install Mastodon's code in %s (same version%s%s) and run bundle/yarn "
                "install\n",
-               live, s.manifest ? ": " : "",
-               s.manifest && cJSON_IsString(cJSON_GetObjectItem(s.manifest, "mastodon"))
-                   ? cJSON_GetObjectItem(s.manifest, "mastodon")->valuestring
-                   : "");
+               live, known ? ": " : " as the old server", known ? mver->valuestring : "");
         printf("  2. start the services: systemctl start mastodon-web mastodon-sidekiq "
                "mastodon-streaming\n");
         printf("  3. rebuild home feeds: RAILS_ENV=production bin/tootctl feeds build\n");

@@ -178,6 +178,7 @@ has "globals.sql creates the readonly role" "CREATE ROLE mastodon_readonly"
 run restore1 restore_to "$NEW" latest
 rc_is 0 "restore latest onto blank servers"
 has "restore says what is left to do" "tootctl feeds build"
+hasnt "no empty Mastodon version in the steps" "same version: )"
 mastodon_digest "$NEW" >"$T/d.new"
 same "restored server has the original's digest" "$T/d0" "$T/d.new"
 grep -q "login mastodon with DB_PASS: ok" "$T/d.new" && ok "restored owner logs in with DB_PASS" || fail "restored owner cannot log in"
@@ -190,6 +191,7 @@ refuse() { # DESCRIPTION SETUP-COMMAND
     run "refuse-$1" restore_to "$NEW" latest
     rc_is 6 "restore refuses over $1 (exit 6)"
     has "refusal over $1 says --force" "--force"
+    hasnt "refusal over $1 names the component once" "redis: redis:"
     mastodon_digest "$NEW" >"$T/d.after"
     same "refusal over $1 changed nothing" "$T/d.before" "$T/d.after"
 }
@@ -438,6 +440,7 @@ run backup-killed env PERMAFROST_PG_BINDIR="$KILLBIN" "$PF" --repo "$REPO2" back
 rc_is 5 "pg_dump killed mid-dump: component failure"
 has "pg_dump killed: names postgres" "postgres"
 has "pg_dump killed: reports the signal" "signal 9"
+hasnt "pg_dump killed: the component is named once" "postgres: postgres:"
 has "pg_dump killed: no snapshot written" "no snapshot was written"
 run backup-exit1 env PERMAFROST_PG_BINDIR="$EXIT1BIN" "$PF" --repo "$REPO2" backup --live "$OLD/live"
 rc_is 5 "pg_dump exiting 1 after its output: component failure"
@@ -469,6 +472,7 @@ run backup-pgdown pf backup --live "$OLD/live"
 rc_is "7 5" "PostgreSQL down: cannot connect"
 has "PostgreSQL down: names postgres" "postgres"
 has "PostgreSQL down: names the address" "127.0.0.1:$OLD_PGPORT"
+hasnt "PostgreSQL down: the component is named once" "postgres: postgres:"
 [ "$(nsnap)" = "$n_before" ] && ok "PostgreSQL down: no snapshot" || fail "PostgreSQL down: snapshots $n_before -> $(nsnap)"
 run check-pgdown pf check
 rc_is 0 "check passes after the failed backup"
