@@ -8,12 +8,13 @@
 #   backup      first backup into an empty repository
 #   unchanged   the same backup again, nothing changed
 #   restore     restore of the latest snapshot into an empty directory
-# and prints a Markdown table of wall seconds (date +%s.%N), MiB/s and peak RSS
-# (/usr/bin/time -f %M), then the time ratios permafrost/restic and permafrost/borg.
+# and prints a Markdown table of wall seconds (date +%s.%N), MiB/s, CPU seconds and peak
+# RSS (/usr/bin/time), then the ratios permafrost/restic and permafrost/borg.
 # Each tool runs with its defaults and encryption on (restic repository v2 with zstd
 # "auto"; borg repokey-blake2 with its default lz4; permafrost zstd when it shrinks).
 #
-# Environment: PERMAFROST (binary, default ./permafrost), BENCH_WORK (default
+# Environment: BENCH_RUNS (default 1) repeats everything and reports medians,
+# PERMAFROST (binary, default ./permafrost), BENCH_WORK (default
 # bench/work; everything in it is replaced), BENCH_TOOLS (default "permafrost restic
 # borg"), BENCH_KEEP=1 keeps the data and repositories, BENCH_DROP_CACHES=1 drops the page
 # cache before every step (root only; default is a warm cache for every tool alike).
@@ -34,6 +35,8 @@ die() {
 [ -x "$PF" ] || die "$PF is not executable: run make, or set PERMAFROST"
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package: time)"
 [ "$size_mib" -ge 40 ] 2>/dev/null || die "SIZE_MIB must be a number >= 40"
+runs=${BENCH_RUNS:-1}
+[ "$runs" -ge 1 ] 2>/dev/null || die "BENCH_RUNS must be a number >= 1"
 
 need() { # TOOL DEBIAN-PACKAGE
     command -v "$1" >/dev/null && return 0
@@ -116,56 +119,79 @@ step() { # TOOL STEP [LABEL]: runs STEP_TOOL, appends "tool label seconds peak_k
         echo 3 >/proc/sys/vm/drop_caches
     fi
     t0=$(date +%s.%N)
-    if ! /usr/bin/time -f %M -o "$work/rss" bash -c "$(declare -f pf "${what}_$tool"); ${what}_$tool" \
+    if ! /usr/bin/time -f '%M %U %S' -o "$work/rss" bash -c "$(declare -f pf "${what}_$tool"); ${what}_$tool" \
         >"$work/$tool.$label.log" 2>&1; then
         tail -n 20 "$work/$tool.$label.log" >&2
         die "$tool $label failed"
     fi
     t1=$(date +%s.%N)
-    printf '%s\t%s\t%s\t%s\n' "$tool" "$label" "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')" \
-        "$(tail -n 1 "$work/rss")" >>"$results"
-    echo "bench: $tool $label: $(tail -n 1 "$results" | cut -f3) s" >&2
+    local kib cpu
+    read -r kib cpu < <(tail -n 1 "$work/rss" | awk '{printf "%s %.2f\n", $1, $2 + $3}')
+    printf '%s\t%s\t%s\t%s\t%s\n' "$tool" "$label" \
+        "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')" "$kib" "$cpu" >>"$results"
+    echo "bench: run $run: $tool $label: $(tail -n 1 "$results" | cut -f3) s wall, $cpu s CPU" >&2
 }
 
 export PF data work
-for t in $avail; do
-    "init_$t" >"$work/$t.init.log" 2>&1 || die "$t init failed: $(tail -n 5 "$work/$t.init.log")"
-    step "$t" backup
-    step "$t" backup unchanged
-    rm -rf "$work/restore"
-    step "$t" restore
-    got=$(du -sb "$("restored_$t")" | cut -f1)
-    [ "$got" = "$total" ] || die "$t restored $got bytes, expected $total"
-    repo_size=$(du -sb "$work/$t-repo" | cut -f1)
-    printf '%s\trepo\t%s\t-\n' "$t" "$repo_size" >>"$results"
-    rm -rf "$work/restore" "$work/$t-repo" "$work/restic-cache" "$work/borg-base"
+# The tools take turns within each run, so a disk that is slower for a while (a shared
+# virtual disk is) weighs on all of them; the table shows the median of the runs.
+for run in $(seq 1 "$runs"); do
+    for t in $avail; do
+        "init_$t" >"$work/$t.init.log" 2>&1 || die "$t init failed: $(tail -n 5 "$work/$t.init.log")"
+        sync
+        step "$t" backup
+        step "$t" backup unchanged
+        rm -rf "$work/restore"
+        sync
+        step "$t" restore
+        got=$(du -sb "$("restored_$t")" | cut -f1)
+        [ "$got" = "$total" ] || die "$t restored $got bytes, expected $total"
+        repo_size=$(du -sb "$work/$t-repo" | cut -f1)
+        printf '%s\trepo\t%s\t-\t-\n' "$t" "$repo_size" >>"$results"
+        rm -rf "$work/restore" "$work/$t-repo" "$work/restic-cache" "$work/borg-base"
+        sync
+    done
 done
 
 # --- the table ----------------------------------------------------------------------------
 python3 - "$results" "$total_mib" "$avail" <<'EOF'
-import sys
+import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 mib = float(sys.argv[2])
 tools = sys.argv[3].split()
-val = {(t, s): (v, m) for t, s, v, m in rows}
+runs = {}
+for t, step, wall, kib, cpu in rows:
+    runs.setdefault((t, step), []).append((wall, kib, cpu))
+
+def med(t, step, i):
+    return statistics.median(float(r[i]) for r in runs[(t, step)])
+
 steps = [("backup", "first backup"), ("unchanged", "unchanged re-run"), ("restore", "restore")]
-head = "| step | " + " | ".join("%s s (MiB/s, peak RSS MiB)" % t for t in tools)
 ratios = [t for t in ("restic", "borg") if t in tools and "permafrost" in tools]
-head += "".join(" | permafrost/%s time" % t for t in ratios) + " |"
-print(head)
+n = len(runs[(tools[0], "backup")])
+print("Median of %d run%s. Each cell: wall seconds (MiB/s) / CPU seconds (user+sys) / peak RSS MiB."
+      % (n, "" if n == 1 else "s"))
+print()
+print("| step | " + " | ".join(tools) + "".join(" | permafrost/%s wall (CPU)" % t for t in ratios) + " |")
 print("|" + "---|" * (1 + len(tools) + len(ratios)))
 for key, label in steps:
     cells = []
     for t in tools:
-        s, kib = val[(t, key)]
-        s = float(s)
-        cells.append("%.2f (%.0f, %.0f)" % (s, mib / s if s > 0 else 0, int(kib) / 1024))
+        w = med(t, key, 0)
+        cells.append("%.2f (%.0f) / %.1f / %.0f" % (w, mib / w if w > 0 else 0, med(t, key, 2),
+                                                     med(t, key, 1) / 1024))
     for t in ratios:
-        a, b = float(val[("permafrost", key)][0]), float(val[(t, key)][0])
-        cells.append("%.2f" % (a / b) if b > 0 else "-")
+        cells.append("%.2f (%.2f)" % (med("permafrost", key, 0) / med(t, key, 0),
+                                      med("permafrost", key, 2) / med(t, key, 2)))
     print("| %s | %s |" % (label, " | ".join(cells)))
-cells = ["%.0f MiB" % (int(val[(t, "repo")][0]) / 1048576) for t in tools]
-print("| repository size | %s |%s" % (" | ".join(cells), " - |" * len(ratios)))
+print("| repository size | %s |%s" % (" | ".join("%.0f MiB" % (med(t, "repo", 0) / 1048576) for t in tools),
+                                      " |" * len(ratios)))
+if n > 1:
+    print()
+    print("Wall seconds of every run:")
+    print()
+    for key, label in steps:
+        print("- %s: %s" % (label, "; ".join("%s %s" % (t, " ".join(r[0] for r in runs[(t, key)])) for t in tools)))
 EOF
 echo
 echo "data: $total_mib MiB of random bytes ($big_n x $big_mib MiB + $small_n x 1 MiB); $(nproc) cores;" \
