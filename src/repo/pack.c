@@ -141,7 +141,10 @@ int pf_packer_finish(pf_packer *pk, uint8_t pack_id[PF_ID_LEN], pf_err *err)
 
 void pf_packer_free(pf_packer *pk)
 {
-    pf_buf_free(&pk->data);
+    /* The pack holds only ciphertext (what the store receives): no need to wipe it, and
+     * pf_buf_free's wipe of the whole capacity would fault in the untouched half of a
+     * buffer that doubled past the pack size (+16 MiB resident per worker). */
+    free(pk->data.data);
     free(pk->entries);
     OPENSSL_cleanse(pk->key, sizeof pk->key);
     memset(pk, 0, sizeof *pk);
