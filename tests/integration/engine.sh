@@ -135,7 +135,6 @@ make_odd_tree() {
         mkdir sticky private
         printf 'in sticky\n' >sticky/in
         printf 'private\n' >private/file
-        printf 'no permissions\n' >mode0000
         if [ $ROOT = 1 ]; then
             printf 'owned\n' >owned
             chown 1234:5678 owned
@@ -155,7 +154,10 @@ make_odd_tree() {
         chmod 2755 setgid
         chmod 1777 sticky
         chmod 0700 private
-        chmod 0000 mode0000
+        if [ $ROOT = 1 ]; then # only root can read it back
+            printf 'no permissions\n' >mode0000
+            chmod 0000 mode0000
+        fi
         mkfifo fifo
         python3 -c 'import socket; socket.socket(socket.AF_UNIX).bind("sock")'
         # A path longer than PATH_MAX: 40 directories of 120-byte names, one cd at a time.
@@ -310,7 +312,7 @@ if s2.get("parent") != s1["id"]:
     print("parent is not the first snapshot"); ok = False
 if st["files"] - st["files_unchanged"] > 5:
     print("more than the 4 changed files were read"); ok = False
-if st["files_unchanged"] < 20:
+if st["files_unchanged"] < 15:
     print("too few unchanged files"); ok = False
 if not st["bytes_read"] * 50 < st["bytes"]:
     print("bytes_read is not much smaller than bytes"); ok = False
