@@ -192,6 +192,10 @@ static int repack(pruner *p, pf_saver *sv, const pf_index_file_pack *pk)
         const pf_blob_entry *e = &pk->entries[i];
         if (!idset_has(&p->used, e->id) || idset_has(&p->kept_blobs, e->id))
             continue;
+        if (idset_add(&p->kept_blobs, e->id) < 0) {
+            pf_err_set(p->err, PF_EGENERIC, "out of memory");
+            goto out;
+        }
         if ((uint64_t)e->offset + e->length > data.len) {
             pf_err_set(p->err, PF_ECORRUPT, "%s is shorter than its index says", key);
             goto out;
@@ -294,7 +298,12 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
             if (d == KEEP) {
                 st->packs_kept++;
                 for (size_t k = 0; k < pk->count; k++)
-                    idset_add(&p.kept_blobs, pk->entries[k].id);
+                    if (idset_has(&p.used, pk->entries[k].id) &&
+                        idset_add(&p.kept_blobs, pk->entries[k].id) < 0) {
+                        pf_index_file_free(&f);
+                        pf_err_set(err, PF_EGENERIC, "out of memory");
+                        goto out;
+                    }
             } else {
                 idset_add(&drop, pk->info.id);
                 if (d == DROP)
@@ -331,6 +340,7 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
     sv = pf_saver_new(r, 0, err);
     if (!sv)
         goto out;
+    pf_saver_set_untracked(sv); /* kept_blobs is the dedup set: no index of copies */
     for (size_t i = 0; i < p.index_files.n; i++) {
         pf_index_file f;
         if (load_index_file(&p, p.index_files.v[i], &f))
@@ -361,7 +371,10 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
             }
         }
         pf_index_file_free(&f);
-        if (out_file.npacks >= 1024) {
+        size_t entries = 0;
+        for (size_t k = 0; k < out_file.npacks; k++)
+            entries += out_file.packs[k].count;
+        if (out_file.npacks >= 64 || entries >= 100000) {
             if (pf_repo_save_index(r, &out_file, err))
                 goto out;
             pf_index_file_free(&out_file);

@@ -13,6 +13,9 @@
 /* An index file is written after this many new packs, so that an interrupted backup
  * leaves most of its work indexed. */
 #define PACKS_PER_INDEX 64
+/* ... or after this many blob entries, so that no index file (and no reader's decoding
+ * of it) grows large when blobs are tiny. */
+#define ENTRIES_PER_INDEX 100000
 
 typedef struct job {
     uint8_t id[PF_ID_LEN];
@@ -33,6 +36,8 @@ struct pf_saver {
     int failed;
     pf_err first_err;
     pf_index_file pending; /* packs uploaded but not yet in an index file */
+    size_t pending_entries;
+    int untracked;
     pf_saver_stats stats;
 };
 
@@ -53,8 +58,10 @@ static int write_index(pf_saver *s, pf_err *err)
     if (!s->pending.npacks)
         return 0;
     int rc = pf_repo_save_index(s->repo, &s->pending, err);
-    if (!rc)
+    if (!rc) {
         pf_index_file_free(&s->pending);
+        s->pending_entries = 0;
+    }
     return rc;
 }
 
@@ -71,9 +78,11 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     memcpy(p.info.id, pack_id, PF_ID_LEN);
     memcpy(p.info.salt, pk->salt, PF_SALT_LEN);
     pf_index_file one = {.packs = &p, .npacks = 1};
-    pthread_mutex_lock(&s->repo->mu);
-    pf_index_merge(s->repo->index, &one);
-    pthread_mutex_unlock(&s->repo->mu);
+    if (!s->untracked) {
+        pthread_mutex_lock(&s->repo->mu);
+        pf_index_merge(s->repo->index, &one);
+        pthread_mutex_unlock(&s->repo->mu);
+    }
 
     pthread_mutex_lock(&s->mu);
     pf_index_file_pack *np = realloc(s->pending.packs, (s->pending.npacks + 1) * sizeof *np);
@@ -83,12 +92,13 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     }
     s->pending.packs = np;
     s->pending.packs[s->pending.npacks++] = p;
+    s->pending_entries += p.count;
     pk->entries = NULL; /* now owned by pending */
     pk->count = pk->cap = 0;
     s->stats.packs++;
     s->stats.bytes_stored += pk->data.len;
     int rc = 0;
-    if (s->pending.npacks >= PACKS_PER_INDEX)
+    if (s->pending.npacks >= PACKS_PER_INDEX || s->pending_entries >= ENTRIES_PER_INDEX)
         rc = write_index(s, err);
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -118,6 +128,10 @@ static void *worker(void *arg)
         if (!have_packer) {
             rc = pf_packer_init(&pk, &s->repo->keys, s->repo->zstd_level, &e);
             have_packer = rc == 0;
+            /* A pack ends after the blob that crosses pack_size: room for that up front,
+             * or the buffer would double past it. */
+            if (have_packer)
+                pf_buf_reserve(&pk.data, s->repo->pack_size + s->repo->chunker.max + 65536);
         }
         if (!rc)
             rc = pf_packer_add(&pk, j.id, j.type, j.data, j.len, &e);
@@ -180,9 +194,12 @@ int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id
 {
     pf_blob_id(&s->repo->keys, p, n, id_out);
     pf_blob_loc pending = {.pack = PF_PACK_PENDING, .type = type};
-    pthread_mutex_lock(&s->repo->mu);
-    int is_new = pf_index_add(s->repo->index, id_out, &pending);
-    pthread_mutex_unlock(&s->repo->mu);
+    int is_new = 1;
+    if (!s->untracked) {
+        pthread_mutex_lock(&s->repo->mu);
+        is_new = pf_index_add(s->repo->index, id_out, &pending);
+        pthread_mutex_unlock(&s->repo->mu);
+    }
 
     pthread_mutex_lock(&s->mu);
     s->stats.blobs_seen++;
@@ -221,6 +238,11 @@ int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id
     pthread_cond_signal(&s->not_empty);
     pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+void pf_saver_set_untracked(pf_saver *s)
+{
+    s->untracked = 1;
 }
 
 void pf_saver_adopt(pf_saver *s, pf_index_file *f)

@@ -25,6 +25,10 @@ pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err);
  * saver already has it. The data is copied when needed. */
 int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id_out[PF_ID_LEN],
                   pf_err *err);
+/* Makes the saver store every blob handed in without consulting or filling the
+ * repository's in-memory index (the caller dedups, as prune does), so memory does not
+ * grow with the blobs saved. Call before the first save. */
+void pf_saver_set_untracked(pf_saver *s);
 /* Adds packs found by pf_repo_index_orphan_packs to the index file this saver writes.
  * Takes ownership of f's packs. */
 void pf_saver_adopt(pf_saver *s, pf_index_file *f);
