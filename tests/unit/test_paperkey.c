@@ -129,7 +129,7 @@ static void test_layout(void **state)
         for (size_t r = 1; r <= rows; r++) {
             char *e = strchr(line, '\n');
             assert_int_equal(e - line, 4 + 19 + 2 + 4);
-            char label[8];
+            char label[32];
             snprintf(label, sizeof label, "%2zu: ", r);
             assert_memory_equal(line, label, 4);
             line = e + 1;

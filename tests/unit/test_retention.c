@@ -595,7 +595,7 @@ static void test_unlimited_keeps_one_per_bucket(void **state)
     /* 100 snapshots, one every 6 hours: daily=-1 keeps exactly one per day (25 days) plus
      * nothing else; the oldest is its day's only kept one only if it is the newest of it. */
     pf_retention_snapshot s[100];
-    char ids[100][8];
+    char ids[100][16];
     for (int i = 0; i < 100; i++) {
         snprintf(ids[i], sizeof ids[i], "s%d", i);
         s[i] = (pf_retention_snapshot){ids[i], 1700006400 + (int64_t)i * 6 * 3600, "h", NULL, 0};
