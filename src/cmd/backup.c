@@ -107,6 +107,7 @@ int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char *
         return -1;
     }
     pf_saver_adopt(b->saver, &orphans);
+    pf_saver_adopt(b->saver, &r->recovered);
     b->arch = pf_archiver_new(r, b->saver, parent ? parent->tree : NULL, err);
     pf_snapshots_free(all, n);
     if (!b->arch)

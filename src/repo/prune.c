@@ -102,15 +102,72 @@ typedef struct pruner {
     pf_err *err;
 } pruner;
 
+/* Loads an index file. A damaged one reads as empty (its packs were re-indexed from
+ * their headers before pass 1, and it is replaced like every other index file). */
 static int load_index_file(pruner *p, const char *id, pf_index_file *f)
 {
     pf_buf plain = PF_BUF_INIT;
-    int rc = pf_repo_load_object(p->r, "index", id, &plain, p->err);
+    pf_err e = {0};
+    int rc = pf_repo_load_object(p->r, "index", id, &plain, &e);
     if (!rc)
-        rc = pf_index_file_decode(plain.data, plain.len, f, p->err);
+        rc = pf_index_file_decode(plain.data, plain.len, f, &e);
     pf_buf_free(&plain);
-    if (rc)
+    if (rc && e.code == PF_ECORRUPT) {
+        memset(f, 0, sizeof *f);
+        return 0;
+    }
+    if (rc) {
+        *p->err = e;
         pf_err_prefix(p->err, "prune: index %.12s (run 'permafrost check')", id);
+    }
+    return rc;
+}
+
+/* When an index file is damaged, the packs only it listed would look unindexed and be
+ * deleted: first write a new index file for every pack no readable index lists. */
+static int recover_damaged(pruner *p)
+{
+    pf_repo *r = p->r;
+    int damaged = 0;
+    pf_index_free(r->index);
+    r->index = pf_index_new();
+    for (size_t i = 0; i < p->index_files.n; i++) {
+        pf_buf plain = PF_BUF_INIT;
+        pf_index_file f;
+        pf_err e = {0};
+        int rc = pf_repo_load_object(r, "index", p->index_files.v[i], &plain, &e);
+        if (!rc)
+            rc = pf_index_file_decode(plain.data, plain.len, &f, &e);
+        pf_buf_free(&plain);
+        if (rc) {
+            if (e.code != PF_ECORRUPT) {
+                *p->err = e;
+                return -1;
+            }
+            pf_warn("index %.12s is damaged: re-indexing packs from their headers",
+                    p->index_files.v[i]);
+            damaged = 1;
+            continue;
+        }
+        for (size_t j = 0; j < f.npacks; j++)
+            pf_index_add_pack(r->index, f.packs[j].info.id, f.packs[j].info.salt);
+        pf_index_file_free(&f);
+    }
+    if (!damaged)
+        return 0;
+    pf_index_file found = {0};
+    int rc = pf_repo_index_orphan_packs(r, &found, p->err);
+    if (!rc && found.npacks) {
+        char id[PF_HEX_ID_LEN + 1];
+        pf_buf plain = PF_BUF_INIT;
+        pf_index_file_encode(&found, &plain);
+        rc = pf_repo_save_object(r, "index", plain.data, plain.len, id, p->err);
+        pf_buf_free(&plain);
+        if (!rc)
+            rc = add_id(id, &p->index_files) ? pf_err_set(p->err, PF_EGENERIC, "out of memory")
+                                              : 0;
+    }
+    pf_index_file_free(&found);
     return rc;
 }
 
@@ -253,6 +310,8 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         goto out;
     }
     if (pf_repo_list_objects(r, "index", add_id, &p.index_files, err))
+        goto out;
+    if (!o->dry_run && recover_damaged(&p))
         goto out;
 
     /* Pass 1: an index of tree blobs only, enough to walk every snapshot. */

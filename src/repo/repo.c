@@ -45,6 +45,7 @@ void pf_repo_free(pf_repo *r)
         return;
     pf_store_free(r->store);
     pf_index_free(r->index);
+    pf_index_file_free(&r->recovered);
     free(r->cache_dir);
     pthread_mutex_destroy(&r->mu);
     OPENSSL_cleanse(r, sizeof *r);
@@ -350,7 +351,10 @@ static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *ma
         }
     }
     if (!opened) {
-        pf_err_set(err, PF_EAUTH, "wrong passphrase for repository %s", store->location);
+        pf_err_set(err, PF_EAUTH,
+                   "wrong passphrase for repository %s (or its key files are damaged: "
+                   "'permafrost key import --paper' recovers access)",
+                   store->location);
         goto fail;
     }
 derive:
@@ -604,6 +608,7 @@ typedef struct load_index_ctx {
     pf_repo *r;
     pf_err *err;
     int failed;
+    int damaged;
 } load_index_ctx;
 
 static int load_one_index(const char *id, void *vctx)
@@ -611,9 +616,20 @@ static int load_one_index(const char *id, void *vctx)
     load_index_ctx *c = vctx;
     pf_buf plain = PF_BUF_INIT;
     pf_index_file f;
-    if (pf_repo_load_object(c->r, "index", id, &plain, c->err) ||
-        pf_index_file_decode(plain.data, plain.len, &f, c->err)) {
+    pf_err e = {0};
+    if (pf_repo_load_object(c->r, "index", id, &plain, &e) ||
+        pf_index_file_decode(plain.data, plain.len, &f, &e)) {
         pf_buf_free(&plain);
+        if (e.code == PF_ECORRUPT) {
+            /* A damaged index file must not stop every backup: its packs still carry
+             * their own headers, from which the index is rebuilt below. */
+            pf_warn("index %.12s is damaged (%s); rebuilding from pack headers (run "
+                    "'permafrost check')",
+                    id, e.msg);
+            c->damaged = 1;
+            return 0;
+        }
+        *c->err = e;
         pf_err_prefix(c->err, "index %.12s", id);
         c->failed = 1;
         return 1;
@@ -630,8 +646,10 @@ int pf_repo_load_index(pf_repo *r, pf_err *err)
 {
     if (r->index_loaded)
         return 0;
-    load_index_ctx c = {r, err, 0};
+    load_index_ctx c = {r, err, 0, 0};
     if (pf_repo_list_objects(r, "index", load_one_index, &c, err) || c.failed)
+        return -1;
+    if (c.damaged && pf_repo_index_orphan_packs(r, &r->recovered, err))
         return -1;
     r->index_loaded = 1;
     return 0;
@@ -875,7 +893,14 @@ static int load_all_one(const char *id, void *vctx)
         c->v = v;
         c->cap = cap;
     }
-    if (load_snapshot_id(c->r, id, &c->v[c->n], c->err)) {
+    pf_err e = {0};
+    if (load_snapshot_id(c->r, id, &c->v[c->n], &e)) {
+        if (e.code == PF_ECORRUPT) {
+            /* One damaged snapshot must not hide the others or stop the next backup. */
+            pf_warn("skipping damaged snapshot %.8s: %s (run 'permafrost check')", id, e.msg);
+            return 0;
+        }
+        *c->err = e;
         c->failed = 1;
         return 1;
     }

@@ -33,6 +33,9 @@ typedef struct pf_repo {
     /* When set (remote stores), index files and snapshots are kept here once fetched:
      * they never change, their names are their hashes, and a damaged copy is refetched. */
     char *cache_dir;
+    /* Packs that only a damaged index file listed, re-read from their headers when the
+     * index was loaded: the next index file written (by backup) must list them again. */
+    pf_index_file recovered;
 } pf_repo;
 
 /* Uses <base>/<repository id>/ as the metadata cache (created as needed). */
