@@ -1,5 +1,6 @@
 /* permafrost: argv -> command table. Global options may appear before or after the
  * command name; everything else belongs to the command. */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,11 @@ static void apply_config_store_opts(void)
 
 int main(int argc, char **argv)
 {
+    /* Pack and chunk buffers are megabytes each: a fixed mmap threshold returns them to
+     * the system when freed (glibc's moving threshold would keep them in the heap), and
+     * few arenas keep worker threads from each holding their own high-water mark. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_ARENA_MAX, 4);
     pf_g.tty = isatty(STDERR_FILENO);
     pf_log_set_handler(log_handler);
     argc = take_globals(argc, argv);
