@@ -154,6 +154,7 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     mallopt(M_ARENA_MAX, 4);
     pf_g.tty = isatty(STDERR_FILENO);
+    pf_cli_handle_signals();
     pf_log_set_handler(log_handler);
     argc = take_globals(argc, argv);
     if (argc < 0)

@@ -1,6 +1,8 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <ini.h>
 #include <openssl/crypto.h>
@@ -294,13 +296,71 @@ double pf_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Locks this process holds, so that an interrupted run (Ctrl-C, systemctl stop) removes
+ * them instead of leaving them to go stale. Released locks stay listed: abandoning a
+ * released lock removes an object that is already gone, which is harmless... except that
+ * the pointer is freed, so release goes through pf_cli_unlock. */
+#define MAX_HELD 4
+static struct pf_lock *held[MAX_HELD];
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+
 struct pf_lock *pf_cli_lock(pf_repo *r, bool exclusive, const char *command, pf_err *err)
 {
     const char *v = getenv("PERMAFROST_LOCK_WAIT");
     if (!v || !*v)
         v = pf_config_get("lock_wait");
     double wait = v && *v ? atof(v) : 30;
-    return pf_lock_acquire(r, exclusive, command, wait, err);
+    struct pf_lock *l = pf_lock_acquire(r, exclusive, command, wait, err);
+    pthread_mutex_lock(&held_mu);
+    for (int i = 0; l && i < MAX_HELD; i++)
+        if (!held[i]) {
+            held[i] = l;
+            break;
+        }
+    pthread_mutex_unlock(&held_mu);
+    return l;
+}
+
+void pf_cli_unlock(struct pf_lock *l)
+{
+    if (!l)
+        return;
+    pthread_mutex_lock(&held_mu);
+    for (int i = 0; i < MAX_HELD; i++)
+        if (held[i] == l)
+            held[i] = NULL;
+    pthread_mutex_unlock(&held_mu);
+    pf_lock_release(l);
+}
+
+static void *signal_waiter(void *arg)
+{
+    sigset_t *set = arg;
+    int sig = 0;
+    if (sigwait(set, &sig))
+        return NULL;
+    pthread_mutex_lock(&held_mu);
+    for (int i = 0; i < MAX_HELD; i++)
+        pf_lock_abandon(held[i]);
+    pf_progress_done();
+    fprintf(stderr, "permafrost: interrupted by %s: no snapshot was written by this run; "
+                    "what was uploaded is reused next time\n",
+            strsignal(sig));
+    _exit(128 + sig);
+}
+
+void pf_cli_handle_signals(void)
+{
+    static sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    /* Every thread started later inherits the mask; children get a clean one (exec.c). */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, signal_waiter, &set) == 0)
+        pthread_detach(t);
 }
 
 int pf_cli_workers(const pf_repo *r)

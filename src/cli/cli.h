@@ -64,6 +64,10 @@ pf_repo *pf_cli_open_repo(pf_err *err);
 /* Takes the repository lock; waits up to $PERMAFROST_LOCK_WAIT / config lock_wait seconds
  * (default 30) for a conflicting holder. */
 struct pf_lock *pf_cli_lock(pf_repo *r, bool exclusive, const char *command, pf_err *err);
+/* Releases a lock taken with pf_cli_lock. NULL is fine. */
+void pf_cli_unlock(struct pf_lock *l);
+/* SIGINT/SIGTERM/SIGHUP: remove held locks, say what happened, exit 128+signal. */
+void pf_cli_handle_signals(void);
 
 /* Parallel transfers for r: --connections, else 4 for a remote store, else 0 (the
  * saver's and restorer's own default for the machine). */

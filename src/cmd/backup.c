@@ -172,7 +172,7 @@ void pf_backup_end(pf_backup_run *b)
     pf_archiver_free(b->arch);
     pf_saver_free(b->saver);
     pf_snapshot_free(&b->snap);
-    pf_lock_release(b->lock);
+    pf_cli_unlock(b->lock);
     b->lock = NULL;
     b->arch = NULL;
     b->saver = NULL;

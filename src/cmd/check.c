@@ -88,7 +88,7 @@ int cmd_check(int argc, char **argv)
     pf_check_result res;
     struct pf_lock *lock = pf_cli_lock(r, false, "check", &err);
     if (!lock || pf_check(r, &o, report, problems, &res, &err)) {
-        pf_lock_release(lock);
+        pf_cli_unlock(lock);
         cJSON_Delete(problems);
         pf_repo_free(r);
         return pf_cli_fail(&err);
@@ -120,7 +120,7 @@ int cmd_check(int argc, char **argv)
         printf(res.errors ? "repository DAMAGED: %llu problem%s\n" : "no damage found\n",
                (unsigned long long)res.errors, res.errors == 1 ? "" : "s");
     }
-    pf_lock_release(lock);
+    pf_cli_unlock(lock);
     pf_repo_free(r);
     return res.errors ? PF_EXIT_DAMAGED : PF_EXIT_OK;
 }

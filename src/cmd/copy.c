@@ -360,8 +360,8 @@ out:
     pf_buf_free(&cp.buf);
     pf_snapshots_free(all, n);
     pf_snapshots_free(have, nhave);
-    pf_lock_release(ld);
-    pf_lock_release(ls);
+    pf_cli_unlock(ld);
+    pf_cli_unlock(ls);
     pf_repo_free(dst);
     pf_repo_free(src);
     return rc;

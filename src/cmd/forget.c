@@ -106,7 +106,7 @@ int cmd_prune(int argc, char **argv)
         return pf_cli_fail(&err);
     }
     int rc = run_prune(r, max_unused, dry);
-    pf_lock_release(l);
+    pf_cli_unlock(l);
     pf_repo_free(r);
     return rc;
 }
@@ -302,7 +302,7 @@ out:
     free(rs);
     pf_retention_result_free(&res);
     pf_snapshots_free(all, n);
-    pf_lock_release(l);
+    pf_cli_unlock(l);
     pf_repo_free(r);
     return rc;
 }

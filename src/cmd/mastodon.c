@@ -561,7 +561,7 @@ int cmd_restore_mastodon(int argc, char **argv)
     int rc = PF_EXIT_OK;
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
     if (!lock || pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
-        pf_lock_release(lock);
+        pf_cli_unlock(lock);
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }
@@ -740,7 +740,7 @@ out:
     pf_node_free(&n_rdb);
     pf_node_free(&n_media);
     pf_snapshot_free(&s);
-    pf_lock_release(lock);
+    pf_cli_unlock(lock);
     pf_repo_free(r);
     return rc;
 }

@@ -55,7 +55,7 @@ int cmd_restore(int argc, char **argv)
     pf_snapshot s;
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
     if (!lock || pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
-        pf_lock_release(lock);
+        pf_cli_unlock(lock);
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }
@@ -101,7 +101,7 @@ int cmd_restore(int argc, char **argv)
         rc = PF_EXIT_INCOMPLETE;
 out:
     pf_snapshot_free(&s);
-    pf_lock_release(lock);
+    pf_cli_unlock(lock);
     pf_repo_free(r);
     return rc;
 }

@@ -292,6 +292,18 @@ void pf_lock_release(pf_lock *l)
     free(l);
 }
 
+void pf_lock_abandon(pf_lock *l)
+{
+    if (!l)
+        return;
+    char id[PF_HEX_ID_LEN + 1];
+    pthread_mutex_lock(&l->mu);
+    memcpy(id, l->info.id, sizeof id);
+    l->stop = 1;
+    pthread_mutex_unlock(&l->mu);
+    remove_lock(l->r, id);
+}
+
 int pf_lock_list(pf_repo *r, void (*cb)(const pf_lock_info *li, void *ctx), void *ctx,
                  pf_err *err)
 {

@@ -32,6 +32,10 @@ pf_lock *pf_lock_acquire(pf_repo *r, bool exclusive, const char *command, double
 /* Stops refreshing and removes the lock. NULL is fine. */
 void pf_lock_release(pf_lock *l);
 
+/* For a process about to exit on a signal: removes the lock object now, without
+ * stopping the refresher (the process ends right after). */
+void pf_lock_abandon(pf_lock *l);
+
 /* Lists the locks; cb gets each (stale ones flagged). */
 int pf_lock_list(pf_repo *r, void (*cb)(const pf_lock_info *li, void *ctx), void *ctx,
                  pf_err *err);
