@@ -66,8 +66,13 @@ static int again(retry_store *r, const char *op, const char *key, int attempt, p
         return 0;
     }
     long ms = backoff_ms(r, attempt);
-    pf_warn("%s %s: %s (attempt %d of %d, retrying in %.1f s)", op, key ? key : "", err->msg,
-            attempt, r->attempts, (double)ms / 1000.0);
+    /* Drivers often name the operation and key themselves ("put data/ab/..: ..."): say it
+     * once. */
+    char what[1100];
+    snprintf(what, sizeof what, "%s %s: ", op, key ? key : "");
+    pf_warn("%s%s (attempt %d of %d, retrying in %.1f s)",
+            strncmp(err->msg, what, strlen(what)) ? what : "", err->msg, attempt, r->attempts,
+            (double)ms / 1000.0);
     sleep_ms(ms);
     return 1;
 }
