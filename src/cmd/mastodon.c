@@ -336,6 +336,16 @@ int cmd_backup_mastodon(int argc, char **argv)
             failed = "redis";
             goto component_failed;
         }
+        /* Sidekiq's queues may live in a Redis of their own: that one matters most. */
+        pf_redis_info sinfo;
+        memset(&sinfo, 0, sizeof sinfo);
+        redis_job sjob = {&env.sidekiq_redis, &sinfo};
+        if (env.sidekiq_redis_separate &&
+            stream_component(b.arch, d, "sidekiq.rdb", produce_rdb, &sjob, &err)) {
+            pf_dir_abort(d);
+            failed = "redis (sidekiq)";
+            goto component_failed;
+        }
         if (pf_dir_end(b.arch, d, NULL, &err)) {
             failed = "redis";
             goto component_failed;
@@ -553,7 +563,8 @@ int cmd_restore_mastodon(int argc, char **argv)
     if (!r)
         return pf_cli_fail(&err);
     pf_snapshot s;
-    pf_node n_env = {0}, n_globals = {0}, n_dump = {0}, n_rdb = {0}, n_media = {0};
+    pf_node n_env = {0}, n_globals = {0}, n_dump = {0}, n_rdb = {0}, n_media = {0},
+            n_sidekiq = {0};
     pf_mastodon_env env = {0};
     pf_buf envtext = PF_BUF_INIT;
     pf_source *src_g = NULL, *src_d = NULL, *src_r = NULL;
@@ -587,6 +598,12 @@ int cmd_restore_mastodon(int argc, char **argv)
         pf_err_prefix(&err, "database");
         rc = pf_cli_fail(&err);
         goto out;
+    }
+    {
+        pf_err ignored = {0};
+        if (!(only & C_REDIS) || !env.sidekiq_redis_separate ||
+            pf_lookup_path(r, s.tree, "redis/sidekiq.rdb", &n_sidekiq, &ignored))
+            memset(&n_sidekiq, 0, sizeof n_sidekiq);
     }
     if ((only & C_REDIS) && pf_lookup_path(r, s.tree, "redis/dump.rdb", &n_rdb, &err)) {
         pf_err_prefix(&err, "redis");
@@ -634,6 +651,11 @@ int cmd_restore_mastodon(int argc, char **argv)
     }
     if ((only & C_DB) && pf_pg_restore_check(&po, &err)) {
         prefix_component(&err, "restore", "postgres");
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if (n_sidekiq.type && !force && pf_redis_check_empty(&env.sidekiq_redis, &err)) {
+        prefix_component(&err, "restore", "redis (sidekiq)");
         rc = pf_cli_fail(&err);
         goto out;
     }
@@ -702,6 +724,19 @@ int cmd_restore_mastodon(int argc, char **argv)
             rc = pf_cli_fail(&err);
             goto out;
         }
+        if (n_sidekiq.type) {
+            pf_source *src_s = pf_node_source_new(r, &n_sidekiq);
+            pf_info("redis: loading Sidekiq's own Redis");
+            int failed = !src_s || pf_redis_load_rdb(&env.sidekiq_redis, src_s,
+                                                     (int64_t)n_sidekiq.size, &rinfo_restore,
+                                                     &err);
+            pf_node_source_free(src_s);
+            if (failed) {
+                prefix_component(&err, "restore", "redis (sidekiq)");
+                rc = pf_cli_fail(&err);
+                goto out;
+            }
+        }
     }
     pf_progress_done();
     if (pf_g.json) {
@@ -739,6 +774,7 @@ out:
     pf_node_free(&n_dump);
     pf_node_free(&n_rdb);
     pf_node_free(&n_media);
+    pf_node_free(&n_sidekiq);
     pf_snapshot_free(&s);
     pf_cli_unlock(lock);
     pf_repo_free(r);

@@ -28,9 +28,21 @@ pg_start() {
         -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 >"$dir/pgrun/initdb.log" 2>&1 ||
         { cat "$dir/pgrun/initdb.log" >&2; return 1; }
     rm -f "$pwfile"
-    harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pgrun/pg.log" -w -t 60 \
-        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start >/dev/null || { cat "$dir/pgrun/pg.log" >&2; return 1; }
+    # A port that looked free may be taken by the time the server binds it (other jobs on
+    # the machine): try again on another one.
+    local fixed=${2:-} attempt
+    for attempt in 1 2 3 4 5; do
+        if harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pgrun/pg.log" -w -t 60 \
+            -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            start >/dev/null; then
+            break
+        fi
+        if [ -n "$fixed" ] || [ "$attempt" = 5 ] || ! grep -q "Address already in use" "$dir/pgrun/pg.log"; then
+            cat "$dir/pgrun/pg.log" >&2
+            return 1
+        fi
+        port=$(harness_free_port) || return 1
+    done
     harness_on_exit "pg_kill '$dir'"
     PG_PORT=$port
     PG_SOCK=$dir/pgrun
