@@ -258,7 +258,7 @@ int cmd_backup(int argc, char **argv)
         if (!strcmp(name, "/") || !*name)
             name = "root";
         if (pf_archive_path(b.arch, pf_archiver_root(b.arch), name, abs[i], NULL, &err)) {
-            pf_err_prefix(&err, "backup");
+            pf_err_prefix(&err, "backup failed, no snapshot written");
             rc = pf_cli_fail(&err);
             goto out;
         }
