@@ -116,9 +116,23 @@ variant() {
 }
 
 # ---- servers ------------------------------------------------------------------------------
-OLD=$T/old NEW=$T/new
-mastodon_up "$OLD" >/dev/null 2>&1 || die "cannot start the source server"
-mastodon_blank "$NEW" >/dev/null 2>&1 || die "cannot start the blank target servers"
+# started3 VAR FUNCTION BASE [ARGS...]: FUNCTION BASE.N ARGS for N = 1, 2, 3 until one starts
+# (a port the harness found free can be taken by another job, or by an outgoing
+# connection's ephemeral port, before the server binds it); VAR is set to the directory.
+started3() {
+    local var=$1 fn=$2 base=$3 n
+    shift 3
+    for n in 1 2 3; do
+        if "$fn" "$base.$n" "$@" >"$T/start.log" 2>&1; then
+            printf -v "$var" '%s' "$base.$n"
+            return 0
+        fi
+        echo "     (could not start $fn in $base.$n, retrying: $(grep -m1 -i 'in use\|error\|fail' "$T/start.log"))"
+    done
+    return 1
+}
+started3 OLD mastodon_up "$T/old" || die "cannot start the source server"
+started3 NEW mastodon_blank "$T/new" || die "cannot start the blank target servers"
 OLD_PGPORT=$(. "$OLD/pg.env" && echo "$PG_PORT")
 SECRET_KEY_BASE=$(sed -n 's/^SECRET_KEY_BASE=//p' "$OLD/live/.env.production")
 OTP_SECRET=$(sed -n 's/^OTP_SECRET=//p' "$OLD/live/.env.production")
@@ -361,8 +375,7 @@ run ls-s3 pf ls "$(jget "$OUT" 'd["id"]')"
 hasnt "S3: no media in the snapshot" "/media"
 
 # ---- a Redis that refuses SYNC (ACL user without +sync/+psync) ---------------------------------------
-R2=$T/redis-acl
-redis_start "$R2" --user backup backup-pw '~*' '&*' '+@all' -sync -psync >/dev/null 2>&1 || die "cannot start the ACL Redis"
+started3 R2 redis_start "$T/redis-acl" --user backup backup-pw '~*' '&*' '+@all' -sync -psync || die "cannot start the ACL Redis"
 R2_PORT=$(. "$R2/redis.env" && echo "$REDIS_PORT")
 {
     echo "LPUSH queue:default job1 job2 job3"
@@ -379,10 +392,11 @@ if [ $RC = 0 ]; then
         fail "Redis method: $(jget "$OUT" 'd["components"]["redis"]')"
     has "Redis refusing SYNC: warns about the fallback" "BGSAVE" "$ERR"
     # The RDB it took, loaded by a fresh redis-server, holds the same data.
-    R3=$T/redis-check
-    mkdir -p "$R3/redis"
-    "$PF" --repo "$REPO" dump "$(jget "$OUT" 'd["id"]')" redis/dump.rdb >"$R3/redis/dump.rdb" 2>"$L/dump-rdb.err"
-    redis_start "$R3" >/dev/null 2>&1 || fail "the BGSAVE RDB does not load into redis-server"
+    "$PF" --repo "$REPO" dump "$(jget "$OUT" 'd["id"]')" redis/dump.rdb >"$T/bgsave.rdb" 2>"$L/dump-rdb.err"
+    redis-check-rdb "$T/bgsave.rdb" >"$T/check-rdb.log" 2>&1 && ok "BGSAVE RDB passes redis-check-rdb" ||
+        { fail "BGSAVE RDB fails redis-check-rdb"; tail -5 "$T/check-rdb.log" | sed 's/^/     | /'; }
+    rdb_into() { mkdir -p "$1/redis" && cp "$T/bgsave.rdb" "$1/redis/dump.rdb" && redis_start "$1"; }
+    started3 R3 rdb_into "$T/redis-check" || fail "the BGSAVE RDB does not load into redis-server"
     [ "$(redis_cli "$R3" debug digest)" = "$(redis_cli "$R2" debug digest)" ] && ok "BGSAVE RDB holds the same data" ||
         fail "BGSAVE RDB digest differs"
     redis_stop "$R3"
