@@ -577,18 +577,30 @@ int cmd_restore_mastodon(int argc, char **argv)
         return pf_cli_fail(&err);
     }
     double started = pf_now();
-    /* The restored server's settings come from the snapshot's own .env.production. */
-    if (pf_lookup_path(r, s.tree, "secrets/.env.production", &n_env, &err)) {
-        pf_err_prefix(&err, "snapshot %.8s holds no Mastodon secrets (was it taken with "
-                            "--live?)", s.id);
-        rc = pf_cli_fail(&err);
-        goto out;
-    }
-    if (load_text(r, &n_env, &envtext, &err) ||
-        pf_mastodon_env_parse((const char *)envtext.data, envtext.len, &env, &err)) {
-        pf_err_prefix(&err, "snapshot's .env.production");
-        rc = pf_cli_fail(&err);
-        goto out;
+    /* The restored server's settings come from the snapshot's own .env.production; a
+     * snapshot taken with --only (no secrets) uses the one already in the target. */
+    int have_secrets = pf_lookup_path(r, s.tree, "secrets/.env.production", &n_env, &err) == 0;
+    if (have_secrets) {
+        if (load_text(r, &n_env, &envtext, &err) ||
+            pf_mastodon_env_parse((const char *)envtext.data, envtext.len, &env, &err)) {
+            pf_err_prefix(&err, "snapshot's .env.production");
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+    } else {
+        pf_mastodon_env_free(&env);
+        memset(&env, 0, sizeof env);
+        if (pf_mastodon_env_load(live, &env, &err)) {
+            pf_err_prefix(&err, "snapshot %.8s holds no secrets (taken with --only) and "
+                                "the target has no .env.production to take the settings from",
+                          s.id);
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+        if (only & C_SECRETS) {
+            pf_info("snapshot %.8s holds no secrets: using %s/.env.production", s.id, live);
+            only &= ~(unsigned)C_SECRETS;
+        }
     }
     media_root = resolve_media_root(&env, live);
     char name[512];
