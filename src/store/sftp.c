@@ -688,7 +688,16 @@ static int sftp_get(pf_store *st, const char *key, uint64_t off, uint64_t len, p
     libssh2_sftp_seek64(h, off);
     uint64_t done = 0;
     while (done < n) {
-        size_t want = n - done > SFTP_IO_CHUNK ? SFTP_IO_CHUNK : (size_t)(n - done);
+        /* libssh2_sftp_read asks the server for up to 4 times the buffer it is given (its
+         * read-ahead) and throws away what is left when the handle closes: a range read
+         * given the whole range moved ~4x the bytes (restore of 1 GiB: 3.6 GB on the
+         * wire). A quarter of what is left keeps the read-ahead inside the range (down to
+         * 8 KiB, so the tail takes few calls). */
+        uint64_t left = n - done;
+        uint64_t want64 = (left + 3) / 4;
+        if (want64 < 8192)
+            want64 = left < 8192 ? left : 8192;
+        size_t want = want64 > SFTP_IO_CHUNK ? SFTP_IO_CHUNK : (size_t)want64;
         ssize_t r = libssh2_sftp_read(h, (char *)out->data + out->len, want);
         if (r < 0) {
             broken = sftp_fail(s, c, "read", path, &status, err);
