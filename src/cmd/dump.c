@@ -1,32 +1,15 @@
-#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fdsink.h"
 #include "repo/restorer.h"
 
 static const char dump_help[] =
     "usage: permafrost dump SNAPSHOT PATH\n\n"
     "Writes the bytes of one file of a snapshot to stdout, each block verified first,\n"
     "e.g. permafrost dump latest postgres/mastodon_production.dump | pg_restore ...\n";
-
-static int stdout_write(pf_sink *s, const void *p, size_t n, pf_err *err)
-{
-    (void)s;
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(STDOUT_FILENO, c, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return pf_err_sys(err, PF_EIO, "writing to stdout");
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 int cmd_dump(int argc, char **argv)
 {
@@ -56,14 +39,15 @@ int cmd_dump(int argc, char **argv)
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }
-    pf_sink out = {stdout_write, NULL};
+    pf_fd_sink out;
+    pf_fd_sink_init(&out, STDOUT_FILENO, "stdout");
     if (pf_lookup_path(r, s.tree, argv[optind + 1], &n, &err))
         rc = pf_cli_fail(&err);
     else if (n.type != PF_NODE_FILE) {
         pf_err_set(&err, PF_EUSAGE, "%s is not a regular file: use 'restore' for directories",
                    argv[optind + 1]);
         rc = pf_cli_fail(&err);
-    } else if (pf_node_write(r, &n, &out, &err)) {
+    } else if (pf_node_write(r, &n, &out.sink, &err)) {
         pf_err_prefix(&err, "dump %s", argv[optind + 1]);
         rc = pf_cli_fail(&err);
     }

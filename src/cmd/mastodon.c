@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fdsink.h"
 #include "common/log.h"
 #include "component/postgres.h"
 #include "component/redis.h"
@@ -422,28 +423,6 @@ static const char restore_live_help[] =
     "directory or a non-empty Redis unless --force; every check runs before anything\n"
     "changes. The admin connection defaults to the local socket as 'postgres'.\n";
 
-typedef struct fd_sink {
-    pf_sink sink;
-    int fd;
-} fd_sink;
-
-static int fd_write(pf_sink *s, const void *p, size_t n, pf_err *err)
-{
-    fd_sink *f = (fd_sink *)s;
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(f->fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return pf_err_sys(err, PF_EIO, "write");
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Writes the secrets file atomically with its recorded mode (and owner, as root). */
 static int restore_secrets(pf_repo *r, const pf_node *n, const char *live, pf_err *err)
 {
@@ -453,7 +432,8 @@ static int restore_secrets(pf_repo *r, const pf_node *n, const char *live, pf_er
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return pf_err_sys(err, PF_EIO, "cannot create %s", tmp);
-    fd_sink s = {{fd_write, NULL}, fd};
+    pf_fd_sink s;
+    pf_fd_sink_init(&s, fd, tmp);
     int rc = pf_node_write(r, n, &s.sink, err);
     if (!rc && geteuid() == 0 && fchown(fd, n->uid, n->gid))
         pf_warn("cannot give %s its owner: %s", path, strerror(errno));
