@@ -9,8 +9,13 @@ PREFIX ?= /usr/local
 BUILD ?= build
 CC ?= cc
 PKGS = libpq hiredis libzstd libcrypto libcurl libssh2 inih libcjson
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Asked of pkg-config on first use, not when the Makefile is read: `make check` and `make demo`
+# install the -dev packages (target deps) before anything is compiled, so on a fresh machine
+# the answer must come after that. A library still missing then stops the build, naming it.
+pkg_query = $(or $(shell pkg-config $(1) $(PKGS) 2>/dev/null),$(error pkg-config cannot find \
+  all of $(PKGS): run `make deps` (or scripts/install-deps.sh) as root to install them))
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_query,--cflags))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $(call pkg_query,--libs))$(PKG_LIBS)
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Isrc $(PKG_CFLAGS) -MMD -MP
 override LDLIBS += $(PKG_LIBS) -lpthread
@@ -73,7 +78,9 @@ fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
 	@set -e; for t in $^; do echo "== $$t (5 min)"; mkdir -p tests/fuzz/corpus-$$(basename $$t); \
 	  $$t -max_total_time=300 -max_len=65536 tests/fuzz/corpus-$$(basename $$t) tests/fuzz/seeds/$$(basename $$t); done
 
-demo: deps all
+# deps first, then a fresh make: the build must see what deps has just installed.
+demo: deps
+	$(MAKE) all
 	scripts/demo.sh
 
 install: permafrost
