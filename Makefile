@@ -65,20 +65,46 @@ asan-check:
 	  PERMAFROST=$(CURDIR)/build-asan/permafrost BUILD=build-asan tests/run-integration.sh
 
 FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS)
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC)
-	@mkdir -p build-fuzz
-	clang $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(LDLIBS)
+# The library is compiled once for all fuzzers (instrumented, not linked with libFuzzer's main).
+FUZZ_CFLAGS = -O1 -g -fsanitize=fuzzer-no-link,address,undefined -std=c11 -D_GNU_SOURCE -Isrc $(PKG_CFLAGS) -MMD -MP
+FUZZ_OBJ := $(LIB_SRC:%.c=build-fuzz/%.o)
+build-fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -c -o $@ $<
+build-fuzz/libpf.a: $(FUZZ_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libpf.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build-fuzz/libpf.a $(LDLIBS)
 
+# Every fuzzer for 10 s from the committed corpus and seeds; what it finds stays in build-fuzz/.
 fuzz-smoke: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
-	@set -e; for t in $^; do echo "== $$t (10 s)"; mkdir -p tests/fuzz/corpus-$$(basename $$t); \
-	  $$t -max_total_time=10 -max_len=65536 tests/fuzz/corpus-$$(basename $$t) tests/fuzz/seeds/$$(basename $$t) >/dev/null 2>&1 || { echo "fuzzer $$t found a crash"; exit 1; }; done
+	@set -e; for t in $^; do n=$$(basename $$t); echo "== $$t (10 s)"; mkdir -p build-fuzz/smoke-$$n tests/fuzz/corpus/$$n; \
+	  $$t -max_total_time=10 -max_len=65536 -artifact_prefix=build-fuzz/crash-$$n- build-fuzz/smoke-$$n \
+	    tests/fuzz/corpus/$$n tests/fuzz/seeds/$$n >build-fuzz/smoke-$$n.log 2>&1 || \
+	    { tail -30 build-fuzz/smoke-$$n.log; echo "fuzzer $$t found a crash"; exit 1; }; done
 
+# Long runs: FUZZ_TIME seconds per fuzzer (default 30 min; FUZZ_TARGETS="env tree" picks some),
+# growing the committed corpus in tests/fuzz/corpus/NAME. Crashes go to build-fuzz/crash-NAME-*;
+# fix them and add them to tests/fuzz/seeds/NAME. Each run's executions and coverage are
+# appended to build-fuzz/fuzz-stats.txt.
+FUZZ_TIME ?= 1800
 fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
-	@set -e; for t in $^; do echo "== $$t (5 min)"; mkdir -p tests/fuzz/corpus-$$(basename $$t); \
-	  $$t -max_total_time=300 -max_len=65536 tests/fuzz/corpus-$$(basename $$t) tests/fuzz/seeds/$$(basename $$t); done
+	@set -e; for t in $^; do n=$$(basename $$t); echo "== $$t ($(FUZZ_TIME) s)"; mkdir -p tests/fuzz/corpus/$$n; \
+	  $$t -max_total_time=$(FUZZ_TIME) -max_len=65536 -print_final_stats=1 -artifact_prefix=build-fuzz/crash-$$n- \
+	    tests/fuzz/corpus/$$n tests/fuzz/seeds/$$n >build-fuzz/$$n.log 2>&1 || { tail -30 build-fuzz/$$n.log; exit 1; }; \
+	  echo "$$n $$(date -u +%FT%TZ) time=$(FUZZ_TIME)s $$(grep -o 'stat::number_of_executed_units: *[0-9]*' build-fuzz/$$n.log | grep -o '[0-9]*$$') execs, \
+	  $$(grep -o 'cov: [0-9]* ft: [0-9]*' build-fuzz/$$n.log | tail -1), corpus $$(ls tests/fuzz/corpus/$$n | wc -l) files" \
+	  | tee -a build-fuzz/fuzz-stats.txt; done
+	@echo "corpora grew in tests/fuzz/corpus/; minimise before committing: make fuzz-merge"
 
-# deps first, then a fresh make: the build must see what deps has just installed.
+# Shrinks each committed corpus to the inputs that add coverage.
+fuzz-merge: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	@set -e; for t in $^; do n=$$(basename $$t); rm -rf build-fuzz/merge-$$n; mkdir -p build-fuzz/merge-$$n; \
+	  $$t -merge=1 -max_len=65536 build-fuzz/merge-$$n tests/fuzz/corpus/$$n tests/fuzz/seeds/$$n >/dev/null 2>&1; \
+	  rm -rf tests/fuzz/corpus/$$n; mv build-fuzz/merge-$$n tests/fuzz/corpus/$$n; \
+	  echo "$$n: $$(ls tests/fuzz/corpus/$$n | wc -l) inputs"; done
+
 demo: deps
 	$(MAKE) all
 	scripts/demo.sh
@@ -93,8 +119,8 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz permafrost
 
-.PHONY: all unit deps check asan-check fuzz fuzz-smoke demo install format clean
--include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d
+.PHONY: all unit deps check asan-check fuzz fuzz-smoke fuzz-merge demo install format clean
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(FUZZ_OBJ:.o=.d)
 
 # ---- component test helper: tests/tools/pfcomp.c, used by tests/integration/components.sh.
 # Built with `unit` so that it exists (with the same flags, ASan included) before the
