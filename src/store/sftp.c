@@ -527,6 +527,18 @@ static int sftp_fail(sftp_store *s, conn *c, const char *what, const char *path,
     return 1;
 }
 
+/* Closes an SFTP handle, which libssh2 frees only when the close completes or fails: a close
+ * on a dead session must still be made, or the handle leaks. On a session that is hung rather
+ * than reset, the close would wait for the server's reply until the timeout and then give up
+ * without freeing, so a broken session's socket is shut down first: the close then fails at
+ * once and frees the handle. */
+static void handle_close(conn *c, LIBSSH2_SFTP_HANDLE *h, int broken)
+{
+    if (broken && c->sock >= 0)
+        shutdown(c->sock, SHUT_RDWR);
+    libssh2_sftp_close_handle(h);
+}
+
 /* Creates each missing directory on the way to path's last component. Failures are
  * ignored: the operation that needed them reports what is really wrong. */
 static void mkdir_parents(conn *c, const char *path)
@@ -634,7 +646,7 @@ static int sftp_put(pf_store *st, const char *key, const void *data, size_t len,
     rc = 0;
 out:
     if (h)
-        libssh2_sftp_close_handle(h);
+        handle_close(c, h, broken);
     if (tmp_made && !broken)
         libssh2_sftp_unlink_ex(c->sftp, tmp, (unsigned)strlen(tmp));
     conn_put(s, c, broken);
@@ -722,8 +734,8 @@ out:
         out->len = start;
         out->data[start] = 0;
     }
-    if (h && !broken)
-        libssh2_sftp_close_handle(h);
+    if (h)
+        handle_close(c, h, broken);
     conn_put(s, c, broken);
     free(path);
     return rc;
@@ -874,8 +886,8 @@ out:
     rel->len = rlen;
     if (rel->data)
         rel->data[rlen] = 0;
-    if (h && !*broken)
-        libssh2_sftp_close_handle(h);
+    if (h)
+        handle_close(c, h, *broken);
     for (size_t i = 0; i < nsub; i++)
         free(subdirs[i]);
     free(subdirs);
