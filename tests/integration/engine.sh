@@ -535,13 +535,15 @@ part_badinput() {
     chmod 000 "$u/src/sub/locked"
     REPO=$u/repo
     if [ $ROOT = 1 ]; then
-        # root reads anything: run permafrost as nobody, owner of the repository
+        # root reads anything: run permafrost as nobody, owner of the repository. nobody may
+        # not reach the build tree (a clone in /root is 0700), so it runs a copy from here.
         local as=(runuser -u nobody --)
         mkdir "$REPO"
         chown nobody "$REPO"
         chmod 755 "$u" "$u/src" "$u/src/sub"
-        run 0 "${as[@]}" "$PF" --repo "$REPO" init
-        run 3 "${as[@]}" "$PF" --repo "$REPO" backup "$u/src"
+        install -m 755 "$PF" "$u/permafrost"
+        run 0 "${as[@]}" "$u/permafrost" --repo "$REPO" init
+        run 3 "${as[@]}" "$u/permafrost" --repo "$REPO" backup "$u/src"
     else
         run 0 pf init
         run 3 pf backup "$u/src"
