@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "repo/names.h"
 #include "repo/pack.h"
 
 typedef struct checker {
@@ -240,10 +241,8 @@ int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void
         goto out;
     pf_index *listed = pf_index_new();
     for (size_t i = 0; i < packs.n; i++) {
-        const char *base = strrchr(packs.keys[i], '/');
         uint8_t id[PF_ID_LEN];
-        base = base ? base + 1 : packs.keys[i];
-        if (strlen(base) != PF_HEX_ID_LEN || pf_unhex(base, id, PF_ID_LEN)) {
+        if (!pf_name_pack_key(packs.keys[i], id)) {
             problem(&c, 0, "%s: not a pack name (a temporary file?)", packs.keys[i]);
             continue;
         }
