@@ -313,7 +313,7 @@ static int read_key(pf_store *store, key_file *k, pf_err *err)
         (uint32_t)p != p || 128 * (uint64_t)n * (uint64_t)rr > PF_KDF_MAX_MEM ||
         (uint64_t)n * (uint64_t)rr * (uint64_t)p > PF_KDF_MAX_WORK) {
         pf_err_set(err, PF_ECORRUPT,
-                   "key file %s asks for scrypt N=%g r=%g p=%g, beyond what permafrost "
+                   "key file %s asks for scrypt N=%.10g r=%.10g p=%.10g, beyond what permafrost "
                    "accepts (N a power of two, memory at most %llu MiB, N*r*p at most %llu "
                    "times the default): skipped; remove it if you did not make it",
                    k->name, n, rr, p, PF_KDF_MAX_MEM >> 20,
