@@ -7,6 +7,7 @@
 
 #include "repo/names.h"
 #include "repo/pack.h"
+#include "store/internal.h"
 
 typedef struct checker {
     pf_repo *r;
@@ -243,7 +244,12 @@ int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void
     for (size_t i = 0; i < packs.n; i++) {
         uint8_t id[PF_ID_LEN];
         if (!pf_name_pack_key(packs.keys[i], id)) {
-            problem(&c, 0, "%s: not a pack name (a temporary file?)", packs.keys[i]);
+            /* The name comes from the store: printed only when it is a valid key (no
+             * control characters for the terminal). */
+            pf_err ke = {0};
+            problem(&c, 0, "%s: not a pack name (a temporary file?)",
+                    pf_store_check_key(packs.keys[i], &ke) ? "a key under data/"
+                                                             : packs.keys[i]);
             continue;
         }
         pf_blob_loc dummy = {0};
