@@ -124,6 +124,19 @@ static void test_names(void **state)
     assert_false(pf_name_pack_key(key, NULL));
     snprintf(key, sizeof key, "data/01/%sA", ID);
     assert_false(pf_name_pack_key(key, NULL));
+
+    /* A snapshot's parent is looked up among the snapshots' names: same shape. */
+    char snap[512];
+    pf_snapshot s;
+    pf_err err = {0};
+    snprintf(snap, sizeof snap,
+             "{\"version\":1,\"time_ns\":\"1\",\"tree\":\"%s\",\"parent\":\"%s\"}", ID, ID);
+    assert_int_equal(pf_snapshot_decode(snap, strlen(snap), &s, &err), 0);
+    assert_string_equal(s.parent, ID);
+    pf_snapshot_free(&s);
+    snprintf(snap, sizeof snap,
+             "{\"version\":1,\"time_ns\":\"1\",\"tree\":\"%s\",\"parent\":\"%s\"}", ID, bad[4]);
+    assert_int_equal(pf_snapshot_decode(snap, strlen(snap), &s, &err), -1);
 }
 
 static int parse(const char *text, pf_repo_config *c, pf_err *err)
