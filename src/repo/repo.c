@@ -41,6 +41,7 @@ static pf_repo *repo_alloc(pf_store *store)
     r->index = pf_index_new();
     pthread_mutex_init(&r->mu, NULL);
     r->zstd_level = 3;
+    r->cache_fd = -1;
     return r;
 }
 
@@ -52,6 +53,8 @@ void pf_repo_free(pf_repo *r)
     pf_index_free(r->index);
     pf_index_file_free(&r->recovered);
     free(r->cache_dir);
+    if (r->cache_fd >= 0)
+        close(r->cache_fd);
     pthread_mutex_destroy(&r->mu);
     OPENSSL_cleanse(r, sizeof *r);
     free(r);
@@ -612,6 +615,9 @@ void pf_repo_set_cache(pf_repo *r, const char *base)
 {
     free(r->cache_dir);
     r->cache_dir = NULL;
+    if (r->cache_fd >= 0)
+        close(r->cache_fd);
+    r->cache_fd = -1;
     if (!base || !*base)
         return;
     /* Guaranteed by pf_config_parse; checked again because the id becomes a path. */
@@ -629,12 +635,19 @@ void pf_repo_set_cache(pf_repo *r, const char *base)
     mkdir(path, 0700);
     /* The folder of this repository must be ours alone: cached files are trusted only
      * after they authenticate again, but a folder others can write would let them swap
-     * files under us (or point the folder elsewhere). */
+     * files under us. It is held open, and every file is reached from that descriptor,
+     * so a path swapped after this check (a parent others can write) cannot point the
+     * cache elsewhere. */
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
-    if (lstat(path, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022)) {
+    if (fd < 0 || fstat(fd, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 022)) {
         pf_warn("not using the cache %s: it is not a folder that only this user can write", path);
+        if (fd >= 0)
+            close(fd);
         return;
     }
+    r->cache_fd = fd;
     r->cache_dir = strdup(path);
 }
 
@@ -643,16 +656,18 @@ static int cacheable(const char *dir)
     return !strcmp(dir, "index") || !strcmp(dir, "snapshots");
 }
 
-static void cache_path(const pf_repo *r, const char *dir, const char *id, char *out, size_t n)
+/* The file name of an object in the cache folder; dir is one of ours, id of the exact
+ * shape (checked by the caller). */
+static void cache_name(const char *dir, const char *id, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%s-%s", r->cache_dir, dir, id);
+    snprintf(out, n, "%s-%s", dir, id);
 }
 
 static int cache_read(pf_repo *r, const char *dir, const char *id, pf_buf *out)
 {
-    char path[4400];
-    cache_path(r, dir, id, path, sizeof path);
-    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    char name[128];
+    cache_name(dir, id, name, sizeof name);
+    int fd = openat(r->cache_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
         return -1;
     struct stat st;
@@ -670,18 +685,19 @@ static int cache_read(pf_repo *r, const char *dir, const char *id, pf_buf *out)
 
 static void cache_drop(pf_repo *r, const char *dir, const char *id)
 {
-    char path[4400];
-    cache_path(r, dir, id, path, sizeof path);
-    unlink(path);
+    char name[128];
+    cache_name(dir, id, name, sizeof name);
+    unlinkat(r->cache_fd, name, 0);
 }
 
 /* Only called with bytes that have just authenticated (see pf_repo_load_object). */
 static void cache_write(pf_repo *r, const char *dir, const char *id, const pf_buf *b)
 {
-    char path[4400], tmp[4500];
-    cache_path(r, dir, id, path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    char name[128], tmp[160];
+    cache_name(dir, id, name, sizeof name);
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", name, (int)getpid());
+    /* O_EXCL: another thread of this process writing the same object skips it. */
+    int fd = openat(r->cache_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
     size_t done = 0;
@@ -695,8 +711,8 @@ static void cache_write(pf_repo *r, const char *dir, const char *id, const pf_bu
     }
     int ok = done == b->len;
     ok = (close(fd) == 0) && ok;
-    if (!ok || rename(tmp, path))
-        unlink(tmp);
+    if (!ok || renameat(r->cache_fd, tmp, r->cache_fd, name))
+        unlinkat(r->cache_fd, tmp, 0);
 }
 
 /* Checks sealed bytes against their name (1 when they do not match), then opens them
@@ -721,7 +737,7 @@ int pf_repo_load_object(pf_repo *r, const char *dir, const char *id, pf_buf *out
     if (!pf_name_is_id(id) || pf_unhex(id, want, PF_ID_LEN))
         return pf_err_set(err, PF_EUSAGE, "%s/%.80s: not an object id", dir, id);
     snprintf(name, sizeof name, "%s/%s", dir, id);
-    int use_cache = r->cache_dir && cacheable(dir);
+    int use_cache = r->cache_fd >= 0 && cacheable(dir);
     if (use_cache && cache_read(r, dir, id, &sealed) == 0) {
         /* A cached copy is trusted no more than the store: it must authenticate again. */
         pf_err e = {0};

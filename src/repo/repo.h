@@ -43,6 +43,7 @@ typedef struct pf_repo {
     /* When set (remote stores), index files and snapshots are kept here once fetched:
      * they never change, their names are their hashes, and a damaged copy is refetched. */
     char *cache_dir;
+    int cache_fd; /* cache_dir, held open (-1 when there is no cache) */
     /* Packs that only a damaged index file listed, re-read from their headers when the
      * index was loaded: the next index file written (by backup) must list them again. */
     pf_index_file recovered;

@@ -546,6 +546,24 @@ static void test_cache(void **state)
     pf_buf_free(&raw);
     pf_buf_free(&b);
 
+    /* The folder is held open: swapping its path for a symlink afterwards (a parent others
+     * could write) does not send cache files through it. */
+    char moved[600], elsewhere[600];
+    snprintf(moved, sizeof moved, "%s/moved", base);
+    snprintf(elsewhere, sizeof elsewhere, "%s/elsewhere", base);
+    assert_int_equal(mkdir(elsewhere, 0700), 0);
+    assert_int_equal(rename(dir, moved), 0);
+    assert_int_equal(symlink(elsewhere, dir), 0);
+    char third[PF_HEX_ID_LEN + 1];
+    assert_int_equal(pf_repo_save_object(r, "snapshots", "{\"y\":2}", 7, third, &err), 0);
+    assert_int_equal(pf_repo_load_object(r, "snapshots", third, &b, &err), 0);
+    assert_int_equal(count_files(elsewhere), 0);
+    snprintf(path, sizeof path, "%s/snapshots-%s", moved, third);
+    assert_int_equal(access(path, F_OK), 0);
+    pf_buf_reset(&b);
+    assert_int_equal(unlink(dir), 0);
+    assert_int_equal(rename(moved, dir), 0);
+
     /* A cache folder others can write is not used. */
     pf_repo_free(r);
     r = pf_repo_open(borrow(mem), "pw", &err);
