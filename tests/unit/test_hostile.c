@@ -560,7 +560,7 @@ static void test_cache(void **state)
     assert_int_equal(count_files(elsewhere), 0);
     snprintf(path, sizeof path, "%s/snapshots-%s", moved, third);
     assert_int_equal(access(path, F_OK), 0);
-    pf_buf_reset(&b);
+    pf_buf_free(&b);
     assert_int_equal(unlink(dir), 0);
     assert_int_equal(rename(moved, dir), 0);
 
