@@ -16,7 +16,8 @@
 #             files: refused
 #   v1        tests/fixtures/repo-v1 (written by format-1 permafrost): snapshots, ls,
 #             restore exactly, check --read-data, backup keeps format 1; upgrade adds the
-#             MAC; putting the old config back is then refused
+#             MAC and re-seals that passphrase, another passphrase still opens and
+#             key passwd re-seals it; putting the old config back is then refused
 # HOSTILE_PARTS="v1 keys" runs some parts only.
 set -uo pipefail
 
@@ -307,13 +308,27 @@ if part v1; then
     cmp -s "$V/config" "$SRC/tests/fixtures/repo-v1/config" && ok "v1: backup leaves config as it was (format 1)" ||
         fail "v1: backup rewrote config"
     say "v1: upgrade"
+    # a second passphrase, format 1 like the repository
+    printf 'second-passphrase\n' >"$T/second"
+    printf 'third-passphrase\n' >"$T/third"
+    run v1-keyadd pf --repo "$V" key add --new-password-file "$T/second"
+    rc_is 0 "v1: key add (a format-1 key)"
     run v1-upgrade pf --repo "$V" upgrade
     rc_is 0 "v1: upgrade"
     has "v1: upgrade prints the values it sealed" "chunker 524288/1048576/8388608, pack size 16777216"
     grep -q '"version":[[:space:]]*2' "$V/config" && grep -q '"mac"' "$V/config" &&
         ok "v1: config is now format 2 with a mac" || fail "v1: config after upgrade: $(cat "$V/config")"
-    [ "$(ls "$V/keys" | wc -l)" = 1 ] && grep -q '"version":[[:space:]]*2' "$V/keys/"* &&
-        ok "v1: the passphrase's key file is now version 2 (the old one removed)" || fail "v1: keys after upgrade: $(ls "$V/keys")"
+    [ "$(ls "$V/keys" | wc -l)" = 2 ] && [ "$(grep -l '"version":[[:space:]]*2' "$V/keys/"* | wc -l)" = 1 ] &&
+        ok "v1: the passphrase's key file is now version 2 (the old one removed), the other still 1" ||
+        fail "v1: keys after upgrade: $(ls "$V/keys")"
+    run v1-second env PERMAFROST_PASSWORD=second-passphrase "$PF" --repo "$V" snapshots
+    rc_is 0 "v1: the other passphrase (a format-1 key) still opens the upgraded repository"
+    run v1-passwd env PERMAFROST_PASSWORD=second-passphrase "$PF" --repo "$V" key passwd --new-password-file "$T/third"
+    rc_is 0 "v1: key passwd with it"
+    [ "$(grep -L '"version":[[:space:]]*2' "$V/keys/"* | wc -l)" = 0 ] &&
+        ok "v1: ... re-seals it as version 2: every key file is version 2 now" || fail "v1: a key of version 1 is left"
+    run v1-third env PERMAFROST_PASSWORD=third-passphrase "$PF" --repo "$V" snapshots
+    rc_is 0 "v1: the new passphrase opens"
     run v1-upgrade2 pf --repo "$V" upgrade
     rc_is 0 "v1: upgrade again"
     has "v1: ... has nothing to do" "already of format 2"
