@@ -28,6 +28,7 @@ static const struct cmd_struct commands[] = {
     {"unlock", cmd_unlock, "remove stale locks (--force: every lock)"},
     {"copy", cmd_copy, "copy snapshots into another repository (--to URL)"},
     {"key", cmd_key, "list, add, remove, change passphrases; paper export/import"},
+    {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)"},
 };
 
 static void usage(FILE *f)

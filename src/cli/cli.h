@@ -118,6 +118,7 @@ int cmd_prune(int argc, char **argv);
 int cmd_unlock(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
+int cmd_upgrade(int argc, char **argv);
 int cmd_backup_mastodon(int argc, char **argv);
 int cmd_restore_mastodon(int argc, char **argv);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "repo/names.h"
 #include "repo/paperkey.h"
 
 static const char key_help[] =
@@ -64,8 +65,8 @@ static int collect(const char *key, uint64_t size, void *ctx)
 {
     (void)size;
     key_rows *k = ctx;
-    const char *id = key + 5;
-    if (strlen(id) != PF_HEX_ID_LEN)
+    const char *id = pf_name_object_id(key, "keys");
+    if (!id)
         return 0;
     key_row *v = realloc(k->v, (k->n + 1) * sizeof *v);
     if (!v)

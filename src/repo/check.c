@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "repo/names.h"
 #include "repo/pack.h"
+#include "store/internal.h"
 
 typedef struct checker {
     pf_repo *r;
@@ -240,11 +242,14 @@ int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void
         goto out;
     pf_index *listed = pf_index_new();
     for (size_t i = 0; i < packs.n; i++) {
-        const char *base = strrchr(packs.keys[i], '/');
         uint8_t id[PF_ID_LEN];
-        base = base ? base + 1 : packs.keys[i];
-        if (strlen(base) != PF_HEX_ID_LEN || pf_unhex(base, id, PF_ID_LEN)) {
-            problem(&c, 0, "%s: not a pack name (a temporary file?)", packs.keys[i]);
+        if (!pf_name_pack_key(packs.keys[i], id)) {
+            /* The name comes from the store: printed only when it is a valid key (no
+             * control characters for the terminal). */
+            pf_err ke = {0};
+            problem(&c, 0, "%s: not a pack name (a temporary file?)",
+                    pf_store_check_key(packs.keys[i], &ke) ? "a key under data/"
+                                                             : packs.keys[i]);
             continue;
         }
         pf_blob_loc dummy = {0};

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "repo/names.h"
 #include "repo/pack.h"
 #include "repo/saver.h"
 
@@ -377,10 +378,8 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         goto out;
     for (size_t i = 0; i < sp.n; i++) {
         st->bytes_before += sp.sizes[i];
-        const char *base = strrchr(sp.keys[i], '/');
         uint8_t id[PF_ID_LEN];
-        base = base ? base + 1 : sp.keys[i];
-        if (strlen(base) != PF_HEX_ID_LEN || pf_unhex(base, id, PF_ID_LEN))
+        if (!pf_name_pack_key(sp.keys[i], id))
             continue;
         if (!idset_has(&indexed, id))
             st->packs_unindexed++;
@@ -453,10 +452,8 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         st->index_files_replaced++;
     }
     for (size_t i = 0; i < sp.n; i++) {
-        const char *base = strrchr(sp.keys[i], '/');
         uint8_t id[PF_ID_LEN];
-        base = base ? base + 1 : sp.keys[i];
-        if (strlen(base) != PF_HEX_ID_LEN || pf_unhex(base, id, PF_ID_LEN))
+        if (!pf_name_pack_key(sp.keys[i], id))
             continue;
         if (idset_has(&drop, id) || !idset_has(&indexed, id)) {
             if (pf_store_remove(r->store, sp.keys[i], err) && err->code != PF_ENOTFOUND)

@@ -1,6 +1,8 @@
 #include "repo/repo.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <pwd.h>
 #include <sys/stat.h>
@@ -12,6 +14,7 @@
 #include <zstd.h>
 
 #include "common/log.h"
+#include "repo/names.h"
 #include "repo/pack.h"
 
 #define DEFAULT_CHUNK_MIN (512u << 10)
@@ -24,6 +27,8 @@
 #define OBJECT_MAGIC "PFO1"
 /* Metadata objects (snapshots, index files, locks) larger than this are refused. */
 #define MAX_OBJECT (1u << 30)
+#define KEY_AAD_V1 "permafrost key"
+#define KEY_AAD_V2 "permafrost key v2 "
 
 static pf_repo *repo_alloc(pf_store *store)
 {
@@ -36,6 +41,7 @@ static pf_repo *repo_alloc(pf_store *store)
     r->index = pf_index_new();
     pthread_mutex_init(&r->mu, NULL);
     r->zstd_level = 3;
+    r->cache_fd = -1;
     return r;
 }
 
@@ -47,6 +53,8 @@ void pf_repo_free(pf_repo *r)
     pf_index_free(r->index);
     pf_index_file_free(&r->recovered);
     free(r->cache_dir);
+    if (r->cache_fd >= 0)
+        close(r->cache_fd);
     pthread_mutex_destroy(&r->mu);
     OPENSSL_cleanse(r, sizeof *r);
     free(r);
@@ -67,19 +75,32 @@ static void now_str(char *out, size_t n)
     strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* The AAD that seals the master key in a key file. Format 2 binds the key to the
+ * repository id and, because a format-1 reader uses another AAD, to format 2 itself: a key
+ * that opens as format 2 proves the repository is of format 2, so a config replaced by a
+ * format-1 one (which has no MAC) is noticed. */
+static size_t key_aad(int version, const char *repo_id, char out[96])
+{
+    if (version < PF_CONFIG_V2)
+        return (size_t)snprintf(out, 96, "%s", KEY_AAD_V1);
+    return (size_t)snprintf(out, 96, "%s%s", KEY_AAD_V2, repo_id);
+}
+
 int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1], pf_err *err)
 {
     int rc = -1;
     uint8_t salt[PF_SALT_LEN], kek[PF_KEY_LEN], nonce[PF_NONCE_LEN];
-    char salt_hex[2 * PF_SALT_LEN + 1], when[32], host[256] = "";
+    char salt_hex[2 * PF_SALT_LEN + 1], when[32], host[256] = "", aad[96];
     pf_buf sealed = PF_BUF_INIT;
     char *hex = NULL, *text = NULL;
     cJSON *o = NULL;
+    int version = r->format >= PF_CONFIG_V2 ? 2 : 1;
+    size_t aadlen = key_aad(version, r->id, aad);
     if (pf_random(salt, sizeof salt, err) ||
         pf_scrypt(pass, strlen(pass), salt, sizeof salt, KDF_N, KDF_R, KDF_P, kek, err))
         goto out;
     pf_nonce_from_counter(0, nonce);
-    if (pf_aead_seal(kek, nonce, "permafrost key", 14, r->keys.master, PF_KEY_LEN, &sealed, err))
+    if (pf_aead_seal(kek, nonce, aad, aadlen, r->keys.master, PF_KEY_LEN, &sealed, err))
         goto out;
     hex = malloc(2 * sealed.len + 1);
     if (!hex) {
@@ -92,7 +113,7 @@ int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1]
     gethostname(host, sizeof host - 1);
     struct passwd *pw = getpwuid(getuid());
     o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "version", 1);
+    cJSON_AddNumberToObject(o, "version", version);
     cJSON_AddStringToObject(o, "created", when);
     cJSON_AddStringToObject(o, "host", host);
     cJSON_AddStringToObject(o, "user", pw ? pw->pw_name : "");
@@ -126,19 +147,36 @@ static int derive_all(pf_repo *r, uint32_t cmin, uint32_t cavg, uint32_t cmax, p
 {
     /* Chunks larger than PF_MAX_BLOB would be written but could never be read back. */
     if (cmin < 64 || cmax > PF_MAX_BLOB)
-        return pf_err_set(err, PF_EUSAGE, "invalid chunker parameters min=%u max=%u", cmin,
-                          cmax);
+        return pf_err_set(err, PF_EUSAGE, "invalid chunker parameters min=%u max=%u", cmin, cmax);
     if (pf_keys_derive(&r->keys, err))
         return -1;
     return pf_chunker_init(&r->chunker, r->keys.master, cmin, cavg, cmax, err);
 }
 
-pf_repo *pf_repo_init(pf_store *store, const char *pass, const pf_repo_init_opts *opts,
-                      pf_err *err)
+/* Writes config from r's fields in r->format, with its MAC when that is format 2. */
+static int write_config(pf_repo *r, pf_err *err)
+{
+    pf_repo_config c = {.version = r->format,
+                        .chunk_min = (uint32_t)r->chunker.min,
+                        .chunk_avg = (uint32_t)r->chunker.avg,
+                        .chunk_max = (uint32_t)r->chunker.max,
+                        .pack_size = r->pack_size};
+    memcpy(c.id, r->id, sizeof c.id);
+    if (c.version >= PF_CONFIG_V2 && pf_config_mac(r->keys.master, &c, c.mac, err))
+        return -1;
+    char *text = pf_config_encode(&c);
+    if (!text)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    int rc = pf_store_put(r->store, "config", text, strlen(text), err);
+    if (rc)
+        pf_err_prefix(err, "writing config");
+    free(text);
+    return rc;
+}
+
+pf_repo *pf_repo_init(pf_store *store, const char *pass, const pf_repo_init_opts *opts, pf_err *err)
 {
     pf_repo *r = repo_alloc(store);
-    char *text = NULL;
-    cJSON *o = NULL;
     uint64_t sz;
     if (!r) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
@@ -164,32 +202,73 @@ pf_repo *pf_repo_init(pf_store *store, const char *pass, const pf_repo_init_opts
     if (pf_random(rid, sizeof rid, err) || derive_all(r, cmin, cavg, cmax, err))
         goto fail;
     pf_hex(rid, sizeof rid, r->id);
+    r->format = PF_CONFIG_CURRENT;
     r->pack_size = DEFAULT_PACK_SIZE;
     /* The key goes first: a config without a key would be a repository nobody can open,
      * while a key without a config is ignored and init can simply be run again. */
-    if (pf_repo_add_key(r, pass, r->key_id, err))
+    if (pf_repo_add_key(r, pass, r->key_id, err) || write_config(r, err))
         goto fail;
-    o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "version", PF_REPO_VERSION);
-    cJSON_AddStringToObject(o, "id", r->id);
-    cJSON *ch = cJSON_AddObjectToObject(o, "chunker");
-    cJSON_AddNumberToObject(ch, "min", cmin);
-    cJSON_AddNumberToObject(ch, "avg", cavg);
-    cJSON_AddNumberToObject(ch, "max", cmax);
-    cJSON_AddNumberToObject(o, "pack_size", r->pack_size);
-    text = cJSON_Print(o);
-    if (pf_store_put(store, "config", text, strlen(text), err)) {
-        pf_err_prefix(err, "writing config");
-        goto fail;
-    }
-    free(text);
-    cJSON_Delete(o);
     return r;
 fail:
-    free(text);
-    cJSON_Delete(o);
     pf_repo_free(r);
     return NULL;
+}
+
+int pf_repo_upgrade(pf_repo *r, const char *pass, char new_key_id[PF_HEX_ID_LEN + 1], pf_err *err)
+{
+    if (r->format >= PF_CONFIG_V2)
+        return pf_err_set(err, PF_EUSAGE, "repository %s is already of format %d",
+                          r->store->location, r->format);
+    char old_key[8 + PF_HEX_ID_LEN + 1];
+    snprintf(old_key, sizeof old_key, "keys/%s", r->key_id);
+    /* Config first: a format-2 config opens with format-1 keys, while a format-2 key next
+     * to a format-1 config is refused as a downgrade. So a run killed between the steps
+     * leaves a repository that opens, and running upgrade again finishes it. */
+    r->format = PF_CONFIG_V2;
+    if (write_config(r, err) || pf_repo_add_key(r, pass, new_key_id, err))
+        return -1;
+    if (r->key_id[0] && pf_store_remove(r->store, old_key, err))
+        return pf_err_prefix(err, "removing the format-1 key %.8s (the new key %.8s works)",
+                             r->key_id, new_key_id);
+    memcpy(r->key_id, new_key_id, sizeof r->key_id);
+    return 0;
+}
+
+/* One key file, read and checked but not yet tried. */
+typedef struct key_file {
+    char name[8 + PF_HEX_ID_LEN + 1];
+    uint64_t size;
+    int version;
+    uint64_t n;
+    uint32_t r, p;
+    uint8_t salt[PF_SALT_LEN];
+    uint8_t sealed[PF_KEY_LEN + PF_TAG_LEN];
+} key_file;
+
+typedef struct key_list {
+    key_file *v;
+    size_t n;
+    int too_many;
+} key_list;
+
+static int collect_key(const char *key, uint64_t size, void *ctx)
+{
+    key_list *l = ctx;
+    if (!pf_name_object_id(key, "keys"))
+        return 0; /* temporary or foreign files are not key files */
+    if (l->n == PF_KEY_FILES_MAX) {
+        l->too_many = 1;
+        return 1;
+    }
+    key_file *v = realloc(l->v, (l->n + 1) * sizeof *v);
+    if (!v)
+        return -1;
+    l->v = v;
+    memset(&v[l->n], 0, sizeof *v);
+    snprintf(v[l->n].name, sizeof v[l->n].name, "%s", key);
+    v[l->n].size = size;
+    l->n++;
+    return 0;
 }
 
 static double num(cJSON *o, const char *k)
@@ -204,32 +283,71 @@ static const char *str(cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Tries one key file; 0 = opened (master filled), 1 = wrong passphrase, -1 = error. */
-static int try_key(pf_repo *r, const char *name, const char *pass, pf_err *err)
+/* Reads one key file and checks its fields, and that its scrypt cost is within bounds:
+ * -1 (err names the file) when it is not worth trying. */
+static int read_key(pf_store *store, key_file *k, pf_err *err)
 {
-    pf_buf text = PF_BUF_INIT, master = PF_BUF_INIT;
+    pf_buf text = PF_BUF_INIT;
     cJSON *o = NULL;
     int rc = -1;
-    uint8_t salt[PF_SALT_LEN], kek[PF_KEY_LEN], nonce[PF_NONCE_LEN], sealed[PF_KEY_LEN + 64];
-    if (pf_store_get(r->store, name, 0, PF_STORE_ALL, &text, err))
-        goto out;
-    o = cJSON_ParseWithLength((const char *)text.data, text.len);
-    const char *salt_hex = o ? str(o, "salt") : NULL, *sealed_hex = o ? str(o, "sealed") : NULL;
-    double n = o ? num(o, "N") : -1, rr = o ? num(o, "r") : -1, p = o ? num(o, "p") : -1;
-    if (!salt_hex || !sealed_hex || pf_unhex(salt_hex, salt, sizeof salt) ||
-        strlen(sealed_hex) != 2 * (PF_KEY_LEN + PF_TAG_LEN) ||
-        pf_unhex(sealed_hex, sealed, PF_KEY_LEN + PF_TAG_LEN) || n < 1024 || n > (1 << 22) ||
-        rr < 1 || rr > 32 || p < 1 || p > 16) {
-        pf_err_set(err, PF_ECORRUPT, "key file %s is malformed", name);
+    if (k->size == 0 || k->size > PF_KEY_FILE_MAX_BYTES)
+        return pf_err_set(err, PF_ECORRUPT,
+                          "key file %s is %llu bytes, not 1 to %d: skipped (remove it if you "
+                          "did not make it)",
+                          k->name, (unsigned long long)k->size, PF_KEY_FILE_MAX_BYTES);
+    /* A range, so a store that lies about the size cannot make us read more. */
+    if (pf_store_get(store, k->name, 0, k->size, &text, err)) {
+        pf_err_prefix(err, "reading key file %s", k->name);
         goto out;
     }
-    if (pf_scrypt(pass, strlen(pass), salt, sizeof salt, (uint64_t)n, (uint32_t)rr, (uint32_t)p,
-                  kek, err))
+    o = cJSON_ParseWithLength((const char *)text.data, text.len);
+    const char *salt_hex = o ? str(o, "salt") : NULL, *sealed_hex = o ? str(o, "sealed") : NULL;
+    double ver = o ? num(o, "version") : -1;
+    double n = o ? num(o, "N") : -1, rr = o ? num(o, "r") : -1, p = o ? num(o, "p") : -1;
+    if (!salt_hex || !sealed_hex || pf_unhex(salt_hex, k->salt, sizeof k->salt) ||
+        pf_unhex(sealed_hex, k->sealed, sizeof k->sealed) || (ver != 1 && ver != 2)) {
+        pf_err_set(err, PF_ECORRUPT, "key file %s is malformed: skipped", k->name);
+        goto out;
+    }
+    /* The bounds come before any cast (an out-of-range double is undefined) and before any
+     * work: nothing has authenticated this file yet. */
+    if (!(n >= 1024 && n <= (double)PF_KDF_MAX_WORK && rr >= 1 && rr <= 32 && p >= 1 && p <= 16) ||
+        (uint64_t)n != n || ((uint64_t)n & ((uint64_t)n - 1)) || (uint32_t)rr != rr ||
+        (uint32_t)p != p || 128 * (uint64_t)n * (uint64_t)rr > PF_KDF_MAX_MEM ||
+        (uint64_t)n * (uint64_t)rr * (uint64_t)p > PF_KDF_MAX_WORK) {
+        pf_err_set(err, PF_ECORRUPT,
+                   "key file %s asks for scrypt N=%.10g r=%.10g p=%.10g, beyond what permafrost "
+                   "accepts (N a power of two, memory at most %llu MiB, N*r*p at most %llu "
+                   "times the default): skipped; remove it if you did not make it",
+                   k->name, n, rr, p, PF_KDF_MAX_MEM >> 20,
+                   PF_KDF_MAX_WORK / ((uint64_t)KDF_N * KDF_R * KDF_P));
+        goto out;
+    }
+    k->version = (int)ver;
+    k->n = (uint64_t)n;
+    k->r = (uint32_t)rr;
+    k->p = (uint32_t)p;
+    rc = 0;
+out:
+    pf_buf_free(&text);
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* Tries one checked key file; 0 = opened (master filled), 1 = wrong passphrase,
+ * -1 = error. */
+static int try_key(pf_repo *r, const key_file *k, const char *pass, pf_err *err)
+{
+    pf_buf master = PF_BUF_INIT;
+    uint8_t kek[PF_KEY_LEN], nonce[PF_NONCE_LEN];
+    char aad[96];
+    size_t aadlen = key_aad(k->version, r->id, aad);
+    int rc = -1;
+    if (pf_scrypt(pass, strlen(pass), k->salt, sizeof k->salt, k->n, k->r, k->p, kek, err))
         goto out;
     pf_nonce_from_counter(0, nonce);
     pf_err ignored;
-    if (pf_aead_open(kek, nonce, "permafrost key", 14, sealed, PF_KEY_LEN + PF_TAG_LEN, &master,
-                     &ignored)) {
+    if (pf_aead_open(kek, nonce, aad, aadlen, k->sealed, sizeof k->sealed, &master, &ignored)) {
         rc = 1;
         goto out;
     }
@@ -237,43 +355,84 @@ static int try_key(pf_repo *r, const char *name, const char *pass, pf_err *err)
     rc = 0;
 out:
     OPENSSL_cleanse(kek, sizeof kek);
-    pf_buf_free(&text);
     pf_buf_free(&master);
-    cJSON_Delete(o);
     return rc;
 }
 
-typedef struct name_list {
-    char **v;
-    size_t n;
-} name_list;
-
-static int collect_name(const char *key, uint64_t size, void *ctx)
+/* Cheapest first: the keys permafrost writes open before any costly one is tried. */
+static int key_cost_cmp(const void *a, const void *b)
 {
-    (void)size;
-    name_list *l = ctx;
-    char **v = realloc(l->v, (l->n + 1) * sizeof *v);
-    if (!v)
-        return -1;
-    l->v = v;
-    l->v[l->n] = strdup(key);
-    if (!l->v[l->n])
-        return -1;
-    l->n++;
-    return 0;
+    const key_file *x = a, *y = b;
+    uint64_t cx = x->n * x->r * x->p, cy = y->n * y->r * y->p;
+    if (cx != cy)
+        return cx < cy ? -1 : 1;
+    return strcmp(x->name, y->name);
 }
 
-static void name_list_free(name_list *l)
+/* Opens the master key with pass: 0, or -1 with err (PF_EAUTH when no key opens). */
+static int open_keys(pf_repo *r, const char *pass, int *key_version, pf_err *err)
 {
-    for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
-    free(l->v);
-    l->v = NULL;
-    l->n = 0;
+    pf_store *store = r->store;
+    key_list keys = {0};
+    int rc = -1;
+    int lr = pf_store_list(store, "keys/", collect_key, &keys, err);
+    if (keys.too_many) {
+        pf_err_set(err, PF_ECORRUPT,
+                   "%s has more than %d key files, more than permafrost tries: remove the "
+                   "ones you did not make (keys/ in the repository)",
+                   store->location, PF_KEY_FILES_MAX);
+        goto out;
+    }
+    if (lr) {
+        if (lr > 0)
+            pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    size_t usable = 0;
+    for (size_t i = 0; i < keys.n; i++) {
+        pf_err e = {0};
+        if (read_key(store, &keys.v[i], &e)) {
+            pf_log(PF_LOG_WARN, "%s", e.msg);
+            continue;
+        }
+        keys.v[usable++] = keys.v[i];
+    }
+    if (keys.n == 0) {
+        pf_err_set(err, PF_ECORRUPT, "%s: repository has no keys", store->location);
+        goto out;
+    }
+    if (usable == 0) {
+        pf_err_set(err, PF_EAUTH,
+                   "%s: no key file can be tried (see the warnings above); 'permafrost key "
+                   "import --paper' recovers access",
+                   store->location);
+        goto out;
+    }
+    qsort(keys.v, usable, sizeof *keys.v, key_cost_cmp);
+    for (size_t i = 0; i < usable; i++) {
+        int t = try_key(r, &keys.v[i], pass, err);
+        if (t < 0) {
+            pf_log(PF_LOG_WARN, "key file %s: %s", keys.v[i].name, err->msg);
+            continue;
+        }
+        if (t == 0) {
+            snprintf(r->key_id, sizeof r->key_id, "%s", keys.v[i].name + 5);
+            *key_version = keys.v[i].version;
+            rc = 0;
+            goto out;
+        }
+    }
+    pf_err_set(err, PF_EAUTH,
+               "wrong passphrase for repository %s (or its key files are damaged: "
+               "'permafrost key import --paper' recovers access)",
+               store->location);
+out:
+    OPENSSL_cleanse(keys.v, keys.n * sizeof *keys.v);
+    free(keys.v);
+    return rc;
 }
 
-static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master,
-                            pf_err *err);
+static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master, pf_err *err);
 
 pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err)
 {
@@ -285,13 +444,11 @@ pf_repo *pf_repo_open_master(pf_store *store, const uint8_t master[PF_KEY_LEN], 
     return open_common(store, NULL, master, err);
 }
 
-static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master,
-                            pf_err *err)
+static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master, pf_err *err)
 {
     pf_repo *r = repo_alloc(store);
     pf_buf text = PF_BUF_INIT;
-    cJSON *o = NULL;
-    name_list keys = {0};
+    pf_repo_config c;
     if (!r) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         return NULL;
@@ -304,70 +461,51 @@ static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *ma
                        store->location);
         goto fail;
     }
-    o = cJSON_ParseWithLength((const char *)text.data, text.len);
-    cJSON *ch = o ? cJSON_GetObjectItemCaseSensitive(o, "chunker") : NULL;
-    const char *id = o ? str(o, "id") : NULL;
-    if (!o || !ch || !id || strlen(id) != PF_HEX_ID_LEN) {
-        pf_err_set(err, PF_ENOREPO, "%s: config is not a permafrost repository config",
-                   store->location);
+    if (pf_config_parse(text.data, text.len, &c, err)) {
+        pf_err_prefix(err, "%s", store->location);
         goto fail;
     }
-    if (num(o, "version") != PF_REPO_VERSION) {
-        pf_err_set(err, PF_ENOREPO,
-                   "%s: repository format version %g is not supported by this permafrost",
-                   store->location, num(o, "version"));
-        goto fail;
-    }
-    memcpy(r->id, id, sizeof r->id);
-    double ps = num(o, "pack_size");
-    r->pack_size = ps >= (1 << 20) && ps <= (1u << 30) ? (uint32_t)ps : DEFAULT_PACK_SIZE;
-    double cmin = num(ch, "min"), cavg = num(ch, "avg"), cmax = num(ch, "max");
-    /* Checked before the casts below: converting an out-of-range double is undefined. */
-    if (!(cmin >= 64 && cmin < cavg && cavg < cmax && cmax <= PF_MAX_BLOB)) {
-        pf_err_set(err, PF_ECORRUPT, "%s: config has invalid chunker parameters",
-                   store->location);
-        goto fail;
-    }
-    if (master) {
+    r->format = c.version;
+    memcpy(r->id, c.id, sizeof r->id);
+    r->pack_size = c.pack_size;
+    int key_version = 0;
+    if (master)
         memcpy(r->keys.master, master, PF_KEY_LEN);
-        goto derive;
-    }
-    if (pf_store_list(store, "keys/", collect_name, &keys, err))
+    else if (open_keys(r, pass, &key_version, err))
         goto fail;
-    if (keys.n == 0) {
-        pf_err_set(err, PF_ECORRUPT, "%s: repository has no keys", store->location);
-        goto fail;
-    }
-    int opened = 0;
-    for (size_t i = 0; i < keys.n && !opened; i++) {
-        int t = try_key(r, keys.v[i], pass, err);
-        if (t < 0) {
-            pf_log(PF_LOG_WARN, "%s", err->msg);
-            continue;
-        }
-        if (t == 0) {
-            opened = 1;
-            snprintf(r->key_id, sizeof r->key_id, "%s", keys.v[i] + 5);
-        }
-    }
-    if (!opened) {
-        pf_err_set(err, PF_EAUTH,
-                   "wrong passphrase for repository %s (or its key files are damaged: "
-                   "'permafrost key import --paper' recovers access)",
-                   store->location);
+    /* Nothing of the config is acted on before this point but its shape. */
+    if (key_version >= PF_CONFIG_V2 && c.version < PF_CONFIG_V2) {
+        pf_err_set(err, PF_ECORRUPT,
+                   "%s: config says format 1, but key %.8s belongs to a repository of format "
+                   "2: config was replaced by one without a MAC (tampered with, or restored "
+                   "from an old copy); refusing the repository",
+                   store->location, r->key_id);
         goto fail;
     }
-derive:
-    if (derive_all(r, (uint32_t)cmin, (uint32_t)cavg, (uint32_t)cmax, err))
+    pf_err e = {0};
+    if (pf_config_verify(r->keys.master, &c, &e)) {
+        if (master)
+            pf_err_set(err, PF_EAUTH,
+                       "%s: this master key does not authenticate the repository's config "
+                       "(a sheet of another repository, or config was changed)",
+                       store->location);
+        else
+            pf_err_set(err, PF_ECORRUPT,
+                       "%s: config fails authentication: it was changed by someone without "
+                       "the key, or damaged; refusing the repository",
+                       store->location);
         goto fail;
-    name_list_free(&keys);
+    }
+    if (c.version < PF_CONFIG_V2)
+        pf_info("repository %s has format 1, whose config is not authenticated: 'permafrost "
+                "upgrade' adds a MAC to it",
+                store->location);
+    if (derive_all(r, c.chunk_min, c.chunk_avg, c.chunk_max, err))
+        goto fail;
     pf_buf_free(&text);
-    cJSON_Delete(o);
     return r;
 fail:
-    name_list_free(&keys);
     pf_buf_free(&text);
-    cJSON_Delete(o);
     pf_repo_free(r);
     return NULL;
 }
@@ -409,8 +547,8 @@ out:
     return rc;
 }
 
-int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size_t n,
-                   pf_buf *out, pf_err *err)
+int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size_t n, pf_buf *out,
+                   pf_err *err)
 {
     uint8_t key[PF_KEY_LEN], nonce[PF_NONCE_LEN];
     pf_buf z = PF_BUF_INIT;
@@ -421,8 +559,8 @@ int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size
                 sizeof key, err))
         return -1;
     pf_nonce_from_counter(0, nonce);
-    if (pf_aead_open(key, nonce, kind, strlen(kind), p + 4 + PF_SALT_LEN, n - 4 - PF_SALT_LEN,
-                     &z, err))
+    if (pf_aead_open(key, nonce, kind, strlen(kind), p + 4 + PF_SALT_LEN, n - 4 - PF_SALT_LEN, &z,
+                     err))
         goto out;
     unsigned long long sz = ZSTD_getFrameContentSize(z.data, z.len);
     if (sz == ZSTD_CONTENTSIZE_ERROR || sz == ZSTD_CONTENTSIZE_UNKNOWN || sz > MAX_OBJECT) {
@@ -477,10 +615,17 @@ void pf_repo_set_cache(pf_repo *r, const char *base)
 {
     free(r->cache_dir);
     r->cache_dir = NULL;
+    if (r->cache_fd >= 0)
+        close(r->cache_fd);
+    r->cache_fd = -1;
     if (!base || !*base)
         return;
+    /* Guaranteed by pf_config_parse; checked again because the id becomes a path. */
+    if (!pf_name_is_id(r->id))
+        return;
     char path[4096];
-    snprintf(path, sizeof path, "%s", base);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", base, r->id) >= sizeof path)
+        return;
     for (char *p = path + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
@@ -488,9 +633,21 @@ void pf_repo_set_cache(pf_repo *r, const char *base)
             *p = '/';
         }
     mkdir(path, 0700);
-    size_t n = strlen(path);
-    snprintf(path + n, sizeof path - n, "/%s", r->id);
-    mkdir(path, 0700);
+    /* The folder of this repository must be ours alone: cached files are trusted only
+     * after they authenticate again, but a folder others can write would let them swap
+     * files under us. It is held open, and every file is reached from that descriptor,
+     * so a path swapped after this check (a parent others can write) cannot point the
+     * cache elsewhere. */
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) || !S_ISDIR(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 022)) {
+        pf_warn("not using the cache %s: it is not a folder that only this user can write", path);
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    r->cache_fd = fd;
     r->cache_dir = strdup(path);
 }
 
@@ -499,70 +656,119 @@ static int cacheable(const char *dir)
     return !strcmp(dir, "index") || !strcmp(dir, "snapshots");
 }
 
-static int cache_read(pf_repo *r, const char *dir, const char *id, pf_buf *out)
+/* The file name of an object in the cache folder; dir is one of ours, id of the exact
+ * shape (checked by the caller). */
+static void cache_name(const char *dir, const char *id, char *out, size_t n)
 {
-    char path[4400];
-    snprintf(path, sizeof path, "%s/%s-%s", r->cache_dir, dir, id);
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return -1;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        pf_buf_append(out, chunk, n);
-    fclose(f);
-    return 0;
+    snprintf(out, n, "%s-%s", dir, id);
 }
 
+static int cache_read(pf_repo *r, const char *dir, const char *id, pf_buf *out)
+{
+    char name[128];
+    cache_name(dir, id, name, sizeof name);
+    int fd = openat(r->cache_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_OBJECT) {
+        close(fd);
+        return -1;
+    }
+    char chunk[65536];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof chunk)) > 0)
+        pf_buf_append(out, chunk, (size_t)n);
+    close(fd);
+    return n < 0 ? -1 : 0;
+}
+
+static void cache_drop(pf_repo *r, const char *dir, const char *id)
+{
+    char name[128];
+    cache_name(dir, id, name, sizeof name);
+    unlinkat(r->cache_fd, name, 0);
+}
+
+/* Only called with bytes that have just authenticated (see pf_repo_load_object). */
 static void cache_write(pf_repo *r, const char *dir, const char *id, const pf_buf *b)
 {
-    char path[4400], tmp[4500];
-    snprintf(path, sizeof path, "%s/%s-%s", r->cache_dir, dir, id);
-    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
+    char name[128], tmp[160];
+    cache_name(dir, id, name, sizeof name);
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", name, (int)getpid());
+    /* O_EXCL: another thread of this process writing the same object skips it. */
+    int fd = openat(r->cache_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
         return;
-    int ok = fwrite(b->data, 1, b->len, f) == b->len;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path))
-        unlink(tmp);
+    size_t done = 0;
+    while (done < b->len) {
+        ssize_t w = write(fd, b->data + done, b->len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        done += (size_t)w;
+    }
+    int ok = done == b->len;
+    ok = (close(fd) == 0) && ok;
+    if (!ok || renameat(r->cache_fd, tmp, r->cache_fd, name))
+        unlinkat(r->cache_fd, tmp, 0);
+}
+
+/* Checks sealed bytes against their name (1 when they do not match), then opens them
+ * (-1 with err when they do not authenticate). */
+static int open_named(pf_repo *r, const char *dir, const uint8_t want[PF_ID_LEN],
+                      const pf_buf *sealed, pf_buf *out, pf_err *err)
+{
+    uint8_t got[PF_ID_LEN];
+    pf_sha256(sealed->data, sealed->len, got);
+    if (memcmp(want, got, PF_ID_LEN))
+        return 1;
+    return pf_object_open(&r->keys, kind_of(dir), sealed->data, sealed->len, out, err);
 }
 
 int pf_repo_load_object(pf_repo *r, const char *dir, const char *id, pf_buf *out, pf_err *err)
 {
     pf_buf sealed = PF_BUF_INIT;
     char name[128];
-    uint8_t want[PF_ID_LEN], got[PF_ID_LEN];
+    uint8_t want[PF_ID_LEN];
     int rc = -1;
+    size_t start = out->len;
+    if (!pf_name_is_id(id) || pf_unhex(id, want, PF_ID_LEN))
+        return pf_err_set(err, PF_EUSAGE, "%s/%.80s: not an object id", dir, id);
     snprintf(name, sizeof name, "%s/%s", dir, id);
-    if (pf_unhex(id, want, PF_ID_LEN)) {
-        pf_err_set(err, PF_EUSAGE, "%s: not an object id", name);
-        goto out;
-    }
-    int from_cache = r->cache_dir && cacheable(dir) && cache_read(r, dir, id, &sealed) == 0;
-    if (from_cache) {
-        pf_sha256(sealed.data, sealed.len, got);
-        if (memcmp(want, got, PF_ID_LEN)) {
-            from_cache = 0; /* a damaged cache entry: fetch it again */
-            pf_buf_reset(&sealed);
+    int use_cache = r->cache_fd >= 0 && cacheable(dir);
+    if (use_cache && cache_read(r, dir, id, &sealed) == 0) {
+        /* A cached copy is trusted no more than the store: it must authenticate again. */
+        pf_err e = {0};
+        if (open_named(r, dir, want, &sealed, out, &e) == 0) {
+            rc = 0;
+            goto out;
         }
+        pf_debug("cached %s does not open (%s): fetching it again", name,
+                 e.msg[0] ? e.msg : "content does not match its name");
+        out->len = start;
+        cache_drop(r, dir, id);
+        pf_buf_reset(&sealed);
     }
-    if (!from_cache && pf_store_get(r->store, name, 0, PF_STORE_ALL, &sealed, err)) {
+    if (pf_store_get(r->store, name, 0, PF_STORE_ALL, &sealed, err)) {
         pf_err_prefix(err, "reading %s", name);
         goto out;
     }
-    pf_sha256(sealed.data, sealed.len, got);
-    if (!from_cache && !memcmp(want, got, PF_ID_LEN) && r->cache_dir && cacheable(dir))
+    int o = open_named(r, dir, want, &sealed, out, err);
+    if (o) {
+        out->len = start;
+        if (o > 0)
+            pf_err_set(err, PF_ECORRUPT, "%s is damaged: its content does not match its name",
+                       name);
+        else
+            pf_err_prefix(err, "%s", name);
+        goto out;
+    }
+    /* Cached only now that it has authenticated: nothing from the store reaches the disk
+     * before that. */
+    if (use_cache)
         cache_write(r, dir, id, &sealed);
-    if (memcmp(want, got, PF_ID_LEN)) {
-        pf_err_set(err, PF_ECORRUPT, "%s is damaged: its content does not match its name",
-                   name);
-        goto out;
-    }
-    if (pf_object_open(&r->keys, kind_of(dir), sealed.data, sealed.len, out, err)) {
-        pf_err_prefix(err, "%s", name);
-        goto out;
-    }
     rc = 0;
 out:
     pf_buf_free(&sealed);
@@ -570,7 +776,7 @@ out:
 }
 
 typedef struct list_ctx {
-    size_t skip;
+    const char *dir;
     int (*cb)(const char *id, void *ctx);
     void *ctx;
 } list_ctx;
@@ -579,9 +785,8 @@ static int list_one(const char *key, uint64_t size, void *vctx)
 {
     (void)size;
     list_ctx *c = vctx;
-    const char *id = key + c->skip;
-    uint8_t tmp[PF_ID_LEN];
-    if (strlen(id) != PF_HEX_ID_LEN || pf_unhex(id, tmp, PF_ID_LEN))
+    const char *id = pf_name_object_id(key, c->dir);
+    if (!id)
         return 0; /* temporary or foreign files are not objects */
     return c->cb(id, c->ctx);
 }
@@ -591,7 +796,7 @@ int pf_repo_list_objects(pf_repo *r, const char *dir, int (*cb)(const char *id, 
 {
     char prefix[64];
     snprintf(prefix, sizeof prefix, "%s/", dir);
-    list_ctx c = {strlen(prefix), cb, ctx};
+    list_ctx c = {dir, cb, ctx};
     if (err)
         pf_err_clear(err);
     int rc = pf_store_list(r->store, prefix, list_one, &c, err);
@@ -674,11 +879,9 @@ typedef struct orphan_ctx {
 static int check_orphan(const char *key, uint64_t size, void *vctx)
 {
     orphan_ctx *c = vctx;
-    const char *base = strrchr(key, '/');
     uint8_t id[PF_ID_LEN], salt[PF_SALT_LEN], pk[PF_KEY_LEN];
-    base = base ? base + 1 : key;
-    if (strlen(base) != PF_HEX_ID_LEN || pf_unhex(base, id, PF_ID_LEN))
-        return 0;
+    if (!pf_name_pack_key(key, id))
+        return 0; /* not a pack (a temporary file, or a name of the wrong shape) */
     pthread_mutex_lock(&c->r->mu);
     long have = pf_index_find_pack(c->r->index, id);
     pthread_mutex_unlock(&c->r->mu);

@@ -10,20 +10,30 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "repo/chunker.h"
+#include "repo/config.h"
 #include "repo/crypto.h"
 #include "repo/index.h"
 #include "repo/snapshot.h"
 #include "repo/tree.h"
 #include "store/store.h"
 
-#define PF_REPO_VERSION 1
 #define PF_HEX_ID_LEN (2 * PF_ID_LEN)
+/* Key files: at most this many are tried when opening, each at most this many bytes, and
+ * their scrypt parameters may ask for at most this much memory (128 * N * r bytes) and work
+ * (N * r * p): eight times what permafrost writes (N = 2^15, r = 8, p = 1: 32 MiB). A key
+ * file is read and tried before anything authenticates it, so these bound what a store
+ * attacker can make an open cost. */
+#define PF_KEY_FILES_MAX 64
+#define PF_KEY_FILE_MAX_BYTES 4096
+#define PF_KDF_MAX_MEM (256ull << 20)
+#define PF_KDF_MAX_WORK (1ull << 21)
 
 typedef struct pf_repo {
     pf_store *store; /* owned */
     pf_keys keys;
     pf_chunker chunker;
-    char id[PF_HEX_ID_LEN + 1];     /* repository id from config */
+    int format;                     /* config format: PF_CONFIG_V1 or PF_CONFIG_V2 */
+    char id[PF_HEX_ID_LEN + 1];     /* repository id from config (64 lower-case hex) */
     char key_id[PF_HEX_ID_LEN + 1]; /* the key file that opened it */
     uint32_t pack_size;             /* target pack size in bytes */
     int zstd_level;
@@ -33,12 +43,16 @@ typedef struct pf_repo {
     /* When set (remote stores), index files and snapshots are kept here once fetched:
      * they never change, their names are their hashes, and a damaged copy is refetched. */
     char *cache_dir;
+    int cache_fd; /* cache_dir, held open (-1 when there is no cache) */
     /* Packs that only a damaged index file listed, re-read from their headers when the
      * index was loaded: the next index file written (by backup) must list them again. */
     pf_index_file recovered;
 } pf_repo;
 
-/* Uses <base>/<repository id>/ as the metadata cache (created as needed). */
+/* Uses <base>/<repository id>/ as the metadata cache (created as needed). Only objects
+ * that have authenticated are written there, and what is read back is authenticated again
+ * (a damaged or planted file is removed and the object fetched from the store). The cache
+ * is not used when <base>/<id> is not a directory of ours that only we can write. */
 void pf_repo_set_cache(pf_repo *r, const char *base);
 
 typedef struct pf_repo_init_opts {
@@ -53,13 +67,19 @@ typedef struct pf_repo_init_opts {
 pf_repo *pf_repo_init(pf_store *store, const char *pass, const pf_repo_init_opts *opts,
                       pf_err *err);
 /* Opens with a passphrase: PF_ENOREPO when there is no config, PF_EAUTH when no key
- * opens with it. Takes ownership of store in every case. */
+ * opens with it, PF_ECORRUPT when config is malformed or (format 2) fails its MAC, or when
+ * a key of format 2 meets a config of format 1 (a downgraded config). Key files beyond
+ * the bounds above are skipped with a warning naming them. Takes ownership of store in
+ * every case. */
 pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err);
-/* Opens with the master key itself (key import --paper). The key is not verified here. */
+/* Opens with the master key itself (key import --paper). A format-2 config verifies the
+ * key (PF_EAUTH when its MAC does not match); a format-1 config cannot. */
 pf_repo *pf_repo_open_master(pf_store *store, const uint8_t master[PF_KEY_LEN], pf_err *err);
 void pf_repo_free(pf_repo *r);
 
-/* Key files: seal the master key with a passphrase; id_out gets the new key's id. */
+/* Key files: seal the master key with a passphrase; id_out gets the new key's id. The key
+ * file has the repository's format: in format 2 it is bound to the repository id, and a
+ * key of format 2 refuses a config of format 1. */
 int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1], pf_err *err);
 
 /* Sealed metadata objects under dir/ ("snapshots", "index", "locks"), named by the
@@ -74,13 +94,20 @@ int pf_repo_list_objects(pf_repo *r, const char *dir, int (*cb)(const char *id, 
 /* Seals / opens the bytes of a metadata object (exposed for tests and fuzzing). */
 int pf_object_seal(const pf_keys *keys, const char *kind, const void *p, size_t n, pf_buf *out,
                    pf_err *err);
-int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size_t n,
-                   pf_buf *out, pf_err *err);
+int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size_t n, pf_buf *out,
+                   pf_err *err);
 /* As pf_object_seal with a given salt instead of a random one. Exists only so that the
  * known-answer test vectors of docs/FORMAT.md can be reproduced; real objects always get
  * a fresh random salt (the object key, under which the nonce is always 0, depends on it). */
 int pf_object_seal_salt(const pf_keys *keys, const char *kind, const uint8_t salt[PF_SALT_LEN],
                         const void *p, size_t n, pf_buf *out, pf_err *err);
+
+/* Format 1 -> 2: writes config with its MAC (from the values it has now), then a key file
+ * of format 2 for pass (the passphrase that opened r), then removes the key file of format
+ * 1 that pass opened. Other key files stay as they are (they still open the repository;
+ * 'key passwd' with each re-seals it in format 2). Permafrost before format 2 can no
+ * longer open the repository afterwards. new_key_id gets the new key's id. */
+int pf_repo_upgrade(pf_repo *r, const char *pass, char new_key_id[PF_HEX_ID_LEN + 1], pf_err *err);
 
 /* Reads every index file into the in-memory index (once). */
 int pf_repo_load_index(pf_repo *r, pf_err *err);

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "repo/names.h"
+
 static char *xstrdup(const char *s)
 {
     char *d = strdup(s ? s : "");
@@ -188,7 +190,7 @@ int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
     s->program = xstrdup(get_str(o, "program"));
     parent = get_str(o, "parent");
     if (parent) {
-        if (strlen(parent) != 2 * PF_ID_LEN)
+        if (!pf_name_is_id(parent)) /* it is looked up among the snapshots' names */
             goto bad;
         memcpy(s->parent, parent, sizeof s->parent);
     }

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "repo/chunker.h"
+#include "repo/config.h"
 #include "repo/crypto.h"
 #include "repo/index.h"
 #include "repo/pack.h"
@@ -60,6 +61,22 @@
     "{\"version\":1,\"created\":\"2026-01-01T00:00:00Z\",\"host\":\"vector\",\"user\":"            \
     "\"vector\",\"kdf\":\"scrypt\",\"N\":32768,\"r\":8,\"p\":1,\"salt\":\"" V_KEY_SALT             \
     "\",\"sealed\":\"" V_SEALED_MASTER "\"}"
+#define V_REPO_ID "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"
+#define V_CONFIG_MAC_KEY "6aa164054d0ffb1785ee32b76bdf22946e09a965ec39eaf6cdac57dd2152a43b"
+#define V_CONFIG_MSG                                                                               \
+    "5046433202000000e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7"                             \
+    "f8f9fafbfcfdfeff00010000000400000010000000001000"
+#define V_CONFIG_MAC "010cc9adc26175ae2d2509e25d65975b9dcf5a2efa83177f8903af1fcc0eaf3f"
+#define V_CONFIG_V2                                                                                \
+    "{\"version\":2,\"id\":\"" V_REPO_ID "\",\"chunker\":{\"min\":256,\"avg\":1024,\"max\":"       \
+    "4096},\"pack_size\":1048576,\"mac\":\"" V_CONFIG_MAC "\"}"
+#define V_SEALED_MASTER_V2                                                                         \
+    "a2077af270ce2eedadf495296de77d8ceedf5ec3305525aeb82e013419defa62"                             \
+    "7fa57df4abab721cc8c03e87c2d93fa7"
+#define V_KEY_FILE_V2                                                                              \
+    "{\"version\":2,\"created\":\"2026-01-01T00:00:00Z\",\"host\":\"vector\",\"user\":"            \
+    "\"vector\",\"kdf\":\"scrypt\",\"N\":32768,\"r\":8,\"p\":1,\"salt\":\"" V_KEY_SALT             \
+    "\",\"sealed\":\"" V_SEALED_MASTER_V2 "\"}"
 #define V_GEAR0 "e5e6a40af1f9769e"
 #define V_GEAR1 "75bb22b35741bb22"
 #define V_GEAR2 "b4406d41f5a00259"
@@ -528,6 +545,66 @@ static void test_key_file_and_repository(void **state)
     pf_repo_free(r);
 }
 
+/* Format 2: the config MAC, and a key file sealed with the AAD that binds it to format 2
+ * and to the repository id; then a repository from frozen bytes of format 2. */
+static void test_config_mac(void **state)
+{
+    (void)state;
+    pf_err err = {0};
+    uint8_t master[PF_KEY_LEN], key[PF_KEY_LEN], msg[PF_CONFIG_MAC_MSG_LEN], mac[PF_ID_LEN];
+    unhex_fixed(V_MASTER, master, PF_KEY_LEN);
+    assert_int_equal(
+        pf_hkdf(master, PF_KEY_LEN, NULL, 0, "permafrost config mac", key, sizeof key, &err), 0);
+    expect_hex(key, PF_KEY_LEN, V_CONFIG_MAC_KEY);
+    pf_repo_config c;
+    assert_int_equal(pf_config_parse(V_CONFIG_V2, strlen(V_CONFIG_V2), &c, &err), 0);
+    assert_int_equal(c.version, 2);
+    assert_string_equal(c.id, V_REPO_ID);
+    assert_int_equal(c.pack_size, 1048576);
+    pf_config_mac_message(&c, msg);
+    expect_hex(msg, sizeof msg, V_CONFIG_MSG);
+    assert_int_equal(pf_config_mac(master, &c, mac, &err), 0);
+    expect_hex(mac, sizeof mac, V_CONFIG_MAC);
+    assert_int_equal(pf_config_verify(master, &c, &err), 0);
+
+    uint8_t salt[PF_SALT_LEN], kek[PF_KEY_LEN], nonce[PF_NONCE_LEN];
+    unhex_fixed(V_KEY_SALT, salt, PF_SALT_LEN);
+    unhex_fixed(V_KEK, kek, PF_KEY_LEN);
+    pf_nonce_from_counter(0, nonce);
+    pf_buf sealed = PF_BUF_INIT;
+    const char *aad = "permafrost key v2 " V_REPO_ID;
+    assert_int_equal(pf_aead_seal(kek, nonce, aad, strlen(aad), master, PF_KEY_LEN, &sealed, &err),
+                     0);
+    expect_hex(sealed.data, sealed.len, V_SEALED_MASTER_V2);
+    pf_buf_free(&sealed);
+
+    pf_store *s = pf_store_mem_new();
+    assert_int_equal(pf_store_put(s, "config", V_CONFIG_V2, strlen(V_CONFIG_V2), &err), 0);
+    uint8_t kid[PF_ID_LEN];
+    char key_name[80] = "keys/";
+    pf_sha256(V_KEY_FILE_V2, strlen(V_KEY_FILE_V2), kid);
+    pf_hex(kid, PF_ID_LEN, key_name + 5);
+    assert_int_equal(pf_store_put(s, key_name, V_KEY_FILE_V2, strlen(V_KEY_FILE_V2), &err), 0);
+    put_hex(s, "data/48/" V_PACK_ID, V_PACK);
+    pf_repo *r = pf_repo_open(s, V_PASS, &err);
+    if (!r)
+        fail_msg("open: %s", err.msg);
+    assert_int_equal(r->format, 2);
+    assert_memory_equal(r->keys.master, master, PF_KEY_LEN);
+    assert_int_equal(r->pack_size, 1048576);
+    pf_index_file found = {0};
+    assert_int_equal(pf_repo_index_orphan_packs(r, &found, &err), 0);
+    assert_int_equal(found.npacks, 1);
+    pf_index_file_free(&found);
+    uint8_t id[PF_ID_LEN];
+    unhex_fixed(V_BLOB_ID, id, PF_ID_LEN);
+    pf_buf out = PF_BUF_INIT;
+    assert_int_equal(pf_repo_load_blob(r, id, &out, &err), 0);
+    assert_string_equal((const char *)out.data, plain_text);
+    pf_buf_free(&out);
+    pf_repo_free(r);
+}
+
 /* Every vector above must appear in docs/FORMAT.md (whitespace ignored, so wrapped hex
  * counts). Skipped when the tests do not run from the source tree. */
 static void test_document_agrees(void **state)
@@ -563,6 +640,15 @@ static void test_document_agrees(void **state)
         V_KEK,
         V_SEALED_MASTER,
         V_KEY_FILE,
+        V_REPO_ID,
+        V_CONFIG_MAC_KEY,
+        V_CONFIG_MSG,
+        V_CONFIG_MAC,
+        V_CONFIG_V2,
+        V_SEALED_MASTER_V2,
+        V_KEY_FILE_V2,
+        "permafrost config mac",
+        "permafrost key v2 ",
         V_GEAR0,
         V_GEAR1,
         V_GEAR2,
@@ -613,6 +699,7 @@ int main(void)
         cmocka_unit_test(test_chunker),
         cmocka_unit_test(test_tree),
         cmocka_unit_test(test_key_file_and_repository),
+        cmocka_unit_test(test_config_mac),
         cmocka_unit_test(test_document_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -103,8 +103,9 @@ static void test_init_and_open(void **state)
     assert_int_equal(pf_store_get(mem, "config", 0, PF_STORE_ALL, &b, &err), 0);
     cJSON *o = cJSON_ParseWithLength((const char *)b.data, b.len);
     assert_non_null(o);
-    assert_int_equal(cJSON_GetObjectItem(o, "version")->valuedouble, 1);
+    assert_int_equal(cJSON_GetObjectItem(o, "version")->valuedouble, 2);
     assert_string_equal(cJSON_GetObjectItem(o, "id")->valuestring, id);
+    assert_int_equal(strlen(cJSON_GetObjectItem(o, "mac")->valuestring), 64);
     cJSON *ch = cJSON_GetObjectItem(o, "chunker");
     assert_int_equal(cJSON_GetObjectItem(ch, "min")->valuedouble, 512 << 10);
     assert_int_equal(cJSON_GetObjectItem(ch, "avg")->valuedouble, 1 << 20);
@@ -182,7 +183,8 @@ static void test_bad_config(void **state)
         const char *chunker, *version;
         int code;
     } cases[] = {
-        {"{\"min\":256,\"avg\":1024,\"max\":4096}", "2", PF_ENOREPO},
+        {"{\"min\":256,\"avg\":1024,\"max\":4096}", "3", PF_ENOREPO},
+        {"{\"min\":256,\"avg\":1024,\"max\":4096}", "2", PF_ECORRUPT}, /* no mac */
         {"{\"min\":256,\"avg\":1024,\"max\":4096}", "\"1\"", PF_ENOREPO},
         {"{\"min\":1e300,\"avg\":1e301,\"max\":1e302}", "1", PF_ECORRUPT},
         {"{\"min\":256,\"avg\":1e300,\"max\":4096}", "1", PF_ECORRUPT},
