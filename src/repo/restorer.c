@@ -392,7 +392,26 @@ static void meta_fd(int fd, const meta *m, const char *path)
  * for real would follow the link, block, or talk to the device). fchmod does not work on
  * O_PATH descriptors; chmod of /proc/self/fd/N reaches exactly the inode the descriptor
  * holds. Symlinks have no mode of their own. */
-static void meta_pathfd(int fd, const meta *m, int is_link, const char *path)
+/* utimensat with AT_EMPTY_PATH needs Linux 5.8; before, a symlink's times are set by
+ * name, and only while that name still is the inode fd holds. */
+static int times_pathfd(int fd, int dirfd, const char *name, const struct timespec ts[2])
+{
+    if (utimensat(fd, "", ts, AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    struct stat mine, there;
+    if (fstat(fd, &mine) || fstatat(dirfd, name, &there, AT_SYMLINK_NOFOLLOW))
+        return -1;
+    if (mine.st_dev != there.st_dev || mine.st_ino != there.st_ino) {
+        errno = ESTALE;
+        return -1;
+    }
+    return utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static void meta_pathfd(int fd, int dirfd, const char *name, const meta *m, int is_link,
+                        const char *path)
 {
     if (m->owners && fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH))
         pf_warn("cannot set owner of %s: %s", path, strerror(errno));
@@ -402,7 +421,7 @@ static void meta_pathfd(int fd, const meta *m, int is_link, const char *path)
         if (chmod(proc, m->mode))
             pf_warn("cannot set mode of %s (is /proc mounted?): %s", path, strerror(errno));
     }
-    if (utimensat(fd, "", m->ts, AT_EMPTY_PATH))
+    if (times_pathfd(fd, dirfd, name, m->ts))
         pf_warn("cannot set times of %s: %s", path, strerror(errno));
 }
 
@@ -739,8 +758,9 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
     switch (n->type) {
     case PF_NODE_DIR: {
         if (x->depth >= RESTORE_MAX_DEPTH)
-            return pf_err_set(err, PF_ECORRUPT, "%s: more than %d directories deep", path,
-                              RESTORE_MAX_DEPTH);
+            return pf_err_set(err, PF_ECORRUPT,
+                              "tree more than %d directories deep (hostile or damaged) at %s",
+                              RESTORE_MAX_DEPTH, path);
         if (mkdirat(dirfd, name, 0700) && errno != EEXIST)
             return pf_err_sys(err, PF_EIO, "cannot create directory %s", path);
         /* O_NOFOLLOW: a symlink swapped in since is refused, not entered. */
@@ -799,7 +819,7 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
             return pf_err_sys(err, PF_EIO, "cannot create symlink %s", path);
         int fd = open_created(x, dirfd, name, S_IFLNK);
         if (fd >= 0) {
-            meta_pathfd(fd, &m, 1, path);
+            meta_pathfd(fd, dirfd, name, &m, 1, path);
             close(fd);
         }
         x->st->others++;
@@ -810,7 +830,7 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
             return pf_err_sys(err, PF_EIO, "cannot create fifo %s", path);
         int fd = open_created(x, dirfd, name, S_IFIFO);
         if (fd >= 0) {
-            meta_pathfd(fd, &m, 0, path);
+            meta_pathfd(fd, dirfd, name, &m, 0, path);
             close(fd);
         }
         x->st->others++;
@@ -826,7 +846,7 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
         }
         int fd = open_created(x, dirfd, name, fmt);
         if (fd >= 0) {
-            meta_pathfd(fd, &m, 0, path);
+            meta_pathfd(fd, dirfd, name, &m, 0, path);
             close(fd);
         }
         x->st->others++;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -361,6 +362,44 @@ static void test_outside_links(void **state)
     }
 }
 
+/* A chain of 4097 directories: refused at depth 4096 with an error, not a crash (the
+ * recursion would otherwise go as deep as a hostile tree likes). */
+static void test_too_deep(void **state)
+{
+    fixture *f = *state;
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    struct rlimit want = {8192, rl.rlim_max > 8192 ? rl.rlim_max : 8192};
+    int raised = setrlimit(RLIMIT_NOFILE, &want) == 0; /* one descriptor per level */
+    pf_err err = {0};
+    pf_saver *sv = pf_saver_new(f->r, 1, &err);
+    assert_non_null(sv);
+    uint8_t id[1][PF_ID_LEN];
+    pf_buf b = PF_BUF_INIT;
+    pf_tree t = {0};
+    assert_int_equal(pf_tree_encode(&t, &b, &err), 0);
+    assert_int_equal(pf_saver_save(sv, PF_BLOB_TREE, b.data, b.len, id[0], &err), 0);
+    for (int i = 0; i < 4097; i++) {
+        pf_node d = dir_node("d", 0755, id);
+        pf_tree_add(&t, &d);
+        pf_buf_reset(&b);
+        assert_int_equal(pf_tree_encode(&t, &b, &err), 0);
+        assert_int_equal(pf_saver_save(sv, PF_BLOB_TREE, b.data, b.len, id[0], &err), 0);
+        pf_tree_free(&t);
+    }
+    assert_int_equal(pf_saver_finish(sv, &err), 0);
+    pf_saver_free(sv);
+    pf_buf_free(&b);
+    scratch(f);
+    assert_int_equal(restore(f, id[0], NULL, NULL, &err), -1);
+    if (raised) {
+        assert_int_equal(err.code, PF_ECORRUPT);
+        assert_non_null(strstr(err.msg, "more than 4096 directories deep"));
+    }
+    scratch_done(f);
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
 /* ---- a local user planting entries in the target ---- */
 
 /* Before the restore: a symlink to the victim, or to the outside directory, wherever the
@@ -671,15 +710,11 @@ int main(void)
 {
     pf_log_set_handler(quiet);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ns_to_timespec),
-        cmocka_unit_test(test_hostile_names),
-        cmocka_unit_test(test_link_then_dir),
-        cmocka_unit_test(test_outside_links),
-        cmocka_unit_test(test_preplanted),
-        cmocka_unit_test(test_swapped_during),
-        cmocka_unit_test(test_failed_file_removed_by_fd),
-        cmocka_unit_test(test_times),
-        cmocka_unit_test(test_owner_names),
+        cmocka_unit_test(test_ns_to_timespec), cmocka_unit_test(test_hostile_names),
+        cmocka_unit_test(test_link_then_dir),  cmocka_unit_test(test_outside_links),
+        cmocka_unit_test(test_too_deep),       cmocka_unit_test(test_preplanted),
+        cmocka_unit_test(test_swapped_during), cmocka_unit_test(test_failed_file_removed_by_fd),
+        cmocka_unit_test(test_times),          cmocka_unit_test(test_owner_names),
         cmocka_unit_test(test_special),
     };
     return cmocka_run_group_tests_name("restorer", tests, setup, teardown);
