@@ -88,20 +88,29 @@ static const char *lookup_name(idname **tab, size_t *n, uint32_t id, int is_grou
     for (size_t i = 0; i < *n; i++)
         if ((*tab)[i].id == id)
             return (*tab)[i].name;
-    char buf[16384];
-    const char *name = "";
-    if (is_group) {
-        struct group g, *res = NULL;
-        if (!getgrgid_r(id, &g, buf, sizeof buf, &res) && res)
-            name = res->gr_name;
-    } else {
-        struct passwd p, *res = NULL;
-        if (!getpwuid_r(id, &p, buf, sizeof buf, &res) && res)
-            name = res->pw_name;
+    char *found = NULL;
+    /* A group with many members needs a large buffer: grow it on ERANGE. */
+    for (size_t cap = 16384; cap <= (1u << 24) && !found; cap *= 4) {
+        char *buf = xrealloc(NULL, cap);
+        int rc;
+        if (is_group) {
+            struct group g, *res = NULL;
+            rc = getgrgid_r(id, &g, buf, cap, &res);
+            if (!rc && res)
+                found = xstrdup(res->gr_name);
+        } else {
+            struct passwd p, *res = NULL;
+            rc = getpwuid_r(id, &p, buf, cap, &res);
+            if (!rc && res)
+                found = xstrdup(res->pw_name);
+        }
+        free(buf);
+        if (rc != ERANGE)
+            break;
     }
     *tab = xrealloc(*tab, (*n + 1) * sizeof **tab);
     (*tab)[*n].id = id;
-    (*tab)[*n].name = xstrdup(name);
+    (*tab)[*n].name = found ? found : xstrdup("");
     return (*tab)[(*n)++].name;
 }
 

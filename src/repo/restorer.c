@@ -335,21 +335,32 @@ static uint32_t owner_id(rst *x, int group, const char *name, uint32_t fallback)
     for (size_t i = 0; i < x->nnames; i++)
         if (x->names[i].group == group && !strcmp(x->names[i].name, name))
             return x->names[i].found ? x->names[i].id : fallback;
-    char buf[16384];
     int found = 0;
     uint32_t id = 0;
-    if (group) {
-        struct group g, *res = NULL;
-        if (!getgrnam_r(name, &g, buf, sizeof buf, &res) && res) {
-            found = 1;
-            id = res->gr_gid;
+    /* A group with many members needs a large buffer: grow it on ERANGE. */
+    for (size_t cap = 16384; cap <= (1u << 24); cap *= 4) {
+        char *buf = malloc(cap);
+        if (!buf)
+            break;
+        int rc;
+        if (group) {
+            struct group g, *res = NULL;
+            rc = getgrnam_r(name, &g, buf, cap, &res);
+            if (!rc && res) {
+                found = 1;
+                id = res->gr_gid;
+            }
+        } else {
+            struct passwd p, *res = NULL;
+            rc = getpwnam_r(name, &p, buf, cap, &res);
+            if (!rc && res) {
+                found = 1;
+                id = res->pw_uid;
+            }
         }
-    } else {
-        struct passwd p, *res = NULL;
-        if (!getpwnam_r(name, &p, buf, sizeof buf, &res) && res) {
-            found = 1;
-            id = res->pw_uid;
-        }
+        free(buf);
+        if (rc != ERANGE)
+            break;
     }
     char *copy = strdup(name);
     owner_name *grown = copy ? realloc(x->names, (x->nnames + 1) * sizeof *grown) : NULL;

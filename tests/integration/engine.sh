@@ -404,6 +404,11 @@ pfux_add() { # NAME ID: a user and a group of that name, both with that id
     useradd -M -N -u "$2" -g "$2" -s /usr/sbin/nologin "$1"
     PFUX_USERS+=("$1")
 }
+pfux_big_group() { # NAME ID: a group whose entry is over 16 KiB (3000 members)
+    groupadd -g "$2" "$1"
+    PFUX_USERS+=("$1")
+    gpasswd -M "$(python3 -c 'print(",".join(["nobody"] * 3000))')" "$1" >/dev/null
+}
 pfux_del() {
     userdel "$1"
     groupdel "$1" 2>/dev/null || true
@@ -416,11 +421,13 @@ part_owners() {
     fi
     say "owners: by name, ids differ between backup and restore"
     trap 'pfux_cleanup; cleanup' EXIT
-    local a=pfux$$a b=pfux$$b o=$W/owners id1 id2 id3
+    local a=pfux$$a b=pfux$$b g=pfux$$g o=$W/owners id1 id2 id3 gid1 gid2
     id1=$(free_id 4001)
     pfux_add "$a" "$id1"
     id2=$(free_id $((id1 + 1)))
     pfux_add "$b" "$id2"
+    gid1=$(free_id $((id2 + 1)))
+    pfux_big_group "$g" "$gid1"
     mkdir -p "$o/src/dir"
     printf 'a\n' >"$o/src/of-a"
     printf 'b\n' >"$o/src/of-b"
@@ -430,6 +437,8 @@ part_owners() {
     chown -h "$a:$a" "$o/src/link-of-a"
     chown "$b:$b" "$o/src/of-b"
     chown "$a:$b" "$o/src/dir/a-user-b-group"
+    printf 'big group\n' >"$o/src/of-big-group"
+    chgrp "$g" "$o/src/of-big-group"
     touch -d '1965-03-04 05:06:07.000000089 UTC' "$o/src/of-a" "$o/src/dir"
     REPO=$o/repo
     run 0 pf init
@@ -437,8 +446,11 @@ part_owners() {
     # The new machine: a has another id, b does not exist (its files keep the old id).
     pfux_del "$a"
     pfux_del "$b"
-    id3=$(free_id $((id2 + 1)))
+    id3=$(free_id $((gid1 + 1)))
     pfux_add "$a" "$id3"
+    groupdel "$g"
+    gid2=$(free_id $((id3 + 1)))
+    pfux_big_group "$g" "$gid2"
     run 0 pf restore latest --target "$o/r"
     [ "$(stat -c '%U:%G %u:%g' "$o/r/src/of-a")" = "$a:$a $id3:$id3" ] ||
         fail "of-a: $(stat -c '%U:%G %u:%g' "$o/r/src/of-a"), expected $a:$a $id3:$id3"
@@ -447,8 +459,10 @@ part_owners() {
     [ "$(stat -c '%u:%g' "$o/r/src/dir/a-user-b-group")" = "$id3:$id2" ] || fail "user a, group b"
     [ "$(stat -c '%U' "$o/r/src/dir")" = "$a" ] || fail "directory owner by name"
     [ "$(stat -c '%U' "$o/r/src/link-of-a")" = "$a" ] || fail "symlink owner by name"
+    [ "$(stat -c '%g' "$o/r/src/of-big-group")" = "$gid2" ] ||
+        fail "a group with a 16 KiB entry: gid $(stat -c '%g' "$o/r/src/of-big-group"), expected $gid2"
     # every other field exactly as backed up, with a's ids mapped
-    compare --uid-map "$id1:$id3" --gid-map "$id1:$id3" "$o/src" "$o/r/src"
+    compare --uid-map "$id1:$id3" --gid-map "$id1:$id3" --gid-map "$gid1:$gid2" "$o/src" "$o/r/src"
     say "owners: --numeric-owner keeps the recorded ids"
     run 0 pf restore latest --numeric-owner --target "$o/rn"
     [ "$(stat -c '%u:%g' "$o/rn/src/of-a")" = "$id1:$id1" ] || fail "--numeric-owner: of-a"
