@@ -86,6 +86,7 @@ int cmd_restore(int argc, char **argv)
                          .keep_special = keep_special,
                          /* an exact copy: the restorer never follows a link itself */
                          .outside_links = 1,
+                         .left_out_hint = "--keep-special keeps them",
                          .workers = pf_cli_workers(r),
                          .progress = restore_progress,
                          .progress_ctx = &started};

@@ -912,7 +912,7 @@ int pf_restore_dir_into(pf_repo *r, const pf_node *dir, const char *target,
 }
 
 /* One line for what the safe defaults left out; the names went to the debug log. */
-static void report_left_out(const char *target, const pf_restore_stats *before,
+static void report_left_out(const char *target, const char *hint, const pf_restore_stats *before,
                             const pf_restore_stats *after)
 {
     uint64_t special = after->skipped_special - before->skipped_special;
@@ -930,7 +930,8 @@ static void report_left_out(const char *target, const pf_restore_stats *before,
     if (links)
         pf_buf_printf(&b, "%s%llu symlink%s pointing outside not created", b.len ? ", " : "",
                       (unsigned long long)links, links == 1 ? "" : "s");
-    pf_warn("%s: %s (a snapshot must not plant these; -v names them)", target, b.data);
+    pf_warn("%s: %s (a snapshot must not plant these; -v names them%s%s)", target, b.data,
+            hint ? ", " : "", hint ? hint : "");
     pf_buf_free(&b);
 }
 
@@ -974,7 +975,7 @@ static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node
         meta_of(&x, meta_node, &m);
         meta_fd(fd, &m, target);
     }
-    report_left_out(target, &before, x.st);
+    report_left_out(target, x.o->left_out_hint, &before, x.st);
     close(fd);
     for (size_t i = 0; i < x.nlinks; i++)
         close(x.links[i].fd);

@@ -38,6 +38,8 @@ typedef struct pf_restore_opts {
      * they are skipped: a web server serving the restored media would follow them. The
      * restorer itself never follows any symlink either way. */
     int outside_links;
+    /* Appended to the warning about what was left out ("--keep-special keeps them"). */
+    const char *left_out_hint;
     int workers; /* threads writing file contents; 0 = default (4) */
     pf_restore_progress_fn progress;
     void *progress_ctx;

@@ -231,6 +231,7 @@ part_roundtrip() {
     grep -q "$special device nodes\? or FIFOs\? not created, setuid/setgid cleared on $setid files" \
         "$W/err.txt" || fail "the warning does not count what was left out: $(cat "$W/err.txt")"
     if grep -q 'not restoring' "$W/err.txt"; then fail "names listed without -v"; fi
+    grep -q -- '--keep-special keeps them' "$W/err.txt" || fail "the warning does not name --keep-special"
     [ ! -e "$W/r0/src/fifo" ] && [ ! -e "$W/r0/src/chardev" ] || fail "special files restored"
     [ "$(stat -c %a "$W/r0/src/setuid")" = 755 ] || fail "setuid kept: $(stat -c %a "$W/r0/src/setuid")"
     [ "$(stat -c %a "$W/r0/src/setgid")" = 755 ] || fail "setgid kept"
