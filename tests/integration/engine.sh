@@ -243,6 +243,19 @@ part_roundtrip() {
     grep -q "clearing setuid/setgid of $W/r0v/src/setuid" "$W/err.txt" || fail "-v does not name the setuid file"
     rm -rf "$W/r0" "$W/r0v"
 
+    say "roundtrip: a time after 2262 is stored as the last one an i64 holds, not wrapped"
+    mkdir -p "$W/late/src"
+    printf 'late\n' >"$W/late/src/2300"
+    touch -d '2300-01-01 00:00:00 UTC' "$W/late/src/2300"
+    REPO=$W/late/repo
+    run 0 pf init
+    run 0 pf backup "$W/late/src"
+    run 0 pf restore latest --target "$W/late/r"
+    [ "$(TZ=UTC stat -c %y "$W/late/r/src/2300")" = '2262-04-11 23:47:16.854775807 +0000' ] ||
+        fail "a 2300 time came back as $(TZ=UTC stat -c %y "$W/late/r/src/2300")"
+    rm -rf "$W/late"
+    REPO=$W/repo
+
     say "roundtrip: ls"
     run 0 pf ls latest
     for want in '/src/big' '/src/dir/sub/subsub/f' '/src/rel-link -> big' '/src/fifo' \
@@ -440,6 +453,14 @@ part_owners() {
     chown "$a:$b" "$o/src/dir/a-user-b-group"
     printf 'big group\n' >"$o/src/of-big-group"
     chgrp "$g" "$o/src/of-big-group"
+    # the other shapes, owned by users whose ids change: hardlinks, holes, an empty dir
+    ln "$o/src/of-a" "$o/src/dir/hardlink-of-a"
+    truncate -s 40M "$o/src/sparse-of-a"
+    printf 'x' | dd of="$o/src/sparse-of-a" bs=1 seek=$((20 << 20)) conv=notrunc status=none
+    chown "$a:$a" "$o/src/sparse-of-a"
+    mkdir "$o/src/empty-of-b"
+    chown "$b:$a" "$o/src/empty-of-b"
+    chmod 2750 "$o/src/empty-of-b"
     touch -d '1965-03-04 05:06:07.000000089 UTC' "$o/src/of-a" "$o/src/dir"
     REPO=$o/repo
     run 0 pf init
