@@ -542,7 +542,7 @@ part_planted() {
         echo "planted: not root, skipped (the attack is on a root restore)"
         return 0
     fi
-    say "planted: symlinks in place of a directory, a file, a symlink and a FIFO"
+    say "planted: symlinks in place of a directory, a file, a symlink and a FIFO; a hardlink in place of a file"
     local p=$W/planted as=(runuser -u nobody --)
     mkdir -p "$p/src/system/dir" "$p/outside-dir"
     printf 'restored\n' >"$p/src/system/file"
@@ -550,6 +550,7 @@ part_planted() {
     mkdir "$p/src/system/dir2"
     printf 'inside 2\n' >"$p/src/system/dir2/f"
     ln -s file "$p/src/system/link"
+    printf 'hard\n' >"$p/src/system/hard"
     mkfifo "$p/src/system/fifo"
     chmod 0777 "$p/src/system/dir" "$p/src/system/file" "$p/src/system/fifo"
     chown 1234:1234 "$p/src/system/dir" "$p/src/system/file"
@@ -562,7 +563,7 @@ part_planted() {
     chmod 0600 "$p/shadow"
     touch -d '1999-09-09 09:09:09.123456789' "$p/shadow"
     local before
-    before=$(stat -c '%a %u:%g %y %s' "$p/shadow")
+    before=$(stat -c '%a %u:%g %y %s %i' "$p/shadow")
     chmod 755 "$p"
     mkdir -p "$p/target/system"
     chown nobody "$p/target/system"
@@ -571,9 +572,12 @@ part_planted() {
         "${as[@]}" ln -s "$p/shadow" "$p/target/system/$n"
     done
     "${as[@]}" ln -s "$p/outside-dir" "$p/target/system/dir2"
+    # a hardlink to it where a file goes (fs.protected_hardlinks stops nobody; root stands in)
+    ln "$p/shadow" "$p/target/system/hard"
     run 0 pf restore latest --keep-special --target "$p/target"
-    [ "$(stat -c '%a %u:%g %y %s' "$p/shadow")" = "$before" ] ||
-        fail "the file outside changed: $(stat -c '%a %u:%g %y %s' "$p/shadow"), was $before"
+    [ "$(stat -c '%a %u:%g %y %s %i' "$p/shadow")" = "$before" ] ||
+        fail "the file outside changed: $(stat -c '%a %u:%g %y %s %i' "$p/shadow"), was $before"
+    [ "$(cat "$p/shadow")" = 'root:secret' ] || fail "the file outside was written"
     [ -z "$(ls -A "$p/outside-dir")" ] || fail "restore wrote into a planted symlink's target"
     compare "$p/src/system" "$p/target/system" --skip-top
     rm -rf "$p"
