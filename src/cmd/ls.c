@@ -117,7 +117,7 @@ static void print_node(const pf_node *n, const char *path)
     }
     char m[11], t[32];
     mode_str(n, m);
-    time_t secs = (time_t)(n->mtime_ns / 1000000000);
+    time_t secs = pf_ns_to_timespec(n->mtime_ns).tv_sec; /* rounded down before 1970 too */
     struct tm tm;
     localtime_r(&secs, &tm);
     strftime(t, sizeof t, "%Y-%m-%d %H:%M:%S", &tm);

@@ -8,11 +8,16 @@
 #include "repo/restorer.h"
 
 static const char restore_help[] =
-    "usage: permafrost restore SNAPSHOT --target DIR [PATH...]\n"
+    "usage: permafrost restore SNAPSHOT --target DIR [--keep-special] [--numeric-owner] "
+    "[PATH...]\n"
     "       permafrost restore SNAPSHOT --live DIR [options]   (a Mastodon server)\n\n"
     "Restores a snapshot (or only PATHs inside it) into DIR exactly: content, modes,\n"
     "owners (when run as root), times in nanoseconds, symlinks, hardlinks and holes.\n"
-    "Every block is authenticated first: corrupt data stops the restore (exit 4).\n";
+    "Every block is authenticated first: corrupt data stops the restore (exit 4).\n\n"
+    "  --keep-special   also create device nodes and FIFOs and keep setuid/setgid bits\n"
+    "                   (by default they are left out, with one warning; -v names them)\n"
+    "  --numeric-owner  give files their recorded numeric uid/gid; by default the\n"
+    "                   recorded user and group names are looked up on this machine\n";
 
 static void restore_progress(const pf_restore_stats *st, const char *current, void *ctx)
 {
@@ -33,15 +38,30 @@ int cmd_restore(int argc, char **argv)
             return cmd_restore_mastodon(argc, argv);
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
                                          {"target", required_argument, 0, 't'},
+                                         {"keep-special", no_argument, 0, 'S'},
+                                         {"numeric-owner", no_argument, 0, 'N'},
                                          {0, 0, 0, 0}};
     const char *target = NULL;
+    int keep_special = 0, numeric_owner = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(restore_help, stdout); return PF_EXIT_OK;
-        case 't': target = optarg; break;
-        default: fputs(restore_help, stderr); return PF_EXIT_USAGE;
+        case 'h':
+            fputs(restore_help, stdout);
+            return PF_EXIT_OK;
+        case 't':
+            target = optarg;
+            break;
+        case 'S':
+            keep_special = 1;
+            break;
+        case 'N':
+            numeric_owner = 1;
+            break;
+        default:
+            fputs(restore_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind >= argc || !target) {
@@ -62,6 +82,11 @@ int cmd_restore(int argc, char **argv)
     double started = pf_now();
     pf_restore_opts o = {.include = (const char *const *)(argv + optind + 1),
                          .owners = geteuid() == 0,
+                         .numeric_owner = numeric_owner,
+                         .keep_special = keep_special,
+                         /* an exact copy: the restorer never follows a link itself */
+                         .outside_links = 1,
+                         .left_out_hint = "--keep-special keeps them",
                          .workers = pf_cli_workers(r),
                          .progress = restore_progress,
                          .progress_ctx = &started};

@@ -88,20 +88,29 @@ static const char *lookup_name(idname **tab, size_t *n, uint32_t id, int is_grou
     for (size_t i = 0; i < *n; i++)
         if ((*tab)[i].id == id)
             return (*tab)[i].name;
-    char buf[16384];
-    const char *name = "";
-    if (is_group) {
-        struct group g, *res = NULL;
-        if (!getgrgid_r(id, &g, buf, sizeof buf, &res) && res)
-            name = res->gr_name;
-    } else {
-        struct passwd p, *res = NULL;
-        if (!getpwuid_r(id, &p, buf, sizeof buf, &res) && res)
-            name = res->pw_name;
+    char *found = NULL;
+    /* A group with many members needs a large buffer: grow it on ERANGE. */
+    for (size_t cap = 16384; cap <= (1u << 24) && !found; cap *= 4) {
+        char *buf = xrealloc(NULL, cap);
+        int rc;
+        if (is_group) {
+            struct group g, *res = NULL;
+            rc = getgrgid_r(id, &g, buf, cap, &res);
+            if (!rc && res)
+                found = xstrdup(res->gr_name);
+        } else {
+            struct passwd p, *res = NULL;
+            rc = getpwuid_r(id, &p, buf, cap, &res);
+            if (!rc && res)
+                found = xstrdup(res->pw_name);
+        }
+        free(buf);
+        if (rc != ERANGE)
+            break;
     }
     *tab = xrealloc(*tab, (*n + 1) * sizeof **tab);
     (*tab)[*n].id = id;
-    (*tab)[*n].name = xstrdup(name);
+    (*tab)[*n].name = found ? found : xstrdup("");
     return (*tab)[(*n)++].name;
 }
 
@@ -199,6 +208,17 @@ void pf_dir_abort(pf_dir *d)
         dir_free(d);
 }
 
+/* Nanoseconds since the epoch; times outside what an i64 holds (before 1677-09-21 or
+ * after 2262-04-11) are clamped to its ends rather than overflow. */
+static int64_t ts_ns(const struct timespec *ts)
+{
+    int64_t ns;
+    if (__builtin_mul_overflow((int64_t)ts->tv_sec, (int64_t)1000000000, &ns) ||
+        __builtin_add_overflow(ns, (int64_t)ts->tv_nsec, &ns))
+        return ts->tv_sec < 0 ? INT64_MIN : INT64_MAX;
+    return ns;
+}
+
 static void node_from_stat(pf_archiver *a, pf_node *n, const char *name, size_t len,
                            const struct stat *st)
 {
@@ -210,8 +230,8 @@ static void node_from_stat(pf_archiver *a, pf_node *n, const char *name, size_t 
     n->gid = st->st_gid;
     n->user = (char *)lookup_name(&a->users, &a->nusers, st->st_uid, 0);
     n->group = (char *)lookup_name(&a->groups, &a->ngroups, st->st_gid, 1);
-    n->mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-    n->ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+    n->mtime_ns = ts_ns(&st->st_mtim);
+    n->ctime_ns = ts_ns(&st->st_ctim);
     n->size = S_ISREG(st->st_mode) ? (uint64_t)st->st_size : 0;
     n->inode = st->st_ino;
     n->dev = st->st_dev;
@@ -219,14 +239,29 @@ static void node_from_stat(pf_archiver *a, pf_node *n, const char *name, size_t 
     if (S_ISCHR(st->st_mode) || S_ISBLK(st->st_mode))
         n->rdev = st->st_rdev;
     switch (st->st_mode & S_IFMT) {
-    case S_IFREG: n->type = PF_NODE_FILE; break;
-    case S_IFDIR: n->type = PF_NODE_DIR; break;
-    case S_IFLNK: n->type = PF_NODE_SYMLINK; break;
-    case S_IFIFO: n->type = PF_NODE_FIFO; break;
-    case S_IFSOCK: n->type = PF_NODE_SOCKET; break;
-    case S_IFCHR: n->type = PF_NODE_CHARDEV; break;
-    case S_IFBLK: n->type = PF_NODE_BLOCKDEV; break;
-    default: n->type = 0;
+    case S_IFREG:
+        n->type = PF_NODE_FILE;
+        break;
+    case S_IFDIR:
+        n->type = PF_NODE_DIR;
+        break;
+    case S_IFLNK:
+        n->type = PF_NODE_SYMLINK;
+        break;
+    case S_IFIFO:
+        n->type = PF_NODE_FIFO;
+        break;
+    case S_IFSOCK:
+        n->type = PF_NODE_SOCKET;
+        break;
+    case S_IFCHR:
+        n->type = PF_NODE_CHARDEV;
+        break;
+    case S_IFBLK:
+        n->type = PF_NODE_BLOCKDEV;
+        break;
+    default:
+        n->type = 0;
     }
 }
 
@@ -278,7 +313,8 @@ int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
     uint8_t id[PF_ID_LEN];
     int rc = -1;
     pf_tree_sort(&d->tree);
-    if (pf_tree_encode(&d->tree, &b, err) || pf_saver_save(a->s, PF_BLOB_TREE, b.data, b.len, id, err))
+    if (pf_tree_encode(&d->tree, &b, err) ||
+        pf_saver_save(a->s, PF_BLOB_TREE, b.data, b.len, id, err))
         goto out;
     if (d->parent) {
         d->meta.blobs = xrealloc(d->meta.blobs, PF_ID_LEN);
@@ -567,14 +603,12 @@ out:
     return rc;
 }
 
-static int archive_file(walk *w, pf_dir *d, int dirfd, const char *fsname, pf_node *n,
-                        pf_err *err)
+static int archive_file(walk *w, pf_dir *d, int dirfd, const char *fsname, pf_node *n, pf_err *err)
 {
     pf_archiver *a = w->a;
     const pf_node *old = pf_tree_find(&d->old, n->name, n->name_len);
-    if (old && old->type == PF_NODE_FILE && old->size == n->size &&
-        old->mtime_ns == n->mtime_ns && old->ctime_ns == n->ctime_ns && old->inode == n->inode &&
-        blobs_all_known(a, old)) {
+    if (old && old->type == PF_NODE_FILE && old->size == n->size && old->mtime_ns == n->mtime_ns &&
+        old->ctime_ns == n->ctime_ns && old->inode == n->inode && blobs_all_known(a, old)) {
         n->blobs = old->blobs;
         n->nblobs = old->nblobs;
         pf_tree_add(&d->tree, n);

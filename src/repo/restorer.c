@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,7 +213,7 @@ void pf_node_source_free(pf_source *s)
 
 typedef struct link_seen {
     uint64_t dev, ino;
-    int fd; /* O_PATH descriptor of the first restored copy */
+    int fd; /* a duplicate of the descriptor the first copy was written through */
 } link_seen;
 
 /* File contents are written by a pool of threads, blob by blob at known offsets, so
@@ -219,14 +221,26 @@ typedef struct link_seen {
  * range reads are in flight). The walk itself (creating entries) stays on one thread. */
 #define RESTORE_QUEUE 64
 #define RESTORE_MAX_WORKERS 16
+/* Deeper trees than this are refused: a hostile tree could otherwise exhaust the stack
+ * (each level is a recursion and an open directory). Far beyond what a backup reads. */
+#define RESTORE_MAX_DEPTH 4096
+
+/* What an entry gets once its content is in place. */
+typedef struct meta {
+    int owners;
+    uint32_t uid, gid, mode;
+    struct timespec ts[2];
+} meta;
 
 typedef struct file_job {
     int fd;
+    int dirfd; /* its directory, to remove it by name (never by path) when it fails */
+    char *name;
     pf_node node;
+    meta m;
     char *path;
     size_t pending; /* blob jobs outstanding, plus one while the walker still adds */
     int failed;
-    int owners;
 } file_job;
 
 typedef struct blob_job {
@@ -235,6 +249,13 @@ typedef struct blob_job {
     uint64_t off;
 } blob_job;
 
+typedef struct owner_name {
+    char *name;
+    int group;
+    int found;
+    uint32_t id;
+} owner_name;
+
 typedef struct rst {
     pf_repo *r;
     const pf_restore_opts *o;
@@ -242,6 +263,9 @@ typedef struct rst {
     pf_buf path;
     link_seen *links;
     size_t nlinks;
+    owner_name *names; /* name lookups, cached: the walker's thread only */
+    size_t nnames;
+    int depth;
     struct timespec last;
     /* the writer pool */
     pthread_t threads[RESTORE_MAX_WORKERS];
@@ -260,8 +284,7 @@ static void rprogress(rst *x)
         return;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if ((double)(now.tv_sec - x->last.tv_sec) + (double)(now.tv_nsec - x->last.tv_nsec) / 1e9 <
-        0.2)
+    if ((double)(now.tv_sec - x->last.tv_sec) + (double)(now.tv_nsec - x->last.tv_nsec) / 1e9 < 0.2)
         return;
     x->last = now;
     pthread_mutex_lock(&x->mu);
@@ -303,6 +326,116 @@ static int is_zero(const uint8_t *p, size_t n)
     return 1;
 }
 
+/* The id a recorded name has on this machine, or fallback when the name is empty or
+ * unknown here: files come back owned by the same users, whatever their ids are. */
+static uint32_t owner_id(rst *x, int group, const char *name, uint32_t fallback)
+{
+    if (x->o->numeric_owner || !name || !*name)
+        return fallback;
+    for (size_t i = 0; i < x->nnames; i++)
+        if (x->names[i].group == group && !strcmp(x->names[i].name, name))
+            return x->names[i].found ? x->names[i].id : fallback;
+    int found = 0;
+    uint32_t id = 0;
+    /* A group with many members needs a large buffer: grow it on ERANGE. */
+    for (size_t cap = 16384; cap <= (1u << 24); cap *= 4) {
+        char *buf = malloc(cap);
+        if (!buf)
+            break;
+        int rc;
+        if (group) {
+            struct group g, *res = NULL;
+            rc = getgrnam_r(name, &g, buf, cap, &res);
+            if (!rc && res) {
+                found = 1;
+                id = res->gr_gid;
+            }
+        } else {
+            struct passwd p, *res = NULL;
+            rc = getpwnam_r(name, &p, buf, cap, &res);
+            if (!rc && res) {
+                found = 1;
+                id = res->pw_uid;
+            }
+        }
+        free(buf);
+        if (rc != ERANGE)
+            break;
+    }
+    char *copy = strdup(name);
+    owner_name *grown = copy ? realloc(x->names, (x->nnames + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(copy);
+    } else {
+        x->names = grown;
+        x->names[x->nnames++] = (owner_name){copy, group, found, id};
+    }
+    if (!found)
+        pf_debug("%s %s is unknown here: using the recorded id %u", group ? "group" : "user", name,
+                 fallback);
+    return found ? id : fallback;
+}
+
+static void meta_of(rst *x, const pf_node *n, meta *m)
+{
+    m->owners = x->o->owners;
+    m->uid = m->owners ? owner_id(x, 0, n->user, n->uid) : n->uid;
+    m->gid = m->owners ? owner_id(x, 1, n->group, n->gid) : n->gid;
+    m->mode = n->mode;
+    m->ts[0] = m->ts[1] = pf_ns_to_timespec(n->mtime_ns);
+}
+
+/* Attributes through a real descriptor of a regular file or directory the restore
+ * created or opened with O_NOFOLLOW: whatever happens to its name meanwhile, these land
+ * on that inode and nowhere else. */
+static void meta_fd(int fd, const meta *m, const char *path)
+{
+    if (m->owners && fchown(fd, m->uid, m->gid))
+        pf_warn("cannot set owner of %s: %s", path, strerror(errno));
+    /* after chown, which clears setuid/setgid */
+    if (fchmod(fd, m->mode))
+        pf_warn("cannot set mode of %s: %s", path, strerror(errno));
+    if (futimens(fd, m->ts))
+        pf_warn("cannot set times of %s: %s", path, strerror(errno));
+}
+
+/* The same through an O_PATH descriptor, for symlinks, FIFOs and devices (opening those
+ * for real would follow the link, block, or talk to the device). fchmod does not work on
+ * O_PATH descriptors; chmod of /proc/self/fd/N reaches exactly the inode the descriptor
+ * holds. Symlinks have no mode of their own. */
+/* utimensat with AT_EMPTY_PATH needs Linux 5.8; before, a symlink's times are set by
+ * name, and only while that name still is the inode fd holds. */
+static int times_pathfd(int fd, int dirfd, const char *name, const struct timespec ts[2])
+{
+    if (utimensat(fd, "", ts, AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return -1;
+    struct stat mine, there;
+    if (fstat(fd, &mine) || fstatat(dirfd, name, &there, AT_SYMLINK_NOFOLLOW))
+        return -1;
+    if (mine.st_dev != there.st_dev || mine.st_ino != there.st_ino) {
+        errno = ESTALE;
+        return -1;
+    }
+    return utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW);
+}
+
+static void meta_pathfd(int fd, int dirfd, const char *name, const meta *m, int is_link,
+                        const char *path)
+{
+    if (m->owners && fchownat(fd, "", m->uid, m->gid, AT_EMPTY_PATH))
+        pf_warn("cannot set owner of %s: %s", path, strerror(errno));
+    if (!is_link) {
+        char proc[64];
+        snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+        if (chmod(proc, m->mode))
+            pf_warn("cannot set mode of %s (is /proc mounted?): %s", path, strerror(errno));
+    }
+    if (times_pathfd(fd, dirfd, name, m->ts))
+        pf_warn("cannot set times of %s: %s", path, strerror(errno));
+}
+
 /* Gives a finished file its size, metadata, and closes it; a failed one is emptied
  * and removed, so no file with wrong bytes is left behind. */
 static void file_finish(rst *x, file_job *f)
@@ -311,30 +444,26 @@ static void file_finish(rst *x, file_job *f)
     if (!f->failed) {
         if (ftruncate(f->fd, (off_t)n->size))
             pf_warn("cannot size %s: %s", f->path, strerror(errno));
-        if (f->owners && fchown(f->fd, n->uid, n->gid))
-            pf_warn("cannot set owner of %s: %s", f->path, strerror(errno));
-        /* after chown, which clears setuid/setgid */
-        if (fchmod(f->fd, n->mode))
-            pf_warn("cannot set mode of %s: %s", f->path, strerror(errno));
-        struct timespec ts[2];
-        ts[0].tv_sec = ts[1].tv_sec = n->mtime_ns / 1000000000;
-        ts[0].tv_nsec = ts[1].tv_nsec = n->mtime_ns % 1000000000;
-        if (futimens(f->fd, ts))
-            pf_warn("cannot set times of %s: %s", f->path, strerror(errno));
+        meta_fd(f->fd, &f->m, f->path);
     } else {
         if (ftruncate(f->fd, 0)) {
             /* unlinking below is what matters */
         }
-        unlink(f->path);
+        /* Only if the name still is this file: never through a path, never another's. */
+        struct stat mine, there;
+        if (!fstat(f->fd, &mine) && !fstatat(f->dirfd, f->name, &there, AT_SYMLINK_NOFOLLOW) &&
+            mine.st_dev == there.st_dev && mine.st_ino == there.st_ino)
+            unlinkat(f->dirfd, f->name, 0);
     }
     close(f->fd);
+    close(f->dirfd);
     (void)x;
     pf_node_free(&f->node);
+    free(f->name);
     free(f->path);
     free(f);
 }
 
-/* Drops one reference; the last one finishes the file. Caller holds x->mu. */
 static file_job *file_release(file_job *f)
 {
     return --f->pending == 0 ? f : NULL;
@@ -410,7 +539,7 @@ static int pool_failed(rst *x, pf_err *err)
 }
 
 /* Queues the content of a created file; the pool writes it and finishes the file. */
-static int write_file_async(rst *x, int fd, const pf_node *n, pf_err *err)
+static int write_file_async(rst *x, int dirfd, int fd, const pf_node *n, const meta *m, pf_err *err)
 {
     file_job *f = calloc(1, sizeof *f);
     if (!f) {
@@ -418,8 +547,19 @@ static int write_file_async(rst *x, int fd, const pf_node *n, pf_err *err)
         return pf_err_set(err, PF_EGENERIC, "out of memory");
     }
     f->fd = fd;
-    f->owners = x->o->owners;
+    f->dirfd = fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+    f->name = strdup(n->name);
     f->path = strdup((const char *)x->path.data);
+    if (f->dirfd < 0 || !f->name || !f->path) {
+        if (f->dirfd >= 0)
+            close(f->dirfd);
+        close(fd);
+        free(f->name);
+        free(f->path);
+        free(f);
+        return pf_err_sys(err, PF_EGENERIC, "restoring %s", x->path.data);
+    }
+    f->m = *m;
     pf_node_copy(&f->node, n);
     f->pending = 1;
     uint64_t off = 0;
@@ -502,33 +642,75 @@ static int pool_stop(rst *x, pf_err *err)
     return failed ? -1 : 0;
 }
 
-static void set_meta(rst *x, int dirfd, const pf_node *n)
+/* True when a symlink target, read from a link depth directories below the restore
+ * root, can only lead to entries of the restored tree: relative, with its ".."
+ * components all at the start and no more of them than depth. A ".." after a name is
+ * refused as well: the name may itself be a link ("s/../x" with s -> "." climbs out). */
+static int link_inside(const char *t, size_t len, size_t depth)
 {
-    const char *name = n->name;
-    if (x->o->owners && fchownat(dirfd, name, n->uid, n->gid, AT_SYMLINK_NOFOLLOW))
-        pf_warn("cannot set owner of %s: %s", x->path.data, strerror(errno));
-    /* chown clears setuid/setgid, so the mode comes after it; symlinks have no mode. */
-    if (n->type != PF_NODE_SYMLINK && fchmodat(dirfd, name, n->mode, 0))
-        pf_warn("cannot set mode of %s: %s", x->path.data, strerror(errno));
-    struct timespec ts[2];
-    ts[0].tv_sec = ts[1].tv_sec = n->mtime_ns / 1000000000;
-    ts[0].tv_nsec = ts[1].tv_nsec = n->mtime_ns % 1000000000;
-    if (utimensat(dirfd, name, ts, AT_SYMLINK_NOFOLLOW))
-        pf_warn("cannot set times of %s: %s", x->path.data, strerror(errno));
-}
-
-static int remove_existing(int dirfd, const char *name)
-{
-    struct stat st;
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
+    if (!len || t[0] == '/')
         return 0;
-    if (S_ISDIR(st.st_mode))
-        return 0; /* a directory is reused, never removed */
-    return unlinkat(dirfd, name, 0);
+    int names = 0;
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+        while (j < len && t[j] != '/')
+            j++;
+        size_t cl = j - i;
+        if (cl == 2 && t[i] == '.' && t[i + 1] == '.') {
+            if (names || depth == 0)
+                return 0;
+            depth--;
+        } else if (cl && !(cl == 1 && t[i] == '.')) {
+            names = 1;
+        }
+        i = j + 1;
+    }
+    return 1;
 }
 
-static int restore_dir_contents(rst *x, int fd, const uint8_t tree_id[PF_ID_LEN],
-                                const char *rel, pf_err *err);
+/* Opens, O_PATH and without following, what the restore has just created at name, and
+ * refuses anything that is not that fresh entry (of type fmt, one link, ours): a local
+ * user who can write the directory may have swapped it meanwhile. */
+static int open_created(rst *x, int dirfd, const char *name, mode_t fmt)
+{
+    int fd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd >= 0 && !fstat(fd, &st) && (st.st_mode & S_IFMT) == fmt && st.st_nlink == 1 &&
+        st.st_uid == geteuid())
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    pf_warn("%s was replaced while restoring: its owner, mode and times are not set", x->path.data);
+    x->st->errors++;
+    return -1;
+}
+
+/* A hardlink to the inode behind fd (a file this restore wrote), by descriptor. */
+static int link_to(int fd, int dirfd, const char *name)
+{
+    if (linkat(fd, "", dirfd, name, AT_EMPTY_PATH) == 0) /* needs CAP_DAC_READ_SEARCH */
+        return 0;
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    return linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW);
+}
+
+static const char *special_kind(uint8_t type)
+{
+    switch (type) {
+    case PF_NODE_FIFO:
+        return "FIFO";
+    case PF_NODE_CHARDEV:
+        return "character device";
+    case PF_NODE_BLOCKDEV:
+        return "block device";
+    default:
+        return NULL;
+    }
+}
+
+static int restore_dir_contents(rst *x, int fd, const uint8_t tree_id[PF_ID_LEN], const char *rel,
+                                pf_err *err);
 
 static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf_err *err)
 {
@@ -538,21 +720,72 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
     if (inc == 1 && n->type != PF_NODE_DIR)
         return 0;
     const char *name = n->name;
-    if (n->type != PF_NODE_DIR && remove_existing(dirfd, name))
-        return pf_err_sys(err, PF_EIO, "cannot replace %s", x->path.data);
+    const char *path = (const char *)x->path.data;
+    meta m;
+    meta_of(x, n, &m);
+    if (!x->o->keep_special) {
+        const char *kind = special_kind(n->type);
+        if (kind) {
+            pf_debug("not restoring %s %s", kind, path);
+            x->st->skipped_special++;
+            return 0;
+        }
+        if (n->type == PF_NODE_FILE && (m.mode & 06000)) {
+            pf_debug("clearing setuid/setgid of %s", path);
+            m.mode &= ~06000u;
+            x->st->stripped_setid++;
+        }
+    }
+    if (n->type == PF_NODE_SYMLINK) {
+        size_t depth = 0;
+        for (const char *p = rel; *p; p++)
+            depth += *p == '/';
+        if (!n->link_len || memchr(n->link, 0, n->link_len)) {
+            pf_warn("not restoring symlink %s: its recorded target is invalid", path);
+            x->st->errors++;
+            return 0;
+        }
+        if (!x->o->outside_links && !link_inside(n->link, n->link_len, depth)) {
+            pf_debug("not restoring symlink %s: its target %s is outside", path, n->link);
+            x->st->skipped_links++;
+            return 0;
+        }
+    }
+    if (n->type == PF_NODE_SOCKET) {
+        /* A socket is created by the program that listens on it; nothing to restore. */
+        pf_debug("not restoring socket %s", path);
+        return 0;
+    }
+    /* Whatever is in the way goes, except a directory where one belongs: it is reused.
+     * A symlink in the way is removed, never followed. */
+    struct stat st;
+    if (!fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) &&
+        !(n->type == PF_NODE_DIR && S_ISDIR(st.st_mode))) {
+        if (S_ISDIR(st.st_mode))
+            return pf_err_set(err, PF_EIO, "cannot replace %s: it is a directory on disk", path);
+        if (unlinkat(dirfd, name, 0))
+            return pf_err_sys(err, PF_EIO, "cannot replace %s", path);
+    }
     switch (n->type) {
     case PF_NODE_DIR: {
+        if (x->depth >= RESTORE_MAX_DEPTH)
+            return pf_err_set(err, PF_ECORRUPT,
+                              "tree more than %d directories deep (hostile or damaged) at %s",
+                              RESTORE_MAX_DEPTH, path);
         if (mkdirat(dirfd, name, 0700) && errno != EEXIST)
-            return pf_err_sys(err, PF_EIO, "cannot create directory %s", x->path.data);
-        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+            return pf_err_sys(err, PF_EIO, "cannot create directory %s", path);
+        /* O_NOFOLLOW: a symlink swapped in since is refused, not entered. */
+        int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-            return pf_err_sys(err, PF_EIO, "cannot open directory %s", x->path.data);
+            return pf_err_sys(err, PF_EIO, "cannot open directory %s", path);
+        x->depth++;
         int rc = restore_dir_contents(x, fd, n->blobs[0], rel, err);
+        x->depth--;
+        if (!rc && inc == 0)
+            meta_fd(fd, &m, (const char *)x->path.data);
         close(fd);
         if (rc)
             return -1;
-        if (inc == 0)
-            set_meta(x, dirfd, n);
         x->st->dirs++;
         return 0;
     }
@@ -560,14 +793,13 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
         if (n->nlink > 1) {
             for (size_t i = 0; i < x->nlinks; i++) {
                 if (x->links[i].dev == n->dev && x->links[i].ino == n->inode) {
-                    char proc[64];
-                    snprintf(proc, sizeof proc, "/proc/self/fd/%d", x->links[i].fd);
-                    if (linkat(AT_FDCWD, proc, dirfd, name, AT_SYMLINK_FOLLOW) == 0) {
+                    if (link_to(x->links[i].fd, dirfd, name) == 0) {
+                        pthread_mutex_lock(&x->mu);
                         x->st->files++;
+                        pthread_mutex_unlock(&x->mu);
                         return 0;
                     }
-                    pf_warn("cannot hardlink %s, writing a copy: %s", x->path.data,
-                            strerror(errno));
+                    pf_warn("cannot hardlink %s, writing a copy: %s", path, strerror(errno));
                     break;
                 }
             }
@@ -576,57 +808,67 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
             return -1;
         int fd = openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0)
-            return pf_err_sys(err, PF_EIO, "cannot create %s", x->path.data);
+            return pf_err_sys(err, PF_EIO, "cannot create %s", path);
         if (n->nlink > 1) {
-            int pfd = openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-            if (pfd >= 0) {
-                link_seen *l = realloc(x->links, (x->nlinks + 1) * sizeof *l);
-                if (!l) {
-                    close(pfd);
-                } else {
-                    x->links = l;
-                    x->links[x->nlinks++] = (link_seen){n->dev, n->inode, pfd};
-                }
+            int dup = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+            link_seen *l = dup >= 0 ? realloc(x->links, (x->nlinks + 1) * sizeof *l) : NULL;
+            if (!l) {
+                if (dup >= 0)
+                    close(dup);
+            } else {
+                x->links = l;
+                x->links[x->nlinks++] = (link_seen){n->dev, n->inode, dup};
             }
         }
         pthread_mutex_lock(&x->mu);
         x->st->files++;
         pthread_mutex_unlock(&x->mu);
-        return write_file_async(x, fd, n, err);
+        return write_file_async(x, dirfd, fd, n, &m, err);
     }
-    case PF_NODE_SYMLINK:
+    case PF_NODE_SYMLINK: {
         if (symlinkat(n->link, dirfd, name))
-            return pf_err_sys(err, PF_EIO, "cannot create symlink %s", x->path.data);
-        set_meta(x, dirfd, n);
+            return pf_err_sys(err, PF_EIO, "cannot create symlink %s", path);
+        int fd = open_created(x, dirfd, name, S_IFLNK);
+        if (fd >= 0) {
+            meta_pathfd(fd, dirfd, name, &m, 1, path);
+            close(fd);
+        }
         x->st->others++;
         return 0;
-    case PF_NODE_FIFO:
+    }
+    case PF_NODE_FIFO: {
         if (mkfifoat(dirfd, name, 0600))
-            return pf_err_sys(err, PF_EIO, "cannot create fifo %s", x->path.data);
-        set_meta(x, dirfd, n);
+            return pf_err_sys(err, PF_EIO, "cannot create fifo %s", path);
+        int fd = open_created(x, dirfd, name, S_IFIFO);
+        if (fd >= 0) {
+            meta_pathfd(fd, dirfd, name, &m, 0, path);
+            close(fd);
+        }
         x->st->others++;
         return 0;
+    }
     case PF_NODE_CHARDEV:
-    case PF_NODE_BLOCKDEV:
-        if (mknodat(dirfd, name, (n->type == PF_NODE_CHARDEV ? S_IFCHR : S_IFBLK) | 0600,
-                    (dev_t)n->rdev)) {
-            pf_warn("skipping device %s: %s", x->path.data, strerror(errno));
+    case PF_NODE_BLOCKDEV: {
+        mode_t fmt = n->type == PF_NODE_CHARDEV ? S_IFCHR : S_IFBLK;
+        if (mknodat(dirfd, name, fmt | 0600, (dev_t)n->rdev)) {
+            pf_warn("skipping device %s: %s", path, strerror(errno));
             x->st->errors++;
             return 0;
         }
-        set_meta(x, dirfd, n);
+        int fd = open_created(x, dirfd, name, fmt);
+        if (fd >= 0) {
+            meta_pathfd(fd, dirfd, name, &m, 0, path);
+            close(fd);
+        }
         x->st->others++;
         return 0;
-    case PF_NODE_SOCKET:
-        /* A socket is created by the program that listens on it; nothing to restore. */
-        pf_debug("not restoring socket %s", x->path.data);
-        return 0;
+    }
     }
     return 0;
 }
 
-static int restore_dir_contents(rst *x, int fd, const uint8_t tree_id[PF_ID_LEN],
-                                const char *rel, pf_err *err)
+static int restore_dir_contents(rst *x, int fd, const uint8_t tree_id[PF_ID_LEN], const char *rel,
+                                pf_err *err)
 {
     pf_tree t;
     if (pf_repo_load_tree(x->r, tree_id, &t, err))
@@ -652,8 +894,8 @@ static int restore_dir_contents(rst *x, int fd, const uint8_t tree_id[PF_ID_LEN]
 }
 
 static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node *meta,
-                        const char *target, const pf_restore_opts *opts,
-                        pf_restore_stats *stats, pf_err *err);
+                        const char *target, const pf_restore_opts *opts, pf_restore_stats *stats,
+                        pf_err *err);
 
 int pf_restore_tree(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *target,
                     const pf_restore_opts *opts, pf_restore_stats *stats, pf_err *err)
@@ -669,9 +911,33 @@ int pf_restore_dir_into(pf_repo *r, const pf_node *dir, const char *target,
     return restore_into(r, dir->blobs[0], dir, target, opts, stats, err);
 }
 
-static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node *meta,
-                        const char *target, const pf_restore_opts *opts,
-                        pf_restore_stats *stats, pf_err *err)
+/* One line for what the safe defaults left out; the names went to the debug log. */
+static void report_left_out(const char *target, const char *hint, const pf_restore_stats *before,
+                            const pf_restore_stats *after)
+{
+    uint64_t special = after->skipped_special - before->skipped_special;
+    uint64_t setid = after->stripped_setid - before->stripped_setid;
+    uint64_t links = after->skipped_links - before->skipped_links;
+    if (!special && !setid && !links)
+        return;
+    pf_buf b = PF_BUF_INIT;
+    if (special)
+        pf_buf_printf(&b, "%llu device node%s or FIFO%s not created", (unsigned long long)special,
+                      special == 1 ? "" : "s", special == 1 ? "" : "s");
+    if (setid)
+        pf_buf_printf(&b, "%ssetuid/setgid cleared on %llu file%s", b.len ? ", " : "",
+                      (unsigned long long)setid, setid == 1 ? "" : "s");
+    if (links)
+        pf_buf_printf(&b, "%s%llu symlink%s pointing outside not created", b.len ? ", " : "",
+                      (unsigned long long)links, links == 1 ? "" : "s");
+    pf_warn("%s: %s (a snapshot must not plant these; -v names them%s%s)", target, b.data,
+            hint ? ", " : "", hint ? hint : "");
+    pf_buf_free(&b);
+}
+
+static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node *meta_node,
+                        const char *target, const pf_restore_opts *opts, pf_restore_stats *stats,
+                        pf_err *err)
 {
     pf_restore_opts defaults = {0};
     pf_restore_stats local = {0};
@@ -680,9 +946,10 @@ static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node
     x.r = r;
     x.o = opts ? opts : &defaults;
     x.st = stats ? stats : &local;
+    pf_restore_stats before = *x.st;
     if (mkdir(target, 0700) && errno != EEXIST)
         return pf_err_sys(err, PF_EIO, "cannot create target directory %s", target);
-    int fd = open(target, O_RDONLY | O_DIRECTORY);
+    int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return pf_err_sys(err, PF_EIO, "cannot open target directory %s", target);
     pf_buf_append_str(&x.path, target);
@@ -702,16 +969,20 @@ static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node
     /* Directory times last: creating entries inside a directory changes its mtime. */
     if (!rc && syncfs(fd))
         rc = pf_err_sys(err, PF_EIO, "syncing %s", target);
-    if (!rc && meta) {
+    if (!rc && meta_node) {
         /* The target itself takes the directory's recorded metadata. */
-        pf_node self = *meta;
-        self.name = ".";
-        set_meta(&x, fd, &self);
+        meta m;
+        meta_of(&x, meta_node, &m);
+        meta_fd(fd, &m, target);
     }
+    report_left_out(target, x.o->left_out_hint, &before, x.st);
     close(fd);
     for (size_t i = 0; i < x.nlinks; i++)
         close(x.links[i].fd);
     free(x.links);
+    for (size_t i = 0; i < x.nnames; i++)
+        free(x.names[i].name);
+    free(x.names);
     pf_buf_free(&x.path);
     return rc;
 }

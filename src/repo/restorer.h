@@ -13,16 +13,33 @@
 
 typedef struct pf_restore_stats {
     uint64_t files, dirs, others, bytes, errors;
+    /* What the safe defaults left out (see pf_restore_opts): device nodes and FIFOs not
+     * created, files whose setuid/setgid bits were cleared, symlinks pointing outside. */
+    uint64_t skipped_special, stripped_setid, skipped_links;
 } pf_restore_stats;
 
-typedef void (*pf_restore_progress_fn)(const pf_restore_stats *st, const char *current,
-                                       void *ctx);
+typedef void (*pf_restore_progress_fn)(const pf_restore_stats *st, const char *current, void *ctx);
 
+/* Every field's zero is the safe choice for a restore run as root from a snapshot that
+ * may have been written by someone else (a compromised old server). */
 typedef struct pf_restore_opts {
     /* Snapshot paths to restore ("media/accounts"); NULL or empty: everything. */
     const char *const *include;
-    /* Give entries their recorded owners (default: when running as root). */
+    /* Give entries their recorded owners (default: when running as root). The recorded
+     * user and group names are looked up on this machine; the recorded numeric id is
+     * used only when a name is empty or unknown here. */
     int owners;
+    /* With owners: use the recorded numeric ids, never the names. */
+    int numeric_owner;
+    /* Create device nodes and FIFOs and keep setuid/setgid bits on files. Off, they are
+     * skipped and cleared (counted in the stats, one warning, names at -v). */
+    int keep_special;
+    /* Create symlinks whose target is absolute or climbs out of the restored tree. Off,
+     * they are skipped: a web server serving the restored media would follow them. The
+     * restorer itself never follows any symlink either way. */
+    int outside_links;
+    /* Appended to the warning about what was left out ("--keep-special keeps them"). */
+    const char *left_out_hint;
     int workers; /* threads writing file contents; 0 = default (4) */
     pf_restore_progress_fn progress;
     void *progress_ctx;
@@ -38,7 +55,11 @@ int pf_node_write(pf_repo *r, const pf_node *n, pf_sink *sink, pf_err *err);
 pf_source *pf_node_source_new(pf_repo *r, const pf_node *n);
 void pf_node_source_free(pf_source *s);
 /* Restores the tree (or the included parts) into target, which is created if needed.
- * Existing files are replaced. */
+ * Existing entries are replaced (directories are reused). Below target, every entry is
+ * reached through directory descriptors opened with O_NOFOLLOW and every attribute is set
+ * through a descriptor of the entry the restore itself created: a symlink or other entry
+ * planted by a local user, before or during the restore, is replaced or left alone, never
+ * followed. target itself is opened as given (symlinks in it are followed). */
 int pf_restore_tree(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *target,
                     const pf_restore_opts *opts, pf_restore_stats *stats, pf_err *err);
 

@@ -107,6 +107,16 @@ int pf_tree_name_ok(const char *name, size_t len)
     return 1;
 }
 
+struct timespec pf_ns_to_timespec(int64_t ns)
+{
+    int64_t sec = ns / 1000000000, rem = ns % 1000000000;
+    if (rem < 0) {
+        rem += 1000000000;
+        sec--;
+    }
+    return (struct timespec){.tv_sec = (time_t)sec, .tv_nsec = (long)rem};
+}
+
 static void put_short_str(pf_buf *out, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
@@ -142,8 +152,7 @@ int pf_tree_encode(const pf_tree *t, pf_buf *out, pf_err *err)
             return pf_err_set(err, PF_EUSAGE, "tree entry %zu: %s", i, why);
         int order = i ? node_cmp(&t->nodes[i - 1], n) : -1;
         if (!order)
-            return pf_err_set(err, PF_EUSAGE, "two entries named \"%s\" in one directory",
-                              n->name);
+            return pf_err_set(err, PF_EUSAGE, "two entries named \"%s\" in one directory", n->name);
         if (order > 0)
             return pf_err_set(err, PF_EUSAGE, "tree entries not sorted (pf_tree_sort first)");
         pf_buf_u32le(out, (uint32_t)n->name_len);

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "common/buf.h"
 #include "common/err.h"
@@ -53,6 +54,10 @@ void pf_tree_free(pf_tree *t);
 void pf_node_free(pf_node *n);
 /* Deep copy. */
 void pf_node_copy(pf_node *dst, const pf_node *src);
+/* A time in nanoseconds since the epoch as a timespec: seconds rounded down, so that
+ * tv_nsec is in [0, 1e9) for times before 1970 too (-0.5 s is -1 s + 500000000 ns). */
+struct timespec pf_ns_to_timespec(int64_t ns);
+
 /* True when name is a valid entry name (non-empty, no '/', no NUL, not "." or ".."). */
 int pf_tree_name_ok(const char *name, size_t len);
 

@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # The engine end to end, on local repositories: files in, the same files out.
 #   roundtrip    an odd tree (names of any bytes, deep paths, holes, links, modes, owners,
-#                nanosecond times, fifo, socket) backed up, restored and compared
+#                nanosecond times from 1901 to 2262, fifo, socket) backed up, restored and
+#                compared (with --keep-special); without it, no FIFO, device or setuid bit
+#   owners       (root) owners and groups by name: users recreated with other ids between
+#                backup and restore, a user gone, --numeric-owner
+#   media        restore --live --only secrets,media (no servers needed): pre-1970 times
+#                exact, no FIFO, setuid cleared, symlinks pointing outside not created
+#   planted      (root) a local user who owns part of the target plants symlinks where
+#                the restore creates a directory, a file, a symlink and a FIFO: none is
+#                followed, the file outside keeps its mode, owner and times
 #   incremental  change / add / delete / touch, then a second backup reads only what changed
 #   kill         kill -9 during a backup at several moments: check passes, no snapshot,
 #                the next backup reuses what was stored
@@ -17,7 +25,7 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
 PF=${PERMAFROST:-$PWD/permafrost}
 LIB=${PF_TESTLIB:-$(cd "$(dirname "$0")/../lib" && pwd)}
-PARTS=${ENGINE_PARTS:-roundtrip incremental kill corrupt badinput}
+PARTS=${ENGINE_PARTS:-roundtrip incremental owners media planted kill corrupt badinput}
 KILL_MB=${ENGINE_KILL_MB:-300}
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-engine.XXXXXX")
@@ -173,6 +181,17 @@ make_odd_tree() {
     touch -d '2020-01-02 03:04:05.123456789' "$t/big" "$t/setuid" "$t/empty"
     touch -h -d '2019-05-06 07:08:09.987654321' "$t/rel-link" "$t/dangling"
     [ $ROOT = 1 ] && touch -h -d '2018-01-01 00:00:00.5' "$t/owned-link"
+    # Times before 1970 (negative nanoseconds) and the last one nanoseconds in an i64 hold.
+    printf '1901\n' >"$t/old-1901"
+    touch -d '1901-12-14 00:00:00.000000001 UTC' "$t/old-1901"
+    printf 'half a second before 1970\n' >"$t/old-1969"
+    touch -d '1969-12-31 23:59:59.5 UTC' "$t/old-1969"
+    mkdir "$t/old-dir"
+    touch -d '1969-12-31 23:59:59.5 UTC' "$t/old-dir"
+    ln -s old-1969 "$t/old-link"
+    touch -h -d '1960-06-01 12:00:00.25 UTC' "$t/old-link"
+    printf '2262\n' >"$t/future-2262"
+    touch -d '2262-04-11 23:47:16.854775807 UTC' "$t/future-2262"
     # Directory times last, deepest first: creating anything inside changes them.
     touch -d '2001-02-03 04:05:06.000000007' "$t/dir/sub/subsub" "$t/emptydir" "$t/sticky"
     touch -d '2002-02-03 04:05:06.7' "$t/dir/sub" "$t/private"
@@ -191,13 +210,51 @@ part_roundtrip() {
     [ "$(jget "$W/backup1.json" 'd["stats"]["errors"]')" = 0 ] || fail "first backup had errors"
 
     say "roundtrip: restore and compare"
-    run 0 pf restore latest --target "$W/r1"
+    run 0 pf restore latest --keep-special --target "$W/r1"
+    if grep -q 'cannot set' "$W/err.txt"; then fail "restore warned: $(cat "$W/err.txt")"; fi
     compare --ignore-sockets "$W/src" "$W/r1/src"
+    [ "$(stat -c %Y "$W/r1/src/old-1901")" = -2147472000 ] || fail "1901 mtime not restored"
     [ "$(ls -A "$W/r1")" = src ] || fail "restore wrote more than src/: $(ls -A "$W/r1")"
     # the deep file really is there, below PATH_MAX-breaking depth
     local deep
     deep=$(cd "$W/src" && find . -name leaf | sed 's|^\./||')
     [ ${#deep} -gt 4096 ] || fail "deep path only ${#deep} bytes"
+
+    say "roundtrip: without --keep-special: no FIFO or device, setuid/setgid cleared, one warning"
+    local setid=2 special=1
+    if [ $ROOT = 1 ]; then
+        setid=3
+        [ -c "$W/src/chardev" ] && special=2
+    fi
+    run 0 pf restore latest --target "$W/r0"
+    [ "$(grep -c 'warning' "$W/err.txt")" = 1 ] || fail "expected one warning: $(cat "$W/err.txt")"
+    grep -q "$special device nodes\? or FIFOs\? not created, setuid/setgid cleared on $setid files" \
+        "$W/err.txt" || fail "the warning does not count what was left out: $(cat "$W/err.txt")"
+    if grep -q 'not restoring' "$W/err.txt"; then fail "names listed without -v"; fi
+    grep -q -- '--keep-special keeps them' "$W/err.txt" || fail "the warning does not name --keep-special"
+    [ ! -e "$W/r0/src/fifo" ] && [ ! -e "$W/r0/src/chardev" ] || fail "special files restored"
+    [ "$(stat -c %a "$W/r0/src/setuid")" = 755 ] || fail "setuid kept: $(stat -c %a "$W/r0/src/setuid")"
+    [ "$(stat -c %a "$W/r0/src/setgid")" = 755 ] || fail "setgid kept"
+    [ $ROOT = 0 ] || [ "$(stat -c %a "$W/r0/src/setuid-other")" = 755 ] || fail "setuid of another user kept"
+    compare --ignore-sockets --exclude fifo --exclude chardev --exclude setuid --exclude setgid \
+        --exclude setuid-other "$W/src" "$W/r0/src"
+    run 0 pf -v restore latest --target "$W/r0v" src/fifo src/setuid
+    grep -q "not restoring FIFO $W/r0v/src/fifo" "$W/err.txt" || fail "-v does not name the FIFO"
+    grep -q "clearing setuid/setgid of $W/r0v/src/setuid" "$W/err.txt" || fail "-v does not name the setuid file"
+    rm -rf "$W/r0" "$W/r0v"
+
+    say "roundtrip: a time after 2262 is stored as the last one an i64 holds, not wrapped"
+    mkdir -p "$W/late/src"
+    printf 'late\n' >"$W/late/src/2300"
+    touch -d '2300-01-01 00:00:00 UTC' "$W/late/src/2300"
+    REPO=$W/late/repo
+    run 0 pf init
+    run 0 pf backup "$W/late/src"
+    run 0 pf restore latest --target "$W/late/r"
+    [ "$(TZ=UTC stat -c %y "$W/late/r/src/2300")" = '2262-04-11 23:47:16.854775807 +0000' ] ||
+        fail "a 2300 time came back as $(TZ=UTC stat -c %y "$W/late/r/src/2300")"
+    rm -rf "$W/late"
+    REPO=$W/repo
 
     say "roundtrip: ls"
     run 0 pf ls latest
@@ -210,6 +267,9 @@ part_roundtrip() {
     run 0 pf ls latest src/dir
     grep -qF '/src/dir/sub/hard3' "$W/out.txt" || fail "ls of a subdirectory"
     if grep -qF '/src/big' "$W/out.txt"; then fail "ls src/dir lists outside src/dir"; fi
+
+    TZ=UTC run 0 pf ls latest src/old-1969
+    grep -qF '1969-12-31 23:59:59 /src/old-1969' "$W/out.txt" || fail "ls: pre-1970 time: $(cat "$W/out.txt")"
 
     say "roundtrip: ls --json lists every entry with its exact name"
     run 0 pf --json ls latest
@@ -247,6 +307,11 @@ big = listed.get(b"/src/big")
 if not big or big["type"] != "file" or big["size"] != 20 << 20 or big["mtime_ns"] != "1577934245123456789":
     print("ls --json: /src/big wrong:", big)
     sys.exit(1)
+for path, ns in ((b"/src/old-1969", "-500000000"), (b"/src/old-1901", "-2147471999999999999"),
+                 (b"/src/future-2262", "9223372036854775807")):
+    if listed.get(path, {}).get("mtime_ns") != ns:
+        print("ls --json: %s: mtime_ns %s, expected %s" % (path, listed.get(path), ns))
+        sys.exit(1)
 for b in bad_utf8:
     print("ls --json: a line is not UTF-8 (a name that is not UTF-8 is copied as raw bytes):", b)
 if bad_utf8 and os.environ.get("ENGINE_LENIENT_JSON") != "1":
@@ -321,10 +386,10 @@ if st["bytes_new"] > (1 << 20):
 sys.exit(0 if ok else 1)
 EOF
     SNAP2=$(jget "$W/backup2.json" 'd["id"]')
-    run 0 pf restore latest --target "$W/r5"
+    run 0 pf restore latest --keep-special --target "$W/r5"
     compare --ignore-sockets "$src" "$W/r5/src"
     say "incremental: the first snapshot still restores to the first tree"
-    run 0 pf restore "${SNAP1:0:12}" --target "$W/r6"
+    run 0 pf restore "${SNAP1:0:12}" --keep-special --target "$W/r6"
     compare "$W/r1/src" "$W/r6/src"
     run 0 pf --json snapshots
     [ "$(jget "$W/out.txt" 'len(d)')" = 2 ] || fail "expected 2 snapshots"
@@ -332,6 +397,192 @@ EOF
 }
 
 # ---------------------------------------------------------------------------------------
+# ---------------------------------------------------------------------------------------
+# Owners by name: a file of user U (uid A on the old machine) comes back owned by U where U
+# is uid B. Users and groups made here are named pfux<pid><letter> and removed on exit.
+free_id() { # first id >= $1 that is neither a uid nor a gid here
+    local i=$1
+    while getent passwd "$i" >/dev/null || getent group "$i" >/dev/null; do i=$((i + 1)); done
+    echo "$i"
+}
+PFUX_USERS=()
+pfux_cleanup() {
+    local u
+    for u in "${PFUX_USERS[@]}"; do
+        userdel "$u" 2>/dev/null || true
+        groupdel "$u" 2>/dev/null || true
+    done
+}
+pfux_add() { # NAME ID: a user and a group of that name, both with that id
+    groupadd -g "$2" "$1"
+    useradd -M -N -u "$2" -g "$2" -s /usr/sbin/nologin "$1"
+    PFUX_USERS+=("$1")
+}
+pfux_big_group() { # NAME ID: a group whose entry is over 16 KiB (3000 members)
+    groupadd -g "$2" "$1"
+    PFUX_USERS+=("$1")
+    gpasswd -M "$(python3 -c 'print(",".join(["nobody"] * 3000))')" "$1" >/dev/null
+}
+pfux_del() {
+    userdel "$1"
+    groupdel "$1" 2>/dev/null || true
+}
+
+part_owners() {
+    if [ $ROOT = 0 ]; then
+        echo "owners: not root, skipped (chown and useradd need root)"
+        return 0
+    fi
+    say "owners: by name, ids differ between backup and restore"
+    trap 'pfux_cleanup; cleanup' EXIT
+    local a=pfux$$a b=pfux$$b g=pfux$$g o=$W/owners id1 id2 id3 gid1 gid2
+    id1=$(free_id 4001)
+    pfux_add "$a" "$id1"
+    id2=$(free_id $((id1 + 1)))
+    pfux_add "$b" "$id2"
+    gid1=$(free_id $((id2 + 1)))
+    pfux_big_group "$g" "$gid1"
+    mkdir -p "$o/src/dir"
+    printf 'a\n' >"$o/src/of-a"
+    printf 'b\n' >"$o/src/of-b"
+    printf 'mixed\n' >"$o/src/dir/a-user-b-group"
+    ln -s of-a "$o/src/link-of-a"
+    chown "$a:$a" "$o/src/of-a" "$o/src/dir"
+    chown -h "$a:$a" "$o/src/link-of-a"
+    chown "$b:$b" "$o/src/of-b"
+    chown "$a:$b" "$o/src/dir/a-user-b-group"
+    printf 'big group\n' >"$o/src/of-big-group"
+    chgrp "$g" "$o/src/of-big-group"
+    # the other shapes, owned by users whose ids change: hardlinks, holes, an empty dir
+    ln "$o/src/of-a" "$o/src/dir/hardlink-of-a"
+    truncate -s 40M "$o/src/sparse-of-a"
+    printf 'x' | dd of="$o/src/sparse-of-a" bs=1 seek=$((20 << 20)) conv=notrunc status=none
+    chown "$a:$a" "$o/src/sparse-of-a"
+    mkdir "$o/src/empty-of-b"
+    chown "$b:$a" "$o/src/empty-of-b"
+    chmod 2750 "$o/src/empty-of-b"
+    touch -d '1965-03-04 05:06:07.000000089 UTC' "$o/src/of-a" "$o/src/dir"
+    REPO=$o/repo
+    run 0 pf init
+    run 0 pf backup "$o/src"
+    # The new machine: a has another id, b does not exist (its files keep the old id).
+    pfux_del "$a"
+    pfux_del "$b"
+    id3=$(free_id $((gid1 + 1)))
+    pfux_add "$a" "$id3"
+    groupdel "$g"
+    gid2=$(free_id $((id3 + 1)))
+    pfux_big_group "$g" "$gid2"
+    run 0 pf restore latest --target "$o/r"
+    [ "$(stat -c '%U:%G %u:%g' "$o/r/src/of-a")" = "$a:$a $id3:$id3" ] ||
+        fail "of-a: $(stat -c '%U:%G %u:%g' "$o/r/src/of-a"), expected $a:$a $id3:$id3"
+    [ "$(stat -c '%u:%g' "$o/r/src/of-b")" = "$id2:$id2" ] ||
+        fail "of-b (user gone): $(stat -c '%u:%g' "$o/r/src/of-b"), expected $id2:$id2"
+    [ "$(stat -c '%u:%g' "$o/r/src/dir/a-user-b-group")" = "$id3:$id2" ] || fail "user a, group b"
+    [ "$(stat -c '%U' "$o/r/src/dir")" = "$a" ] || fail "directory owner by name"
+    [ "$(stat -c '%U' "$o/r/src/link-of-a")" = "$a" ] || fail "symlink owner by name"
+    [ "$(stat -c '%g' "$o/r/src/of-big-group")" = "$gid2" ] ||
+        fail "a group with a 16 KiB entry: gid $(stat -c '%g' "$o/r/src/of-big-group"), expected $gid2"
+    # every other field exactly as backed up, with a's ids mapped
+    compare --uid-map "$id1:$id3" --gid-map "$id1:$id3" --gid-map "$gid1:$gid2" "$o/src" "$o/r/src"
+    say "owners: --numeric-owner keeps the recorded ids"
+    run 0 pf restore latest --numeric-owner --target "$o/rn"
+    [ "$(stat -c '%u:%g' "$o/rn/src/of-a")" = "$id1:$id1" ] || fail "--numeric-owner: of-a"
+    compare "$o/src" "$o/rn/src"
+    rm -rf "$o"
+}
+
+# ---------------------------------------------------------------------------------------
+# The media of a Mastodon restore go through the same restorer, with the safe defaults
+# always on. Secrets and media need no database or Redis server.
+part_media() {
+    say "media: times before 1970, no FIFO, no setuid, no symlink pointing outside"
+    local m=$W/media sys
+    sys=$m/old/live/public/system
+    mkdir -p "$sys/accounts/avatars" "$m/new"
+    printf 'LOCAL_DOMAIN=example.com\nDB_HOST=127.0.0.1\nDB_USER=mastodon\nDB_NAME=mastodon_production\nREDIS_HOST=127.0.0.1\nSECRET_KEY_BASE=x\n' \
+        >"$m/old/live/.env.production"
+    printf 'old\n' >"$sys/accounts/avatars/old.png"
+    touch -d '1969-12-31 23:59:59.5 UTC' "$sys/accounts/avatars/old.png"
+    printf 'older\n' >"$sys/accounts/avatars/older.png"
+    touch -d '1901-12-14 00:00:00.000000001 UTC' "$sys/accounts/avatars/older.png"
+    printf 'late\n' >"$sys/accounts/avatars/late.png"
+    touch -d '2262-04-11 23:47:16.854775807 UTC' "$sys/accounts/avatars/late.png"
+    printf 'suid\n' >"$sys/accounts/suid"
+    chmod 4755 "$sys/accounts/suid"
+    mkfifo "$sys/accounts/fifo"
+    ln -s /home/mastodon/live/.env.production "$sys/accounts/leak"
+    ln -s ../../../.env.production "$sys/accounts/avatars/leak2"
+    ln -s ../accounts/avatars/old.png "$sys/accounts/inside"
+    touch -h -d '1969-07-20 20:17:40 UTC' "$sys/accounts/inside"
+    touch -d '1968-01-01 00:00:00.25 UTC' "$sys/accounts/avatars" "$sys/accounts"
+    REPO=$m/repo
+    run 0 pf init
+    run 0 pf backup --live "$m/old/live" --only secrets,media
+    run 0 pf restore latest --live "$m/new/live" --only secrets,media
+    local r=$m/new/live/public/system
+    grep -q '1 device node or FIFO not created, setuid/setgid cleared on 1 file, 2 symlinks pointing outside not created' \
+        "$W/err.txt" || fail "media: the warning does not count what was left out: $(cat "$W/err.txt")"
+    [ ! -e "$r/accounts/fifo" ] || fail "media: FIFO restored"
+    [ ! -L "$r/accounts/leak" ] && [ ! -L "$r/accounts/avatars/leak2" ] || fail "media: a symlink pointing outside was restored"
+    [ "$(stat -c %a "$r/accounts/suid")" = 755 ] || fail "media: setuid kept"
+    compare --skip-top --exclude accounts/fifo --exclude accounts/suid \
+        --exclude accounts/leak --exclude accounts/avatars/leak2 "$sys" "$r"
+    [ "$(stat -c %y "$r/accounts/avatars/old.png")" = '1969-12-31 23:59:59.500000000 +0000' ] ||
+        [ "$(TZ=UTC stat -c %y "$r/accounts/avatars/old.png")" = '1969-12-31 23:59:59.500000000 +0000' ] ||
+        fail "media: pre-1970 time: $(TZ=UTC stat -c %y "$r/accounts/avatars/old.png")"
+    rm -rf "$m"
+}
+
+# ---------------------------------------------------------------------------------------
+# A local user who owns part of the target (public/system, say) plants symlinks where the
+# root restore will create entries. Nothing outside the target may change.
+part_planted() {
+    if [ $ROOT = 0 ]; then
+        echo "planted: not root, skipped (the attack is on a root restore)"
+        return 0
+    fi
+    say "planted: symlinks in place of a directory, a file, a symlink and a FIFO; a hardlink in place of a file"
+    local p=$W/planted as=(runuser -u nobody --)
+    mkdir -p "$p/src/system/dir" "$p/outside-dir"
+    printf 'restored\n' >"$p/src/system/file"
+    printf 'inside\n' >"$p/src/system/dir/f"
+    mkdir "$p/src/system/dir2"
+    printf 'inside 2\n' >"$p/src/system/dir2/f"
+    ln -s file "$p/src/system/link"
+    printf 'hard\n' >"$p/src/system/hard"
+    mkfifo "$p/src/system/fifo"
+    chmod 0777 "$p/src/system/dir" "$p/src/system/file" "$p/src/system/fifo"
+    chown 1234:1234 "$p/src/system/dir" "$p/src/system/file"
+    touch -d '2001-01-01 00:00:00.5' "$p/src/system/dir" "$p/src/system/file" "$p/src/system/fifo"
+    REPO=$p/repo
+    run 0 pf init
+    run 0 pf backup "$p/src/system"
+    # /etc/shadow stands in: root's, 0600, a known time
+    printf 'root:secret\n' >"$p/shadow"
+    chmod 0600 "$p/shadow"
+    touch -d '1999-09-09 09:09:09.123456789' "$p/shadow"
+    local before
+    before=$(stat -c '%a %u:%g %y %s %i' "$p/shadow")
+    chmod 755 "$p"
+    mkdir -p "$p/target/system"
+    chown nobody "$p/target/system"
+    local n
+    for n in dir file link fifo; do
+        "${as[@]}" ln -s "$p/shadow" "$p/target/system/$n"
+    done
+    "${as[@]}" ln -s "$p/outside-dir" "$p/target/system/dir2"
+    # a hardlink to it where a file goes (fs.protected_hardlinks stops nobody; root stands in)
+    ln "$p/shadow" "$p/target/system/hard"
+    run 0 pf restore latest --keep-special --target "$p/target"
+    [ "$(stat -c '%a %u:%g %y %s %i' "$p/shadow")" = "$before" ] ||
+        fail "the file outside changed: $(stat -c '%a %u:%g %y %s %i' "$p/shadow"), was $before"
+    [ "$(cat "$p/shadow")" = 'root:secret' ] || fail "the file outside was written"
+    [ -z "$(ls -A "$p/outside-dir")" ] || fail "restore wrote into a planted symlink's target"
+    compare "$p/src/system" "$p/target/system" --skip-top
+    rm -rf "$p"
+}
+
 part_kill() {
     say "kill -9 during backups of $KILL_MB MiB"
     local k=$W/kill-src i

@@ -11,7 +11,9 @@ sides, counting only links inside the tree), and holes: a file that is sparse in
 EXPECTED (at least 1 MiB of its size not allocated) must have fewer allocated bytes than
 its size in ACTUAL too.
 The two top directories are compared like any other entry (mode, owner, mtime) unless
---skip-top is given.
+--skip-top is given. --uid-map OLD:NEW (and --gid-map) expects an entry owned by OLD in
+EXPECTED to be owned by NEW in ACTUAL: a restore onto a machine where the same user
+name has another id.
 
 The walk goes through directory descriptors (openat-style), so paths longer than
 PATH_MAX are fine. Exit status: 0 same, 1 differences (each printed on stdout), 2 usage.
@@ -230,8 +232,9 @@ def compare(args):
         ma, mb = stat.S_IMODE(sa.st_mode), stat.S_IMODE(sb.st_mode)
         if ka != "symlink" and ma != mb:
             diff(rel, "mode %04o, expected %04o" % (mb, ma))
-        if not args.no_owner and (sa.st_uid, sa.st_gid) != (sb.st_uid, sb.st_gid):
-            diff(rel, "owner %d:%d, expected %d:%d" % (sb.st_uid, sb.st_gid, sa.st_uid, sa.st_gid))
+        want_owner = (args.uid_map.get(sa.st_uid, sa.st_uid), args.gid_map.get(sa.st_gid, sa.st_gid))
+        if not args.no_owner and want_owner != (sb.st_uid, sb.st_gid):
+            diff(rel, "owner %d:%d, expected %d:%d" % ((sb.st_uid, sb.st_gid) + want_owner))
         if not args.no_mtime and sa.st_mtime_ns != sb.st_mtime_ns:
             if not (ka == "dir" and args.no_dir_mtime):
                 diff(rel, "mtime %d ns, expected %d ns" % (sb.st_mtime_ns, sa.st_mtime_ns))
@@ -287,8 +290,18 @@ def main():
                    help="do not compare the metadata of the two top directories")
     p.add_argument("--exclude", action="append", default=[], metavar="REL",
                    help="skip this relative path and everything below it (repeatable)")
+    p.add_argument("--uid-map", action="append", default=[], metavar="OLD:NEW",
+                   help="an owner OLD in EXPECTED is NEW in ACTUAL (repeatable)")
+    p.add_argument("--gid-map", action="append", default=[], metavar="OLD:NEW",
+                   help="a group OLD in EXPECTED is NEW in ACTUAL (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary when equal")
     args = p.parse_args()
+    for name in ("uid_map", "gid_map"):
+        pairs = {}
+        for m in getattr(args, name):
+            old, _, new = m.partition(":")
+            pairs[int(old)] = int(new)
+        setattr(args, name, pairs)
     for d in (args.expected, args.actual):
         if not os.path.isdir(d):
             print("compare_trees: %s is not a directory" % d, file=sys.stderr)

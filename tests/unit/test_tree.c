@@ -454,12 +454,44 @@ static void test_node_copy(void **state)
     pf_node_free(&c);
 }
 
+/* Times before 1970 are negative nanosecond counts, two's complement little-endian; the
+ * bytes of docs/FORMAT.md's example, and the round trip of 1901..2262. */
+static void test_negative_times(void **state)
+{
+    (void)state;
+    static const int64_t times[] = {INT64_C(-2147472000) * 1000000000 + 1, -500000000, -1,
+                                    INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof times / sizeof *times; i++) {
+        pf_node n = node_named("a", 1, PF_NODE_SYMLINK);
+        n.user = n.group = "";
+        n.link = "t";
+        n.link_len = 1;
+        n.mtime_ns = times[i];
+        pf_tree t = {0}, back;
+        pf_tree_add(&t, &n);
+        pf_buf b = PF_BUF_INIT;
+        pf_err err = {0};
+        assert_int_equal(pf_tree_encode(&t, &b, &err), 0);
+        /* header 8, name_len 4, name 1, type 1, mode 4, uid 4, gid 4, two empty names 2 */
+        if (times[i] == -500000000) {
+            static const uint8_t want[8] = {0x00, 0x9b, 0x32, 0xe2, 0xff, 0xff, 0xff, 0xff};
+            assert_memory_equal(b.data + 28, want, 8);
+        }
+        assert_int_equal(pf_tree_decode(b.data, b.len, &back, &err), 0);
+        assert_true(back.nodes[0].mtime_ns == times[i]);
+        pf_tree_free(&back);
+        pf_tree_free(&t);
+        pf_buf_free(&b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_odd_names),      cmocka_unit_test(test_every_field),
         cmocka_unit_test(test_sort_order),     cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_decode_refuses), cmocka_unit_test(test_node_copy),
+        cmocka_unit_test(test_negative_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
