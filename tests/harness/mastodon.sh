@@ -303,7 +303,12 @@ mastodon_digest() {
         echo "# secrets"
         local envf=$dir/live/.env.production
         if [ -f "$envf" ]; then
-            echo "secrets .env.production $(sha256sum <"$envf" | cut -c1-16) $(stat -c %a "$envf")"
+            # A restore onto other servers writes their ports into the file (and nothing
+            # else): a port that names this server's own reads the same everywhere, a stale
+            # one does not.
+            echo "secrets .env.production $(sed -e "s/^DB_PORT=$PG_PORT\$/DB_PORT=<this server>/" \
+                -e "s/^REDIS_PORT=$REDIS_PORT\$/REDIS_PORT=<this server>/" "$envf" |
+                sha256sum | cut -c1-16) $(stat -c %a "$envf")"
         else
             echo "secrets .env.production missing"
         fi
