@@ -137,8 +137,7 @@ static int copy_blob(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t type,
     return map_put(&c->map, id, out) ? pf_err_set(err, PF_EGENERIC, "out of memory") : 0;
 }
 
-static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN],
-                     pf_err *err)
+static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN], pf_err *err)
 {
     uint8_t id[PF_ID_LEN]; /* out may alias id_in */
     memcpy(id, id_in, PF_ID_LEN);
@@ -219,9 +218,15 @@ int cmd_copy(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(copy_help, stdout); return PF_EXIT_OK;
-        case 't': to = optarg; break;
-        default: fputs(copy_help, stderr); return PF_EXIT_USAGE;
+        case 'h':
+            fputs(copy_help, stdout);
+            return PF_EXIT_OK;
+        case 't':
+            to = optarg;
+            break;
+        default:
+            fputs(copy_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (!to) {
@@ -239,7 +244,8 @@ int cmd_copy(int argc, char **argv)
         rc = pf_cli_fail(&err);
         goto out;
     }
-    pf_store *dst_store = pf_store_open(to, &pf_g.store_opts, &err);
+    pf_store *dst_store =
+        pf_cli_check_repo_url(to, &err) < 0 ? NULL : pf_store_open(to, &pf_g.store_opts, &err);
     char *pass = dst_store ? to_passphrase(&err) : NULL;
     if (!pass) {
         pf_store_free(dst_store);
