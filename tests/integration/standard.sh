@@ -353,6 +353,20 @@ for day in 2026-02-19:1 2026-02-26:2 2026-03-05:3; do
         fail "README weekly check on ${day%%:*}: \"$got\" (wanted ${day##*:}/4)"
 done
 
+# ---- the man page covers what the binary offers ------------------------------------------
+man_text=$(MANWIDTH=200 man -l "$SRC/docs/permafrost.1" 2>/dev/null | col -b)
+[ -n "$man_text" ] || fail "man -l docs/permafrost.1 printed nothing"
+for cmd in $("$PF" --help | sed -n '/^commands:/,/^$/p' | awk 'NR > 1 && NF {print $1}'); do
+    grep -qE "^ +$cmd( |$)" <<<"$man_text" && ok "man page describes $cmd" || fail "man page lacks the command $cmd"
+done
+for word in "copy --to URL" PERMAFROST_TO_PASSWORD_FILE PERMAFROST_TO_PASSWORD "version, --version" \
+    "--repo, -r URL" "--media-root" "--live [DIR]"; do
+    grep -qF -- "$word" <<<"$man_text" && ok "man page names $word" || fail "man page lacks $word"
+done
+run version "$PF" --version
+rc_is 0 "--version exits 0"
+has "--version prints the version the man page names" "$(sed -n 's/^\.TH [^"]*"[^"]*" "\([^"]*\)".*/\1/p' "$SRC/docs/permafrost.1" | awk '{print $2}')"
+
 # ---- mistyped repository URLs ----------------------------------------------------------------
 cd "$T" || die "cd"
 for url in "sftp:/backup@host/x" "sftp:backup@host/x" "s3:/bucket" "s3:bucket/x" "file:/x"; do
