@@ -1188,11 +1188,13 @@ static int prepare_extensions(const rctx *r, const char *file, const char *list,
     }
     if (ext.len) {
         /* The schema of each: pg_restore prints its CREATE EXTENSION statements. */
-        char extlist[PATH_MAX];
+        char extlist[PATH_MAX + 8];
         snprintf(extlist, sizeof extlist, "%s.ext", list);
-        FILE *f = fopen(extlist, "we");
-        if (!f || fwrite(ext.data, 1, ext.len, f) != ext.len || fclose(f) != 0) {
+        FILE *f = fopen(extlist, "wxe");
+        bool wrote = f && fwrite(ext.data, 1, ext.len, f) == ext.len;
+        if (!f || fclose(f) != 0 || !wrote) {
             pf_err_sys(err, PF_EIO, "writing %s", extlist);
+            unlink(extlist);
             goto out;
         }
         const char *argv2[] = {r->pg_restore, "--use-list", extlist, "--file", "-", file, NULL};

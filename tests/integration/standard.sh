@@ -278,6 +278,7 @@ echo "PAPERCLIP_ROOT_PATH=$ELSE" >>"$T/f4src/.env.production"
 run f4backup pf backup --live "$T/f4src" --only secrets,media
 rc_is 0 "backup of a server whose media live outside live/"
 mv "$T/elsewhere" "$T/elsewhere.moved" # the new machine has no such directory
+mkdir -p "$T/f4/live"
 run f4restore pf restore latest --live "$T/f4/live" --only secrets,media
 rc_is 0 "restore of that snapshot into another DIR"
 [ ! -e "$ELSE" ] && ok "nothing written at the snapshot's PAPERCLIP_ROOT_PATH" || fail "the restore wrote $ELSE, outside DIR"
