@@ -505,16 +505,21 @@ out:
 /* ---- restore ---- */
 
 static const char restore_live_help[] =
-    "usage: permafrost restore SNAPSHOT --live DIR [--only db,secrets,redis,media] [--force]\n"
+    "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media] [--force]\n"
     "         [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
-    "         [--redis-host H] [--redis-port P]\n\n"
+    "         [--redis-host H] [--redis-port P] [--media-root PATH]\n\n"
     "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
     "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
     "the database and restores it with parallel pg_restore, restores the media with their\n"
     "metadata, and loads the Redis snapshot into the running server. It refuses to\n"
     "overwrite an existing .env.production, a database with tables, a non-empty media\n"
     "directory or a non-empty Redis unless --force; every check runs before anything\n"
-    "changes. The admin connection defaults to the local socket as 'postgres'.\n";
+    "changes. The admin connection defaults to the local socket as 'postgres' (as root:\n"
+    "the postgres OS user, peer authentication); pg_restore runs as the owner (DB_USER).\n"
+    "The media go to --media-root, else the target's own PAPERCLIP_ROOT_PATH, else\n"
+    "DIR/public/system; a directory outside DIR must be named with --media-root. Other\n"
+    "hosts, ports or media directory than the snapshot's are written into the restored\n"
+    ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n";
 
 /* Who owns Mastodon's files on this machine: the owner of DIR, else of its parent (the
  * install guide's /home/mastodon), when that is not root; else the OS user of the name
@@ -1039,6 +1044,13 @@ static int restore_mastodon(int argc, char **argv)
         rc = pf_cli_fail(&err);
         goto out;
     }
+    if (!(only & C_SECRETS))
+        for (int i = 0; i < nedit && nstale < 8; i++) {
+            /* Not ours to write this time: say what the file should say. */
+            pf_warn("secrets: this restore used %s=%s; check that %s says the same", edit_key[i],
+                    edit_val[i], envpath);
+            stale[nstale++] = edit_key[i];
+        }
     if (only & C_SECRETS) {
         pf_info("secrets: writing %s", envpath);
         for (int i = 0; i < nedit; i++) {
