@@ -714,6 +714,29 @@ static void env_text_set(pf_buf *text, const char *key, const char *value)
     *text = out;
 }
 
+/* The first existing component of `path` below `dir` that is a symlink, or NULL: a
+ * directory inside DIR replaced by a link would take the media somewhere else. Returns a
+ * malloc'd path. */
+static char *symlink_below(const char *path, const char *dir)
+{
+    size_t dl = strlen(dir);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + dl; *p; p++) {
+        if (*p != '/' || p == buf + dl)
+            continue;
+        *p = 0;
+        struct stat st;
+        bool link = lstat(buf, &st) == 0 && S_ISLNK(st.st_mode);
+        char *hit = link ? strdup(buf) : NULL;
+        *p = '/';
+        if (link)
+            return hit;
+    }
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? strdup(path) : NULL;
+}
+
 /* Whether `path` is `dir` or lies under it, read literally: no ".." component. */
 static bool path_under(const char *path, const char *dir)
 {
@@ -908,6 +931,16 @@ static int restore_mastodon(int argc, char **argv)
         pf_mastodon_env_free(&tenv);
         if (!media_root) {
             pf_err_set(&err, PF_EGENERIC, "out of memory");
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+        char *link = path_under(media_root, live) ? symlink_below(media_root, live) : NULL;
+        if (link) {
+            pf_err_set(&err, PF_EUSAGE,
+                       "%s is a symbolic link: refusing to restore the media through it (name "
+                       "the real directory with --media-root)",
+                       link);
+            free(link);
             rc = pf_cli_fail(&err);
             goto out;
         }

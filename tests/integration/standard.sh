@@ -297,6 +297,13 @@ has "the refusal names --media-root" "--media-root $T/f4b/outside"
 run f4named pf restore latest --live "$T/f4b/live" --only media --media-root "$T/f4b/outside"
 rc_is 0 "media root outside DIR named with --media-root"
 [ -f "$T/f4b/outside/media_attachments/x.bin" ] && ok "media restored where --media-root says" || fail "media not in --media-root"
+# A directory inside DIR swapped for a link to elsewhere (by whoever owns public/).
+mkdir -p "$T/f4c/live/public" "$T/f4c/target"
+ln -s "$T/f4c/target" "$T/f4c/live/public/system"
+run f4link pf restore latest --live "$T/f4c/live" --only media
+rc_is 2 "a media directory that is a symlink is refused"
+has "the refusal names the link" "$T/f4c/live/public/system is a symbolic link"
+[ -z "$(ls -A "$T/f4c/target")" ] && ok "nothing written through the link" || fail "the restore wrote through the link"
 run f4rel pf restore latest --live "$T/f4b/live" --only media --media-root relative/dir
 rc_is 2 "--media-root must be absolute"
 
@@ -310,6 +317,12 @@ hasnt "steps: no code installation when the code is there" "install Mastodon's c
 has "steps: start the services" "systemctl start mastodon-web" "$OUT"
 
 # ---- --live and --help (issue 8, part 4) -----------------------------------------------------
+for c in $("$PF" --help | sed -n '/^commands:/,/^$/p' | awk 'NR > 1 && NF {print $1}'); do
+    run help "$PF" "$c" --help
+    if [ $RC = 0 ] && [ -s "$OUT" ] && [ ! -s "$ERR" ]; then ok "$c --help: stdout, exit 0"; else
+        fail "$c --help: exit $RC, stdout $(wc -c <"$OUT") bytes, stderr $(head -c 200 "$ERR")"
+    fi
+done
 for form in "backup --help" "backup --live --help" "restore --help" "restore --live --help" "restore latest --live --help"; do
     run help $PF $form
     if [ $RC = 0 ] && [ -s "$OUT" ] && [ ! -s "$ERR" ]; then ok "$form: stdout, exit 0"; else
