@@ -137,7 +137,8 @@ static int copy_blob(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t type,
     return map_put(&c->map, id, out) ? pf_err_set(err, PF_EGENERIC, "out of memory") : 0;
 }
 
-static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN], pf_err *err)
+static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN],
+                     pf_err *err)
 {
     uint8_t id[PF_ID_LEN]; /* out may alias id_in */
     memcpy(id, id_in, PF_ID_LEN);
@@ -218,15 +219,9 @@ int cmd_copy(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(copy_help, stdout);
-            return PF_EXIT_OK;
-        case 't':
-            to = optarg;
-            break;
-        default:
-            fputs(copy_help, stderr);
-            return PF_EXIT_USAGE;
+        case 'h': fputs(copy_help, stdout); return PF_EXIT_OK;
+        case 't': to = optarg; break;
+        default: fputs(copy_help, stderr); return PF_EXIT_USAGE;
         }
     }
     if (!to) {

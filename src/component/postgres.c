@@ -314,9 +314,11 @@ static int thread_as(const struct passwd *pw, bool on)
 
 static PGconn *pg_connect(const pf_pg_conn *c, pf_err *err)
 {
-    struct passwd *pw = NULL;
+    struct passwd *pw = NULL, pwbuf;
+    char pwstr[4096];
     if (c->os_user) {
-        pw = getpwnam(c->os_user);
+        if (getpwnam_r(c->os_user, &pwbuf, pwstr, sizeof pwstr, &pw) != 0)
+            pw = NULL;
         if (!pw) {
             pf_err_set(err, PF_EUSAGE,
                        "cannot connect to PostgreSQL as the OS user \"%s\": no "
