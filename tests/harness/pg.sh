@@ -6,6 +6,9 @@
 #   pg_stop DIR           stop it now (fast shutdown)
 #   pg_kill DIR           stop it abruptly (immediate shutdown)
 #   pg_psql DIR ARGS...   psql as the superuser over TCP with the password
+#   pg_start_peer DIR     a cluster shaped like Debian's default (peer authentication only,
+#                         no TCP, no password); see below
+#   pg_peer_psql DIR OSUSER ARGS...   psql over its socket as OSUSER (peer)
 # Authentication: TCP needs a password (scram-sha-256) for everyone, the socket trusts
 # local users (the socket directory is private to the test).
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
