@@ -1020,7 +1020,12 @@ static int restore_mastodon(int argc, char **argv)
         goto out;
     }
 
-    pf_pg_restore_opts po = {.host = pg_host ? pg_host : pf_config_get("restore_pg_host"),
+    /* The admin connects where the app will: its socket directory, when DB_HOST names one;
+     * otherwise libpq's default socket (a TCP DB_HOST would need an admin password). */
+    const char *admin_host = pg_host ? pg_host : pf_config_get("restore_pg_host");
+    if (!admin_host && env.db_host && env.db_host[0] == '/')
+        admin_host = env.db_host;
+    pf_pg_restore_opts po = {.host = admin_host,
                              .port = pg_port,
                              .admin_user = admin,
                              .admin_password = admin_pw,

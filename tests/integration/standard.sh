@@ -130,6 +130,7 @@ rc_is 0 "init"
 # ---- backup as root, no flags ---------------------------------------------------------------
 run backup pf backup --live "$OLD/live"
 rc_is 0 "backup --live as root on a standard install"
+SNAP1=$("$PF" --repo "$REPO" --json snapshots | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
 has "the database is dumped as the OS user mastodon" "as the OS user mastodon"
 run dumpglobals pf dump latest postgres/globals.sql
 has "globals.sql creates mastodon" 'CREATE ROLE mastodon;'
@@ -184,6 +185,16 @@ n=$(pg_peer_psql "$NEW" mastodon -At -d mastodon_production -c 'SELECT count(*) 
 [ "$n" = 500 ] && ok "the app's way in works on the new machine (peer, as mastodon)" || fail "mastodon cannot read its database: $n"
 has "steps: clone the code in place (live/ is not empty any more)" "git init -q && git remote add origin" "$OUT"
 hasnt "steps: no plain git clone into live/" "git clone" "$OUT"
+
+# With no connection flag at all, the admin connects where DB_HOST says (here the source's
+# own socket directory, its database dropped first): the restore needs only --live.
+pg_peer_psql "$OLD" postgres -d postgres -c "DROP DATABASE mastodon_production WITH (FORCE)" \
+    -c "DROP ROLE mastodon" -c "DROP ROLE mastodon_readonly" >/dev/null || die "cannot drop the source's database"
+run noflags pf restore "$SNAP1" --live "$T/again/live" --only db
+rc_is 0 "restore --live with no connection flags (admin over DB_HOST's socket, peer)"
+mastodon_digest "$OLD" >"$T/d.again"
+same "that restore gives back the database exactly" <(sed -n '/^# database$/,/^# redis$/p' "$T/d.old") \
+    <(sed -n '/^# database$/,/^# redis$/p' "$T/d.again")
 
 # ---- what the children saw, what was left behind, what was printed (issue 10, 5) ------------
 # Secrets of this test: the repository passphrase, the AWS secret, Mastodon's own keys.
