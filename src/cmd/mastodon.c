@@ -356,32 +356,35 @@ static int backup_mastodon(int argc, char **argv)
     if (only & C_DB) {
         pf_pg_info info;
         memset(&info, 0, sizeof info);
-        pf_pg_conn pg_db, pg_gl;
-        bool peer = pf_pg_peer_identities(&pg, &pg_db, &pg_gl);
-        pf_info("postgres: probing %s%s%s", env.db_name, peer ? " as the OS user " : "",
-                peer ? pg_db.os_user : "");
-        if (pf_pg_probe(&pg_db, &info, &err)) {
-            if (err.code == PF_EAUTH && pg.password && pg.password == env.db_pass)
-                pf_err_prefix(&err, "DB_PASS of %s was refused", envpath);
-            else if (err.code == PF_EAUTH && pg.password)
-                pf_err_prefix(&err, "pg_password of the config file was refused");
-            failed = "postgres";
-            goto component_failed;
-        }
-        /* The roles with their passwords need a superuser; without one they are dumped
-         * without passwords (pf_pg_dump_globals says so). */
-        pf_pg_info ginfo;
-        memset(&ginfo, 0, sizeof ginfo);
-        pg_job gjob = {&pg_db, &info};
-        if (peer && strcmp(pg_gl.os_user ? pg_gl.os_user : "", pg_db.os_user)) {
-            pf_err gerr = {0};
-            if (pf_pg_probe(&pg_gl, &ginfo, &gerr) == 0)
-                gjob = (pg_job){&pg_gl, &ginfo};
+        /* As root on a standard install: the superuser over the socket when it gets in
+         * (it reads every table and the roles' passwords), else the app's own user. */
+        pf_pg_conn pg_db, pg_su;
+        bool peer = pf_pg_peer_identities(&pg, &pg_db, &pg_su);
+        pf_pg_conn *use = &pg_db;
+        if (peer && strcmp(pg_su.os_user, pg_db.os_user)) {
+            pf_err serr = {0};
+            pf_info("postgres: probing %s as the OS user postgres", env.db_name);
+            if (pf_pg_probe(&pg_su, &info, &serr) == 0 && info.superuser)
+                use = &pg_su;
             else
-                pf_warn("postgres: cannot read the roles as postgres (%s); dumping them as %s, "
-                        "without their passwords",
-                        gerr.msg, pg_db.os_user);
+                pf_warn("postgres: cannot connect as the superuser postgres (%s); dumping as the "
+                        "OS user %s: tables it cannot read fail the dump, roles lose their "
+                        "passwords",
+                        serr.msg[0] ? serr.msg : "not a superuser", pg_db.os_user);
         }
+        if (use == &pg_db) {
+            pf_info("postgres: probing %s%s%s", env.db_name, peer ? " as the OS user " : "",
+                    peer ? pg_db.os_user : "");
+            if (pf_pg_probe(&pg_db, &info, &err)) {
+                if (err.code == PF_EAUTH && pg.password && pg.password == env.db_pass)
+                    pf_err_prefix(&err, "DB_PASS of %s was refused", envpath);
+                else if (err.code == PF_EAUTH && pg.password)
+                    pf_err_prefix(&err, "pg_password of the config file was refused");
+                failed = "postgres";
+                goto component_failed;
+            }
+        }
+        pg_job gjob = {use, &info};
         pf_dir *d = pf_dir_begin(b.arch, root, "postgres", &err);
         if (!d) {
             failed = "postgres";
@@ -389,7 +392,7 @@ static int backup_mastodon(int argc, char **argv)
         }
         char name[512];
         snprintf(name, sizeof name, "%s.dump", env.db_name);
-        pg_job job = {&pg_db, &info};
+        pg_job job = {use, &info};
         if (stream_component(b.arch, d, "globals.sql", produce_globals, &gjob, &err)) {
             pf_dir_abort(d);
             failed = "postgres";
@@ -507,7 +510,7 @@ out:
 static const char restore_live_help[] =
     "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media] [--force]\n"
     "         [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
-    "         [--redis-host H] [--redis-port P] [--media-root PATH]\n\n"
+    "         [--redis-host H] [--redis-port P] [--media-root PATH] [--pg-restore-as-admin]\n\n"
     "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
     "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
     "the database and restores it with parallel pg_restore, restores the media with their\n"
@@ -516,7 +519,8 @@ static const char restore_live_help[] =
     "directory or a non-empty Redis unless --force; every check runs before anything\n"
     "changes. The admin connection defaults to DB_HOST's socket directory, else the local\n"
     "socket, as 'postgres' (as root: the postgres OS user, peer authentication);\n"
-    "pg_restore runs as the owner (DB_USER).\n"
+    "pg_restore runs as the owner (DB_USER), which bounds what the dump can do;\n"
+    "--pg-restore-as-admin runs it as the admin, for a dump of objects of other roles.\n"
     "The media go to --media-root, else the target's own PAPERCLIP_ROOT_PATH, else\n"
     "DIR/public/system; a directory outside DIR must be named with --media-root. Other\n"
     "hosts, ports or media directory than the snapshot's are written into the restored\n"
@@ -812,11 +816,12 @@ static int restore_mastodon(int argc, char **argv)
                                          {"redis-host", required_argument, 0, 'R'},
                                          {"redis-port", required_argument, 0, 'Q'},
                                          {"media-root", required_argument, 0, 'M'},
+                                         {"pg-restore-as-admin", no_argument, 0, 'A'},
                                          {0, 0, 0, 0}};
     const char *live = NULL, *pg_host = NULL, *admin = NULL, *redis_host = NULL, *media_opt = NULL;
     int pg_port = 0, redis_port = 0, jobs = 0;
     unsigned only = C_ALL;
-    bool force = false;
+    bool force = false, restore_as_admin = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hfj:", opts, NULL)) != -1) {
@@ -854,6 +859,9 @@ static int restore_mastodon(int argc, char **argv)
             break;
         case 'M':
             media_opt = optarg;
+            break;
+        case 'A':
+            restore_as_admin = true;
             break;
         default:
             fputs(restore_live_help, stderr);
@@ -1034,7 +1042,8 @@ static int restore_mastodon(int argc, char **argv)
                              .owner = env.db_user,
                              .owner_password = env.db_pass,
                              .jobs = jobs,
-                             .force = force};
+                             .force = force,
+                             .as_admin = restore_as_admin};
     pf_redis_conn rconn = env.redis;
     if (redis_host) {
         rconn.host = (char *)redis_host;

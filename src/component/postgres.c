@@ -464,10 +464,10 @@ out:
     return rc;
 }
 
-bool pf_pg_peer_identities(const pf_pg_conn *app, pf_pg_conn *db, pf_pg_conn *globals)
+bool pf_pg_peer_identities(const pf_pg_conn *app, pf_pg_conn *db, pf_pg_conn *super)
 {
     *db = *app;
-    *globals = *app;
+    *super = *app;
     bool socket = !app->host || !app->host[0] || app->host[0] == '/';
     if (geteuid() != 0 || !socket || (app->password && *app->password) || app->os_user)
         return false;
@@ -482,10 +482,10 @@ bool pf_pg_peer_identities(const pf_pg_conn *app, pf_pg_conn *db, pf_pg_conn *gl
         return false;
     }
     if (have_postgres) {
-        globals->user = "postgres";
-        globals->os_user = "postgres";
+        super->user = "postgres";
+        super->os_user = "postgres";
     } else {
-        *globals = *db;
+        *super = *db;
     }
     return true;
 }
@@ -832,7 +832,11 @@ static int rctx_init(rctx *r, const pf_pg_restore_opts *o, pf_err *err)
                           "--pg-host and a password instead");
     /* pg_restore runs what the dump says: as the owner, that is at most what the owner
      * may do (a superuser could be made to run anything). */
-    if (root && socket && !o->no_owner && getpwnam(o->owner)) {
+    if (o->as_admin) {
+        r->restore_role = r->admin;
+        r->restore_os = r->admin_os;
+        r->restore_password = o->admin_password;
+    } else if (root && socket && !o->no_owner && getpwnam(o->owner)) {
         r->restore_role = o->owner;
         r->restore_os = o->owner;
     } else if (!socket && o->owner_password && *o->owner_password && !o->no_owner) {
@@ -1361,8 +1365,17 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
                        .user = r.restore_os,
                        .cwd = "/",
                        .name = "pg_restore"};
-    if (pf_exec_run(&eo, NULL, err) < 0)
+    if (pf_exec_run(&eo, NULL, err) < 0) {
+        if (as_owner &&
+            (strstr(err->msg, "must be member of role") || strstr(err->msg, "must be owner of") ||
+             strstr(err->msg, "permission denied")))
+            pf_err_prefix(err,
+                          "restoring as the owner %s, not a superuser (the dump holds "
+                          "objects it may not create; if it comes from a server you "
+                          "trust, run again with --force --pg-restore-as-admin)",
+                          r.restore_role);
         goto out;
+    }
 
     pf_buf_reset(&sql);
     if (section)

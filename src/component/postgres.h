@@ -43,15 +43,16 @@ typedef struct pf_pg_conn {
 
 /* Root backing up a server that Mastodon reaches over a unix socket with no password
  * (the install guide's DB_HOST=/var/run/postgresql, peer authentication): root is nobody's
- * role there. Returns true and fills *db and *globals when that is the case:
- *   *db       connects the way the app does: as the OS user named DB_USER (role DB_USER),
- *             or as postgres when no such OS user exists;
- *   *globals  the postgres superuser over the same socket, as the postgres OS user: only a
- *             superuser can read pg_authid, i.e. dump the roles with their passwords.
+ * role there. Returns true and fills *db and *super when that is the case:
+ *   *db     connects the way the app does: as the OS user named DB_USER (role DB_USER),
+ *           or as postgres when no such OS user exists;
+ *   *super  the postgres superuser over the same socket, as the postgres OS user (a copy
+ *           of *db when there is no postgres OS user): it reads every table, and only a
+ *           superuser can read pg_authid, i.e. dump the roles with their passwords.
  * Returns false, leaving both copies of *app, otherwise (we are not root, TCP, a password
- * is set, or os_user is set already). The caller falls back to *db for the globals when
- * *globals cannot connect. */
-bool pf_pg_peer_identities(const pf_pg_conn *app, pf_pg_conn *db, pf_pg_conn *globals);
+ * is set, or os_user is set already). The caller tries *super first and falls back to
+ * *db when the superuser cannot connect. */
+bool pf_pg_peer_identities(const pf_pg_conn *app, pf_pg_conn *db, pf_pg_conn *super);
 
 /* What a probe learns, and which client binaries the dump will use. */
 typedef struct pf_pg_info {
@@ -112,6 +113,8 @@ typedef struct pf_pg_restore_opts {
     bool force;                 /* drop an existing database that holds tables */
     bool no_owner;              /* pg_restore --no-owner --role=<owner>, for an admin that
                                  * is not a superuser; default keeps the source's owners */
+    bool as_admin;              /* run pg_restore as the admin even when we could as the
+                                 * owner: for a dump holding objects of other roles */
     const char *tmpdir;         /* where the dump is spooled for a parallel restore;
                                  * NULL: $TMPDIR, else /var/tmp */
 } pf_pg_restore_opts;

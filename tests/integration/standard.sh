@@ -131,7 +131,8 @@ rc_is 0 "init"
 run backup pf backup --live "$OLD/live"
 rc_is 0 "backup --live as root on a standard install"
 SNAP1=$("$PF" --repo "$REPO" --json snapshots | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
-has "the database is dumped as the OS user mastodon" "as the OS user mastodon"
+has "the database is dumped as the superuser, over the socket as the OS user postgres" "probing mastodon_production as the OS user postgres"
+hasnt "no fallback to the app's user when postgres gets in" "cannot connect as the superuser"
 run dumpglobals pf dump latest postgres/globals.sql
 has "globals.sql creates mastodon" 'CREATE ROLE mastodon;'
 has "globals.sql keeps role passwords (dumped by a superuser)" "SCRAM-SHA-256"
@@ -140,12 +141,30 @@ dumpers=$(for f in "$CHILDLOG"/pg_dump.* "$CHILDLOG"/pg_dumpall.*; do
     grep -q -- '--version' "$f" && continue
     echo "$(basename "$f" | cut -d. -f1) $(sed -n 's/^uid //p' "$f")"
 done | sort -u | tr '\n' ' ')
-if [ "$dumpers" = "pg_dump mastodon pg_dump postgres pg_dumpall postgres " ] ||
-    [ "$dumpers" = "pg_dump mastodon pg_dumpall postgres " ]; then
-    ok "pg_dump ran as mastodon, pg_dumpall as postgres ($dumpers)"
+if [ "$dumpers" = "pg_dump postgres pg_dumpall postgres " ]; then
+    ok "pg_dump and pg_dumpall ran as postgres ($dumpers)"
 else
     fail "who ran the dump clients: $dumpers"
 fi
+
+# A pg_hba.conf that keeps postgres out of Mastodon's database: the dump falls back to the
+# app's own user (what Mastodon itself can read), the roles without their passwords.
+hba=$OLD/pg/pg_hba.conf
+cp "$hba" "$T/hba.saved"
+printf 'local mastodon_production postgres reject\n' | cat - "$T/hba.saved" >"$hba"
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$OLD/pg" reload >/dev/null
+rm -f "$CHILDLOG"/*
+run fallback pf backup --live "$OLD/live" --only db
+rc_is 0 "backup when postgres may not enter the database"
+has "says it falls back to the app's user" "dumping as the OS user mastodon"
+has "probes as the OS user mastodon" "probing mastodon_production as the OS user mastodon"
+run fallbackglobals pf dump latest postgres/globals.sql
+hasnt "roles dumped without passwords then" "SCRAM-SHA-256"
+fb=$(for f in "$CHILDLOG"/pg_dump.*; do grep -q -- '--version' "$f" || sed -n 's/^uid //p' "$f"; done | sort -u | tr '\n' ' ')
+[ "$fb" = "mastodon " ] && ok "that pg_dump ran as mastodon" || fail "that pg_dump ran as: $fb"
+cp "$T/hba.saved" "$hba"
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$OLD/pg" reload >/dev/null
+pg_peer_psql "$OLD" postgres -d mastodon_production -c 'SELECT 1' >/dev/null 2>&1 || die "pg_hba.conf not restored"
 
 # ---- restore onto a fresh machine of the same shape ---------------------------------------
 [ ! -e "$NEW/live" ] || die "the blank target has a live/"
@@ -153,7 +172,7 @@ mkdir -p "$NEW/home"
 chown mastodon: "$NEW/home"
 # The fresh machine: /home/mastodon exists (owned by mastodon), live/ does not yet.
 TARGET=$NEW/home/live
-run restore pf restore latest --live "$TARGET" --pg-host "$NEW/pgrun" --redis-port "$NEW_REDIS"
+run restore pf restore "$SNAP1" --live "$TARGET" --pg-host "$NEW/pgrun" --redis-port "$NEW_REDIS"
 rc_is 0 "restore --live as root onto a fresh standard machine"
 has "pg_restore runs as the owner, not the superuser" "pg_restore as mastodon (OS user mastodon)"
 has "says it wrote the new socket into .env.production" "DB_HOST set to $NEW/pgrun"
@@ -195,6 +214,24 @@ rc_is 0 "restore --live with no connection flags (admin over DB_HOST's socket, p
 mastodon_digest "$OLD" >"$T/d.again"
 same "that restore gives back the database exactly" <(sed -n '/^# database$/,/^# redis$/p' "$T/d.old") \
     <(sed -n '/^# database$/,/^# redis$/p' "$T/d.again")
+
+# ---- the dump's SQL runs as the owner, not as a superuser ---------------------------------
+# A table owned by postgres: restoring its ownership needs more than the owner may do. The
+# restore stops there (proof it is not a superuser's) with a hint, and goes through only
+# when the operator says the dump is trusted.
+pg_peer_psql "$OLD" postgres -d mastodon_production -c "CREATE TABLE admin_owned (x int)" \
+    -c "INSERT INTO admin_owned VALUES (42)" >/dev/null || die "cannot create admin_owned"
+run backup2 pf backup --live "$OLD/live" --only db
+rc_is 0 "backup of a database holding a table owned by postgres"
+run asowner pf restore latest --live "$NEW/live" --only db --force --pg-host "$NEW/pgrun"
+rc_is 5 "pg_restore as the owner cannot give a table to postgres"
+has "the failure says the restore ran as the owner and how to trust the dump" "--pg-restore-as-admin"
+run asadmin pf restore latest --live "$NEW/live" --only db --force --pg-host "$NEW/pgrun" --pg-restore-as-admin
+rc_is 0 "restore --pg-restore-as-admin of that dump"
+has "pg_restore ran as postgres" "pg_restore as postgres (OS user postgres)"
+got=$(pg_peer_psql "$NEW" postgres -At -d mastodon_production -c "SELECT pg_get_userbyid(relowner) || ' ' || (SELECT x FROM admin_owned) FROM pg_class WHERE relname = 'admin_owned'" 2>&1)
+[ "$got" = "postgres 42" ] && ok "the table owned by postgres came back as it was" || fail "admin_owned on the target: $got"
+pg_peer_psql "$OLD" postgres -d mastodon_production -c "DROP TABLE admin_owned" >/dev/null
 
 # ---- what the children saw, what was left behind, what was printed (issue 10, 5) ------------
 # Secrets of this test: the repository passphrase, the AWS secret, Mastodon's own keys.
