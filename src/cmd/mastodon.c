@@ -242,10 +242,10 @@ static const char backup_live_help[] =
     "fetched again). DIR (Mastodon's live/ directory) defaults to 'live' in the config\n"
     "file, else /home/mastodon/live: '--live' alone takes it.\n\n"
     "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
-    "the database is dumped as the OS user named by DB_USER and the roles as postgres, the\n"
-    "way peer authentication lets them in. If any selected component fails, no snapshot is\n"
-    "written; the exit code says why: 7 a server is unreachable, 12 credentials refused,\n"
-    "13 something missing, 5 any other component failure.\n";
+    "the database and the roles are dumped as postgres (peer authentication), or as the\n"
+    "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
+    "fails, no snapshot is written; the exit code says why: 7 a server is unreachable,\n"
+    "12 credentials refused, 13 something missing, 5 any other component failure.\n";
 
 static int backup_mastodon(int argc, char **argv)
 {
