@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -191,6 +192,35 @@ void pf_cli_passphrase_free(char *p)
     }
 }
 
+int pf_cli_check_repo_url(const char *url, pf_err *err)
+{
+    if (!strncmp(url, "sftp:", 5) && strncmp(url, "sftp://", 7))
+        return pf_err_set(err, PF_EUSAGE,
+                          "repository %s: an SFTP URL is sftp://USER@HOST[:PORT]/PATH (two "
+                          "slashes after sftp:)",
+                          url);
+    if (!strncmp(url, "s3:", 3) && strncmp(url, "s3:https://", 11) &&
+        strncmp(url, "s3:http://", 10))
+        return pf_err_set(err, PF_EUSAGE,
+                          "repository %s: an S3 URL is s3:https://ENDPOINT/BUCKET[/PREFIX] (or "
+                          "s3:http:// for a local test server)",
+                          url);
+    /* "word:" before any '/' and not followed by "//": a URL with a typo, which would
+     * otherwise become a local directory named "word:". */
+    size_t n = 0;
+    while (url[n] &&
+           (isalnum((unsigned char)url[n]) || url[n] == '+' || url[n] == '-' || url[n] == '.'))
+        n++;
+    if (n > 0 && isalpha((unsigned char)url[0]) && url[n] == ':' && strncmp(url + n + 1, "//", 2) &&
+        strncmp(url, "s3:", 3))
+        return pf_err_set(err, PF_EUSAGE,
+                          "repository %s looks like a mistyped URL (use sftp://USER@HOST/PATH or "
+                          "s3:https://ENDPOINT/BUCKET); for a local directory of that name write "
+                          "./%s",
+                          url, url);
+    return 0;
+}
+
 pf_store *pf_cli_open_store(pf_err *err)
 {
     const char *url = pf_g.repo_url;
@@ -204,6 +234,8 @@ pf_store *pf_cli_open_store(pf_err *err)
                    "config file");
         return NULL;
     }
+    if (pf_cli_check_repo_url(url, err) < 0)
+        return NULL;
     return pf_store_open(url, &pf_g.store_opts, err);
 }
 

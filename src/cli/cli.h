@@ -58,6 +58,11 @@ char *pf_cli_passphrase(bool confirm, const char *prompt, pf_err *err);
 void pf_cli_passphrase_free(char *p);
 
 pf_store *pf_cli_open_store(pf_err *err);
+/* Refuses (PF_EUSAGE, naming the right form) a repository string that looks like a
+ * mistyped URL: "sftp:" without "//", "s3:" not followed by http(s)://, or any other
+ * "word:" prefix without "//". Such a string would otherwise become a local directory
+ * named "sftp:". "./sftp:x" is a local path. Returns 0 or -1. */
+int pf_cli_check_repo_url(const char *url, pf_err *err);
 /* Opens the repository from --repo / $PERMAFROST_REPO / config with the passphrase. */
 pf_repo *pf_cli_open_repo(pf_err *err);
 

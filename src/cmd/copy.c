@@ -239,7 +239,8 @@ int cmd_copy(int argc, char **argv)
         rc = pf_cli_fail(&err);
         goto out;
     }
-    pf_store *dst_store = pf_store_open(to, &pf_g.store_opts, &err);
+    pf_store *dst_store =
+        pf_cli_check_repo_url(to, &err) < 0 ? NULL : pf_store_open(to, &pf_g.store_opts, &err);
     char *pass = dst_store ? to_passphrase(&err) : NULL;
     if (!pass) {
         pf_store_free(dst_store);

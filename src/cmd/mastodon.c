@@ -4,10 +4,12 @@
  * redis/dump.rdb, media/... (the contents of public/system). Backup order is secrets,
  * database, Redis, media: a file uploaded during the backup is then at worst an orphan
  * in the snapshot, never a database row whose file is missing. */
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +60,54 @@ static const char *default_live(void)
 {
     const char *v = pf_config_get("live");
     return v ? v : "/home/mastodon/live";
+}
+
+/* --live takes an optional DIR: "--live=DIR", "--live DIR" or "--live" alone (the
+ * default). getopt attaches an optional argument only when written with '=', so argv is
+ * rewritten first: a word after "--live" becomes its DIR when it is not an option and the
+ * command still has its `npos` positional arguments without it (restore's SNAPSHOT).
+ * `with_arg` lists the options that consume the next word. Returns a new argv (the
+ * strings are borrowed or live in *owned, both freed by the caller) or NULL. */
+static char **live_argv(int argc, char **argv, int npos, const char *const *with_arg, char **owned)
+{
+    char **out = calloc((size_t)argc + 1, sizeof *out);
+    if (!out)
+        return NULL;
+    *owned = NULL;
+    int at = -1, pos = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if (argv[i][0] != '-') {
+            pos++;
+            continue;
+        }
+        if (!strcmp(argv[i], "--live")) {
+            at = i;
+            continue;
+        }
+        for (int k = 0; with_arg[k]; k++)
+            if (!strcmp(argv[i], with_arg[k])) {
+                i++;
+                break;
+            }
+    }
+    bool take = at > 0 && at + 1 < argc && argv[at + 1][0] != '-' && pos - 1 >= npos;
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (take && i == at) {
+            if (asprintf(owned, "--live=%s", argv[at + 1]) < 0) {
+                free(out);
+                return NULL;
+            }
+            out[n++] = *owned;
+            i++;
+            continue;
+        }
+        out[n++] = argv[i];
+    }
+    out[n] = NULL;
+    return out;
 }
 
 static bool config_true(const char *key)
@@ -183,19 +233,24 @@ static void prefix_component(pf_err *err, const char *stage, const char *name)
 }
 
 static const char backup_live_help[] =
-    "usage: permafrost backup --live DIR [--only db,secrets,redis,media] [--exclude-cache]\n"
+    "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media] [--exclude-cache]\n"
     "                         [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
     "taken over the replication protocol, and the uploaded media (public/system or\n"
     "PAPERCLIP_ROOT_PATH; --exclude-cache leaves out cache/, remote media that can be\n"
-    "fetched again). DIR defaults to 'live' in the config file, else /home/mastodon/live.\n"
-    "If any selected component fails, no snapshot is written (exit 5).\n";
+    "fetched again). DIR (Mastodon's live/ directory) defaults to 'live' in the config\n"
+    "file, else /home/mastodon/live: '--live' alone takes it.\n\n"
+    "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
+    "the database and the roles are dumped as postgres (peer authentication), or as the\n"
+    "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
+    "fails, no snapshot is written; the exit code says why: 7 a server is unreachable,\n"
+    "12 credentials refused, 13 something missing, 5 any other component failure.\n";
 
-int cmd_backup_mastodon(int argc, char **argv)
+static int backup_mastodon(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"live", required_argument, 0, 'L'},
+                                         {"live", optional_argument, 0, 'L'},
                                          {"only", required_argument, 0, 'o'},
                                          {"exclude-cache", no_argument, 0, 'x'},
                                          {"tag", required_argument, 0, 't'},
@@ -209,19 +264,29 @@ int cmd_backup_mastodon(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(backup_live_help, stdout); return PF_EXIT_OK;
-        case 'L': live = optarg; break;
+        case 'h':
+            fputs(backup_live_help, stdout);
+            return PF_EXIT_OK;
+        case 'L':
+            live = optarg ? optarg : default_live();
+            break;
         case 'o':
             if (parse_only(optarg, &only))
                 return PF_EXIT_USAGE;
             break;
-        case 'x': exclude_cache = true; break;
+        case 'x':
+            exclude_cache = true;
+            break;
         case 't':
             if (ntags < 32)
                 tags[ntags++] = optarg;
             break;
-        case 'T': when = optarg; break;
-        default: fputs(backup_live_help, stderr); return PF_EXIT_USAGE;
+        case 'T':
+            when = optarg;
+            break;
+        default:
+            fputs(backup_live_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind != argc) {
@@ -239,11 +304,15 @@ int cmd_backup_mastodon(int argc, char **argv)
     pf_mastodon_env env = {0};
     if (pf_mastodon_env_load(live, &env, &err)) {
         pf_mastodon_env_free(&env);
+        if (err.code == PF_ENOTFOUND)
+            snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
+                     " (--live DIR is Mastodon's live/ directory, the one holding "
+                     ".env.production)");
         pf_err_prefix(&err, "backup");
         return pf_cli_fail(&err);
     }
-    pf_pg_conn pg = {env.db_host, env.db_port, env.db_name, env.db_user, env.db_pass,
-                     env.db_sslmode};
+    pf_pg_conn pg = {env.db_host, env.db_port,    env.db_name, env.db_user,
+                     env.db_pass, env.db_sslmode, NULL};
     pf_redis_conn rconn = env.redis;
     apply_overrides(&pg, &rconn);
 
@@ -287,11 +356,35 @@ int cmd_backup_mastodon(int argc, char **argv)
     if (only & C_DB) {
         pf_pg_info info;
         memset(&info, 0, sizeof info);
-        pf_info("postgres: probing %s", env.db_name);
-        if (pf_pg_probe(&pg, &info, &err)) {
-            failed = "postgres";
-            goto component_failed;
+        /* As root on a standard install: the superuser over the socket when it gets in
+         * (it reads every table and the roles' passwords), else the app's own user. */
+        pf_pg_conn pg_db, pg_su;
+        bool peer = pf_pg_peer_identities(&pg, &pg_db, &pg_su);
+        pf_pg_conn *use = &pg_db;
+        if (peer && strcmp(pg_su.os_user, pg_db.os_user)) {
+            pf_err serr = {0};
+            pf_info("postgres: probing %s as the OS user postgres", env.db_name);
+            if (pf_pg_probe(&pg_su, &info, &serr) == 0 && info.superuser)
+                use = &pg_su;
+            else
+                pf_warn("postgres: cannot connect as the superuser postgres (%s); dumping as the "
+                        "OS user %s: tables it cannot read fail the dump, roles lose their "
+                        "passwords",
+                        serr.msg[0] ? serr.msg : "not a superuser", pg_db.os_user);
         }
+        if (use == &pg_db) {
+            pf_info("postgres: probing %s%s%s", env.db_name, peer ? " as the OS user " : "",
+                    peer ? pg_db.os_user : "");
+            if (pf_pg_probe(&pg_db, &info, &err)) {
+                if (err.code == PF_EAUTH && pg.password && pg.password == env.db_pass)
+                    pf_err_prefix(&err, "DB_PASS of %s was refused", envpath);
+                else if (err.code == PF_EAUTH && pg.password)
+                    pf_err_prefix(&err, "pg_password of the config file was refused");
+                failed = "postgres";
+                goto component_failed;
+            }
+        }
+        pg_job gjob = {use, &info};
         pf_dir *d = pf_dir_begin(b.arch, root, "postgres", &err);
         if (!d) {
             failed = "postgres";
@@ -299,8 +392,8 @@ int cmd_backup_mastodon(int argc, char **argv)
         }
         char name[512];
         snprintf(name, sizeof name, "%s.dump", env.db_name);
-        pg_job job = {&pg, &info};
-        if (stream_component(b.arch, d, "globals.sql", produce_globals, &job, &err)) {
+        pg_job job = {use, &info};
+        if (stream_component(b.arch, d, "globals.sql", produce_globals, &gjob, &err)) {
             pf_dir_abort(d);
             failed = "postgres";
             goto component_failed;
@@ -366,8 +459,7 @@ int cmd_backup_mastodon(int argc, char **argv)
             if (pf_archive_path(b.arch, root, "media", env.paperclip_root,
                                 exclude_cache ? no_cache : NULL, &err)) {
                 if (err.code == PF_ENOTFOUND)
-                    pf_err_prefix(&err, "%s (use --only to leave media out)",
-                                  env.paperclip_root);
+                    pf_err_prefix(&err, "%s (use --only to leave media out)", env.paperclip_root);
                 failed = "media";
                 goto component_failed;
             }
@@ -384,8 +476,9 @@ int cmd_backup_mastodon(int argc, char **argv)
     pf_archive_stats st;
     pf_archiver_stats(b.arch, &st);
     if (st.errors) {
-        fprintf(stderr, "permafrost: snapshot %.8s is incomplete: %llu media entr%s could not be "
-                        "read (see the warnings above)\n",
+        fprintf(stderr,
+                "permafrost: snapshot %.8s is incomplete: %llu media entr%s could not be "
+                "read (see the warnings above)\n",
                 b.snap.id, (unsigned long long)st.errors, st.errors == 1 ? "y" : "ies");
         rc = PF_EXIT_INCOMPLETE;
     }
@@ -398,7 +491,10 @@ component_failed:
         pf_saver_finish(b.saver, &ignored);
     }
     prefix_component(&err, "backup", failed);
-    if (err.code != PF_ECONN && err.code != PF_EAUTH)
+    /* The cause decides the exit code, not the stage: unreachable 7, refused 12, missing
+     * 13; 5 is for a component that failed in any other way. */
+    if (err.code != PF_ECONN && err.code != PF_EAUTH && err.code != PF_ENOTFOUND &&
+        err.code != PF_EUSAGE)
         err.code = PF_ECOMPONENT;
     rc = pf_cli_fail(&err);
     fprintf(stderr, "permafrost: no snapshot was written; earlier snapshots are intact\n");
@@ -412,32 +508,124 @@ out:
 /* ---- restore ---- */
 
 static const char restore_live_help[] =
-    "usage: permafrost restore SNAPSHOT --live DIR [--only db,secrets,redis,media] [--force]\n"
+    "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media] [--force]\n"
     "         [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
-    "         [--redis-host H] [--redis-port P]\n\n"
+    "         [--redis-host H] [--redis-port P] [--media-root PATH] [--pg-restore-as-admin]\n\n"
     "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
     "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
     "the database and restores it with parallel pg_restore, restores the media with their\n"
     "metadata, and loads the Redis snapshot into the running server. It refuses to\n"
     "overwrite an existing .env.production, a database with tables, a non-empty media\n"
     "directory or a non-empty Redis unless --force; every check runs before anything\n"
-    "changes. The admin connection defaults to the local socket as 'postgres'.\n";
+    "changes. The admin connection defaults to DB_HOST's socket directory, else the local\n"
+    "socket, as 'postgres' (as root: the postgres OS user, peer authentication);\n"
+    "pg_restore runs as the owner (DB_USER), which bounds what the dump can do;\n"
+    "--pg-restore-as-admin runs it as the admin, for a dump of objects of other roles.\n"
+    "The media go to --media-root, else the target's own PAPERCLIP_ROOT_PATH, else\n"
+    "DIR/public/system; a directory outside DIR must be named with --media-root. Other\n"
+    "hosts, ports or media directory than the snapshot's are written into the restored\n"
+    ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n";
 
-/* Writes the secrets file atomically with its recorded mode (and owner, as root). */
-static int restore_secrets(pf_repo *r, const pf_node *n, const char *live, pf_err *err)
+/* Who owns Mastodon's files on this machine: the owner of DIR, else of its parent (the
+ * install guide's /home/mastodon), when that is not root; else the OS user of the name
+ * the snapshot recorded; else the recorded ids. Only used as root. */
+typedef struct app_owner {
+    uid_t uid;
+    gid_t gid;
+    char name[64];
+} app_owner;
+
+static void find_app_owner(const char *live, const pf_node *recorded, app_owner *o)
+{
+    struct stat st;
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", live);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = 0;
+    const char *cands[] = {live, parent};
+    for (int i = 0; i < 2; i++) {
+        if (stat(cands[i], &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid != 0) {
+            struct passwd *pw = getpwuid(st.st_uid);
+            o->uid = st.st_uid;
+            o->gid = pw ? pw->pw_gid : st.st_gid;
+            snprintf(o->name, sizeof o->name, "%s", pw ? pw->pw_name : "?");
+            return;
+        }
+    }
+    struct passwd *pw =
+        recorded && recorded->user && recorded->user[0] ? getpwnam(recorded->user) : NULL;
+    if (pw) {
+        o->uid = pw->pw_uid;
+        o->gid = pw->pw_gid;
+        snprintf(o->name, sizeof o->name, "%s", pw->pw_name);
+        return;
+    }
+    o->uid = recorded ? recorded->uid : 0;
+    o->gid = recorded ? recorded->gid : 0;
+    snprintf(o->name, sizeof o->name, "uid %u", (unsigned)o->uid);
+}
+
+/* Gives an existing directory (never through a symlink) to the app owner. */
+static void give_dir(const char *path, const app_owner *o, mode_t mode)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (fchown(fd, o->uid, o->gid) || (mode && fchmod(fd, mode)))
+        pf_warn("cannot give %s to %s: %s", path, o->name, strerror(errno));
+    close(fd);
+}
+
+/* mkdir -p, the directories it creates given to the app owner (as root): what Mastodon's
+ * user must be able to write into later (git checkout, uploads). */
+static int make_dirs(const char *path, const app_owner *o)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || !*p) {
+            char c = *p;
+            *p = 0;
+            if (mkdir(buf, 0755) == 0) {
+                if (o)
+                    give_dir(buf, o, 0);
+            } else if (errno != EEXIST) {
+                return -1;
+            }
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    return 0;
+}
+
+/* Writes the secrets file atomically: `text` is the snapshot's, with the edits already
+ * made. Mode as recorded (permission bits only); owner the app owner, as root. */
+static int restore_secrets(const pf_buf *text, const pf_node *n, const char *live,
+                           const app_owner *owner, pf_err *err)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/.env.production", live);
     snprintf(tmp, sizeof tmp, "%s/.env.production.permafrost-tmp", live);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    unlink(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0)
         return pf_err_sys(err, PF_EIO, "cannot create %s", tmp);
-    pf_fd_sink s;
-    pf_fd_sink_init(&s, fd, tmp);
-    int rc = pf_node_write(r, n, &s.sink, err);
-    if (!rc && geteuid() == 0 && fchown(fd, n->uid, n->gid))
-        pf_warn("cannot give %s its owner: %s", path, strerror(errno));
-    if (!rc && fchmod(fd, n->mode))
+    int rc = 0;
+    for (size_t off = 0; off < text->len && !rc;) {
+        ssize_t w = write(fd, text->data + off, text->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            rc = pf_err_sys(err, PF_EIO, "writing %s", tmp);
+        else
+            off += (size_t)w;
+    }
+    if (!rc && owner && fchown(fd, owner->uid, owner->gid))
+        pf_warn("cannot give %s to %s: %s", path, owner->name, strerror(errno));
+    if (!rc && fchmod(fd, n->mode & 0777))
         rc = pf_err_sys(err, PF_EIO, "chmod %s", tmp);
     if (!rc && fsync(fd))
         rc = pf_err_sys(err, PF_EIO, "fsync %s", tmp);
@@ -447,6 +635,125 @@ static int restore_secrets(pf_repo *r, const pf_node *n, const char *live, pf_er
     if (rc)
         unlink(tmp);
     return rc;
+}
+
+/* Length of the key that line [p, end) assigns ("KEY=", "export KEY=", "KEY: "), and
+ * where its value starts; 0 when it assigns none. */
+static size_t line_key(const char *p, const char *end, const char **key, const char **val)
+{
+    while (p < end && (*p == ' ' || *p == '\t'))
+        p++;
+    if (end - p > 7 && !strncmp(p, "export ", 7))
+        for (p += 7; p < end && *p == ' ';)
+            p++;
+    const char *k = p;
+    while (p < end && (isalnum((unsigned char)*p) || *p == '_' || *p == '.'))
+        p++;
+    size_t kl = (size_t)(p - k);
+    const char *q = p;
+    while (q < end && (*q == ' ' || *q == '\t'))
+        q++;
+    if (!kl || q >= end || (*q != '=' && *q != ':'))
+        return 0;
+    q++;
+    while (q < end && (*q == ' ' || *q == '\t'))
+        q++;
+    *key = k;
+    *val = q;
+    return kl;
+}
+
+/* Sets KEY to value in the text of a .env file, keeping every other byte: the value of
+ * the last line that assigns KEY is replaced (up to the end of that line), or a line
+ * "KEY=value" is appended. The value is written double-quoted when it needs quotes. */
+static void env_text_set(pf_buf *text, const char *key, const char *value)
+{
+    const char *d = text->data ? (const char *)text->data : "";
+    size_t n = text->len, kl = strlen(key);
+    size_t vstart = 0, vend = 0;
+    bool found = false;
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (e < n && d[e] != '\n')
+            e++;
+        const char *k = NULL, *v = NULL;
+        size_t l = line_key(d + i, d + e, &k, &v);
+        if (l == kl && !memcmp(k, key, kl)) {
+            found = true;
+            vstart = (size_t)(v - d);
+            vend = e > i && d[e - 1] == '\r' ? e - 1 : e;
+        }
+        i = e + 1;
+    }
+    pf_buf val = PF_BUF_INIT;
+    bool quote = strpbrk(value, " \t#'\"\\$") != NULL;
+    if (quote) {
+        pf_buf_u8(&val, '"');
+        for (const char *p = value; *p; p++) {
+            if (*p == '"' || *p == '\\' || *p == '$')
+                pf_buf_u8(&val, '\\');
+            pf_buf_u8(&val, (uint8_t)*p);
+        }
+        pf_buf_u8(&val, '"');
+    } else {
+        pf_buf_append_str(&val, value);
+    }
+    pf_buf out = PF_BUF_INIT;
+    if (found) {
+        pf_buf_append(&out, d, vstart);
+        pf_buf_append(&out, val.data, val.len);
+        pf_buf_append(&out, d + vend, n - vend);
+    } else {
+        pf_buf_append(&out, d, n);
+        if (n && d[n - 1] != '\n')
+            pf_buf_u8(&out, '\n');
+        pf_buf_append_str(&out, key);
+        pf_buf_u8(&out, '=');
+        pf_buf_append(&out, val.data, val.len);
+        pf_buf_u8(&out, '\n');
+    }
+    pf_buf_free(&val);
+    if (text->data)
+        explicit_bzero(text->data, text->len); /* the file holds secrets */
+    pf_buf_free(text);
+    *text = out;
+}
+
+/* The first existing component of `path` below `dir` that is a symlink, or NULL: a
+ * directory inside DIR replaced by a link would take the media somewhere else. Returns a
+ * malloc'd path. */
+static char *symlink_below(const char *path, const char *dir)
+{
+    size_t dl = strlen(dir);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + dl; *p; p++) {
+        if (*p != '/' || p == buf + dl)
+            continue;
+        *p = 0;
+        struct stat st;
+        bool link = lstat(buf, &st) == 0 && S_ISLNK(st.st_mode);
+        char *hit = link ? strdup(buf) : NULL;
+        *p = '/';
+        if (link)
+            return hit;
+    }
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? strdup(path) : NULL;
+}
+
+/* Whether `path` is `dir` or lies under it, read literally: no ".." component. */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if (strncmp(path, dir, dl) || (path[dl] != '/' && path[dl] != 0))
+        return false;
+    for (const char *p = path; (p = strstr(p, "..")); p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == 0))
+            return false;
+    return true;
 }
 
 static int dir_nonempty(const char *path)
@@ -496,10 +803,10 @@ static int load_text(pf_repo *r, const pf_node *n, pf_buf *out, pf_err *err)
     return 0;
 }
 
-int cmd_restore_mastodon(int argc, char **argv)
+static int restore_mastodon(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"live", required_argument, 0, 'L'},
+                                         {"live", optional_argument, 0, 'L'},
                                          {"only", required_argument, 0, 'o'},
                                          {"force", no_argument, 0, 'f'},
                                          {"pg-host", required_argument, 0, 'H'},
@@ -508,33 +815,66 @@ int cmd_restore_mastodon(int argc, char **argv)
                                          {"jobs", required_argument, 0, 'j'},
                                          {"redis-host", required_argument, 0, 'R'},
                                          {"redis-port", required_argument, 0, 'Q'},
+                                         {"media-root", required_argument, 0, 'M'},
+                                         {"pg-restore-as-admin", no_argument, 0, 'A'},
                                          {0, 0, 0, 0}};
-    const char *live = NULL, *pg_host = NULL, *admin = NULL, *redis_host = NULL;
+    const char *live = NULL, *pg_host = NULL, *admin = NULL, *redis_host = NULL, *media_opt = NULL;
     int pg_port = 0, redis_port = 0, jobs = 0;
     unsigned only = C_ALL;
-    bool force = false;
+    bool force = false, restore_as_admin = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "hfj:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(restore_live_help, stdout); return PF_EXIT_OK;
-        case 'L': live = optarg; break;
+        case 'h':
+            fputs(restore_live_help, stdout);
+            return PF_EXIT_OK;
+        case 'L':
+            live = optarg ? optarg : default_live();
+            break;
         case 'o':
             if (parse_only(optarg, &only))
                 return PF_EXIT_USAGE;
             break;
-        case 'f': force = true; break;
-        case 'H': pg_host = optarg; break;
-        case 'P': pg_port = atoi(optarg); break;
-        case 'U': admin = optarg; break;
-        case 'j': jobs = atoi(optarg); break;
-        case 'R': redis_host = optarg; break;
-        case 'Q': redis_port = atoi(optarg); break;
-        default: fputs(restore_live_help, stderr); return PF_EXIT_USAGE;
+        case 'f':
+            force = true;
+            break;
+        case 'H':
+            pg_host = optarg;
+            break;
+        case 'P':
+            pg_port = atoi(optarg);
+            break;
+        case 'U':
+            admin = optarg;
+            break;
+        case 'j':
+            jobs = atoi(optarg);
+            break;
+        case 'R':
+            redis_host = optarg;
+            break;
+        case 'Q':
+            redis_port = atoi(optarg);
+            break;
+        case 'M':
+            media_opt = optarg;
+            break;
+        case 'A':
+            restore_as_admin = true;
+            break;
+        default:
+            fputs(restore_live_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind != argc - 1 || !live) {
         fputs(restore_live_help, stderr);
+        return PF_EXIT_USAGE;
+    }
+    if (media_opt && media_opt[0] != '/') {
+        fprintf(stderr, "permafrost: --media-root needs an absolute path (got \"%s\")\n",
+                media_opt);
         return PF_EXIT_USAGE;
     }
     const char *admin_pw = getenv("PERMAFROST_PG_ADMIN_PASSWORD");
@@ -543,12 +883,12 @@ int cmd_restore_mastodon(int argc, char **argv)
     if (!r)
         return pf_cli_fail(&err);
     pf_snapshot s;
-    pf_node n_env = {0}, n_globals = {0}, n_dump = {0}, n_rdb = {0}, n_media = {0},
-            n_sidekiq = {0};
+    pf_node n_env = {0}, n_globals = {0}, n_dump = {0}, n_rdb = {0}, n_media = {0}, n_sidekiq = {0};
     pf_mastodon_env env = {0};
     pf_buf envtext = PF_BUF_INIT;
     pf_source *src_g = NULL, *src_d = NULL, *src_r = NULL;
     char *media_root = NULL;
+    app_owner owner = {0};
     int rc = PF_EXIT_OK;
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
     if (!lock || pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
@@ -571,8 +911,9 @@ int cmd_restore_mastodon(int argc, char **argv)
         pf_mastodon_env_free(&env);
         memset(&env, 0, sizeof env);
         if (pf_mastodon_env_load(live, &env, &err)) {
-            pf_err_prefix(&err, "snapshot %.8s holds no secrets (taken with --only) and "
-                                "the target has no .env.production to take the settings from",
+            pf_err_prefix(&err,
+                          "snapshot %.8s holds no secrets (taken with --only) and "
+                          "the target has no .env.production to take the settings from",
                           s.id);
             rc = pf_cli_fail(&err);
             goto out;
@@ -582,7 +923,87 @@ int cmd_restore_mastodon(int argc, char **argv)
             only &= ~(unsigned)C_SECRETS;
         }
     }
-    media_root = resolve_media_root(&env, live);
+    /* The media go where this machine says, never where the snapshot says: its
+     * PAPERCLIP_ROOT_PATH could name any directory (finding 4 of issue 10). */
+    {
+        pf_mastodon_env tenv = {0};
+        pf_err terr = {0};
+        const char *from = NULL;
+        if (media_opt) {
+            media_root = strdup(media_opt);
+        } else if (pf_mastodon_env_load(live, &tenv, &terr) == 0 && tenv.paperclip_root) {
+            media_root = strdup(tenv.paperclip_root);
+            from = "PAPERCLIP_ROOT_PATH of the target's .env.production";
+        } else if (asprintf(&media_root, "%s/public/system", live) < 0) {
+            media_root = NULL;
+        }
+        pf_mastodon_env_free(&tenv);
+        if (!media_root) {
+            pf_err_set(&err, PF_EGENERIC, "out of memory");
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+        char *link = path_under(media_root, live) ? symlink_below(media_root, live) : NULL;
+        if (link) {
+            pf_err_set(&err, PF_EUSAGE,
+                       "%s is a symbolic link: refusing to restore the media through it (name "
+                       "the real directory with --media-root)",
+                       link);
+            free(link);
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+        if (!media_opt && !path_under(media_root, live)) {
+            pf_err_set(&err, PF_EUSAGE,
+                       "the media directory %s (%s) is outside %s: name it with --media-root "
+                       "%s to restore there",
+                       media_root, from ? from : "default", live, media_root);
+            rc = pf_cli_fail(&err);
+            goto out;
+        }
+    }
+    /* What the restored .env.production must say differently from the snapshot's, so that
+     * Mastodon finds what was restored here: every other byte is kept. */
+    const char *edit_key[8], *edit_val[8], *stale[8];
+    char edit_buf[4][32];
+    int nedit = 0, nstale = 0;
+    {
+        char *snap_media = resolve_media_root(&env, live);
+        if (snap_media && strcmp(snap_media, media_root)) {
+            edit_key[nedit] = "PAPERCLIP_ROOT_PATH";
+            edit_val[nedit++] = media_root;
+        }
+        free(snap_media);
+        bool db_url = pf_mastodon_env_get(&env, "DATABASE_URL") != NULL;
+        bool redis_url = pf_mastodon_env_get(&env, "REDIS_URL") != NULL;
+        const char *ph = pg_host ? pg_host : pf_config_get("restore_pg_host");
+        if (ph && (!env.db_host || strcmp(ph, env.db_host))) {
+            if (db_url)
+                stale[nstale++] = "DATABASE_URL (host)";
+            edit_key[nedit] = "DB_HOST";
+            edit_val[nedit++] = ph;
+        }
+        if (pg_port && pg_port != (env.db_port ? env.db_port : 5432)) {
+            if (db_url)
+                stale[nstale++] = "DATABASE_URL (port)";
+            snprintf(edit_buf[0], sizeof edit_buf[0], "%d", pg_port);
+            edit_key[nedit] = "DB_PORT";
+            edit_val[nedit++] = edit_buf[0];
+        }
+        if (redis_host && (!env.redis.host || strcmp(redis_host, env.redis.host))) {
+            if (redis_url)
+                stale[nstale++] = "REDIS_URL (host)";
+            edit_key[nedit] = "REDIS_HOST";
+            edit_val[nedit++] = redis_host;
+        }
+        if (redis_port && redis_port != env.redis.port) {
+            if (redis_url)
+                stale[nstale++] = "REDIS_URL (port)";
+            snprintf(edit_buf[1], sizeof edit_buf[1], "%d", redis_port);
+            edit_key[nedit] = "REDIS_PORT";
+            edit_val[nedit++] = edit_buf[1];
+        }
+    }
     char name[512];
     snprintf(name, sizeof name, "postgres/%s.dump", env.db_name);
     if ((only & C_DB) && (pf_lookup_path(r, s.tree, "postgres/globals.sql", &n_globals, &err) ||
@@ -608,7 +1029,12 @@ int cmd_restore_mastodon(int argc, char **argv)
         goto out;
     }
 
-    pf_pg_restore_opts po = {.host = pg_host ? pg_host : pf_config_get("restore_pg_host"),
+    /* The admin connects where the app will: its socket directory, when DB_HOST names one;
+     * otherwise libpq's default socket (a TCP DB_HOST would need an admin password). */
+    const char *admin_host = pg_host ? pg_host : pf_config_get("restore_pg_host");
+    if (!admin_host && env.db_host && env.db_host[0] == '/')
+        admin_host = env.db_host;
+    pf_pg_restore_opts po = {.host = admin_host,
                              .port = pg_port,
                              .admin_user = admin,
                              .admin_password = admin_pw,
@@ -616,7 +1042,8 @@ int cmd_restore_mastodon(int argc, char **argv)
                              .owner = env.db_user,
                              .owner_password = env.db_pass,
                              .jobs = jobs,
-                             .force = force};
+                             .force = force,
+                             .as_admin = restore_as_admin};
     pf_redis_conn rconn = env.redis;
     if (redis_host) {
         rconn.host = (char *)redis_host;
@@ -635,8 +1062,9 @@ int cmd_restore_mastodon(int argc, char **argv)
         goto out;
     }
     if ((only & C_MEDIA) && n_media.type && !force && dir_nonempty(media_root)) {
-        pf_err_set(&err, PF_EEXIST, "%s is not empty: refusing to restore media over it (use "
-                                    "--force)",
+        pf_err_set(&err, PF_EEXIST,
+                   "%s is not empty: refusing to restore media over it (use "
+                   "--force)",
                    media_root);
         rc = pf_cli_fail(&err);
         goto out;
@@ -657,14 +1085,31 @@ int cmd_restore_mastodon(int argc, char **argv)
         goto out;
     }
 
+    find_app_owner(live, have_secrets ? &n_env : NULL, &owner);
+    const app_owner *as_root = geteuid() == 0 ? &owner : NULL;
+    if (make_dirs(live, as_root)) {
+        pf_err_sys(&err, PF_EIO, "cannot create %s", live);
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    if (!(only & C_SECRETS))
+        for (int i = 0; i < nedit && nstale < 8; i++) {
+            /* Not ours to write this time: say what the file should say. */
+            pf_warn("secrets: this restore used %s=%s; check that %s says the same", edit_key[i],
+                    edit_val[i], envpath);
+            stale[nstale++] = edit_key[i];
+        }
     if (only & C_SECRETS) {
         pf_info("secrets: writing %s", envpath);
-        if (mkdir(live, 0755) && errno != EEXIST) {
-            pf_err_sys(&err, PF_EIO, "cannot create %s", live);
-            rc = pf_cli_fail(&err);
-            goto out;
+        for (int i = 0; i < nedit; i++) {
+            env_text_set(&envtext, edit_key[i], edit_val[i]);
+            pf_info("secrets: %s set to %s in %s (the snapshot's value is not this "
+                    "machine's)",
+                    edit_key[i], edit_val[i], envpath);
         }
-        if (restore_secrets(r, &n_env, live, &err)) {
+        for (int i = 0; i < nstale; i++)
+            pf_warn("secrets: %s in %s still names the old server: edit it", stale[i], envpath);
+        if (restore_secrets(&envtext, &n_env, live, as_root, &err)) {
             pf_err_prefix(&err, "restore: secrets");
             rc = pf_cli_fail(&err);
             goto out;
@@ -684,26 +1129,19 @@ int cmd_restore_mastodon(int argc, char **argv)
         pf_info("media: restoring into %s", media_root);
         pf_restore_opts ro = {.owners = geteuid() == 0, .workers = pf_cli_workers(r)};
         pf_restore_stats rs = {0};
-        char *slash = strrchr(media_root, '/');
-        if (slash && slash != media_root) {
-            *slash = 0;
-            char parent[4096];
-            snprintf(parent, sizeof parent, "%s", media_root);
-            *slash = '/';
-            /* parents of the media root, like mkdir -p */
-            for (char *p = parent + 1; *p; p++)
-                if (*p == '/') {
-                    *p = 0;
-                    mkdir(parent, 0755);
-                    *p = '/';
-                }
-            mkdir(parent, 0755);
+        if (make_dirs(media_root, as_root)) {
+            pf_err_sys(&err, PF_EIO, "cannot create %s", media_root);
+            rc = pf_cli_fail(&err);
+            goto out;
         }
         if (pf_restore_dir_into(r, &n_media, media_root, &ro, &rs, &err)) {
             pf_err_prefix(&err, "restore: media");
             rc = pf_cli_fail(&err);
             goto out;
         }
+        /* Mastodon writes new uploads there as its own user. */
+        if (as_root)
+            give_dir(media_root, as_root, n_media.mode & 0777);
     }
     if (only & C_REDIS) {
         pf_info("redis: loading the snapshot into %s:%d", rconn.host ? rconn.host : rconn.socket,
@@ -720,8 +1158,7 @@ int cmd_restore_mastodon(int argc, char **argv)
             pf_source *src_s = pf_node_source_new(r, &n_sidekiq);
             pf_info("redis: loading Sidekiq's own Redis");
             int failed = !src_s || pf_redis_load_rdb(&env.sidekiq_redis, src_s,
-                                                     (int64_t)n_sidekiq.size, &rinfo_restore,
-                                                     &err);
+                                                     (int64_t)n_sidekiq.size, &rinfo_restore, &err);
             pf_node_source_free(src_s);
             if (failed) {
                 prefix_component(&err, "restore", "redis (sidekiq)");
@@ -742,15 +1179,38 @@ int cmd_restore_mastodon(int argc, char **argv)
         printf("\nWhat is left to do:\n");
         cJSON *mver = s.manifest ? cJSON_GetObjectItem(s.manifest, "mastodon") : NULL;
         bool known = cJSON_IsString(mver) && mver->valuestring[0];
-        printf("  1. install Mastodon's code in %s (same version%s%s) and run bundle/yarn "
-               "install\n",
-               live, known ? ": " : " as the old server", known ? mver->valuestring : "");
-        printf("  2. start the services: systemctl start mastodon-web mastodon-sidekiq "
-               "mastodon-streaming\n");
-        printf("  3. rebuild home feeds: RAILS_ENV=production bin/tootctl feeds build\n");
+        const char *v = known ? mver->valuestring : NULL;
+        char here[64], gemfile[4200];
+        mastodon_version(live, here, sizeof here);
+        snprintf(gemfile, sizeof gemfile, "%s/Gemfile", live);
+        bool code = access(gemfile, F_OK) == 0;
+        int step = 1;
+        if (!code) {
+            /* DIR is not empty any more: `git clone` into it would fail. */
+            printf("  %d. install Mastodon's code into %s (it now holds .env.production and the "
+                   "media, so clone in place), as %s:\n"
+                   "       cd %s && git init -q && git remote add origin "
+                   "https://github.com/mastodon/mastodon.git\n"
+                   "       git fetch -q --tags origin && git checkout %s%s\n"
+                   "     then bundle install and yarn install as the install guide says\n",
+                   step++, live, geteuid() == 0 ? owner.name : "Mastodon's user", live,
+                   v ? "v" : "<the old server's version tag>", v ? v : "");
+        } else if (v && here[0] && strcmp(v, here)) {
+            printf("  %d. the code in %s is Mastodon %s but the snapshot is of %s: check out "
+                   "v%s, or run RAILS_ENV=production bundle exec rails db:migrate\n",
+                   step++, live, here, v, v);
+        }
+        for (int i = 0; i < nstale; i++)
+            printf("  %d. edit %s in %s/.env.production: it still names the old server\n", step++,
+                   stale[i], live);
+        printf("  %d. start the services: systemctl start mastodon-web mastodon-sidekiq "
+               "mastodon-streaming\n",
+               step++);
+        printf("  %d. rebuild home feeds: RAILS_ENV=production bin/tootctl feeds build\n", step++);
         if (env.es_enabled)
-            printf("  4. rebuild the search index: RAILS_ENV=production bin/tootctl search "
-                   "deploy\n");
+            printf("  %d. rebuild the search index: RAILS_ENV=production bin/tootctl search "
+                   "deploy\n",
+                   step++);
         if (env.s3_enabled)
             printf("  -  media lives in the S3 bucket: it was not in this snapshot\n");
     }
@@ -771,4 +1231,36 @@ out:
     pf_cli_unlock(lock);
     pf_repo_free(r);
     return rc;
+}
+
+static int with_live_argv(int argc, char **argv, int npos, const char *const *with_arg,
+                          int (*fn)(int, char **))
+{
+    char *owned = NULL;
+    char **av = live_argv(argc, argv, npos, with_arg, &owned);
+    if (!av) {
+        fprintf(stderr, "permafrost: out of memory\n");
+        return PF_EXIT_ERROR;
+    }
+    int ac = 0;
+    while (av[ac])
+        ac++;
+    int rc = fn(ac, av);
+    free(av);
+    free(owned);
+    return rc;
+}
+
+int cmd_backup_mastodon(int argc, char **argv)
+{
+    static const char *const with_arg[] = {"--only", "--tag", "-t", "--time", NULL};
+    return with_live_argv(argc, argv, 0, with_arg, backup_mastodon);
+}
+
+int cmd_restore_mastodon(int argc, char **argv)
+{
+    static const char *const with_arg[] = {
+        "--only", "--pg-host",    "--pg-port",    "--pg-admin-user", "--jobs",
+        "-j",     "--redis-host", "--redis-port", "--media-root",    NULL};
+    return with_live_argv(argc, argv, 1, with_arg, restore_mastodon);
 }

@@ -4,7 +4,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,40 +31,59 @@ static size_t key_len(const char *kv)
     return eq ? (size_t)(eq - kv) : strlen(kv);
 }
 
-static bool overridden(const char *kv, const char *const *env)
+/* Whether our variable `kv` may pass to a child: the locale, the time zone, PATH and
+ * TMPDIR say how to behave, never who we are or what we know. Everything else (the
+ * repository passphrase, S3 keys, the operator's PG and Redis settings) stays with us;
+ * a child that needs a setting gets it from its caller as an override. */
+static bool allowed(const char *kv)
 {
+    static const char *const names[] = {"PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", NULL};
     size_t k = key_len(kv);
-    for (size_t i = 0; env && env[i]; i++)
-        if (key_len(env[i]) == k && memcmp(env[i], kv, k) == 0)
+    if (k > 3 && memcmp(kv, "LC_", 3) == 0)
+        return true;
+    for (int i = 0; names[i]; i++)
+        if (strlen(names[i]) == k && memcmp(names[i], kv, k) == 0)
             return true;
     return false;
 }
 
-/* environ minus every key named in `env`, plus the "K=V" entries of `env` (the last one of
- * each key). The strings are borrowed; only the array is allocated. */
-static char **build_env(const char *const *env)
+/* The allowed part of environ, then HOME/USER/LOGNAME of the user the child runs as
+ * (when `pw` is not NULL, else our HOME), then the entries of `env` in order, a later
+ * entry replacing an earlier one of the same key and "KEY" alone removing it. The strings
+ * are borrowed or live in `own` (freed by the caller); only the array is allocated. */
+static char **build_env(const char *const *env, const struct passwd *pw, char *own[3])
 {
     size_t n = 0, m = 0;
     while (environ[n])
         n++;
     while (env && env[m])
         m++;
-    char **out = calloc(n + m + 1, sizeof *out);
+    char **out = calloc(n + m + 4, sizeof *out);
     if (!out)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (!overridden(environ[i], env))
+        if (allowed(environ[i]) || (!pw && strncmp(environ[i], "HOME=", 5) == 0))
             out[k++] = environ[i];
+    if (pw) {
+        if (asprintf(&own[0], "HOME=%s", pw->pw_dir) < 0 ||
+            asprintf(&own[1], "USER=%s", pw->pw_name) < 0 ||
+            asprintf(&own[2], "LOGNAME=%s", pw->pw_name) < 0) {
+            free(out);
+            return NULL;
+        }
+        out[k++] = own[0];
+        out[k++] = own[1];
+        out[k++] = own[2];
+    }
     for (size_t i = 0; i < m; i++) {
-        if (!strchr(env[i], '='))
-            continue;
-        bool later = false;
         size_t kl = key_len(env[i]);
-        for (size_t j = i + 1; j < m; j++)
-            if (key_len(env[j]) == kl && memcmp(env[j], env[i], kl) == 0)
-                later = true;
-        if (!later)
+        size_t w = 0;
+        for (size_t j = 0; j < k; j++)
+            if (!(key_len(out[j]) == kl && memcmp(out[j], env[i], kl) == 0))
+                out[w++] = out[j];
+        k = w;
+        if (strchr(env[i], '='))
             out[k++] = (char *)env[i];
     }
     out[k] = NULL;
@@ -166,15 +186,84 @@ static int stop_child(pid_t pid)
     return st;
 }
 
+/* Who a child runs as: resolved before fork, so that the child only makes system calls. */
+typedef struct as_user {
+    bool set;
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[64];
+    int ngroups;
+} as_user;
+
+static int resolve_user(const char *name, as_user *u, struct passwd *pwbuf, char *sbuf, size_t scap,
+                        pf_err *err)
+{
+    struct passwd *pw = NULL;
+    memset(u, 0, sizeof *u);
+    if (getpwnam_r(name, pwbuf, sbuf, scap, &pw) != 0 || !pw)
+        return pf_err_set(err, PF_EUSAGE, "cannot run a client as \"%s\": no such OS user", name);
+    if (geteuid() != 0 && geteuid() != pw->pw_uid)
+        return pf_err_set(err, PF_EUSAGE,
+                          "cannot run a client as \"%s\": only root can switch to another user",
+                          name);
+    u->set = true;
+    u->uid = pw->pw_uid;
+    u->gid = pw->pw_gid;
+    u->ngroups = (int)(sizeof u->groups / sizeof u->groups[0]);
+    if (getgrouplist(pw->pw_name, pw->pw_gid, u->groups, &u->ngroups) < 0) {
+        u->groups[0] = pw->pw_gid; /* more than 64 groups: the primary one is enough here */
+        u->ngroups = 1;
+    }
+    return 0;
+}
+
+/* The child's side of fork: only async-signal-safe calls (we may have threads). On
+ * failure the errno goes to the parent through `report` (close-on-exec, so a successful
+ * exec closes it with nothing written). */
+static _Noreturn void child_exec(const char *path, char *const *argv, char *const *envp, int in_fd,
+                                 int out_fd, int err_fd, const char *cwd, const as_user *u,
+                                 int report)
+{
+    int e = 0;
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGPIPE, &dfl, NULL);
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    int nullfd = -1;
+    if (in_fd < 0 || out_fd < 0)
+        nullfd = open("/dev/null", O_RDWR);
+    if (dup2(in_fd >= 0 ? in_fd : nullfd, 0) < 0 || dup2(out_fd >= 0 ? out_fd : nullfd, 1) < 0 ||
+        dup2(err_fd, 2) < 0)
+        goto fail;
+    if (u->set &&
+        (setgroups((size_t)u->ngroups, u->groups) < 0 || setgid(u->gid) < 0 || setuid(u->uid) < 0))
+        goto fail;
+    if (cwd && chdir(cwd) < 0)
+        goto fail;
+    execve(path, argv, envp);
+fail:
+    e = errno;
+    if (write(report, &e, sizeof e) < 0) {
+        /* nothing more to do */
+    }
+    _exit(127);
+}
+
 int pf_exec_run(const pf_exec_opts *o, pf_exec_result *res, pf_err *err)
 {
     int rc = -1;
     int in_p[2] = {-1, -1}, out_p[2] = {-1, -1}, err_p[2] = {-1, -1};
     char **envp = NULL;
     pid_t pid = -1;
-    bool have_fa = false, have_attr = false, mask_set = false;
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
+    bool mask_set = false;
+    int report[2] = {-1, -1};
+    char *path = NULL, *own[3] = {NULL, NULL, NULL};
+    as_user user = {0};
+    struct passwd pwbuf;
+    char pwstr[4096];
     sigset_t old_mask;
     unsigned char *pending = NULL;
     size_t pend_len = 0, pend_off = 0;
@@ -188,7 +277,9 @@ int pf_exec_run(const pf_exec_opts *o, pf_exec_result *res, pf_err *err)
 
     tail = calloc(1, sizeof *tail);
     pending = malloc(CHUNK);
-    envp = build_env(o->env);
+    if (o->user && resolve_user(o->user, &user, &pwbuf, pwstr, sizeof pwstr, err) < 0)
+        goto out;
+    envp = build_env(o->env, o->user ? &pwbuf : NULL, own);
     if (!tail || !pending || !envp) {
         pf_err_set(err, PF_EGENERIC, "cannot run %s: out of memory", name);
         goto out;
@@ -199,43 +290,50 @@ int pf_exec_run(const pf_exec_opts *o, pf_exec_result *res, pf_err *err)
         goto out;
     }
 
-    posix_spawn_file_actions_init(&fa);
-    have_fa = true;
-    if (o->in)
-        posix_spawn_file_actions_adddup2(&fa, in_p[0], 0);
-    else
-        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    if (o->out)
-        posix_spawn_file_actions_adddup2(&fa, out_p[1], 1);
-    else
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, err_p[1], 2);
-    if (o->cwd)
-        posix_spawn_file_actions_addchdir_np(&fa, o->cwd);
-
-    /* The child starts with no blocked signals and default SIGPIPE, whatever we use. */
-    posix_spawnattr_init(&attr);
-    have_attr = true;
-    sigset_t empty, defs;
-    sigemptyset(&empty);
-    sigemptyset(&defs);
-    sigaddset(&defs, SIGPIPE);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &defs);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-    /* A child that stops reading its stdin must give us EPIPE, not kill us. */
+    /* A child that stops reading its stdin must give us EPIPE, not kill us. The child
+     * starts with no blocked signals and default SIGPIPE, whatever we use. */
     sigset_t pipe_set;
     sigemptyset(&pipe_set);
     sigaddset(&pipe_set, SIGPIPE);
     if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old_mask) == 0)
         mask_set = true;
 
-    int e = posix_spawnp(&pid, o->argv[0], &fa, &attr, (char *const *)o->argv, envp);
-    if (e != 0) {
+    path = pf_exec_which(o->argv[0]);
+    if (!path) {
+        errno = ENOENT;
+        pf_err_sys(err, PF_ENOTFOUND, "cannot run %s", o->argv[0]);
+        goto out;
+    }
+    if (pipe2(report, O_CLOEXEC) < 0) {
+        pf_err_sys(err, PF_EGENERIC, "cannot run %s: pipe", name);
+        goto out;
+    }
+    pid = fork();
+    if (pid < 0) {
+        pf_err_sys(err, PF_EGENERIC, "cannot run %s: fork", name);
+        goto out;
+    }
+    if (pid == 0)
+        child_exec(path, (char *const *)o->argv, envp, in_p[0], out_p[1], err_p[1], o->cwd, &user,
+                   report[1]);
+    close_fd(&report[1]);
+    int child_errno = 0;
+    ssize_t got;
+    while ((got = read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR)
+        ;
+    close_fd(&report[0]);
+    if (got == (ssize_t)sizeof child_errno) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+            ;
         pid = -1;
-        errno = e;
-        pf_err_sys(err, e == ENOENT ? PF_ENOTFOUND : PF_EGENERIC, "cannot run %s", o->argv[0]);
+        errno = child_errno;
+        if (o->user)
+            pf_err_sys(err, child_errno == ENOENT ? PF_ENOTFOUND : PF_EGENERIC,
+                       "cannot run %s as %s", o->argv[0], o->user);
+        else
+            pf_err_sys(err, child_errno == ENOENT ? PF_ENOTFOUND : PF_EGENERIC, "cannot run %s",
+                       o->argv[0]);
         goto out;
     }
     close_fd(&in_p[0]);
@@ -374,11 +472,12 @@ out:
             ;
         pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
     }
-    if (have_fa)
-        posix_spawn_file_actions_destroy(&fa);
-    if (have_attr)
-        posix_spawnattr_destroy(&attr);
+    close_fd(&report[0]);
+    close_fd(&report[1]);
     free(envp);
+    free(path);
+    for (int i = 0; i < 3; i++)
+        free(own[i]);
     if (pending) {
         explicit_bzero(pending, CHUNK); /* stdin may have carried a password */
         free(pending);

@@ -1,8 +1,14 @@
 /* Child processes: pg_dump, pg_restore, psql, ...
  *
  * A child gets an argv (never put secrets in it: /proc/PID/cmdline is world-readable) and
- * the parent's environment changed by a list of overrides (secrets go there, e.g.
- * PGPASSWORD: /proc/PID/environ is readable only by the same user). Its stdin comes from
+ * an environment built from nothing: of ours only PATH, LANG, LANGUAGE, LC_*, TZ and
+ * TMPDIR pass; HOME is ours, or the home of the user it runs as (with USER and LOGNAME);
+ * then the caller's overrides. Whatever else we hold (PERMAFROST_PASSWORD, AWS keys, the
+ * operator's PG* and REDIS* settings) never reaches a child, so the only secret a child
+ * sees is the one its caller hands it on purpose (e.g. PGPASSWORD: /proc/PID/environ is
+ * readable only by the child's user and root). A child may run as another OS user
+ * (`user`, we must be root): its uid, primary group and supplementary groups, set between
+ * fork and exec, so that peer authentication sees that user. Its stdin comes from
  * a pf_source or /dev/null, its stdout goes to a pf_sink or /dev/null, and the last
  * lines of its stderr are kept for the error message, so a failure reads
  * "pg_dump exited 1: pg_dump: error: connection to server ... failed".
@@ -27,9 +33,12 @@ typedef struct pf_exec_opts {
     const char *const *argv;
     /* Name used in messages ("pg_dump exited 1: ..."); NULL: the basename of argv[0]. */
     const char *name;
-    /* Changes to the environment, NULL-terminated, may be NULL: "KEY=value" sets KEY,
-     * "KEY" alone removes it. Later entries win. */
+    /* What the child gets beyond the allow-list above, NULL-terminated, may be NULL:
+     * "KEY=value" sets KEY, "KEY" alone removes it. Later entries win. */
     const char *const *env;
+    /* Run as this OS user (uid, gid, groups, HOME); NULL: as ourselves. Anyone but root
+     * asking for another user gets PF_EUSAGE before anything runs. */
+    const char *user;
     /* Working directory of the child, or NULL for ours. */
     const char *cwd;
     /* Where stdin comes from (read to its end, then the pipe is closed); NULL: /dev/null. */
@@ -46,10 +55,10 @@ typedef struct pf_exec_result {
     char tail[512]; /* last lines of stderr, newlines turned into "; ", NUL-terminated */
 } pf_exec_result;
 
-/* Runs a child to completion, feeding stdin from o->in and stdout to o->out.
- * Returns 0 when it exited with status 0. Otherwise -1 with err filled:
- *   - cannot start (not found, not executable): PF_ENOTFOUND / PF_EGENERIC,
- *     "cannot run NAME: No such file or directory";
+/* Runs a child to completion, feeding stdin from o->in and stdout to o->out. argv[0] is
+ * looked up in our PATH. Returns 0 when it exited with status 0. Otherwise -1 with err:
+ *   - cannot start (not found, not executable, no such user, cannot become it):
+ *     PF_ENOTFOUND / PF_EUSAGE / PF_EGENERIC, "cannot run NAME: No such file or directory";
  *   - exited non-zero or killed: PF_ECOMPONENT, "NAME exited 2: <stderr tail>" or
  *     "NAME killed by signal 9 (Killed): <stderr tail>";
  *   - o->in or o->out failed: their error, unchanged; the child is then killed (SIGTERM,

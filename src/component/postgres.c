@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -76,6 +77,15 @@ static void env_conn(envlist *e, const char *host, int port, const char *user, c
     env_add(e, "PGOPTIONS", NULL);
     env_add(e, "PGCONNECT_TIMEOUT", "15");
     env_add(e, "PGAPPNAME", "permafrost");
+    /* Children get none of our environment but these: where to find certificates and a
+     * password file are the operator's to choose, and they hold no secret themselves. */
+    static const char *const keep[] = {"PGSSLROOTCERT", "PGSSLCERT",  "PGSSLKEY",
+                                       "PGSSLCRL",      "PGPASSFILE", NULL};
+    for (int i = 0; keep[i]; i++) {
+        const char *v = getenv(keep[i]);
+        if (v && *v)
+            env_add(e, keep[i], v);
+    }
 }
 
 static const char *or_default(const char *s, const char *d)
@@ -280,8 +290,47 @@ static void kv_add(const char **keys, const char **vals, int *n, const char *k, 
     }
 }
 
+/* Makes this thread, and only this thread, act as `user` (on) or as root again (off).
+ * libpq connects from the calling thread and peer authentication reads the credentials
+ * the kernel recorded at connect(), i.e. this thread's effective ids. The raw system
+ * calls change only the calling thread; glibc's seteuid() would change every thread, and
+ * the lock refresher or the savers may be writing to the repository meanwhile. */
+static int thread_as(const struct passwd *pw, bool on)
+{
+    if (on) {
+        if (syscall(SYS_setresgid, (gid_t)-1, pw->pw_gid, (gid_t)-1) != 0)
+            return -1;
+        if (syscall(SYS_setresuid, (uid_t)-1, pw->pw_uid, (uid_t)-1) != 0) {
+            syscall(SYS_setresgid, (gid_t)-1, (gid_t)0, (gid_t)-1);
+            return -1;
+        }
+        return 0;
+    }
+    if (syscall(SYS_setresuid, (uid_t)-1, (uid_t)0, (uid_t)-1) != 0 ||
+        syscall(SYS_setresgid, (gid_t)-1, (gid_t)0, (gid_t)-1) != 0)
+        abort(); /* cannot become root again: continuing would run as the wrong user */
+    return 0;
+}
+
 static PGconn *pg_connect(const pf_pg_conn *c, pf_err *err)
 {
+    struct passwd *pw = NULL, pwbuf;
+    char pwstr[4096];
+    if (c->os_user) {
+        if (getpwnam_r(c->os_user, &pwbuf, pwstr, sizeof pwstr, &pw) != 0)
+            pw = NULL;
+        if (!pw) {
+            pf_err_set(err, PF_EUSAGE,
+                       "cannot connect to PostgreSQL as the OS user \"%s\": no "
+                       "such user",
+                       c->os_user);
+            return NULL;
+        }
+        if (geteuid() != 0) {
+            pf_err_set(err, PF_EUSAGE, "connecting as the OS user \"%s\" needs root", c->os_user);
+            return NULL;
+        }
+    }
     char port[16];
     snprintf(port, sizeof port, "%d", c->port > 0 ? c->port : 5432);
     const char *keys[10], *vals[10];
@@ -295,14 +344,21 @@ static PGconn *pg_connect(const pf_pg_conn *c, pf_err *err)
     kv_add(keys, vals, &n, "connect_timeout", "15");
     kv_add(keys, vals, &n, "application_name", "permafrost");
     keys[n] = vals[n] = NULL;
+    if (pw && thread_as(pw, true) < 0) {
+        pf_err_sys(err, PF_EGENERIC, "cannot act as the OS user \"%s\"", c->os_user);
+        return NULL;
+    }
     PGconn *conn = PQconnectdbParams(keys, vals, 0);
+    if (pw)
+        thread_as(pw, false);
     if (conn && PQstatus(conn) == CONNECTION_OK)
         return conn;
     char msg[700];
     one_line(conn ? PQerrorMessage(conn) : "out of memory", msg, sizeof msg);
     int code = classify(msg);
-    pf_err_set(err, code ? code : PF_ECONN, "cannot connect to PostgreSQL at %s:%d as %s: %s",
+    pf_err_set(err, code ? code : PF_ECONN, "cannot connect to PostgreSQL at %s:%d as %s%s%s%s: %s",
                where(c->host), c->port > 0 ? c->port : 5432, or_default(c->user, DEFAULT_USER),
+               c->os_user ? " (OS user " : "", c->os_user ? c->os_user : "", c->os_user ? ")" : "",
                msg);
     if (!code || code == PF_ECONN)
         err->retryable = true;
@@ -408,6 +464,32 @@ out:
     return rc;
 }
 
+bool pf_pg_peer_identities(const pf_pg_conn *app, pf_pg_conn *db, pf_pg_conn *super)
+{
+    *db = *app;
+    *super = *app;
+    bool socket = !app->host || !app->host[0] || app->host[0] == '/';
+    if (geteuid() != 0 || !socket || (app->password && *app->password) || app->os_user)
+        return false;
+    const char *user = or_default(app->user, DEFAULT_USER);
+    bool have_postgres = getpwnam("postgres") != NULL;
+    if (getpwnam(user)) {
+        db->os_user = user;
+    } else if (have_postgres) {
+        db->user = "postgres";
+        db->os_user = "postgres";
+    } else {
+        return false;
+    }
+    if (have_postgres) {
+        super->user = "postgres";
+        super->os_user = "postgres";
+    } else {
+        *super = *db;
+    }
+    return true;
+}
+
 /* ---- backup ------------------------------------------------------------------------------ */
 
 typedef struct counting_sink {
@@ -474,8 +556,12 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err
     snprintf(snaparg, sizeof snaparg, "--snapshot=%s", snapshot);
     const char *argv[] = {info->pg_dump, "--format=custom", "-Z0", snapshot[0] ? snaparg : NULL,
                           NULL};
-    pf_exec_opts o = {
-        .argv = argv, .env = (const char *const *)env.item, .out = &cs.sink, .name = "pg_dump"};
+    pf_exec_opts o = {.argv = argv,
+                      .env = (const char *const *)env.item,
+                      .user = c->os_user,
+                      .cwd = "/",
+                      .out = &cs.sink,
+                      .name = "pg_dump"};
     if (pf_exec_run(&o, NULL, err) < 0)
         goto out;
     info->dump_bytes = cs.bytes;
@@ -603,8 +689,12 @@ int pf_pg_dump_globals(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_
                           db,
                           info->superuser ? NULL : "--no-role-passwords",
                           NULL};
-    pf_exec_opts o = {
-        .argv = argv, .env = (const char *const *)env.item, .out = &cs.sink, .name = "pg_dumpall"};
+    pf_exec_opts o = {.argv = argv,
+                      .env = (const char *const *)env.item,
+                      .user = c->os_user,
+                      .cwd = "/",
+                      .out = &cs.sink,
+                      .name = "pg_dumpall"};
     if (pf_exec_run(&o, NULL, err) < 0)
         goto out;
 
@@ -618,8 +708,12 @@ int pf_pg_dump_globals(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_
                            NULL};
     pf_buf_sink bs;
     pf_buf_sink_init(&bs, &dbl, MAX_SQL_OUT);
-    pf_exec_opts o2 = {
-        .argv = argv2, .env = (const char *const *)env.item, .out = &bs.sink, .name = "pg_dump"};
+    pf_exec_opts o2 = {.argv = argv2,
+                       .env = (const char *const *)env.item,
+                       .user = c->os_user,
+                       .cwd = "/",
+                       .out = &bs.sink,
+                       .name = "pg_dump"};
     if (pf_exec_run(&o2, NULL, err) < 0)
         goto out;
     db_section d = {.out = &section};
@@ -644,7 +738,9 @@ out:
 typedef struct rctx {
     const pf_pg_restore_opts *o;
     const char *admin;
-    bool runuser; /* run the clients as the postgres OS user */
+    const char *admin_os; /* OS user the admin's clients run as (peer), or NULL */
+    /* Who runs pg_restore: the owner role when we can authenticate as it, else the admin. */
+    const char *restore_role, *restore_os, *restore_password;
     pg_clients cl;
     char psql[PATH_MAX];
     char pg_restore[PATH_MAX];
@@ -672,24 +768,6 @@ static void sql_ident(pf_buf *b, const char *s)
     pf_buf_u8(b, '"');
 }
 
-/* argv for a client, behind "runuser -u postgres --" when needed. */
-static int client_argv(const rctx *r, const char *tool, const char **argv, int cap,
-                       const char *const *args)
-{
-    int n = 0;
-    if (r->runuser) {
-        argv[n++] = "runuser";
-        argv[n++] = "-u";
-        argv[n++] = "postgres";
-        argv[n++] = "--";
-    }
-    argv[n++] = tool;
-    for (int i = 0; args[i] && n < cap - 1; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
-    return n;
-}
-
 /* Runs `sql` (a secret may be in it: it goes through stdin) with psql as the admin in
  * database `db`, stopping at the first error. Output (unaligned, tuples only) goes to
  * `out` when not NULL. */
@@ -697,9 +775,8 @@ static int run_psql(const rctx *r, const char *db, const char *sql, size_t len, 
                     pf_err *err)
 {
     envlist env = {0};
-    const char *argv[16];
-    const char *args[] = {"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f", "-", NULL};
-    client_argv(r, r->psql, argv, 16, args);
+    const char *argv[] = {r->psql,           "-X", "-q", "-A", "-t", "-v",
+                          "ON_ERROR_STOP=1", "-f", "-",  NULL};
     env_conn(&env, r->o->host, r->o->port, r->admin, db, r->o->admin_password, NULL);
     pf_mem_source ms;
     pf_mem_source_init(&ms, sql, len);
@@ -709,6 +786,7 @@ static int run_psql(const rctx *r, const char *db, const char *sql, size_t len, 
     pf_exec_result res;
     pf_exec_opts o = {.argv = argv,
                       .env = (const char *const *)env.item,
+                      .user = r->admin_os,
                       .cwd = "/",
                       .in = &ms.source,
                       .out = &bs.sink,
@@ -737,8 +815,10 @@ static int rctx_init(rctx *r, const pf_pg_restore_opts *o, pf_err *err)
     memset(r, 0, sizeof *r);
     r->o = o;
     r->admin = or_default(o->admin_user, "postgres");
-    r->runuser =
-        geteuid() == 0 && strcmp(r->admin, "postgres") == 0 && (!o->host || o->host[0] == '/');
+    bool socket = !o->host || !o->host[0] || o->host[0] == '/';
+    bool root = geteuid() == 0;
+    if (root && socket && strcmp(r->admin, "postgres") == 0 && !o->admin_password)
+        r->admin_os = "postgres";
     if (!o->dbname || !*o->dbname || !o->owner || !*o->owner)
         return pf_err_set(err, PF_EUSAGE, "restore needs a database name and its owner");
     const char *tools[] = {"pg_restore", "psql", NULL};
@@ -746,10 +826,27 @@ static int rctx_init(rctx *r, const pf_pg_restore_opts *o, pf_err *err)
         return -1;
     join_path(r->psql, sizeof r->psql, r->cl.dir, "psql");
     join_path(r->pg_restore, sizeof r->pg_restore, r->cl.dir, "pg_restore");
-    if (r->runuser && !getpwnam("postgres"))
+    if (r->admin_os && !getpwnam("postgres"))
         return pf_err_set(err, PF_EUSAGE,
                           "no postgres OS user to connect as over the local socket; give "
                           "--pg-host and a password instead");
+    /* pg_restore runs what the dump says: as the owner, that is at most what the owner
+     * may do (a superuser could be made to run anything). */
+    if (o->as_admin) {
+        r->restore_role = r->admin;
+        r->restore_os = r->admin_os;
+        r->restore_password = o->admin_password;
+    } else if (root && socket && !o->no_owner && getpwnam(o->owner)) {
+        r->restore_role = o->owner;
+        r->restore_os = o->owner;
+    } else if (!socket && o->owner_password && *o->owner_password && !o->no_owner) {
+        r->restore_role = o->owner;
+        r->restore_password = o->owner_password;
+    } else {
+        r->restore_role = r->admin;
+        r->restore_os = r->admin_os;
+        r->restore_password = o->admin_password;
+    }
     return 0;
 }
 
@@ -996,12 +1093,12 @@ static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *fi
     int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return pf_err_sys(err, PF_EIO, "cannot create %s", file);
-    if (r->runuser) {
-        struct passwd *pw = getpwnam("postgres");
+    if (r->restore_os) {
+        struct passwd *pw = getpwnam(r->restore_os);
         if (!pw || fchown(fd, pw->pw_uid, pw->pw_gid) < 0 ||
             chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
             close(fd);
-            return pf_err_sys(err, PF_EIO, "cannot give %s to the postgres user", dir);
+            return pf_err_sys(err, PF_EIO, "cannot give %s to the OS user %s", dir, r->restore_os);
         }
     }
     enum { BUFSZ = 1 << 20 };
@@ -1036,6 +1133,137 @@ static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *fi
     return rc;
 }
 
+/* An identifier as pg_dump writes it: lower-case plain, or double-quoted without quotes
+ * inside. Anything else is refused: these names end up in SQL we run as the admin. */
+static bool plain_ident(const char *s, size_t n)
+{
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        for (size_t i = 1; i + 1 < n; i++)
+            if (s[i] == '"' || (unsigned char)s[i] < 0x20)
+                return false;
+        return n > 2;
+    }
+    if (!n || !(islower((unsigned char)s[0]) || s[0] == '_'))
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* A restore as the owner cannot create extensions that only a superuser may create, and
+ * it would make the owner own the ones it can (the source had them owned by the admin).
+ * So the extensions are created here, as the admin, by name and schema only (the scripts
+ * that run are the target's own, never SQL from the dump), and the dump's EXTENSION and
+ * COMMENT ON EXTENSION entries are left out of the list pg_restore then follows.
+ * Writes that list to `list` (in the spool directory, given to the restoring user). */
+static int prepare_extensions(const rctx *r, const char *file, const char *list, pf_err *err)
+{
+    int rc = -1;
+    pf_buf toc = PF_BUF_INIT, keep = PF_BUF_INIT, ext = PF_BUF_INIT, sql = PF_BUF_INIT,
+           create = PF_BUF_INIT;
+    const char *argv[] = {r->pg_restore, "--list", file, NULL};
+    if (pf_exec_capture(argv, NULL, "/", NULL, 0, &toc, MAX_SQL_OUT, NULL, err) < 0)
+        goto out;
+    const char *d = toc.data ? (const char *)toc.data : "";
+    for (const char *p = d; *p;) {
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        bool is_ext = false;
+        if (n && p[0] != ';') {
+            /* "ID; TABLEOID OID TYPE SCHEMA NAME OWNER" */
+            const char *t = memchr(p, ' ', n);
+            for (int skip = 0; t && skip < 2; skip++)
+                t = memchr(t + 1, ' ', n - (size_t)(t + 1 - p));
+            if (t) {
+                size_t rest = n - (size_t)(t + 1 - p);
+                if (starts(t + 1, rest, "EXTENSION - ")) {
+                    is_ext = true;
+                    pf_buf_append(&ext, p, n);
+                    pf_buf_u8(&ext, '\n');
+                } else if (starts(t + 1, rest, "COMMENT - EXTENSION ")) {
+                    is_ext = true;
+                }
+            }
+        }
+        if (!is_ext) {
+            pf_buf_append(&keep, p, n);
+            pf_buf_u8(&keep, '\n');
+        }
+        p += n + (e ? 1 : 0);
+    }
+    if (ext.len) {
+        /* The schema of each: pg_restore prints its CREATE EXTENSION statements. */
+        char extlist[PATH_MAX + 8];
+        snprintf(extlist, sizeof extlist, "%s.ext", list);
+        FILE *f = fopen(extlist, "wxe");
+        bool wrote = f && fwrite(ext.data, 1, ext.len, f) == ext.len;
+        if (!f || fclose(f) != 0 || !wrote) {
+            pf_err_sys(err, PF_EIO, "writing %s", extlist);
+            unlink(extlist);
+            goto out;
+        }
+        const char *argv2[] = {r->pg_restore, "--use-list", extlist, "--file", "-", file, NULL};
+        int x = pf_exec_capture(argv2, NULL, "/", NULL, 0, &sql, MAX_SQL_OUT, NULL, err);
+        unlink(extlist);
+        if (x < 0)
+            goto out;
+        const char *q = sql.data ? (const char *)sql.data : "";
+        const char *pfx = "CREATE EXTENSION IF NOT EXISTS ";
+        while ((q = strstr(q, pfx))) {
+            q += strlen(pfx);
+            size_t nl = strcspn(q, " ");
+            const char *w = q + nl;
+            if (strncmp(w, " WITH SCHEMA ", 13) || !plain_ident(q, nl)) {
+                pf_err_set(err, PF_ECORRUPT,
+                           "the dump's CREATE EXTENSION statement is not one "
+                           "pg_dump writes; refusing it");
+                goto out;
+            }
+            const char *sch = w + 13;
+            size_t sl = strcspn(sch, ";\n");
+            if (sch[sl] != ';' || !plain_ident(sch, sl)) {
+                pf_err_set(err, PF_ECORRUPT,
+                           "the dump's CREATE EXTENSION statement is not one "
+                           "pg_dump writes; refusing it");
+                goto out;
+            }
+            pf_buf_append_str(&create, pfx);
+            pf_buf_append(&create, q, nl);
+            pf_buf_append_str(&create, " WITH SCHEMA ");
+            pf_buf_append(&create, sch, sl);
+            pf_buf_append_str(&create, ";\n");
+            q = sch + sl;
+        }
+        if (create.len && run_psql_str(r, r->o->dbname, &create, NULL, err) < 0) {
+            pf_err_prefix(err, "creating the extensions");
+            goto out;
+        }
+    }
+    int fd = open(list, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        pf_err_sys(err, PF_EIO, "cannot create %s", list);
+        goto out;
+    }
+    bool ok = write(fd, keep.data ? (const char *)keep.data : "", keep.len) == (ssize_t)keep.len;
+    if (r->restore_os) {
+        struct passwd *pw = getpwnam(r->restore_os);
+        ok = ok && pw && fchown(fd, pw->pw_uid, pw->pw_gid) == 0;
+    }
+    if (close(fd) < 0 || !ok) {
+        pf_err_sys(err, PF_EIO, "writing %s", list);
+        goto out;
+    }
+    rc = 0;
+out:
+    pf_buf_free(&toc);
+    pf_buf_free(&keep);
+    pf_buf_free(&ext);
+    pf_buf_free(&sql);
+    pf_buf_free(&create);
+    return rc;
+}
+
 static int default_jobs(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1049,7 +1277,7 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
     int rc = -1;
     rctx r;
     pf_buf gl = PF_BUF_INIT, sql = PF_BUF_INIT;
-    char dir[PATH_MAX] = "", file[PATH_MAX] = "";
+    char dir[PATH_MAX] = "", file[PATH_MAX] = "", list[PATH_MAX] = "";
     envlist env = {0};
     bool exists = false;
     if (rctx_init(&r, o, err) < 0 || check_with(&r, &exists, err) < 0)
@@ -1091,6 +1319,12 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
 
     if (spool(&r, dump, dir, sizeof dir, file, sizeof file, err) < 0)
         goto out;
+    bool as_owner = strcmp(r.restore_role, r.admin) != 0;
+    if (as_owner) {
+        join_path(list, sizeof list, dir, "restore.list");
+        if (prepare_extensions(&r, file, list, err) < 0)
+            goto out;
+    }
     char jobs[32], target[PATH_MAX + 32], role[PATH_MAX + 16];
     snprintf(jobs, sizeof jobs, "--jobs=%d", o->jobs > 0 ? o->jobs : default_jobs());
     pf_buf_reset(&sql);
@@ -1114,12 +1348,34 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
                           o->no_owner ? file : NULL,
                           NULL};
     const char *argv[16];
-    client_argv(&r, r.pg_restore, argv, 16, args);
-    env_conn(&env, o->host, o->port, r.admin, o->dbname, o->admin_password, NULL);
-    pf_exec_opts eo = {
-        .argv = argv, .env = (const char *const *)env.item, .cwd = "/", .name = "pg_restore"};
-    if (pf_exec_run(&eo, NULL, err) < 0)
+    int na = 0;
+    argv[na++] = r.pg_restore;
+    if (as_owner) {
+        argv[na++] = "--use-list";
+        argv[na++] = list;
+    }
+    for (int i = 0; args[i] && na < 15; i++)
+        argv[na++] = args[i];
+    argv[na] = NULL;
+    env_conn(&env, o->host, o->port, r.restore_role, o->dbname, r.restore_password, NULL);
+    pf_info("postgres: pg_restore as %s%s%s%s", r.restore_role, r.restore_os ? " (OS user " : "",
+            r.restore_os ? r.restore_os : "", r.restore_os ? ")" : "");
+    pf_exec_opts eo = {.argv = argv,
+                       .env = (const char *const *)env.item,
+                       .user = r.restore_os,
+                       .cwd = "/",
+                       .name = "pg_restore"};
+    if (pf_exec_run(&eo, NULL, err) < 0) {
+        if (as_owner &&
+            (strstr(err->msg, "must be member of role") || strstr(err->msg, "must be owner of") ||
+             strstr(err->msg, "permission denied")))
+            pf_err_prefix(err,
+                          "restoring as the owner %s, not a superuser (the dump holds "
+                          "objects it may not create; if it comes from a server you "
+                          "trust, run again with --force --pg-restore-as-admin)",
+                          r.restore_role);
         goto out;
+    }
 
     pf_buf_reset(&sql);
     if (section)
@@ -1133,6 +1389,8 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
 out:
     if (file[0])
         unlink(file);
+    if (list[0])
+        unlink(list);
     if (dir[0])
         rmdir(dir);
     env_free(&env);

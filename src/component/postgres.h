@@ -36,7 +36,23 @@ typedef struct pf_pg_conn {
     const char *user;     /* NULL: "mastodon" */
     const char *password; /* NULL: none (peer, trust or ~/.pgpass) */
     const char *sslmode;  /* NULL: libpq's default ("prefer") */
+    /* Connect, and run the clients, as this OS user (we must be root): what peer
+     * authentication over a unix socket judges. NULL: as ourselves. */
+    const char *os_user;
 } pf_pg_conn;
+
+/* Root backing up a server that Mastodon reaches over a unix socket with no password
+ * (the install guide's DB_HOST=/var/run/postgresql, peer authentication): root is nobody's
+ * role there. Returns true and fills *db and *super when that is the case:
+ *   *db     connects the way the app does: as the OS user named DB_USER (role DB_USER),
+ *           or as postgres when no such OS user exists;
+ *   *super  the postgres superuser over the same socket, as the postgres OS user (a copy
+ *           of *db when there is no postgres OS user): it reads every table, and only a
+ *           superuser can read pg_authid, i.e. dump the roles with their passwords.
+ * Returns false, leaving both copies of *app, otherwise (we are not root, TCP, a password
+ * is set, or os_user is set already). The caller tries *super first and falls back to
+ * *db when the superuser cannot connect. */
+bool pf_pg_peer_identities(const pf_pg_conn *app, pf_pg_conn *db, pf_pg_conn *super);
 
 /* What a probe learns, and which client binaries the dump will use. */
 typedef struct pf_pg_info {
@@ -88,7 +104,7 @@ typedef struct pf_pg_restore_opts {
     const char *admin_user;     /* a superuser; NULL: "postgres" */
     const char *admin_password; /* NULL: none. When we are root, the admin is "postgres"
                                  * and host is a socket (or NULL), the clients run as the
-                                 * postgres OS user (runuser) so that peer auth works. */
+                                 * postgres OS user so that peer auth works. */
     const char *dbname;         /* database to create (DB_NAME) */
     const char *owner;          /* its owner (DB_USER) */
     const char *owner_password; /* DB_PASS, set on the owner role after the roles are
@@ -97,6 +113,8 @@ typedef struct pf_pg_restore_opts {
     bool force;                 /* drop an existing database that holds tables */
     bool no_owner;              /* pg_restore --no-owner --role=<owner>, for an admin that
                                  * is not a superuser; default keeps the source's owners */
+    bool as_admin;              /* run pg_restore as the admin even when we could as the
+                                 * owner: for a dump holding objects of other roles */
     const char *tmpdir;         /* where the dump is spooled for a parallel restore;
                                  * NULL: $TMPDIR, else /var/tmp */
 } pf_pg_restore_opts;
@@ -107,7 +125,12 @@ typedef struct pf_pg_restore_opts {
  * installed. Returns 0 when a restore may proceed. */
 int pf_pg_restore_check(const pf_pg_restore_opts *o, pf_err *err);
 
-/* Restores: pf_pg_restore_check; with force, drops the existing database; applies the
+/* Who runs pg_restore: the owner role, not the admin, whenever we can authenticate as it
+ * (as root over a socket, as the OS user of the same name, by peer; else with
+ * owner_password), so that what the dump's SQL may do is bounded by what the owner may do;
+ * otherwise the admin, as before. pf_pg_restore_check says which with pf_info.
+ *
+ * Restores: pf_pg_restore_check; with force, drops the existing database; applies the
  * roles of `globals` (NULL: only makes sure o->owner exists) without touching the admin
  * role or any superuser that already exists on the target, and without failing on roles
  * that exist; sets the owner's password from owner_password; CREATE DATABASE ... TEMPLATE

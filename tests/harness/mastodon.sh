@@ -22,7 +22,11 @@ mastodon_servers() {
     local dir=$1
     mkdir -p "$dir"
     pg_start "$dir" || return 1
-    redis_start "$dir" || return 1
+    if [ -n "${MASTODON_REDIS_PASS:-}" ]; then
+        redis_start "$dir" --pass "$MASTODON_REDIS_PASS" || return 1
+    else
+        redis_start "$dir" || return 1
+    fi
     mkdir -p "$dir/live"
     cat >"$dir/mastodon.env" <<EOV
 PG_PORT=$PG_PORT
@@ -184,6 +188,7 @@ DB_USER=mastodon
 DB_PASS="$(printf '%s' "$MASTODON_DB_PASS" | sed 's/[\\"$]/\\&/g')"
 REDIS_HOST=127.0.0.1
 REDIS_PORT=$REDIS_PORT
+${MASTODON_REDIS_PASS:+REDIS_PASSWORD=$MASTODON_REDIS_PASS}
 S3_ENABLED=false
 ES_ENABLED=false
 SMTP_PASSWORD='${r[3]}'
@@ -264,7 +269,11 @@ mastodon_digest() {
         set +e # a server that lacks something prints less, it does not stop the digest
         . "$dir/pg.env"
         . "$dir/redis.env"
-        q() { PGPASSWORD=$PG_SUPERPASS "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@" 2>/dev/null; }
+        if [ "${PG_PEER:-0}" = 1 ]; then
+            q() { pg_peer_psql "$dir" postgres -At "$@" 2>/dev/null; }
+        else
+            q() { PGPASSWORD=$PG_SUPERPASS "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PG_PORT" -U postgres "$@" 2>/dev/null; }
+        fi
         echo "# database"
         q -d postgres -c "SELECT 'database ' || datname || ' owner=' || pg_get_userbyid(datdba) || ' encoding=' || pg_encoding_to_char(encoding) || ' acl=' || coalesce(datacl::text, '') FROM pg_database WHERE datname = 'mastodon_production'"
         local t
@@ -277,7 +286,13 @@ mastodon_digest() {
         q -d mastodon_production -c "SELECT 'largeobject ' || m.oid || ' owner=' || pg_get_userbyid(m.lomowner) || ' md5=' || md5(lo_get(m.oid)) FROM pg_largeobject_metadata m ORDER BY m.oid"
         q -d mastodon_production -c "SELECT 'extension ' || extname || ' ' || extversion || ' owner=' || pg_get_userbyid(extowner) FROM pg_extension ORDER BY 1"
         q -d postgres -c "SELECT 'role ' || rolname || ' super=' || rolsuper || ' login=' || rolcanlogin || ' createdb=' || rolcreatedb || ' password=' || (rolpassword IS NOT NULL) FROM pg_authid WHERE rolname LIKE 'mastodon%' ORDER BY 1"
-        if PGPASSWORD=$MASTODON_DB_PASS "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PG_PORT" -U mastodon -d mastodon_production -c 'SELECT 1' >/dev/null 2>&1; then
+        if [ "${PG_PEER:-0}" = 1 ]; then
+            if pg_peer_psql "$dir" mastodon -At -d mastodon_production -c 'SELECT 1' >/dev/null 2>&1; then
+                echo "login mastodon as the OS user mastodon (peer): ok"
+            else
+                echo "login mastodon as the OS user mastodon (peer): FAILED"
+            fi
+        elif PGPASSWORD=$MASTODON_DB_PASS "$PG_BIN/psql" -X -At -h 127.0.0.1 -p "$PG_PORT" -U mastodon -d mastodon_production -c 'SELECT 1' >/dev/null 2>&1; then
             echo "login mastodon with DB_PASS: ok"
         else
             echo "login mastodon with DB_PASS: FAILED"
@@ -303,16 +318,100 @@ mastodon_digest() {
         echo "# secrets"
         local envf=$dir/live/.env.production
         if [ -f "$envf" ]; then
-            echo "secrets .env.production $(sha256sum <"$envf" | cut -c1-16) $(stat -c %a "$envf")"
+            # A restore onto other servers writes their ports into the file (and nothing
+            # else): a port that names this server's own reads the same everywhere, a stale
+            # one does not.
+            echo "secrets .env.production $(sed -e "s/^DB_PORT=$PG_PORT\$/DB_PORT=<this server>/" \
+                -e "s/^REDIS_PORT=$REDIS_PORT\$/REDIS_PORT=<this server>/" \
+                -e "s|^DB_HOST=$PG_SOCK\$|DB_HOST=<this server>|" "$envf" |
+                sha256sum | cut -c1-16) $(stat -c '%a %U:%G' "$envf")"
+            echo "secrets live/ $(stat -c '%U:%G' "$dir/live")"
         else
             echo "secrets .env.production missing"
         fi
         echo "# media"
         if [ -d "$dir/live/public/system" ]; then
+            echo "media public/system $(stat -c '%a %U:%G' "$dir/live/public/system")"
             (cd "$dir/live/public/system" && find . -mindepth 1 -type f -print0 | LC_ALL=C sort -z |
                 while IFS= read -r -d '' f; do
                     echo "media ${f#./} $(sha256sum <"$f" | cut -c1-16) $(stat -c '%a %Y %U:%G' "$f")"
                 done)
         fi
     )
+}
+
+# ---- Mastodon's standard install (tests run as root) -----------------------------------------
+#   standard_user        the OS user `mastodon` exists (a system account, created once and
+#                        kept: other tests and runs share it)
+#   standard_up DIR      PostgreSQL with peer authentication only (pg_start_peer: socket in
+#                        DIR/pgrun, no TCP, no password anywhere); the role made as the guide
+#                        does (`CREATE USER mastodon CREATEDB;`), the database and its tables
+#                        made by the OS user mastodon; a role with a password (only a
+#                        superuser can dump it); Redis on loopback, no password;
+#                        DIR/live owned by mastodon, with .env.production (0600 mastodon,
+#                        DB_HOST=DIR/pgrun, no DB_PASS) and public/system owned by mastodon.
+#   standard_blank DIR   the same servers, empty, and no DIR/live at all: a fresh machine.
+# mastodon_digest works on both (it sees PG_PEER=1 in DIR/pg.env).
+standard_user() {
+    id mastodon >/dev/null 2>&1 && return 0
+    useradd --system --user-group --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin mastodon 2>/dev/null
+    id mastodon >/dev/null 2>&1 # another job may have made it meanwhile
+}
+
+standard_servers() {
+    local dir=$1
+    standard_user || { echo "standard: cannot create the OS user mastodon" >&2; return 1; }
+    mkdir -p "$dir"
+    pg_start_peer "$dir" || return 1
+    redis_start "$dir" || return 1
+    cat >"$dir/mastodon.env" <<EOV
+PG_PORT=$PG_PORT
+PG_SOCK=$PG_SOCK
+REDIS_PORT=$REDIS_PORT
+LIVE=$dir/live
+EOV
+}
+
+standard_blank() {
+    standard_servers "$1"
+}
+
+standard_up() {
+    local dir=$1
+    standard_servers "$dir" || return 1
+    pg_peer_psql "$dir" postgres -d postgres -c "CREATE USER mastodon CREATEDB;" \
+        -c "CREATE ROLE mastodon_readonly LOGIN PASSWORD 'readonly pw only a superuser reads'" ||
+        return 1
+    pg_peer_psql "$dir" mastodon -d postgres -c "CREATE DATABASE mastodon_production TEMPLATE template0" ||
+        return 1
+    pg_peer_psql "$dir" postgres -d mastodon_production -c "CREATE EXTENSION pg_trgm" || return 1
+    { mastodon_schema_sql | sed '/CREATE EXTENSION/d'; mastodon_data_sql; } |
+        pg_peer_psql "$dir" mastodon -d mastodon_production >/dev/null || return 1
+    echo "SET stat:processed 12345
+LPUSH queue:default '{\"class\":\"LinkCrawlWorker\",\"args\":[1]}'
+ZADD feed:home:1 10 110000000000065536" | redis_cli "$dir" >/dev/null || return 1
+    mkdir -p "$dir/live"
+    mastodon_media "$dir/live/public/system"
+    local -a r
+    mapfile -t r < <(head -c 120 /dev/urandom | od -An -tx1 -w40 | tr -d ' ')
+    cat >"$dir/live/.env.production" <<EOV
+# Generated by the permafrost test harness: Mastodon's standard install
+LOCAL_DOMAIN=standard.example
+SECRET_KEY_BASE=${r[0]}${r[1]}
+OTP_SECRET=${r[2]}
+DB_HOST=$dir/pgrun
+DB_USER=mastodon
+DB_NAME=mastodon_production
+DB_PASS=
+DB_PORT=5432
+REDIS_HOST=127.0.0.1
+REDIS_PORT=$REDIS_PORT
+S3_ENABLED=false
+EOV
+    chmod 600 "$dir/live/.env.production"
+    # The guide clones live/ as mastodon: everything in it is mastodon's (the one file
+    # mastodon_media gives to nobody stays so, to tell owners apart).
+    chown -R mastodon: "$dir/live"
+    chown -h nobody: "$dir/live/public/system/accounts/avatars/000/000/001/original/avatar.png"
 }

@@ -6,6 +6,9 @@
 #   pg_stop DIR           stop it now (fast shutdown)
 #   pg_kill DIR           stop it abruptly (immediate shutdown)
 #   pg_psql DIR ARGS...   psql as the superuser over TCP with the password
+#   pg_start_peer DIR     a cluster shaped like Debian's default (peer authentication only,
+#                         no TCP, no password); see below
+#   pg_peer_psql DIR OSUSER ARGS...   psql over its socket as OSUSER (peer)
 # Authentication: TCP needs a password (scram-sha-256) for everyone, the socket trusts
 # local users (the socket directory is private to the test).
 . "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -73,4 +76,50 @@ pg_psql() {
     shift
     (. "$dir/pg.env" && PGPASSWORD=$PG_SUPERPASS PGCONNECT_TIMEOUT=10 "$PG_BIN/psql" -X -q \
         -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -v ON_ERROR_STOP=1 "$@")
+}
+
+# pg_start_peer DIR [PORT]: a cluster shaped like Debian's after `apt install postgresql`,
+# as Mastodon's install guide uses it: no TCP at all, pg_hba.conf "local all postgres peer"
+# and "local all all peer", no password anywhere. Its socket is in the private directory
+# DIR/pgrun (PORT, default 5432, only names the socket file). Needs root (the server runs
+# as the postgres OS user, clients as whoever peer authentication should see). Sets
+# PG_PORT, PG_SOCK, PG_BIN and PG_PEER=1 and writes them to DIR/pg.env.
+pg_start_peer() {
+    local dir=$1 port=${2:-5432}
+    [ "$(id -u)" = 0 ] || { echo "pg_start_peer: needs root" >&2; return 1; }
+    mkdir -p "$dir/pg" "$dir/pgrun"
+    chmod 711 "$dir"
+    chmod o+x "$(dirname "$dir")" 2>/dev/null || true
+    chmod 755 "$dir/pgrun"
+    harness_chown_pg "$dir/pg" "$dir/pgrun"
+    harness_as_owner "$HARNESS_PGBIN/initdb" -D "$dir/pg" -U postgres -E UTF8 --locale=C.UTF-8 \
+        --auth-local=peer --auth-host=reject >"$dir/pgrun/initdb.log" 2>&1 ||
+        { cat "$dir/pgrun/initdb.log" >&2; return 1; }
+    # Exactly the two lines of Debian's pg_hba.conf that matter here.
+    printf 'local all postgres peer\nlocal all all peer\n' >"$dir/pg/pg_hba.conf"
+    harness_chown_pg "$dir/pg/pg_hba.conf"
+    harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pgrun/pg.log" -w -t 60 \
+        -o "-p $port -c listen_addresses= -c unix_socket_directories=$dir/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null || { cat "$dir/pgrun/pg.log" >&2; return 1; }
+    harness_on_exit "pg_kill '$dir'"
+    PG_PORT=$port
+    PG_SOCK=$dir/pgrun
+    PG_BIN=$HARNESS_PGBIN
+    PG_PEER=1
+    cat >"$dir/pg.env" <<EOV
+PG_PORT=$port
+PG_SOCK=$dir/pgrun
+PG_BIN=$HARNESS_PGBIN
+PG_SUPERUSER=postgres
+PG_PEER=1
+EOV
+}
+
+# pg_peer_psql DIR OSUSER ARGS...: psql over DIR's socket as OSUSER (and the role of that
+# name), the way peer authentication lets it in.
+pg_peer_psql() {
+    local dir=$1 user=$2
+    shift 2
+    (. "$dir/pg.env" && runuser -u "$user" -- env -i PATH=/usr/bin:/bin PGCONNECT_TIMEOUT=10 \
+        "$PG_BIN/psql" -X -q -h "$PG_SOCK" -p "$PG_PORT" -v ON_ERROR_STOP=1 "$@")
 }

@@ -411,8 +411,9 @@ redis_stop "$R2"
 n_before=$(nsnap)
 V=$(variant env-badpw 's/^DB_PASS=.*/DB_PASS=not-the-password-42/')
 run backup-badpw pf backup --live "$V"
-rc_is "12 5" "wrong DB password"
+rc_is 12 "wrong DB password: exit 12 (credentials refused)"
 has "wrong DB password names postgres" "postgres"
+has "wrong DB password: says the password is DB_PASS of .env.production" "DB_PASS of $V/.env.production was refused"
 hasnt "wrong DB password not shown" "not-the-password-42"
 has "wrong DB password: says no snapshot was written" "no snapshot"
 [ "$(nsnap)" = "$n_before" ] && ok "wrong DB password: no snapshot" || fail "wrong DB password: snapshots $n_before -> $(nsnap)"

@@ -1,5 +1,6 @@
 /* Child processes: exit status, signals, stdin/stdout streaming, environment overrides,
  * the stderr tail, and a sink that fails. */
+#include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,8 +8,10 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/exec.h"
 
@@ -106,6 +109,66 @@ static void test_env(void **state)
     pf_buf_free(&out);
 }
 
+/* Only the allow-list of ours reaches a child: secrets held in our environment do not. */
+static void test_env_allow_list(void **state)
+{
+    (void)state;
+    setenv("PERMAFROST_PASSWORD", "repo-secret", 1);
+    setenv("AWS_SECRET_ACCESS_KEY", "s3-secret", 1);
+    setenv("PGPASSWORD", "db-secret", 1);
+    setenv("REDISCLI_AUTH", "redis-secret", 1);
+    setenv("LC_TIME", "C", 1);
+    setenv("TZ", "UTC", 1);
+    const char *env[] = {"PGPASSWORD=given", NULL};
+    pf_buf out = PF_BUF_INIT;
+    pf_err err = {0};
+    assert_int_equal(run_sh("env | sort", env, NULL, 0, &out, NULL, &err), 0);
+    pf_buf_u8(&out, 0);
+    const char *o = (const char *)out.data;
+    assert_null(strstr(o, "secret"));
+    assert_null(strstr(o, "PERMAFROST_PASSWORD"));
+    assert_null(strstr(o, "AWS_"));
+    assert_non_null(strstr(o, "PGPASSWORD=given\n"));
+    assert_non_null(strstr(o, "LC_TIME=C\n"));
+    assert_non_null(strstr(o, "TZ=UTC\n"));
+    assert_non_null(strstr(o, "PATH="));
+    pf_buf_free(&out);
+    unsetenv("PERMAFROST_PASSWORD");
+    unsetenv("AWS_SECRET_ACCESS_KEY");
+    unsetenv("PGPASSWORD");
+    unsetenv("REDISCLI_AUTH");
+}
+
+/* As root, a child can run as another user, with that user's ids and HOME. */
+static void test_user(void **state)
+{
+    (void)state;
+    pf_buf out = PF_BUF_INIT;
+    pf_err err = {0};
+    const char *argv[] = {"/bin/sh", "-c", "printf '%s %s %s' \"$(id -u)\" \"$(id -g)\" \"$HOME\"",
+                          NULL};
+    pf_buf_sink bs;
+    pf_buf_sink_init(&bs, &out, 4096);
+    pf_exec_opts o = {.argv = argv, .user = "nobody", .out = &bs.sink};
+    struct passwd *pw = getpwnam("nobody");
+    assert_non_null(pw);
+    if (geteuid() != 0) {
+        /* Not root: refused before anything runs. */
+        assert_int_equal(pf_exec_run(&o, NULL, &err), -1);
+        assert_int_equal(err.code, PF_EUSAGE);
+        return;
+    }
+    assert_int_equal(pf_exec_run(&o, NULL, &err), 0);
+    pf_buf_u8(&out, 0);
+    char want[512];
+    snprintf(want, sizeof want, "%u %u %s", (unsigned)pw->pw_uid, (unsigned)pw->pw_gid, pw->pw_dir);
+    assert_string_equal((char *)out.data, want);
+    pf_buf_free(&out);
+    o.user = "no-such-user-permafrost";
+    assert_int_equal(pf_exec_run(&o, NULL, &err), -1);
+    assert_int_equal(err.code, PF_EUSAGE);
+}
+
 static int failing_write(pf_sink *s, const void *p, size_t n, pf_err *err)
 {
     (void)p;
@@ -148,6 +211,8 @@ int main(void)
         cmocka_unit_test(test_not_found),
         cmocka_unit_test(test_stdin_roundtrip),
         cmocka_unit_test(test_env),
+        cmocka_unit_test(test_env_allow_list),
+        cmocka_unit_test(test_user),
         cmocka_unit_test(test_sink_failure_stops_child),
         cmocka_unit_test(test_which),
     };
