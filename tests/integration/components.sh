@@ -186,6 +186,29 @@ expect 0 "pg: restore --force over it" -- restore_tcp --force
 mastodon_digest "$T/dst" >"$T/dst.digest"
 same "pg: forced restore has the same digest" <(section "$T/src.digest" database) <(section "$T/dst.digest" database)
 
+# A globals.sql from a hostile snapshot: psql meta-commands inside a multi-line statement,
+# in the database-level section, or SQL of another form must run nothing, change nothing
+# (even with --force, which would drop the database), and name the line.
+hostile() { # NAME AWK-PROGRAM: writes $T/hostile-NAME.sql from the real globals.sql
+    awk -v pwned="$T/pwned-$1" "$2" "$T/globals.sql" >"$T/hostile-$1.sql"
+}
+hostile midstmt '/^ALTER ROLE mastodon_readonly WITH/ && !done { sub(/ NOREPLICATION/, "\n\\! touch " pwned "\nNOREPLICATION"); done=1 } { print }'
+hostile section '{ print } /^-- permafrost: database-level settings/ { print "GRANT CONNECT ON DATABASE mastodon_production TO"; print "\\o |touch " pwned; print "mastodon_readonly;" }'
+hostile copy '/^CREATE ROLE mastodon_readonly/ { print "COPY (SELECT 1) TO PROGRAM '\''touch " pwned "'\'';" } { print }'
+for h in midstmt section copy; do
+    grep -q "touch $T/pwned-$h" "$T/hostile-$h.sql" || fail "pg: hostile globals.sql ($h) not built"
+    PFCOMP_ADMIN_PASSWORD=$PG_SUPERPASS PFCOMP_OWNER_PASSWORD=$MASTODON_DB_PASS expect "$E_CORRUPT" \
+        "pg: globals.sql with a hostile statement ($h) refused" -- "$PFCOMP" pg-restore \
+        --host 127.0.0.1 --port "$DST_PGPORT" --admin postgres --db mastodon_production --owner mastodon \
+        --force --jobs 2 "$T/hostile-$h.sql" "$T/db.dump"
+    has "pg: refusal ($h) names the file and says nothing changed" "refusing the snapshot's globals.sql (nothing was changed)"
+    has "pg: refusal ($h) names the line" ": line "
+    [ -e "$T/pwned-$h" ] && fail "pg: a command from globals.sql ($h) ran on this host" ||
+        ok "pg: nothing from globals.sql ($h) ran on this host"
+done
+mastodon_digest "$T/dst" >"$T/dst.digest"
+same "pg: refused restores left the database as it was" <(section "$T/src.digest" database) <(section "$T/dst.digest" database)
+
 # Restore through the local socket with peer-style admin access: as root this runs the
 # clients as the postgres OS user (runuser).
 if [ "$(id -u)" = 0 ]; then
