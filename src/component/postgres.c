@@ -1005,9 +1005,8 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
     if (globals && slurp(globals, &gl, 64u * 1024 * 1024, "globals.sql", err) < 0)
         goto out;
     /* Before anything changes on the target: a file we refuse leaves it as it was. */
-    if (globals &&
-        pf_pgsql_globals_parse(gl.data ? (const char *)gl.data : "", gl.len, o->dbname, &pg,
-                               err) < 0) {
+    if (globals && pf_pgsql_globals_parse(gl.data ? (const char *)gl.data : "", gl.len, o->dbname,
+                                          &pg, err) < 0) {
         pf_err_prefix(err, "refusing the snapshot's globals.sql (nothing was changed)");
         goto out;
     }
