@@ -302,6 +302,45 @@ PFCOMP_REDIS_PASSWORD='target pw' expect 0 "redis: load into a password-protecte
     "$PFCOMP" redis-load --port "$DST_REDISPORT" "$T/dump.rdb"
 REDISCLI_AUTH='target pw' redis-cli -p "$DST_REDISPORT" config set requirepass '' >/dev/null
 
+# The load authenticates the target with a random masterauth, and puts the target's own back.
+redis_cli "$T/dst" flushall >/dev/null
+redis_cli "$T/dst" config set masterauth 'the target own masterauth' >/dev/null
+expect 0 "redis: load into a target that has a masterauth of its own" -- "$PFCOMP" redis-load --port "$DST_REDISPORT" "$T/dump.rdb"
+[ "$(redis_cli "$T/dst" config get masterauth | tail -1)" = 'the target own masterauth' ] &&
+    ok "redis: the target's masterauth is put back" || fail "redis: the target's masterauth was not put back"
+redis_cli "$T/dst" config set masterauth '' >/dev/null
+# A target whose user may not CONFIG SET: served only to a connection from its address.
+redis_start "$T/rnoconf" --user noconf 'nc pw' '~*' '&*' '+@all' -config >/dev/null
+PFCOMP_REDIS_PASSWORD='nc pw' expect 0 "redis: load without CONFIG (peer address checked)" -- \
+    "$PFCOMP" redis-load --port "$REDIS_PORT" --user noconf "$T/dump.rdb"
+has "redis: says the RDB goes only to the target's address" "the RDB goes only to a connection from 127.0.0.1"
+redis_stop "$T/rnoconf"
+
+# When replication is refused, the RDB is written beside the dump file, as root in a
+# directory the redis user owns: never through a symlink planted there.
+redis_start "$T/rbeside" --user norepl 'nr pw' '~*' '&*' '+@all' -replicaof -slaveof >/dev/null
+BESIDE=$REDIS_DIR/dump.rdb.permafrost
+echo precious >"$T/victim"
+ln -s "$T/victim" "$BESIDE"
+PFCOMP_REDIS_PASSWORD='nr pw' expect "$E_COMPONENT" "redis: fallback file refused over a planted symlink" -- \
+    "$PFCOMP" redis-load --port "$REDIS_PORT" --user norepl "$T/dump.rdb"
+has "redis: refusal names the symlink" "dump.rdb.permafrost exists and is not a regular file (a symlink?)"
+[ "$(cat "$T/victim")" = precious ] && ok "redis: symlink target untouched" || fail "redis: wrote through the symlink"
+rm -f "$BESIDE"
+echo stale >"$BESIDE"
+PFCOMP_REDIS_PASSWORD='nr pw' expect "$E_COMPONENT" "redis: replication refused: RDB written beside the dump file" -- \
+    "$PFCOMP" redis-load --port "$REDIS_PORT" --user norepl "$T/dump.rdb"
+has "redis: says where the RDB is" "the RDB is at $BESIDE"
+cmp -s "$BESIDE" "$T/dump.rdb" && ok "redis: stale file replaced by the RDB" || fail "redis: $BESIDE is not the RDB"
+[ "$(stat -c %U:%a "$BESIDE")" = "$(stat -c %U "$REDIS_DIR"):600" ] &&
+    ok "redis: the file belongs to the directory's owner, mode 600" || fail "redis: owner/mode $(stat -c %U:%a "$BESIDE")"
+chmod 777 "$REDIS_DIR"
+PFCOMP_REDIS_PASSWORD='nr pw' expect "$E_COMPONENT" "redis: refused in a directory others can write" -- \
+    "$PFCOMP" redis-load --port "$REDIS_PORT" --user norepl "$T/dump.rdb"
+has "redis: says why" "is writable by users other than its owner"
+chmod 755 "$REDIS_DIR"
+redis_stop "$T/rbeside"
+
 if [ "$FAILED" -gt 0 ]; then
     echo "$FAILED failed"
     exit 1
