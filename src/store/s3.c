@@ -22,6 +22,7 @@
  * before it is abandoned as a retryable failure). */
 #include "store/store.h"
 #include "store/internal.h"
+#include "store/s3_list.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -743,13 +744,11 @@ static int s3_remove(pf_store *st, const char *key, pf_err *err)
     return rc;
 }
 
-/* Parses one ListObjectsV2 page, calling back per key. Sets *token to the continuation
- * token (malloc'd) when the listing goes on. Returns 0, -1 or the callback's value. */
-static int list_page(s3_store *s, const pf_buf *body, pf_store_list_cb cb, void *ctx, char **token,
-                     pf_err *err)
+int pf_s3_list_page(const char *prefix, const pf_buf *body, pf_store_list_cb cb, void *ctx,
+                    char **token, pf_err *err)
 {
     const char *p = (const char *)body->data, *end = p + body->len, *v, *next;
-    size_t vn, plen = strlen(s->prefix);
+    size_t vn, plen = strlen(prefix);
     pf_buf key = PF_BUF_INIT;
     int rc = 0;
     *token = NULL;
@@ -767,9 +766,11 @@ static int list_page(s3_store *s, const pf_buf *body, pf_store_list_cb cb, void 
             goto out;
         }
         pf_buf_reset(&key);
+        pf_err kerr = {0};
         if (xml_unescape(&key, kv, kn) < 0 || !key.data || key.len <= plen ||
-            memcmp(key.data, s->prefix, plen) != 0)
-            continue; /* not ours (or a folder marker): skip */
+            memcmp(key.data, prefix, plen) != 0 ||
+            pf_store_check_key((char *)key.data + plen, &kerr) < 0)
+            continue; /* not ours (a folder marker, a name we never write): skip */
         if (sn == 0 || sn > 19) {
             rc = pf_err_set(err, PF_EIO, "list: S3 listing has a bad Size for %.200s",
                             (char *)key.data);
@@ -845,7 +846,7 @@ static int s3_list(pf_store *st, const char *prefix, pf_store_list_cb cb, void *
         pf_buf_free(&r.err_body);
         free(prev);
         prev = token;
-        rc = list_page(s, &body, cb, ctx, &token, err);
+        rc = pf_s3_list_page(s->prefix, &body, cb, ctx, &token, err);
         if (rc != 0)
             goto out;
         if (!token)
