@@ -1369,7 +1369,7 @@ int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_r
     bool replicating = false;
     char ip[INET6_ADDRSTRLEN] = "", portstr[16];
     char secret[41] = "", want_peer[INET6_ADDRSTRLEN + 8] = "";
-    char *old_auth = NULL;
+    char *old_auth = NULL, old_sanitize[16] = "";
     bool auth_set = false;
     redisReply *r = NULL;
     int port = 0;
@@ -1414,6 +1414,18 @@ int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_r
                 "connection from %s",
                 err->msg[0] ? err->msg : "CONFIG GET refused", want_peer);
     }
+    /* The RDB comes from the snapshot: have the target check every encoding in it while
+     * loading (Redis >= 6.2; older servers lack the setting and load as before). */
+    r = ctl_cmd(ctx, PF_ECOMPONENT, err, "CONFIG GET sanitize-dump-payload");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING && strcmp(r->element[1]->str, "yes") != 0) {
+        snprintf(old_sanitize, sizeof old_sanitize, "%s", r->element[1]->str);
+        redisReply *r2 = ctl_cmd(ctx, PF_ECOMPONENT, err, "CONFIG SET sanitize-dump-payload yes");
+        if (!r2)
+            old_sanitize[0] = 0;
+        freeReplyObject(r2);
+    }
+    freeReplyObject(r);
     pf_err_clear(err);
     snprintf(portstr, sizeof portstr, "%d", port);
     r = ctl_cmd(ctx, PF_ECOMPONENT, err, "REPLICAOF %s %s", ip, portstr);
@@ -1515,6 +1527,10 @@ out:
         if (!u || u->type == REDIS_REPLY_ERROR)
             pf_warn("redis: could not put the target's masterauth back (%s)",
                     u ? u->str : ctx->errstr);
+        freeReplyObject(u);
+    }
+    if (old_sanitize[0] && ctx) {
+        redisReply *u = redisCommand(ctx, "CONFIG SET sanitize-dump-payload %s", old_sanitize);
         freeReplyObject(u);
     }
     if (old_auth) {

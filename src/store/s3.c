@@ -24,6 +24,8 @@
 #include "store/internal.h"
 #include "store/s3_list.h"
 
+#include "common/log.h"
+
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -404,6 +406,10 @@ static int s3_perform(s3_store *s, const s3_req *q, s3_resp *resp, pf_err *err)
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->timeout);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* libcurl's defaults, spelled out: nothing in permafrost turns them off. */
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -911,6 +917,14 @@ static char *xstrndup(const char *p, size_t n)
     return s;
 }
 
+/* localhost, 127.x.y.z or [::1], with or without a port. */
+static int loopback_endpoint(const char *hostport)
+{
+    size_t hl = hostport[0] == '[' ? strcspn(hostport, "]") + 1 : strcspn(hostport, ":");
+    return (hl == 9 && !strncmp(hostport, "localhost", 9)) || !strncmp(hostport, "127.", 4) ||
+           (hl == 5 && !strncmp(hostport, "[::1]", 5));
+}
+
 static int bucket_name_ok(const char *b)
 {
     size_t n = strlen(b);
@@ -970,6 +984,11 @@ pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *er
                    "AWS_SECRET_ACCESS_KEY instead");
         goto fail;
     }
+    if (!strcmp(s->scheme, "http") && !loopback_endpoint(s->hostport))
+        pf_warn("S3 endpoint %s is plain http: anyone on the network path sees object names "
+                "and sizes and can drop, replay or withhold requests (the contents stay "
+                "encrypted and authenticated); use https",
+                s->hostport);
     const char *b = slash + 1, *bend = strchr(b, '/');
     s->bucket = bend ? xstrndup(b, (size_t)(bend - b)) : xstrndup(b, strlen(b));
     if (!bucket_name_ok(s->bucket)) {

@@ -308,6 +308,8 @@ redis_cli "$T/dst" config set masterauth 'the target own masterauth' >/dev/null
 expect 0 "redis: load into a target that has a masterauth of its own" -- "$PFCOMP" redis-load --port "$DST_REDISPORT" "$T/dump.rdb"
 [ "$(redis_cli "$T/dst" config get masterauth | tail -1)" = 'the target own masterauth' ] &&
     ok "redis: the target's masterauth is put back" || fail "redis: the target's masterauth was not put back"
+[ "$(redis_cli "$T/dst" config get sanitize-dump-payload | tail -1)" = no ] &&
+    ok "redis: sanitize-dump-payload put back after the load" || fail "redis: sanitize-dump-payload left changed"
 redis_cli "$T/dst" config set masterauth '' >/dev/null
 # A target whose user may not CONFIG SET: served only to a connection from its address.
 redis_start "$T/rnoconf" --user noconf 'nc pw' '~*' '&*' '+@all' -config >/dev/null

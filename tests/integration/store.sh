@@ -158,6 +158,21 @@ expect_probe "s3 missing bucket: says create it first" 1 "does not exist" "creat
 AWS_ACCESS_KEY_ID= expect_probe "s3 no credentials: says which variables" 1 "code=7 " \
     "AWS_ACCESS_KEY_ID" -- "$S3_URL"
 
+# TLS is verified: a real TLS server (openssl s_server) with a certificate no CA signed is
+# refused before any request is sent, without retries, whatever the environment says.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" >/dev/null 2>&1
+TLS_PORT=$(harness_free_port)
+openssl s_server -quiet -accept "127.0.0.1:$TLS_PORT" -cert "$TMP/tls.crt" -key "$TMP/tls.key" -www \
+    >"$TMP/tls.log" 2>&1 </dev/null &
+TLS_PID=$!
+harness_on_exit "harness_kill $TLS_PID"
+harness_wait_port "$TLS_PORT" 20 || fail "openssl s_server did not start: $(cat "$TMP/tls.log")"
+SSL_CERT_FILE=$TMP/tls.crt CURL_CA_BUNDLE=$TMP/tls.crt expect_probe \
+    "s3 over https with an untrusted certificate: refused" 1 "retryable=0" "certificate" -- \
+    "s3:https://127.0.0.1:$TLS_PORT/bucket/x"
+harness_kill "$TLS_PID"
+
 # --- dropped connections: the store reconnects ---
 "$CONF" probe "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$SSHD_KNOWN_HOSTS" --loops 400 \
     --connections 2 >"$TMP/drop.out" 2>&1 &
