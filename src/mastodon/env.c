@@ -774,6 +774,9 @@ static int interpret(pf_mastodon_env *e, pf_err *err)
 int pf_mastodon_env_parse(const char *text, size_t len, pf_mastodon_env *out, pf_err *err)
 {
     memset(out, 0, sizeof *out);
+    if (len > ENV_MAX_FILE)
+        return pf_err_set(err, PF_EUSAGE, ".env is larger than %d KiB; refusing it",
+                          ENV_MAX_FILE / 1024);
     /* dotenv first turns CRLF and lone CR into LF. */
     char *s = malloc(len + 1);
     if (!s)

@@ -468,6 +468,15 @@ static void test_expansion_bounded(void **state)
     assert_non_null(strstr(err.msg, "add up to more than 4 MiB (after $VAR expansion)"));
     assert_null(strstr(err.msg, "aaaa"));
     pf_mastodon_env_free(&e);
+
+    /* The text itself is bounded too (a snapshot's .env reaches the parser directly). */
+    pf_buf_reset(&b);
+    pf_buf_append_str(&b, BASE);
+    while (b.len <= 1024 * 1024)
+        pf_buf_append_str(&b, "# padding padding padding padding padding padding padding\n");
+    assert_int_equal(pf_mastodon_env_parse((const char *)b.data, b.len, &e, &err), -1);
+    assert_string_equal(err.msg, ".env is larger than 1024 KiB; refusing it");
+    pf_mastodon_env_free(&e);
     pf_buf_free(&b);
 }
 
