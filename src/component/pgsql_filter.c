@@ -691,11 +691,12 @@ static int roles_stmt(parser *ps, pf_pgsql_kind *kind)
             emit(ps, "SET standard_conforming_strings = on");
             return 1;
         }
-        if (strcmp(p, "client_encoding") == 0 && *v->text && strlen(v->text) < 32 &&
-            strspn(v->text, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") ==
-                strlen(v->text)) {
-            emit(ps, "SET client_encoding = ");
-            pf_pgsql_literal(&ps->sql, v->text);
+        /* UTF8 only: in the client-only encodings (SJIS, BIG5, GBK, ...) a quote or a
+         * backslash byte can be the second half of a character, and literals escaped byte
+         * by byte would then end somewhere else for psql. A Mastodon database is UTF8. */
+        if (strcmp(p, "client_encoding") == 0 &&
+            (strcasecmp(v->text, "UTF8") == 0 || strcasecmp(v->text, "UTF-8") == 0)) {
+            emit(ps, "SET client_encoding = 'UTF8'");
             return 1;
         }
         ps->why = "SET of a parameter pg_dumpall does not set";

@@ -12,7 +12,7 @@
  * literals). Anything else refuses the whole file, naming the line.
  *
  * Accepted, before the section mark ("-- permafrost: database-level settings"):
- *   SET default_transaction_read_only = off | client_encoding = '<name>' |
+ *   SET default_transaction_read_only = off | client_encoding = 'UTF8' |
  *       standard_conforming_strings = on
  *   CREATE ROLE r [[WITH] options];   ALTER ROLE|USER r [WITH] options;
  *       options: [NO]SUPERUSER [NO]CREATEDB [NO]CREATEROLE [NO]INHERIT [NO]LOGIN

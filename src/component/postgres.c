@@ -869,7 +869,9 @@ static int apply_roles(const rctx *r, const pf_pgsql_globals *g, pf_err *err)
                           "FROM pg_roles;\n");
     if (run_psql_str(r, "postgres", &q, &c.existing, err) < 0)
         goto out;
-    pf_buf_append_str(&sql, "SET standard_conforming_strings = on;\n");
+    /* The literals of the filter are escaped for these two settings: set them first. */
+    pf_buf_append_str(&sql,
+                      "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n");
     for (size_t i = 0; i < g->nroles; i++)
         if (keep_role_stmt(r, &c, &g->roles[i]))
             pf_buf_append_str(&sql, g->roles[i].sql);
@@ -906,7 +908,8 @@ static int owner_role(const rctx *r, bool create_if_missing, pf_err *err)
         }
     }
     if (r->o->owner_password && *r->o->owner_password) {
-        pf_buf_append_str(&sql, "SET standard_conforming_strings = on;\nALTER ROLE ");
+        pf_buf_append_str(&sql, "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = "
+                                "on;\nALTER ROLE ");
         sql_ident(&sql, r->o->owner);
         pf_buf_append_str(&sql, " WITH LOGIN PASSWORD ");
         sql_literal(&sql, r->o->owner_password);
@@ -1071,7 +1074,8 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
         goto out;
 
     pf_buf_reset(&sql);
-    pf_buf_append_str(&sql, "SET standard_conforming_strings = on;\n");
+    pf_buf_append_str(&sql,
+                      "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n");
     for (size_t i = 0; i < pg.ndb; i++)
         pf_buf_append_str(&sql, pg.db[i].sql);
     pf_buf_append_str(&sql, "ANALYZE;\n");

@@ -242,6 +242,8 @@ static void test_other_sql_refused(void **state)
     refused("SET standard_conforming_strings = off;\n", "SET of a parameter");
     refused("SET default_transaction_read_only = on;\n", "SET of a parameter");
     refused("SET client_encoding = 'UTF8; x';\n", "SET of a parameter");
+    refused("SET client_encoding = 'SJIS';\n", "SET of a parameter");
+    refused("SET client_encoding = BIG5;\n", "SET of a parameter");
     refused("ALTER ROLE a SET session_preload_libraries TO '/tmp/evil.so';\n",
             "parameter that loads code into the server");
     refused("ALTER ROLE a SET \"Dynamic_Library_Path\" TO '/tmp';\n", "loads code");
