@@ -362,7 +362,6 @@ typedef struct parser {
     pf_buf sql;
     char *role;
     bool superuser;
-    pf_err *err;
     const char *why; /* what did not match, for the message */
 } parser;
 
@@ -398,13 +397,13 @@ static bool op(parser *ps, char c)
     return true;
 }
 
-/* Words that name no role when unquoted. */
+/* Words that name no role when unquoted (keywords pg_dump's fmtId would have quoted, and
+ * the role specifications PostgreSQL reserves). */
 static bool reserved_role_word(const char *w)
 {
-    static const char *const words[] = {
-        "all",          "public",  "none", "current_user", "current_role",
-        "session_user", "user",    "with", "to",           "in",
-        "set",          "granted", NULL};
+    static const char *const words[] = {"all",          "public",       "none", "current_user",
+                                        "current_role", "session_user", "user", "with",
+                                        "to",           "in",           NULL};
     for (int i = 0; words[i]; i++)
         if (strcasecmp(w, words[i]) == 0)
             return true;
@@ -913,13 +912,14 @@ static int section_stmt(parser *ps, pf_pgsql_kind *kind)
     return 0;
 }
 
-/* The start of a statement, printable and short, for a message. */
+/* The start of a statement, printable and short, for a message; quoted texts are not
+ * shown (one may be a password hash). */
 static void excerpt(const stmt_toks *st, char *out, size_t cap)
 {
     size_t o = 0;
     for (size_t i = 0; i < st->n && o + 4 < cap; i++) {
         const tok *t = &st->t[i];
-        const char *s = t->t == T_OP ? (char[]){t->op, 0} : t->text;
+        const char *s = t->t == T_OP ? (char[]){t->op, 0} : t->t == T_STRING ? "'...'" : t->text;
         if (i && t->t != T_OP && o + 1 < cap)
             out[o++] = ' ';
         for (; *s && o + 4 < cap; s++)
@@ -936,8 +936,9 @@ static void excerpt(const stmt_toks *st, char *out, size_t cap)
 
 static void add(pf_pgsql_stmt **arr, size_t *n, pf_pgsql_stmt s)
 {
-    if ((*n & (*n - 1)) == 0 || *n == 0) {
-        size_t cap = *n ? *n * 2 : 8;
+    /* Capacity is the next power of two: grow when n is one. */
+    if ((*n & (*n - 1)) == 0) {
+        size_t cap = *n ? *n * 2 : 1;
         pf_pgsql_stmt *a = realloc(*arr, cap * sizeof **arr);
         if (!a)
             abort();
@@ -969,7 +970,7 @@ int pf_pgsql_globals_parse(const char *text, size_t len, const char *target_db,
     stmt_toks *st = calloc(1, sizeof *st);
     if (!st)
         abort();
-    parser ps = {.st = st, .target_db = target_db, .sql = PF_BUF_INIT, .err = err};
+    parser ps = {.st = st, .target_db = target_db, .sql = PF_BUF_INIT};
     int rc = -1;
     for (;;) {
         bool mark = false;

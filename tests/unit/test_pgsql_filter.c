@@ -251,6 +251,9 @@ static void test_other_sql_refused(void **state)
     refused("GRANT ALTER SYSTEM ON PARAMETER work_mem TO a;\n", "not a statement");
     refused("ALTER ROLE a RENAME TO b;\n", "not a statement");
     refused("ALTER ROLE a WITH;\n", "not a statement");
+    refused("ALTER ROLE a WITH PASSWORD 'SCRAM-secret' BOGUS;\n",
+            "line 1: not a statement of the roles permafrost restores: ALTER ROLE a WITH "
+            "PASSWORD '...' BOGUS");
     refused("CREATE ROLE a; DROP ROLE postgres;\n", "line 1: not a statement");
     refused("CREATE ROLE public;\n", "not a statement");
     refused("GRANT a TO b; SELECT pg_sleep(1);\n", "not a statement");
