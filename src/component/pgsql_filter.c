@@ -316,6 +316,12 @@ static int next_stmt(lexer *lx, stmt_toks *st, bool *mark)
                 lex_fail(lx, line, "%s", "quoted name empty or longer than 63 bytes");
                 goto fail;
             }
+            /* Names end up in messages: no control characters (no real role has one). */
+            for (size_t k = 0; k < b.len; k++)
+                if (b.data[k] < 0x20 || b.data[k] == 0x7f) {
+                    lex_fail(lx, line, "%s", "control character in a quoted name");
+                    goto fail;
+                }
             if (push(lx, st, T_IDENT, 0, &b, line) < 0)
                 goto fail;
         } else if (c == '$') {

@@ -261,6 +261,7 @@ static void test_other_sql_refused(void **state)
     refused("COMMENT ON ROLE a IS 'x\n", "line 1: unterminated string literal");
     refused("COMMENT ON ROLE a IS E'\\x41';\n", "unsupported escape");
     refused("CREATE ROLE \"\";\n", "quoted name empty");
+    refused("CREATE ROLE \"a\nERROR: fake\";\n", "line 1: control character in a quoted name");
     refused("/* unterminated\n", "unterminated /* comment");
     refused("CREATE ROLE a;;\n", "line 1: empty statement");
     refused("CREATE ROLE a ~;\n", "unexpected character '~'");
