@@ -1010,7 +1010,7 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
     /* Before anything changes on the target: a file we refuse leaves it as it was. */
     if (globals && pf_pgsql_globals_parse(gl.data ? (const char *)gl.data : "", gl.len, o->dbname,
                                           &pg, err) < 0) {
-        pf_err_prefix(err, "refusing the snapshot's globals.sql (nothing was changed)");
+        pf_err_prefix(err, "refusing the snapshot's globals.sql (the database was not touched)");
         goto out;
     }
 

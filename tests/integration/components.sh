@@ -201,7 +201,7 @@ for h in midstmt section copy; do
         "pg: globals.sql with a hostile statement ($h) refused" -- "$PFCOMP" pg-restore \
         --host 127.0.0.1 --port "$DST_PGPORT" --admin postgres --db mastodon_production --owner mastodon \
         --force --jobs 2 "$T/hostile-$h.sql" "$T/db.dump"
-    has "pg: refusal ($h) names the file and says nothing changed" "refusing the snapshot's globals.sql (nothing was changed)"
+    has "pg: refusal ($h) names the file and says nothing changed" "refusing the snapshot's globals.sql (the database was not touched)"
     has "pg: refusal ($h) names the line" ": line "
     [ -e "$T/pwned-$h" ] && fail "pg: a command from globals.sql ($h) ran on this host" ||
         ok "pg: nothing from globals.sql ($h) ran on this host"
