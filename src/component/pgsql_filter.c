@@ -197,7 +197,8 @@ static int lex_dollar(lexer *lx, pf_buf *out)
     size_t j = lx->i + 1;
     while (j < lx->n && lx->s[j] != '$') {
         int c = (unsigned char)lx->s[j];
-        if (!(j == lx->i + 1 ? word_start(c) : word_char(c) && c != '$'))
+        if (!(j == lx->i + 1 ? word_start(c) : word_char(c) && c != '$') ||
+            j - lx->i > NAME_MAX_BYTES)
             return lex_fail(lx, line, "%s", "'$' outside a dollar quote");
         j++;
     }
@@ -209,6 +210,8 @@ static int lex_dollar(lexer *lx, pf_buf *out)
     for (;;) {
         if (k + taglen > lx->n)
             return lex_fail(lx, line, "%s", "unterminated dollar-quoted string");
+        if (k - (j + 1) > STRING_MAX_BYTES)
+            return lex_fail(lx, line, "%s", "quoted text longer than 64 KiB");
         if (memcmp(lx->s + k, tag, taglen) == 0)
             break;
         if (lx->s[k] == 0)

@@ -305,6 +305,18 @@ static void test_limits(void **state)
         pf_buf_u8(&b, 'a');
     pf_buf_append_str(&b, "\";\n");
     refused((const char *)b.data, "longer than 63 bytes");
+    /* A dollar quote with a long tag over a long body: bounded, not quadratic. */
+    pf_buf_reset(&b);
+    pf_buf_append_str(&b, "COMMENT ON ROLE a IS $");
+    for (int i = 0; i < 70; i++)
+        pf_buf_u8(&b, 't');
+    pf_buf_append_str(&b, "$");
+    refused((const char *)b.data, "'$' outside a dollar quote");
+    pf_buf_reset(&b);
+    pf_buf_append_str(&b, "COMMENT ON ROLE a IS $t$");
+    for (int i = 0; i < 70000; i++)
+        pf_buf_u8(&b, 'x');
+    refused((const char *)b.data, "quoted text longer than 64 KiB");
     pf_buf_free(&b);
     /* An empty file (no globals at all) is fine. */
     pf_pgsql_globals g = parse_ok("-- nothing\n", NULL);
