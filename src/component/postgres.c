@@ -17,10 +17,11 @@
 #include "common/buf.h"
 #include "common/exec.h"
 #include "common/log.h"
+#include "component/pgsql_filter.h"
 
 #define DEFAULT_DB "mastodon_production"
 #define DEFAULT_USER "mastodon"
-#define SECTION_MARK "-- permafrost: database-level settings"
+#define SECTION_MARK PF_PGSQL_SECTION_MARK
 #define MAX_SQL_OUT (16u * 1024 * 1024)
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -746,26 +747,15 @@ typedef struct rctx {
     char pg_restore[PATH_MAX];
 } rctx;
 
+/* Backslash-safe whatever standard_conforming_strings says (see pgsql_filter.h). */
 static void sql_literal(pf_buf *b, const char *s)
 {
-    pf_buf_u8(b, '\'');
-    for (; *s; s++) {
-        if (*s == '\'')
-            pf_buf_u8(b, '\'');
-        pf_buf_u8(b, (uint8_t)*s);
-    }
-    pf_buf_u8(b, '\'');
+    pf_pgsql_literal(b, s);
 }
 
 static void sql_ident(pf_buf *b, const char *s)
 {
-    pf_buf_u8(b, '"');
-    for (; *s; s++) {
-        if (*s == '"')
-            pf_buf_u8(b, '"');
-        pf_buf_u8(b, (uint8_t)*s);
-    }
-    pf_buf_u8(b, '"');
+    pf_pgsql_ident(b, s);
 }
 
 /* Runs `sql` (a secret may be in it: it goes through stdin) with psql as the admin in
@@ -906,40 +896,8 @@ int pf_pg_restore_check(const pf_pg_restore_opts *o, pf_err *err)
     return 0;
 }
 
-/* Reads a role name at s (quoted or not); returns its length in s, 0 if none. */
-static size_t read_ident(const char *s, size_t n, pf_buf *name)
-{
-    pf_buf_reset(name);
-    size_t i = 0;
-    if (n && s[0] == '"') {
-        for (i = 1; i < n; i++) {
-            if (s[i] == '"') {
-                if (i + 1 < n && s[i + 1] == '"') {
-                    pf_buf_u8(name, '"');
-                    i++;
-                } else {
-                    pf_buf_u8(name, 0);
-                    name->len--;
-                    return i + 1;
-                }
-            } else {
-                pf_buf_u8(name, (uint8_t)s[i]);
-            }
-        }
-        return 0;
-    }
-    while (i < n && s[i] != ' ' && s[i] != ';' && s[i] != '\n')
-        pf_buf_u8(name, (uint8_t)s[i++]);
-    pf_buf_u8(name, 0);
-    name->len--;
-    return i;
-}
-
 typedef struct roles_ctx {
-    const rctx *r;
-    pf_buf *out;
     pf_buf existing; /* "\n<name>\t<s|->\n..." of the target's roles */
-    pf_buf name;
     int created, skipped;
 } roles_ctx;
 
@@ -960,37 +918,26 @@ static char existing_role(const roles_ctx *c, const char *name)
     return 0;
 }
 
-static int filter_role_stmt(const char *s, size_t n, bool meta, void *ctx, pf_err *err)
+/* Whether a statement of the roles part runs. The admin, and superusers the target has
+ * already, stay as they are; a role that exists is not created again but takes the
+ * source's attributes. Only statements the filter accepted and re-wrote get here. */
+static bool keep_role_stmt(const rctx *r, roles_ctx *c, const pf_pgsql_stmt *s)
 {
-    (void)err;
-    roles_ctx *c = ctx;
-    if (meta)
-        return 0; /* never run psql meta-commands that came with a dump */
-    if (starts(s, n, SECTION_MARK))
-        return 0;
-    const char *kinds[] = {"CREATE ROLE ", "ALTER ROLE ", "ALTER USER ", NULL};
-    for (int k = 0; kinds[k]; k++) {
-        size_t kl = strlen(kinds[k]);
-        if (!starts(s, n, kinds[k]))
-            continue;
-        if (!read_ident(s + kl, n - kl, &c->name))
-            break;
-        const char *name = (const char *)c->name.data;
-        char ex = existing_role(c, name);
-        bool admin = strcmp(name, c->r->admin) == 0;
-        /* The admin, and superusers the target has already, stay as they are; a role that
-         * exists is not created again but takes the source's attributes. */
-        if (admin || ex == 's' || (k == 0 && ex)) {
-            c->skipped++;
-            return 0;
-        }
-        if (k == 0)
-            c->created++;
-        break;
+    if (s->kind != PF_PGSQL_CREATE_ROLE && s->kind != PF_PGSQL_ALTER_ROLE &&
+        s->kind != PF_PGSQL_ROLE_CONFIG)
+        return true;
+    char ex = existing_role(c, s->role);
+    if (strcmp(s->role, r->admin) == 0 || ex == 's' || (s->kind == PF_PGSQL_CREATE_ROLE && ex)) {
+        c->skipped++;
+        return false;
     }
-    pf_buf_append(c->out, s, n);
-    pf_buf_u8(c->out, '\n');
-    return 0;
+    if (s->kind == PF_PGSQL_CREATE_ROLE)
+        c->created++;
+    if (s->superuser)
+        pf_warn("postgres: role \"%s\" is a superuser in the snapshot and is restored as one "
+                "(globals.sql line %u)",
+                s->role, s->line);
+    return true;
 }
 
 /* Reads a whole source into memory, up to max bytes. */
@@ -1010,18 +957,21 @@ static int slurp(pf_source *src, pf_buf *b, size_t max, const char *what, pf_err
     }
 }
 
-static int apply_roles(const rctx *r, const char *globals, size_t glen, pf_err *err)
+static int apply_roles(const rctx *r, const pf_pgsql_globals *g, pf_err *err)
 {
     int rc = -1;
     pf_buf sql = PF_BUF_INIT, q = PF_BUF_INIT;
-    roles_ctx c = {.r = r, .out = &sql, .existing = PF_BUF_INIT, .name = PF_BUF_INIT};
+    roles_ctx c = {.existing = PF_BUF_INIT};
     pf_buf_append_str(&q, "SELECT rolname || E'\\t' || CASE WHEN rolsuper THEN 's' ELSE '-' END "
                           "FROM pg_roles;\n");
     if (run_psql_str(r, "postgres", &q, &c.existing, err) < 0)
         goto out;
-    pf_buf_append_str(&sql, "SET standard_conforming_strings = on;\n");
-    if (sql_each(globals, glen, filter_role_stmt, &c, err) < 0)
-        goto out;
+    /* The literals of the filter are escaped for these two settings: set them first. */
+    pf_buf_append_str(&sql,
+                      "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n");
+    for (size_t i = 0; i < g->nroles; i++)
+        if (keep_role_stmt(r, &c, &g->roles[i]))
+            pf_buf_append_str(&sql, g->roles[i].sql);
     if (run_psql_str(r, "postgres", &sql, NULL, err) < 0) {
         pf_err_prefix(err, "applying the roles of globals.sql");
         goto out;
@@ -1033,7 +983,6 @@ out:
     pf_buf_free(&sql);
     pf_buf_free(&q);
     pf_buf_free(&c.existing);
-    pf_buf_free(&c.name);
     return rc;
 }
 
@@ -1056,7 +1005,8 @@ static int owner_role(const rctx *r, bool create_if_missing, pf_err *err)
         }
     }
     if (r->o->owner_password && *r->o->owner_password) {
-        pf_buf_append_str(&sql, "SET standard_conforming_strings = on;\nALTER ROLE ");
+        pf_buf_append_str(&sql, "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = "
+                                "on;\nALTER ROLE ");
         sql_ident(&sql, r->o->owner);
         pf_buf_append_str(&sql, " WITH LOGIN PASSWORD ");
         sql_literal(&sql, r->o->owner_password);
@@ -1277,6 +1227,7 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
     int rc = -1;
     rctx r;
     pf_buf gl = PF_BUF_INIT, sql = PF_BUF_INIT;
+    pf_pgsql_globals pg = {0};
     char dir[PATH_MAX] = "", file[PATH_MAX] = "", list[PATH_MAX] = "";
     envlist env = {0};
     bool exists = false;
@@ -1284,6 +1235,12 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
         goto out;
     if (globals && slurp(globals, &gl, 64u * 1024 * 1024, "globals.sql", err) < 0)
         goto out;
+    /* Before anything changes on the target: a file we refuse leaves it as it was. */
+    if (globals && pf_pgsql_globals_parse(gl.data ? (const char *)gl.data : "", gl.len, o->dbname,
+                                          &pg, err) < 0) {
+        pf_err_prefix(err, "refusing the snapshot's globals.sql (the database was not touched)");
+        goto out;
+    }
 
     if (exists) {
         /* Empty, or force: start from a clean CREATE DATABASE either way. */
@@ -1296,13 +1253,8 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
         }
         pf_info("postgres: dropped the existing database \"%s\"", o->dbname);
     }
-    const char *section = NULL;
-    if (globals) {
-        section = strstr(gl.data ? (const char *)gl.data : "", SECTION_MARK);
-        size_t roles_len = section ? (size_t)(section - (const char *)gl.data) : gl.len;
-        if (apply_roles(&r, gl.data ? (const char *)gl.data : "", roles_len, err) < 0)
-            goto out;
-    }
+    if (globals && apply_roles(&r, &pg, err) < 0)
+        goto out;
     if (owner_role(&r, true, err) < 0)
         goto out;
 
@@ -1378,9 +1330,11 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
     }
 
     pf_buf_reset(&sql);
-    if (section)
-        pf_buf_append_str(&sql, section);
-    pf_buf_append_str(&sql, "\nANALYZE;\n");
+    pf_buf_append_str(&sql,
+                      "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n");
+    for (size_t i = 0; i < pg.ndb; i++)
+        pf_buf_append_str(&sql, pg.db[i].sql);
+    pf_buf_append_str(&sql, "ANALYZE;\n");
     if (run_psql_str(&r, o->dbname, &sql, NULL, err) < 0) {
         pf_err_prefix(err, "applying the database-level settings");
         goto out;
@@ -1396,6 +1350,7 @@ out:
     env_free(&env);
     pf_buf_free(&gl);
     pf_buf_free(&sql);
+    pf_pgsql_globals_free(&pg);
     if (rc < 0)
         pf_err_prefix(err, "postgres");
     return rc;

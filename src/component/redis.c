@@ -17,13 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "common/log.h"
 
 #define RBUF (64 * 1024)
 #define MAX_BULK ((int64_t)1 << 50)
-#define IDLE_TIMEOUT_MS 60000 /* the master sends a keepalive every second while it saves */
+#define ACCEPT_TIMEOUT_MS 30000 /* for the target to connect to our port and authenticate */
+#define IDLE_TIMEOUT_MS 60000   /* the master sends a keepalive every second while it saves */
 
 /* ---- pure parsers ------------------------------------------------------------------------ */
 
@@ -811,24 +813,33 @@ static int copy_file_to_sink(const char *path, pf_sink *sink, uint64_t *bytes, p
     return rc;
 }
 
-/* Where the server keeps its dump file: CONFIG GET dir + dbfilename. */
-static int dump_path(redisContext *ctx, char *out, size_t cap, pf_err *err)
+/* Where the server keeps its dump file: CONFIG GET dir and dbfilename. */
+static int dump_dir_name(redisContext *ctx, char *dir, size_t dcap, char *name, size_t ncap,
+                         pf_err *err)
 {
-    char dir[PATH_MAX] = "", name[256] = "";
     const char *keys[] = {"dir", "dbfilename"};
     char *vals[] = {dir, name};
-    size_t caps[] = {sizeof dir, sizeof name};
+    size_t caps[] = {dcap, ncap};
     for (int i = 0; i < 2; i++) {
+        vals[i][0] = 0;
         redisReply *r = ctl_cmd(ctx, PF_ECOMPONENT, err, "CONFIG GET %s", keys[i]);
         if (!r)
             return pf_err_prefix(err, "CONFIG GET %s", keys[i]);
         if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-            r->element[1]->type == REDIS_REPLY_STRING)
+            r->element[1]->type == REDIS_REPLY_STRING && strlen(r->element[1]->str) < caps[i])
             snprintf(vals[i], caps[i], "%s", r->element[1]->str);
         freeReplyObject(r);
         if (!vals[i][0])
             return pf_err_set(err, PF_ECOMPONENT, "CONFIG GET %s: no value", keys[i]);
     }
+    return 0;
+}
+
+static int dump_path(redisContext *ctx, char *out, size_t cap, pf_err *err)
+{
+    char dir[PATH_MAX], name[256];
+    if (dump_dir_name(ctx, dir, sizeof dir, name, sizeof name, err) < 0)
+        return -1;
     int n = snprintf(out, cap, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= cap)
         return pf_err_set(err, PF_ECOMPONENT, "dump file path too long");
@@ -1007,11 +1018,15 @@ static bool arg_is(const pf_resp_arg *a, const char *s)
     return a->len == l && strncasecmp((const char *)a->p, s, l) == 0;
 }
 
-/* Plays the master's side of the handshake until the replica asks for a sync. Returns 0
- * with *psync (PSYNC rather than SYNC) and *capa_eof set. */
-static int serve_handshake(rsock *s, bool *psync, bool *capa_eof, pf_err *err)
+/* Plays the master's side of the handshake until the replica asks for a sync. With a
+ * secret, the peer must AUTH with it (as a replica given "masterauth <secret>" does, after
+ * its PING) before anything else: returns 1, having sent nothing of the RDB, when it asks
+ * for a sync or a REPLCONF first or gives another password. Returns 0 with *psync (PSYNC
+ * rather than SYNC) and *capa_eof set, -1 on I/O errors. */
+static int serve_handshake(rsock *s, const char *secret, bool *psync, bool *capa_eof, pf_err *err)
 {
     *capa_eof = false;
+    bool authed = secret == NULL;
     for (;;) {
         pf_resp_arg args[8];
         int n;
@@ -1029,6 +1044,22 @@ static int serve_handshake(rsock *s, bool *psync, bool *capa_eof, pf_err *err)
         const char *reply = "+OK\r\n";
         if (arg_is(&args[0], "PING")) {
             reply = "+PONG\r\n";
+        } else if (arg_is(&args[0], "AUTH")) {
+            /* AUTH <password> or AUTH <user> <password> (masteruser); only ours counts. */
+            const pf_resp_arg *pw = n == 2 || n == 3 ? &args[n - 1] : NULL;
+            if (secret &&
+                !(pw && pw->len == strlen(secret) && CRYPTO_memcmp(pw->p, secret, pw->len) == 0)) {
+                static const char no[] = "-WRONGPASS invalid password\r\n";
+                write_all(s->fd, no, sizeof no - 1, s->where, err);
+                pf_err_set(err, PF_EAUTH, "it gave a wrong password");
+                return 1;
+            }
+            authed = true;
+        } else if (!authed) {
+            static const char no[] = "-NOAUTH Authentication required.\r\n";
+            write_all(s->fd, no, sizeof no - 1, s->where, err);
+            pf_err_set(err, PF_EAUTH, "it did not authenticate");
+            return 1;
         } else if (arg_is(&args[0], "REPLCONF")) {
             for (int i = 1; i + 1 < n && i + 1 < 8; i += 2)
                 if (arg_is(&args[i], "capa") && arg_is(&args[i + 1], "eof"))
@@ -1036,12 +1067,23 @@ static int serve_handshake(rsock *s, bool *psync, bool *capa_eof, pf_err *err)
         } else if (arg_is(&args[0], "PSYNC") || arg_is(&args[0], "SYNC")) {
             *psync = arg_is(&args[0], "PSYNC");
             return 0;
-        } else if (!arg_is(&args[0], "AUTH")) {
+        } else {
             reply = "-ERR unknown command\r\n";
         }
         if (write_all(s->fd, reply, strlen(reply), s->where, err) < 0)
             return -1;
     }
+}
+
+int pf_redis_master_handshake(int fd, const char *secret, bool *psync, bool *capa_eof, pf_err *err)
+{
+    rsock s = {.fd = fd, .buf = malloc(RBUF)};
+    if (!s.buf)
+        abort();
+    snprintf(s.where, sizeof s.where, "replica");
+    int r = serve_handshake(&s, secret, psync, capa_eof, err);
+    free(s.buf);
+    return r;
 }
 
 /* 40 random hex digits (a replication id, an EOF mark: unique, not secret). */
@@ -1168,22 +1210,94 @@ static int wait_loaded(redisContext *ctx, int fd, pf_err *err)
     }
 }
 
+/* Creates `name` in the directory `dir` for writing, as root in a directory someone else
+ * (the redis user) owns: through a descriptor of the directory, never following a
+ * symlink, never opening a file that exists (a stale regular file of an earlier attempt
+ * is unlinked first; anything else there is refused), in a directory that no one but its
+ * owner can write. The file is given to the directory's owner so redis-server can read
+ * it. Returns the descriptor, or -1 with err. */
+static int create_beside(const char *dir, const char *name, pf_err *err)
+{
+    if (!*name || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return pf_err_set(err, PF_ECOMPONENT, "the server's dbfilename \"%s\" is not a file name",
+                          name);
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd < 0)
+        return pf_err_sys(err, PF_ECOMPONENT, "cannot open the server's directory %s", dir);
+    struct stat ds;
+    if (fstat(dfd, &ds) < 0) {
+        close(dfd);
+        return pf_err_sys(err, PF_ECOMPONENT, "cannot stat %s", dir);
+    }
+    if (ds.st_mode & (S_IWGRP | S_IWOTH)) {
+        close(dfd);
+        return pf_err_set(err, PF_ECOMPONENT,
+                          "%s is writable by users other than its owner (mode %04o); not "
+                          "writing there",
+                          dir, (unsigned)(ds.st_mode & 07777));
+    }
+    int fd = -1;
+    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+        fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 || errno != EEXIST || attempt > 0)
+            break;
+        struct stat fs;
+        if (fstatat(dfd, name, &fs, AT_SYMLINK_NOFOLLOW) < 0)
+            continue; /* gone meanwhile: try again */
+        if (!S_ISREG(fs.st_mode)) {
+            close(dfd);
+            return pf_err_set(err, PF_ECOMPONENT,
+                              "%s/%s exists and is not a regular file (a symlink?); remove it "
+                              "and try again",
+                              dir, name);
+        }
+        /* A regular file: ours from an earlier attempt, or not, it is replaced by name and
+         * never written through. */
+        if (unlinkat(dfd, name, 0) < 0 && errno != ENOENT) {
+            int e = errno;
+            close(dfd);
+            errno = e;
+            return pf_err_sys(err, PF_ECOMPONENT, "cannot remove the stale %s/%s", dir, name);
+        }
+    }
+    if (fd < 0) {
+        int e = errno;
+        close(dfd);
+        errno = e;
+        return pf_err_sys(err, PF_ECOMPONENT, "cannot create %s/%s", dir, name);
+    }
+    if (geteuid() == 0 && fchown(fd, ds.st_uid, ds.st_gid) < 0) {
+        int e = errno;
+        unlinkat(dfd, name, 0);
+        close(fd);
+        close(dfd);
+        errno = e;
+        return pf_err_sys(err, PF_ECOMPONENT, "cannot give %s/%s to the directory's owner", dir,
+                          name);
+    }
+    close(dfd);
+    return fd;
+}
+
 /* When replication is impossible: the RDB next to the server's dump file, and what to do. */
 static int write_beside(redisContext *ctx, pf_source *src, const char *why, pf_err *err)
 {
+    char dir[PATH_MAX] = "", name[256] = "", fname[300];
     char path[PATH_MAX + 300], target[PATH_MAX + 320];
     pf_err e2 = {0};
-    if (!ctx || dump_path(ctx, path, sizeof path, &e2) < 0)
+    if (!ctx || dump_dir_name(ctx, dir, sizeof dir, name, sizeof name, &e2) < 0)
         return pf_err_prefix(err, "cannot load through replication, and cannot ask where the "
                                   "server keeps its dump file");
-    snprintf(target, sizeof target, "%s.permafrost", path);
-    int fd = open(target, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(fname, sizeof fname, "%s.permafrost", name);
+    snprintf(target, sizeof target, "%s/%s", dir, fname);
+    int fd = create_beside(dir, fname, &e2);
     if (fd < 0)
         return pf_err_prefix(err,
-                             "cannot load through replication, and cannot write %s here "
-                             "either; stop redis-server, put the snapshot's redis/dump.rdb at "
-                             "%s and start it",
-                             target, path);
+                             "cannot load through replication, and cannot write the RDB beside "
+                             "the dump file either (%s); stop redis-server, put the snapshot's "
+                             "redis/dump.rdb at %s and start it",
+                             e2.msg, path);
     uint8_t *buf = malloc(RBUF);
     if (!buf)
         abort();
@@ -1203,7 +1317,11 @@ static int write_beside(redisContext *ctx, pf_source *src, const char *why, pf_e
     if (close(fd) < 0)
         rc = -1;
     if (rc < 0) {
-        unlink(target);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd >= 0) {
+            unlinkat(dfd, fname, 0);
+            close(dfd);
+        }
         return pf_err_prefix(err, "cannot load through replication, and writing %s failed", target);
     }
     return pf_err_set(err, PF_ECOMPONENT,
@@ -1213,6 +1331,36 @@ static int write_beside(redisContext *ctx, pf_source *src, const char *why, pf_e
                       why, target, path);
 }
 
+/* An address as text, without the port; IPv4-mapped IPv6 addresses as IPv4. */
+static void addr_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (ss->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)cap);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            inet_ntop(AF_INET, &a->s6_addr[12], out, (socklen_t)cap);
+        else
+            inet_ntop(AF_INET6, a, out, (socklen_t)cap);
+    }
+}
+
+/* Where the target's replication connection comes from: the address we reach it at over
+ * TCP, loopback over a unix socket (we then listen on 127.0.0.1). */
+static void expected_peer(redisContext *ctx, char *out, size_t cap)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    if (ctx->connection_type == REDIS_CONN_TCP &&
+        getpeername(ctx->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        addr_text(&ss, out, cap);
+        if (out[0])
+            return;
+    }
+    snprintf(out, cap, "127.0.0.1");
+}
+
 int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_redis_info *info,
                       pf_err *err)
 {
@@ -1220,6 +1368,10 @@ int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_r
     rsock s = {.fd = -1};
     bool replicating = false;
     char ip[INET6_ADDRSTRLEN] = "", portstr[16];
+    char secret[41] = "", want_peer[INET6_ADDRSTRLEN + 8] = "";
+    char *old_auth = NULL, old_sanitize[16] = "";
+    bool auth_set = false;
+    redisReply *r = NULL;
     int port = 0;
     pf_redis_info local;
     if (!info)
@@ -1239,8 +1391,44 @@ int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_r
     lfd = listen_near(ctx, ip, sizeof ip, &port, err);
     if (lfd < 0)
         goto out;
+    /* Only the target may take the RDB: it must AUTH to our port with a random masterauth
+     * set on it just now (the old one is put back at the end). A target that does not let
+     * us set it is served only on a connection from its own address. */
+    random_hex40(secret);
+    r = ctl_cmd(ctx, PF_ECOMPONENT, err, "CONFIG GET masterauth");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING) {
+        old_auth = strdup(r->element[1]->str);
+        if (!old_auth)
+            abort();
+    }
+    freeReplyObject(r);
+    if (old_auth) {
+        r = ctl_cmd(ctx, PF_ECOMPONENT, err, "CONFIG SET masterauth %s", secret);
+        auth_set = r != NULL;
+        freeReplyObject(r);
+    }
+    if (!auth_set) {
+        expected_peer(ctx, want_peer, sizeof want_peer);
+        pf_warn("redis: cannot set masterauth on the target (%s); the RDB goes only to a "
+                "connection from %s",
+                err->msg[0] ? err->msg : "CONFIG GET refused", want_peer);
+    }
+    /* The RDB comes from the snapshot: have the target check every encoding in it while
+     * loading (Redis >= 6.2; older servers lack the setting and load as before). */
+    r = ctl_cmd(ctx, PF_ECOMPONENT, err, "CONFIG GET sanitize-dump-payload");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING && strcmp(r->element[1]->str, "yes") != 0) {
+        snprintf(old_sanitize, sizeof old_sanitize, "%s", r->element[1]->str);
+        redisReply *r2 = ctl_cmd(ctx, PF_ECOMPONENT, err, "CONFIG SET sanitize-dump-payload yes");
+        if (!r2)
+            old_sanitize[0] = 0;
+        freeReplyObject(r2);
+    }
+    freeReplyObject(r);
+    pf_err_clear(err);
     snprintf(portstr, sizeof portstr, "%d", port);
-    redisReply *r = ctl_cmd(ctx, PF_ECOMPONENT, err, "REPLICAOF %s %s", ip, portstr);
+    r = ctl_cmd(ctx, PF_ECOMPONENT, err, "REPLICAOF %s %s", ip, portstr);
     if (!r && strstr(err->msg, "unknown command"))
         r = ctl_cmd(ctx, PF_ECOMPONENT, err, "SLAVEOF %s %s", ip, portstr);
     if (!r) {
@@ -1252,27 +1440,53 @@ int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_r
     freeReplyObject(r);
     replicating = true;
 
-    struct pollfd pf = {.fd = lfd, .events = POLLIN};
-    if (poll(&pf, 1, 15000) <= 0) {
-        char why[sizeof err->msg + 32];
-        snprintf(why, sizeof why, "the server did not connect to %s:%d", ip, port);
-        pf_err_set(err, PF_ECOMPONENT, "%s", why);
-        write_beside(ctx, src, why, err);
-        goto out;
-    }
     memset(&s, 0, sizeof s);
-    s.fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    s.fd = -1;
     s.buf = malloc(RBUF);
     if (!s.buf)
         abort();
-    snprintf(s.where, sizeof s.where, "replica %s", ip);
-    if (s.fd < 0) {
-        pf_err_sys(err, PF_ECOMPONENT, "accepting the replica");
-        goto out;
-    }
     bool psync = false, capa_eof = false;
-    if (serve_handshake(&s, &psync, &capa_eof, err) < 0)
-        goto out;
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = ACCEPT_TIMEOUT_MS -
+                    ((now.tv_sec - t0.tv_sec) * 1000L + (now.tv_nsec - t0.tv_nsec) / 1000000L);
+        struct pollfd pf = {.fd = lfd, .events = POLLIN};
+        if (left <= 0 || poll(&pf, 1, (int)left) <= 0) {
+            char why[sizeof err->msg + 32];
+            snprintf(why, sizeof why, "the server did not connect to %s:%d", ip, port);
+            pf_err_set(err, PF_ECOMPONENT, "%s", why);
+            write_beside(ctx, src, why, err);
+            goto out;
+        }
+        struct sockaddr_storage peer;
+        socklen_t pl = sizeof peer;
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &pl, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        char from[INET6_ADDRSTRLEN + 8];
+        addr_text(&peer, from, sizeof from);
+        if (!auth_set && strcmp(from, want_peer) != 0) {
+            pf_warn("redis: ignored a connection from %s to the port only the target (%s) may "
+                    "use",
+                    from, want_peer);
+            close(fd);
+            continue;
+        }
+        s.fd = fd;
+        s.start = s.end = 0;
+        snprintf(s.where, sizeof s.where, "replica %s", from);
+        pf_err e2 = {0};
+        int h = serve_handshake(&s, auth_set ? secret : NULL, &psync, &capa_eof, &e2);
+        if (h == 0)
+            break;
+        pf_warn("redis: ignored a connection from %s to the port only the target may use: %s", from,
+                e2.msg);
+        close(fd);
+        s.fd = -1;
+    }
     int has_keys = -1;
     if (send_payload(&s, psync, capa_eof, src, size, &has_keys, &info->rdb_bytes, err) < 0)
         goto out;
@@ -1307,6 +1521,21 @@ out:
     if (replicating && ctx) {
         redisReply *u = redisCommand(ctx, "REPLICAOF NO ONE");
         freeReplyObject(u);
+    }
+    if (auth_set && ctx) {
+        redisReply *u = redisCommand(ctx, "CONFIG SET masterauth %s", old_auth);
+        if (!u || u->type == REDIS_REPLY_ERROR)
+            pf_warn("redis: could not put the target's masterauth back (%s)",
+                    u ? u->str : ctx->errstr);
+        freeReplyObject(u);
+    }
+    if (old_sanitize[0] && ctx) {
+        redisReply *u = redisCommand(ctx, "CONFIG SET sanitize-dump-payload %s", old_sanitize);
+        freeReplyObject(u);
+    }
+    if (old_auth) {
+        explicit_bzero(old_auth, strlen(old_auth));
+        free(old_auth);
     }
     if (s.fd >= 0 || s.buf)
         rs_close(&s);

@@ -11,8 +11,11 @@
  *
  * Restore makes the target Redis a replica of a master we play on a local port: it
  * connects, we answer its handshake and send the RDB as a full resync, it loads it, we
- * detach it (REPLICAOF NO ONE). No restart, no access to its disk. When that is
- * impossible, the RDB is written next to the server's dump file with instructions.
+ * detach it (REPLICAOF NO ONE). Only the target gets the RDB: we set a random masterauth
+ * on it first (putting its own back afterwards) and serve only a connection that AUTHs
+ * with it; when CONFIG SET is refused, only a connection from the target's address. No restart, no
+ * access to its disk. When that is impossible, the RDB is written next to the server's dump file
+ * with instructions.
  *
  * Passwords travel only to Redis; no message contains one. Memory stays bounded
  * whatever the RDB's size. */
@@ -122,6 +125,14 @@ typedef struct pf_resp_arg {
 
 ssize_t pf_resp_parse_command(const uint8_t *buf, size_t len, pf_resp_arg *args, int max_args,
                               int *nargs);
+
+/* The master's side of the replication handshake on a connected socket, as the restore
+ * plays it: answers PING, AUTH, REPLCONF until the peer asks for PSYNC or SYNC. With a
+ * secret (the random masterauth the restore sets on the target), the peer must first
+ * AUTH with it ("AUTH secret" or "AUTH user secret"): returns 1, having sent no byte of
+ * the RDB, when it asks for anything but PING first or gives another password (err says
+ * which). Returns 0 with *psync and *capa_eof when the sync may start, -1 on I/O errors. */
+int pf_redis_master_handshake(int fd, const char *secret, bool *psync, bool *capa_eof, pf_err *err);
 
 /* Looks at the start of an RDB: 1 when a database section (keys) follows the header and
  * auxiliary fields, 0 when the file ends right after them (no keys), -1 when it cannot

@@ -12,6 +12,10 @@
 #include "common/log.h"
 
 #define ENV_MAX_FILE (1024 * 1024)
+/* $VAR expansion can double a value per line (B=$A$A, C=$B$B, ...): a few hundred bytes
+ * would ask for gigabytes. Real values are far below these (a few KiB at most). */
+#define ENV_MAX_VALUE (64 * 1024)       /* one value, after expansion */
+#define ENV_MAX_TOTAL (4 * 1024 * 1024) /* all values produced by one file together */
 
 static void wipe_free(char *s)
 {
@@ -116,7 +120,7 @@ static void unescape(const char *p, size_t n, bool dq, pf_buf *out)
 }
 
 /* Expands $NAME and ${NAME} with keys set earlier; "\$" is a literal '$'. Returns a
- * malloc'd string. */
+ * malloc'd string, or NULL when it would exceed ENV_MAX_VALUE. */
 static char *substitute(const pf_mastodon_env *e, const char *p, size_t n, int line,
                         const char *key)
 {
@@ -153,9 +157,18 @@ static char *substitute(const pf_mastodon_env *e, const char *p, size_t n, int l
         char *name = xstrndup(p + s, end - s);
         const char *v = pf_mastodon_env_get(e, name);
         free(name);
-        if (v)
+        if (v) {
+            if (strlen(v) > ENV_MAX_VALUE || out.len + strlen(v) > ENV_MAX_VALUE) {
+                pf_buf_free(&out);
+                return NULL;
+            }
             pf_buf_append_str(&out, v);
+        }
         i = brace ? end : end - 1;
+    }
+    if (out.len > ENV_MAX_VALUE) {
+        pf_buf_free(&out);
+        return NULL;
     }
     size_t len;
     pf_buf_u8(&out, 0);
@@ -230,6 +243,8 @@ static size_t find_close(const char *s, size_t n, size_t p)
 static char *finish_value(const pf_mastodon_env *e, const char *p, size_t n, char quote, int line,
                           const char *key)
 {
+    if (n > ENV_MAX_VALUE)
+        return NULL;
     if (quote == '\'')
         return xstrndup(p, n);
     pf_buf u = PF_BUF_INIT;
@@ -239,10 +254,31 @@ static char *finish_value(const pf_mastodon_env *e, const char *p, size_t n, cha
     return r;
 }
 
-/* Parses normalized text (LF line ends) into e->keys/values. */
-static void parse_lines(pf_mastodon_env *e, const char *s, size_t n)
+/* Counts a value against ENV_MAX_TOTAL; -1 with err (naming the key and line, never the
+ * value) when it is NULL (over ENV_MAX_VALUE) or the file's total is over. */
+static int account(char *val, size_t *total, int line, const char *key, pf_err *err)
 {
-    size_t i = 0;
+    if (!val)
+        return pf_err_set(err, PF_EUSAGE,
+                          ".env line %d: the value of %s is longer than %d KiB (after $VAR "
+                          "expansion); refusing the file",
+                          line, key, ENV_MAX_VALUE / 1024);
+    *total += strlen(val);
+    if (*total > ENV_MAX_TOTAL) {
+        explicit_bzero(val, strlen(val));
+        free(val);
+        return pf_err_set(err, PF_EUSAGE,
+                          ".env line %d: the values up to %s add up to more than %d MiB (after "
+                          "$VAR expansion); refusing the file",
+                          line, key, ENV_MAX_TOTAL / (1024 * 1024));
+    }
+    return 0;
+}
+
+/* Parses normalized text (LF line ends) into e->keys/values. */
+static int parse_lines(pf_mastodon_env *e, const char *s, size_t n, pf_err *err)
+{
+    size_t i = 0, total = 0;
     line_counter lc = {0, 1};
     while (i < n) {
         size_t ls = i;
@@ -293,6 +329,8 @@ static void parse_lines(pf_mastodon_env *e, const char *s, size_t n)
             size_t c = find_close(s, n, p);
             if (c) {
                 val = finish_value(e, s + p + 1, c - p - 1, s[p], line, key);
+                if (account(val, &total, line, key, err) < 0)
+                    return -1;
                 set_var(e, s + ks, klen, val);
                 i = next_line(s, n, c + 1);
                 continue;
@@ -317,9 +355,12 @@ static void parse_lines(pf_mastodon_env *e, const char *s, size_t n)
             b--;
         }
         val = finish_value(e, s + a, b - a, quote, line, key);
+        if (account(val, &total, line, key, err) < 0)
+            return -1;
         set_var(e, s + ks, klen, val);
         i = next_line(s, n, end);
     }
+    return 0;
 }
 
 /* ---- Mastodon's meaning of the keys ---------------------------------------------- */
@@ -733,6 +774,9 @@ static int interpret(pf_mastodon_env *e, pf_err *err)
 int pf_mastodon_env_parse(const char *text, size_t len, pf_mastodon_env *out, pf_err *err)
 {
     memset(out, 0, sizeof *out);
+    if (len > ENV_MAX_FILE)
+        return pf_err_set(err, PF_EUSAGE, ".env is larger than %d KiB; refusing it",
+                          ENV_MAX_FILE / 1024);
     /* dotenv first turns CRLF and lone CR into LF. */
     char *s = malloc(len + 1);
     if (!s)
@@ -748,9 +792,11 @@ int pf_mastodon_env_parse(const char *text, size_t len, pf_mastodon_env *out, pf
         }
     }
     s[n] = 0;
-    parse_lines(out, s, n);
+    int rc = parse_lines(out, s, n, err);
     explicit_bzero(s, n);
     free(s);
+    if (rc < 0)
+        return -1;
     return interpret(out, err);
 }
 

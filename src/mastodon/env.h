@@ -14,7 +14,10 @@
  * $VAR / ${VAR} (unquoted and double-quoted values) take the value of a key set earlier in
  * the file, else "" (the environment of the backup process is not Mastodon's, so it is not
  * consulted). "$(command)" is not run: it is kept as written, with a warning. When a key
- * appears twice the last one wins.
+ * appears twice the last one wins. The file is input from a snapshot on restore, so it is
+ * bounded: at most 1 MiB, each value at most 64 KiB after expansion, all values together
+ * at most 4 MiB (a chain of B=$A$A lines would otherwise ask for gigabytes); over that the
+ * file is refused (PF_EUSAGE, naming the key and line).
  *
  * Values are secrets until proven otherwise: no error or log message ever contains one. */
 #ifndef PF_MASTODON_ENV_H

@@ -22,6 +22,9 @@
  * before it is abandoned as a retryable failure). */
 #include "store/store.h"
 #include "store/internal.h"
+#include "store/s3_list.h"
+
+#include "common/log.h"
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -403,6 +406,10 @@ static int s3_perform(s3_store *s, const s3_req *q, s3_resp *resp, pf_err *err)
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s->timeout);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* libcurl's defaults, spelled out: nothing in permafrost turns them off. */
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -743,13 +750,11 @@ static int s3_remove(pf_store *st, const char *key, pf_err *err)
     return rc;
 }
 
-/* Parses one ListObjectsV2 page, calling back per key. Sets *token to the continuation
- * token (malloc'd) when the listing goes on. Returns 0, -1 or the callback's value. */
-static int list_page(s3_store *s, const pf_buf *body, pf_store_list_cb cb, void *ctx, char **token,
-                     pf_err *err)
+int pf_s3_list_page(const char *prefix, const pf_buf *body, pf_store_list_cb cb, void *ctx,
+                    char **token, pf_err *err)
 {
     const char *p = (const char *)body->data, *end = p + body->len, *v, *next;
-    size_t vn, plen = strlen(s->prefix);
+    size_t vn, plen = strlen(prefix);
     pf_buf key = PF_BUF_INIT;
     int rc = 0;
     *token = NULL;
@@ -767,9 +772,11 @@ static int list_page(s3_store *s, const pf_buf *body, pf_store_list_cb cb, void 
             goto out;
         }
         pf_buf_reset(&key);
+        pf_err kerr = {0};
         if (xml_unescape(&key, kv, kn) < 0 || !key.data || key.len <= plen ||
-            memcmp(key.data, s->prefix, plen) != 0)
-            continue; /* not ours (or a folder marker): skip */
+            memcmp(key.data, prefix, plen) != 0 ||
+            pf_store_check_key((char *)key.data + plen, &kerr) < 0)
+            continue; /* not ours (a folder marker, a name we never write): skip */
         if (sn == 0 || sn > 19) {
             rc = pf_err_set(err, PF_EIO, "list: S3 listing has a bad Size for %.200s",
                             (char *)key.data);
@@ -845,7 +852,7 @@ static int s3_list(pf_store *st, const char *prefix, pf_store_list_cb cb, void *
         pf_buf_free(&r.err_body);
         free(prev);
         prev = token;
-        rc = list_page(s, &body, cb, ctx, &token, err);
+        rc = pf_s3_list_page(s->prefix, &body, cb, ctx, &token, err);
         if (rc != 0)
             goto out;
         if (!token)
@@ -910,6 +917,14 @@ static char *xstrndup(const char *p, size_t n)
     return s;
 }
 
+/* localhost, 127.x.y.z or [::1], with or without a port. */
+static int loopback_endpoint(const char *hostport)
+{
+    size_t hl = hostport[0] == '[' ? strcspn(hostport, "]") + 1 : strcspn(hostport, ":");
+    return (hl == 9 && !strncmp(hostport, "localhost", 9)) || !strncmp(hostport, "127.", 4) ||
+           (hl == 5 && !strncmp(hostport, "[::1]", 5));
+}
+
 static int bucket_name_ok(const char *b)
 {
     size_t n = strlen(b);
@@ -969,6 +984,11 @@ pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *er
                    "AWS_SECRET_ACCESS_KEY instead");
         goto fail;
     }
+    if (!strcmp(s->scheme, "http") && !loopback_endpoint(s->hostport))
+        pf_warn("S3 endpoint %s is plain http: anyone on the network path sees object names "
+                "and sizes and can drop, replay or withhold requests (the contents stay "
+                "encrypted and authenticated); use https",
+                s->hostport);
     const char *b = slash + 1, *bend = strchr(b, '/');
     s->bucket = bend ? xstrndup(b, (size_t)(bend - b)) : xstrndup(b, strlen(b));
     if (!bucket_name_ok(s->bucket)) {

