@@ -12,10 +12,14 @@
 static const char forget_help[] =
     "usage: permafrost forget [--keep-last N] [--keep-hourly N] [--keep-daily N]\n"
     "         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within 1y2m3d4h]\n"
-    "         [--keep-tag T]... [--group-by host,tags] [--dry-run] [--prune [--max-unused P]]\n\n"
+    "         [--keep-tag T]... [--group-by host,paths,tags,kind] [--dry-run]\n"
+    "         [--prune [--max-unused P]]\n\n"
     "Removes the snapshots the policy does not keep (restic's semantics; see\n"
-    "docs/RETENTION.md). Without options the policy comes from the config file\n"
-    "(keep_daily = 7, ...). --dry-run shows what would go and why each kept one stays.\n";
+    "docs/RETENTION.md). The policy applies to each group of snapshots on its own; by\n"
+    "default a group is one host, one set of paths and one kind (a partial --only\n"
+    "snapshot never counts against whole-server ones). Without options the policy comes\n"
+    "from the config file (keep_daily = 7, ...). --dry-run shows what would go and why\n"
+    "each kept one stays.\n";
 
 static const char prune_help[] =
     "usage: permafrost prune [--max-unused P] [--dry-run]\n\n"
@@ -87,13 +91,19 @@ int cmd_prune(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "hn", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': printf(prune_help); return PF_EXIT_OK;
+        case 'h':
+            printf(prune_help);
+            return PF_EXIT_OK;
         case 'm':
             if (parse_max_unused(optarg, &max_unused))
                 return PF_EXIT_USAGE;
             break;
-        case 'n': dry = true; break;
-        default: fprintf(stderr, prune_help); return PF_EXIT_USAGE;
+        case 'n':
+            dry = true;
+            break;
+        default:
+            fprintf(stderr, prune_help);
+            return PF_EXIT_USAGE;
         }
     }
     pf_err err = {0};
@@ -186,13 +196,33 @@ int cmd_forget(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "hn", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(forget_help, stdout); return PF_EXIT_OK;
-        case 'l': if (set_count(optarg, &pa.p.keep_last, &pa)) return PF_EXIT_USAGE; break;
-        case 'H': if (set_count(optarg, &pa.p.keep_hourly, &pa)) return PF_EXIT_USAGE; break;
-        case 'd': if (set_count(optarg, &pa.p.keep_daily, &pa)) return PF_EXIT_USAGE; break;
-        case 'w': if (set_count(optarg, &pa.p.keep_weekly, &pa)) return PF_EXIT_USAGE; break;
-        case 'm': if (set_count(optarg, &pa.p.keep_monthly, &pa)) return PF_EXIT_USAGE; break;
-        case 'y': if (set_count(optarg, &pa.p.keep_yearly, &pa)) return PF_EXIT_USAGE; break;
+        case 'h':
+            fputs(forget_help, stdout);
+            return PF_EXIT_OK;
+        case 'l':
+            if (set_count(optarg, &pa.p.keep_last, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'H':
+            if (set_count(optarg, &pa.p.keep_hourly, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'd':
+            if (set_count(optarg, &pa.p.keep_daily, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'w':
+            if (set_count(optarg, &pa.p.keep_weekly, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'm':
+            if (set_count(optarg, &pa.p.keep_monthly, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'y':
+            if (set_count(optarg, &pa.p.keep_yearly, &pa))
+                return PF_EXIT_USAGE;
+            break;
         case 'W':
             if (pf_retention_parse_duration(optarg, &pa.p.keep_within, &err))
                 return pf_cli_fail(&err);
@@ -207,21 +237,28 @@ int cmd_forget(int argc, char **argv)
             if (pf_retention_parse_group_by(optarg, &pa.p.group_by, &err))
                 return pf_cli_fail(&err);
             break;
-        case 'n': dry = true; break;
-        case 'p': prune = true; break;
+        case 'n':
+            dry = true;
+            break;
+        case 'p':
+            prune = true;
+            break;
         case 'M':
             if (parse_max_unused(optarg, &max_unused))
                 return PF_EXIT_USAGE;
             break;
-        default: fputs(forget_help, stderr); return PF_EXIT_USAGE;
+        default:
+            fputs(forget_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (!pa.any && policy_from_config(&pa))
         return PF_EXIT_USAGE;
     pa.p.keep_tags = pa.tags;
     if (pf_retention_policy_empty(&pa.p)) {
-        pf_err_set(&err, PF_EUSAGE, "no retention policy given (e.g. --keep-daily 7): refusing "
-                                    "to remove every snapshot");
+        pf_err_set(&err, PF_EUSAGE,
+                   "no retention policy given (e.g. --keep-daily 7): refusing "
+                   "to remove every snapshot");
         return pf_cli_fail(&err);
     }
     if (pf_retention_policy_validate(&pa.p, &err))
@@ -256,28 +293,41 @@ int cmd_forget(int argc, char **argv)
         rs[i].host = all[i].host;
         rs[i].tags = (const char *const *)all[i].tags;
         rs[i].n_tags = all[i].ntags;
+        rs[i].paths = (const char *const *)all[i].paths;
+        rs[i].n_paths = all[i].npaths;
+        rs[i].kind = pf_snapshot_kind_name(all[i].kind);
     }
     if (pf_retention_apply(rs, n, &pa.p, (int64_t)time(NULL), &res, &err)) {
         rc = pf_cli_fail(&err);
         goto out;
     }
     cJSON *arr = pf_g.json ? cJSON_CreateArray() : NULL;
+    if (!arr && pf_g.verbosity >= 0) {
+        pf_buf desc = PF_BUF_INIT;
+        pf_retention_policy_describe(&pa.p, &desc);
+        printf("policy: %.*s (%zu group%s)\n", (int)desc.len, (const char *)desc.data, res.n_groups,
+               res.n_groups == 1 ? "" : "s");
+        pf_buf_free(&desc);
+    }
     for (size_t i = 0; i < n; i++) {
         pf_retention_decision *d = &res.d[i];
         char t[64];
-        pf_snapshot_time_str(&all[i], t, sizeof t);
+        pf_snapshot_time_local(&all[i], t, sizeof t);
         if (arr) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "id", all[i].id);
             cJSON_AddStringToObject(o, "time", t);
+            cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(all[i].kind));
+            cJSON_AddNumberToObject(o, "group", (double)d->group);
             cJSON_AddBoolToObject(o, "keep", d->keep);
             cJSON *why = cJSON_AddArrayToObject(o, "reasons");
             for (size_t k = 0; k < d->n_reasons; k++)
                 cJSON_AddItemToArray(why, cJSON_CreateString(d->reasons[k]));
             cJSON_AddItemToArray(arr, o);
         } else if (pf_g.verbosity >= 0) {
-            printf("%s %.8s  %s  %-12s", d->keep ? "keep  " : (dry ? "would remove" : "remove"),
-                   all[i].id, t, all[i].host);
+            printf("%s %.8s  %s  %-12s  %-16s",
+                   d->keep ? "keep  " : (dry ? "would remove" : "remove"), all[i].id, t,
+                   all[i].host, pf_snapshot_kind_name(all[i].kind));
             for (size_t k = 0; k < d->n_reasons; k++)
                 printf("%s%s", k ? ", " : "  ", d->reasons[k]);
             printf("\n");
@@ -295,7 +345,8 @@ int cmd_forget(int argc, char **argv)
     if (arr)
         pf_out_json(arr);
     else if (pf_g.verbosity >= 0)
-        printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove, dry ? "would be removed" : "removed");
+        printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove,
+               dry ? "would be removed" : "removed");
     if (prune && !dry)
         rc = run_prune(r, max_unused, false);
 out:

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "repo/lock.h"
+#include "repo/resolve.h"
 #include "repo/restorer.h"
 
 static const char restore_help[] =
@@ -31,17 +32,22 @@ int cmd_restore(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--live") || !strncmp(argv[i], "--live=", 7))
             return cmd_restore_mastodon(argc, argv);
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"target", required_argument, 0, 't'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"help", no_argument, 0, 'h'}, {"target", required_argument, 0, 't'}, {0, 0, 0, 0}};
     const char *target = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(restore_help, stdout); return PF_EXIT_OK;
-        case 't': target = optarg; break;
-        default: fputs(restore_help, stderr); return PF_EXIT_USAGE;
+        case 'h':
+            fputs(restore_help, stdout);
+            return PF_EXIT_OK;
+        case 't':
+            target = optarg;
+            break;
+        default:
+            fputs(restore_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind >= argc || !target) {
@@ -53,8 +59,12 @@ int cmd_restore(int argc, char **argv)
     if (!r)
         return pf_cli_fail(&err);
     pf_snapshot s;
+    /* "latest" of a plain restore: the newest plain backup that holds what is asked. */
+    pf_snapshot_want want = {PF_SNAP_PATHS, false, (const char *const *)(argv + optind + 1),
+                             (size_t)(argc - optind - 1)};
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
-    if (!lock || pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
+    if (!lock || pf_repo_load_index(r, &err) ||
+        pf_snapshot_resolve(r, argv[optind], &want, &s, &err)) {
         pf_cli_unlock(lock);
         pf_repo_free(r);
         return pf_cli_fail(&err);
