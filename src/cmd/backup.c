@@ -216,19 +216,13 @@ int cmd_backup(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(backup_help, stdout);
-            return PF_EXIT_OK;
+        case 'h': fputs(backup_help, stdout); return PF_EXIT_OK;
         case 't':
             if (ntags < 64)
                 tags[ntags++] = optarg;
             break;
-        case 'T':
-            when = optarg;
-            break;
-        default:
-            fputs(backup_help, stderr);
-            return PF_EXIT_USAGE;
+        case 'T': when = optarg; break;
+        default: fputs(backup_help, stderr); return PF_EXIT_USAGE;
         }
     }
     if (optind == argc) {

@@ -91,19 +91,13 @@ int cmd_prune(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "hn", opts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            printf(prune_help);
-            return PF_EXIT_OK;
+        case 'h': printf(prune_help); return PF_EXIT_OK;
         case 'm':
             if (parse_max_unused(optarg, &max_unused))
                 return PF_EXIT_USAGE;
             break;
-        case 'n':
-            dry = true;
-            break;
-        default:
-            fprintf(stderr, prune_help);
-            return PF_EXIT_USAGE;
+        case 'n': dry = true; break;
+        default: fprintf(stderr, prune_help); return PF_EXIT_USAGE;
         }
     }
     pf_err err = {0};
@@ -196,33 +190,13 @@ int cmd_forget(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "hn", opts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(forget_help, stdout);
-            return PF_EXIT_OK;
-        case 'l':
-            if (set_count(optarg, &pa.p.keep_last, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'H':
-            if (set_count(optarg, &pa.p.keep_hourly, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'd':
-            if (set_count(optarg, &pa.p.keep_daily, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'w':
-            if (set_count(optarg, &pa.p.keep_weekly, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'm':
-            if (set_count(optarg, &pa.p.keep_monthly, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'y':
-            if (set_count(optarg, &pa.p.keep_yearly, &pa))
-                return PF_EXIT_USAGE;
-            break;
+        case 'h': fputs(forget_help, stdout); return PF_EXIT_OK;
+        case 'l': if (set_count(optarg, &pa.p.keep_last, &pa)) return PF_EXIT_USAGE; break;
+        case 'H': if (set_count(optarg, &pa.p.keep_hourly, &pa)) return PF_EXIT_USAGE; break;
+        case 'd': if (set_count(optarg, &pa.p.keep_daily, &pa)) return PF_EXIT_USAGE; break;
+        case 'w': if (set_count(optarg, &pa.p.keep_weekly, &pa)) return PF_EXIT_USAGE; break;
+        case 'm': if (set_count(optarg, &pa.p.keep_monthly, &pa)) return PF_EXIT_USAGE; break;
+        case 'y': if (set_count(optarg, &pa.p.keep_yearly, &pa)) return PF_EXIT_USAGE; break;
         case 'W':
             if (pf_retention_parse_duration(optarg, &pa.p.keep_within, &err))
                 return pf_cli_fail(&err);
@@ -237,28 +211,21 @@ int cmd_forget(int argc, char **argv)
             if (pf_retention_parse_group_by(optarg, &pa.p.group_by, &err))
                 return pf_cli_fail(&err);
             break;
-        case 'n':
-            dry = true;
-            break;
-        case 'p':
-            prune = true;
-            break;
+        case 'n': dry = true; break;
+        case 'p': prune = true; break;
         case 'M':
             if (parse_max_unused(optarg, &max_unused))
                 return PF_EXIT_USAGE;
             break;
-        default:
-            fputs(forget_help, stderr);
-            return PF_EXIT_USAGE;
+        default: fputs(forget_help, stderr); return PF_EXIT_USAGE;
         }
     }
     if (!pa.any && policy_from_config(&pa))
         return PF_EXIT_USAGE;
     pa.p.keep_tags = pa.tags;
     if (pf_retention_policy_empty(&pa.p)) {
-        pf_err_set(&err, PF_EUSAGE,
-                   "no retention policy given (e.g. --keep-daily 7): refusing "
-                   "to remove every snapshot");
+        pf_err_set(&err, PF_EUSAGE, "no retention policy given (e.g. --keep-daily 7): refusing "
+                                    "to remove every snapshot");
         return pf_cli_fail(&err);
     }
     if (pf_retention_policy_validate(&pa.p, &err))
@@ -345,8 +312,7 @@ int cmd_forget(int argc, char **argv)
     if (arr)
         pf_out_json(arr);
     else if (pf_g.verbosity >= 0)
-        printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove,
-               dry ? "would be removed" : "removed");
+        printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove, dry ? "would be removed" : "removed");
     if (prune && !dry)
         rc = run_prune(r, max_unused, false);
 out:

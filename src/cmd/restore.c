@@ -32,22 +32,17 @@ int cmd_restore(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--live") || !strncmp(argv[i], "--live=", 7))
             return cmd_restore_mastodon(argc, argv);
-    static const struct option opts[] = {
-        {"help", no_argument, 0, 'h'}, {"target", required_argument, 0, 't'}, {0, 0, 0, 0}};
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
+                                         {"target", required_argument, 0, 't'},
+                                         {0, 0, 0, 0}};
     const char *target = NULL;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(restore_help, stdout);
-            return PF_EXIT_OK;
-        case 't':
-            target = optarg;
-            break;
-        default:
-            fputs(restore_help, stderr);
-            return PF_EXIT_USAGE;
+        case 'h': fputs(restore_help, stdout); return PF_EXIT_OK;
+        case 't': target = optarg; break;
+        default: fputs(restore_help, stderr); return PF_EXIT_USAGE;
         }
     }
     if (optind >= argc || !target) {

@@ -92,18 +92,10 @@ int cmd_snapshots(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(snapshots_help, stdout);
-            return PF_EXIT_OK;
-        case 't':
-            tag = optarg;
-            break;
-        case 'H':
-            host = optarg;
-            break;
-        default:
-            fputs(snapshots_help, stderr);
-            return PF_EXIT_USAGE;
+        case 'h': fputs(snapshots_help, stdout); return PF_EXIT_OK;
+        case 't': tag = optarg; break;
+        case 'H': host = optarg; break;
+        default: fputs(snapshots_help, stderr); return PF_EXIT_USAGE;
         }
     }
     pf_err err = {0};
@@ -118,7 +110,7 @@ int cmd_snapshots(int argc, char **argv)
     }
     cJSON *arr = pf_g.json ? cJSON_CreateArray() : NULL;
     if (!pf_g.json)
-        printf("%-8s  %-24s  %-16s  %-16s  %-20s  %10s\n", "ID", "Time", "Host", "Kind", "Tags",
+        printf("%-8s  %-25s  %-16s  %-16s  %-20s  %10s\n", "ID", "Time", "Host", "Kind", "Tags",
                "Size");
     size_t shown = 0;
     for (size_t i = 0; i < n; i++) {
@@ -136,7 +128,7 @@ int cmd_snapshots(int argc, char **argv)
             snprintf(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s", j ? "," : "",
                      s->tags[j]);
         pf_human_bytes((uint64_t)stat_num(s->stats, "bytes"), size, sizeof size);
-        printf("%.8s  %-24s  %-16s  %-16s  %-20s  %10s%s\n", s->id, t, s->host,
+        printf("%.8s  %-25s  %-16s  %-16s  %-20s  %10s%s\n", s->id, t, s->host,
                pf_snapshot_kind_name(s->kind), tags, size, s->complete ? "" : "  INCOMPLETE");
         if (s->kind == PF_SNAP_PATHS || s->kind == PF_SNAP_UNKNOWN) {
             printf("          paths:");

@@ -36,9 +36,9 @@ typedef struct pf_snapshot {
     uint8_t tree[PF_ID_LEN];
     char parent[2 * PF_ID_LEN + 1]; /* empty when none */
     char *program;                  /* "permafrost 0.1.0" */
-    cJSON *components;              /* object: name -> {"status": "ok"|..., ...}; may be NULL */
-    cJSON *manifest;                /* object: versions and row counts; may be NULL */
-    cJSON *stats;                   /* object: files, bytes, new bytes, ... ; may be NULL */
+    cJSON *components; /* object: name -> {"status": "ok"|..., ...}; may be NULL */
+    cJSON *manifest;   /* object: versions and row counts; may be NULL */
+    cJSON *stats;      /* object: files, bytes, new bytes, ... ; may be NULL */
     pf_snapshot_kind kind;
     bool kind_inferred; /* kind was not recorded but guessed from the other fields */
     bool complete;      /* every entry was read (false: exit 3 at backup) */
