@@ -43,20 +43,29 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run)
         cJSON_AddNumberToObject(j, "blobs_used", (double)st.blobs_used);
         cJSON_AddNumberToObject(j, "blobs_unused", (double)st.blobs_unused);
         cJSON_AddNumberToObject(j, "blobs_repacked", (double)st.blobs_repacked);
+        cJSON_AddNumberToObject(j, "packs_written", (double)st.packs_written);
         cJSON_AddNumberToObject(j, "bytes_before", (double)st.bytes_before);
+        cJSON_AddNumberToObject(j, "bytes_after", (double)st.bytes_after);
         cJSON_AddNumberToObject(j, "bytes_freed", (double)st.bytes_freed);
+        cJSON_AddNumberToObject(j, "bytes_removed", (double)st.bytes_removed);
+        cJSON_AddNumberToObject(j, "bytes_copied", (double)st.bytes_copied);
         cJSON_AddNumberToObject(j, "bytes_repacked", (double)st.bytes_repacked);
         pf_out_json(j);
     } else if (pf_g.verbosity >= 0) {
-        char before[32], freed[32], rep[32];
+        char before[32], after[32], freed[32], removed[32], copied[32];
         pf_human_bytes(st.bytes_before, before, sizeof before);
+        pf_human_bytes(st.bytes_after, after, sizeof after);
         pf_human_bytes(st.bytes_freed, freed, sizeof freed);
-        pf_human_bytes(st.bytes_repacked, rep, sizeof rep);
-        printf("%s %llu of %llu packs, rewrote %llu (%s copied), %llu unindexed; %s %s of %s\n",
+        pf_human_bytes(st.bytes_removed, removed, sizeof removed);
+        pf_human_bytes(st.bytes_copied, copied, sizeof copied);
+        /* Freed is before - after: a rewritten pack's used blobs were copied, not freed. */
+        printf("%s %llu of %llu packs, rewrote %llu, %llu unindexed (%s removed, %s copied%s); "
+               "%s %s: %s -> %s\n",
                dry_run ? "would delete" : "deleted", (unsigned long long)st.packs_deleted,
-               (unsigned long long)st.packs_total, (unsigned long long)st.packs_rewritten, rep,
-               (unsigned long long)st.packs_unindexed, dry_run ? "would free" : "freed", freed,
-               before);
+               (unsigned long long)st.packs_total, (unsigned long long)st.packs_rewritten,
+               (unsigned long long)st.packs_unindexed, removed, copied,
+               dry_run ? ", estimated" : "", dry_run ? "would free" : "freed", freed, before,
+               after);
     }
     return PF_EXIT_OK;
 }

@@ -296,6 +296,14 @@ static int list_pack(const char *key, uint64_t size, void *ctx)
     return 0;
 }
 
+static int sum_sizes(const char *key, uint64_t size, void *ctx)
+{
+    uint8_t id[PF_ID_LEN];
+    if (pf_name_pack_key(key, id))
+        *(uint64_t *)ctx += size;
+    return 0;
+}
+
 int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err)
 {
     pruner p = {.r = r, .o = o, .st = st, .err = err};
@@ -366,10 +374,12 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                     }
             } else {
                 idset_add(&drop, pk->info.id);
-                if (d == DROP)
+                if (d == DROP) {
                     st->packs_deleted++;
-                else
+                } else {
                     st->packs_rewritten++;
+                    st->bytes_copied += used; /* an estimate until the copies are made */
+                }
             }
         }
         pf_index_file_free(&f);
@@ -377,16 +387,18 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
     if (pf_store_list(r->store, "data/", list_pack, &sp, err))
         goto out;
     for (size_t i = 0; i < sp.n; i++) {
-        st->bytes_before += sp.sizes[i];
         uint8_t id[PF_ID_LEN];
         if (!pf_name_pack_key(sp.keys[i], id))
             continue;
+        st->bytes_before += sp.sizes[i];
         if (!idset_has(&indexed, id))
             st->packs_unindexed++;
         if (!idset_has(&indexed, id) || idset_has(&drop, id))
-            st->bytes_freed += sp.sizes[i];
+            st->bytes_removed += sp.sizes[i];
     }
     if (o->dry_run) {
+        st->bytes_after = st->bytes_before - st->bytes_removed + st->bytes_copied;
+        st->bytes_freed = st->bytes_before > st->bytes_after ? st->bytes_before - st->bytes_after : 0;
         rc = 0;
         goto out;
     }
@@ -440,6 +452,10 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
     }
     if (pf_saver_finish(sv, err))
         goto out;
+    pf_saver_stats ss;
+    pf_saver_stats_get(sv, &ss);
+    st->bytes_copied = ss.bytes_stored;
+    st->packs_written = ss.packs;
     if (out_file.npacks && pf_repo_save_index(r, &out_file, err))
         goto out;
 
@@ -460,6 +476,10 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                 goto out;
         }
     }
+    /* What was freed is measured, not added up: the packs as they are now. */
+    if (pf_store_list(r->store, "data/", sum_sizes, &st->bytes_after, err))
+        goto out;
+    st->bytes_freed = st->bytes_before > st->bytes_after ? st->bytes_before - st->bytes_after : 0;
     pf_err_clear(err);
     rc = 0;
 out:

@@ -23,10 +23,18 @@ typedef struct pf_prune_opts {
     bool dry_run;
 } pf_prune_opts;
 
+/* Sizes are of the packs under data/. bytes_freed is what the repository really lost,
+ * bytes_before - bytes_after: a rewritten pack frees only its unused share, because its
+ * used blobs are copied (bytes_copied) into new packs. A dry run estimates bytes_after
+ * and bytes_copied from the index. */
 typedef struct pf_prune_stats {
     uint64_t packs_total, packs_deleted, packs_rewritten, packs_kept, packs_unindexed;
+    uint64_t packs_written; /* new packs holding the copies */
     uint64_t blobs_used, blobs_unused, blobs_repacked;
-    uint64_t bytes_before, bytes_freed, bytes_repacked;
+    uint64_t bytes_before, bytes_after, bytes_freed;
+    uint64_t bytes_removed;  /* size of the packs deleted (dropped, rewritten, unindexed) */
+    uint64_t bytes_copied;   /* sealed bytes written into new packs */
+    uint64_t bytes_repacked; /* plaintext bytes of the blobs copied */
     uint64_t index_files_replaced;
 } pf_prune_stats;
 

@@ -118,6 +118,11 @@ snapshot_ids() {
 }
 
 repo_bytes() { du -sb "$1" | cut -f1; }
+# Bytes of the packs (data/<2 hex>/<64 hex>), what prune's bytes_before/after count.
+pack_bytes() {
+    find "$1/data" -type f -regextype posix-extended -regex '.*/[0-9a-f]{64}' -printf '%s\n' |
+        awk '{s += $1} END {print s + 0}'
+}
 
 # Every object of a repository, with its size (a fingerprint of its state).
 repo_listing() { (cd "$1" && find . -type f -printf '%p %s\n' | sort); }
@@ -210,8 +215,10 @@ part_retention() {
     policy_case "s10 s9" --keep-within 1m --group-by host
     # A tag keeps its snapshot whatever the other rules say.
     policy_case "s10 s4" --keep-last 1 --keep-tag keep --group-by host
-    # Default grouping by host and tags: the tagged snapshot is a group of its own.
-    policy_case "s10 s9 s4" --keep-daily 2
+    # Grouping by host and tags: the tagged snapshot is a group of its own.
+    policy_case "s10 s9 s4" --keep-daily 2 --group-by host,tags
+    # The default groups by host, paths and kind: a tag does not make a group.
+    policy_case "s10 s9" --keep-daily 2
     # A policy with no rule is refused and removes nothing.
     REPO=$W/ret-base
     run 2 pf forget
@@ -246,6 +253,66 @@ EOF
     [ "$before" = "$after" ] || fail "forget --json --dry-run changed the repository"
     ok "dry run: nothing changed, reasons shown"
     rm -rf "$W/ret-base" "$W/ret-case" "$t"
+    retention_groups
+}
+
+# Backups of different paths, and of different kinds, do not push each other out.
+retention_groups() {
+    say "retention: groups by host, paths and kind by default"
+    local a=$W/grp/A b=$W/grp/B live=$W/grp/live day id
+    mkdir -p "$a" "$b" "$live/public/system"
+    echo a >"$a/f"
+    echo b >"$b/f"
+    printf 'LOCAL_DOMAIN=groups.example\nDB_NAME=mastodon_production\n' >"$live/.env.production"
+    chmod 600 "$live/.env.production"
+    REPO=$W/grp/repo
+    run 0 pf init
+    declare -A G=()
+    for day in 1 2 3; do
+        run 0 pf --json backup --time "2024-04-0$day 09:00:00" "$a"
+        G[a$day]=$(jget "$W/out.txt" 'd["id"]')
+        run 0 pf --json backup --time "2024-04-0$day 10:00:00" "$b"
+        G[b$day]=$(jget "$W/out.txt" 'd["id"]')
+        # The same live/ directory as a plain backup (tagged like a Mastodon one) at 03:00,
+        # and a partial --only secrets snapshot of it later the same day.
+        run 0 pf --json backup --tag mastodon --time "2024-04-0$day 03:00:00" "$live"
+        G[full$day]=$(jget "$W/out.txt" 'd["id"]')
+        run 0 pf --json backup --live "$live" --only secrets --time "2024-04-0$day 12:00:00"
+        G[part$day]=$(jget "$W/out.txt" 'd["id"]')
+        [ "$(jget "$W/out.txt" 'd["kind"]')" = mastodon-partial ] || fail "--only snapshot is not mastodon-partial"
+    done
+    run 0 pf --json snapshots
+    python3 - "$W/out.txt" "${G[a1]}" "${G[part1]}" <<'EOF2' || fail "snapshots --json: kind and paths"
+import json, sys
+d = {s["id"]: s for s in json.load(open(sys.argv[1]))}
+a, part = d[sys.argv[2]], d[sys.argv[3]]
+assert a["kind"] == "paths" and a["paths"][0].endswith("/grp/A") and a["complete"], a
+assert part["kind"] == "mastodon-partial" and part["complete"], part
+EOF2
+    cp -a "$REPO" "$W/grp/base"
+    run 0 pf forget --keep-daily 2
+    grep_in "$W/out.txt" "grouped by host, paths and kind \(4 groups\)" "forget names the grouping"
+    local got want=""
+    got=$(snapshot_ids)
+    for id in a2 a3 b2 b3 full2 full3 part2 part3; do want+="${G[$id]}"$'\n'; done
+    want=$(printf '%s' "$want" | sort)
+    [ "$got" = "$want" ] || fail "keep-daily 2 by default: expected the last two days of A, B, the plain and the partial backups"
+    ok "keep-daily 2: A and B each keep two days; the partial snapshots push no full one out"
+    # Without kind, the partial snapshot (newer in each day) takes the day of the full one.
+    rm -rf "$REPO" && cp -a "$W/grp/base" "$REPO"
+    run 0 pf forget --keep-daily 2 --group-by host,paths
+    got=$(snapshot_ids)
+    want=""
+    for id in a2 a3 b2 b3 part2 part3; do want+="${G[$id]}"$'\n'; done
+    want=$(printf '%s' "$want" | sort)
+    [ "$got" = "$want" ] || fail "--group-by host,paths: unexpected snapshots kept"
+    rm -rf "$REPO" && cp -a "$W/grp/base" "$REPO"
+    run 0 pf forget --keep-last 1 --group-by host,paths,tags,kind
+    [ "$(snapshot_ids | wc -l)" = 4 ] || fail "--group-by host,paths,tags,kind: expected 4 groups of one"
+    run 2 pf forget --keep-last 1 --group-by host,colour
+    grep_in "$W/err.txt" "unknown grouping \"colour\"" "an unknown grouping is refused"
+    ok "--group-by host,paths and host,paths,tags,kind"
+    rm -rf "$W/grp"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -328,10 +395,22 @@ EOF
     before=$(repo_bytes "$REPO")
     run 0 pf --json prune --max-unused 100 --dry-run
     [ "$(jget "$W/out.txt" 'd["packs_rewritten"]')" = 0 ] || fail "--max-unused 100 rewrote a pack"
+    local packs_before packs_after
+    packs_before=$(pack_bytes "$REPO")
+    run 0 pf prune --max-unused 0 --dry-run
+    grep_in "$W/out.txt" "copied, estimated\); would free .* -> " "prune --dry-run says what it would free and copy"
     run 0 pf --json prune --max-unused 0
     cp "$W/out.txt" "$W/prune-small.json"
     after=$(repo_bytes "$REPO")
+    packs_after=$(pack_bytes "$REPO")
     echo "prune: $(cat "$W/prune-small.json")"
+    # What was freed is what the packs lost, not the size of every pack rewritten.
+    [ "$(jget "$W/prune-small.json" 'd["bytes_before"]')" = "$packs_before" ] || fail "bytes_before is not the packs' size"
+    [ "$(jget "$W/prune-small.json" 'd["bytes_after"]')" = "$packs_after" ] || fail "bytes_after is not the packs' size"
+    [ "$(jget "$W/prune-small.json" 'd["bytes_freed"]')" = $((packs_before - packs_after)) ] ||
+        fail "bytes_freed $(jget "$W/prune-small.json" 'd["bytes_freed"]') is not $packs_before - $packs_after"
+    [ "$(jget "$W/prune-small.json" 'd["bytes_copied"] > 0 and d["bytes_freed"] <= d["bytes_removed"] - d["bytes_copied"]')" = True ] ||
+        fail "bytes_copied/bytes_removed do not add up"
     [ "$(jget "$W/prune-small.json" 'd["packs_rewritten"]')" -ge 1 ] || fail "no pack was rewritten"
     [ "$(jget "$W/prune-small.json" 'd["blobs_repacked"]')" -ge 150 ] || fail "the 150 kept files were not repacked"
     [ "$after" -lt $((before / 2)) ] || fail "prune freed too little: $before -> $after"
