@@ -44,6 +44,8 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run)
         cJSON_AddNumberToObject(j, "blobs_unused", (double)st.blobs_unused);
         cJSON_AddNumberToObject(j, "blobs_repacked", (double)st.blobs_repacked);
         cJSON_AddNumberToObject(j, "packs_written", (double)st.packs_written);
+        cJSON_AddNumberToObject(j, "tmp_removed", (double)st.tmp_removed);
+        cJSON_AddNumberToObject(j, "tmp_bytes", (double)st.tmp_bytes);
         cJSON_AddNumberToObject(j, "bytes_before", (double)st.bytes_before);
         cJSON_AddNumberToObject(j, "bytes_after", (double)st.bytes_after);
         cJSON_AddNumberToObject(j, "bytes_freed", (double)st.bytes_freed);

@@ -3,8 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
+#include "repo/lock.h"
 #include "repo/names.h"
 #include "repo/pack.h"
 #include "repo/saver.h"
@@ -317,6 +319,19 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         idset_init(&indexed) || idset_init(&drop) || idset_init(&carried)) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto out;
+    }
+    if (!o->dry_run) {
+        int64_t lease;
+        if (pf_lock_longest_lease(r, &lease, err) ||
+            pf_store_sweep_tmp(r->store, (int64_t)time(NULL) - lease, &st->tmp_removed,
+                               &st->tmp_bytes, err)) {
+            pf_err_prefix(err, "prune: removing old temporary files");
+            goto out;
+        }
+        if (st->tmp_removed)
+            pf_info("removed %llu temporary file%s of interrupted writes (%llu bytes)",
+                    (unsigned long long)st->tmp_removed, st->tmp_removed == 1 ? "" : "s",
+                    (unsigned long long)st->tmp_bytes);
     }
     if (pf_repo_list_objects(r, "index", add_id, &p.index_files, err))
         goto out;

@@ -5,6 +5,9 @@
 #   prune      forget --prune frees space and every kept snapshot restores exactly;
 #              packs mostly unused (many small files, most deleted) are rewritten with
 #              --max-unused 0, then check --read-data passes
+#   leftovers  packs an interrupted backup left in no index: check sums them up in one
+#              line (each named with -v); temporary files of killed writes older than
+#              every live lock's lease are removed by prune, fresh ones stay
 #   kill       kill -9 at many moments during a prune that rewrites packs: check passes,
 #              every kept snapshot restores, a second prune finishes the job
 #   locks      prune refused (exit 11, holder named) while a backup holds a shared lock;
@@ -23,7 +26,7 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
 PF=${PERMAFROST:-$PWD/permafrost}
 LIB=${PF_TESTLIB:-$(cd "$(dirname "$0")/../lib" && pwd)}
-PARTS=${MAINT_PARTS:-retention prune kill locks parallel keys}
+PARTS=${MAINT_PARTS:-retention prune leftovers kill locks parallel keys}
 KILL_MB=${MAINT_KILL_MB:-200}
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-maint.XXXXXX")
@@ -364,7 +367,7 @@ part_prune() {
     restore_compare "${SNAP[B]}" "$W/src-B" data
     restore_compare "${SNAP[C]}" "$W/src-C" data
     run 0 pf check --read-data
-    grep_not "$W/err.txt" "not in any index" "check after prune"
+    grep_not "$W/err.txt" "in no index|not in any index" "check after prune"
     ok "forget --prune: $before -> $after bytes, B and C restore exactly"
     rm -rf "$REPO"
 
@@ -416,13 +419,75 @@ EOF
     [ "$after" -lt $((before / 2)) ] || fail "prune freed too little: $before -> $after"
     run 0 pf check --read-data
     grep_not "$W/out.txt" "unused blobs" "check after prune --max-unused 0"
-    grep_not "$W/err.txt" "not in any index" "check after prune --max-unused 0"
+    grep_not "$W/err.txt" "in no index|not in any index" "check after prune --max-unused 0"
     restore_compare "$keep" "$s"
     # Nothing left to do: a second prune deletes and rewrites nothing.
     run 0 pf --json prune --max-unused 0
     [ "$(jget "$W/out.txt" 'd["packs_deleted"] + d["packs_rewritten"]')" = 0 ] || fail "second prune still had work"
     ok "rewrote mostly unused packs: $before -> $after bytes, check --read-data passes"
     rm -rf "$REPO" "$s"
+}
+
+# ---------------------------------------------------------------------------------------
+part_leftovers() {
+    say "leftovers: packs in no index are summed up by check"
+    local s=$W/left-src i
+    mkdir -p "$s"
+    for i in $(seq 1 40); do head -c 300000 /dev/urandom >"$s/a$i"; done
+    REPO=$W/left
+    run 0 pf init
+    run 0 pf backup "$s"
+    # What a backup killed after its packs but before its index leaves: the packs of a
+    # second backup (made in a copy of the repository) with no index naming them.
+    cp -a "$REPO" "$W/left2"
+    for i in $(seq 1 40); do head -c 300000 /dev/urandom >"$s/b$i"; done
+    REPO=$W/left2
+    run 0 pf backup "$s"
+    local p n=0
+    for p in $(cd "$W/left2" && find data -type f); do
+        if [ ! -e "$W/left/$p" ]; then
+            mkdir -p "$(dirname "$W/left/$p")"
+            cp "$W/left2/$p" "$W/left/$p"
+            n=$((n + 1))
+        fi
+    done
+    [ $n -ge 2 ] || fail "expected several orphan packs, made $n"
+    REPO=$W/left
+    run 0 pf check
+    [ "$(grep -c 'in no index\|not in any index' "$W/err.txt")" = 1 ] ||
+        fail "check printed $(grep -c 'in no index\|not in any index' "$W/err.txt") lines about $n orphan packs, wanted one"
+    grep_in "$W/err.txt" "^warning: $n packs \([0-9]+ blobs, [0-9]+ bytes\) in no index" "the summary counts the packs"
+    run 0 pf -v check
+    [ "$(grep -c ': not in any index' "$W/err.txt")" = $n ] || fail "check -v does not name each of the $n packs"
+    run 0 pf --json check
+    [ "$(jget "$W/out.txt" 'd["orphan_packs"]')" = $n ] || fail "check --json orphan_packs"
+    ok "check: $n orphan packs in one line, named with -v"
+
+    say "leftovers: prune removes old temporary files, keeps fresh ones"
+    local old1 old2 fresh
+    old1="$(ls -d "$REPO"/data/*/ | head -1)$(printf '%064d' 0).tmp-killed1"
+    old2="$REPO/index/$(printf '%064d' 1).tmp-killed2"
+    fresh="$REPO/snapshots/$(printf '%064d' 2).tmp-writing"
+    head -c 5000 /dev/urandom >"$old1"
+    head -c 700 /dev/urandom >"$old2"
+    head -c 300 /dev/urandom >"$fresh"
+    # Older than a lease (300 s by default), as after a kill -9 last night.
+    touch -d '1 hour ago' "$old1" "$old2"
+    run 0 pf --json prune
+    [ "$(jget "$W/out.txt" 'd["tmp_removed"]')" = 2 ] || fail "prune removed $(jget "$W/out.txt" 'd["tmp_removed"]') temporary files, wanted 2"
+    [ "$(jget "$W/out.txt" 'd["tmp_bytes"]')" = 5700 ] || fail "tmp_bytes"
+    [ ! -e "$old1" ] && [ ! -e "$old2" ] || fail "old temporary files are still there"
+    [ -e "$fresh" ] || fail "prune removed a temporary file a writer may still be writing"
+    # The age that counts is a lease: with hour-long leases a 20-minute-old file may still
+    # be a live writer's, with the default 300 s it cannot be.
+    touch -d '20 minutes ago' "$fresh"
+    PERMAFROST_LOCK_LEASE=3600 run 0 pf --json prune
+    [ -e "$fresh" ] || fail "a temporary file younger than the lease was removed"
+    run 0 pf --json prune
+    [ ! -e "$fresh" ] || fail "a 20-minute-old temporary file outlived a 300 s lease"
+    run 0 pf check
+    ok "prune: old temporary files removed, fresh ones kept"
+    rm -rf "$W/left" "$W/left2" "$s"
 }
 
 # ---------------------------------------------------------------------------------------
@@ -457,7 +522,7 @@ after_kill() {
     else
         run 0 pf check
     fi
-    grep_not "$W/err.txt" "not in any index" "check after the second prune"
+    grep_not "$W/err.txt" "in no index|not in any index" "check after the second prune"
     grep_not "$W/out.txt" "unused blobs" "check after the second prune"
     [ "$(lock_count)" = 0 ] || fail "locks left after the second prune"
     # Half-written objects (<name>.tmp-<random>) are invisible to list, check and prune.

@@ -116,7 +116,7 @@ static void f_free(pf_store *s)
 }
 
 static const struct pf_store_ops flaky_ops = {"flaky", f_put,    f_get, f_stat,
-                                              f_list,  f_remove, f_free};
+                                              f_list,  f_remove, f_free, NULL};
 
 static int warnings;
 static void count_log(int level, const char *msg)
