@@ -5,8 +5,10 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/log.h"
 #include "repo/lock.h"
 #include "repo/prune.h"
+#include "repo/reserve.h"
 #include "repo/retention.h"
 
 static const char forget_help[] =
@@ -26,6 +28,44 @@ static const char prune_help[] =
     "Frees the space of data no snapshot uses: deletes unused packs and rewrites packs\n"
     "more than P%% unused (default 10). Crash-safe: run it again after an interruption.\n";
 
+/* The exclusive lock, also when the repository's disk is full: a full disk must not leave
+ * the operator without the one command that frees space. Writing the lock is the first
+ * write; when it fails for lack of space, first the temporary files of killed writes are
+ * removed (they belong to no live writer, whatever locks exist: see prune.h), then the
+ * reserve object (repo/reserve.h), each followed by a new try. */
+static struct pf_lock *lock_exclusive(pf_repo *r, const char *command, pf_err *err)
+{
+    struct pf_lock *l = pf_cli_lock(r, true, command, err);
+    if (l || !pf_err_no_space(err))
+        return l;
+    pf_err e = {0};
+    int64_t lease;
+    uint64_t n = 0, bytes = 0;
+    if (!pf_lock_longest_lease(r, &lease, &e) &&
+        !pf_store_sweep_tmp(r->store, (int64_t)time(NULL) - lease, &n, &bytes, &e) && n) {
+        pf_info("the repository's disk is full: removed %llu temporary file%s of interrupted "
+                "writes (%llu bytes) to make room for the lock",
+                (unsigned long long)n, n == 1 ? "" : "s", (unsigned long long)bytes);
+        pf_err_clear(err);
+        if ((l = pf_cli_lock(r, true, command, err)) || !pf_err_no_space(err))
+            return l;
+    }
+    bool released = false;
+    pf_err_clear(&e);
+    if (!pf_reserve_release(r, &released, &e) && released) {
+        pf_info("the repository's disk is full: released its %u KiB reserve to take the lock "
+                "(prune writes it again)",
+                PF_RESERVE_BYTES / 1024);
+        pf_err_clear(err);
+        if ((l = pf_cli_lock(r, true, command, err)) || !pf_err_no_space(err))
+            return l;
+    }
+    pf_err_prefix(err, "the disk holding the repository is full and there was no reserve %s to "
+                       "free: free a few hundred KiB on it, then run prune",
+                  released ? "left" : "or old temporary file");
+    return NULL;
+}
+
 static int run_prune(pf_repo *r, double max_unused, bool dry_run)
 {
     pf_err err = {0};
@@ -33,6 +73,10 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run)
     pf_prune_stats st;
     if (pf_prune(r, &o, &st, &err))
         return pf_cli_fail(&err);
+    if (!dry_run && pf_reserve_ensure(r, &err)) {
+        pf_warn("%s (the next prune tries again)", err.msg);
+        pf_err_clear(&err);
+    }
     if (pf_g.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddBoolToObject(j, "dry_run", dry_run);
@@ -115,7 +159,7 @@ int cmd_prune(int argc, char **argv)
     pf_repo *r = pf_cli_open_repo(&err);
     if (!r)
         return pf_cli_fail(&err);
-    struct pf_lock *l = pf_cli_lock(r, true, "prune", &err);
+    struct pf_lock *l = dry ? pf_cli_lock(r, true, "prune", &err) : lock_exclusive(r, "prune", &err);
     if (!l) {
         pf_repo_free(r);
         return pf_cli_fail(&err);
@@ -245,7 +289,7 @@ int cmd_forget(int argc, char **argv)
     if (!r)
         return pf_cli_fail(&err);
     struct pf_lock *l = NULL;
-    if (!dry && !(l = pf_cli_lock(r, true, "forget", &err))) {
+    if (!dry && !(l = lock_exclusive(r, "forget", &err))) {
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }

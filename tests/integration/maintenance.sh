@@ -8,6 +8,9 @@
 #   leftovers  packs an interrupted backup left in no index: check sums them up in one
 #              line (each named with -v); temporary files of killed writes older than
 #              every live lock's lease are removed by prune, fresh ones stay
+#   fulldisk   on a small tmpfs filled up: prune takes its lock with the reserve (or by
+#              removing old temporary files), frees the forgotten snapshot's packs before
+#              writing anything, writes the reserve again; with nothing to free it says so
 #   kill       kill -9 at many moments during a prune that rewrites packs: check passes,
 #              every kept snapshot restores, a second prune finishes the job
 #   locks      prune refused (exit 11, holder named) while a backup holds a shared lock;
@@ -26,13 +29,15 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
 PF=${PERMAFROST:-$PWD/permafrost}
 LIB=${PF_TESTLIB:-$(cd "$(dirname "$0")/../lib" && pwd)}
-PARTS=${MAINT_PARTS:-retention prune leftovers kill locks parallel keys}
+PARTS=${MAINT_PARTS:-retention prune leftovers fulldisk kill locks parallel keys}
 KILL_MB=${MAINT_KILL_MB:-200}
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-maint.XXXXXX")
 BG_PIDS=()
+FULL_MNT=
 cleanup() {
     for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    if [ -n "$FULL_MNT" ]; then umount "$FULL_MNT" 2>/dev/null || umount -l "$FULL_MNT" || true; fi
     chmod -R u+rwx "$W" 2>/dev/null || true
     rm -rf "$W"
 }
@@ -488,6 +493,77 @@ part_leftovers() {
     run 0 pf check
     ok "prune: old temporary files removed, fresh ones kept"
     rm -rf "$W/left" "$W/left2" "$s"
+}
+
+# ---------------------------------------------------------------------------------------
+# fill DIR: writes DIR/filler until the file system is full.
+fill() {
+    dd if=/dev/zero of="$1/filler" bs=64k status=none 2>/dev/null || true
+    if printf 'x%.0s' $(seq 1 8192) >"$1/probe" 2>/dev/null; then fail "the tmpfs is not full"; fi
+    rm -f "$1/probe"
+}
+
+part_fulldisk() {
+    say "full disk: prune runs when the repository's disk is full"
+    [ "$(id -u)" = 0 ] || fail "part fulldisk mounts a tmpfs: run as root (or MAINT_PARTS without it)"
+    local m=$W/full i
+    mkdir -p "$m" "$W/full-src/A" "$W/full-src/B" "$W/full-src/C"
+    mount -t tmpfs -o size=12m pf-test-full "$m" || fail "cannot mount a tmpfs on $m"
+    FULL_MNT=$m
+    for i in 1 2 3 4; do head -c 1048576 /dev/urandom >"$W/full-src/A/a$i"; done
+    for i in 1 2 3 4; do head -c 1048576 /dev/urandom >"$W/full-src/B/b$i"; done
+    for i in 1 2; do head -c 1048576 /dev/urandom >"$W/full-src/C/c$i"; done
+    REPO=$m/repo
+    run 0 pf init
+    [ "$(stat -c %s "$REPO/reserve")" = 262144 ] || fail "init wrote no 256 KiB reserve"
+    run 0 pf backup --time "2024-07-01 00:00:00" "$W/full-src/A"
+    run 0 pf --json backup --time "2024-07-02 00:00:00" "$W/full-src/B"
+    local keep
+    keep=$(jget "$W/out.txt" 'd["id"]')
+    run 0 pf forget --keep-last 1 --group-by none
+    fill "$m"
+    # The lock is the first write: only the reserve makes room for it.
+    run 0 pf --json prune
+    cp "$W/out.txt" "$W/full1.json"
+    grep_in "$W/err.txt" "disk is full: released its 256 KiB reserve" "prune says it used the reserve"
+    [ "$(jget "$W/full1.json" 'd["packs_deleted"] >= 1 and d["bytes_freed"] > 3 * 1048576')" = True ] ||
+        fail "prune on a full disk freed too little: $(cat "$W/full1.json")"
+    [ "$(stat -c %s "$REPO/reserve")" = 262144 ] || fail "prune did not write the reserve again"
+    rm -f "$m/filler"
+    run 0 pf check --read-data
+    restore_compare "$keep" "$W/full-src/B" B
+    ok "prune on a full disk: the reserve let it lock, it freed $(jget "$W/full1.json" 'd["bytes_freed"]') bytes"
+
+    say "full disk: old temporary files make room when there is no reserve"
+    run 0 pf --json backup --time "2024-07-03 00:00:00" "$W/full-src/C"
+    keep=$(jget "$W/out.txt" 'd["id"]')
+    run 0 pf forget --keep-last 1 --group-by none
+    local tmp
+    tmp="$(ls -d "$REPO"/data/*/ | head -1)$(printf '%064d' 7).tmp-killed"
+    head -c 300000 /dev/urandom >"$tmp"
+    touch -d '1 hour ago' "$tmp"
+    rm "$REPO/reserve"
+    fill "$m"
+    run 0 pf --json prune
+    grep_in "$W/err.txt" "disk is full: removed 1 temporary file" "prune says it removed the temporary file"
+    [ ! -e "$tmp" ] || fail "the old temporary file is still there"
+    [ "$(jget "$W/out.txt" 'd["bytes_freed"]')" -gt $((3 * 1048576)) ] || fail "prune freed too little: $(cat "$W/out.txt")"
+    rm -f "$m/filler"
+    restore_compare "$keep" "$W/full-src/C" C
+    ok "prune on a full disk without a reserve: an old temporary file made room"
+
+    say "full disk: nothing to free without writing"
+    rm "$REPO/reserve"
+    fill "$m"
+    run 1 pf prune
+    grep_in "$W/err.txt" "disk holding the repository is full and there was no reserve or old temporary file to free: free a few hundred KiB" "the message says what to do"
+    rm -f "$m/filler"
+    run 0 pf prune
+    run 0 pf check
+    ok "prune on a full disk with nothing to free says so, and runs once there is room"
+    umount "$m"
+    FULL_MNT=
+    rm -rf "$W/full-src"
 }
 
 # ---------------------------------------------------------------------------------------
