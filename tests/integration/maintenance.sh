@@ -561,6 +561,23 @@ part_fulldisk() {
     run 0 pf prune
     run 0 pf check
     ok "prune on a full disk with nothing to free says so, and runs once there is room"
+
+    # One free page: the lock fits, a new index file would not until the forgotten
+    # snapshot's index file and packs are gone, so prune must delete before it writes.
+    say "full disk: room for the lock only"
+    run 0 pf --json backup --time "2024-07-04 00:00:00" "$W/full-src/A"
+    keep=$(jget "$W/out.txt" 'd["id"]')
+    run 0 pf forget --keep-last 1 --group-by none
+    rm "$REPO/reserve"
+    head -c 4096 /dev/zero >"$m/gap"
+    fill "$m"
+    rm "$m/gap"
+    run 0 pf --json prune
+    [ "$(jget "$W/out.txt" 'd["bytes_freed"]')" -gt $((3 * 1048576 / 2)) ] || fail "prune freed too little: $(cat "$W/out.txt")"
+    rm -f "$m/filler"
+    run 0 pf check --read-data
+    restore_compare "$keep" "$W/full-src/A" A
+    ok "prune with room for its lock only: it deleted before writing"
     umount "$m"
     FULL_MNT=
     rm -rf "$W/full-src"
