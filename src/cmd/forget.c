@@ -60,8 +60,9 @@ static struct pf_lock *lock_exclusive(pf_repo *r, const char *command, pf_err *e
         if ((l = pf_cli_lock(r, true, command, err)) || !pf_err_no_space(err))
             return l;
     }
-    pf_err_prefix(err, "the disk holding the repository is full and there was no reserve %s to "
-                       "free: free a few hundred KiB on it, then run prune",
+    pf_err_prefix(err,
+                  "the disk holding the repository is full and there was no reserve %s to "
+                  "free: free a few hundred KiB on it, then run prune",
                   released ? "left" : "or old temporary file");
     return NULL;
 }
@@ -159,7 +160,8 @@ int cmd_prune(int argc, char **argv)
     pf_repo *r = pf_cli_open_repo(&err);
     if (!r)
         return pf_cli_fail(&err);
-    struct pf_lock *l = dry ? pf_cli_lock(r, true, "prune", &err) : lock_exclusive(r, "prune", &err);
+    struct pf_lock *l =
+        dry ? pf_cli_lock(r, true, "prune", &err) : lock_exclusive(r, "prune", &err);
     if (!l) {
         pf_repo_free(r);
         return pf_cli_fail(&err);

@@ -375,7 +375,8 @@ int cmd_backup_mastodon(int argc, char **argv)
             }
             pf_archive_stats ms;
             pf_archiver_stats(b.arch, &ms);
-            cJSON *o = component_status(b.snap.components, "media", ms.errors ? "incomplete" : "ok");
+            cJSON *o =
+                component_status(b.snap.components, "media", ms.errors ? "incomplete" : "ok");
             cJSON_AddBoolToObject(o, "exclude_cache", exclude_cache);
         }
     }

@@ -360,8 +360,8 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
     int rc = -1;
     memset(st, 0, sizeof *st);
     if (idset_init(&p.used) || idset_init(&p.trees_seen) || idset_init(&p.kept_blobs) ||
-        idset_init(&indexed) || idset_init(&drop) || idset_init(&carried) ||
-        idset_init(&unused) || idset_init(&listed_kept)) {
+        idset_init(&indexed) || idset_init(&drop) || idset_init(&carried) || idset_init(&unused) ||
+        idset_init(&listed_kept)) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto out;
     }
@@ -475,7 +475,8 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
     }
     if (o->dry_run) {
         st->bytes_after = st->bytes_before - st->bytes_removed + st->bytes_copied;
-        st->bytes_freed = st->bytes_before > st->bytes_after ? st->bytes_before - st->bytes_after : 0;
+        st->bytes_freed =
+            st->bytes_before > st->bytes_after ? st->bytes_before - st->bytes_after : 0;
         rc = 0;
         goto out;
     }

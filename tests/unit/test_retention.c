@@ -141,8 +141,7 @@ static void build(const retention_case *c, built *b)
         if (c->snaps[i].paths) {
             snprintf(b->pathbuf[i], sizeof b->pathbuf[i], "%s", c->snaps[i].paths);
             char *save = NULL;
-            for (char *t = strtok_r(b->pathbuf[i], ",", &save); t;
-                 t = strtok_r(NULL, ",", &save)) {
+            for (char *t = strtok_r(b->pathbuf[i], ",", &save); t; t = strtok_r(NULL, ",", &save)) {
                 assert_true(s->n_paths < MAX_TAGS);
                 b->pathv[i][s->n_paths++] = t;
             }
@@ -401,8 +400,8 @@ static const retention_case cases[] = {
       {"b2", "2024-05-02 11:00", NULL, NULL, "/srv/b", "paths"},
       {"a3", "2024-05-03 10:00", NULL, NULL, "/srv/a", "paths"},
       {"b3", "2024-05-03 11:00", NULL, NULL, "/srv/b", "paths"}},
-     {"a1: remove", "b1: remove", "a2: daily snapshot", "b2: daily snapshot",
-      "a3: daily snapshot", "b3: daily snapshot"}},
+     {"a1: remove", "b1: remove", "a2: daily snapshot", "b2: daily snapshot", "a3: daily snapshot",
+      "b3: daily snapshot"}},
 
     {"default grouping: the order of the paths does not split a group",
      "UTC",
@@ -433,8 +432,8 @@ static const retention_case cases[] = {
       {"full2", "2024-05-02 03:00", NULL, "mastodon", "/home/mastodon/live", "mastodon"},
       {"part2", "2024-05-02 12:00", NULL, "mastodon", "/home/mastodon/live", "mastodon-partial"},
       {"full3", "2024-05-03 03:00", NULL, "mastodon", "/home/mastodon/live", "mastodon"}},
-     {"full1: remove", "part1: daily snapshot", "full2: daily snapshot",
-      "part2: daily snapshot", "full3: daily snapshot"}},
+     {"full1: remove", "part1: daily snapshot", "full2: daily snapshot", "part2: daily snapshot",
+      "full3: daily snapshot"}},
 
     {"grouping without kind: the partial snapshots take the days of the full ones",
      "UTC",
@@ -457,8 +456,7 @@ static const retention_case cases[] = {
       {"c", "2024-05-03 10:00", "one", "y", "/p", "paths"},
       {"d", "2024-05-04 10:00", "one", "x", "/q", "paths"},
       {"e", "2024-05-05 10:00", "one", "x", "/p", "unknown"}},
-     {"a: remove", "b: last snapshot", "c: last snapshot", "d: last snapshot",
-      "e: last snapshot"}},
+     {"a: remove", "b: last snapshot", "c: last snapshot", "d: last snapshot", "e: last snapshot"}},
 
     {"group by tags only",
      "UTC",
@@ -845,10 +843,13 @@ static void test_parse_group_by(void **state)
         const char *in;
         unsigned want;
     } ok[] = {
-        {"host", 1},  {"tags", 2},         {"host,tags", 3}, {"tags, host", 3}, {"hosts,tag", 3},
-        {"", 0},      {"none", 0},         {"host,", 1},     {"HOST", 1},       {"paths", 4},
-        {"kind", 8},  {"host,paths", 5},   {"path,kinds", 12},
-        {"host,paths,tags,kind", 15},
+        {"host", 1},        {"tags", 2},
+        {"host,tags", 3},   {"tags, host", 3},
+        {"hosts,tag", 3},   {"", 0},
+        {"none", 0},        {"host,", 1},
+        {"HOST", 1},        {"paths", 4},
+        {"kind", 8},        {"host,paths", 5},
+        {"path,kinds", 12}, {"host,paths,tags,kind", 15},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         assert_int_equal(pf_retention_parse_group_by(ok[i].in, &g, &err), 0);
