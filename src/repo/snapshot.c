@@ -163,10 +163,10 @@ char *pf_snapshot_encode(const pf_snapshot *s)
         cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
     if (s->stats)
         cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
-    if (s->kind != PF_SNAP_UNKNOWN)
-        cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(s->kind));
+    /* Always written, "unknown" too: read back, it must not be inferred anew. */
+    cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(s->kind));
     cJSON_AddBoolToObject(o, "complete", s->complete);
-    if (!s->complete) {
+    if (!s->complete || s->skipped_count || s->nskipped) {
         cJSON_AddItemToObject(o, "skipped", str_array(s->skipped, s->nskipped));
         cJSON_AddNumberToObject(o, "skipped_count", (double)s->skipped_count);
     }
@@ -228,8 +228,8 @@ static void infer_truth(cJSON *o, pf_snapshot *s)
     if (!cJSON_GetObjectItemCaseSensitive(o, "complete")) {
         cJSON *e = s->stats ? cJSON_GetObjectItemCaseSensitive(s->stats, "errors") : NULL;
         s->complete = !(cJSON_IsNumber(e) && e->valuedouble > 0);
-        if (!s->complete)
-            s->skipped_count = (uint64_t)e->valuedouble;
+        if (!s->complete) /* converting an out-of-range double is undefined */
+            s->skipped_count = e->valuedouble < 1e15 ? (uint64_t)e->valuedouble : (uint64_t)1e15;
     }
 }
 
