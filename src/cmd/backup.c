@@ -67,6 +67,7 @@ int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char *
     b->snap.tz_offset = (int32_t)tm.tm_gmtoff;
     for (size_t i = 0; i < npaths; i++)
         pf_snapshot_add_path(&b->snap, paths[i]);
+    b->snap.kind = PF_SNAP_PATHS; /* a Mastodon backup says what it is after begin */
 
     b->lock = pf_cli_lock(r, false, "backup", err);
     if (!b->lock || pf_repo_load_index(r, err))
@@ -139,6 +140,16 @@ int pf_backup_commit(pf_backup_run *b, pf_err *err)
     cJSON_AddNumberToObject(b->snap.stats, "bytes_stored", (double)ss.bytes_stored);
     cJSON_AddNumberToObject(b->snap.stats, "errors", (double)st.errors);
     cJSON_AddNumberToObject(b->snap.stats, "seconds", pf_now() - b->started);
+    /* An unreadable entry makes the snapshot incomplete, whatever its kind: it says so
+     * itself, and names what it lacks. */
+    const char *const *skipped;
+    size_t nskipped = pf_archiver_skipped(b->arch, &skipped);
+    for (size_t i = 0; i < nskipped; i++)
+        pf_snapshot_add_skipped(&b->snap, skipped[i]);
+    if (st.errors) {
+        b->snap.complete = false;
+        b->snap.skipped_count = st.errors;
+    }
     return pf_repo_save_snapshot(b->repo, &b->snap, err);
 }
 

@@ -86,6 +86,7 @@ int cmd_check(int argc, char **argv)
         return pf_cli_fail(&err);
     cJSON *problems = pf_g.json ? cJSON_CreateArray() : NULL;
     pf_check_result res;
+    o.name_orphans = pf_g.verbosity > 0;
     struct pf_lock *lock = pf_cli_lock(r, false, "check", &err);
     if (!lock || pf_check(r, &o, report, problems, &res, &err)) {
         pf_cli_unlock(lock);
@@ -106,6 +107,8 @@ int cmd_check(int argc, char **argv)
         cJSON_AddNumberToObject(j, "blobs_read", (double)res.blobs_read);
         cJSON_AddNumberToObject(j, "unused_blobs", (double)res.unused_blobs);
         cJSON_AddNumberToObject(j, "duplicate_blobs", (double)res.duplicate_blobs);
+        cJSON_AddNumberToObject(j, "orphan_packs", (double)res.orphan_packs);
+        cJSON_AddNumberToObject(j, "orphan_blobs", (double)res.orphan_blobs);
         cJSON_AddItemToObject(j, "problems", problems);
         pf_out_json(j);
     } else if (pf_g.verbosity >= 0 || res.errors) {

@@ -4,6 +4,7 @@
 
 #include "cli/cli.h"
 #include "common/fdsink.h"
+#include "repo/resolve.h"
 #include "repo/restorer.h"
 
 static const char dump_help[] =
@@ -35,7 +36,8 @@ int cmd_dump(int argc, char **argv)
     pf_snapshot s;
     pf_node n = {0};
     int rc = PF_EXIT_OK;
-    if (pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
+    pf_snapshot_want want = pf_snapshot_want_for((const char *const *)(argv + optind + 1), 1);
+    if (pf_repo_load_index(r, &err) || pf_snapshot_resolve(r, argv[optind], &want, &s, &err)) {
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }

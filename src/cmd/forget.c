@@ -5,22 +5,67 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "common/log.h"
 #include "repo/lock.h"
 #include "repo/prune.h"
+#include "repo/reserve.h"
 #include "repo/retention.h"
 
 static const char forget_help[] =
     "usage: permafrost forget [--keep-last N] [--keep-hourly N] [--keep-daily N]\n"
     "         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within 1y2m3d4h]\n"
-    "         [--keep-tag T]... [--group-by host,tags] [--dry-run] [--prune [--max-unused P]]\n\n"
+    "         [--keep-tag T]... [--group-by host,paths,tags,kind] [--dry-run]\n"
+    "         [--prune [--max-unused P]]\n\n"
     "Removes the snapshots the policy does not keep (restic's semantics; see\n"
-    "docs/RETENTION.md). Without options the policy comes from the config file\n"
-    "(keep_daily = 7, ...). --dry-run shows what would go and why each kept one stays.\n";
+    "docs/RETENTION.md). The policy applies to each group of snapshots on its own; by\n"
+    "default a group is one host, one set of paths and one kind (a partial --only\n"
+    "snapshot never counts against whole-server ones). Without options the policy comes\n"
+    "from the config file (keep_daily = 7, ...). --dry-run shows what would go and why\n"
+    "each kept one stays.\n";
 
 static const char prune_help[] =
     "usage: permafrost prune [--max-unused P] [--dry-run]\n\n"
     "Frees the space of data no snapshot uses: deletes unused packs and rewrites packs\n"
     "more than P%% unused (default 10). Crash-safe: run it again after an interruption.\n";
+
+/* The exclusive lock, also when the repository's disk is full: a full disk must not leave
+ * the operator without the one command that frees space. Writing the lock is the first
+ * write; when it fails for lack of space, first the temporary files of killed writes are
+ * removed (they belong to no live writer, whatever locks exist: see prune.h), then the
+ * reserve object (repo/reserve.h), each followed by a new try. */
+static struct pf_lock *lock_exclusive(pf_repo *r, const char *command, pf_err *err)
+{
+    struct pf_lock *l = pf_cli_lock(r, true, command, err);
+    if (l || !pf_err_no_space(err))
+        return l;
+    pf_err e = {0};
+    int64_t lease;
+    uint64_t n = 0, bytes = 0;
+    if (!pf_lock_longest_lease(r, &lease, &e) &&
+        !pf_store_sweep_tmp(r->store, (int64_t)time(NULL) - lease, &n, &bytes, &e) && n) {
+        pf_info("the repository's disk is full: removed %llu temporary file%s of interrupted "
+                "writes (%llu bytes) to make room for the lock",
+                (unsigned long long)n, n == 1 ? "" : "s", (unsigned long long)bytes);
+        pf_err_clear(err);
+        if ((l = pf_cli_lock(r, true, command, err)) || !pf_err_no_space(err))
+            return l;
+    }
+    bool released = false;
+    pf_err_clear(&e);
+    if (!pf_reserve_release(r, &released, &e) && released) {
+        pf_info("the repository's disk is full: released its %u KiB reserve to take the lock "
+                "(prune writes it again)",
+                PF_RESERVE_BYTES / 1024);
+        pf_err_clear(err);
+        if ((l = pf_cli_lock(r, true, command, err)) || !pf_err_no_space(err))
+            return l;
+    }
+    pf_err_prefix(err,
+                  "the disk holding the repository is full and there was no reserve %s to "
+                  "free: free a few hundred KiB on it, then run prune",
+                  released ? "left" : "or old temporary file");
+    return NULL;
+}
 
 static int run_prune(pf_repo *r, double max_unused, bool dry_run)
 {
@@ -29,6 +74,10 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run)
     pf_prune_stats st;
     if (pf_prune(r, &o, &st, &err))
         return pf_cli_fail(&err);
+    if (!dry_run && pf_reserve_ensure(r, &err)) {
+        pf_warn("%s (the next prune tries again)", err.msg);
+        pf_err_clear(&err);
+    }
     if (pf_g.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddBoolToObject(j, "dry_run", dry_run);
@@ -39,20 +88,31 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run)
         cJSON_AddNumberToObject(j, "blobs_used", (double)st.blobs_used);
         cJSON_AddNumberToObject(j, "blobs_unused", (double)st.blobs_unused);
         cJSON_AddNumberToObject(j, "blobs_repacked", (double)st.blobs_repacked);
+        cJSON_AddNumberToObject(j, "packs_written", (double)st.packs_written);
+        cJSON_AddNumberToObject(j, "tmp_removed", (double)st.tmp_removed);
+        cJSON_AddNumberToObject(j, "tmp_bytes", (double)st.tmp_bytes);
         cJSON_AddNumberToObject(j, "bytes_before", (double)st.bytes_before);
+        cJSON_AddNumberToObject(j, "bytes_after", (double)st.bytes_after);
         cJSON_AddNumberToObject(j, "bytes_freed", (double)st.bytes_freed);
+        cJSON_AddNumberToObject(j, "bytes_removed", (double)st.bytes_removed);
+        cJSON_AddNumberToObject(j, "bytes_copied", (double)st.bytes_copied);
         cJSON_AddNumberToObject(j, "bytes_repacked", (double)st.bytes_repacked);
         pf_out_json(j);
     } else if (pf_g.verbosity >= 0) {
-        char before[32], freed[32], rep[32];
+        char before[32], after[32], freed[32], removed[32], copied[32];
         pf_human_bytes(st.bytes_before, before, sizeof before);
+        pf_human_bytes(st.bytes_after, after, sizeof after);
         pf_human_bytes(st.bytes_freed, freed, sizeof freed);
-        pf_human_bytes(st.bytes_repacked, rep, sizeof rep);
-        printf("%s %llu of %llu packs, rewrote %llu (%s copied), %llu unindexed; %s %s of %s\n",
+        pf_human_bytes(st.bytes_removed, removed, sizeof removed);
+        pf_human_bytes(st.bytes_copied, copied, sizeof copied);
+        /* Freed is before - after: a rewritten pack's used blobs were copied, not freed. */
+        printf("%s %llu of %llu packs, rewrote %llu, %llu unindexed (%s removed, %s copied%s); "
+               "%s %s: %s -> %s\n",
                dry_run ? "would delete" : "deleted", (unsigned long long)st.packs_deleted,
-               (unsigned long long)st.packs_total, (unsigned long long)st.packs_rewritten, rep,
-               (unsigned long long)st.packs_unindexed, dry_run ? "would free" : "freed", freed,
-               before);
+               (unsigned long long)st.packs_total, (unsigned long long)st.packs_rewritten,
+               (unsigned long long)st.packs_unindexed, removed, copied,
+               dry_run ? ", estimated" : "", dry_run ? "would free" : "freed", freed, before,
+               after);
     }
     return PF_EXIT_OK;
 }
@@ -100,7 +160,8 @@ int cmd_prune(int argc, char **argv)
     pf_repo *r = pf_cli_open_repo(&err);
     if (!r)
         return pf_cli_fail(&err);
-    struct pf_lock *l = pf_cli_lock(r, true, "prune", &err);
+    struct pf_lock *l =
+        dry ? pf_cli_lock(r, true, "prune", &err) : lock_exclusive(r, "prune", &err);
     if (!l) {
         pf_repo_free(r);
         return pf_cli_fail(&err);
@@ -230,7 +291,7 @@ int cmd_forget(int argc, char **argv)
     if (!r)
         return pf_cli_fail(&err);
     struct pf_lock *l = NULL;
-    if (!dry && !(l = pf_cli_lock(r, true, "forget", &err))) {
+    if (!dry && !(l = lock_exclusive(r, "forget", &err))) {
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }
@@ -256,28 +317,41 @@ int cmd_forget(int argc, char **argv)
         rs[i].host = all[i].host;
         rs[i].tags = (const char *const *)all[i].tags;
         rs[i].n_tags = all[i].ntags;
+        rs[i].paths = (const char *const *)all[i].paths;
+        rs[i].n_paths = all[i].npaths;
+        rs[i].kind = pf_snapshot_kind_name(all[i].kind);
     }
     if (pf_retention_apply(rs, n, &pa.p, (int64_t)time(NULL), &res, &err)) {
         rc = pf_cli_fail(&err);
         goto out;
     }
     cJSON *arr = pf_g.json ? cJSON_CreateArray() : NULL;
+    if (!arr && pf_g.verbosity >= 0) {
+        pf_buf desc = PF_BUF_INIT;
+        pf_retention_policy_describe(&pa.p, &desc);
+        printf("policy: %.*s (%zu group%s)\n", (int)desc.len, (const char *)desc.data, res.n_groups,
+               res.n_groups == 1 ? "" : "s");
+        pf_buf_free(&desc);
+    }
     for (size_t i = 0; i < n; i++) {
         pf_retention_decision *d = &res.d[i];
         char t[64];
-        pf_snapshot_time_str(&all[i], t, sizeof t);
+        pf_snapshot_time_local(&all[i], t, sizeof t);
         if (arr) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "id", all[i].id);
             cJSON_AddStringToObject(o, "time", t);
+            cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(all[i].kind));
+            cJSON_AddNumberToObject(o, "group", (double)d->group);
             cJSON_AddBoolToObject(o, "keep", d->keep);
             cJSON *why = cJSON_AddArrayToObject(o, "reasons");
             for (size_t k = 0; k < d->n_reasons; k++)
                 cJSON_AddItemToArray(why, cJSON_CreateString(d->reasons[k]));
             cJSON_AddItemToArray(arr, o);
         } else if (pf_g.verbosity >= 0) {
-            printf("%s %.8s  %s  %-12s", d->keep ? "keep  " : (dry ? "would remove" : "remove"),
-                   all[i].id, t, all[i].host);
+            printf("%s %.8s  %s  %-12s  %-16s",
+                   d->keep ? "keep  " : (dry ? "would remove" : "remove"), all[i].id, t,
+                   all[i].host, pf_snapshot_kind_name(all[i].kind));
             for (size_t k = 0; k < d->n_reasons; k++)
                 printf("%s%s", k ? ", " : "  ", d->reasons[k]);
             printf("\n");

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/log.h"
+#include "repo/reserve.h"
 
 static const char init_help[] =
     "usage: permafrost [--repo URL] init\n\n"
@@ -39,6 +41,11 @@ int cmd_init(int argc, char **argv)
     pf_cli_passphrase_free(pass);
     if (!r)
         return pf_cli_fail(&err);
+    /* Room for prune's lock when the disk fills up one day (repo/reserve.h). */
+    if (pf_reserve_ensure(r, &err)) {
+        pf_warn("%s (prune writes it later)", err.msg);
+        pf_err_clear(&err);
+    }
     if (pf_g.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", r->id);

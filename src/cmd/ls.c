@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "repo/resolve.h"
 #include "repo/restorer.h"
 
 static const char ls_help[] = "usage: permafrost ls SNAPSHOT [PATH]\n\n"
@@ -177,13 +178,14 @@ int cmd_ls(int argc, char **argv)
     pf_node n = {0};
     pf_buf path = PF_BUF_INIT;
     int rc = PF_EXIT_OK;
-    if (pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, ref, &s, &err)) {
+    pf_snapshot_want want = pf_snapshot_want_for(&sub, *sub ? 1 : 0);
+    if (pf_repo_load_index(r, &err) || pf_snapshot_resolve(r, ref, &want, &s, &err)) {
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }
     if (!pf_g.json) {
         char t[64], man[512];
-        pf_snapshot_time_str(&s, t, sizeof t);
+        pf_snapshot_time_local(&s, t, sizeof t);
         printf("snapshot %.8s of %s at %s\n", s.id, s.host, t);
         pf_manifest_summary(&s, man, sizeof man);
         if (man[0])

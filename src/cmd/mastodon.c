@@ -23,6 +23,7 @@
 #include "component/redis.h"
 #include "mastodon/env.h"
 #include "repo/lock.h"
+#include "repo/resolve.h"
 #include "repo/restorer.h"
 
 enum { C_SECRETS = 1, C_DB = 2, C_REDIS = 4, C_MEDIA = 8, C_ALL = 15 };
@@ -331,6 +332,7 @@ static int backup_mastodon(int argc, char **argv)
         b.snap.tz_offset = tz;
     }
     pf_snapshot_add_tag(&b.snap, "mastodon");
+    b.snap.kind = only == C_ALL ? PF_SNAP_MASTODON : PF_SNAP_MASTODON_PARTIAL;
     for (size_t i = 0; i < ntags; i++)
         pf_snapshot_add_tag(&b.snap, tags[i]);
     b.snap.components = cJSON_CreateObject();
@@ -463,7 +465,10 @@ static int backup_mastodon(int argc, char **argv)
                 failed = "media";
                 goto component_failed;
             }
-            cJSON *o = component_status(b.snap.components, "media", "ok");
+            pf_archive_stats ms;
+            pf_archiver_stats(b.arch, &ms);
+            cJSON *o =
+                component_status(b.snap.components, "media", ms.errors ? "incomplete" : "ok");
             cJSON_AddBoolToObject(o, "exclude_cache", exclude_cache);
         }
     }
@@ -891,7 +896,9 @@ static int restore_mastodon(int argc, char **argv)
     app_owner owner = {0};
     int rc = PF_EXIT_OK;
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
-    if (!lock || pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
+    pf_snapshot_want whole = {PF_SNAP_MASTODON, true, NULL, 0};
+    if (!lock || pf_repo_load_index(r, &err) ||
+        pf_snapshot_resolve(r, argv[optind], &whole, &s, &err)) {
         pf_cli_unlock(lock);
         pf_repo_free(r);
         return pf_cli_fail(&err);

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "repo/lock.h"
+#include "repo/resolve.h"
 #include "repo/restorer.h"
 
 static const char restore_help[] =
@@ -73,8 +74,16 @@ int cmd_restore(int argc, char **argv)
     if (!r)
         return pf_cli_fail(&err);
     pf_snapshot s;
+    /* "latest" of a plain restore: the newest plain backup (that holds the PATHs asked
+     * for), or the newest whole server when the PATHs are a Mastodon snapshot's (media). */
+    const char *const *include = (const char *const *)(argv + optind + 1);
+    size_t ninclude = (size_t)(argc - optind - 1);
+    pf_snapshot_want want = {PF_SNAP_PATHS, false, NULL, 0};
+    if (ninclude)
+        want = pf_snapshot_want_for(include, ninclude);
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
-    if (!lock || pf_repo_load_index(r, &err) || pf_repo_load_snapshot(r, argv[optind], &s, &err)) {
+    if (!lock || pf_repo_load_index(r, &err) ||
+        pf_snapshot_resolve(r, argv[optind], &want, &s, &err)) {
         pf_cli_unlock(lock);
         pf_repo_free(r);
         return pf_cli_fail(&err);

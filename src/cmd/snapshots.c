@@ -6,8 +6,10 @@
 
 static const char snapshots_help[] =
     "usage: permafrost snapshots [--tag T] [--host H]\n\n"
-    "Lists snapshots, oldest first: id, time, host, tags, size, and for Mastodon\n"
-    "snapshots what they hold (components, versions, row counts).\n";
+    "Lists snapshots, oldest first: id, time (in this machine's zone, offset shown), host,\n"
+    "kind (paths, mastodon = a whole server, mastodon-partial = taken with --only), tags,\n"
+    "size, the paths of plain backups, \"INCOMPLETE\" when entries could not be read, and\n"
+    "for Mastodon snapshots what they hold (components, versions, row counts).\n";
 
 static double stat_num(cJSON *o, const char *k)
 {
@@ -23,6 +25,18 @@ cJSON *pf_snapshot_to_json(const pf_snapshot *s)
     pf_snapshot_time_str(s, t, sizeof t);
     cJSON_AddStringToObject(o, "time", t);
     cJSON_AddNumberToObject(o, "tz_offset", s->tz_offset);
+    pf_snapshot_time_local(s, t, sizeof t);
+    cJSON_AddStringToObject(o, "time_local", t);
+    cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(s->kind));
+    if (s->kind_inferred)
+        cJSON_AddBoolToObject(o, "kind_inferred", true);
+    cJSON_AddBoolToObject(o, "complete", s->complete);
+    if (!s->complete) {
+        cJSON *sk = cJSON_AddArrayToObject(o, "skipped");
+        for (size_t i = 0; i < s->nskipped; i++)
+            cJSON_AddItemToArray(sk, cJSON_CreateString(s->skipped[i]));
+        cJSON_AddNumberToObject(o, "skipped_count", (double)s->skipped_count);
+    }
     cJSON_AddStringToObject(o, "host", s->host);
     cJSON_AddStringToObject(o, "user", s->user);
     cJSON *tags = cJSON_AddArrayToObject(o, "tags");
@@ -96,7 +110,8 @@ int cmd_snapshots(int argc, char **argv)
     }
     cJSON *arr = pf_g.json ? cJSON_CreateArray() : NULL;
     if (!pf_g.json)
-        printf("%-8s  %-19s  %-16s  %-20s  %10s\n", "ID", "Time", "Host", "Tags", "Size");
+        printf("%-8s  %-25s  %-16s  %-16s  %-20s  %10s\n", "ID", "Time", "Host", "Kind", "Tags",
+               "Size");
     size_t shown = 0;
     for (size_t i = 0; i < n; i++) {
         pf_snapshot *s = &all[i];
@@ -108,12 +123,26 @@ int cmd_snapshots(int argc, char **argv)
             continue;
         }
         char t[64], tags[256] = "", size[32], man[512];
-        pf_snapshot_time_str(s, t, sizeof t);
+        pf_snapshot_time_local(s, t, sizeof t);
         for (size_t j = 0; j < s->ntags; j++)
             snprintf(tags + strlen(tags), sizeof tags - strlen(tags), "%s%s", j ? "," : "",
                      s->tags[j]);
         pf_human_bytes((uint64_t)stat_num(s->stats, "bytes"), size, sizeof size);
-        printf("%.8s  %-19s  %-16s  %-20s  %10s\n", s->id, t, s->host, tags, size);
+        printf("%.8s  %-25s  %-16s  %-16s  %-20s  %10s%s\n", s->id, t, s->host,
+               pf_snapshot_kind_name(s->kind), tags, size, s->complete ? "" : "  INCOMPLETE");
+        if (s->kind == PF_SNAP_PATHS || s->kind == PF_SNAP_UNKNOWN) {
+            printf("          paths:");
+            for (size_t j = 0; j < s->npaths; j++)
+                printf(" %s", s->paths[j]);
+            printf("\n");
+        }
+        if (!s->complete) {
+            printf("          incomplete: %llu entr%s could not be read",
+                   (unsigned long long)s->skipped_count, s->skipped_count == 1 ? "y" : "ies");
+            for (size_t j = 0; j < s->nskipped; j++)
+                printf("%s%s", j ? ", " : ": ", s->skipped[j]);
+            printf("%s\n", s->skipped_count > s->nskipped && s->nskipped ? ", ..." : "");
+        }
         pf_manifest_summary(s, man, sizeof man);
         if (man[0])
             printf("          %s\n", man);

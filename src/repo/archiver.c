@@ -61,6 +61,8 @@ struct pf_archiver {
     uint8_t *buf;
     size_t start, end, cap;
     int stream_busy;
+    char *skipped[PF_ARCHIVE_SKIPPED_MAX]; /* first unreadable paths, for the snapshot */
+    size_t nskipped;
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -151,6 +153,8 @@ void pf_archiver_free(pf_archiver *a)
         return;
     if (a->root)
         pf_dir_abort(a->root);
+    for (size_t i = 0; i < a->nskipped; i++)
+        free(a->skipped[i]);
     for (size_t i = 0; i < a->nlinks; i++)
         free(a->links[i].blobs);
     free(a->links);
@@ -173,6 +177,12 @@ void pf_archiver_set_progress(pf_archiver *a, pf_progress_fn fn, void *ctx)
 void pf_archiver_stats(pf_archiver *a, pf_archive_stats *out)
 {
     *out = a->stats;
+}
+
+size_t pf_archiver_skipped(pf_archiver *a, const char *const **paths)
+{
+    *paths = (const char *const *)a->skipped;
+    return a->nskipped;
 }
 
 static void progress(pf_archiver *a, const char *current)
@@ -584,6 +594,8 @@ static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name
             }
             pf_warn("%s", e.msg);
             a->stats.errors++;
+            if (a->nskipped < PF_ARCHIVE_SKIPPED_MAX)
+                a->skipped[a->nskipped++] = xstrdup((const char *)w->path.data);
         }
     }
     w->path.len = path_len;

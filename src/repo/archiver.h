@@ -33,6 +33,11 @@ pf_archiver *pf_archiver_new(pf_repo *r, pf_saver *s, const uint8_t *parent_root
 void pf_archiver_free(pf_archiver *a);
 void pf_archiver_set_progress(pf_archiver *a, pf_progress_fn fn, void *ctx);
 void pf_archiver_stats(pf_archiver *a, pf_archive_stats *out);
+/* How many entries that could not be read are named (the first PF_ARCHIVE_SKIPPED_MAX;
+ * stats.errors counts them all): *paths gets their paths on disk, valid until
+ * pf_archiver_free. A snapshot records them so an incomplete one says what it lacks. */
+#define PF_ARCHIVE_SKIPPED_MAX 20
+size_t pf_archiver_skipped(pf_archiver *a, const char *const **paths);
 
 /* The root directory of the snapshot. */
 pf_dir *pf_archiver_root(pf_archiver *a);

@@ -134,7 +134,9 @@ static void check_pack(checker *c, const char *key, const uint8_t id[PF_ID_LEN],
         if (!pf_index_add(c->in_packs, es[i].id, &dummy))
             c->res->duplicate_blobs++;
         pf_blob_loc *l = pf_index_find(c->r->index, es[i].id);
-        if (!l)
+        if (pos < 0)
+            c->res->orphan_blobs++; /* the pack's summary line tells */
+        else if (!l)
             problem(c, 0, "%s: blob %.16s is in no index", key, hex);
         else if (pos >= 0 && l->pack == (uint32_t)pos &&
                  (l->offset != es[i].offset || l->length != es[i].length ||
@@ -254,11 +256,21 @@ int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void
         }
         pf_blob_loc dummy = {0};
         pf_index_add(listed, id, &dummy);
-        if (pf_index_find_pack(r->index, id) < 0)
-            problem(&c, 0, "%s: not in any index (left by an interrupted backup; the next "
-                           "backup reuses it, prune removes it)", packs.keys[i]);
+        if (pf_index_find_pack(r->index, id) < 0) {
+            res->orphan_packs++;
+            res->orphan_bytes += packs.sizes[i];
+            if (o->name_orphans)
+                problem(&c, 0, "%s: not in any index", packs.keys[i]);
+        }
         check_pack(&c, packs.keys[i], id, packs.sizes[i]);
     }
+    if (res->orphan_packs)
+        problem(&c, 0,
+                "%llu pack%s (%llu blobs, %llu bytes) in no index: left by an interrupted "
+                "backup; the next backup reuses them, prune removes them%s",
+                (unsigned long long)res->orphan_packs, res->orphan_packs == 1 ? "" : "s",
+                (unsigned long long)res->orphan_blobs, (unsigned long long)res->orphan_bytes,
+                o->name_orphans ? "" : " (-v names them)");
     for (size_t i = 0; i < r->index->npacks; i++) {
         if (!pf_index_find(listed, r->index->packs[i].id)) {
             char name[80];

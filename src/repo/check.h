@@ -17,6 +17,9 @@ typedef struct pf_check_opts {
      * (0 < percent <= 100, a random choice). Both zero: all packs. */
     uint32_t slice_k, slice_m;
     double percent;
+    /* Packs no index lists (left by an interrupted backup) are harmless and can be many:
+     * they are summed up in one warning, each named only when this is set. */
+    int name_orphans;
 } pf_check_opts;
 
 typedef struct pf_check_result {
@@ -24,6 +27,7 @@ typedef struct pf_check_result {
     uint64_t warnings; /* harmless: unindexed packs, unused blobs */
     uint64_t snapshots, trees, packs, packs_read, blobs, blobs_read, bytes_read;
     uint64_t unused_blobs, duplicate_blobs;
+    uint64_t orphan_packs, orphan_blobs, orphan_bytes; /* in packs no index lists */
 } pf_check_result;
 
 /* is_error: 1 for damage, 0 for a warning. */

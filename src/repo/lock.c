@@ -24,7 +24,7 @@ struct pf_lock {
 };
 
 /* Lease length; tests shorten it with PERMAFROST_LOCK_LEASE (seconds). */
-static int64_t lease_seconds(void)
+int64_t pf_lock_lease_seconds(void)
 {
     const char *v = getenv("PERMAFROST_LOCK_LEASE");
     long n = v ? atol(v) : 0;
@@ -175,7 +175,7 @@ static int find_conflict(pf_repo *r, bool exclusive, const char *mine, pf_lock_i
 static void *refresher(void *arg)
 {
     pf_lock *l = arg;
-    int64_t lease = lease_seconds();
+    int64_t lease = pf_lock_lease_seconds();
     int64_t every = lease / 3 > 0 ? lease / 3 : 1;
     pthread_mutex_lock(&l->mu);
     while (!l->stop) {
@@ -233,7 +233,7 @@ pf_lock *pf_lock_acquire(pf_repo *r, bool exclusive, const char *command, double
             goto fail;
         if (c == 0) {
             li->created = (int64_t)time(NULL);
-            li->expires = li->created + lease_seconds();
+            li->expires = li->created + pf_lock_lease_seconds();
             if (write_lock(r, li, err))
                 goto fail;
             /* Two processes may have looked at the same moment: look again now that ours
@@ -302,6 +302,19 @@ void pf_lock_abandon(pf_lock *l)
     l->stop = 1;
     pthread_mutex_unlock(&l->mu);
     remove_lock(l->r, id);
+}
+
+int pf_lock_longest_lease(pf_repo *r, int64_t *seconds, pf_err *err)
+{
+    collect c;
+    if (list_all(r, &c, err))
+        return -1;
+    *seconds = pf_lock_lease_seconds();
+    for (size_t i = 0; i < c.n; i++)
+        if (!c.v[i].stale && c.v[i].expires - c.v[i].created > *seconds)
+            *seconds = c.v[i].expires - c.v[i].created;
+    free(c.v);
+    return 0;
 }
 
 int pf_lock_list(pf_repo *r, void (*cb)(const pf_lock_info *li, void *ctx), void *ctx,

@@ -36,6 +36,13 @@ void pf_lock_release(pf_lock *l);
  * stopping the refresher (the process ends right after). */
 void pf_lock_abandon(pf_lock *l);
 
+/* The lease a lock gets (and is refreshed to), in seconds: 300, or PERMAFROST_LOCK_LEASE. */
+int64_t pf_lock_lease_seconds(void);
+
+/* The longest lease of any live lock in r (expires - created), at least our own lease: a
+ * writer's temporary object untouched for that long belongs to no live writer. */
+int pf_lock_longest_lease(pf_repo *r, int64_t *seconds, pf_err *err);
+
 /* Lists the locks; cb gets each (stale ones flagged). */
 int pf_lock_list(pf_repo *r, void (*cb)(const pf_lock_info *li, void *ctx), void *ctx,
                  pf_err *err);

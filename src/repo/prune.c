@@ -1,10 +1,13 @@
 #include "repo/prune.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
+#include "repo/lock.h"
 #include "repo/names.h"
 #include "repo/pack.h"
 #include "repo/saver.h"
@@ -296,19 +299,84 @@ static int list_pack(const char *key, uint64_t size, void *ctx)
     return 0;
 }
 
+/* Frees what is certainly unreferenced before anything is written, so that a prune on a
+ * full disk makes room for its own new index files: packs no index file lists (no
+ * snapshot can need them: an index file lost to damage was rebuilt from pack headers
+ * first), then each index file all of whose packs hold no used blob, then those of its
+ * packs no other index file lists. The order keeps every state crash-safe: an index file
+ * goes before its packs, so an index never names a missing pack, and a pack left without
+ * an index is an orphan that the next backup may reuse and the next prune removes. The
+ * caller holds the exclusive lock, so no backup is deduplicating against the index now.
+ * Removed index files leave p->index_files. */
+static int free_first(pruner *p, const store_packs *sp, const idset *indexed, const idset *unused,
+                      const idset *listed_kept, const bool *whole)
+{
+    pf_repo *r = p->r;
+    uint64_t index_gone = 0;
+    size_t keep = 0;
+    for (size_t i = 0; i < p->index_files.n; i++) {
+        if (!whole[i]) {
+            memmove(p->index_files.v[keep++], p->index_files.v[i], sizeof p->index_files.v[i]);
+            continue;
+        }
+        char key[128];
+        snprintf(key, sizeof key, "index/%s", p->index_files.v[i]);
+        if (pf_store_remove(r->store, key, p->err) && p->err->code != PF_ENOTFOUND)
+            return pf_err_prefix(p->err, "prune");
+        pf_err_clear(p->err);
+        index_gone++;
+    }
+    p->index_files.n = keep;
+    p->st->index_files_replaced += index_gone;
+    for (size_t i = 0; i < sp->n; i++) {
+        uint8_t id[PF_ID_LEN];
+        if (!pf_name_pack_key(sp->keys[i], id))
+            continue;
+        if (idset_has(indexed, id) && (!idset_has(unused, id) || idset_has(listed_kept, id)))
+            continue;
+        if (pf_store_remove(r->store, sp->keys[i], p->err) && p->err->code != PF_ENOTFOUND)
+            return pf_err_prefix(p->err, "prune");
+        pf_err_clear(p->err);
+    }
+    return 0;
+}
+
+static int sum_sizes(const char *key, uint64_t size, void *ctx)
+{
+    uint8_t id[PF_ID_LEN];
+    if (pf_name_pack_key(key, id))
+        *(uint64_t *)ctx += size;
+    return 0;
+}
+
 int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err)
 {
     pruner p = {.r = r, .o = o, .st = st, .err = err};
     store_packs sp = {0};
     pf_saver *sv = NULL;
-    idset indexed = {0}, drop = {0}, carried = {0};
+    idset indexed = {0}, drop = {0}, carried = {0}, unused = {0}, listed_kept = {0};
+    bool *whole = NULL; /* per index file: every pack it lists goes */
     pf_index_file out_file = {0};
     int rc = -1;
     memset(st, 0, sizeof *st);
     if (idset_init(&p.used) || idset_init(&p.trees_seen) || idset_init(&p.kept_blobs) ||
-        idset_init(&indexed) || idset_init(&drop) || idset_init(&carried)) {
+        idset_init(&indexed) || idset_init(&drop) || idset_init(&carried) || idset_init(&unused) ||
+        idset_init(&listed_kept)) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto out;
+    }
+    if (!o->dry_run) {
+        int64_t lease;
+        if (pf_lock_longest_lease(r, &lease, err) ||
+            pf_store_sweep_tmp(r->store, (int64_t)time(NULL) - lease, &st->tmp_removed,
+                               &st->tmp_bytes, err)) {
+            pf_err_prefix(err, "prune: removing old temporary files");
+            goto out;
+        }
+        if (st->tmp_removed)
+            pf_info("removed %llu temporary file%s of interrupted writes (%llu bytes)",
+                    (unsigned long long)st->tmp_removed, st->tmp_removed == 1 ? "" : "s",
+                    (unsigned long long)st->tmp_bytes);
     }
     if (pf_repo_list_objects(r, "index", add_id, &p.index_files, err))
         goto out;
@@ -340,17 +408,26 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         goto out;
     st->blobs_used = p.used.n;
 
-    /* Pass 2: decide per pack; blobs in packs that stay need no copy. */
+    /* Pass 2: decide per pack; blobs in packs that stay need no copy. An index file all
+     * of whose packs go can go first, before anything is written (see free_first). */
+    whole = calloc(p.index_files.n ? p.index_files.n : 1, sizeof *whole);
+    if (!whole) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < p.index_files.n; i++) {
         pf_index_file f;
         if (load_index_file(&p, p.index_files.v[i], &f))
             goto out;
+        whole[i] = true;
         for (size_t j = 0; j < f.npacks; j++) {
             pf_index_file_pack *pk = &f.packs[j];
-            if (idset_add(&indexed, pk->info.id) == 0)
-                continue; /* listed by an earlier index file too */
             uint64_t used, total;
             int d = decide(&p, pk, &used, &total);
+            if (d != DROP)
+                whole[i] = false;
+            if (idset_add(&indexed, pk->info.id) == 0)
+                continue; /* listed by an earlier index file too */
             st->packs_total++;
             for (size_t k = 0; k < pk->count; k++)
                 if (!idset_has(&p.used, pk->entries[k].id))
@@ -366,30 +443,45 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                     }
             } else {
                 idset_add(&drop, pk->info.id);
-                if (d == DROP)
+                if (d == DROP) {
+                    idset_add(&unused, pk->info.id);
                     st->packs_deleted++;
-                else
+                } else {
                     st->packs_rewritten++;
+                    st->bytes_copied += used; /* an estimate until the copies are made */
+                }
             }
         }
+        if (!whole[i])
+            for (size_t j = 0; j < f.npacks; j++)
+                if (idset_add(&listed_kept, f.packs[j].info.id) < 0) {
+                    pf_index_file_free(&f);
+                    pf_err_set(err, PF_EGENERIC, "out of memory");
+                    goto out;
+                }
         pf_index_file_free(&f);
     }
     if (pf_store_list(r->store, "data/", list_pack, &sp, err))
         goto out;
     for (size_t i = 0; i < sp.n; i++) {
-        st->bytes_before += sp.sizes[i];
         uint8_t id[PF_ID_LEN];
         if (!pf_name_pack_key(sp.keys[i], id))
             continue;
+        st->bytes_before += sp.sizes[i];
         if (!idset_has(&indexed, id))
             st->packs_unindexed++;
         if (!idset_has(&indexed, id) || idset_has(&drop, id))
-            st->bytes_freed += sp.sizes[i];
+            st->bytes_removed += sp.sizes[i];
     }
     if (o->dry_run) {
+        st->bytes_after = st->bytes_before - st->bytes_removed + st->bytes_copied;
+        st->bytes_freed =
+            st->bytes_before > st->bytes_after ? st->bytes_before - st->bytes_after : 0;
         rc = 0;
         goto out;
     }
+    if (free_first(&p, &sp, &indexed, &unused, &listed_kept, whole))
+        goto out;
 
     /* Pass 3: copy the used blobs of rewritten packs, then write index files for
      * everything that stays. The saver dedups only against what it writes now. */
@@ -440,6 +532,10 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
     }
     if (pf_saver_finish(sv, err))
         goto out;
+    pf_saver_stats ss;
+    pf_saver_stats_get(sv, &ss);
+    st->bytes_copied = ss.bytes_stored;
+    st->packs_written = ss.packs;
     if (out_file.npacks && pf_repo_save_index(r, &out_file, err))
         goto out;
 
@@ -460,10 +556,17 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                 goto out;
         }
     }
+    /* What was freed is measured, not added up: the packs as they are now. */
+    if (pf_store_list(r->store, "data/", sum_sizes, &st->bytes_after, err))
+        goto out;
+    st->bytes_freed = st->bytes_before > st->bytes_after ? st->bytes_before - st->bytes_after : 0;
     pf_err_clear(err);
     rc = 0;
 out:
     pf_saver_free(sv);
+    free(whole);
+    idset_free(&unused);
+    idset_free(&listed_kept);
     pf_index_file_free(&out_file);
     for (size_t i = 0; i < sp.n; i++)
         free(sp.keys[i]);

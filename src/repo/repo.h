@@ -125,7 +125,9 @@ int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_e
 int pf_repo_load_tree(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_tree *t, pf_err *err);
 int pf_repo_has_blob(pf_repo *r, const uint8_t id[PF_ID_LEN]);
 
-/* Snapshots: ref is "latest" or a unique id prefix. */
+/* Snapshots: ref is "latest" (here simply the newest) or a unique id prefix. Commands
+ * resolve what the operator typed with pf_snapshot_resolve (repo/resolve.h), which gives
+ * "latest" the meaning the command needs. */
 int pf_repo_resolve_snapshot(pf_repo *r, const char *ref, char id_out[PF_HEX_ID_LEN + 1],
                              pf_err *err);
 int pf_repo_load_snapshot(pf_repo *r, const char *ref, pf_snapshot *s, pf_err *err);

@@ -151,9 +151,16 @@ int pf_retention_parse_group_by(const char *s, unsigned *group_by, pf_err *err)
         } else if ((wl == 3 && strncasecmp(w, "tag", 3) == 0) ||
                    (wl == 4 && strncasecmp(w, "tags", 4) == 0)) {
             g |= PF_RETENTION_GROUP_TAGS;
+        } else if ((wl == 4 && strncasecmp(w, "path", 4) == 0) ||
+                   (wl == 5 && strncasecmp(w, "paths", 5) == 0)) {
+            g |= PF_RETENTION_GROUP_PATHS;
+        } else if ((wl == 4 && strncasecmp(w, "kind", 4) == 0) ||
+                   (wl == 5 && strncasecmp(w, "kinds", 5) == 0)) {
+            g |= PF_RETENTION_GROUP_KIND;
         } else {
             return pf_err_set(err, PF_EUSAGE,
-                              "unknown grouping \"%.*s\": use host, tags, host,tags or none",
+                              "unknown grouping \"%.*s\": use a comma-separated combination of "
+                              "host, paths, tags and kind, or none",
                               (int)wl, w);
         }
         p += len;
@@ -212,7 +219,7 @@ int pf_retention_policy_validate(const pf_retention_policy *p, pf_err *err)
     for (size_t i = 0; i < p->n_keep_tags; i++)
         if (!p->keep_tags[i] || !p->keep_tags[i][0])
             return pf_err_set(err, PF_EUSAGE, "keep-tag: empty tag name");
-    if (p->group_by & ~(PF_RETENTION_GROUP_HOST | PF_RETENTION_GROUP_TAGS))
+    if (p->group_by & ~PF_RETENTION_GROUP_ALL)
         return pf_err_set(err, PF_EUSAGE, "group-by: unknown grouping bits 0x%x", p->group_by);
     if (pf_retention_policy_empty(p))
         return pf_err_set(err, PF_EUSAGE,
@@ -264,19 +271,24 @@ void pf_retention_policy_describe(const pf_retention_policy *p, pf_buf *out)
     }
     if (!any)
         pf_buf_append_str(out, "keep nothing");
-    switch (p->group_by & (PF_RETENTION_GROUP_HOST | PF_RETENTION_GROUP_TAGS)) {
-    case PF_RETENTION_GROUP_HOST | PF_RETENTION_GROUP_TAGS:
-        pf_buf_append_str(out, ", grouped by host and tags");
-        break;
-    case PF_RETENTION_GROUP_HOST:
-        pf_buf_append_str(out, ", grouped by host");
-        break;
-    case PF_RETENTION_GROUP_TAGS:
-        pf_buf_append_str(out, ", grouped by tags");
-        break;
-    default:
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } fields[] = {{PF_RETENTION_GROUP_HOST, "host"},
+                  {PF_RETENTION_GROUP_PATHS, "paths"},
+                  {PF_RETENTION_GROUP_TAGS, "tags"},
+                  {PF_RETENTION_GROUP_KIND, "kind"}};
+    size_t nf = 0, done = 0;
+    for (size_t i = 0; i < 4; i++)
+        nf += (p->group_by & fields[i].bit) != 0;
+    if (nf == 0)
         pf_buf_append_str(out, ", all snapshots in one group");
-        break;
+    for (size_t i = 0; i < 4; i++) {
+        if (!(p->group_by & fields[i].bit))
+            continue;
+        pf_buf_append_str(out, done == 0 ? ", grouped by " : done + 1 == nf ? " and " : ", ");
+        pf_buf_append_str(out, fields[i].name);
+        done++;
     }
 }
 
@@ -354,12 +366,19 @@ static bool subtract_duration(int64_t latest, const pf_retention_duration *d, in
 
 /* ---- apply ------------------------------------------------------------------------ */
 
+/* A sorted copy of a list of strings: order does not split a group. */
+typedef struct strset {
+    const char **v;
+    size_t n;
+} strset;
+
 typedef struct entry {
     size_t idx;
     int64_t time;
-    const char *host;  /* "" when not grouping by host */
-    const char **tags; /* sorted copy, NULL/0 when not grouping by tags */
-    size_t n_tags;
+    const char *host; /* "" when not grouping by host */
+    const char *kind; /* "" when not grouping by kind */
+    strset paths;     /* empty when not grouping by paths */
+    strset tags;      /* empty when not grouping by tags */
 } entry;
 
 static int cmp_str(const void *a, const void *b)
@@ -367,15 +386,51 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+static int cmp_set(const strset *a, const strset *b)
+{
+    int c;
+    for (size_t i = 0; i < a->n && i < b->n; i++)
+        if ((c = strcmp(a->v[i], b->v[i])) != 0)
+            return c;
+    return (a->n > b->n) - (a->n < b->n);
+}
+
 static int cmp_key(const entry *a, const entry *b)
 {
     int c = strcmp(a->host, b->host);
-    if (c)
-        return c;
-    for (size_t i = 0; i < a->n_tags && i < b->n_tags; i++)
-        if ((c = strcmp(a->tags[i], b->tags[i])) != 0)
-            return c;
-    return (a->n_tags > b->n_tags) - (a->n_tags < b->n_tags);
+    if (!c)
+        c = strcmp(a->kind, b->kind);
+    if (!c)
+        c = cmp_set(&a->paths, &b->paths);
+    if (!c)
+        c = cmp_set(&a->tags, &b->tags);
+    return c;
+}
+
+/* Fills *set with a sorted copy of v[0..n) (NULL items read as ""). */
+static int set_copy(strset *set, const char *const *v, size_t n)
+{
+    set->v = NULL;
+    set->n = 0;
+    if (n == 0)
+        return 0;
+    set->v = malloc(n * sizeof *set->v);
+    if (!set->v)
+        return -1;
+    for (size_t j = 0; j < n; j++)
+        set->v[j] = v && v[j] ? v[j] : "";
+    set->n = n;
+    qsort(set->v, n, sizeof *set->v, cmp_str);
+    return 0;
+}
+
+static void entries_free(entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].tags.v);
+        free(e[i].paths.v);
+    }
+    free(e);
 }
 
 /* Group key, then newest first, then input order (a stable sort). */
@@ -513,21 +568,18 @@ int pf_retention_apply(const pf_retention_snapshot *snaps, size_t n, const pf_re
         e[i].idx = i;
         e[i].time = snaps[i].time;
         e[i].host = "";
+        e[i].kind = "";
         if ((p->group_by & PF_RETENTION_GROUP_HOST) && snaps[i].host)
             e[i].host = snaps[i].host;
-        if ((p->group_by & PF_RETENTION_GROUP_TAGS) && snaps[i].n_tags > 0) {
-            e[i].tags = malloc(snaps[i].n_tags * sizeof *e[i].tags);
-            if (!e[i].tags) {
-                for (size_t j = 0; j < i; j++)
-                    free(e[j].tags);
-                free(e);
-                free(dec);
-                return pf_err_set(err, PF_EGENERIC, "retention: out of memory");
-            }
-            for (size_t j = 0; j < snaps[i].n_tags; j++)
-                e[i].tags[j] = snaps[i].tags[j] ? snaps[i].tags[j] : "";
-            e[i].n_tags = snaps[i].n_tags;
-            qsort(e[i].tags, e[i].n_tags, sizeof *e[i].tags, cmp_str);
+        if ((p->group_by & PF_RETENTION_GROUP_KIND) && snaps[i].kind)
+            e[i].kind = snaps[i].kind;
+        if (((p->group_by & PF_RETENTION_GROUP_TAGS) &&
+             set_copy(&e[i].tags, snaps[i].tags, snaps[i].n_tags)) ||
+            ((p->group_by & PF_RETENTION_GROUP_PATHS) &&
+             set_copy(&e[i].paths, snaps[i].paths, snaps[i].n_paths))) {
+            entries_free(e, i + 1);
+            free(dec);
+            return pf_err_set(err, PF_EGENERIC, "retention: out of memory");
         }
     }
     qsort(e, n, sizeof *e, cmp_entry);
@@ -553,8 +605,6 @@ int pf_retention_apply(const pf_retention_snapshot *snaps, size_t n, const pf_re
         else
             out->n_remove++;
     }
-    for (size_t i = 0; i < n; i++)
-        free(e[i].tags);
-    free(e);
+    entries_free(e, n);
     return 0;
 }

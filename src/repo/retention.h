@@ -4,6 +4,11 @@
  * evaluated in the process's local time zone (localtime_r/mktime, so the TZ environment
  * variable applies; tests set TZ and call tzset()).
  *
+ * Groups: snapshots are compared only with snapshots of the same group. By default a group
+ * is one host, one set of paths and one kind, as restic groups by host and paths: daily
+ * backups of /srv/a and of /srv/b never push each other out, nor does a partial
+ * `--only db` snapshot push the day's whole-server snapshot out of keep-daily.
+ *
  * The algorithm, per group of snapshots (see group_by):
  *   1. Sort the group newest first (snapshots with equal times keep their input order).
  *   2. Walk it from newest to oldest. A snapshot is kept when any of these holds:
@@ -50,6 +55,13 @@ typedef struct pf_retention_duration {
 /* group_by bits; 0 puts every snapshot in one group. */
 #define PF_RETENTION_GROUP_HOST 1u
 #define PF_RETENTION_GROUP_TAGS 2u
+#define PF_RETENTION_GROUP_PATHS 4u /* the set of paths, in any order */
+#define PF_RETENTION_GROUP_KIND 8u  /* "paths", "mastodon", "mastodon-partial", ... */
+#define PF_RETENTION_GROUP_ALL                                                                     \
+    (PF_RETENTION_GROUP_HOST | PF_RETENTION_GROUP_TAGS | PF_RETENTION_GROUP_PATHS |                \
+     PF_RETENTION_GROUP_KIND)
+#define PF_RETENTION_GROUP_DEFAULT                                                                 \
+    (PF_RETENTION_GROUP_HOST | PF_RETENTION_GROUP_PATHS | PF_RETENTION_GROUP_KIND)
 
 typedef struct pf_retention_policy {
     int keep_last; /* each: 0 = rule off, N > 0, or PF_RETENTION_UNLIMITED */
@@ -64,24 +76,29 @@ typedef struct pf_retention_policy {
     unsigned group_by; /* PF_RETENTION_GROUP_* bits */
 } pf_retention_policy;
 
-/* Every rule off, grouped by host and tags (the default). */
+/* Every rule off, grouped by host, paths and kind (the default). */
 #define PF_RETENTION_POLICY_INIT                                                                   \
     {                                                                                              \
-        0, 0, 0, 0, 0, 0, {0, 0, 0, 0}, NULL, 0, PF_RETENTION_GROUP_HOST | PF_RETENTION_GROUP_TAGS \
+        0, 0, 0, 0, 0, 0, {0, 0, 0, 0}, NULL, 0, PF_RETENTION_GROUP_DEFAULT                        \
     }
 
-/* One snapshot as the policy sees it. Everything is borrowed. host may be NULL (= ""). */
+/* One snapshot as the policy sees it. Everything is borrowed. host and kind may be NULL
+ * (= ""). */
 typedef struct pf_retention_snapshot {
     const char *id;
     int64_t time; /* Unix seconds */
     const char *host;
     const char *const *tags;
     size_t n_tags;
+    const char *const *paths;
+    size_t n_paths;
+    const char *kind;
 } pf_retention_snapshot;
 
 typedef struct pf_retention_decision {
     bool keep;
-    size_t group;   /* 0-based; groups are numbered in (host, sorted tags) order */
+    size_t group;   /* 0-based; groups are numbered in (host, kind, sorted paths, sorted
+                       tags) order, over the fields grouped by */
     size_t rank;    /* position in its group, 0 = newest */
     char **reasons; /* why it is kept (empty when removed); owned by the result */
     size_t n_reasons;
@@ -116,8 +133,9 @@ size_t pf_retention_format_duration(const pf_retention_duration *d, char *out, s
  * "unlimited" for PF_RETENTION_UNLIMITED. Returns 0, or -1 with err set (PF_EUSAGE). */
 int pf_retention_parse_count(const char *s, int *n, pf_err *err);
 
-/* Parses a group-by value: comma-separated "host" and/or "tags" ("hosts", "tag" accepted),
- * or "" / "none" for a single group. Returns 0, or -1 with err set (PF_EUSAGE). */
+/* Parses a group-by value: a comma-separated combination of "host", "paths", "tags" and
+ * "kind" ("hosts", "path", "tag", "kinds" accepted), or "" / "none" for a single group.
+ * Returns 0, or -1 with err set (PF_EUSAGE). */
 int pf_retention_parse_group_by(const char *s, unsigned *group_by, pf_err *err);
 
 /* True when no rule is on: such a policy would remove every snapshot. */
@@ -132,7 +150,7 @@ int pf_retention_policy_validate(const pf_retention_policy *p, pf_err *err);
 
 /* Appends a one-line English description of the policy to out, e.g.
  * "keep 7 daily, 5 weekly, 12 monthly snapshots and all snapshots within 2d of the newest,
- * grouped by host and tags". */
+ * grouped by host, paths and kind". */
 void pf_retention_policy_describe(const pf_retention_policy *p, pf_buf *out);
 
 /* Applies policy p to snaps[0..n) and fills *out (which must be PF_RETENTION_RESULT_INIT

@@ -31,6 +31,7 @@ static void push(char ***arr, size_t *n, const char *s)
 void pf_snapshot_init(pf_snapshot *s)
 {
     memset(s, 0, sizeof *s);
+    s->complete = true;
 }
 
 void pf_snapshot_free(pf_snapshot *s)
@@ -47,6 +48,9 @@ void pf_snapshot_free(pf_snapshot *s)
     cJSON_Delete(s->components);
     cJSON_Delete(s->manifest);
     cJSON_Delete(s->stats);
+    for (size_t i = 0; i < s->nskipped; i++)
+        free(s->skipped[i]);
+    free(s->skipped);
     memset(s, 0, sizeof *s);
 }
 
@@ -59,6 +63,29 @@ void pf_snapshot_add_tag(pf_snapshot *s, const char *tag)
 void pf_snapshot_add_path(pf_snapshot *s, const char *path)
 {
     push(&s->paths, &s->npaths, path);
+}
+
+void pf_snapshot_add_skipped(pf_snapshot *s, const char *path)
+{
+    s->complete = false;
+    s->skipped_count++;
+    if (s->nskipped < PF_SNAPSHOT_SKIPPED_MAX)
+        push(&s->skipped, &s->nskipped, path);
+}
+
+static const char *const kind_names[] = {"unknown", "paths", "mastodon", "mastodon-partial"};
+
+const char *pf_snapshot_kind_name(pf_snapshot_kind k)
+{
+    return (unsigned)k < sizeof kind_names / sizeof *kind_names ? kind_names[k] : "unknown";
+}
+
+pf_snapshot_kind pf_snapshot_kind_parse(const char *name)
+{
+    for (size_t i = 1; name && i < sizeof kind_names / sizeof *kind_names; i++)
+        if (!strcmp(name, kind_names[i]))
+            return (pf_snapshot_kind)i;
+    return PF_SNAP_UNKNOWN;
 }
 
 int pf_snapshot_has_tag(const pf_snapshot *s, const char *tag)
@@ -75,6 +102,14 @@ void pf_snapshot_time_str(const pf_snapshot *s, char *out, size_t n)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(out, n, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void pf_snapshot_time_local(const pf_snapshot *s, char *out, size_t n)
+{
+    time_t t = (time_t)(s->time_ns / 1000000000);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, n, "%Y-%m-%d %H:%M:%S %z", &tm);
 }
 
 int pf_parse_local_time(const char *str, int64_t *time_ns, int32_t *tz_offset, pf_err *err)
@@ -128,6 +163,13 @@ char *pf_snapshot_encode(const pf_snapshot *s)
         cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
     if (s->stats)
         cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
+    /* Always written, "unknown" too: read back, it must not be inferred anew. */
+    cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(s->kind));
+    cJSON_AddBoolToObject(o, "complete", s->complete);
+    if (!s->complete || s->skipped_count || s->nskipped) {
+        cJSON_AddItemToObject(o, "skipped", str_array(s->skipped, s->nskipped));
+        cJSON_AddNumberToObject(o, "skipped_count", (double)s->skipped_count);
+    }
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;
@@ -160,6 +202,57 @@ static cJSON *take_obj(cJSON *o, const char *key)
 {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsObject(v) ? cJSON_Duplicate(v, 1) : NULL;
+}
+
+/* Snapshots written before "kind" and "complete" existed: a Mastodon backup always
+ * recorded its components (all four unless --only left some out); plain backups never
+ * did. Completeness follows from the error count in stats. */
+static void infer_truth(cJSON *o, pf_snapshot *s)
+{
+    static const char *const whole[] = {"secrets", "postgres", "redis", "media"};
+    cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    cJSON *comp = s->components;
+    if (!kind) {
+        s->kind_inferred = true;
+        if (comp) {
+            s->kind = PF_SNAP_MASTODON;
+            for (size_t i = 0; i < sizeof whole / sizeof *whole; i++)
+                if (!cJSON_GetObjectItemCaseSensitive(comp, whole[i]))
+                    s->kind = PF_SNAP_MASTODON_PARTIAL;
+        } else if (pf_snapshot_has_tag(s, "mastodon")) {
+            s->kind = PF_SNAP_UNKNOWN;
+        } else {
+            s->kind = PF_SNAP_PATHS;
+        }
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(o, "complete")) {
+        cJSON *e = s->stats ? cJSON_GetObjectItemCaseSensitive(s->stats, "errors") : NULL;
+        s->complete = !(cJSON_IsNumber(e) && e->valuedouble > 0);
+        if (!s->complete) /* converting an out-of-range double is undefined */
+            s->skipped_count = e->valuedouble < 1e15 ? (uint64_t)e->valuedouble : (uint64_t)1e15;
+    }
+}
+
+static int decode_truth(cJSON *o, pf_snapshot *s)
+{
+    cJSON *kind = cJSON_GetObjectItemCaseSensitive(o, "kind");
+    cJSON *complete = cJSON_GetObjectItemCaseSensitive(o, "complete");
+    cJSON *count = cJSON_GetObjectItemCaseSensitive(o, "skipped_count");
+    if (kind && !cJSON_IsString(kind))
+        return -1;
+    /* A kind from a newer version stays "unknown": no `latest` picks it by mistake. */
+    s->kind = kind ? pf_snapshot_kind_parse(kind->valuestring) : PF_SNAP_UNKNOWN;
+    if (complete && !cJSON_IsBool(complete))
+        return -1;
+    s->complete = complete ? cJSON_IsTrue(complete) : true;
+    if (get_strs(o, "skipped", &s->skipped, &s->nskipped))
+        return -1;
+    if (count &&
+        (!cJSON_IsNumber(count) || !(count->valuedouble >= 0 && count->valuedouble < 1e15)))
+        return -1;
+    s->skipped_count = count ? (uint64_t)count->valuedouble : s->nskipped;
+    infer_truth(o, s);
+    return 0;
 }
 
 int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
@@ -199,6 +292,8 @@ int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
     s->components = take_obj(o, "components");
     s->manifest = take_obj(o, "manifest");
     s->stats = take_obj(o, "stats");
+    if (decode_truth(o, s))
+        goto bad;
     cJSON_Delete(o);
     return 0;
 bad:

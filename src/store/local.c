@@ -2,8 +2,8 @@
  * DIR/data/ab/<id>. put writes "<name>.tmp-<random>" in the same directory, fsyncs it,
  * renames it over the name and fsyncs the directory, so after put returns the object is
  * durable and a reader (or a crash) only ever sees the old object or the whole new one.
- * Temporary files left by a crash are invisible to list. Nothing is shared between calls
- * but the directory name, so every operation is safe from several threads. */
+ * Temporary files left by a crash are invisible to list; sweep_tmp removes old ones. Nothing is
+ * shared between calls but the directory name, so every operation is safe from several threads. */
 #include "store/store.h"
 #include "store/internal.h"
 
@@ -342,6 +342,55 @@ static int local_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void
     return rc;
 }
 
+/* Walks dir (with its subdirectories: data/ab/ holds packs) removing "*.tmp-*" files whose
+ * mtime is before `before`. A writer rewrites its file as it goes, so an old mtime means
+ * no writer is at work on it. */
+static int sweep_dir(pf_buf *path, int64_t before, uint64_t *removed, uint64_t *bytes, int depth,
+                     pf_err *err)
+{
+    DIR *d = opendir((char *)path->data);
+    if (!d)
+        return errno == ENOENT ? 0 : pf_err_sys(err, PF_EIO, "cannot list %s", (char *)path->data);
+    size_t plen = path->len;
+    int rc = 0;
+    struct dirent *de;
+    while (rc == 0 && (de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        path->len = plen;
+        pf_buf_printf(path, "/%s", de->d_name);
+        struct stat st;
+        if (lstat((char *)path->data, &st) < 0)
+            continue; /* gone meanwhile */
+        if (S_ISDIR(st.st_mode) && depth < 3) {
+            rc = sweep_dir(path, before, removed, bytes, depth + 1, err);
+        } else if (S_ISREG(st.st_mode) && pf_store_is_tmp_name(de->d_name) &&
+                   (int64_t)st.st_mtime < before) {
+            if (unlink((char *)path->data) == 0) {
+                (*removed)++;
+                *bytes += (uint64_t)st.st_size;
+            } else if (errno != ENOENT) {
+                rc = pf_err_sys(err, PF_EIO, "cannot remove %s", (char *)path->data);
+            }
+        }
+    }
+    path->len = plen;
+    path->data[plen] = 0;
+    closedir(d);
+    return rc;
+}
+
+static int local_sweep_tmp(pf_store *s, int64_t before, uint64_t *removed, uint64_t *bytes,
+                           pf_err *err)
+{
+    local_store *ls = s->impl;
+    pf_buf path = PF_BUF_INIT;
+    pf_buf_append_str(&path, ls->dir);
+    int rc = sweep_dir(&path, before, removed, bytes, 0, err);
+    pf_buf_free(&path);
+    return rc;
+}
+
 static void local_free(pf_store *s)
 {
     local_store *ls = s->impl;
@@ -359,6 +408,7 @@ static const struct pf_store_ops local_ops = {
     .list = local_list,
     .remove = local_remove,
     .free = local_free,
+    .sweep_tmp = local_sweep_tmp,
 };
 
 /* The directory need not exist yet (init creates it with the first put); a path that

@@ -229,6 +229,14 @@ static int retry_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void
     return rc;
 }
 
+/* Not retried: a sweep that fails leaves garbage for the next one, nothing worse. */
+static int retry_sweep_tmp(pf_store *s, int64_t before, uint64_t *removed, uint64_t *bytes,
+                           pf_err *err)
+{
+    retry_store *r = s->impl;
+    return pf_store_sweep_tmp(r->inner, before, removed, bytes, err);
+}
+
 static void retry_free(pf_store *s)
 {
     retry_store *r = s->impl;
@@ -246,6 +254,7 @@ static const struct pf_store_ops retry_ops = {
     .list = retry_list,
     .remove = retry_remove,
     .free = retry_free,
+    .sweep_tmp = retry_sweep_tmp,
 };
 
 pf_store *pf_store_retry_new(pf_store *inner, int attempts)

@@ -913,6 +913,9 @@ struct listing {
     size_t n, cap;
     const char *prefix;
     size_t prefix_len;
+    /* For sweep_tmp: list only temporary files last modified before tmp_before. */
+    int tmp_only;
+    int64_t tmp_before;
 };
 
 static void listing_add(struct listing *l, const char *key, uint64_t size)
@@ -955,8 +958,19 @@ static int walk(sftp_store *s, conn *c, pf_buf *rel, struct listing *l, int *bro
             *broken = sftp_fail(s, c, "list", dir, &status, err);
             goto out;
         }
-        if (!strcmp(name, ".") || !strcmp(name, "..") || pf_store_is_tmp_name(name))
+        if (!strcmp(name, ".") || !strcmp(name, ".."))
             continue;
+        if (pf_store_is_tmp_name(name) != 0) {
+            if (l->tmp_only && (a.flags & LIBSSH2_SFTP_ATTR_ACMODTIME) &&
+                (a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && LIBSSH2_SFTP_S_ISREG(a.permissions) &&
+                (int64_t)a.mtime < l->tmp_before) {
+                rel->len = rlen;
+                pf_buf_append_str(rel, name);
+                listing_add(l, (char *)rel->data,
+                            a.flags & LIBSSH2_SFTP_ATTR_SIZE ? a.filesize : 0);
+            }
+            continue;
+        }
         rel->len = rlen;
         pf_buf_append_str(rel, name);
         size_t cmp = rel->len < l->prefix_len ? rel->len : l->prefix_len;
@@ -972,7 +986,8 @@ static int walk(sftp_store *s, conn *c, pf_buf *rel, struct listing *l, int *bro
                     abort();
             }
             subdirs[nsub++] = xstrdup(name);
-        } else if (LIBSSH2_SFTP_S_ISREG(a.permissions) && rel->len >= l->prefix_len) {
+        } else if (LIBSSH2_SFTP_S_ISREG(a.permissions) && rel->len >= l->prefix_len &&
+                   !l->tmp_only) {
             listing_add(l, (char *)rel->data, a.flags & LIBSSH2_SFTP_ATTR_SIZE ? a.filesize : 0);
         }
     }
@@ -1030,6 +1045,45 @@ static int sftp_list(pf_store *st, const char *prefix, pf_store_list_cb cb, void
     return rc;
 }
 
+/* Lists the old temporary files (see sftp_put) over the whole tree, then removes them. */
+static int sftp_sweep_tmp(pf_store *st, int64_t before, uint64_t *removed, uint64_t *bytes,
+                          pf_err *err)
+{
+    sftp_store *s = st->impl;
+    struct listing l = {0};
+    pf_buf rel = PF_BUF_INIT;
+    int broken = 0, rc = -1;
+    unsigned long status;
+    l.prefix = "";
+    l.tmp_only = 1;
+    l.tmp_before = before;
+    conn *c = conn_get(s, err);
+    if (!c)
+        return pf_err_prefix(err, "sweep temporary files");
+    pf_buf_append_str(&rel, "");
+    rc = walk(s, c, &rel, &l, &broken, err);
+    for (size_t i = 0; rc == 0 && !broken && i < l.n; i++) {
+        char *path = remote_path(s, l.v[i].key);
+        if (libssh2_sftp_unlink_ex(c->sftp, path, (unsigned)strlen(path)) < 0) {
+            broken = sftp_fail(s, c, "remove", path, &status, err);
+            if (err->code != PF_ENOTFOUND)
+                rc = -1;
+            else
+                pf_err_clear(err);
+        } else {
+            (*removed)++;
+            *bytes += l.v[i].size;
+        }
+        free(path);
+    }
+    conn_put(s, c, broken);
+    for (size_t i = 0; i < l.n; i++)
+        free(l.v[i].key);
+    free(l.v);
+    pf_buf_free(&rel);
+    return rc;
+}
+
 static void sftp_free(pf_store *st)
 {
     sftp_store *s = st->impl;
@@ -1056,6 +1110,7 @@ static const struct pf_store_ops sftp_ops = {
     .list = sftp_list,
     .remove = sftp_remove,
     .free = sftp_free,
+    .sweep_tmp = sftp_sweep_tmp,
 };
 
 /* Splits sftp://[user@]host[:port]/path into s's fields. */

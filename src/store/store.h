@@ -16,6 +16,9 @@
  * - Keys (and list prefixes) are '/'-separated components of [A-Za-z0-9._~-], at most 1024
  *   bytes, with no empty, "." or ".." component and no ".tmp-" (drivers' temporary files);
  *   every driver refuses other keys with PF_EUSAGE, so all backends accept the same keys.
+ * - sweep_tmp is optional (NULL for drivers whose put leaves nothing behind when killed,
+ *   as S3 and memory): it removes the driver's own temporary objects last modified before
+ *   `before` (Unix seconds), which no key names and no list shows, and counts them.
  * - All operations may be called from several threads at once.
  * - Transient failures set err->retryable. */
 #ifndef PF_STORE_H
@@ -41,6 +44,7 @@ struct pf_store_ops {
     int (*list)(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err);
     int (*remove)(pf_store *s, const char *key, pf_err *err);
     void (*free)(pf_store *s);
+    int (*sweep_tmp)(pf_store *s, int64_t before, uint64_t *removed, uint64_t *bytes, pf_err *err);
 };
 
 struct pf_store {
@@ -94,6 +98,14 @@ static inline int pf_store_list(pf_store *s, const char *prefix, pf_store_list_c
 static inline int pf_store_remove(pf_store *s, const char *key, pf_err *err)
 {
     return s->ops->remove(s, key, err);
+}
+/* Removes temporary objects older than before; 0 with nothing counted when the driver
+ * leaves none. */
+static inline int pf_store_sweep_tmp(pf_store *s, int64_t before, uint64_t *removed,
+                                     uint64_t *bytes, pf_err *err)
+{
+    *removed = *bytes = 0;
+    return s->ops->sweep_tmp ? s->ops->sweep_tmp(s, before, removed, bytes, err) : 0;
 }
 void pf_store_free(pf_store *s);
 

@@ -51,7 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         !same_strs(s.tags, s.ntags, t.tags, t.ntags) ||
         !same_strs(s.paths, s.npaths, t.paths, t.npaths) ||
         !same_json(s.components, t.components) || !same_json(s.manifest, t.manifest) ||
-        !same_json(s.stats, t.stats))
+        !same_json(s.stats, t.stats) || t.kind != s.kind || t.complete != s.complete ||
+        t.skipped_count != s.skipped_count ||
+        !same_strs(s.skipped, s.nskipped, t.skipped, t.nskipped))
         abort();
     cJSON_free(text);
     pf_snapshot_free(&t);

@@ -307,6 +307,18 @@ basics() {
     run "$d-check" pf --repo "$U" check --read-data
     rc_is 0 "$d: check --read-data"
     has "$d: check found no damage" "no damage found"
+    if [ "$d" = sftp ]; then
+        # A temporary file a killed upload left on the server: prune removes it once it is
+        # older than a lease, through the SFTP driver's sweep.
+        local tmpf
+        tmpf="$(ls -d "$SSHD_ROOT"/basics/data/*/ | head -1)$(printf '%064d' 0).tmp-killed"
+        head -c 4000 /dev/urandom >"$tmpf"
+        touch -d '1 hour ago' "$tmpf"
+        run "$d-prune-tmp" pf --repo "$U" --json prune
+        rc_is 0 "$d: prune"
+        [ "$(jget "$OUT" 'd["tmp_removed"]')" = 1 ] && [ ! -e "$tmpf" ] &&
+            ok "$d: prune removed the old temporary file" || fail "$d: prune left $tmpf: $(cat "$OUT")"
+    fi
 
     # The cache: filled for a remote repository; deleting it (or turning it off) changes
     # nothing but where the metadata is read from.

@@ -46,7 +46,7 @@ static int b_remove(pf_store *s, const char *key, pf_err *err)
     return pf_store_remove(s->impl, key, err);
 }
 static const struct pf_store_ops borrow_ops = {"borrow", b_put,    b_get, b_stat,
-                                               b_list,   b_remove, NULL};
+                                               b_list,   b_remove, NULL,  NULL};
 
 static pf_store *borrow(pf_store *inner)
 {
