@@ -896,7 +896,23 @@ static int restore_mastodon(int argc, char **argv)
     app_owner owner = {0};
     int rc = PF_EXIT_OK;
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
-    pf_snapshot_want whole = {PF_SNAP_MASTODON, true, NULL, 0};
+    /* latest: the whole server, or with --only the newest snapshot with those parts */
+    const char *wanted[4];
+    size_t nwanted = 0;
+    if (only != C_ALL) {
+        if (only & C_SECRETS)
+            wanted[nwanted++] = "secrets";
+        if (only & C_DB)
+            wanted[nwanted++] = "postgres";
+        if (only & C_REDIS)
+            wanted[nwanted++] = "redis";
+        if (only & C_MEDIA)
+            wanted[nwanted++] = "media";
+    }
+    pf_snapshot_want whole = {.kind = PF_SNAP_MASTODON,
+                              .complete = true,
+                              .components = nwanted ? wanted : NULL,
+                              .ncomponents = nwanted};
     if (!lock || pf_repo_load_index(r, &err) ||
         pf_snapshot_resolve(r, argv[optind], &whole, &s, &err)) {
         pf_cli_unlock(lock);

@@ -78,7 +78,7 @@ int cmd_restore(int argc, char **argv)
      * for), or the newest whole server when the PATHs are a Mastodon snapshot's (media). */
     const char *const *include = (const char *const *)(argv + optind + 1);
     size_t ninclude = (size_t)(argc - optind - 1);
-    pf_snapshot_want want = {PF_SNAP_PATHS, false, NULL, 0};
+    pf_snapshot_want want = {.kind = PF_SNAP_PATHS};
     if (ninclude)
         want = pf_snapshot_want_for(include, ninclude);
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);

@@ -5,6 +5,8 @@
 
 #include "common/log.h"
 
+#include <cjson/cJSON.h>
+
 static const char *const server_dirs[] = {"secrets", "postgres", "redis", "media"};
 
 /* Length of p's first component, p without leading slashes. */
@@ -17,7 +19,7 @@ static size_t first_component(const char **p)
 
 pf_snapshot_want pf_snapshot_want_for(const char *const *inside, size_t n)
 {
-    pf_snapshot_want w = {PF_SNAP_UNKNOWN, false, inside, n};
+    pf_snapshot_want w = {.kind = PF_SNAP_UNKNOWN, .inside = inside, .ninside = n};
     if (n == 0)
         return w;
     const char *p = inside[0];
@@ -73,8 +75,14 @@ bool pf_snapshot_holds(const pf_snapshot *s, const char *p)
 /* Why s cannot stand for "latest" under want, or NULL when it can. */
 static const char *unfit(const pf_snapshot *s, const pf_snapshot_want *w)
 {
-    if (w->kind != PF_SNAP_UNKNOWN && s->kind != w->kind)
+    /* A partial --only snapshot stands for the components asked for, if it has them all. */
+    bool part_fits =
+        w->kind == PF_SNAP_MASTODON && w->ncomponents && s->kind == PF_SNAP_MASTODON_PARTIAL;
+    if (w->kind != PF_SNAP_UNKNOWN && s->kind != w->kind && !part_fits)
         return pf_snapshot_kind_name(s->kind);
+    for (size_t i = 0; i < w->ncomponents; i++)
+        if (!s->components || !cJSON_GetObjectItemCaseSensitive(s->components, w->components[i]))
+            return part_fits ? pf_snapshot_kind_name(s->kind) : "without the components asked for";
     if (w->complete && !s->complete)
         return "incomplete";
     for (size_t i = 0; i < w->ninside; i++)
@@ -85,7 +93,12 @@ static const char *unfit(const pf_snapshot *s, const pf_snapshot_want *w)
 
 static void describe(const pf_snapshot_want *w, char *out, size_t n)
 {
-    if (w->kind == PF_SNAP_MASTODON)
+    if (w->kind == PF_SNAP_MASTODON && w->ncomponents)
+        snprintf(out, n, "the newest %sMastodon snapshot holding %s%s%s%s",
+                 w->complete ? "complete " : "", w->components[0],
+                 w->ncomponents > 1 ? " and " : "", w->ncomponents > 1 ? w->components[1] : "",
+                 w->ncomponents > 2 ? ", ..." : "");
+    else if (w->kind == PF_SNAP_MASTODON)
         snprintf(out, n, "the newest %swhole-server Mastodon snapshot",
                  w->complete ? "complete " : "");
     else if (w->kind == PF_SNAP_PATHS && w->ninside)
@@ -102,7 +115,7 @@ int pf_snapshot_resolve(pf_repo *r, const char *ref, const pf_snapshot_want *wan
 {
     if (strcmp(ref, "latest"))
         return pf_repo_load_snapshot(r, ref, s, err);
-    pf_snapshot_want any = {PF_SNAP_UNKNOWN, false, NULL, 0};
+    pf_snapshot_want any = {.kind = PF_SNAP_UNKNOWN};
     const pf_snapshot_want *w = want ? want : &any;
     pf_snapshot *all;
     size_t n;

@@ -7,6 +7,8 @@
  *   - plain paths (restore --target, ls/dump of other paths): the newest snapshot of
  *     kind "paths" that holds the paths asked for (their first component is the base
  *     name of one of the snapshot's paths);
+ *   - some components of a server (restore --live --only ...): the newest complete
+ *     snapshot, whole or partial, that holds every component asked for;
  *   - anything (ls with no path): the newest snapshot.
  * The choice is told on one info line: which snapshot, and why newer ones were passed
  * over. */
@@ -25,6 +27,11 @@ typedef struct pf_snapshot_want {
     bool complete;             /* only complete snapshots */
     const char *const *inside; /* paths inside the snapshot it must hold; may be NULL */
     size_t ninside;
+    /* With kind PF_SNAP_MASTODON: when not NULL, the components (secrets, postgres, redis,
+     * media) the command needs, and a partial --only snapshot that holds all of them fits
+     * too (restore --live --only db takes the newest snapshot that has the database). */
+    const char *const *components;
+    size_t ncomponents;
 } pf_snapshot_want;
 
 /* The need of a command that reads the paths inside[0..n) of a snapshot (ls, dump): a

@@ -166,6 +166,14 @@ has "it says it took the whole-server snapshot" "latest: snapshot ${FULL:0:8}"
 has "it says why the newer ones were passed over" "passed over ${PLAIN:0:8}: paths, ${PART:0:8}: mastodon-partial"
 cmp -s "$T/target/.env.production" "$LIVE/.env.production" && ok "the secrets came from the whole-server snapshot" ||
     fail "restored .env.production differs"
+# With --only, latest may be a partial snapshot holding what is asked for (the database
+# here: the newer partial one). The choice is made before connecting (port 1: refused).
+run restore_db pf restore latest --live "$T/target-db" --only db --pg-host 127.0.0.1 --pg-port 1
+has "restore --live --only db: latest is the newest snapshot with the database" \
+    "latest: snapshot ${PART:0:8}" "$ERR"
+run restore_all pf restore latest --live "$T/target-all" --pg-host 127.0.0.1 --pg-port 1
+has "restore --live without --only: latest is the whole-server snapshot" \
+    "latest: snapshot ${FULL:0:8}" "$ERR"
 run ls_secrets pf ls latest secrets
 rc_is 0 "ls latest secrets"
 has "ls of the server's folders takes the whole-server snapshot" "snapshot ${FULL:0:8}"
