@@ -158,7 +158,9 @@ run fallback pf backup --live "$OLD/live" --only db
 rc_is 0 "backup when postgres may not enter the database"
 has "says it falls back to the app's user" "dumping as the OS user mastodon"
 has "probes as the OS user mastodon" "probing mastodon_production as the OS user mastodon"
-run fallbackglobals pf dump latest postgres/globals.sql
+# (latest for postgres/ is the newest whole-server snapshot: name the partial one by id)
+part_id=$(pf --json snapshots | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')
+run fallbackglobals pf dump "$part_id" postgres/globals.sql
 hasnt "roles dumped without passwords then" "SCRAM-SHA-256"
 fb=$(for f in "$CHILDLOG"/pg_dump.*; do grep -q -- '--version' "$f" || sed -n 's/^uid //p' "$f"; done | sort -u | tr '\n' ' ')
 [ "$fb" = "mastodon " ] && ok "that pg_dump ran as mastodon" || fail "that pg_dump ran as: $fb"
