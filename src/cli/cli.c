@@ -50,6 +50,9 @@ int pf_config_load(const char *path, bool must_exist, pf_err *err)
 
 const char *pf_config_get(const char *key)
 {
+    /* A key missing from the table could never be set: a file setting it is refused. */
+    if (!pf_conf_find(key))
+        pf_warn("bug: config key \"%s\" is read but not in the table of src/cli/conf.c", key);
     for (size_t i = 0; i < config.nentries; i++)
         if (!strcmp(config.entries[i].key, key))
             return config.entries[i].value;

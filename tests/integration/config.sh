@@ -117,6 +117,7 @@ for i in 1 2 3; do
     run 0 "$PF" --config "$W/good.conf" backup "$W/data"
 done
 run 0 "$PF" --config "$W/good.conf" forget
+! grep -F 'bug: config key' "$W/err.txt" || fail "forget read a key that is not in the table"
 run 0 "$PF" --config "$W/good.conf" --json snapshots
 n=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d if isinstance(d, list) else d["snapshots"]))' "$W/out.txt")
 [ "$n" = 1 ] || fail "keep_last = 1 from the (indented) config line left $n snapshots"
