@@ -109,9 +109,23 @@ demo: deps
 	$(MAKE) all
 	scripts/demo.sh
 
+# The systemd units name /usr/local/bin/permafrost and /usr/local/lib/permafrost/: the
+# copies installed name the PREFIX installed to. SYSTEMDDIR=/etc/systemd/system puts them
+# with the local units.
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+UNITS := $(wildcard contrib/systemd/*.service contrib/systemd/*.timer)
 install: permafrost
 	install -D -m 0755 permafrost $(DESTDIR)$(PREFIX)/bin/permafrost
 	install -D -m 0644 docs/permafrost.1 $(DESTDIR)$(PREFIX)/share/man/man1/permafrost.1
+	install -D -m 0644 docs/permafrost.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/permafrost.conf.5
+	install -D -m 0644 contrib/permafrost.conf $(DESTDIR)$(PREFIX)/share/doc/permafrost/permafrost.conf
+	install -D -m 0755 contrib/systemd/failure-notify $(DESTDIR)$(PREFIX)/lib/permafrost/failure-notify
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	for u in $(UNITS); do \
+	  sed 's|/usr/local/|$(PREFIX)/|g' $$u >$(DESTDIR)$(SYSTEMDDIR)/$$(basename $$u).tmp && \
+	  chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/$$(basename $$u).tmp && \
+	  mv -f $(DESTDIR)$(SYSTEMDDIR)/$$(basename $$u).tmp $(DESTDIR)$(SYSTEMDDIR)/$$(basename $$u) || exit 1; \
+	done
 
 format:
 	clang-format -i $$(find src tests -name '*.[ch]')

@@ -29,6 +29,7 @@ static const struct cmd_struct commands[] = {
     {"copy", cmd_copy, "copy snapshots into another repository (--to URL)"},
     {"key", cmd_key, "list, add, remove, change passphrases; paper export/import"},
     {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)"},
+    {"config", cmd_config, "check a configuration file (config check [FILE]); list its keys"},
 };
 
 static void usage(FILE *f)
@@ -141,8 +142,8 @@ static void apply_config_store_opts(void)
         pf_g.store_opts.ssh_key = v;
     if ((v = pf_config_get("s3_region")))
         pf_g.store_opts.s3_region = v;
-    if ((v = pf_config_get("s3_virtual_host")))
-        pf_g.store_opts.s3_virtual_host = !strcmp(v, "true") || !strcmp(v, "yes");
+    if (pf_config_get("s3_virtual_host"))
+        pf_g.store_opts.s3_virtual_host = pf_config_true("s3_virtual_host");
     if (!pf_g.store_opts.connections && (v = pf_config_get("connections")))
         pf_g.store_opts.connections = atoi(v);
 }
@@ -174,7 +175,9 @@ int main(int argc, char **argv)
     }
     pf_err err = {0};
     const char *cfg = pf_g.config_file ? pf_g.config_file : getenv("PERMAFROST_CONFIG");
-    if (pf_config_load(cfg ? cfg : "/etc/permafrost.conf", cfg != NULL, &err))
+    /* `config check` reads the file itself, to list every problem rather than the first. */
+    if (strcmp(argv[1], "config") &&
+        pf_config_load(cfg ? cfg : "/etc/permafrost.conf", cfg != NULL, &err))
         return pf_cli_fail(&err);
     apply_config_store_opts();
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

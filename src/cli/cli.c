@@ -5,7 +5,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <fcntl.h>
-#include <ini.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,59 +14,54 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/conf.h"
 #include "common/log.h"
 #include "repo/lock.h"
 
 pf_cli pf_g;
 
-typedef struct kv {
-    char *key, *value;
-} kv;
-static kv *config;
-static size_t nconfig;
-
-static int config_entry(void *user, const char *section, const char *name, const char *value)
-{
-    (void)user;
-    (void)section;
-    for (size_t i = 0; i < nconfig; i++) {
-        if (!strcmp(config[i].key, name)) {
-            free(config[i].value);
-            config[i].value = strdup(value);
-            return 1;
-        }
-    }
-    kv *c = realloc(config, (nconfig + 1) * sizeof *c);
-    if (!c)
-        return 0;
-    config = c;
-    config[nconfig].key = strdup(name);
-    config[nconfig].value = strdup(value);
-    nconfig++;
-    return 1;
-}
+/* The file's checked entries; later loads (none today) would replace them. */
+static pf_conf_file config;
 
 int pf_config_load(const char *path, bool must_exist, pf_err *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        if (!must_exist && errno == ENOENT)
+    pf_conf_file f;
+    if (pf_conf_read(path, &f, err)) {
+        if (!must_exist && err->sys_errno == ENOENT) {
+            pf_err_clear(err);
             return 0;
-        return pf_err_sys(err, PF_EUSAGE, "cannot read config file %s", path);
+        }
+        return -1;
     }
-    int line = ini_parse_file(f, config_entry, NULL);
-    fclose(f);
-    if (line != 0)
-        return pf_err_set(err, PF_EUSAGE, "config file %s: syntax error on line %d", path, line);
+    if (f.nproblems) {
+        /* One line: the first problem, and where to see them all. */
+        if (f.nproblems == 1)
+            pf_err_set(err, PF_EUSAGE, "%s", f.problems[0].text);
+        else
+            pf_err_set(err, PF_EUSAGE, "%s (and %zu more: 'permafrost config check %s')",
+                       f.problems[0].text, f.nproblems - 1, path);
+        pf_conf_file_free(&f);
+        return -1;
+    }
+    pf_conf_file_free(&config);
+    config = f;
     return 0;
 }
 
 const char *pf_config_get(const char *key)
 {
-    for (size_t i = 0; i < nconfig; i++)
-        if (!strcmp(config[i].key, key))
-            return config[i].value;
+    /* A key missing from the table could never be set: a file setting it is refused. */
+    if (!pf_conf_find(key))
+        pf_warn("bug: config key \"%s\" is read but not in the table of src/cli/conf.c", key);
+    for (size_t i = 0; i < config.nentries; i++)
+        if (!strcmp(config.entries[i].key, key))
+            return config.entries[i].value;
     return NULL;
+}
+
+bool pf_config_true(const char *key)
+{
+    return pf_conf_true(pf_config_get(key));
 }
 
 int pf_exit_code(const pf_err *err)

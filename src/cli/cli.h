@@ -44,8 +44,14 @@ typedef struct pf_cli {
 
 extern pf_cli pf_g;
 
-/* Config file values ("key" in the file; sections are ignored). NULL when unset. */
+/* Config file values ("key" in the file; sections are ignored). NULL when unset. Every
+ * key read must be in the table of src/cli/conf.c, which checked the file when it was
+ * loaded: a value here has the key's type. */
 const char *pf_config_get(const char *key);
+/* A yes/no key: true when set to true, yes or 1. */
+bool pf_config_true(const char *key);
+/* Loads and checks path (see pf_conf_read). A missing file is fine unless must_exist; any
+ * problem fails the load (PF_EUSAGE) with the first one and a count of the others. */
 int pf_config_load(const char *path, bool must_exist, pf_err *err);
 
 /* Maps an error to an exit code, prints "permafrost: <msg>" and returns the code. */
@@ -124,6 +130,7 @@ int cmd_unlock(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
+int cmd_config(int argc, char **argv);
 int cmd_backup_mastodon(int argc, char **argv);
 int cmd_restore_mastodon(int argc, char **argv);
 

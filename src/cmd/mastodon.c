@@ -111,12 +111,6 @@ static char **live_argv(int argc, char **argv, int npos, const char *const *with
     return out;
 }
 
-static bool config_true(const char *key)
-{
-    const char *v = pf_config_get(key);
-    return v && (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"));
-}
-
 /* Mastodon's version from lib/mastodon/version.rb (def major / minor / patch). */
 static void mastodon_version(const char *live, char *out, size_t n)
 {
@@ -260,7 +254,7 @@ static int backup_mastodon(int argc, char **argv)
     const char *live = NULL, *when = NULL, *tags[32];
     size_t ntags = 0;
     unsigned only = C_ALL;
-    bool exclude_cache = config_true("exclude_cache");
+    bool exclude_cache = pf_config_true("exclude_cache");
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {

@@ -407,14 +407,15 @@ sed -i 's|^DB_NAME=.*|DB_NAME=no_such_db|' "$T/nodb/.env.production"
 run nodb pf backup --live "$T/nodb" --only db
 rc_is 13 "database missing: exit 13"
 
-# ---- the README's weekly check unit ---------------------------------------------------------
-# Its ExecStart, as systemd passes it to sh (%% -> %), run on a date in ISO week 08 and 09,
-# which `date +%V` prints as "08"/"09": bad octal numbers in $(( )).
-line=$(grep -m1 'ExecStart=.*read-data-subset' "$SRC/README.md" | sed "s/^ExecStart=\/bin\/sh -c '//; s/'\$//; s/%%/%/g")
+# ---- the shipped weekly check unit (contrib/systemd; units.sh checks every day) -------------
+# Its ExecStart, as systemd passes it to sh (%% -> %, $$ -> $), run on a date in ISO week 08
+# and 09, which `date +%V` prints as "08"/"09": bad octal numbers in $(( )).
+line=$(grep -m1 'ExecStart=.*read-data-subset' "$SRC/contrib/systemd/permafrost-check.service" |
+    sed "s/^ExecStart=\/bin\/sh -c '//; s/'\$//; s/%%/%/g; s/\\$\\$/\\$/g")
 for day in 2026-02-19:1 2026-02-26:2 2026-03-05:3; do
     got=$(sh -c "date() { command date -d ${day%%:*} \"\$@\"; }; ${line/\/usr\/local\/bin\/permafrost -q check --read-data-subset=/echo }" 2>&1)
-    [ "$got" = "${day##*:}/4" ] && ok "README weekly check on ${day%%:*} reads slice $got" ||
-        fail "README weekly check on ${day%%:*}: \"$got\" (wanted ${day##*:}/4)"
+    [ "$got" = "${day##*:}/4" ] && ok "weekly check unit on ${day%%:*} reads slice $got" ||
+        fail "weekly check unit on ${day%%:*}: \"$got\" (wanted ${day##*:}/4)"
 done
 
 # ---- the man page covers what the binary offers ------------------------------------------
