@@ -790,14 +790,27 @@ static char *resolve_media_root(const pf_mastodon_env *env, const char *live)
     return out;
 }
 
-static int load_text(pf_repo *r, const pf_node *n, pf_buf *out, pf_err *err)
+/* Loads the file n (at most max bytes) into *out. A snapshot from a compromised server
+ * can name a huge file cheaply (one deduplicated blob, repeated), so the size is checked
+ * before anything is read, and again as blobs come in. */
+static int load_text(pf_repo *r, const pf_node *n, size_t max, pf_buf *out, pf_err *err)
 {
     pf_buf tmp = PF_BUF_INIT;
-    for (size_t i = 0; i < n->nblobs; i++)
+    if (n->size > max)
+        return pf_err_set(err, PF_ECORRUPT,
+                          "is %llu bytes, more than the %zu a settings file may have: refusing it",
+                          (unsigned long long)n->size, max);
+    for (size_t i = 0; i < n->nblobs; i++) {
         if (pf_repo_load_blob(r, n->blobs[i], &tmp, err)) {
             pf_buf_free(&tmp);
             return -1;
         }
+        if (tmp.len > max) {
+            pf_buf_free(&tmp);
+            return pf_err_set(err, PF_ECORRUPT,
+                              "holds more than its recorded size: refusing it (damaged or forged)");
+        }
+    }
     *out = tmp;
     return 0;
 }
@@ -918,7 +931,7 @@ static int restore_mastodon(int argc, char **argv)
      * snapshot taken with --only (no secrets) uses the one already in the target. */
     int have_secrets = pf_lookup_path(r, s.tree, "secrets/.env.production", &n_env, &err) == 0;
     if (have_secrets) {
-        if (load_text(r, &n_env, &envtext, &err) ||
+        if (load_text(r, &n_env, PF_MASTODON_ENV_MAX_FILE, &envtext, &err) ||
             pf_mastodon_env_parse((const char *)envtext.data, envtext.len, &env, &err)) {
             pf_err_prefix(&err, "snapshot's .env.production");
             rc = pf_cli_fail(&err);

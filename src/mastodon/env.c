@@ -11,7 +11,7 @@
 #include "common/buf.h"
 #include "common/log.h"
 
-#define ENV_MAX_FILE (1024 * 1024)
+#define ENV_MAX_FILE PF_MASTODON_ENV_MAX_FILE
 /* $VAR expansion can double a value per line (B=$A$A, C=$B$B, ...): a few hundred bytes
  * would ask for gigabytes. Real values are far below these (a few KiB at most). */
 #define ENV_MAX_VALUE (64 * 1024)       /* one value, after expansion */

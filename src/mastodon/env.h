@@ -74,6 +74,9 @@ typedef struct pf_mastodon_env {
  * warning naming the line and key. */
 int pf_mastodon_env_parse(const char *text, size_t len, pf_mastodon_env *out, pf_err *err);
 
+/* The largest .env.production accepted anywhere (a real one is a few KiB). */
+#define PF_MASTODON_ENV_MAX_FILE (1024 * 1024)
+
 /* Reads <live_dir>/.env.production and parses it; resolves paperclip_root. Errors are
  * prefixed with the file's path: "/home/mastodon/live/.env.production: DB_PORT is not a
  * port number (1-65535)"; a missing or unreadable file is PF_ENOTFOUND / PF_EIO. Refuses

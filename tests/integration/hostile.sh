@@ -23,7 +23,7 @@ set -uo pipefail
 
 SRC=${PF_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PF=${PERMAFROST:-$SRC/permafrost}
-PARTS=${HOSTILE_PARTS:-cacheid cachepoison config keys v1}
+PARTS=${HOSTILE_PARTS:-cacheid cachepoison config keys v1 bigenv}
 . "$SRC/tests/harness/sshd.sh"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/pf-hostile.XXXXXX")
@@ -344,6 +344,24 @@ if part v1; then
     run v1-downgrade pf --repo "$V" snapshots
     rc_is 4 "v1: the format-1 config put back after upgrade is refused"
     has "v1: ... saying it was replaced" "config says format 1"
+fi
+
+# A writer with the key can name a huge secrets/.env.production cheaply (one blob, many
+# times): restore --live refuses it by its recorded size, before reading it into memory.
+if part bigenv; then
+    B=$T/bigenv
+    mkdir -p "$B/secrets" "$B/live"
+    head -c $((3 * 1024 * 1024)) /dev/zero | tr '\0' '#' >"$B/secrets/.env.production"
+    run bigenv-init pf --repo "$B/repo" init
+    rc_is 0 "bigenv: init"
+    run bigenv-backup pf --repo "$B/repo" --json backup "$B/secrets"
+    rc_is 0 "bigenv: a plain backup laid out like a server's secrets/"
+    id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$OUT")
+    run bigenv-restore pf --repo "$B/repo" restore "$id" --live "$B/live" --only secrets
+    rc_is 4 "bigenv: restore --live of a 3 MiB .env.production is refused as damaged"
+    has "bigenv: ... naming the file and its size" "is 3145728 bytes"
+    [ ! -e "$B/live/.env.production" ] && ok "bigenv: nothing written" ||
+        fail "bigenv: .env.production was written"
 fi
 
 echo "$FAILED failed"
