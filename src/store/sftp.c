@@ -317,6 +317,24 @@ static void hostkey_prefs(unsigned mask, char *algs, size_t acap, char *what, si
     }
 }
 
+/* The host keys recorded in s->known_hosts, or NULL with err set. A missing file is an
+ * empty list; an unreadable one is an error. The caller holds hk_mu and frees the list. */
+static LIBSSH2_KNOWNHOSTS *known_hosts_read(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
+{
+    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(ssh);
+    if (!kh) {
+        pf_err_set(err, PF_EIO, "cannot check SSH host keys: %s", ssh_msg(ssh));
+        return NULL;
+    }
+    if (access(s->known_hosts, F_OK) == 0 &&
+        libssh2_knownhost_readfile(kh, s->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
+        pf_err_set(err, PF_EIO, "cannot read %s: %s", s->known_hosts, ssh_msg(ssh));
+        libssh2_knownhost_free(kh);
+        return NULL;
+    }
+    return kh;
+}
+
 /* Before the handshake: a host known_hosts knows may only show a key of a kind recorded
  * for it. Otherwise an impostor offering another kind would be "not found" rather than a
  * mismatch, and --ssh-accept-new would record it. *mask gets the known kinds (0: the
@@ -328,16 +346,9 @@ static int restrict_host_keys(sftp_store *s, LIBSSH2_SESSION *ssh, unsigned *mas
     *mask = 0;
     what[0] = 0;
     pthread_mutex_lock(&s->hk_mu);
-    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(ssh);
-    if (!kh) {
-        pf_err_set(err, PF_EIO, "cannot check SSH host keys: %s", ssh_msg(ssh));
+    LIBSSH2_KNOWNHOSTS *kh = known_hosts_read(s, ssh, err);
+    if (!kh)
         goto out;
-    }
-    if (access(s->known_hosts, F_OK) == 0 &&
-        libssh2_knownhost_readfile(kh, s->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-        pf_err_set(err, PF_EIO, "cannot read %s: %s", s->known_hosts, ssh_msg(ssh));
-        goto out;
-    }
     *mask = known_key_types(s, kh);
     char algs[256];
     hostkey_prefs(*mask, algs, sizeof algs, what, wcap);
@@ -371,17 +382,9 @@ static int check_host_key(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
     else
         snprintf(name, sizeof name, "[%s]:%d", s->host, s->port);
     pthread_mutex_lock(&s->hk_mu);
-    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(ssh);
-    if (!kh) {
-        pf_err_set(err, PF_EIO, "cannot check SSH host keys: %s", ssh_msg(ssh));
+    LIBSSH2_KNOWNHOSTS *kh = known_hosts_read(s, ssh, err);
+    if (!kh)
         goto out;
-    }
-    /* A missing file is an empty list; an unreadable one is an error. */
-    if (access(s->known_hosts, F_OK) == 0 &&
-        libssh2_knownhost_readfile(kh, s->known_hosts, LIBSSH2_KNOWNHOST_FILE_OPENSSH) < 0) {
-        pf_err_set(err, PF_EIO, "cannot read %s: %s", s->known_hosts, ssh_msg(ssh));
-        goto out;
-    }
     /* Key kind 0: compared with every key recorded for the host, whatever its kind, so a
      * host known by any key is a mismatch (never "not found") when it shows another. */
     struct libssh2_knownhost *found = NULL;
