@@ -204,6 +204,10 @@ static cJSON *take_obj(cJSON *o, const char *key)
     return cJSON_IsObject(v) ? cJSON_Duplicate(v, 1) : NULL;
 }
 
+/* The largest skipped_count read or inferred: exact in a double, and the same bound on both
+ * paths, so what an old snapshot's stats imply is written back as a count that reads. */
+#define SKIPPED_MAX 999999999999999.0
+
 /* Snapshots written before "kind" and "complete" existed: a Mastodon backup always
  * recorded its components (all four unless --only left some out); plain backups never
  * did. Completeness follows from the error count in stats. */
@@ -229,7 +233,8 @@ static void infer_truth(cJSON *o, pf_snapshot *s)
         cJSON *e = s->stats ? cJSON_GetObjectItemCaseSensitive(s->stats, "errors") : NULL;
         s->complete = !(cJSON_IsNumber(e) && e->valuedouble > 0);
         if (!s->complete) /* converting an out-of-range double is undefined */
-            s->skipped_count = e->valuedouble < 1e15 ? (uint64_t)e->valuedouble : (uint64_t)1e15;
+            s->skipped_count =
+                e->valuedouble < SKIPPED_MAX ? (uint64_t)e->valuedouble : (uint64_t)SKIPPED_MAX;
     }
 }
 
@@ -248,7 +253,7 @@ static int decode_truth(cJSON *o, pf_snapshot *s)
     if (get_strs(o, "skipped", &s->skipped, &s->nskipped))
         return -1;
     if (count &&
-        (!cJSON_IsNumber(count) || !(count->valuedouble >= 0 && count->valuedouble < 1e15)))
+        (!cJSON_IsNumber(count) || !(count->valuedouble >= 0 && count->valuedouble <= SKIPPED_MAX)))
         return -1;
     s->skipped_count = count ? (uint64_t)count->valuedouble : s->nskipped;
     infer_truth(o, s);
