@@ -32,34 +32,7 @@ static void keep_warnings(int level, const char *msg)
         snprintf(warned + strlen(warned), sizeof warned - strlen(warned), "%s\n", msg);
 }
 
-/* Forwards to another store without owning it (repositories own their store). */
-static int b_put(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
-{
-    return pf_store_put(s->impl, key, data, len, err);
-}
-static int b_get(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out, pf_err *err)
-{
-    return pf_store_get(s->impl, key, off, len, out, err);
-}
-static int b_stat(pf_store *s, const char *key, uint64_t *size, pf_err *err)
-{
-    return pf_store_stat(s->impl, key, size, err);
-}
-static int b_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err)
-{
-    return pf_store_list(s->impl, prefix, cb, ctx, err);
-}
-static int b_remove(pf_store *s, const char *key, pf_err *err)
-{
-    return pf_store_remove(s->impl, key, err);
-}
-static const struct pf_store_ops borrow_ops = {"borrow", b_put,    b_get, b_stat,
-                                               b_list,   b_remove, NULL,  NULL};
-
-static pf_store *borrow(pf_store *inner)
-{
-    return pf_store_alloc(&borrow_ops, inner, "memory");
-}
+#include "store_borrow.h"
 
 static void put_str(pf_store *s, const char *key, const char *text)
 {
