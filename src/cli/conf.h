@@ -2,7 +2,7 @@
  * reader that checks every line against it.
  *
  * The table is the only list of keys. docs/permafrost.conf.5 and contrib/permafrost.conf
- * document the same keys (tests/unit/test_config_file.c fails when they drift), and code
+ * document the same keys (tests/unit/cli/test_config_file.c fails when they drift), and code
  * that reads a key with pf_config_get() must find it here, or a file that sets it is
  * refused as naming an unknown key. Adding a key: a row here, a paragraph in the man page,
  * a commented line in the example file. */

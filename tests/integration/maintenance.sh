@@ -145,7 +145,7 @@ tmp_count() { find "$1" -type f -name '*.tmp-*' | wc -l; }
 
 # ---------------------------------------------------------------------------------------
 # Retention decided on synthetic times. The table-driven edge cases are in
-# tests/unit/test_retention.c; here a handful go through the real CLI and the real
+# tests/unit/repo/test_retention.c; here a handful go through the real CLI and the real
 # snapshot store. Times are UTC (TZ=UTC above). s4 carries the tag "keep".
 declare -A SNAP
 TIMES=(
