@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cmd/wal.h"
 #include "common/log.h"
 
 struct cmd_struct {
@@ -30,6 +31,8 @@ static const struct cmd_struct commands[] = {
     {"key", cmd_key, "list, add, remove, change passphrases; paper export/import"},
     {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)"},
     {"config", cmd_config, "check a configuration file (config check [FILE]); list its keys"},
+    {"wal-push", cmd_wal_push, "archive one PostgreSQL WAL file (archive_command)"},
+    {"wal-fetch", cmd_wal_fetch, "fetch one archived WAL file (restore_command)"},
 };
 
 static void usage(FILE *f)

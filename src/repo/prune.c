@@ -11,6 +11,7 @@
 #include "repo/names.h"
 #include "repo/pack.h"
 #include "repo/saver.h"
+#include "repo/wal.h"
 
 /* A set of 32-byte ids with open addressing; ids are uniformly random, so their first
  * bytes are the hash. An all-zero id marks an empty slot (a real id is never all zero
@@ -218,6 +219,23 @@ static int mark_snapshot(const char *id, void *ctx)
     return rc ? 1 : 0;
 }
 
+/* Archived WAL (docs/FORMAT.md §16) keeps its chunks like a snapshot keeps its files. */
+static int mark_wal_blob(const uint8_t id[PF_ID_LEN], void *ctx)
+{
+    pruner *p = ctx;
+    return idset_add(&p->used, id) < 0 ? pf_err_set(p->err, PF_EGENERIC, "out of memory") : 0;
+}
+
+static int mark_wal(const char *name, void *ctx)
+{
+    pruner *p = ctx;
+    if (pf_wal_blobs(p->r, name, mark_wal_blob, p, p->err)) {
+        pf_err_prefix(p->err, "prune: archived WAL unreadable, nothing was removed");
+        return 1;
+    }
+    return 0;
+}
+
 enum { KEEP, DROP, REWRITE };
 
 static int decide(pruner *p, const pf_index_file_pack *pk, uint64_t *used_bytes,
@@ -404,7 +422,8 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         }
         pf_index_file_free(&f);
     }
-    if (pf_repo_list_objects(r, "snapshots", mark_snapshot, &p, err) || err->code)
+    if (pf_repo_list_objects(r, "snapshots", mark_snapshot, &p, err) || err->code ||
+        pf_wal_list(r, mark_wal, &p, err) || err->code)
         goto out;
     st->blobs_used = p.used.n;
 
