@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cmd/pgphys.h"
 #include "common/log.h"
 #include "repo/lock.h"
 
@@ -205,6 +206,8 @@ int cmd_backup(int argc, char **argv)
         if (!strcmp(argv[i], "--live") || !strncmp(argv[i], "--live=", 7) ||
             !strcmp(argv[i], "--only") || !strncmp(argv[i], "--only=", 7))
             return cmd_backup_mastodon(argc, argv);
+        else if (!strcmp(argv[i], "--pg-physical"))
+            return cmd_backup_pgphys(argc, argv);
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
                                          {"tag", required_argument, 0, 't'},
                                          {"time", required_argument, 0, 'T'},

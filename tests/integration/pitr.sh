@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Physical base backups and point-in-time restore against a real PostgreSQL archiving into
+# the repository (archive_command = permafrost wal-push %p):
+#   base      backup --pg-physical streams BASE_BACKUP into a snapshot of kind pg-physical
+#             whose WAL end segment is archived; a second one stores a fraction of the
+#             first (unchanged relation files deduplicate)
+#   pitr      a table whose rows record their commit times: states A, B, C committed in
+#             different seconds; restore --pg-physical-target --to a time between B and C,
+#             start the cluster: it fetches WAL with wal-fetch, promotes, and holds exactly
+#             A and B; after promotion it archives on timeline 2 (00000002.history arrives)
+#   latest    --to latest recovers every archived commit (A, B and C)
+#   refuse    a non-empty target is refused (exit 6)
+set -eEuo pipefail
+trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
+
+PF=${PERMAFROST:-$PWD/permafrost}
+HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
+. "$HARNESS/pg.sh"
+export TZ=UTC
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/pf-pitr.XXXXXX")
+cleanup() {
+    harness_run_exit
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+say() { echo "== $*"; }
+ok() { echo "ok: $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+chmod 711 "$W"
+: >"$W/empty.conf"
+chmod 644 "$W/empty.conf"
+printf 'pitr-test-passphrase\n' >"$W/pass"
+cat >"$W/pf" <<EOF
+#!/bin/sh
+export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
+export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=30 TZ=UTC
+unset PERMAFROST_PASSWORD
+exec $PF "\$@"
+EOF
+chmod 755 "$W/pf"
+mkdir -m 700 "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
+harness_chown_pg "$W/pass" "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
+chmod 600 "$W/pass"
+pf() { harness_as_owner "$W/pf" "$@"; }
+pf init >/dev/null
+
+pg_start_archiving "$W/db" "$W/pf wal-push %p"
+CONN="host=127.0.0.1 port=$PG_PORT user=$PG_SUPERUSER password=$PG_SUPERPASS"
+q() { pg_psql "$W/db" -Atc "$1"; }
+q "create table t (id serial primary key, state text, at timestamptz default clock_timestamp())"
+q "insert into t (state) values ('A')"
+
+wait_archived() { # NAME SECONDS
+    local i
+    for ((i = 0; i < $2 * 5; i++)); do
+        [ -f "$W/repo/wal/${1:0:8}/$1" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+json_field() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval("d"+sys.argv[1]))' "$1"; }
+
+say base
+pf --json backup --pg-physical --pg-conninfo "$CONN" >"$W/b1.json" 2>"$W/b1.err" ||
+    fail "backup --pg-physical: $(cat "$W/b1.err")"
+kind=$(json_field '["kind"]' <"$W/b1.json")
+[ "$kind" = pg-physical ] || fail "snapshot kind $kind"
+end_wal=$(json_field '["components"]["postgres-physical"]["end_wal"]' <"$W/b1.json")
+archived=$(json_field '["components"]["postgres-physical"]["wal_archived"]' <"$W/b1.json")
+[ "$archived" = True ] || fail "the base backup's end segment $end_wal was not archived"
+id1=$(json_field '["id"]' <"$W/b1.json")
+pf ls "$id1" postgres-physical/base/global >"$W/ls.out"
+grep -q pg_control "$W/ls.out" || fail "no global/pg_control in the snapshot: $(cat "$W/ls.out")"
+pf ls "$id1" postgres-physical/base >"$W/ls.out"
+grep -q backup_label "$W/ls.out" || fail "no backup_label in the snapshot"
+pf --json backup --pg-physical --pg-conninfo "$CONN" >"$W/b2.json" 2>"$W/b2.err" ||
+    fail "second backup --pg-physical: $(cat "$W/b2.err")"
+read -r total added < <(json_field '["stats"]["bytes"], d["stats"]["bytes_new"]' <"$W/b2.json" | tr -d '(),')
+[ "$total" -gt 0 ] && [ $((added * 4)) -lt "$total" ] ||
+    fail "second base backup added $added of $total bytes: unchanged files did not deduplicate"
+ok "base backups: end segment $end_wal archived; the second added $added of $total bytes"
+
+say pitr
+q "insert into t (state) values ('B'), ('B')"
+b_at=$(q "select extract(epoch from max(at))::numeric(20,6) from t")
+# The target: the first whole second after B's commits; C commits after it.
+target_epoch=$(python3 -c "import math; print(math.floor($b_at) + 1)")
+target=$(date -u -d "@$target_epoch" '+%Y-%m-%d %H:%M:%S')
+for ((i = 0; i < 50; i++)); do
+    now=$(q "select extract(epoch from clock_timestamp())")
+    python3 -c "import sys; sys.exit(0 if $now > $target_epoch + 0.05 else 1)" && break
+    sleep 0.1
+done
+q "insert into t (state) values ('C')"
+c_at=$(q "select extract(epoch from max(at)) from t where state = 'C'")
+python3 -c "import sys; sys.exit(0 if $c_at > $target_epoch else 1)" || fail "C committed before the target"
+seg=$(q "select pg_walfile_name(pg_switch_wal())")
+wait_archived "$seg" 60 || fail "segment $seg with C's commit not archived within 60 s"
+pg_stop "$W/db"
+
+rc=0
+pf restore latest --pg-physical-target "$W/restored/pg" --to "$target" >"$W/r.out" 2>&1 || rc=$?
+[ "$rc" = 0 ] || fail "restore --pg-physical-target: exit $rc: $(cat "$W/r.out")"
+grep -q "recovery_target_time = '$target+00'" "$W/restored/pg/postgresql.auto.conf" ||
+    fail "no recovery_target_time in postgresql.auto.conf"
+[ -f "$W/restored/pg/recovery.signal" ] || fail "no recovery.signal"
+
+start_restored() { # DIR
+    local dir=$1 port
+    port=$(harness_free_port)
+    mkdir -p "$dir/run"
+    harness_chown_pg "$dir/run"
+    harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/run/pg.log" -w -t 120 \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/run -c fsync=off" \
+        start >/dev/null || { cat "$dir/run/pg.log" >&2; return 1; }
+    harness_on_exit "harness_as_owner '$HARNESS_PGBIN/pg_ctl' -D '$dir/pg' -m immediate -w stop"
+    cat >"$dir/pg.env" <<EOV
+PG_PORT=$port
+PG_BIN=$HARNESS_PGBIN
+EOV
+    # Promotion: the server leaves recovery once it reached the target.
+    local i
+    for ((i = 0; i < 600; i++)); do
+        [ "$(pg_psql "$dir" -Atc "select pg_is_in_recovery()" 2>/dev/null)" = f ] && return 0
+        sleep 0.1
+    done
+    cat "$dir/run/pg.log" >&2
+    return 1
+}
+start_restored "$W/restored" || fail "the restored cluster did not promote within 60 s"
+states=$(pg_psql "$W/restored" -Atc "select string_agg(state, '' order by id) from t")
+[ "$states" = ABB ] || fail "PITR to $target gave states '$states', wanted ABB ($(grep -m3 'recovery' "$W/restored/run/pg.log"))"
+grep -q "recovery stopping before commit" "$W/restored/run/pg.log" ||
+    fail "the server log does not say where recovery stopped"
+reached=$(grep -m1 "recovery stopping before commit" "$W/restored/run/pg.log" | sed 's/.*time //')
+ok "PITR to $target: exactly A and B (recovery stopped before C, at $reached)"
+pg_psql "$W/restored" -c "insert into t (state) values ('D')"
+seg=$(pg_psql "$W/restored" -Atc "select pg_walfile_name(pg_switch_wal())")
+wait_archived 00000002.history 60 || fail "00000002.history not archived after promotion"
+wait_archived "$seg" 60 || fail "timeline-2 segment $seg not archived"
+ok "after promotion the cluster archives timeline 2: 00000002.history and $seg"
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored/pg" -m fast -w stop >/dev/null
+
+say latest
+pf restore "$(json_field '["id"]' <"$W/b1.json")" --pg-physical-target "$W/restored2/pg" --to latest >"$W/r2.out" 2>&1 ||
+    fail "restore --to latest: $(cat "$W/r2.out")"
+# Timeline 1's end: recovery would otherwise follow timeline 2 (also archived) to its end.
+printf "recovery_target_timeline = '1'\n" >>"$W/restored2/pg/postgresql.auto.conf"
+start_restored "$W/restored2" || fail "the --to latest cluster did not promote"
+states=$(pg_psql "$W/restored2" -Atc "select string_agg(state, '' order by id) from t")
+[ "$states" = ABBC ] || fail "--to latest on timeline 1 gave '$states', wanted ABBC"
+ok "--to latest recovers every archived commit: $states"
+
+say refuse
+rc=0
+pf restore latest --pg-physical-target "$W/restored2/pg" >"$W/r3.out" 2>&1 || rc=$?
+[ "$rc" = 6 ] || fail "restore onto a non-empty data directory: exit $rc, wanted 6"
+ok "a non-empty target is refused: $(cat "$W/r3.out")"
+echo "all PITR tests passed"
