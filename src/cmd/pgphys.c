@@ -206,6 +206,22 @@ static int pick(pf_repo *r, const char *ref, int64_t target_ns, pf_snapshot *out
     return 0;
 }
 
+typedef struct gap_ctx {
+    const char *id;
+    int gaps;
+} gap_ctx;
+
+static void gap_report(int is_error, const char *msg, void *ctx)
+{
+    gap_ctx *g = ctx;
+    char short_id[9];
+    snprintf(short_id, sizeof short_id, "%.8s", g->id);
+    if (is_error && strstr(msg, short_id)) {
+        pf_warn("%s", msg);
+        g->gaps++;
+    }
+}
+
 static uid_t fix_uid;
 static gid_t fix_gid;
 static int fix_errors;
@@ -402,6 +418,13 @@ int cmd_restore_pgphys(int argc, char **argv)
         rc = pf_cli_fail(&err);
         goto out;
     }
+    /* A gap in the archive after this base backup ends recovery there, silently as far
+     * as PostgreSQL is concerned: say so before anything is written. */
+    gap_ctx g = {s.id, 0};
+    pf_wal_check_result wr;
+    pf_err we = {0};
+    if (pf_wal_check(r, NULL, gap_report, &g, &wr, &we))
+        pf_warn("could not check the WAL archive for gaps: %s", we.msg);
     if (pf_lookup_path(r, s.tree, PF_PGPHYS_DIR "/base", &base, &err)) {
         pf_err_prefix(&err, "snapshot %.8s", s.id);
         rc = pf_cli_fail(&err);

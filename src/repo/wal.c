@@ -2,6 +2,7 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,4 +432,235 @@ int pf_wal_blobs(pf_repo *r, const char *name, int (*cb)(const uint8_t id[PF_ID_
     if (rc && !err->code)
         pf_err_set(err, PF_EGENERIC, "WAL file %s: stopped", name);
     return rc ? -1 : 0;
+}
+
+typedef struct seg {
+    uint32_t tli;
+    uint64_t no; /* segment number: log * (2^32 / segment size) + seg */
+} seg;
+
+typedef struct names_ctx {
+    char **names;
+    size_t n, cap;
+} names_ctx;
+
+static int collect_name(const char *name, void *vctx)
+{
+    names_ctx *c = vctx;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 256;
+        char **p = realloc(c->names, c->cap * sizeof *p);
+        if (!p)
+            return 1;
+        c->names = p;
+    }
+    c->names[c->n++] = strdup(name);
+    return 0;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+    const seg *x = a, *y = b;
+    if (x->tli != y->tli)
+        return x->tli < y->tli ? -1 : 1;
+    return x->no < y->no ? -1 : x->no > y->no;
+}
+
+static seg seg_of(const char *name, uint64_t per)
+{
+    char part[9] = {0};
+    seg s;
+    memcpy(part, name, 8);
+    s.tli = (uint32_t)strtoul(part, NULL, 16);
+    memcpy(part, name + 8, 8);
+    uint64_t log = strtoull(part, NULL, 16);
+    memcpy(part, name + 16, 8);
+    s.no = log * per + strtoull(part, NULL, 16);
+    return s;
+}
+
+static void seg_name(seg s, uint64_t per, char out[25])
+{
+    snprintf(out, 25, "%08X%08X%08X", s.tli, (uint32_t)(s.no / per), (uint32_t)(s.no % per));
+}
+
+static void say(void (*report)(int, const char *, void *), void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(void (*report)(int, const char *, void *), void *ctx, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    report(1, msg, ctx);
+}
+
+/* The base backups' needs, from their snapshots' "postgres-physical" component. */
+typedef struct base_need {
+    char id[9];
+    seg start, end;
+} base_need;
+
+static const char *comp_str(const pf_snapshot *s, const char *k)
+{
+    cJSON *c =
+        s->components ? cJSON_GetObjectItemCaseSensitive(s->components, "postgres-physical") : NULL;
+    cJSON *v = c ? cJSON_GetObjectItemCaseSensitive(c, k) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx),
+                 void (*report)(int is_error, const char *msg, void *ctx), void *ctx,
+                 pf_wal_check_result *res, pf_err *err)
+{
+    memset(res, 0, sizeof *res);
+    names_ctx nc = {0};
+    pf_snapshot *snaps = NULL;
+    size_t nsnaps = 0;
+    seg *segs = NULL;
+    base_need *needs = NULL;
+    size_t nsegs = 0, nneeds = 0;
+    int rc = -1;
+    if (pf_wal_list(r, collect_name, &nc, err) ||
+        pf_repo_load_all_snapshots(r, &snaps, &nsnaps, err))
+        goto out;
+    uint64_t seg_size = 16u << 20;
+    needs = calloc(nsnaps + 1, sizeof *needs);
+    segs = calloc(nc.n + 1, sizeof *segs);
+    if (!needs || !segs) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < nsnaps; i++) {
+        cJSON *c = snaps[i].components
+                       ? cJSON_GetObjectItemCaseSensitive(snaps[i].components, "postgres-physical")
+                       : NULL;
+        cJSON *sz = c ? cJSON_GetObjectItemCaseSensitive(c, "wal_segment_size") : NULL;
+        if (cJSON_IsNumber(sz) && sz->valuedouble >= (1 << 20) && sz->valuedouble <= (1 << 30))
+            seg_size = (uint64_t)sz->valuedouble;
+    }
+    uint64_t per = 0x100000000ull / seg_size;
+    for (size_t i = 0; i < nsnaps; i++) {
+        const char *a = comp_str(&snaps[i], "start_wal"), *b = comp_str(&snaps[i], "end_wal");
+        if (snaps[i].kind != PF_SNAP_PG_PHYSICAL || pf_wal_name_kind(a) != PF_WAL_SEGMENT ||
+            pf_wal_name_kind(b) != PF_WAL_SEGMENT)
+            continue;
+        snprintf(needs[nneeds].id, sizeof needs[nneeds].id, "%.8s", snaps[i].id);
+        needs[nneeds].start = seg_of(a, per);
+        needs[nneeds].end = seg_of(b, per);
+        nneeds++;
+    }
+
+    /* Every object opens and its chunks are in the index. */
+    for (size_t i = 0; i < nc.n; i++) {
+        wal_obj w;
+        pf_err e = {0};
+        res->files++;
+        if (load(r, nc.names[i], &w, &e)) {
+            say(report, ctx, "WAL file %s: %s", nc.names[i], e.msg);
+            continue;
+        }
+        for (size_t j = 0; j < w.n; j++) {
+            if (mark)
+                mark(w.chunks[j].e.id, ctx);
+            pthread_mutex_lock(&r->mu);
+            int has = pf_index_find(r->index, w.chunks[j].e.id) != NULL;
+            pthread_mutex_unlock(&r->mu);
+            if (!has) {
+                char hex[PF_HEX_ID_LEN + 1];
+                pf_hex(w.chunks[j].e.id, PF_ID_LEN, hex);
+                say(report, ctx, "WAL file %s: blob %.16s is missing", nc.names[i], hex);
+                break;
+            }
+        }
+        free(w.chunks);
+        if (pf_wal_name_kind(nc.names[i]) == PF_WAL_SEGMENT) {
+            segs[nsegs++] = seg_of(nc.names[i], per);
+            res->segments++;
+        }
+    }
+    qsort(segs, nsegs, sizeof *segs, seg_cmp);
+
+    /* The chain: on each timeline, continuous from where something needs it to its
+     * newest segment. Below the oldest base backup of a timeline, nothing needs WAL;
+     * a timeline with no base backup (one a promotion started) is needed from its
+     * first segment. */
+    for (size_t i = 0; i < nsegs;) {
+        size_t j = i;
+        while (j + 1 < nsegs && segs[j + 1].tli == segs[i].tli)
+            j++;
+        uint32_t tli = segs[i].tli;
+        bool any = false;
+        uint64_t from = segs[i].no;
+        for (size_t k = 0; k < nneeds; k++)
+            if (needs[k].start.tli == tli && (!any || needs[k].start.no < from)) {
+                from = needs[k].start.no;
+                any = true;
+            }
+        for (size_t k = i; k < j; k++) {
+            if (segs[k + 1].no == segs[k].no + 1 || segs[k + 1].no <= from)
+                continue;
+            seg a = {tli, segs[k].no + 1 > from ? segs[k].no + 1 : from},
+                b = {tli, segs[k + 1].no - 1};
+            char an[25], bn[25], last[25];
+            seg_name(a, per, an);
+            seg_name(b, per, bn);
+            seg_name((seg){tli, a.no - 1}, per, last);
+            res->gaps++;
+            char who[256] = "";
+            size_t wl = 0;
+            for (size_t m = 0; m < nneeds && wl < sizeof who - 16; m++)
+                if (needs[m].start.tli == tli && needs[m].start.no < a.no)
+                    wl += (size_t)snprintf(who + wl, sizeof who - wl, "%s%s", wl ? ", " : "",
+                                           needs[m].id);
+            say(report, ctx, "WAL gap on timeline %u: %s%s%s missing; recovery stops at %s%s%s",
+                tli, an, a.no == b.no ? "" : " .. ", a.no == b.no ? "" : bn, last,
+                *who ? " for base backup " : "", who);
+        }
+        i = j + 1;
+    }
+    /* A base backup whose own span (start .. end) is not all there cannot be restored. */
+    for (size_t k = 0; k < nneeds; k++) {
+        for (uint64_t no = needs[k].start.no; no <= needs[k].end.no; no++) {
+            seg want = {needs[k].start.tli, no};
+            if (!bsearch(&want, segs, nsegs, sizeof *segs, seg_cmp)) {
+                char n[25];
+                seg_name(want, per, n);
+                say(report, ctx,
+                    "base backup %s cannot be restored: WAL file %s, which it needs to become "
+                    "consistent, is not in the repository",
+                    needs[k].id, n);
+                break;
+            }
+        }
+    }
+    if (nsegs) {
+        /* Newest: the highest segment on the highest timeline. */
+        seg_name(segs[nsegs - 1], per, res->newest);
+        pf_err e = {0};
+        char key[PF_WAL_KEY_MAX];
+        if (pf_wal_key(res->newest, key, &e) == 0) {
+            pf_buf sealed = PF_BUF_INIT, plain = PF_BUF_INIT;
+            if (pf_store_get(r->store, key, 0, PF_STORE_ALL, &sealed, &e) == 0 &&
+                pf_wal_open(&r->keys, res->newest, sealed.data, sealed.len, &plain, &e) == 0) {
+                cJSON *o = cJSON_ParseWithLength((const char *)plain.data, plain.len);
+                cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "time_ns");
+                if (cJSON_IsString(t))
+                    res->newest_pushed_ns = strtoll(t->valuestring, NULL, 10);
+                cJSON_Delete(o);
+            }
+            pf_buf_free(&sealed);
+            pf_buf_free(&plain);
+        }
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < nc.n; i++)
+        free(nc.names[i]);
+    free(nc.names);
+    pf_snapshots_free(snaps, nsnaps);
+    free(segs);
+    free(needs);
+    return rc;
 }

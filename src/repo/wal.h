@@ -65,6 +65,23 @@ int pf_wal_list(pf_repo *r, int (*cb)(const char *name, void *ctx), void *ctx, p
 int pf_wal_blobs(pf_repo *r, const char *name, int (*cb)(const uint8_t id[PF_ID_LEN], void *ctx),
                  void *ctx, pf_err *err);
 
+/* What check learns of the archive. */
+typedef struct pf_wal_check_result {
+    uint64_t files, segments, gaps;
+    char newest[PF_WAL_NAME_MAX + 1]; /* the newest segment ("" when none) */
+    int64_t newest_pushed_ns;         /* when it was pushed */
+} pf_wal_check_result;
+
+/* Checks the archive against the index r holds (loaded by the caller): every WAL object
+ * opens and names blobs the index has (each handed to mark, so check counts them used),
+ * and the chain of segments is continuous from every physical base backup's first
+ * segment to the newest segment of its timeline, and on every later timeline from its
+ * first segment to its newest. Each problem goes to report (is_error 1) naming the
+ * missing files and the base backup they cut short. */
+int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx),
+                 void (*report)(int is_error, const char *msg, void *ctx), void *ctx,
+                 pf_wal_check_result *res, pf_err *err);
+
 /* Sealed object bytes <-> JSON plaintext (exposed for tests and fuzzing). */
 int pf_wal_seal(const pf_keys *keys, const char *name, const void *json, size_t n, pf_buf *out,
                 pf_err *err);

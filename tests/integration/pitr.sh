@@ -162,4 +162,22 @@ rc=0
 pf restore latest --pg-physical-target "$W/restored2/pg" >"$W/r3.out" 2>&1 || rc=$?
 [ "$rc" = 6 ] || fail "restore onto a non-empty data directory: exit $rc, wanted 6"
 ok "a non-empty target is refused: $(cat "$W/r3.out")"
+say gap
+# A segment after base backup 1's end goes missing: check names it and the base backup it
+# cuts short; a restore of that base backup says where recovery will stop.
+gap=$(python3 -c "n='$end_wal'; print(n[:8] + '%08X%08X' % divmod(int(n[8:16],16)*256 + int(n[16:],16) + 1, 256))")
+[ -f "$W/repo/wal/00000001/$gap" ] || fail "no segment $gap to remove"
+rm "$W/repo/wal/00000001/$gap"
+rc=0
+pf check >"$W/check.out" 2>&1 || rc=$?
+[ "$rc" = 4 ] || fail "check with a WAL gap: exit $rc, wanted 4: $(cat "$W/check.out")"
+grep -q "WAL gap on timeline 1: $gap missing; recovery stops at $end_wal for base backup ${id1:0:8}" "$W/check.out" ||
+    fail "check does not name the gap: $(cat "$W/check.out")"
+mkdir -m 700 "$W/restored3"
+harness_chown_pg "$W/restored3"
+pf restore "$id1" --pg-physical-target "$W/restored3/pg" --to latest >"$W/r4.out" 2>&1 ||
+    fail "restore with a gap: $(cat "$W/r4.out")"
+grep -q "warning: WAL gap on timeline 1: $gap missing; recovery stops at $end_wal" "$W/r4.out" ||
+    fail "restore does not warn about the gap: $(cat "$W/r4.out")"
+ok "a missing segment: $(grep -m1 'WAL gap' "$W/check.out")"
 echo "all PITR tests passed"
