@@ -422,6 +422,11 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         }
         pf_index_file_free(&f);
     }
+    /* WAL no kept base backup needs goes first (its object is what references its
+     * chunks), so that its space is freed in this same run. */
+    uint64_t wal_removed;
+    if (pf_wal_expire(r, o->dry_run, &wal_removed, err))
+        goto out;
     if (pf_repo_list_objects(r, "snapshots", mark_snapshot, &p, err) || err->code ||
         pf_wal_list(r, mark_wal, &p, err) || err->code)
         goto out;

@@ -510,6 +510,39 @@ static const char *comp_str(const pf_snapshot *s, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* What each physical base backup among snaps needs, and the segments per 4 GiB of WAL
+ * (from their segment size). -1 when out of memory. */
+static int base_needs(const pf_snapshot *snaps, size_t nsnaps, base_need **out, size_t *n,
+                      uint64_t *per)
+{
+    uint64_t seg_size = 16u << 20;
+    base_need *needs = calloc(nsnaps + 1, sizeof *needs);
+    *out = needs;
+    *n = 0;
+    if (!needs)
+        return -1;
+    for (size_t i = 0; i < nsnaps; i++) {
+        cJSON *c = snaps[i].components
+                       ? cJSON_GetObjectItemCaseSensitive(snaps[i].components, "postgres-physical")
+                       : NULL;
+        cJSON *sz = c ? cJSON_GetObjectItemCaseSensitive(c, "wal_segment_size") : NULL;
+        if (cJSON_IsNumber(sz) && sz->valuedouble >= (1 << 20) && sz->valuedouble <= (1 << 30))
+            seg_size = (uint64_t)sz->valuedouble;
+    }
+    *per = 0x100000000ull / seg_size;
+    for (size_t i = 0; i < nsnaps; i++) {
+        const char *a = comp_str(&snaps[i], "start_wal"), *b = comp_str(&snaps[i], "end_wal");
+        if (snaps[i].kind != PF_SNAP_PG_PHYSICAL || pf_wal_name_kind(a) != PF_WAL_SEGMENT ||
+            pf_wal_name_kind(b) != PF_WAL_SEGMENT)
+            continue;
+        snprintf(needs[*n].id, sizeof needs[*n].id, "%.8s", snaps[i].id);
+        needs[*n].start = seg_of(a, *per);
+        needs[*n].end = seg_of(b, *per);
+        (*n)++;
+    }
+    return 0;
+}
+
 int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx),
                  void (*report)(int is_error, const char *msg, void *ctx), void *ctx,
                  pf_wal_check_result *res, pf_err *err)
@@ -525,31 +558,11 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
     if (pf_wal_list(r, collect_name, &nc, err) ||
         pf_repo_load_all_snapshots(r, &snaps, &nsnaps, err))
         goto out;
-    uint64_t seg_size = 16u << 20;
-    needs = calloc(nsnaps + 1, sizeof *needs);
+    uint64_t per;
     segs = calloc(nc.n + 1, sizeof *segs);
-    if (!needs || !segs) {
+    if (!segs || base_needs(snaps, nsnaps, &needs, &nneeds, &per)) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto out;
-    }
-    for (size_t i = 0; i < nsnaps; i++) {
-        cJSON *c = snaps[i].components
-                       ? cJSON_GetObjectItemCaseSensitive(snaps[i].components, "postgres-physical")
-                       : NULL;
-        cJSON *sz = c ? cJSON_GetObjectItemCaseSensitive(c, "wal_segment_size") : NULL;
-        if (cJSON_IsNumber(sz) && sz->valuedouble >= (1 << 20) && sz->valuedouble <= (1 << 30))
-            seg_size = (uint64_t)sz->valuedouble;
-    }
-    uint64_t per = 0x100000000ull / seg_size;
-    for (size_t i = 0; i < nsnaps; i++) {
-        const char *a = comp_str(&snaps[i], "start_wal"), *b = comp_str(&snaps[i], "end_wal");
-        if (snaps[i].kind != PF_SNAP_PG_PHYSICAL || pf_wal_name_kind(a) != PF_WAL_SEGMENT ||
-            pf_wal_name_kind(b) != PF_WAL_SEGMENT)
-            continue;
-        snprintf(needs[nneeds].id, sizeof needs[nneeds].id, "%.8s", snaps[i].id);
-        needs[nneeds].start = seg_of(a, per);
-        needs[nneeds].end = seg_of(b, per);
-        nneeds++;
     }
 
     /* Every object opens and its chunks are in the index. */
@@ -661,6 +674,61 @@ out:
     free(nc.names);
     pf_snapshots_free(snaps, nsnaps);
     free(segs);
+    free(needs);
+    return rc;
+}
+
+int pf_wal_expire(pf_repo *r, bool dry_run, uint64_t *removed, pf_err *err)
+{
+    names_ctx nc = {0};
+    pf_snapshot *snaps = NULL;
+    base_need *needs = NULL;
+    size_t nsnaps = 0, nneeds = 0;
+    uint64_t per;
+    int rc = -1;
+    *removed = 0;
+    if (pf_wal_list(r, collect_name, &nc, err) ||
+        pf_repo_load_all_snapshots(r, &snaps, &nsnaps, err))
+        goto out;
+    if (base_needs(snaps, nsnaps, &needs, &nneeds, &per)) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    /* No base backup at all: the archive may be waiting for its first one. */
+    if (nneeds == 0) {
+        rc = 0;
+        goto out;
+    }
+    for (size_t i = 0; i < nc.n; i++) {
+        const char *name = nc.names[i];
+        if (pf_wal_name_kind(name) == PF_WAL_HISTORY)
+            continue; /* tiny, and recovery reads every timeline's history */
+        seg s = seg_of(name, per);
+        bool needed = false;
+        for (size_t k = 0; k < nneeds && !needed; k++)
+            needed = s.tli >= needs[k].start.tli && s.no >= needs[k].start.no;
+        if (needed)
+            continue;
+        char key[PF_WAL_KEY_MAX];
+        if (pf_wal_key(name, key, err))
+            goto out;
+        if (!dry_run && pf_store_remove(r->store, key, err) && err->code != PF_ENOTFOUND) {
+            pf_err_prefix(err, "removing %s", key);
+            goto out;
+        }
+        pf_err_clear(err);
+        (*removed)++;
+    }
+    if (*removed)
+        pf_info("%s %llu archived WAL file%s that no kept base backup needs",
+                dry_run ? "would remove" : "removed", (unsigned long long)*removed,
+                *removed == 1 ? "" : "s");
+    rc = 0;
+out:
+    for (size_t i = 0; i < nc.n; i++)
+        free(nc.names[i]);
+    free(nc.names);
+    pf_snapshots_free(snaps, nsnaps);
     free(needs);
     return rc;
 }

@@ -82,6 +82,14 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
                  void (*report)(int is_error, const char *msg, void *ctx), void *ctx,
                  pf_wal_check_result *res, pf_err *err);
 
+/* Removes the archived WAL files no physical base backup in the repository needs: a
+ * segment (or .partial, .backup file) is kept when some base backup started at or before
+ * it on its timeline or an earlier one; history files always stay. Nothing is removed
+ * while the repository holds no base backup (the archive may be waiting for its first).
+ * Called by prune before it decides what is used, so the chunks of what goes are freed in
+ * the same run. removed counts the files (that would be) removed. */
+int pf_wal_expire(pf_repo *r, bool dry_run, uint64_t *removed, pf_err *err);
+
 /* Sealed object bytes <-> JSON plaintext (exposed for tests and fuzzing). */
 int pf_wal_seal(const pf_keys *keys, const char *name, const void *json, size_t n, pf_buf *out,
                 pf_err *err);

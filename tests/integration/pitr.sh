@@ -167,6 +167,7 @@ say gap
 # cuts short; a restore of that base backup says where recovery will stop.
 gap=$(python3 -c "n='$end_wal'; print(n[:8] + '%08X%08X' % divmod(int(n[8:16],16)*256 + int(n[16:],16) + 1, 256))")
 [ -f "$W/repo/wal/00000001/$gap" ] || fail "no segment $gap to remove"
+cp -p "$W/repo/wal/00000001/$gap" "$W/gap.saved"
 rm "$W/repo/wal/00000001/$gap"
 rc=0
 pf check >"$W/check.out" 2>&1 || rc=$?
@@ -180,4 +181,25 @@ pf restore "$id1" --pg-physical-target "$W/restored3/pg" --to latest >"$W/r4.out
 grep -q "warning: WAL gap on timeline 1: $gap missing; recovery stops at $end_wal" "$W/r4.out" ||
     fail "restore does not warn about the gap: $(cat "$W/r4.out")"
 ok "a missing segment: $(grep -m1 'WAL gap' "$W/check.out")"
+cp -p "$W/gap.saved" "$W/repo/wal/00000001/$gap"
+
+say retention
+# Forgetting base backup 1 frees the WAL only it needed (before base backup 2's start);
+# everything from there on stays, and check finds the chain whole.
+id2=$(json_field '["id"]' <"$W/b2.json")
+start2=$(json_field '["components"]["postgres-physical"]["start_wal"]' <"$W/b2.json")
+pf forget --keep-last 1 --prune >"$W/forget.out" 2>&1 || fail "forget --prune: $(cat "$W/forget.out")"
+pf snapshots >"$W/snaps.out"
+grep -q "${id2:0:8}" "$W/snaps.out" && ! grep -q "${id1:0:8}" "$W/snaps.out" ||
+    fail "forget --keep-last 1 kept the wrong base backup: $(cat "$W/snaps.out")"
+grep -q "removed .* archived WAL file" "$W/forget.out" || fail "prune removed no WAL: $(cat "$W/forget.out")"
+for f in "$W/repo/wal/00000001/"*; do
+    n=$(basename "$f")
+    case "$n" in *.history) continue ;; esac
+    [[ "${n:0:24}" > "$start2" || "${n:0:24}" == "$start2" ]] || fail "prune kept $n, before $start2"
+done
+[ -f "$W/repo/wal/00000001/$start2" ] || fail "prune removed $start2, which base backup 2 needs"
+[ -f "$W/repo/wal/00000002/00000002.history" ] || fail "prune removed a history file"
+pf check >"$W/check.out" 2>&1 || fail "check after forget --prune: $(cat "$W/check.out")"
+ok "forget --prune: WAL before $start2 removed, the rest kept, check passes"
 echo "all PITR tests passed"
