@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/exec.h"
 #include "common/log.h"
 #include "component/pgphys.h"
 #include "repo/restorer.h"
@@ -34,13 +35,16 @@ static const char backup_help[] =
 static const char restore_help[] =
     "usage: permafrost restore SNAPSHOT --pg-physical-target DATADIR\n"
     "                          [--to \"YYYY-MM-DD HH:MM:SS\" | --to latest]\n"
-    "                          [--restore-command CMD]\n\n"
+    "                          [--restore-command CMD] [--pg-start [--pg-ctl-options OPTS]]\n\n"
     "Writes a physical base backup into DATADIR (absent or empty) and sets it up for\n"
     "point-in-time recovery: restore_command = 'permafrost wal-fetch %f %p' (CMD replaces\n"
     "it), recovery_target_time (local time; 'latest', the default, recovers all archived\n"
     "WAL), recovery_target_action = promote, recovery.signal. With SNAPSHOT 'latest' the\n"
     "newest base backup that ended before the target is taken. Start the cluster\n"
-    "afterwards; it fetches WAL from the repository, stops at the target and promotes.\n";
+    "afterwards; it fetches WAL from the repository, stops at the target and promotes.\n"
+    "--pg-start does that: pg_ctl start (as DATADIR's owner, OPTS passed with -o, the log\n"
+    "in DATADIR/log/permafrost-recovery.log), waits for the promotion and says which\n"
+    "time recovery reached.\n";
 
 static double wal_wait_seconds(void)
 {
@@ -337,14 +341,110 @@ static int dir_is_empty(const char *path)
     return empty;
 }
 
+/* The line of the recovery log that says where recovery stopped, or "" . */
+static void recovery_reached(const char *log, char *out, size_t n)
+{
+    static const char *const marks[] = {"recovery stopping before", "recovery stopping after",
+                                        "last completed transaction was at log time"};
+    out[0] = 0;
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return;
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        for (size_t i = 0; i < sizeof marks / sizeof *marks; i++) {
+            const char *m = strstr(line, marks[i]);
+            if (m && !out[0]) {
+                snprintf(out, n, "%s", m);
+                out[strcspn(out, "\n")] = 0;
+            }
+        }
+    }
+    fclose(f);
+}
+
+static double promote_wait_seconds(void)
+{
+    const char *v = getenv("PERMAFROST_PROMOTE_WAIT");
+    return v && *v ? atof(v) : 3600;
+}
+
+/* Starts the restored cluster and waits until recovery ends: recovery.signal goes away
+ * when the server promotes; the postmaster going away first means recovery failed. */
+static int start_and_wait(const char *target, const char *ctl_opts, pf_err *err)
+{
+    char ver[16] = "", path[4096], ctl[4096], log[4096];
+    snprintf(path, sizeof path, "%s/PG_VERSION", target);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fgets(ver, sizeof ver, f))
+            ver[strcspn(ver, "\n")] = 0;
+        fclose(f);
+    }
+    snprintf(ctl, sizeof ctl, "/usr/lib/postgresql/%s/bin/pg_ctl", ver);
+    if (!*ver || access(ctl, X_OK))
+        snprintf(ctl, sizeof ctl, "pg_ctl");
+    snprintf(path, sizeof path, "%s/log", target);
+    mkdir(path, 0700);
+    if (lchown(path, fix_uid, fix_gid) && geteuid() == 0)
+        return pf_err_sys(err, PF_EIO, "giving %s to the cluster's owner", path);
+    snprintf(log, sizeof log, "%s/log/permafrost-recovery.log", target);
+    const char *argv[12];
+    int n = 0;
+    argv[n++] = ctl;
+    argv[n++] = "-D";
+    argv[n++] = target;
+    argv[n++] = "-l";
+    argv[n++] = log;
+    argv[n++] = "-w";
+    argv[n++] = "-t";
+    argv[n++] = "600";
+    if (ctl_opts) {
+        argv[n++] = "-o";
+        argv[n++] = ctl_opts;
+    }
+    argv[n++] = "start";
+    argv[n] = NULL;
+    struct passwd *pw = geteuid() == 0 && fix_uid != 0 ? getpwuid(fix_uid) : NULL;
+    pf_exec_opts o = {.argv = argv, .user = pw ? pw->pw_name : NULL, .cwd = "/"};
+    pf_exec_result res;
+    if (pf_exec_run(&o, &res, err))
+        return pf_err_prefix(err, "starting the restored cluster (see %s)", log);
+    char signal_file[4096], pid_file[4096];
+    snprintf(signal_file, sizeof signal_file, "%s/recovery.signal", target);
+    snprintf(pid_file, sizeof pid_file, "%s/postmaster.pid", target);
+    double until = pf_now() + promote_wait_seconds();
+    while (access(signal_file, F_OK) == 0) {
+        if (access(pid_file, F_OK))
+            return pf_err_set(err, PF_ECOMPONENT,
+                              "the restored cluster stopped before recovery ended: see %s", log);
+        if (pf_now() > until)
+            return pf_err_set(err, PF_ECOMPONENT,
+                              "recovery did not end within %.0f s (PERMAFROST_PROMOTE_WAIT): "
+                              "see %s",
+                              promote_wait_seconds(), log);
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    char reached[512];
+    recovery_reached(log, reached, sizeof reached);
+    if (pf_g.verbosity >= 0)
+        printf("the cluster recovered and promoted: %s\n",
+               *reached ? reached : "(the log does not say where recovery stopped)");
+    return 0;
+}
+
 int cmd_restore_pgphys(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
                                          {"pg-physical-target", required_argument, 0, 'D'},
                                          {"to", required_argument, 0, 'T'},
                                          {"restore-command", required_argument, 0, 'R'},
+                                         {"pg-start", no_argument, 0, 'S'},
+                                         {"pg-ctl-options", required_argument, 0, 'O'},
                                          {0, 0, 0, 0}};
-    const char *target = NULL, *to = "latest", *restore_cmd = NULL;
+    const char *target = NULL, *to = "latest", *restore_cmd = NULL, *ctl_opts = NULL;
+    bool start = false;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -360,6 +460,12 @@ int cmd_restore_pgphys(int argc, char **argv)
             break;
         case 'R':
             restore_cmd = optarg;
+            break;
+        case 'S':
+            start = true;
+            break;
+        case 'O':
+            ctl_opts = optarg;
             break;
         default:
             fputs(restore_help, stderr);
@@ -480,10 +586,16 @@ int cmd_restore_pgphys(int argc, char **argv)
         char t[64];
         pf_snapshot_time_local(&s, t, sizeof t);
         printf("restored base backup %.8s (%s, WAL from %s) into %s: %" PRIu64 " files\n"
-               "Start the cluster: it recovers to %s from the repository and promotes.\n",
+               "%s: it recovers to %s from the repository and promotes.\n",
                s.id, t, comp_str(&s, "start_wal") ? comp_str(&s, "start_wal") : "?", target,
-               rs.files, when);
+               rs.files, start ? "Starting the cluster" : "Start the cluster", when);
+        fflush(stdout);
     }
+    /* The lock is not needed while the server fetches WAL (wal-fetch reads only). */
+    pf_cli_unlock(l);
+    l = NULL;
+    if (start && start_and_wait(target, ctl_opts, &err))
+        rc = pf_cli_fail(&err);
 out:
     pf_snapshot_free(&s);
 out_nosnap:
