@@ -381,8 +381,12 @@ static int start_and_wait(const char *target, const char *ctl_opts, pf_err *err)
             ver[strcspn(ver, "\n")] = 0;
         fclose(f);
     }
-    snprintf(ctl, sizeof ctl, "/usr/lib/postgresql/%s/bin/pg_ctl", ver);
-    if (!*ver || access(ctl, X_OK))
+    const char *bindir = getenv("PERMAFROST_PG_BINDIR");
+    if (bindir && *bindir)
+        snprintf(ctl, sizeof ctl, "%s/pg_ctl", bindir);
+    else
+        snprintf(ctl, sizeof ctl, "/usr/lib/postgresql/%s/bin/pg_ctl", ver);
+    if (!(bindir && *bindir) && (!*ver || access(ctl, X_OK)))
         snprintf(ctl, sizeof ctl, "pg_ctl");
     snprintf(path, sizeof path, "%s/log", target);
     mkdir(path, 0700);
