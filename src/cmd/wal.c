@@ -27,7 +27,10 @@ static const char push_help[] =
 static const char fetch_help[] =
     "usage: permafrost wal-fetch NAME DEST\n\n"
     "Writes archived WAL file NAME to DEST (restore_command = 'permafrost wal-fetch %f %p').\n"
-    "Exits 1 when NAME is not in the repository. Uses the key cache as wal-push does.\n";
+    "Exits 1 when NAME is not in the repository, and 126 when it cannot tell (the\n"
+    "repository unreachable, damaged data, a wrong key): PostgreSQL takes any code up to\n"
+    "125 for \"not archived\" and would end recovery there, 126 stops it instead. Uses the\n"
+    "key cache as wal-push does.\n";
 
 /* The key cache folder, or NULL when turned off. */
 static const char *key_cache_dir(char *buf, size_t n)
@@ -296,6 +299,11 @@ static int write_dest(const char *dest, const pf_buf *b, pf_err *err)
     return 0;
 }
 
+/* PostgreSQL reads an exit status above 125 as a failure of the command itself and stops
+ * recovery; anything lower means "not archived", after which it ends recovery and promotes.
+ * A fetch that could not tell must not pass for the end of the archive. */
+#define WAL_FETCH_UNKNOWN 126
+
 int cmd_wal_fetch(int argc, char **argv)
 {
     int a = one_arg_parse(argc, argv, fetch_help, 2);
@@ -309,7 +317,8 @@ int cmd_wal_fetch(int argc, char **argv)
     pf_repo *r = open_repo(&err);
     if (!r) {
         pf_err_prefix(&err, "wal-fetch %s", name);
-        return pf_cli_fail(&err);
+        pf_cli_fail(&err);
+        return WAL_FETCH_UNKNOWN;
     }
     pf_buf b = PF_BUF_INIT;
     int rc = PF_EXIT_OK;
@@ -321,7 +330,9 @@ int cmd_wal_fetch(int argc, char **argv)
                 fprintf(stderr, "permafrost: wal-fetch: %s is not in the repository\n", name);
             rc = PF_EXIT_ERROR;
         } else {
-            rc = pf_cli_fail(&err);
+            pf_err_prefix(&err, "wal-fetch %s", name);
+            pf_cli_fail(&err);
+            rc = WAL_FETCH_UNKNOWN;
         }
     }
     pf_buf_free(&b);

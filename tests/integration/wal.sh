@@ -99,7 +99,12 @@ if has push; then
     rc=0
     pf wal-fetch 00000010.history "$W/files/none" 2>/dev/null || rc=$?
     [ "$rc" = 1 ] || fail "wal-fetch of a missing history file: exit $rc, wanted 1"
-    ok "wal-fetch returns the first bytes; a missing segment or history file is exit 1"
+    mv "$W/repo" "$W/repo.gone"
+    rc=0
+    pf wal-fetch $N "$W/files/none" 2>"$W/err" || rc=$?
+    mv "$W/repo.gone" "$W/repo"
+    [ "$rc" = 126 ] || fail "wal-fetch with the repository unreachable: exit $rc, wanted 126 ($(cat "$W/err"))"
+    ok "wal-fetch returns the first bytes; a missing segment or history file is exit 1, an unreachable repository 126 (recovery stops rather than ends)"
 
     # A hostile store cannot answer for one name with another's object.
     M=0000000F0000000000000003
@@ -108,7 +113,7 @@ if has push; then
     cp "$W/repo/wal/0000000F/$N" "$W/repo/wal/0000000F/$M"
     rc=0
     pf wal-fetch $M "$W/files/swapped" 2>"$W/err" || rc=$?
-    [ "$rc" = 4 ] || fail "a swapped WAL object: exit $rc, wanted 4 ($(cat "$W/err"))"
+    [ "$rc" = 126 ] || fail "a swapped WAL object: exit $rc, wanted 126 ($(cat "$W/err"))"
     ok "an object renamed to another segment's name does not open: $(cat "$W/err")"
     rm "$W/repo/wal/0000000F/$M"
 fi
