@@ -75,7 +75,7 @@ end_wal=$(json_field '["components"]["postgres-physical"]["end_wal"]' <"$W/b1.js
 archived=$(json_field '["components"]["postgres-physical"]["wal_archived"]' <"$W/b1.json")
 [ "$archived" = True ] || fail "the base backup's end segment $end_wal was not archived"
 id1=$(json_field '["id"]' <"$W/b1.json")
-pf ls "$id1" postgres-physical/base/global >"$W/ls.out"
+pf ls latest postgres-physical/base/global >"$W/ls.out"
 grep -q pg_control "$W/ls.out" || fail "no global/pg_control in the snapshot: $(cat "$W/ls.out")"
 pf ls "$id1" postgres-physical/base >"$W/ls.out"
 grep -q backup_label "$W/ls.out" || fail "no backup_label in the snapshot"
