@@ -9,7 +9,13 @@
 #             start the cluster: it fetches WAL with wal-fetch, promotes, and holds exactly
 #             A and B; after promotion it archives on timeline 2 (00000002.history arrives)
 #   latest    --to latest recovers every archived commit (A, B and C)
+#   timeline  recovery along timeline 2 fetches 00000002.history and follows the fork
+#   kill      kill -9 during a base backup: no snapshot, check passes, the next succeeds
 #   refuse    a non-empty target is refused (exit 6)
+#   gap       a deleted segment: check names it (exit 4) and the base backup it cuts
+#             short; restore warns where recovery will stop
+#   retention forget --keep-last 1 --prune removes the WAL only the forgotten base backup
+#             needed, keeps the rest; check passes
 set -eEuo pipefail
 trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
@@ -157,6 +163,68 @@ start_restored "$W/restored2" || fail "the --to latest cluster did not promote"
 states=$(pg_psql "$W/restored2" -Atc "select string_agg(state, '' order by id) from t")
 [ "$states" = ABBC ] || fail "--to latest on timeline 1 gave '$states', wanted ABBC"
 ok "--to latest recovers every archived commit: $states"
+
+say timeline
+# The same base backup along timeline 2: recovery fetches 00000002.history from the
+# archive to find where it forks from timeline 1, and gives A, B, B, then D (C was never
+# on timeline 2). Pinned: the "latest" restore above promoted to a timeline 3 of its own.
+mkdir -m 700 "$W/restored4"
+harness_chown_pg "$W/restored4"
+pf restore "$id1" --pg-physical-target "$W/restored4/pg" --to latest >"$W/r5.out" 2>&1 ||
+    fail "restore --to latest (timeline 2): $(cat "$W/r5.out")"
+printf "recovery_target_timeline = '2'\n" >>"$W/restored4/pg/postgresql.auto.conf"
+start_restored "$W/restored4" || fail "the timeline-following cluster did not promote"
+states=$(pg_psql "$W/restored4" -Atc "select string_agg(state, '' order by id) from t")
+[ "$states" = ABBD ] || fail "--to latest across the promotion gave '$states', wanted ABBD"
+tli=$(pg_psql "$W/restored4" -Atc "select timeline_id from pg_control_checkpoint()")
+[ "$tli" -ge 3 ] || fail "recovery along timeline 2 should promote to timeline 3, is on $tli"
+ok "recovery follows the archived 00000002.history onto timeline 2: $states, now on timeline $tli"
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored4/pg" -m fast -w stop >/dev/null
+
+say kill
+# kill -9 in the middle of a base backup: no snapshot, nothing damaged, the next one works.
+# Another cluster, so another repository (two clusters' WAL names would collide).
+sed "s|$W/repo|$W/repo2|" "$W/pf" >"$W/pf2"
+chmod 755 "$W/pf2"
+mkdir -m 700 "$W/repo2"
+harness_chown_pg "$W/repo2"
+pf2() { harness_as_owner "$W/pf2" "$@"; }
+pf2 init >/dev/null
+pg_start_archiving "$W/db2" "$W/pf2 wal-push %p"
+pg_psql "$W/db2" -c "create table big as select g, repeat('x', 500) as pad from generate_series(1, 100000) g"
+CONN2="host=127.0.0.1 port=$PG_PORT user=$PG_SUPERUSER password=$PG_SUPERPASS"
+# Not through a shell function: $! must be runuser (whose child is permafrost: env execs)
+# or permafrost itself.
+KENV=(env PERMAFROST_PASSWORD_FILE="$W/pass" PERMAFROST_REPO="$W/repo2" PERMAFROST_KEY_CACHE="$W/kc"
+    PERMAFROST_CONFIG="$W/empty.conf" "$PF" backup --pg-physical --pg-conninfo "$CONN2")
+if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "${KENV[@]}" >/dev/null 2>&1 &
+else
+    "${KENV[@]}" >/dev/null 2>&1 &
+fi
+bgpid=$!
+# Kill it once it has started (its lock is in the repository), bounded.
+for ((i = 0; i < 100; i++)); do
+    ls "$W/repo2/locks/"* >/dev/null 2>&1 && break
+    sleep 0.05
+done
+sleep 0.2
+pkill -9 -P "$bgpid" 2>/dev/null || true # runuser's child: the permafrost process itself
+kill -9 "$bgpid" 2>/dev/null || true
+for ((i = 0; i < 100; i++)); do # gone for sure before looking at the repository
+    pgrep -P "$bgpid" >/dev/null 2>&1 || break
+    sleep 0.05
+done
+wait "$bgpid" 2>/dev/null || true
+n=$(pf2 snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+[ "$n" = 0 ] || fail "a killed base backup left a snapshot"
+pf2 check >"$W/check.out" 2>&1 || fail "check after a killed base backup: $(cat "$W/check.out")"
+pf2 backup --pg-physical --pg-conninfo "$CONN2" >/dev/null 2>"$W/b3.err" ||
+    fail "base backup after the killed one: $(cat "$W/b3.err")"
+n=$(pf2 snapshots --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+[ "$n" = 1 ] || fail "the base backup after the killed one wrote $n snapshots"
+ok "kill -9 during a base backup: no snapshot, check passes, the next base backup succeeds"
+pg_stop "$W/db2"
 
 say refuse
 rc=0
