@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cmd/wal.h"
 
 static const char snapshots_help[] =
     "usage: permafrost snapshots [--tag T] [--host H]\n\n"
@@ -151,6 +152,8 @@ int cmd_snapshots(int argc, char **argv)
         pf_out_json(arr);
     else
         printf("%zu snapshot%s\n", shown, shown == 1 ? "" : "s");
+    if (!arr)
+        pf_wal_print_newest(r);
     pf_snapshots_free(all, n);
     pf_repo_free(r);
     return PF_EXIT_OK;

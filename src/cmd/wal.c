@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -338,4 +339,22 @@ int cmd_wal_fetch(int argc, char **argv)
     pf_buf_free(&b);
     pf_repo_free(r);
     return rc;
+}
+
+void pf_wal_print_newest(pf_repo *r)
+{
+    char newest[PF_WAL_NAME_MAX + 1], when[64] = "at an unknown time";
+    int64_t ns;
+    pf_err err = {0};
+    if (pf_wal_newest(r, newest, &ns, &err)) {
+        pf_warn("could not list the WAL archive: %s", err.msg);
+        return;
+    }
+    if (!newest[0])
+        return;
+    time_t t = (time_t)(ns / 1000000000);
+    struct tm tm;
+    if (ns && localtime_r(&t, &tm))
+        strftime(when, sizeof when, "pushed %Y-%m-%d %H:%M:%S %z", &tm);
+    printf("WAL archived up to segment %s (%s)\n", newest, when);
 }

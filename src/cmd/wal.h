@@ -9,4 +9,9 @@ int cmd_wal_push(int argc, char **argv);
  * requires. */
 int cmd_wal_fetch(int argc, char **argv);
 
+struct pf_repo;
+/* One line for `snapshots`: the newest archived WAL segment and when it was pushed (the
+ * point a restore reaches now); nothing when the repository archives no WAL. */
+void pf_wal_print_newest(struct pf_repo *r);
+
 #endif

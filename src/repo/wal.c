@@ -510,6 +510,52 @@ static const char *comp_str(const pf_snapshot *s, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* When WAL file name was pushed (its object's time_ns), 0 when unknown. */
+static int64_t pushed_at(pf_repo *r, const char *name)
+{
+    pf_err e = {0};
+    char key[PF_WAL_KEY_MAX];
+    int64_t t = 0;
+    if (pf_wal_key(name, key, &e))
+        return 0;
+    pf_buf sealed = PF_BUF_INIT, plain = PF_BUF_INIT;
+    if (pf_store_get(r->store, key, 0, PF_STORE_ALL, &sealed, &e) == 0 &&
+        pf_wal_open(&r->keys, name, sealed.data, sealed.len, &plain, &e) == 0) {
+        cJSON *o = cJSON_ParseWithLength((const char *)plain.data, plain.len);
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "time_ns");
+        if (cJSON_IsString(v))
+            t = strtoll(v->valuestring, NULL, 10);
+        cJSON_Delete(o);
+    }
+    pf_buf_free(&sealed);
+    pf_buf_free(&plain);
+    return t;
+}
+
+typedef struct newest_ctx {
+    char *newest;
+} newest_ctx;
+
+static int newest_one(const char *name, void *vctx)
+{
+    newest_ctx *c = vctx;
+    if (pf_wal_name_kind(name) == PF_WAL_SEGMENT && strcmp(name, c->newest) > 0)
+        snprintf(c->newest, PF_WAL_NAME_MAX + 1, "%s", name);
+    return 0;
+}
+
+int pf_wal_newest(pf_repo *r, char newest[PF_WAL_NAME_MAX + 1], int64_t *pushed_ns, pf_err *err)
+{
+    newest[0] = 0;
+    *pushed_ns = 0;
+    newest_ctx c = {newest};
+    if (pf_wal_list(r, newest_one, &c, err))
+        return -1;
+    if (newest[0])
+        *pushed_ns = pushed_at(r, newest);
+    return 0;
+}
+
 /* What each physical base backup among snaps needs, and the segments per 4 GiB of WAL
  * (from their segment size). -1 when out of memory. */
 static int base_needs(const pf_snapshot *snaps, size_t nsnaps, base_need **out, size_t *n,
@@ -651,21 +697,7 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
     if (nsegs) {
         /* Newest: the highest segment on the highest timeline. */
         seg_name(segs[nsegs - 1], per, res->newest);
-        pf_err e = {0};
-        char key[PF_WAL_KEY_MAX];
-        if (pf_wal_key(res->newest, key, &e) == 0) {
-            pf_buf sealed = PF_BUF_INIT, plain = PF_BUF_INIT;
-            if (pf_store_get(r->store, key, 0, PF_STORE_ALL, &sealed, &e) == 0 &&
-                pf_wal_open(&r->keys, res->newest, sealed.data, sealed.len, &plain, &e) == 0) {
-                cJSON *o = cJSON_ParseWithLength((const char *)plain.data, plain.len);
-                cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "time_ns");
-                if (cJSON_IsString(t))
-                    res->newest_pushed_ns = strtoll(t->valuestring, NULL, 10);
-                cJSON_Delete(o);
-            }
-            pf_buf_free(&sealed);
-            pf_buf_free(&plain);
-        }
+        res->newest_pushed_ns = pushed_at(r, res->newest);
     }
     rc = 0;
 out:

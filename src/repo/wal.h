@@ -82,6 +82,11 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
                  void (*report)(int is_error, const char *msg, void *ctx), void *ctx,
                  pf_wal_check_result *res, pf_err *err);
 
+/* The newest archived segment (the highest name: names sort as timeline, then position)
+ * into newest ("" when none) and when it was pushed (0 when unknown): the point a restore
+ * can reach now, the recovery point objective as it stands. */
+int pf_wal_newest(pf_repo *r, char newest[PF_WAL_NAME_MAX + 1], int64_t *pushed_ns, pf_err *err);
+
 /* Removes the archived WAL files no physical base backup in the repository needs: a
  * segment (or .partial, .backup file) is kept when some base backup started at or before
  * it on its timeline or an earlier one; history files always stay. Nothing is removed
