@@ -1,5 +1,6 @@
-/* permafrost: argv -> command table. Global options may appear before or after the
- * command name; everything else belongs to the command. */
+/* permafrost: global options, configuration and logging; then the command table
+ * (cli/commands.h). Global options may appear before or after the command name;
+ * everything else belongs to the command. */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,38 +8,15 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "common/log.h"
-
-struct cmd_struct {
-    const char *name;
-    int (*fn)(int argc, char **argv);
-    const char *summary;
-};
-
-static const struct cmd_struct commands[] = {
-    {"init", cmd_init, "create a repository"},
-    {"backup", cmd_backup, "back up paths, or a whole Mastodon server with --live"},
-    {"snapshots", cmd_snapshots, "list snapshots (id, time, host, tags, size)"},
-    {"ls", cmd_ls, "list the entries of a snapshot"},
-    {"restore", cmd_restore, "restore a snapshot to a directory, or a Mastodon server"},
-    {"dump", cmd_dump, "write one file of a snapshot to stdout"},
-    {"check", cmd_check, "verify the repository's structure (and data with --read-data)"},
-    {"forget", cmd_forget, "remove snapshots by a retention policy (--prune to free space)"},
-    {"prune", cmd_prune, "free the space of data no snapshot uses"},
-    {"unlock", cmd_unlock, "remove stale locks (--force: every lock)"},
-    {"copy", cmd_copy, "copy snapshots into another repository (--to URL)"},
-    {"key", cmd_key, "list, add, remove, change passphrases; paper export/import"},
-    {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)"},
-    {"config", cmd_config, "check a configuration file (config check [FILE]); list its keys"},
-};
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: permafrost [--repo URL] [--config FILE] [--json] [-q|-v] COMMAND [ARGS]\n\n"
-            "Backup and disaster recovery for Mastodon servers.\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "usage: permafrost [--repo URL] [--config FILE] [--json] [-q|-v] COMMAND [ARGS]\n\n"
+               "Backup and disaster recovery for Mastodon servers.\n\ncommands:\n");
+    for (size_t i = 0; i < pf_ncommands; i++)
+        fprintf(f, "  %-10s %s\n", pf_commands[i].name, pf_commands[i].summary);
     fprintf(f,
             "\nglobal options:\n"
             "  --repo URL           repository: a directory, sftp://[user@]host[:port]/path or\n"
@@ -176,13 +154,10 @@ int main(int argc, char **argv)
     pf_err err = {0};
     const char *cfg = pf_g.config_file ? pf_g.config_file : getenv("PERMAFROST_CONFIG");
     /* `config check` reads the file itself, to list every problem rather than the first. */
-    if (strcmp(argv[1], "config") &&
+    const pf_command *cmd = pf_cmd_find(argv[1]);
+    if (!(cmd && (cmd->flags & PF_CMD_NO_CONFIG)) &&
         pf_config_load(cfg ? cfg : "/etc/permafrost.conf", cfg != NULL, &err))
         return pf_cli_fail(&err);
     apply_config_store_opts();
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "permafrost: unknown command \"%s\": see 'permafrost --help'\n", argv[1]);
-    return PF_EXIT_USAGE;
+    return pf_cmd_dispatch(argc - 1, argv + 1);
 }

@@ -62,6 +62,10 @@ int pf_exit_code(const pf_err *err);
  * Returns a malloc'd string or NULL with err filled. */
 char *pf_cli_passphrase(bool confirm, const char *prompt, pf_err *err);
 void pf_cli_passphrase_free(char *p);
+/* The passphrase in the first line of path (a trailing newline is not part of it); what
+ * names the file in errors ("passphrase file", "new passphrase file"). Returns a malloc'd
+ * string for pf_cli_passphrase_free, or NULL with err set (PF_EUSAGE: unreadable, empty). */
+char *pf_cli_passphrase_file(const char *path, const char *what, pf_err *err);
 
 pf_store *pf_cli_open_store(pf_err *err);
 /* Refuses (PF_EUSAGE, naming the right form) a repository string that looks like a
@@ -116,21 +120,10 @@ void pf_backup_end(pf_backup_run *b);
 /* Prints the summary of a committed backup (or JSON). */
 void pf_backup_report(pf_backup_run *b);
 
-/* Each command: argc/argv start at the command name. */
-int cmd_init(int argc, char **argv);
+/* backup and restore parse their own argv (starting at the command name); the other
+ * commands are run through the table of cli/commands.h. */
 int cmd_backup(int argc, char **argv);
-int cmd_snapshots(int argc, char **argv);
-int cmd_ls(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
-int cmd_dump(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_forget(int argc, char **argv);
-int cmd_prune(int argc, char **argv);
-int cmd_unlock(int argc, char **argv);
-int cmd_key(int argc, char **argv);
-int cmd_copy(int argc, char **argv);
-int cmd_upgrade(int argc, char **argv);
-int cmd_config(int argc, char **argv);
 int cmd_backup_mastodon(int argc, char **argv);
 int cmd_restore_mastodon(int argc, char **argv);
 

@@ -7,22 +7,24 @@
  * repositories share a master key (init --copy-key-from), ids are identical and blobs the
  * destination has are not even read. A copied snapshot records its source id, so a
  * snapshot is never copied twice; an interrupted copy resumes, reusing what was uploaded. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "common/log.h"
 #include "repo/lock.h"
 #include "repo/saver.h"
 
-static const char copy_help[] =
-    "usage: permafrost copy --to URL [SNAPSHOT...]\n\n"
-    "Copies all snapshots (or those named) into the repository at URL, which may use\n"
-    "another driver and passphrase: that passphrase comes from\n"
-    "$PERMAFROST_TO_PASSWORD_FILE or $PERMAFROST_TO_PASSWORD (or a prompt). Snapshots\n"
-    "already copied are skipped; only data the destination lacks is uploaded.\n";
+const pf_cmd_syntax pf_syntax_copy = {
+    .usage = "usage: permafrost copy --to URL [SNAPSHOT...]\n\n"
+             "Copies all snapshots (or those named) into the repository at URL, which may use\n"
+             "another driver and passphrase: that passphrase comes from\n"
+             "$PERMAFROST_TO_PASSWORD_FILE or $PERMAFROST_TO_PASSWORD (or a prompt). Snapshots\n"
+             "already copied are skipped; only data the destination lacks is uploaded.\n",
+    .longopts = (const struct option[]){{"to", required_argument, 0, 't'}, {0, 0, 0, 0}},
+    .max_args = -1};
 
 /* Source blob id -> destination blob id. */
 typedef struct idmap {
@@ -137,8 +139,7 @@ static int copy_blob(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t type,
     return map_put(&c->map, id, out) ? pf_err_set(err, PF_EGENERIC, "out of memory") : 0;
 }
 
-static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN],
-                     pf_err *err)
+static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN], pf_err *err)
 {
     uint8_t id[PF_ID_LEN]; /* out may alias id_in */
     memcpy(id, id_in, PF_ID_LEN);
@@ -210,28 +211,23 @@ static const char *copied_from(const pf_snapshot *s)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-int cmd_copy(int argc, char **argv)
+int cmd_copy(pf_cmd_ctx *cx)
 {
-    static const struct option opts[] = {
-        {"help", no_argument, 0, 'h'}, {"to", required_argument, 0, 't'}, {0, 0, 0, 0}};
     const char *to = pf_config_get("copy_to");
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': fputs(copy_help, stdout); return PF_EXIT_OK;
-        case 't': to = optarg; break;
-        default: fputs(copy_help, stderr); return PF_EXIT_USAGE;
-        }
-    }
+    for (size_t i = 0; i < cx->nopts; i++)
+        to = cx->opts[i].arg; /* --to */
     if (!to) {
-        fputs(copy_help, stderr);
+        fputs(pf_syntax_copy.usage, stderr);
         return PF_EXIT_USAGE;
     }
+    /* The snapshots named: getopt's names, so that the loop below reads as before. */
+    int argc = cx->argc, optind = 0;
+    char **argv = cx->argv;
     pf_err err = {0};
     copier cp = {0};
-    pf_repo *src = pf_cli_open_repo(&err), *dst = NULL;
-    struct pf_lock *ls = NULL, *ld = NULL;
+    /* The source, opened and locked (shared) as the table says. */
+    pf_repo *src = pf_cmd_open(cx, &err) ? NULL : cx->repo, *dst = NULL;
+    struct pf_lock *ld = NULL;
     pf_snapshot *all = NULL, *have = NULL;
     size_t n = 0, nhave = 0;
     int rc = PF_EXIT_OK;
@@ -261,8 +257,7 @@ int cmd_copy(int argc, char **argv)
         goto out;
     }
     pf_index_file orphans = {0};
-    if (!(ls = pf_cli_lock(src, false, "copy", &err)) ||
-        !(ld = pf_cli_lock(dst, false, "copy", &err)) || pf_repo_load_index(src, &err) ||
+    if (!(ld = pf_cli_lock(dst, false, "copy", &err)) || pf_repo_load_index(src, &err) ||
         pf_repo_load_index(dst, &err) || pf_repo_index_orphan_packs(dst, &orphans, &err) ||
         pf_repo_load_all_snapshots(src, &all, &n, &err) ||
         pf_repo_load_all_snapshots(dst, &have, &nhave, &err)) {
@@ -362,8 +357,6 @@ out:
     pf_snapshots_free(all, n);
     pf_snapshots_free(have, nhave);
     pf_cli_unlock(ld);
-    pf_cli_unlock(ls);
     pf_repo_free(dst);
-    pf_repo_free(src);
     return rc;
 }

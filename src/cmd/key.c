@@ -1,46 +1,34 @@
-#include <getopt.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "repo/names.h"
 #include "repo/paperkey.h"
 
-static const char key_help[] =
-    "usage: permafrost key list\n"
-    "       permafrost key add [--new-password-file FILE]\n"
-    "       permafrost key remove ID\n"
-    "       permafrost key passwd [--new-password-file FILE]\n"
-    "       permafrost key export --paper\n"
-    "       permafrost key import --paper [FILE] [--new-password-file FILE]\n\n"
-    "Several passphrases can open one repository. 'export --paper' prints the master key\n"
-    "as a recovery sheet with a checksum per line: print it and keep it with your other\n"
-    "offline secrets. 'import --paper' types it back (from FILE or stdin) and adds a new\n"
-    "passphrase, for when every passphrase is lost.\n";
+const pf_cmd_syntax pf_syntax_key = {
+    .usage = "usage: permafrost key list\n"
+             "       permafrost key add [--new-password-file FILE]\n"
+             "       permafrost key remove ID\n"
+             "       permafrost key passwd [--new-password-file FILE]\n"
+             "       permafrost key export --paper\n"
+             "       permafrost key import --paper [FILE] [--new-password-file FILE]\n\n"
+             "Several passphrases can open one repository. 'export --paper' prints the master key\n"
+             "as a recovery sheet with a checksum per line: print it and keep it with your other\n"
+             "offline secrets. 'import --paper' types it back (from FILE or stdin) and adds a new\n"
+             "passphrase, for when every passphrase is lost.\n",
+    .longopts = (const struct option[]){{"new-password-file", required_argument, 0, 'N'},
+                                        {"paper", no_argument, 0, 'P'},
+                                        {0, 0, 0, 0}},
+    .min_args = 1,
+    .max_args = -1};
 
 static char *new_passphrase(const char *file, pf_err *err)
 {
-    if (file) {
-        FILE *f = fopen(file, "r");
-        if (!f) {
-            pf_err_sys(err, PF_EUSAGE, "cannot read %s", file);
-            return NULL;
-        }
-        char buf[4096];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        buf[strcspn(buf, "\r\n")] = 0;
-        if (!buf[0]) {
-            pf_err_set(err, PF_EUSAGE, "new passphrase file %s is empty", file);
-            return NULL;
-        }
-        char *p = strdup(buf);
-        OPENSSL_cleanse(buf, sizeof buf);
-        return p;
-    }
+    if (file)
+        return pf_cli_passphrase_file(file, "new passphrase file", err);
     const char *saved = getenv("PERMAFROST_PASSWORD_FILE");
     const char *saved_pw = getenv("PERMAFROST_PASSWORD");
     if ((saved && *saved) || (saved_pw && *saved_pw)) {
@@ -109,8 +97,7 @@ static int list_keys(pf_repo *r)
             cJSON_AddStringToObject(j, "user", user);
             cJSON_AddItemToArray(arr, j);
         } else {
-            printf("%c %.8s  %-20s  %s@%s\n", current ? '*' : ' ', k.v[i].id, created, user,
-                   host);
+            printf("%c %.8s  %-20s  %s@%s\n", current ? '*' : ' ', k.v[i].id, created, user, host);
         }
         cJSON_Delete(o);
     }
@@ -139,12 +126,14 @@ static int remove_key(pf_repo *r, const char *prefix)
                    prefix);
         rc = pf_cli_fail(&err);
     } else if (k.n == 1) {
-        pf_err_set(&err, PF_EUSAGE, "refusing to remove the last key: the repository would "
-                                    "become unreadable");
+        pf_err_set(&err, PF_EUSAGE,
+                   "refusing to remove the last key: the repository would "
+                   "become unreadable");
         rc = pf_cli_fail(&err);
     } else if (!strcmp(k.v[match].id, r->key_id)) {
-        pf_err_set(&err, PF_EUSAGE, "refusing to remove the key in use: open the repository "
-                                    "with another passphrase to remove this one");
+        pf_err_set(&err, PF_EUSAGE,
+                   "refusing to remove the key in use: open the repository "
+                   "with another passphrase to remove this one");
         rc = pf_cli_fail(&err);
     } else {
         char key[80];
@@ -185,12 +174,12 @@ static int verify_master(pf_repo *r, pf_err *err)
     return 0;
 }
 
-static int import_paper(int argc, char **argv, const char *newfile)
+static int import_paper(const char *file, const char *newfile)
 {
     pf_err err = {0};
     FILE *in = stdin;
-    if (optind < argc && !(in = fopen(argv[optind], "r"))) {
-        pf_err_sys(&err, PF_EUSAGE, "cannot read %s", argv[optind]);
+    if (file && !(in = fopen(file, "r"))) {
+        pf_err_sys(&err, PF_EUSAGE, "cannot read %s", file);
         return pf_cli_fail(&err);
     }
     pf_buf text = PF_BUF_INIT;
@@ -233,42 +222,31 @@ static int import_paper(int argc, char **argv, const char *newfile)
     return rc;
 }
 
-int cmd_key(int argc, char **argv)
+int cmd_key(pf_cmd_ctx *c)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"new-password-file", required_argument, 0, 'N'},
-                                         {"paper", no_argument, 0, 'P'},
-                                         {0, 0, 0, 0}};
     const char *newfile = NULL;
     bool paper = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': fputs(key_help, stdout); return PF_EXIT_OK;
-        case 'N': newfile = optarg; break;
-        case 'P': paper = true; break;
-        default: fputs(key_help, stderr); return PF_EXIT_USAGE;
-        }
+    for (size_t i = 0; i < c->nopts; i++) {
+        if (c->opts[i].c == 'N')
+            newfile = c->opts[i].arg;
+        else
+            paper = true;
     }
-    if (optind >= argc) {
-        fputs(key_help, stderr);
-        return PF_EXIT_USAGE;
-    }
-    const char *sub = argv[optind++];
+    const char *sub = c->argv[0], *arg = c->argc > 1 ? c->argv[1] : NULL;
     if (!strcmp(sub, "import")) {
         if (!paper) {
             fprintf(stderr, "permafrost: key import needs --paper\n");
             return PF_EXIT_USAGE;
         }
-        return import_paper(argc, argv, newfile);
+        /* The master key from the sheet opens the repository, not a passphrase. */
+        return import_paper(arg, newfile);
     }
     if (strcmp(sub, "list") && strcmp(sub, "add") && strcmp(sub, "remove") &&
         strcmp(sub, "passwd") && strcmp(sub, "export")) {
         fprintf(stderr, "permafrost: unknown key command \"%s\"\n", sub);
         return PF_EXIT_USAGE;
     }
-    if (!strcmp(sub, "remove") && optind >= argc) {
+    if (!strcmp(sub, "remove") && !arg) {
         fprintf(stderr, "permafrost: key remove needs a key ID (see 'permafrost key list')\n");
         return PF_EXIT_USAGE;
     }
@@ -277,15 +255,15 @@ int cmd_key(int argc, char **argv)
         return PF_EXIT_USAGE;
     }
     pf_err err = {0};
-    pf_repo *r = pf_cli_open_repo(&err);
-    if (!r)
+    if (pf_cmd_open(c, &err))
         return pf_cli_fail(&err);
+    pf_repo *r = c->repo;
     int rc = PF_EXIT_OK;
     char id[PF_HEX_ID_LEN + 1];
     if (!strcmp(sub, "list")) {
         rc = list_keys(r);
     } else if (!strcmp(sub, "remove")) {
-        rc = remove_key(r, argv[optind]);
+        rc = remove_key(r, arg);
     } else if (!strcmp(sub, "export")) {
         pf_buf sheet = PF_BUF_INIT;
         if (pf_paperkey_encode(r->keys.master, PF_KEY_LEN, r->id, &sheet, &err))
@@ -309,6 +287,5 @@ int cmd_key(int argc, char **argv)
         }
         pf_cli_passphrase_free(pass);
     }
-    pf_repo_free(r);
     return rc;
 }
