@@ -139,7 +139,8 @@ static int copy_blob(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t type,
     return map_put(&c->map, id, out) ? pf_err_set(err, PF_EGENERIC, "out of memory") : 0;
 }
 
-static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN], pf_err *err)
+static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN],
+                     pf_err *err)
 {
     uint8_t id[PF_ID_LEN]; /* out may alias id_in */
     memcpy(id, id_in, PF_ID_LEN);

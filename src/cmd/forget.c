@@ -191,30 +191,12 @@ int cmd_forget(pf_cmd_ctx *cx)
     for (size_t i = 0; i < cx->nopts; i++) {
         char *optarg = cx->opts[i].arg; /* getopt's name: the cases read as before */
         switch (cx->opts[i].c) {
-        case 'l':
-            if (set_count(optarg, &pa.p.keep_last, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'H':
-            if (set_count(optarg, &pa.p.keep_hourly, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'd':
-            if (set_count(optarg, &pa.p.keep_daily, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'w':
-            if (set_count(optarg, &pa.p.keep_weekly, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'm':
-            if (set_count(optarg, &pa.p.keep_monthly, &pa))
-                return PF_EXIT_USAGE;
-            break;
-        case 'y':
-            if (set_count(optarg, &pa.p.keep_yearly, &pa))
-                return PF_EXIT_USAGE;
-            break;
+        case 'l': if (set_count(optarg, &pa.p.keep_last, &pa)) return PF_EXIT_USAGE; break;
+        case 'H': if (set_count(optarg, &pa.p.keep_hourly, &pa)) return PF_EXIT_USAGE; break;
+        case 'd': if (set_count(optarg, &pa.p.keep_daily, &pa)) return PF_EXIT_USAGE; break;
+        case 'w': if (set_count(optarg, &pa.p.keep_weekly, &pa)) return PF_EXIT_USAGE; break;
+        case 'm': if (set_count(optarg, &pa.p.keep_monthly, &pa)) return PF_EXIT_USAGE; break;
+        case 'y': if (set_count(optarg, &pa.p.keep_yearly, &pa)) return PF_EXIT_USAGE; break;
         case 'W':
             if (pf_retention_parse_duration(optarg, &pa.p.keep_within, &err))
                 return pf_cli_fail(&err);
@@ -229,12 +211,8 @@ int cmd_forget(pf_cmd_ctx *cx)
             if (pf_retention_parse_group_by(optarg, &pa.p.group_by, &err))
                 return pf_cli_fail(&err);
             break;
-        case 'n':
-            dry = true;
-            break;
-        case 'p':
-            prune = true;
-            break;
+        case 'n': dry = true; break;
+        case 'p': prune = true; break;
         case 'M':
             if (parse_max_unused(optarg, &max_unused))
                 return PF_EXIT_USAGE;
@@ -245,9 +223,8 @@ int cmd_forget(pf_cmd_ctx *cx)
         return PF_EXIT_USAGE;
     pa.p.keep_tags = pa.tags;
     if (pf_retention_policy_empty(&pa.p)) {
-        pf_err_set(&err, PF_EUSAGE,
-                   "no retention policy given (e.g. --keep-daily 7): refusing "
-                   "to remove every snapshot");
+        pf_err_set(&err, PF_EUSAGE, "no retention policy given (e.g. --keep-daily 7): refusing "
+                                    "to remove every snapshot");
         return pf_cli_fail(&err);
     }
     if (pf_retention_policy_validate(&pa.p, &err))
@@ -330,8 +307,7 @@ int cmd_forget(pf_cmd_ctx *cx)
     if (arr)
         pf_out_json(arr);
     else if (pf_g.verbosity >= 0)
-        printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove,
-               dry ? "would be removed" : "removed");
+        printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove, dry ? "would be removed" : "removed");
     if (prune && !dry)
         rc = run_prune(r, max_unused, false);
 out:

@@ -97,7 +97,8 @@ static int list_keys(pf_repo *r)
             cJSON_AddStringToObject(j, "user", user);
             cJSON_AddItemToArray(arr, j);
         } else {
-            printf("%c %.8s  %-20s  %s@%s\n", current ? '*' : ' ', k.v[i].id, created, user, host);
+            printf("%c %.8s  %-20s  %s@%s\n", current ? '*' : ' ', k.v[i].id, created, user,
+                   host);
         }
         cJSON_Delete(o);
     }
@@ -126,14 +127,12 @@ static int remove_key(pf_repo *r, const char *prefix)
                    prefix);
         rc = pf_cli_fail(&err);
     } else if (k.n == 1) {
-        pf_err_set(&err, PF_EUSAGE,
-                   "refusing to remove the last key: the repository would "
-                   "become unreadable");
+        pf_err_set(&err, PF_EUSAGE, "refusing to remove the last key: the repository would "
+                                    "become unreadable");
         rc = pf_cli_fail(&err);
     } else if (!strcmp(k.v[match].id, r->key_id)) {
-        pf_err_set(&err, PF_EUSAGE,
-                   "refusing to remove the key in use: open the repository "
-                   "with another passphrase to remove this one");
+        pf_err_set(&err, PF_EUSAGE, "refusing to remove the key in use: open the repository "
+                                    "with another passphrase to remove this one");
         rc = pf_cli_fail(&err);
     } else {
         char key[80];

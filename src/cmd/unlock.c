@@ -18,8 +18,7 @@ static void said(const pf_lock_info *li, void *ctx)
     (void)ctx;
     printf("removed %s lock %.8s: %s by %s (pid %lld on %s)%s%s\n",
            li->exclusive ? "exclusive" : "shared", li->id, li->command, li->user,
-           (long long)li->pid, li->host, li->stale ? ", stale: " : "",
-           li->stale ? li->stale_why : "");
+           (long long)li->pid, li->host, li->stale ? ", stale: " : "", li->stale ? li->stale_why : "");
 }
 
 int cmd_unlock(pf_cmd_ctx *c)
