@@ -158,6 +158,14 @@ static void test_help_from_the_table(void **state)
         assert_int_equal(r.rc, PF_EXIT_OK);
         assert_string_equal(r.out, c->syntax->usage);
     }
+    /* backup and restore answer --help themselves (their --live forms have their own). */
+    captured r;
+    run(&r, (const char *[]){"backup", "--help", NULL});
+    assert_int_equal(r.rc, PF_EXIT_OK);
+    assert_non_null(strstr(r.out, "usage: permafrost backup"));
+    run(&r, (const char *[]){"restore", "--live", "/nonexistent", "--help", NULL});
+    assert_int_equal(r.rc, PF_EXIT_OK);
+    assert_non_null(strstr(r.out, "--live"));
 }
 
 static void test_usage_errors(void **state)
