@@ -15,6 +15,8 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "repo/lock.h"
+#include "store/store.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 
@@ -226,13 +228,67 @@ static void test_command_checks_before_opening(void **state)
     assert_non_null(strstr(r.err, "no repository given"));
 }
 
+/* The preamble follows the table: with another process's exclusive lock on the
+ * repository, the commands that lock are refused (exit 11) and the others run. */
+static void test_preamble_locks_as_the_table_says(void **state)
+{
+    (void)state;
+    char dir[256], cmd[300];
+    const char *t = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/pf-commands.XXXXXX", t && *t ? t : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    pf_err err = {0};
+    pf_store *st = pf_store_local_new(dir, &err);
+    assert_non_null(st);
+    pf_repo *r = pf_repo_init(st, "table test", NULL, &err);
+    assert_non_null(r);
+    pf_lock *held = pf_lock_acquire(r, true, "prune", 0, &err);
+    assert_non_null(held);
+
+    setenv("PERMAFROST_PASSWORD", "table test", 1);
+    setenv("PERMAFROST_LOCK_WAIT", "0", 1);
+    pf_g.repo_url = dir;
+    captured c;
+    const char *const *locking[] = {
+        (const char *[]){"ls", "latest", NULL},
+        (const char *[]){"dump", "latest", "file", NULL},
+        (const char *[]){"check", NULL},
+        (const char *[]){"prune", NULL},
+        (const char *[]){"forget", "--keep-last", "1", NULL},
+    };
+    for (size_t i = 0; i < sizeof locking / sizeof *locking; i++) {
+        run(&c, locking[i]);
+        assert_int_equal(c.rc, PF_EXIT_LOCKED);
+        assert_non_null(strstr(c.err, "prune"));
+    }
+    /* No lock: these run beside the holder. */
+    run(&c, (const char *[]){"snapshots", NULL});
+    assert_int_equal(c.rc, PF_EXIT_OK);
+    assert_non_null(strstr(c.out, "0 snapshots"));
+    run(&c, (const char *[]){"forget", "--keep-last", "1", "--dry-run", NULL});
+    assert_int_equal(c.rc, PF_EXIT_OK);
+    /* Released: ls gets past the lock and the index, to the snapshot it cannot find. */
+    pf_lock_release(held);
+    run(&c, (const char *[]){"ls", "latest", NULL});
+    assert_int_equal(c.rc, PF_EXIT_NOTFOUND);
+    pf_g.repo_url = NULL;
+    unsetenv("PERMAFROST_PASSWORD");
+    unsetenv("PERMAFROST_LOCK_WAIT");
+    pf_repo_free(r);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     unsetenv("PERMAFROST_REPO");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_every_command_described),       cmocka_unit_test(test_locks),
-        cmocka_unit_test(test_help_from_the_table),           cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_every_command_described),
+        cmocka_unit_test(test_locks),
+        cmocka_unit_test(test_help_from_the_table),
+        cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_command_checks_before_opening),
+        cmocka_unit_test(test_preamble_locks_as_the_table_says),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
