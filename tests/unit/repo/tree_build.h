@@ -12,7 +12,7 @@
 #include "repo/saver.h"
 #include "repo/tree.h"
 
-static void tb_save(pf_repo *r, uint8_t type, const void *p, size_t n, uint8_t id[PF_ID_LEN])
+static inline void tb_save(pf_repo *r, uint8_t type, const void *p, size_t n, uint8_t id[PF_ID_LEN])
 {
     pf_err err = {0};
     pf_saver *sv = pf_saver_new(r, 1, &err);
@@ -22,7 +22,7 @@ static void tb_save(pf_repo *r, uint8_t type, const void *p, size_t n, uint8_t i
     pf_saver_free(sv);
 }
 
-static pf_node tb_node(const char *name, uint8_t type, uint32_t mode, int64_t mtime_ns)
+static inline pf_node tb_node(const char *name, uint8_t type, uint32_t mode, int64_t mtime_ns)
 {
     pf_node n = {0};
     n.name = (char *)name;
@@ -39,7 +39,7 @@ static pf_node tb_node(const char *name, uint8_t type, uint32_t mode, int64_t mt
 }
 
 /* Encodes and saves a directory of n entries; its id goes to id. */
-static void tb_save_tree(pf_repo *r, const pf_node *nodes, size_t n, uint8_t id[PF_ID_LEN])
+static inline void tb_save_tree(pf_repo *r, const pf_node *nodes, size_t n, uint8_t id[PF_ID_LEN])
 {
     pf_tree t = {0};
     for (size_t i = 0; i < n; i++)
@@ -55,8 +55,8 @@ static void tb_save_tree(pf_repo *r, const pf_node *nodes, size_t n, uint8_t id[
 }
 
 /* A file node with content text (one blob). */
-static pf_node tb_file_node(pf_repo *r, const char *name, const char *text,
-                            uint8_t (*blob)[PF_ID_LEN])
+static inline pf_node tb_file_node(pf_repo *r, const char *name, const char *text,
+                                   uint8_t (*blob)[PF_ID_LEN])
 {
     pf_node n = tb_node(name, PF_NODE_FILE, 0644, 1000000000);
     tb_save(r, PF_BLOB_DATA, text, strlen(text), blob[0]);
@@ -66,7 +66,7 @@ static pf_node tb_file_node(pf_repo *r, const char *name, const char *text,
     return n;
 }
 
-static pf_node tb_dir_node(const char *name, uint32_t mode, uint8_t (*sub)[PF_ID_LEN])
+static inline pf_node tb_dir_node(const char *name, uint32_t mode, uint8_t (*sub)[PF_ID_LEN])
 {
     pf_node n = tb_node(name, PF_NODE_DIR, mode, 2000000000);
     n.blobs = sub;
@@ -74,7 +74,7 @@ static pf_node tb_dir_node(const char *name, uint32_t mode, uint8_t (*sub)[PF_ID
     return n;
 }
 
-static pf_node tb_link_node(const char *name, const char *target)
+static inline pf_node tb_link_node(const char *name, const char *target)
 {
     pf_node n = tb_node(name, PF_NODE_SYMLINK, 0777, 3000000000);
     n.link = (char *)target;
