@@ -20,7 +20,7 @@
 
 typedef enum pf_cmd_lock {
     PF_CMD_LOCK_NONE = 0,
-    PF_CMD_LOCK_SHARED,    /* reads: only excludes prune and forget */
+    PF_CMD_LOCK_SHARED,    /* reads: excludes only the exclusive holders */
     PF_CMD_LOCK_EXCLUSIVE, /* removes or rewrites what others may be reading */
 } pf_cmd_lock;
 
