@@ -17,15 +17,19 @@ const pf_cmd_syntax pf_syntax_diff = {
     .max_args = 2};
 
 typedef struct totals {
-    uint64_t n[5];        /* added, removed, modified, type, meta */
-    int64_t bytes_delta;  /* size of files after minus before */
-    uint64_t media[2];    /* files added and removed under media/ */
-    cJSON *changes;       /* --json: the list */
+    uint64_t n[5];       /* added, removed, modified, type, meta */
+    int64_t bytes_delta; /* size of files after minus before */
+    uint64_t media[2];   /* files added and removed under media/ */
+    cJSON *changes;      /* --json: the list */
 } totals;
 
 static int slot(pf_diff_kind k)
 {
-    return k == PF_DIFF_ADDED ? 0 : k == PF_DIFF_REMOVED ? 1 : k == PF_DIFF_MODIFIED ? 2 : k == PF_DIFF_TYPE ? 3 : 4;
+    return k == PF_DIFF_ADDED      ? 0
+           : k == PF_DIFF_REMOVED  ? 1
+           : k == PF_DIFF_MODIFIED ? 2
+           : k == PF_DIFF_TYPE     ? 3
+                                   : 4;
 }
 
 static int64_t file_size(const pf_node *n)
@@ -97,10 +101,11 @@ static void components(const pf_snapshot *a, const pf_snapshot *b, const totals 
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         char name[64];
         snprintf(name, sizeof name, "postgres.%s", rows[i]);
-        counter(o, name, field(a->manifest, rows[i], NULL), field(b->manifest, rows[i], NULL), print);
+        counter(o, name, field(a->manifest, rows[i], NULL), field(b->manifest, rows[i], NULL),
+                print);
     }
-    counter(o, "redis.keys", field(a->components, "redis", "keys"), field(b->components, "redis", "keys"),
-            print);
+    counter(o, "redis.keys", field(a->components, "redis", "keys"),
+            field(b->components, "redis", "keys"), print);
     if (o) {
         cJSON *m = cJSON_AddObjectToObject(o, "media");
         cJSON_AddNumberToObject(m, "files_added", (double)t->media[0]);
@@ -148,11 +153,12 @@ int cmd_diff(pf_cmd_ctx *c)
             char delta[32];
             pf_human_bytes((uint64_t)(t.bytes_delta < 0 ? -t.bytes_delta : t.bytes_delta), delta,
                            sizeof delta);
-            printf("%llu added, %llu removed, %llu modified, %llu type changed, %llu metadata only; "
-                   "files %s%s\n",
-                   (unsigned long long)t.n[0], (unsigned long long)t.n[1], (unsigned long long)t.n[2],
-                   (unsigned long long)t.n[3], (unsigned long long)t.n[4],
-                   t.bytes_delta < 0 ? "-" : "+", delta);
+            printf(
+                "%llu added, %llu removed, %llu modified, %llu type changed, %llu metadata only; "
+                "files %s%s\n",
+                (unsigned long long)t.n[0], (unsigned long long)t.n[1], (unsigned long long)t.n[2],
+                (unsigned long long)t.n[3], (unsigned long long)t.n[4],
+                t.bytes_delta < 0 ? "-" : "+", delta);
             components(&a, &b, &t, NULL);
         }
     }

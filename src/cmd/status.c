@@ -61,7 +61,8 @@ static void print_snapshot(const char *label, cJSON *s)
     age(num(s, "age_seconds"), ago, sizeof ago);
     pf_human_bytes((uint64_t)num(s, "bytes"), size, sizeof size);
     printf("  %-24s %.8s  %s  (%s)  %s, %s%s\n", label, str(s, "id"), when, ago, str(s, "kind"),
-           size, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "complete")) ? "" : ", INCOMPLETE");
+           size,
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "complete")) ? "" : ", INCOMPLETE");
     cJSON *comps = cJSON_GetObjectItemCaseSensitive(s, "components"), *c;
     if (!comps)
         return;
@@ -90,7 +91,8 @@ static void print_run(const char *label, cJSON *r, const char *never)
     local_time(str(r, "time"), when, sizeof when);
     age(num(r, "age_seconds"), ago, sizeof ago);
     printf("  %-24s %s  (%s)  %s, took %.0f s\n", label, when, ago,
-           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok")) ? "ok" : "FAILED", num(r, "seconds"));
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok")) ? "ok" : "FAILED",
+           num(r, "seconds"));
     if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(r, "ok")))
         printf("  %-24s %s\n", "", str(r, "result"));
 }
@@ -112,7 +114,8 @@ int cmd_status(pf_cmd_ctx *c)
     pf_human_bytes((uint64_t)num(repo, "bytes"), size, sizeof size);
     pf_human_bytes((uint64_t)num(repo, "added_7d_bytes"), added, sizeof added);
     printf("repository %s: %s in %.0f packs, %.0f snapshots, %s added in the last 7 days\n",
-           pf_g.repo_url ? pf_g.repo_url : "", size, num(repo, "packs"), num(repo, "snapshots"), added);
+           pf_g.repo_url ? pf_g.repo_url : "", size, num(repo, "packs"), num(repo, "snapshots"),
+           added);
     cJSON *h;
     cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(st, "hosts"))
     {
@@ -123,11 +126,13 @@ int cmd_status(pf_cmd_ctx *c)
             print_snapshot("last whole-server backup", server);
         else
             printf("  %-24s none: run `permafrost backup --live`\n", "last whole-server backup");
-        if (cJSON_IsObject(newest) && (!cJSON_IsObject(server) || strcmp(str(newest, "id"), str(server, "id"))))
+        if (cJSON_IsObject(newest) &&
+            (!cJSON_IsObject(server) || strcmp(str(newest, "id"), str(server, "id"))))
             print_snapshot("newest snapshot", newest);
         print_run("last check", cJSON_GetObjectItemCaseSensitive(h, "last_check"),
                   "run `permafrost check --read-data-subset=1/4`");
-        print_run("last drill", cJSON_GetObjectItemCaseSensitive(h, "last_drill"), "run `permafrost drill`");
+        print_run("last drill", cJSON_GetObjectItemCaseSensitive(h, "last_drill"),
+                  "run `permafrost drill`");
     }
     cJSON *locks = cJSON_GetObjectItemCaseSensitive(st, "locks"), *l;
     if (cJSON_GetArraySize(locks) == 0)
@@ -135,7 +140,8 @@ int cmd_status(pf_cmd_ctx *c)
     cJSON_ArrayForEach(l, locks)
     {
         printf("lock: %s %s by %s (pid %.0f on %s) since %s%s%s\n",
-               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "exclusive")) ? "exclusive" : "shared",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "exclusive")) ? "exclusive"
+                                                                              : "shared",
                str(l, "command"), str(l, "user"), num(l, "pid"), str(l, "host"), str(l, "created"),
                cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l, "stale")) ? ", STALE: " : "",
                str(l, "stale_why"));
