@@ -180,11 +180,11 @@ static int run_job(int argc, char **argv)
         fprintf(stderr, "permafrost: --ping %s: not an http:// or https:// URL\n", url);
         return PF_EXIT_USAGE;
     }
-    pf_run_report_init(&pf_monitor_report, name, pf_now());
+    pf_run_report_init(&pf_monitor_report, name, pf_wall_time());
     ping(url, PF_PING_START, NULL);
     int rc = pf_cmd_dispatch(argc, argv);
     pf_monitor_report.exit_code = rc;
-    pf_monitor_report.finished = pf_now();
+    pf_monitor_report.finished = pf_wall_time();
     char tail[PF_MONITOR_TAIL_LINES * 520];
     pf_monitor_log_tail(tail, sizeof tail);
     ping(url, rc == 0 ? PF_PING_SUCCESS : PF_PING_FAIL, rc == 0 ? NULL : tail);

@@ -326,6 +326,13 @@ void pf_progress_done(void)
     }
 }
 
+double pf_wall_time(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 double pf_now(void)
 {
     struct timespec ts;

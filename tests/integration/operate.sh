@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Running it every day, through the real CLI (a local repository and a loopback HTTP
 # recorder, seconds):
-#   status    per host the newest backup, "never" for check and drill, --json agrees
+#   status    per host the newest backup, "never" for check and drill, --json agrees;
+#             after a check, its time and result
 #   diff      + - M U lines between two plain backups, the summary, --json
 #   ping      --ping URL: /start then URL on success; /start then /fail with the error in
 #             the body on failure; a ping server that answers 500 or is not there warns
@@ -121,8 +122,10 @@ say metrics
 M=$W/metrics/permafrost.prom
 has "$M" 'permafrost_last_exit_code{command="backup"} 10'
 has "$M" '# TYPE permafrost_last_success_timestamp_seconds gauge'
-grep -q '^permafrost_last_success_timestamp_seconds{command="backup"} [0-9]' "$M" ||
-    fail "the last success of backup went when a backup failed"
+last=$(sed -n 's/^permafrost_last_success_timestamp_seconds{command="backup"} \([0-9.]*\)$/\1/p' "$M")
+[ -n "$last" ] || fail "the last success of backup went when a backup failed"
+python3 -c 'import sys, time; t = float(sys.argv[1]); assert abs(time.time() - t) < 300, t' "$last" ||
+    fail "last success time $last is not the time of day"
 run 0 "$PF" -q check
 has "$M" 'permafrost_last_exit_code{command="check"} 0'
 has "$M" 'permafrost_last_exit_code{command="backup"} 10'
@@ -133,6 +136,7 @@ has "$M" 'permafrost_last_exit_code{command="backup"} 0'
 grep -v '^#' "$M" | grep -vqE '^[a-z_]+(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? [0-9.e+-]+$' &&
     fail "a line of $M is not a Prometheus sample"
 run 0 "$PF" status
+has "$W/out.txt" "s ago)  ok, took"
 export PERMAFROST_CONFIG="$W/empty.conf"
 ok "metrics_file keeps every job's samples"
 
