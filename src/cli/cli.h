@@ -93,7 +93,8 @@ void pf_out_json(cJSON *o); /* prints and deletes */
 void pf_human_bytes(uint64_t n, char *out, size_t len);
 void pf_progress_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pf_progress_done(void);
-double pf_now(void);
+double pf_now(void);       /* monotonic seconds: for durations */
+double pf_wall_time(void); /* Unix seconds: for times recorded or reported */
 
 /* Snapshot presentation shared by snapshots, ls and backup. */
 cJSON *pf_snapshot_to_json(const pf_snapshot *s);

@@ -11,6 +11,8 @@
 
 #include "common/buf.h"
 
+pf_run_report pf_monitor_report;
+
 void pf_run_report_init(pf_run_report *r, const char *command, double started)
 {
     memset(r, 0, sizeof *r);

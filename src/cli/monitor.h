@@ -29,6 +29,11 @@ typedef struct pf_run_report {
 /* A report with every counter unknown (-1). */
 void pf_run_report_init(pf_run_report *r, const char *command, double started);
 
+/* The report of this process's command: the dispatcher initialises it, a command fills
+ * what it knows (a backup its counters and components), and the dispatcher finishes and
+ * writes it. */
+extern pf_run_report pf_monitor_report;
+
 /* Keeps the last PF_MONITOR_TAIL_LINES log lines of this process, the body of a failure
  * ping. Called by the CLI's log handler for every line it prints. */
 #define PF_MONITOR_TAIL_LINES 20

@@ -1,10 +1,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "common/log.h"
 #include "repo/check.h"
+#include "repo/runs.h"
 
 const pf_cmd_syntax pf_syntax_check = {
     .usage = "usage: permafrost check [--read-data | --read-data-subset=N%|K/M]\n\n"
@@ -18,9 +21,17 @@ const pf_cmd_syntax pf_syntax_check = {
                                         {0, 0, 0, 0}},
     .max_args = 0};
 
+typedef struct report_ctx {
+    cJSON *arr;      /* --json: the problems */
+    char first[300]; /* the first error, for the run record */
+} report_ctx;
+
 static void report(int is_error, const char *msg, void *ctx)
 {
-    cJSON *arr = ctx;
+    report_ctx *rc = ctx;
+    cJSON *arr = rc->arr;
+    if (is_error && !rc->first[0])
+        snprintf(rc->first, sizeof rc->first, "%s", msg);
     if (arr) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "severity", is_error ? "error" : "warning");
@@ -55,6 +66,35 @@ static int parse_subset(const char *v, pf_check_opts *o)
     return 0;
 }
 
+/* What status shows as "last check". A repository that refuses the write (an append-only
+ * server does not, a full disk may) loses only the record: a warning, the check stands. */
+static void save_run(pf_repo *r, const pf_check_opts *o, const pf_check_result *res,
+                     const char *first, double seconds)
+{
+    char host[256] = "", result[400];
+    gethostname(host, sizeof host - 1);
+    if (res->errors)
+        snprintf(result, sizeof result, "%llu problem%s: %s", (unsigned long long)res->errors,
+                 res->errors == 1 ? "" : "s", first);
+    else
+        snprintf(result, sizeof result, "ok");
+    pf_run_record rec = {.command = "check",
+                         .host = host,
+                         .time_ns = (int64_t)(pf_wall_time() * 1e9),
+                         .seconds = seconds,
+                         .exit_code = res->errors ? PF_EXIT_DAMAGED : PF_EXIT_OK,
+                         .result = result};
+    rec.detail = cJSON_CreateObject();
+    cJSON_AddBoolToObject(rec.detail, "read_data", o->read_data);
+    cJSON_AddNumberToObject(rec.detail, "packs", (double)res->packs);
+    cJSON_AddNumberToObject(rec.detail, "packs_read", (double)res->packs_read);
+    cJSON_AddNumberToObject(rec.detail, "snapshots", (double)res->snapshots);
+    pf_err e = {0};
+    if (pf_run_save(r, &rec, &e))
+        pf_warn("check: the result was not recorded in the repository: %s", e.msg);
+    cJSON_Delete(rec.detail);
+}
+
 int cmd_check(pf_cmd_ctx *c)
 {
     pf_check_opts o = {0};
@@ -73,12 +113,15 @@ int cmd_check(pf_cmd_ctx *c)
     if (pf_cmd_open(c, &err))
         return pf_cli_fail(&err);
     cJSON *problems = pf_g.json ? cJSON_CreateArray() : NULL;
+    report_ctx rctx = {.arr = problems};
     pf_check_result res;
     o.name_orphans = pf_g.verbosity > 0;
-    if (pf_check(c->repo, &o, report, problems, &res, &err)) {
+    double started = pf_now();
+    if (pf_check(c->repo, &o, report, &rctx, &res, &err)) {
         cJSON_Delete(problems);
         return pf_cli_fail(&err);
     }
+    save_run(c->repo, &o, &res, rctx.first, pf_now() - started);
     if (pf_g.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddBoolToObject(j, "healthy", res.errors == 0);
