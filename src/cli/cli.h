@@ -80,8 +80,8 @@ void pf_cli_unlock(struct pf_lock *l);
 /* SIGINT/SIGTERM/SIGHUP: remove held locks, say what happened, exit 128+signal. */
 void pf_cli_handle_signals(void);
 
-/* Parallel transfers for r: --connections, else 4 for a remote store, else 0 (the
- * saver's and restorer's own default for the machine). */
+/* Parallel transfers for r: --connections, else what the store suits (4 for sftp and
+ * s3), else 0 (the saver's and restorer's own default for the machine). */
 int pf_cli_workers(const pf_repo *r);
 
 /* Output helpers. */

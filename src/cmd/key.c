@@ -61,8 +61,9 @@ typedef struct key_rows {
     size_t n;
 } key_rows;
 
-static int collect(const char *key, uint64_t size, void *ctx)
+static int collect(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     (void)size;
     key_rows *k = ctx;
     const char *id = pf_name_object_id(key, "keys");

@@ -162,8 +162,9 @@ typedef struct pack_list {
     size_t n;
 } pack_list;
 
-static int collect_pack(const char *key, uint64_t size, void *ctx)
+static int collect_pack(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     pack_list *l = ctx;
     l->keys = realloc(l->keys, (l->n + 1) * sizeof *l->keys);
     l->sizes = realloc(l->sizes, (l->n + 1) * sizeof *l->sizes);

@@ -283,8 +283,9 @@ typedef struct store_packs {
     size_t n;
 } store_packs;
 
-static int list_pack(const char *key, uint64_t size, void *ctx)
+static int list_pack(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     store_packs *l = ctx;
     char **k = realloc(l->keys, (l->n + 1) * sizeof *k);
     uint64_t *s = realloc(l->sizes, (l->n + 1) * sizeof *s);
@@ -341,8 +342,9 @@ static int free_first(pruner *p, const store_packs *sp, const idset *indexed, co
     return 0;
 }
 
-static int sum_sizes(const char *key, uint64_t size, void *ctx)
+static int sum_sizes(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     uint8_t id[PF_ID_LEN];
     if (pf_name_pack_key(key, id))
         *(uint64_t *)ctx += size;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 #include "repo/names.h"
 #include "repo/pack.h"
@@ -248,21 +249,20 @@ typedef struct key_file {
 typedef struct key_list {
     key_file *v;
     size_t n;
-    int too_many;
+    const char *location;
 } key_list;
 
-static int collect_key(const char *key, uint64_t size, void *ctx)
+static int collect_key(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
     key_list *l = ctx;
     if (!pf_name_object_id(key, "keys"))
         return 0; /* temporary or foreign files are not key files */
-    if (l->n == PF_KEY_FILES_MAX) {
-        l->too_many = 1;
-        return 1;
-    }
-    key_file *v = realloc(l->v, (l->n + 1) * sizeof *v);
-    if (!v)
-        return -1;
+    if (l->n == PF_KEY_FILES_MAX)
+        return pf_err_set(err, PF_ECORRUPT,
+                          "%s has more than %d key files, more than permafrost tries: remove "
+                          "the ones you did not make (keys/ in the repository)",
+                          l->location, PF_KEY_FILES_MAX);
+    key_file *v = pf_xrealloc(l->v, (l->n + 1) * sizeof *v);
     l->v = v;
     memset(&v[l->n], 0, sizeof *v);
     snprintf(v[l->n].name, sizeof v[l->n].name, "%s", key);
@@ -373,21 +373,10 @@ static int key_cost_cmp(const void *a, const void *b)
 static int open_keys(pf_repo *r, const char *pass, int *key_version, pf_err *err)
 {
     pf_store *store = r->store;
-    key_list keys = {0};
+    key_list keys = {.location = store->location};
     int rc = -1;
-    int lr = pf_store_list(store, "keys/", collect_key, &keys, err);
-    if (keys.too_many) {
-        pf_err_set(err, PF_ECORRUPT,
-                   "%s has more than %d key files, more than permafrost tries: remove the "
-                   "ones you did not make (keys/ in the repository)",
-                   store->location, PF_KEY_FILES_MAX);
+    if (pf_store_list(store, "keys/", collect_key, &keys, err))
         goto out;
-    }
-    if (lr) {
-        if (lr > 0)
-            pf_err_set(err, PF_EGENERIC, "out of memory");
-        goto out;
-    }
     size_t usable = 0;
     for (size_t i = 0; i < keys.n; i++) {
         pf_err e = {0};
@@ -781,8 +770,9 @@ typedef struct list_ctx {
     void *ctx;
 } list_ctx;
 
-static int list_one(const char *key, uint64_t size, void *vctx)
+static int list_one(const char *key, uint64_t size, void *vctx, pf_err *err)
 {
+    (void)err;
     (void)size;
     list_ctx *c = vctx;
     const char *id = pf_name_object_id(key, c->dir);
@@ -876,8 +866,9 @@ typedef struct orphan_ctx {
     pf_err *err;
 } orphan_ctx;
 
-static int check_orphan(const char *key, uint64_t size, void *vctx)
+static int check_orphan(const char *key, uint64_t size, void *vctx, pf_err *err)
 {
+    (void)err; /* a pack that cannot be read is skipped, not an error of the listing */
     orphan_ctx *c = vctx;
     uint8_t id[PF_ID_LEN], salt[PF_SALT_LEN], pk[PF_KEY_LEN];
     if (!pf_name_pack_key(key, id))
@@ -912,13 +903,7 @@ static int check_orphan(const char *key, uint64_t size, void *vctx)
     pthread_mutex_unlock(&c->r->mu);
     if (c->found) {
         pf_index_file *f = c->found;
-        pf_index_file_pack *np = realloc(f->packs, (f->npacks + 1) * sizeof *np);
-        if (!np) {
-            free(es);
-            pf_buf_free(&tail);
-            return 1;
-        }
-        f->packs = np;
+        f->packs = pf_xrealloc(f->packs, (f->npacks + 1) * sizeof *f->packs);
         f->packs[f->npacks++] = p;
         es = NULL;
     }
@@ -936,10 +921,7 @@ skip:
 int pf_repo_index_orphan_packs(pf_repo *r, pf_index_file *found, pf_err *err)
 {
     orphan_ctx c = {r, found, err};
-    int rc = pf_store_list(r->store, "data/", check_orphan, &c, err);
-    if (rc > 0)
-        return pf_err_set(err, PF_EGENERIC, "out of memory");
-    return rc;
+    return pf_store_list(r->store, "data/", check_orphan, &c, err);
 }
 
 int pf_repo_has_blob(pf_repo *r, const uint8_t id[PF_ID_LEN])

@@ -1,4 +1,5 @@
 #include "repo/snapshot.h"
+#include "common/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,16 +8,6 @@
 
 #include "repo/names.h"
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d) {
-        fprintf(stderr, "permafrost: out of memory\n");
-        abort();
-    }
-    return d;
-}
-
 static void push(char ***arr, size_t *n, const char *s)
 {
     char **a = realloc(*arr, (*n + 1) * sizeof *a);
@@ -24,7 +15,7 @@ static void push(char ***arr, size_t *n, const char *s)
         fprintf(stderr, "permafrost: out of memory\n");
         abort();
     }
-    a[(*n)++] = xstrdup(s);
+    a[(*n)++] = pf_xstrdup(s);
     *arr = a;
 }
 
@@ -283,9 +274,9 @@ int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
     if (tz && (!cJSON_IsNumber(tz) || !(tz->valuedouble >= -86400 && tz->valuedouble <= 86400)))
         goto bad;
     s->tz_offset = tz ? (int32_t)tz->valuedouble : 0;
-    s->host = xstrdup(get_str(o, "host"));
-    s->user = xstrdup(get_str(o, "user"));
-    s->program = xstrdup(get_str(o, "program"));
+    s->host = pf_xstrdup(get_str(o, "host"));
+    s->user = pf_xstrdup(get_str(o, "user"));
+    s->program = pf_xstrdup(get_str(o, "program"));
     parent = get_str(o, "parent");
     if (parent) {
         if (!pf_name_is_id(parent)) /* it is looked up among the snapshots' names */
