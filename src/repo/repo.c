@@ -799,6 +799,42 @@ int pf_repo_list_objects(pf_repo *r, const char *dir, int (*cb)(const char *id, 
     return rc;
 }
 
+int pf_repo_load_index_file(pf_repo *r, const char *id, pf_index_file *f, pf_err *err)
+{
+    pf_buf plain = PF_BUF_INIT;
+    int rc = pf_repo_load_object(r, "index", id, &plain, err);
+    if (!rc)
+        rc = pf_index_file_decode(plain.data, plain.len, f, err);
+    pf_buf_free(&plain);
+    return rc;
+}
+
+static int collect_pack(const char *key, uint64_t size, void *ctx, pf_err *err)
+{
+    (void)err;
+    pf_pack_list *l = ctx;
+    l->keys = pf_xrealloc(l->keys, (l->n + 1) * sizeof *l->keys);
+    l->sizes = pf_xrealloc(l->sizes, (l->n + 1) * sizeof *l->sizes);
+    l->keys[l->n] = pf_xstrdup(key);
+    l->sizes[l->n++] = size;
+    return 0;
+}
+
+int pf_repo_list_packs(pf_repo *r, pf_pack_list *out, pf_err *err)
+{
+    *out = (pf_pack_list){0};
+    return pf_store_list(r->store, "data/", collect_pack, out, err);
+}
+
+void pf_pack_list_free(pf_pack_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->keys[i]);
+    free(l->keys);
+    free(l->sizes);
+    *l = (pf_pack_list){0};
+}
+
 typedef struct load_index_ctx {
     pf_repo *r;
     pf_err *err;
@@ -809,12 +845,9 @@ typedef struct load_index_ctx {
 static int load_one_index(const char *id, void *vctx)
 {
     load_index_ctx *c = vctx;
-    pf_buf plain = PF_BUF_INIT;
     pf_index_file f;
     pf_err e = {0};
-    if (pf_repo_load_object(c->r, "index", id, &plain, &e) ||
-        pf_index_file_decode(plain.data, plain.len, &f, &e)) {
-        pf_buf_free(&plain);
+    if (pf_repo_load_index_file(c->r, id, &f, &e)) {
         if (e.code == PF_ECORRUPT) {
             /* A damaged index file must not stop every backup: its packs still carry
              * their own headers, from which the index is rebuilt below. */
@@ -833,7 +866,6 @@ static int load_one_index(const char *id, void *vctx)
     pf_index_merge(c->r->index, &f);
     pthread_mutex_unlock(&c->r->mu);
     pf_index_file_free(&f);
-    pf_buf_free(&plain);
     return 0;
 }
 
