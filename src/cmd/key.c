@@ -151,18 +151,10 @@ int cmd_key(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h':
-            fputs(key_help, stdout);
-            return PF_EXIT_OK;
-        case 'N':
-            newfile = optarg;
-            break;
-        case 'P':
-            paper = true;
-            break;
-        default:
-            fputs(key_help, stderr);
-            return PF_EXIT_USAGE;
+        case 'h': fputs(key_help, stdout); return PF_EXIT_OK;
+        case 'N': newfile = optarg; break;
+        case 'P': paper = true; break;
+        default: fputs(key_help, stderr); return PF_EXIT_USAGE;
         }
     }
     if (optind >= argc) {

@@ -1,5 +1,6 @@
 #include "repo/prune.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -464,4 +465,17 @@ out:
     pf_idset_free(&carried);
     r->index_loaded = 0;
     return rc;
+}
+
+int pf_prune_parse_max_unused(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end != v && *end == '%')
+        end++;
+    if (end == v || *end || errno || !(x >= 0) || x > 100)
+        return -1;
+    *out = x;
+    return 0;
 }

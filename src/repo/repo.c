@@ -956,6 +956,13 @@ int pf_repo_index_orphan_packs(pf_repo *r, pf_index_file *found, pf_err *err)
     return pf_store_list(r->store, "data/", check_orphan, &c, err);
 }
 
+int pf_repo_forget_snapshot(pf_repo *r, const char *id, pf_err *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "snapshots/%s", id);
+    return pf_store_remove(r->store, key, err);
+}
+
 int pf_repo_has_blob(pf_repo *r, const uint8_t id[PF_ID_LEN])
 {
     pthread_mutex_lock(&r->mu);

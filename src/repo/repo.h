@@ -147,6 +147,9 @@ int pf_repo_resolve_snapshot(pf_repo *r, const char *ref, char id_out[PF_HEX_ID_
                              pf_err *err);
 int pf_repo_load_snapshot(pf_repo *r, const char *ref, pf_snapshot *s, pf_err *err);
 int pf_repo_save_snapshot(pf_repo *r, pf_snapshot *s, pf_err *err);
+/* Removes snapshot id (the whole id, as pf_repo_load_all_snapshots gives it). The data it
+ * used stays until prune. */
+int pf_repo_forget_snapshot(pf_repo *r, const char *id, pf_err *err);
 /* Loads every snapshot, sorted oldest first. */
 int pf_repo_load_all_snapshots(pf_repo *r, pf_snapshot **out, size_t *n, pf_err *err);
 void pf_snapshots_free(pf_snapshot *s, size_t n);
