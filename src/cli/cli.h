@@ -91,8 +91,8 @@ void pf_progress_line(const char *fmt, ...) __attribute__((format(printf, 1, 2))
 void pf_progress_done(void);
 double pf_now(void);
 
-/* Snapshot presentation shared by snapshots, ls and backup. */
-cJSON *pf_snapshot_to_json(const pf_snapshot *s);
+/* Snapshot presentation shared by snapshots, ls and backup (the JSON form is
+ * pf_snapshot_to_json, repo/snapshot.h). */
 void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n);
 
 /* A backup in progress, shared by plain and Mastodon backups: repository open, index
