@@ -31,7 +31,8 @@ void *pf_xrealloc(void *p, size_t n)
 char *pf_xstrndup(const char *s, size_t n)
 {
     char *d = pf_xmalloc(n + 1);
-    memcpy(d, s, n);
+    if (n) /* s may be NULL when n is 0 */
+        memcpy(d, s, n);
     d[n] = 0;
     return d;
 }
