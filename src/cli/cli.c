@@ -257,8 +257,7 @@ pf_repo *pf_cli_open_repo(pf_err *err)
     pf_repo *r = pf_repo_open(st, pass, err);
     pf_cli_passphrase_free(pass);
     /* Remote repositories keep index files and snapshots in a local cache. */
-    const char *loc = r ? r->store->location : "";
-    if (r && loc && (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "s3:", 3))) {
+    if (r && pf_store_properties(r->store).remote) {
         const char *base = getenv("PERMAFROST_CACHE_DIR");
         char path[4096];
         if (!base || !*base) {
@@ -412,8 +411,5 @@ int pf_cli_workers(const pf_repo *r)
 {
     if (pf_g.store_opts.connections > 0)
         return pf_g.store_opts.connections;
-    const char *loc = r->store->location ? r->store->location : "";
-    if (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "s3:", 3))
-        return 4;
-    return 0;
+    return pf_store_properties(r->store).connections;
 }

@@ -84,8 +84,8 @@ void pf_cli_unlock(struct pf_lock *l);
 /* SIGINT/SIGTERM/SIGHUP: remove held locks, say what happened, exit 128+signal. */
 void pf_cli_handle_signals(void);
 
-/* Parallel transfers for r: --connections, else 4 for a remote store, else 0 (the
- * saver's and restorer's own default for the machine). */
+/* Parallel transfers for r: --connections, else what the store suits (4 for sftp and
+ * s3), else 0 (the saver's and restorer's own default for the machine). */
 int pf_cli_workers(const pf_repo *r);
 
 /* Output helpers. */
@@ -96,8 +96,8 @@ void pf_progress_done(void);
 double pf_now(void);       /* monotonic seconds: for durations */
 double pf_wall_time(void); /* Unix seconds: for times recorded or reported */
 
-/* Snapshot presentation shared by snapshots, ls and backup. */
-cJSON *pf_snapshot_to_json(const pf_snapshot *s);
+/* Snapshot presentation shared by snapshots, ls and backup (the JSON form is
+ * pf_snapshot_to_json, repo/snapshot.h). */
 void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n);
 
 /* A backup in progress, shared by plain and Mastodon backups: repository open, index

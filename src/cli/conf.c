@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "repo/prune.h"
 #include "repo/retention.h"
 
 /* Keep the groups in the order of docs/permafrost.conf.5 and contrib/permafrost.conf. */
@@ -252,12 +253,8 @@ int pf_conf_check_value(const pf_conf_key *k, const char *v, char *why, size_t n
         return 0;
     }
     case PF_CONF_PERCENT: {
-        /* As prune's --max-unused reads it. */
-        errno = 0;
-        double x = strtod(v, &end);
-        if (end != v && *end == '%')
-            end++;
-        if (end == v || *end || errno || !(x >= 0) || x > 100)
+        double x;
+        if (pf_prune_parse_max_unused(v, &x))
             return why_set(why, n, "\"%s\" is not a percentage from 0 to 100", v);
         return 0;
     }

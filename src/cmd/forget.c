@@ -100,17 +100,10 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run)
 
 static int parse_max_unused(const char *v, double *out)
 {
-    char *end;
-    double d = strtod(v, &end);
-    if (*end == '%')
-        end++;
-    if (*end || d < 0 || d > 100) {
-        fprintf(stderr, "permafrost: --max-unused wants a percentage from 0 to 100, got \"%s\"\n",
-                v);
-        return -1;
-    }
-    *out = d;
-    return 0;
+    if (pf_prune_parse_max_unused(v, out) == 0)
+        return 0;
+    fprintf(stderr, "permafrost: --max-unused wants a percentage from 0 to 100, got \"%s\"\n", v);
+    return -1;
 }
 
 int cmd_prune(pf_cmd_ctx *c)
@@ -295,9 +288,7 @@ int cmd_forget(pf_cmd_ctx *cx)
             printf("\n");
         }
         if (!d->keep && !dry) {
-            char key[128];
-            snprintf(key, sizeof key, "snapshots/%s", all[i].id);
-            if (pf_store_remove(r->store, key, &err)) {
+            if (pf_repo_forget_snapshot(r, all[i].id, &err)) {
                 cJSON_Delete(arr);
                 rc = pf_cli_fail(&err);
                 goto out;

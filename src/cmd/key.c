@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "repo/keys.h"
 #include "repo/names.h"
 #include "repo/paperkey.h"
 
@@ -40,137 +41,43 @@ static char *new_passphrase(const char *file, pf_err *err)
     return pf_cli_passphrase(true, "New passphrase: ", err);
 }
 
-typedef struct key_row {
-    char id[PF_HEX_ID_LEN + 1];
-} key_row;
-
-typedef struct key_rows {
-    key_row *v;
-    size_t n;
-} key_rows;
-
-static int collect(const char *key, uint64_t size, void *ctx)
-{
-    (void)size;
-    key_rows *k = ctx;
-    const char *id = pf_name_object_id(key, "keys");
-    if (!id)
-        return 0;
-    key_row *v = realloc(k->v, (k->n + 1) * sizeof *v);
-    if (!v)
-        return 1;
-    k->v = v;
-    memcpy(k->v[k->n++].id, id, PF_HEX_ID_LEN + 1);
-    return 0;
-}
-
 static int list_keys(pf_repo *r)
 {
-    key_rows k = {0};
+    pf_keyfile_info *k;
+    size_t n;
     pf_err err = {0};
-    if (pf_store_list(r->store, "keys/", collect, &k, &err))
+    if (pf_keyfile_list(r, &k, &n, &err))
         return pf_cli_fail(&err);
     cJSON *arr = pf_g.json ? cJSON_CreateArray() : NULL;
-    for (size_t i = 0; i < k.n; i++) {
-        char key[80];
-        pf_buf b = PF_BUF_INIT;
-        snprintf(key, sizeof key, "keys/%s", k.v[i].id);
-        cJSON *o = NULL;
-        if (!pf_store_get(r->store, key, 0, PF_STORE_ALL, &b, &err))
-            o = cJSON_ParseWithLength((const char *)b.data, b.len);
-        pf_buf_free(&b);
-        const char *created = "", *host = "", *user = "";
-        cJSON *v;
-        if (o && cJSON_IsString(v = cJSON_GetObjectItem(o, "created")))
-            created = v->valuestring;
-        if (o && cJSON_IsString(v = cJSON_GetObjectItem(o, "host")))
-            host = v->valuestring;
-        if (o && cJSON_IsString(v = cJSON_GetObjectItem(o, "user")))
-            user = v->valuestring;
-        int current = !strcmp(k.v[i].id, r->key_id);
+    for (size_t i = 0; i < n; i++) {
         if (arr) {
             cJSON *j = cJSON_CreateObject();
-            cJSON_AddStringToObject(j, "id", k.v[i].id);
-            cJSON_AddBoolToObject(j, "current", current);
-            cJSON_AddStringToObject(j, "created", created);
-            cJSON_AddStringToObject(j, "host", host);
-            cJSON_AddStringToObject(j, "user", user);
+            cJSON_AddStringToObject(j, "id", k[i].id);
+            cJSON_AddBoolToObject(j, "current", k[i].current);
+            cJSON_AddStringToObject(j, "created", k[i].created);
+            cJSON_AddStringToObject(j, "host", k[i].host);
+            cJSON_AddStringToObject(j, "user", k[i].user);
             cJSON_AddItemToArray(arr, j);
         } else {
-            printf("%c %.8s  %-20s  %s@%s\n", current ? '*' : ' ', k.v[i].id, created, user,
-                   host);
+            printf("%c %.8s  %-20s  %s@%s\n", k[i].current ? '*' : ' ', k[i].id, k[i].created,
+                   k[i].user, k[i].host);
         }
-        cJSON_Delete(o);
     }
     if (arr)
         pf_out_json(arr);
-    free(k.v);
+    pf_keyfile_free(k, n);
     return PF_EXIT_OK;
 }
 
 static int remove_key(pf_repo *r, const char *prefix)
 {
-    key_rows k = {0};
     pf_err err = {0};
-    if (pf_store_list(r->store, "keys/", collect, &k, &err))
+    char id[PF_HEX_ID_LEN + 1];
+    if (pf_keyfile_remove(r, prefix, id, &err))
         return pf_cli_fail(&err);
-    int match = -1, matches = 0;
-    for (size_t i = 0; i < k.n; i++)
-        if (!strncmp(k.v[i].id, prefix, strlen(prefix))) {
-            match = (int)i;
-            matches++;
-        }
-    int rc = PF_EXIT_OK;
-    if (matches != 1 || !*prefix) {
-        pf_err_set(&err, matches ? PF_EUSAGE : PF_ENOTFOUND,
-                   matches ? "key id %s is ambiguous" : "no key %s: see 'permafrost key list'",
-                   prefix);
-        rc = pf_cli_fail(&err);
-    } else if (k.n == 1) {
-        pf_err_set(&err, PF_EUSAGE, "refusing to remove the last key: the repository would "
-                                    "become unreadable");
-        rc = pf_cli_fail(&err);
-    } else if (!strcmp(k.v[match].id, r->key_id)) {
-        pf_err_set(&err, PF_EUSAGE, "refusing to remove the key in use: open the repository "
-                                    "with another passphrase to remove this one");
-        rc = pf_cli_fail(&err);
-    } else {
-        char key[80];
-        snprintf(key, sizeof key, "keys/%s", k.v[match].id);
-        if (pf_store_remove(r->store, key, &err))
-            rc = pf_cli_fail(&err);
-        else if (pf_g.verbosity >= 0)
-            printf("removed key %.8s\n", k.v[match].id);
-    }
-    free(k.v);
-    return rc;
-}
-
-/* Proves a master key belongs to the repository by opening one of its objects. */
-static int first_object(const char *id, void *ctx)
-{
-    snprintf(ctx, PF_HEX_ID_LEN + 1, "%s", id);
-    return 1;
-}
-
-static int verify_master(pf_repo *r, pf_err *err)
-{
-    static const char *dirs[] = {"snapshots", "index"};
-    for (size_t i = 0; i < 2; i++) {
-        char id[PF_HEX_ID_LEN + 1] = "";
-        pf_err e = {0};
-        pf_repo_list_objects(r, dirs[i], first_object, id, &e);
-        if (!id[0])
-            continue;
-        pf_buf b = PF_BUF_INIT;
-        int rc = pf_repo_load_object(r, dirs[i], id, &b, err);
-        pf_buf_free(&b);
-        if (rc)
-            return pf_err_set(err, PF_EAUTH,
-                              "the recovery sheet's key does not open this repository's data");
-        return 0;
-    }
-    return 0;
+    if (pf_g.verbosity >= 0)
+        printf("removed key %.8s\n", id);
+    return PF_EXIT_OK;
 }
 
 static int import_paper(const char *file, const char *newfile)
@@ -210,7 +117,7 @@ static int import_paper(const char *file, const char *newfile)
     if (strncmp(r->id, repo_id, strlen(repo_id))) {
         pf_err_set(&err, PF_EAUTH, "this sheet is for repository %s, not %.16s", repo_id, r->id);
         rc = pf_cli_fail(&err);
-    } else if (verify_master(r, &err) || !(pass = new_passphrase(newfile, &err)) ||
+    } else if (pf_keyfile_verify_master(r, &err) || !(pass = new_passphrase(newfile, &err)) ||
                pf_repo_add_key(r, pass, id, &err)) {
         rc = pf_cli_fail(&err);
     } else if (pf_g.verbosity >= 0) {
@@ -275,9 +182,7 @@ int cmd_key(pf_cmd_ctx *c)
         if (!pass || pf_repo_add_key(r, pass, id, &err)) {
             rc = pf_cli_fail(&err);
         } else if (!strcmp(sub, "passwd")) {
-            char key[80];
-            snprintf(key, sizeof key, "keys/%s", r->key_id);
-            if (pf_store_remove(r->store, key, &err))
+            if (pf_keyfile_remove_current(r, &err))
                 rc = pf_cli_fail(&err);
             else if (pf_g.verbosity >= 0)
                 printf("passphrase changed (key %.8s replaces %.8s)\n", id, r->key_id);

@@ -22,47 +22,6 @@ static double stat_num(cJSON *o, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
 }
 
-cJSON *pf_snapshot_to_json(const pf_snapshot *s)
-{
-    cJSON *o = cJSON_CreateObject();
-    char t[64], hex[PF_HEX_ID_LEN + 1];
-    cJSON_AddStringToObject(o, "id", s->id);
-    pf_snapshot_time_str(s, t, sizeof t);
-    cJSON_AddStringToObject(o, "time", t);
-    cJSON_AddNumberToObject(o, "tz_offset", s->tz_offset);
-    pf_snapshot_time_local(s, t, sizeof t);
-    cJSON_AddStringToObject(o, "time_local", t);
-    cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(s->kind));
-    if (s->kind_inferred)
-        cJSON_AddBoolToObject(o, "kind_inferred", true);
-    cJSON_AddBoolToObject(o, "complete", s->complete);
-    if (!s->complete) {
-        cJSON *sk = cJSON_AddArrayToObject(o, "skipped");
-        for (size_t i = 0; i < s->nskipped; i++)
-            cJSON_AddItemToArray(sk, cJSON_CreateString(s->skipped[i]));
-        cJSON_AddNumberToObject(o, "skipped_count", (double)s->skipped_count);
-    }
-    cJSON_AddStringToObject(o, "host", s->host);
-    cJSON_AddStringToObject(o, "user", s->user);
-    cJSON *tags = cJSON_AddArrayToObject(o, "tags");
-    for (size_t i = 0; i < s->ntags; i++)
-        cJSON_AddItemToArray(tags, cJSON_CreateString(s->tags[i]));
-    cJSON *paths = cJSON_AddArrayToObject(o, "paths");
-    for (size_t i = 0; i < s->npaths; i++)
-        cJSON_AddItemToArray(paths, cJSON_CreateString(s->paths[i]));
-    pf_hex(s->tree, PF_ID_LEN, hex);
-    cJSON_AddStringToObject(o, "tree", hex);
-    if (s->parent[0])
-        cJSON_AddStringToObject(o, "parent", s->parent);
-    if (s->components)
-        cJSON_AddItemToObject(o, "components", cJSON_Duplicate(s->components, 1));
-    if (s->manifest)
-        cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
-    if (s->stats)
-        cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
-    return o;
-}
-
 /* One line describing a Mastodon snapshot's manifest, or "" for plain ones. */
 void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n)
 {

@@ -62,9 +62,10 @@ typedef struct size_ctx {
     uint64_t bytes, count;
 } size_ctx;
 
-static int add_size(const char *key, uint64_t size, void *arg)
+static int add_size(const char *key, uint64_t size, void *arg, pf_err *err)
 {
     (void)key;
+    (void)err;
     size_ctx *c = arg;
     c->bytes += size;
     c->count++;
