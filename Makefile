@@ -51,8 +51,12 @@ $(BUILD)/tests/$(basename $(notdir $(1))): $(1) $(BUILD)/libpf.a
 endef
 $(foreach t,$(UNIT_SRC),$(eval $(call unit_rule,$(t))))
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) lint-includes
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# No file includes upward (the layers of docs/ARCHITECTURE.md); cheap, run with `unit`.
+lint-includes:
+	@tests/lint/includes.sh src
 
 deps:
 	@scripts/install-deps.sh
@@ -143,7 +147,7 @@ format:
 clean:
 	rm -rf build build-asan build-fuzz permafrost
 
-.PHONY: all unit deps check asan-check fuzz fuzz-smoke fuzz-merge demo install deb format clean
+.PHONY: all unit lint-includes deps check asan-check fuzz fuzz-smoke fuzz-merge demo install deb format clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(FUZZ_OBJ:.o=.d)
 
 # ---- component test helper: tests/tools/pfcomp.c, used by tests/integration/components.sh.

@@ -3,11 +3,9 @@
 #ifndef PF_CMD_WAL_H
 #define PF_CMD_WAL_H
 
-/* permafrost wal-push PATH: 0 only once the file is durable in the repository. */
-int cmd_wal_push(int argc, char **argv);
-/* permafrost wal-fetch NAME DEST: 1 when NAME was never archived, as restore_command
- * requires. */
-int cmd_wal_fetch(int argc, char **argv);
+/* cmd_wal_push (wal-push PATH: 0 only once the file is durable in the repository) and
+ * cmd_wal_fetch (wal-fetch NAME DEST: 1 when NAME was never archived, as restore_command
+ * requires) are in the command table (cli/commands.h). */
 
 struct pf_repo;
 /* One line for `snapshots`: the newest archived WAL segment and when it was pushed (the

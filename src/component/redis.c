@@ -20,6 +20,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "common/fdsink.h"
 #include "common/log.h"
 
 #define RBUF (64 * 1024)
@@ -449,16 +450,8 @@ static int rs_fill(rsock *s, int timeout_ms, pf_err *err)
 
 static int write_all(int fd, const void *p, size_t n, const char *where, pf_err *err)
 {
-    const uint8_t *c = p;
-    while (n) {
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return pf_err_sys(err, PF_EIO, "writing to Redis at %s", where);
-        c += w;
-        n -= (size_t)w;
-    }
+    if (pf_fd_write_all(fd, p, n) < 0)
+        return pf_err_sys(err, PF_EIO, "writing to Redis at %s", where);
     return 0;
 }
 

@@ -398,8 +398,9 @@ typedef struct list_ctx {
     void *ctx;
 } list_ctx;
 
-static int list_one(const char *key, uint64_t size, void *vctx)
+static int list_one(const char *key, uint64_t size, void *vctx, pf_err *err)
 {
+    (void)err;
     (void)size;
     list_ctx *c = vctx;
     const char *name = pf_wal_name_of_key(key);
