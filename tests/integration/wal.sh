@@ -150,7 +150,12 @@ if has archive; then
     pf snapshots >"$W/snaps.out"
     grep -q "^WAL archived up to segment $S (pushed " "$W/snaps.out" ||
         fail "snapshots does not show the newest archived segment $S: $(cat "$W/snaps.out")"
-    ok "pg_switch_wal: $S in the repository, byte for byte; snapshots shows it as the newest"
+    pf status >"$W/status.out" 2>&1 || fail "status: $(cat "$W/status.out")"
+    grep -q "^WAL archived up to segment $S (pushed " "$W/status.out" ||
+        fail "status does not show the newest archived segment $S: $(cat "$W/status.out")"
+    pf --json status | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if d['wal']['newest_segment'] == '$S' else 1)" ||
+        fail "status --json has no wal.newest_segment $S"
+    ok "pg_switch_wal: $S in the repository, byte for byte; snapshots and status show it as the newest"
 fi
 
 if has offline; then
