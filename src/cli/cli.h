@@ -8,9 +8,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "repo/archiver.h"
 #include "repo/repo.h"
-#include "repo/saver.h"
 #include "store/store.h"
 
 #define PF_VERSION "0.1.0"
@@ -95,27 +93,6 @@ double pf_now(void);
 cJSON *pf_snapshot_to_json(const pf_snapshot *s);
 void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n);
 
-/* A backup in progress, shared by plain and Mastodon backups: repository open, index
- * loaded, parent found, saver and archiver running. Commit writes the snapshot last. */
-typedef struct pf_backup_run {
-    pf_repo *repo;
-    pf_saver *saver;
-    pf_archiver *arch;
-    pf_snapshot snap;
-    double started;
-    uint64_t estimate; /* bytes of the parent snapshot, for the ETA */
-    struct pf_lock *lock;
-} pf_backup_run;
-
-/* parent_tag: when set, the parent is the latest snapshot of this host with that tag;
- * otherwise the latest of this host with the same paths. */
-int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char **paths,
-                    size_t npaths, pf_err *err);
-int pf_backup_commit(pf_backup_run *b, pf_err *err);
-void pf_backup_end(pf_backup_run *b);
-/* Prints the summary of a committed backup (or JSON). */
-void pf_backup_report(pf_backup_run *b);
-
 /* Each command: argc/argv start at the command name. */
 int cmd_init(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
@@ -131,7 +108,5 @@ int cmd_key(int argc, char **argv);
 int cmd_copy(int argc, char **argv);
 int cmd_upgrade(int argc, char **argv);
 int cmd_config(int argc, char **argv);
-int cmd_backup_mastodon(int argc, char **argv);
-int cmd_restore_mastodon(int argc, char **argv);
 
 #endif

@@ -172,7 +172,7 @@ static int cmd_pg(int argc, char **argv, bool dump)
         }
         fd_init(&s1, fd1);
         fd_init(&s2, fd2);
-        if (pf_pg_dump(&c, &info, &s1.sink, &err) < 0 ||
+        if (pf_pg_dump(&c, &info, NULL, &s1.sink, &err) < 0 ||
             pf_pg_dump_globals(&c, &info, &s2.sink, &err) < 0) {
             rc = fail(&err);
             goto out;
