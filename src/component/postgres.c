@@ -594,93 +594,10 @@ out:
     return rc;
 }
 
-/* Calls fn for each SQL statement (up to and including its ';') and each psql
- * meta-command line of `sql`, skipping comments and blank space. Quotes ('...', "...")
- * are followed so that a ';' or newline inside them does not split. pg_dump's output of
- * roles and database settings has no dollar quoting. */
-typedef int (*stmt_fn)(const char *s, size_t n, bool meta, void *ctx, pf_err *err);
-
-static int sql_each(const char *sql, size_t n, stmt_fn fn, void *ctx, pf_err *err)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && isspace((unsigned char)sql[i]))
-            i++;
-        if (i >= n)
-            break;
-        if (sql[i] == '-' && i + 1 < n && sql[i + 1] == '-') {
-            while (i < n && sql[i] != '\n')
-                i++;
-            continue;
-        }
-        size_t start = i;
-        if (sql[i] == '\\') {
-            while (i < n && sql[i] != '\n')
-                i++;
-            if (fn(sql + start, i - start, true, ctx, err) < 0)
-                return -1;
-            continue;
-        }
-        char q = 0;
-        while (i < n) {
-            char ch = sql[i++];
-            if (q) {
-                if (ch == q)
-                    q = 0;
-            } else if (ch == '\'' || ch == '"') {
-                q = ch;
-            } else if (ch == ';') {
-                break;
-            }
-        }
-        if (fn(sql + start, i - start, false, ctx, err) < 0)
-            return -1;
-    }
-    return 0;
-}
-
 static bool starts(const char *s, size_t n, const char *prefix)
 {
     size_t l = strlen(prefix);
     return n >= l && strncmp(s, prefix, l) == 0;
-}
-
-static bool contains(const char *s, size_t n, const char *needle)
-{
-    size_t l = strlen(needle);
-    for (size_t i = 0; i + l <= n; i++)
-        if (memcmp(s + i, needle, l) == 0)
-            return true;
-    return false;
-}
-
-typedef struct db_section {
-    pf_buf *out;
-    bool connected; /* past pg_dump's "\connect <db>" */
-} db_section;
-
-/* Keeps the statements that a dump without --create loses. */
-static int keep_db_level(const char *s, size_t n, bool meta, void *ctx, pf_err *err)
-{
-    (void)err;
-    db_section *d = ctx;
-    if (meta) {
-        if (starts(s, n, "\\connect"))
-            d->connected = true;
-        return 0;
-    }
-    if (!d->connected)
-        return 0;
-    bool keep =
-        starts(s, n, "COMMENT ON DATABASE ") || starts(s, n, "SECURITY LABEL ") ||
-        (starts(s, n, "ALTER DATABASE ") && !contains(s, n, " OWNER TO ")) ||
-        (starts(s, n, "ALTER ROLE ") && contains(s, n, " IN DATABASE ")) ||
-        ((starts(s, n, "GRANT ") || starts(s, n, "REVOKE ")) && contains(s, n, " ON DATABASE "));
-    if (keep) {
-        pf_buf_append(d->out, s, n);
-        pf_buf_append_str(d->out, "\n");
-    }
-    return 0;
 }
 
 int pf_pg_dump_globals(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err)
@@ -720,10 +637,8 @@ int pf_pg_dump_globals(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_
     pf_buf_sink_init(&bs, &dbl, MAX_SQL_OUT);
     if (run_dump_client(c, &env, argv2, &bs.sink, "pg_dump", err) < 0)
         goto out;
-    db_section d = {.out = &section};
     pf_buf_printf(&section, "\n%s (applied by permafrost after CREATE DATABASE)\n", SECTION_MARK);
-    if (sql_each(dbl.data ? (const char *)dbl.data : "", dbl.len, keep_db_level, &d, err) < 0)
-        goto out;
+    pf_pgsql_db_level(dbl.data ? (const char *)dbl.data : "", dbl.len, &section);
     if (pf_sink_write(&cs.sink, section.data, section.len, err) < 0)
         goto out;
     info->globals_bytes = cs.bytes;
@@ -902,45 +817,6 @@ typedef struct roles_ctx {
     int created, skipped;
 } roles_ctx;
 
-/* 's' for an existing superuser, '-' for another existing role, 0 for none. */
-static char existing_role(const roles_ctx *c, const char *name)
-{
-    size_t l = strlen(name);
-    const char *p = (const char *)c->existing.data;
-    while (p && *p) {
-        const char *tab = strchr(p, '\t');
-        const char *nl = strchr(p, '\n');
-        if (!tab || !nl)
-            break;
-        if ((size_t)(tab - p) == l && memcmp(p, name, l) == 0)
-            return tab[1];
-        p = nl + 1;
-    }
-    return 0;
-}
-
-/* Whether a statement of the roles part runs. The admin, and superusers the target has
- * already, stay as they are; a role that exists is not created again but takes the
- * source's attributes. Only statements the filter accepted and re-wrote get here. */
-static bool keep_role_stmt(const rctx *r, roles_ctx *c, const pf_pgsql_stmt *s)
-{
-    if (s->kind != PF_PGSQL_CREATE_ROLE && s->kind != PF_PGSQL_ALTER_ROLE &&
-        s->kind != PF_PGSQL_ROLE_CONFIG)
-        return true;
-    char ex = existing_role(c, s->role);
-    if (strcmp(s->role, r->admin) == 0 || ex == 's' || (s->kind == PF_PGSQL_CREATE_ROLE && ex)) {
-        c->skipped++;
-        return false;
-    }
-    if (s->kind == PF_PGSQL_CREATE_ROLE)
-        c->created++;
-    if (s->superuser)
-        pf_warn("postgres: role \"%s\" is a superuser in the snapshot and is restored as one "
-                "(globals.sql line %u)",
-                s->role, s->line);
-    return true;
-}
-
 /* Reads a whole source into memory, up to max bytes. */
 static int slurp(pf_source *src, pf_buf *b, size_t max, const char *what, pf_err *err)
 {
@@ -970,9 +846,17 @@ static int apply_roles(const rctx *r, const pf_pgsql_globals *g, pf_err *err)
     /* The literals of the filter are escaped for these two settings: set them first. */
     pf_buf_append_str(&sql,
                       "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n");
-    for (size_t i = 0; i < g->nroles; i++)
-        if (keep_role_stmt(r, &c, &g->roles[i]))
-            pf_buf_append_str(&sql, g->roles[i].sql);
+    for (size_t i = 0; i < g->nroles; i++) {
+        const pf_pgsql_stmt *st = &g->roles[i];
+        if (!pf_pgsql_keep_role(st, r->admin, (const char *)c.existing.data, &c.created,
+                                &c.skipped))
+            continue;
+        if (st->superuser)
+            pf_warn("postgres: role \"%s\" is a superuser in the snapshot and is restored as "
+                    "one (globals.sql line %u)",
+                    st->role, st->line);
+        pf_buf_append_str(&sql, st->sql);
+    }
     if (run_psql_str(r, "postgres", &sql, NULL, err) < 0) {
         pf_err_prefix(err, "applying the roles of globals.sql");
         goto out;
