@@ -122,19 +122,27 @@ static int backup_live(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(backup_live_help, stdout); return PF_EXIT_OK;
-        case 'L': o.live = optarg ? optarg : pf_live_default(); break;
+        case 'h':
+            fputs(backup_live_help, stdout);
+            return PF_EXIT_OK;
+        case 'L':
         case 'o':
-            if (pf_component_parse_only(optarg, &o.only, &err))
-                return pf_cli_fail(&err);
+            if (pf_live_option(c, optarg, &o.live, &o.only))
+                return PF_EXIT_USAGE;
             break;
-        case 'x': o.exclude_cache = true; break;
+        case 'x':
+            o.exclude_cache = true;
+            break;
         case 't':
             if (o.ntags < 32)
                 tags[o.ntags++] = optarg;
             break;
-        case 'T': when = optarg; break;
-        default: fputs(backup_live_help, stderr); return PF_EXIT_USAGE;
+        case 'T':
+            when = optarg;
+            break;
+        default:
+            fputs(backup_live_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind != argc) {
@@ -171,7 +179,8 @@ static int backup_live(int argc, char **argv)
         if (pf_mastodon_backup_run(&m, r, &bo, &b, &err)) {
             rc = pf_cli_fail(&err);
             if (m.component_failed)
-                fprintf(stderr, "permafrost: no snapshot was written; earlier snapshots are intact\n");
+                fprintf(stderr,
+                        "permafrost: no snapshot was written; earlier snapshots are intact\n");
         } else {
             rc = commit_and_report(&b, "media ");
         }
@@ -221,13 +230,19 @@ int cmd_backup(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(backup_help, stdout); return PF_EXIT_OK;
+        case 'h':
+            fputs(backup_help, stdout);
+            return PF_EXIT_OK;
         case 't':
             if (ntags < 64)
                 tags[ntags++] = optarg;
             break;
-        case 'T': when = optarg; break;
-        default: fputs(backup_help, stderr); return PF_EXIT_USAGE;
+        case 'T':
+            when = optarg;
+            break;
+        default:
+            fputs(backup_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind == argc) {
@@ -260,7 +275,8 @@ int cmd_backup(int argc, char **argv)
     pf_backup_run b = {0};
     int rc = PF_EXIT_OK;
     pf_backup_opts bo = r ? run_opts(r) : (pf_backup_opts){0};
-    if (!r || begin_locked(&lock, r, &err) || pf_backup_begin(&b, r, &bo, NULL, abs, npaths, &err)) {
+    if (!r || begin_locked(&lock, r, &err) ||
+        pf_backup_begin(&b, r, &bo, NULL, abs, npaths, &err)) {
         rc = pf_cli_fail(&err);
         goto out;
     }

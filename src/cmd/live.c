@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "component/component.h"
 
 const char *pf_live_default(void)
 {
@@ -14,6 +15,8 @@ const char *pf_live_default(void)
     return v ? v : "/home/mastodon/live";
 }
 
+/* The argv of pf_live_run (live.h): the strings borrowed, the rewritten one in *owned;
+ * NULL when out of memory. */
 static char **live_argv(int argc, char **argv, int npos, const char *const *with_arg, char **owned)
 {
     char **out = calloc((size_t)argc + 1, sizeof *out);
@@ -74,7 +77,6 @@ int pf_live_run(int argc, char **argv, int npos, const char *const *with_arg,
     return rc;
 }
 
-
 void pf_live_progress(double started, uint64_t files, uint64_t bytes, uint64_t bytes_read,
                       uint64_t estimate)
 {
@@ -88,4 +90,14 @@ void pf_live_progress(double started, uint64_t files, uint64_t bytes, uint64_t b
     }
     pf_progress_line("[%d:%02d] %llu files, %s, %s/s%s", (int)el / 60, (int)el % 60,
                      (unsigned long long)files, done, rate, eta);
+}
+
+int pf_live_option(int c, const char *arg, const char **live, unsigned *only)
+{
+    if (c == 'L') {
+        *live = arg ? arg : pf_live_default();
+        return 0;
+    }
+    pf_err err = {0};
+    return pf_component_parse_only(arg, only, &err) ? pf_cli_fail(&err) : 0;
 }

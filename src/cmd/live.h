@@ -8,6 +8,11 @@
 /* DIR when --live has none: 'live' in the config file, else /home/mastodon/live. */
 const char *pf_live_default(void);
 
+/* The options of every --live command: c 'L' is --live[=DIR] (arg NULL: the default),
+ * 'o' is --only LIST (a mask of component/component.h's registry). Returns 0, or
+ * PF_EXIT_USAGE after printing why LIST is wrong. */
+int pf_live_option(int c, const char *arg, const char **live, unsigned *only);
+
 /* Runs fn with argv rewritten so that "--live DIR" reads as "--live=DIR" (getopt attaches
  * an optional argument only when written with '='): the word after "--live" becomes its
  * DIR when it is not an option and the command still has its `npos` positional arguments

@@ -96,22 +96,44 @@ static int restore_live(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "hfj:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(restore_live_help, stdout); return PF_EXIT_OK;
-        case 'L': o.live = optarg ? optarg : pf_live_default(); break;
+        case 'h':
+            fputs(restore_live_help, stdout);
+            return PF_EXIT_OK;
+        case 'L':
         case 'o':
-            if (pf_component_parse_only(optarg, &o.only, &err))
-                return pf_cli_fail(&err);
+            if (pf_live_option(c, optarg, &o.live, &o.only))
+                return PF_EXIT_USAGE;
             break;
-        case 'f': o.force = true; break;
-        case 'H': o.pg_host = optarg; break;
-        case 'P': o.pg_port = atoi(optarg); break;
-        case 'U': o.pg_admin = optarg; break;
-        case 'j': o.jobs = atoi(optarg); break;
-        case 'R': o.redis_host = optarg; break;
-        case 'Q': o.redis_port = atoi(optarg); break;
-        case 'M': o.media_root = optarg; break;
-        case 'A': o.pg_restore_as_admin = true; break;
-        default: fputs(restore_live_help, stderr); return PF_EXIT_USAGE;
+        case 'f':
+            o.force = true;
+            break;
+        case 'H':
+            o.pg_host = optarg;
+            break;
+        case 'P':
+            o.pg_port = atoi(optarg);
+            break;
+        case 'U':
+            o.pg_admin = optarg;
+            break;
+        case 'j':
+            o.jobs = atoi(optarg);
+            break;
+        case 'R':
+            o.redis_host = optarg;
+            break;
+        case 'Q':
+            o.redis_port = atoi(optarg);
+            break;
+        case 'M':
+            o.media_root = optarg;
+            break;
+        case 'A':
+            o.pg_restore_as_admin = true;
+            break;
+        default:
+            fputs(restore_live_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind != argc - 1 || !o.live) {

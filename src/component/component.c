@@ -79,8 +79,8 @@ int pf_component_parse_only(const char *list, unsigned *mask, pf_err *err)
     return 0;
 }
 
-int pf_component_stream(pf_archiver *a, pf_dir *d, const char *name, pf_component_produce_fn produce,
-                        void *ctx, pf_err *err)
+int pf_component_stream(pf_archiver *a, pf_dir *d, const char *name,
+                        pf_component_produce_fn produce, void *ctx, pf_err *err)
 {
     pf_sink *sink = pf_archive_stream_begin(a, d, name, 0600, err);
     if (!sink)

@@ -33,10 +33,10 @@
 /* What every component may need, filled by the orchestration before the first one runs
  * and read-only to components. Strings are borrowed. */
 typedef struct pf_component_settings {
-    const char *live;     /* Mastodon's live/ directory */
-    const char *env_path; /* <live>/.env.production */
-    bool force;           /* restore: replace what is there */
-    int workers;          /* restore: parallel downloads, 0: the restorer's default */
+    const char *live;          /* Mastodon's live/ directory */
+    const char *env_path;      /* <live>/.env.production */
+    bool force;                /* restore: replace what is there */
+    int workers;               /* restore: parallel downloads, 0: the restorer's default */
     const pf_app_owner *owner; /* restore as root: who gets restored files; else NULL */
 
     /* secrets (restore): the file to write, and the settings that must differ from the
@@ -74,7 +74,7 @@ typedef struct pf_component_run {
     pf_dir *root; /* the snapshot's root: the component adds its folder */
     /* restore */
     pf_repo *repo;
-    const uint8_t *tree; /* the snapshot's root tree */
+    const uint8_t *tree;              /* the snapshot's root tree */
     pf_node node[PF_COMPONENT_NODES]; /* found by restore_check, used by restore */
     /* the component's own */
     void *state;      /* e.g. what a backup learned, for describe */
@@ -124,7 +124,7 @@ void pf_component_error(pf_err *err, const char *stage, const pf_component *c,
 /* Adds file `name` to d with the bytes produce writes; the partial file is dropped when
  * produce fails. */
 typedef int (*pf_component_produce_fn)(void *ctx, pf_sink *sink, pf_err *err);
-int pf_component_stream(pf_archiver *a, pf_dir *d, const char *name, pf_component_produce_fn produce,
-                        void *ctx, pf_err *err);
+int pf_component_stream(pf_archiver *a, pf_dir *d, const char *name,
+                        pf_component_produce_fn produce, void *ctx, pf_err *err);
 
 #endif

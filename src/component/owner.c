@@ -73,4 +73,3 @@ int pf_app_owner_mkdirs(const char *path, const pf_app_owner *o)
     }
     return 0;
 }
-

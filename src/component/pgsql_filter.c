@@ -1113,11 +1113,11 @@ static int keep_db_level(const char *s, size_t n, bool meta, void *ctx, pf_err *
     }
     if (!d->connected)
         return 0;
-    bool keep =
-        has_prefix(s, n, "COMMENT ON DATABASE ") || has_prefix(s, n, "SECURITY LABEL ") ||
-        (has_prefix(s, n, "ALTER DATABASE ") && !has_inside(s, n, " OWNER TO ")) ||
-        (has_prefix(s, n, "ALTER ROLE ") && has_inside(s, n, " IN DATABASE ")) ||
-        ((has_prefix(s, n, "GRANT ") || has_prefix(s, n, "REVOKE ")) && has_inside(s, n, " ON DATABASE "));
+    bool keep = has_prefix(s, n, "COMMENT ON DATABASE ") || has_prefix(s, n, "SECURITY LABEL ") ||
+                (has_prefix(s, n, "ALTER DATABASE ") && !has_inside(s, n, " OWNER TO ")) ||
+                (has_prefix(s, n, "ALTER ROLE ") && has_inside(s, n, " IN DATABASE ")) ||
+                ((has_prefix(s, n, "GRANT ") || has_prefix(s, n, "REVOKE ")) &&
+                 has_inside(s, n, " ON DATABASE "));
     if (keep) {
         pf_buf_append(d->out, s, n);
         pf_buf_append_str(d->out, "\n");

@@ -1599,12 +1599,12 @@ static int redis_restore_check(pf_component_run *run, pf_err *err)
 {
     const pf_component_settings *set = run->set;
     pf_err ignored = {0};
-    if (!set->sidekiq || pf_lookup_path(run->repo, run->tree,
-                                        PF_LAYOUT_REDIS "/" PF_LAYOUT_SIDEKIQ_RDB, &run->node[1],
-                                        &ignored))
+    if (!set->sidekiq ||
+        pf_lookup_path(run->repo, run->tree, PF_LAYOUT_REDIS "/" PF_LAYOUT_SIDEKIQ_RDB,
+                       &run->node[1], &ignored))
         memset(&run->node[1], 0, sizeof run->node[1]);
-    if (pf_lookup_path(run->repo, run->tree, PF_LAYOUT_REDIS "/" PF_LAYOUT_REDIS_RDB,
-                       &run->node[0], err))
+    if (pf_lookup_path(run->repo, run->tree, PF_LAYOUT_REDIS "/" PF_LAYOUT_REDIS_RDB, &run->node[0],
+                       err))
         return -1;
     if (set->force)
         return 0;

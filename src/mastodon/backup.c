@@ -37,8 +37,7 @@ void pf_mastodon_version(const char *live, char *out, size_t n)
         snprintf(out, n, "%d.%d.%d", parts[0], parts[1], parts[2] < 0 ? 0 : parts[2]);
 }
 
-int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o,
-                               pf_err *err)
+int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o, pf_err *err)
 {
     memset(m, 0, sizeof *m);
     m->o = o;
@@ -55,7 +54,7 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     pf_component_settings *s = &m->set;
     s->live = o->live;
     s->env_path = m->env_path;
-    s->pg = (pf_pg_conn){e->db_host, e->db_port, e->db_name, e->db_user,
+    s->pg = (pf_pg_conn){e->db_host, e->db_port,    e->db_name, e->db_user,
                          e->db_pass, e->db_sslmode, NULL};
     s->redis = e->redis;
     /* The config file's settings win, so an operator can point the backup at a replica

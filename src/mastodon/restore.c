@@ -176,8 +176,8 @@ static void todo_add(pf_mastodon_restored *out, const char *fmt, ...)
 
 /* The steps an operator has left after a restore, in order. */
 static void what_is_left(const pf_mastodon_restore_opts *o, const pf_snapshot *s,
-                         const pf_mastodon_env *env, const pf_app_owner *owner,
-                         const env_edits *e, pf_mastodon_restored *out)
+                         const pf_mastodon_env *env, const pf_app_owner *owner, const env_edits *e,
+                         pf_mastodon_restored *out)
 {
     const char *live = o->live;
     cJSON *mver = s->manifest ? cJSON_GetObjectItem(s->manifest, "mastodon") : NULL;
@@ -204,8 +204,8 @@ static void what_is_left(const pf_mastodon_restore_opts *o, const pf_snapshot *s
                  live, here, v, v);
     }
     for (int i = 0; i < e->nstale; i++)
-        todo_add(out, "edit %s in %s/.env.production: it still names the old server",
-                 e->stale[i], live);
+        todo_add(out, "edit %s in %s/.env.production: it still names the old server", e->stale[i],
+                 live);
     todo_add(out, "start the services: systemctl start mastodon-web mastodon-sidekiq "
                   "mastodon-streaming");
     todo_add(out, "rebuild home feeds: RAILS_ENV=production bin/tootctl feeds build");
@@ -304,8 +304,7 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
                                                 .force = o->force,
                                                 .as_admin = o->pg_restore_as_admin},
                                  .redis = env.redis,
-                                 .sidekiq =
-                                     env.sidekiq_redis_separate ? &env.sidekiq_redis : NULL,
+                                 .sidekiq = env.sidekiq_redis_separate ? &env.sidekiq_redis : NULL,
                                  .media_root = media_root,
                                  .media_in_s3 = env.s3_enabled};
     if (o->redis_host) {

@@ -159,4 +159,3 @@ void pf_backup_end(pf_backup_run *b)
     b->arch = NULL;
     b->saver = NULL;
 }
-

@@ -22,7 +22,7 @@ typedef struct pf_backup_run pf_backup_run;
 typedef void (*pf_backup_progress_fn)(const pf_backup_run *b, const pf_archive_stats *st);
 
 typedef struct pf_backup_opts {
-    int workers; /* parallel uploads; 0: the saver's default for the machine */
+    int workers;                    /* parallel uploads; 0: the saver's default for the machine */
     pf_backup_progress_fn progress; /* NULL: none */
     void *ctx;                      /* for progress, as b->ctx */
     const char *program;            /* recorded as the snapshot's program, "permafrost 0.1.0" */

@@ -135,9 +135,12 @@ static void test_error_named_once(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_registry_order_and_names), cmocka_unit_test(test_find),
-        cmocka_unit_test(test_only_valid),               cmocka_unit_test(test_only_duplicates),
-        cmocka_unit_test(test_only_unknown),             cmocka_unit_test(test_only_empty),
+        cmocka_unit_test(test_registry_order_and_names),
+        cmocka_unit_test(test_find),
+        cmocka_unit_test(test_only_valid),
+        cmocka_unit_test(test_only_duplicates),
+        cmocka_unit_test(test_only_unknown),
+        cmocka_unit_test(test_only_empty),
         cmocka_unit_test(test_error_named_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

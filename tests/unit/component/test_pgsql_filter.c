@@ -328,7 +328,7 @@ static void test_limits(void **state)
 /* ---- the splitter, the database-level filter and the role filter ---- */
 
 typedef struct collected {
-    pf_buf out; /* "M|<text>\n" for a meta-command, "S|<text>\n" for a statement */
+    pf_buf out;  /* "M|<text>\n" for a meta-command, "S|<text>\n" for a statement */
     int stop_at; /* fail on this call (1-based); 0: never */
     int calls;
 } collected;
@@ -390,22 +390,21 @@ static void test_split(void **state)
 static void test_db_level(void **state)
 {
     (void)state;
-    static const char dump[] =
-        "SET statement_timeout = 0;\n"
-        "COMMENT ON DATABASE before IS 'not yet connected';\n"
-        "CREATE DATABASE m WITH TEMPLATE = template0 ENCODING = 'UTF8';\n"
-        "ALTER DATABASE m OWNER TO mastodon;\n"
-        "\\connect m\n"
-        "SET client_encoding = 'UTF8';\n"
-        "COMMENT ON DATABASE m IS 'the; one';\n"
-        "ALTER DATABASE m SET work_mem TO '64MB';\n"
-        "ALTER DATABASE m OWNER TO someone;\n"
-        "ALTER ROLE ro IN DATABASE m SET search_path TO public;\n"
-        "ALTER ROLE ro SET search_path TO public;\n"
-        "GRANT CONNECT ON DATABASE m TO ro;\n"
-        "REVOKE ALL ON DATABASE m FROM PUBLIC;\n"
-        "GRANT SELECT ON TABLE t TO ro;\n"
-        "SECURITY LABEL FOR selinux ON DATABASE m IS 'l';\n";
+    static const char dump[] = "SET statement_timeout = 0;\n"
+                               "COMMENT ON DATABASE before IS 'not yet connected';\n"
+                               "CREATE DATABASE m WITH TEMPLATE = template0 ENCODING = 'UTF8';\n"
+                               "ALTER DATABASE m OWNER TO mastodon;\n"
+                               "\\connect m\n"
+                               "SET client_encoding = 'UTF8';\n"
+                               "COMMENT ON DATABASE m IS 'the; one';\n"
+                               "ALTER DATABASE m SET work_mem TO '64MB';\n"
+                               "ALTER DATABASE m OWNER TO someone;\n"
+                               "ALTER ROLE ro IN DATABASE m SET search_path TO public;\n"
+                               "ALTER ROLE ro SET search_path TO public;\n"
+                               "GRANT CONNECT ON DATABASE m TO ro;\n"
+                               "REVOKE ALL ON DATABASE m FROM PUBLIC;\n"
+                               "GRANT SELECT ON TABLE t TO ro;\n"
+                               "SECURITY LABEL FOR selinux ON DATABASE m IS 'l';\n";
     pf_buf out = PF_BUF_INIT;
     pf_pgsql_db_level(dump, sizeof dump - 1, &out);
     pf_buf_u8(&out, 0);
