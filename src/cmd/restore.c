@@ -31,10 +31,17 @@ static void restore_progress(const pf_restore_stats *st, const char *current, vo
     pf_live_progress(*started, st->files, st->bytes, st->bytes, 0);
 }
 
-/* Adds "snapshot" and "seconds" to j and prints it (the JSON of every restore). */
-static void report_restore(const char *id, double seconds, cJSON *j)
+/* The JSON of every restore: the snapshot, what a plain restore wrote (st; NULL for a
+ * whole server) and how long it took. */
+static void print_restore_json(const char *id, const pf_restore_stats *st, double seconds)
 {
+    cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "snapshot", id);
+    if (st) {
+        cJSON_AddNumberToObject(j, "files", (double)st->files);
+        cJSON_AddNumberToObject(j, "dirs", (double)st->dirs);
+        cJSON_AddNumberToObject(j, "bytes", (double)st->bytes);
+    }
     cJSON_AddNumberToObject(j, "seconds", seconds);
     pf_out_json(j);
 }
@@ -61,7 +68,7 @@ static const char restore_live_help[] =
 static void print_restored(const pf_mastodon_restore_opts *o, const pf_mastodon_restored *m)
 {
     if (pf_g.json) {
-        report_restore(m->id, m->seconds, cJSON_CreateObject());
+        print_restore_json(m->id, NULL, m->seconds);
         return;
     }
     if (pf_g.verbosity < 0)
@@ -261,11 +268,7 @@ int cmd_restore(int argc, char **argv)
     }
     pf_progress_done();
     if (pf_g.json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddNumberToObject(j, "files", (double)st.files);
-        cJSON_AddNumberToObject(j, "dirs", (double)st.dirs);
-        cJSON_AddNumberToObject(j, "bytes", (double)st.bytes);
-        report_restore(s.id, pf_now() - started, j);
+        print_restore_json(s.id, &st, pf_now() - started);
     } else if (pf_g.verbosity >= 0) {
         char b[32];
         pf_human_bytes(st.bytes, b, sizeof b);
