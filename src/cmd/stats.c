@@ -10,14 +10,15 @@
 const pf_cmd_syntax pf_syntax_stats = {
     .usage = "usage: permafrost stats [SNAPSHOT...] [--json]\n\n"
              "How big the snapshots are and what deduplication and compression save: the\n"
-             "restore size (what a restore writes), files, distinct blobs, their size before and\n"
+             "restore size (what a restore writes), files, distinct data blobs, their size before and\n"
              "after compression, and the ratios. Without SNAPSHOT, every snapshot together (the\n"
              "whole repository's saving). For whole-server snapshots, a line per component.\n",
     .max_args = -1};
 
+/* To 3 decimals: a ratio has no more meaningful digits, and --json has no float noise. */
 static double ratio(uint64_t a, uint64_t b)
 {
-    return b ? (double)a / (double)b : 0;
+    return b ? (double)(int64_t)((double)a / (double)b * 1000 + 0.5) / 1000 : 0;
 }
 
 static cJSON *part_json(const pf_stats_part *p)
@@ -29,6 +30,8 @@ static cJSON *part_json(const pf_stats_part *p)
     cJSON_AddNumberToObject(o, "blobs", (double)p->blobs);
     cJSON_AddNumberToObject(o, "raw_bytes", (double)p->raw_bytes);
     cJSON_AddNumberToObject(o, "stored_bytes", (double)p->stored_bytes);
+    cJSON_AddNumberToObject(o, "trees", (double)p->trees);
+    cJSON_AddNumberToObject(o, "tree_stored_bytes", (double)p->tree_stored_bytes);
     return o;
 }
 

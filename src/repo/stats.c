@@ -1,5 +1,6 @@
 #include "repo/stats.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include "repo/idset.h"
@@ -23,7 +24,7 @@ typedef struct counts {
     uint64_t files, dirs, others, bytes;
 } counts;
 
-static void count_blob(walk *w, const uint8_t id[PF_ID_LEN], pf_stats_part *part)
+static void count_blob(walk *w, const uint8_t id[PF_ID_LEN], pf_stats_part *part, bool tree)
 {
     if (!pf_idset_add(&w->blobs, id))
         return;
@@ -35,13 +36,19 @@ static void count_blob(walk *w, const uint8_t id[PF_ID_LEN], pf_stats_part *part
         w->st->missing_blobs++;
         return;
     }
-    w->st->total.blobs++;
-    w->st->total.raw_bytes += l.raw_length;
-    w->st->total.stored_bytes += l.length;
-    if (part) {
-        part->blobs++;
-        part->raw_bytes += l.raw_length;
-        part->stored_bytes += l.length;
+    pf_stats_part *parts[2] = {&w->st->total, part};
+    for (int i = 0; i < 2; i++) {
+        pf_stats_part *p = parts[i];
+        if (!p)
+            continue;
+        if (tree) {
+            p->trees++;
+            p->tree_stored_bytes += l.length;
+        } else {
+            p->blobs++;
+            p->raw_bytes += l.raw_length;
+            p->stored_bytes += l.length;
+        }
     }
 }
 
@@ -65,7 +72,7 @@ static int walk_tree(walk *w, const uint8_t id[PF_ID_LEN], pf_stats_part *part, 
     if (depth > STATS_MAX_DEPTH)
         return pf_err_set(w->err, PF_ECORRUPT, "directories nested deeper than %d",
                           STATS_MAX_DEPTH);
-    count_blob(w, id, part);
+    count_blob(w, id, part, true);
     pf_tree t = {0};
     if (pf_repo_load_tree(w->r, id, &t, w->err) < 0)
         return -1;
@@ -89,7 +96,7 @@ static int walk_tree(walk *w, const uint8_t id[PF_ID_LEN], pf_stats_part *part, 
             c.files++;
             c.bytes += n->size;
             for (size_t b = 0; b < n->nblobs; b++)
-                count_blob(w, n->blobs[b], part);
+                count_blob(w, n->blobs[b], part, false);
         } else {
             c.others++;
         }
@@ -150,7 +157,7 @@ int pf_stats_collect(pf_repo *r, const uint8_t (*roots)[PF_ID_LEN], size_t n, pf
             if (rc == 0)
                 add_counts(&st->total, &c);
         } else {
-            count_blob(&w, roots[i], NULL);
+            count_blob(&w, roots[i], NULL, true);
             st->total.dirs += top.count;
             for (size_t k = 0; k < top.count && rc == 0; k++) {
                 const pf_node *d = &top.nodes[k];

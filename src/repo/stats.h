@@ -13,9 +13,10 @@
 typedef struct pf_stats_part {
     uint64_t files, dirs, others;
     uint64_t restore_bytes; /* what a restore writes: the sum of file sizes */
-    uint64_t blobs;         /* distinct blobs (data and trees) first met in this part */
+    uint64_t blobs;         /* distinct data blobs first met in this part */
     uint64_t raw_bytes;     /* their size before compression */
     uint64_t stored_bytes;  /* their size in packs (compressed, encrypted) */
+    uint64_t trees, tree_stored_bytes; /* distinct trees (the metadata) and their stored size */
 } pf_stats_part;
 
 #define PF_STATS_PARTS_MAX 8
