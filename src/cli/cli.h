@@ -8,9 +8,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "repo/archiver.h"
 #include "repo/repo.h"
-#include "repo/saver.h"
 #include "store/store.h"
 
 #define PF_VERSION "0.1.0"
@@ -100,32 +98,9 @@ double pf_wall_time(void); /* Unix seconds: for times recorded or reported */
  * pf_snapshot_to_json, repo/snapshot.h). */
 void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n);
 
-/* A backup in progress, shared by plain and Mastodon backups: repository open, index
- * loaded, parent found, saver and archiver running. Commit writes the snapshot last. */
-typedef struct pf_backup_run {
-    pf_repo *repo;
-    pf_saver *saver;
-    pf_archiver *arch;
-    pf_snapshot snap;
-    double started;
-    uint64_t estimate; /* bytes of the parent snapshot, for the ETA */
-    struct pf_lock *lock;
-} pf_backup_run;
-
-/* parent_tag: when set, the parent is the latest snapshot of this host with that tag;
- * otherwise the latest of this host with the same paths. */
-int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char **paths,
-                    size_t npaths, pf_err *err);
-int pf_backup_commit(pf_backup_run *b, pf_err *err);
-void pf_backup_end(pf_backup_run *b);
-/* Prints the summary of a committed backup (or JSON). */
-void pf_backup_report(pf_backup_run *b);
-
 /* backup and restore parse their own argv (starting at the command name); the other
  * commands are run through the table of cli/commands.h. */
 int cmd_backup(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
-int cmd_backup_mastodon(int argc, char **argv);
-int cmd_restore_mastodon(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@
 #include "common/exec.h"
 #include "common/log.h"
 #include "component/pgphys.h"
+#include "repo/backup_run.h"
 #include "repo/restorer.h"
 #include "repo/wal.h"
 
@@ -110,10 +111,13 @@ int cmd_backup_pgphys(int argc, char **argv)
     pf_repo *r = pf_cli_open_repo(&err);
     if (!r)
         return pf_cli_fail(&err);
-    pf_backup_run b;
+    pf_backup_run b = {0};
     char *paths[] = {PF_PGPHYS_DIR};
     int rc = PF_EXIT_OK;
-    if (pf_backup_begin(&b, r, "pg-physical", paths, 1, &err)) {
+    pf_backup_opts bo = {.workers = pf_cli_workers(r), .program = "permafrost " PF_VERSION};
+    /* The lock before the run and released after it, so that a signal removes it. */
+    struct pf_lock *lock = pf_cli_lock(r, false, "backup", &err);
+    if (!lock || pf_backup_begin(&b, r, &bo, "pg-physical", paths, 1, &err)) {
         rc = pf_cli_fail(&err);
         goto out;
     }
@@ -124,6 +128,7 @@ int cmd_backup_pgphys(int argc, char **argv)
     cJSON *comp = cJSON_CreateObject();
     if (pf_pgphys_backup(b.arch, pf_archiver_root(b.arch), conninfo, comp, &err)) {
         cJSON_Delete(comp);
+        pf_backup_abandon(&b);
         pf_err_prefix(&err, "backup --pg-physical failed, no snapshot written");
         rc = pf_cli_fail(&err);
         goto out;
@@ -144,9 +149,22 @@ int cmd_backup_pgphys(int argc, char **argv)
         rc = pf_cli_fail(&err);
         goto out;
     }
-    pf_backup_report(&b);
+    if (pf_g.json) {
+        pf_out_json(pf_snapshot_to_json(&b.snap));
+    } else if (pf_g.verbosity >= 0) {
+        cJSON *st = b.snap.stats;
+        char hb[32], ha[32];
+        pf_human_bytes((uint64_t)cJSON_GetObjectItem(st, "bytes")->valuedouble, hb, sizeof hb);
+        pf_human_bytes((uint64_t)cJSON_GetObjectItem(st, "bytes_new")->valuedouble, ha, sizeof ha);
+        printf("snapshot %.8s saved: base backup of %.0f files, %s (WAL %s .. %s); added %s in "
+               "%.1f s\n",
+               b.snap.id, cJSON_GetObjectItem(st, "files")->valuedouble, hb,
+               cJSON_GetObjectItem(comp, "start_wal")->valuestring, end_wal, ha,
+               cJSON_GetObjectItem(st, "seconds")->valuedouble);
+    }
 out:
     pf_backup_end(&b);
+    pf_cli_unlock(lock);
     pf_repo_free(r);
     return rc;
 }

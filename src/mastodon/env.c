@@ -785,13 +785,12 @@ int pf_mastodon_env_parse(const char *text, size_t len, pf_mastodon_env *out, pf
     return interpret(out, err);
 }
 
-/* Joins the live directory and a PAPERCLIP_ROOT_PATH the way Mastodon resolves it. */
-static char *resolve_root(const char *live, const char *root)
+char *pf_mastodon_media_root(const char *live, const char *root)
 {
     char *r = NULL;
     const char *rr = ":rails_root";
     int n;
-    if (!root)
+    if (!root || !*root)
         n = asprintf(&r, "%s/public/system", live);
     else if (strncmp(root, rr, strlen(rr)) == 0)
         n = asprintf(&r, "%s%s", live, root + strlen(rr));
@@ -800,7 +799,7 @@ static char *resolve_root(const char *live, const char *root)
     else
         n = asprintf(&r, "%s/%s", live, root);
     if (n < 0)
-        abort();
+        return NULL;
     size_t l = strlen(r);
     while (l > 1 && r[l - 1] == '/')
         r[--l] = 0;
@@ -850,7 +849,11 @@ int pf_mastodon_env_load(const char *live_dir, pf_mastodon_env *out, pf_err *err
         pf_err_prefix(err, "%s", path);
         goto out;
     }
-    char *root = resolve_root(live_dir, out->paperclip_root);
+    char *root = pf_mastodon_media_root(live_dir, out->paperclip_root);
+    if (!root) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
     wipe_free(out->paperclip_root);
     out->paperclip_root = root;
     rc = 0;
