@@ -612,11 +612,19 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
         goto out;
     }
 
-    /* Every object opens and its chunks are in the index. */
+    /* Every object opens and its chunks are in the index. Without mark (a restore asking
+     * only about gaps) the names are enough: one listing, not one read per file. */
     for (size_t i = 0; i < nc.n; i++) {
         wal_obj w;
         pf_err e = {0};
         res->files++;
+        if (!mark) {
+            if (pf_wal_name_kind(nc.names[i]) == PF_WAL_SEGMENT) {
+                segs[nsegs++] = seg_of(nc.names[i], per);
+                res->segments++;
+            }
+            continue;
+        }
         if (load(r, nc.names[i], &w, &e)) {
             say(report, ctx, "WAL file %s: %s", nc.names[i], e.msg);
             continue;

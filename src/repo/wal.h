@@ -73,7 +73,8 @@ typedef struct pf_wal_check_result {
 } pf_wal_check_result;
 
 /* Checks the archive against the index r holds (loaded by the caller): every WAL object
- * opens and names blobs the index has (each handed to mark, so check counts them used),
+ * opens and names blobs the index has (each handed to mark, so check counts them used;
+ * with mark NULL only the names are looked at, for the chain alone),
  * and the chain of segments is continuous from every physical base backup's first
  * segment to the newest segment of its timeline, and on every later timeline from its
  * first segment to its newest. Each problem goes to report (is_error 1) naming the
