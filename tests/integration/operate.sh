@@ -6,6 +6,7 @@
 #   diff      + - M U lines between two plain backups, the summary, --json
 #   stats     restore bytes of both snapshots, distinct blobs counted once; find by name and
 #             by path, newest snapshot first, exit 13 when nothing matches
+#   progress  restore on a terminal (script(1)) shows a total and a percentage
 #   ping      --ping URL: /start then URL on success; /start then /fail with the error in
 #             the body on failure; a ping server that answers 500 or is not there warns
 #             and never changes the job's exit code
@@ -99,6 +100,16 @@ PY
 run 13 "$PF" find 'nothing-like-this*'
 has "$W/err.txt" "0 matches in 2 snapshots"
 ok "stats count distinct data; find says which snapshots hold a path"
+
+say progress
+# On a terminal (script(1) gives one), a restore of a whole snapshot shows its total and
+# a percentage.
+script -qec "$PF restore latest --target $W/restored" /dev/null >"$W/tty.txt" 2>&1 ||
+    fail "restore on a terminal failed: $(cat "$W/tty.txt")"
+grep -aqE ' of [0-9.]+ [KMG]?i?B \([0-9]+%\)' "$W/tty.txt" ||
+    fail "no total and percentage in the restore's progress: $(tr '\r' '\n' <"$W/tty.txt")"
+cmp "$W/src/c" "$W/restored/src/c" || fail "restored src/c differs"
+ok "a restore on a terminal shows its total and a percentage"
 
 say ping
 python3 "$SRC/tests/harness/http_recorder.py" "$W/port" "$W/http.log" &
