@@ -29,14 +29,14 @@ static const struct cmd_struct commands[] = {
     {"copy", cmd_copy, "copy snapshots into another repository (--to URL)"},
     {"key", cmd_key, "list, add, remove, change passphrases; paper export/import"},
     {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)"},
+    {"serve", cmd_serve, "serve a repository over ssh (run by sshd; --append-only)"},
     {"config", cmd_config, "check a configuration file (config check [FILE]); list its keys"},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: permafrost [--repo URL] [--config FILE] [--json] [-q|-v] COMMAND [ARGS]\n\n"
-            "Backup and disaster recovery for Mastodon servers.\n\ncommands:\n");
+    fprintf(f, "usage: permafrost [--repo URL] [--config FILE] [--json] [-q|-v] COMMAND [ARGS]\n\n"
+               "Backup and disaster recovery for Mastodon servers.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,

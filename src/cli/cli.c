@@ -67,18 +67,32 @@ bool pf_config_true(const char *key)
 int pf_exit_code(const pf_err *err)
 {
     switch (err->code) {
-    case PF_OK: return PF_EXIT_OK;
-    case PF_EUSAGE: return PF_EXIT_USAGE;
-    case PF_ENOTFOUND: return PF_EXIT_NOTFOUND;
-    case PF_EEXIST: return PF_EXIT_EXISTS;
-    case PF_ECORRUPT: return PF_EXIT_DAMAGED;
-    case PF_EAUTH: return PF_EXIT_AUTH;
-    case PF_ENOREPO: return PF_EXIT_NOREPO;
-    case PF_ELOCKED: return PF_EXIT_LOCKED;
-    case PF_ECOMPONENT: return PF_EXIT_COMPONENT;
-    case PF_EINCOMPLETE: return PF_EXIT_INCOMPLETE;
-    case PF_ECONN: return PF_EXIT_CONNECT;
-    default: return PF_EXIT_ERROR;
+    case PF_OK:
+        return PF_EXIT_OK;
+    case PF_EUSAGE:
+        return PF_EXIT_USAGE;
+    case PF_ENOTFOUND:
+        return PF_EXIT_NOTFOUND;
+    case PF_EEXIST:
+        return PF_EXIT_EXISTS;
+    case PF_ECORRUPT:
+        return PF_EXIT_DAMAGED;
+    case PF_EAUTH:
+        return PF_EXIT_AUTH;
+    case PF_EREFUSED:
+        return PF_EXIT_AUTH;
+    case PF_ENOREPO:
+        return PF_EXIT_NOREPO;
+    case PF_ELOCKED:
+        return PF_EXIT_LOCKED;
+    case PF_ECOMPONENT:
+        return PF_EXIT_COMPONENT;
+    case PF_EINCOMPLETE:
+        return PF_EXIT_INCOMPLETE;
+    case PF_ECONN:
+        return PF_EXIT_CONNECT;
+    default:
+        return PF_EXIT_ERROR;
     }
 }
 
@@ -247,7 +261,8 @@ pf_repo *pf_cli_open_repo(pf_err *err)
     pf_cli_passphrase_free(pass);
     /* Remote repositories keep index files and snapshots in a local cache. */
     const char *loc = r ? r->store->location : "";
-    if (r && loc && (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "s3:", 3))) {
+    if (r && loc &&
+        (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "ssh://", 6) || !strncmp(loc, "s3:", 3))) {
         const char *base = getenv("PERMAFROST_CACHE_DIR");
         char path[4096];
         if (!base || !*base) {
@@ -369,8 +384,9 @@ static void *signal_waiter(void *arg)
     for (int i = 0; i < MAX_HELD; i++)
         pf_lock_abandon(held[i]);
     pf_progress_done();
-    fprintf(stderr, "permafrost: interrupted by %s: no snapshot was written by this run; "
-                    "what was uploaded is reused next time\n",
+    fprintf(stderr,
+            "permafrost: interrupted by %s: no snapshot was written by this run; "
+            "what was uploaded is reused next time\n",
             strsignal(sig));
     _exit(128 + sig);
 }
@@ -394,7 +410,7 @@ int pf_cli_workers(const pf_repo *r)
     if (pf_g.store_opts.connections > 0)
         return pf_g.store_opts.connections;
     const char *loc = r->store->location ? r->store->location : "";
-    if (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "s3:", 3))
+    if (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "ssh://", 6) || !strncmp(loc, "s3:", 3))
         return 4;
     return 0;
 }

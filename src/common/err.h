@@ -20,6 +20,7 @@ enum pf_errcode {
     PF_ECOMPONENT,   /* a Mastodon component (database, redis, ...) failed */
     PF_EINCOMPLETE,  /* finished, but some source files could not be read */
     PF_ECONN,        /* could not connect to a server */
+    PF_EREFUSED,     /* the server refuses it: an append-only repository server */
 };
 
 typedef struct pf_err {

@@ -267,5 +267,7 @@ pf_store *pf_store_retry_new(pf_store *inner, int attempts)
     r->inner = inner;
     r->attempts = attempts > 0 ? attempts : RETRY_DEFAULT_ATTEMPTS;
     r->base_ms = pf_store_env_long("PERMAFROST_RETRY_BASE_MS", RETRY_DEFAULT_BASE_MS);
-    return pf_store_alloc(&retry_ops, r, inner->location);
+    pf_store *s = pf_store_alloc(&retry_ops, r, inner->location);
+    s->append_only = inner->append_only;
+    return s;
 }

@@ -1058,7 +1058,7 @@ pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *er
         s->timeout = 60;
     return pf_store_alloc(&s3_ops, s, url);
 fail : {
-    pf_store tmp = {&s3_ops, s, NULL};
+    pf_store tmp = {&s3_ops, s, NULL, false};
     s3_free(&tmp);
     return NULL;
 }

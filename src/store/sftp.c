@@ -1241,7 +1241,7 @@ pf_store *pf_store_sftp_new(const char *url, const pf_store_opts *opts, pf_err *
         s->timeout = 60;
     return pf_store_alloc(&sftp_ops, s, url);
 fail : {
-    pf_store tmp = {&sftp_ops, s, NULL};
+    pf_store tmp = {&sftp_ops, s, NULL, false};
     sftp_free(&tmp);
     return NULL;
 }

@@ -24,6 +24,7 @@
 #ifndef PF_STORE_H
 #define PF_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -38,8 +39,7 @@ struct pf_store_ops {
     const char *name;
     int (*put)(pf_store *s, const char *key, const void *data, size_t len, pf_err *err);
     /* Appends the bytes to out. */
-    int (*get)(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out,
-               pf_err *err);
+    int (*get)(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out, pf_err *err);
     int (*stat)(pf_store *s, const char *key, uint64_t *size, pf_err *err);
     int (*list)(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err);
     int (*remove)(pf_store *s, const char *key, pf_err *err);
@@ -51,27 +51,33 @@ struct pf_store {
     const struct pf_store_ops *ops;
     void *impl;
     char *location; /* for messages: a path or URL without credentials */
+    /* The server refuses removals and replacements (ssh:// to `permafrost serve
+     * --append-only`): commands that remove refuse to start. Wrappers copy it. */
+    bool append_only;
 };
 
 /* Options for drivers that need them; every field may be left zero/NULL. */
 typedef struct pf_store_opts {
-    const char *ssh_key;      /* sftp: private key file */
-    int ssh_accept_new;       /* sftp: accept an unknown host key once, recording it */
-    const char *known_hosts;  /* sftp: default ~/.ssh/known_hosts */
-    const char *s3_region;    /* s3: default $AWS_DEFAULT_REGION or us-east-1 */
-    int s3_virtual_host;      /* s3: virtual-host addressing instead of path style */
-    int connections;          /* parallel connections; 0 = driver default */
-    int retries;              /* retry layer: attempts; 0 = default, -1 = no retry layer */
+    const char *ssh_key;     /* sftp: private key file */
+    int ssh_accept_new;      /* sftp: accept an unknown host key once, recording it */
+    const char *known_hosts; /* sftp: default ~/.ssh/known_hosts */
+    const char *s3_region;   /* s3: default $AWS_DEFAULT_REGION or us-east-1 */
+    int s3_virtual_host;     /* s3: virtual-host addressing instead of path style */
+    int connections;         /* parallel connections; 0 = driver default */
+    int retries;             /* retry layer: attempts; 0 = default, -1 = no retry layer */
+    const char *ssh_command; /* ssh: the ssh client command line (default "ssh") */
 } pf_store_opts;
 
 /* Opens the store a repository URL names: a plain path (local directory),
- * sftp://[user@]host[:port]/path or s3:http(s)://endpoint/bucket[/prefix].
+ * sftp://[user@]host[:port]/path, ssh://[user@]host[:port]/path (`permafrost serve` through
+ * the OpenSSH client) or s3:http(s)://endpoint/bucket[/prefix].
  * Wraps the driver in the retry layer unless opts->retries < 0. */
 pf_store *pf_store_open(const char *url, const pf_store_opts *opts, pf_err *err);
 
 pf_store *pf_store_local_new(const char *dir, pf_err *err);
 pf_store *pf_store_mem_new(void);
 pf_store *pf_store_sftp_new(const char *url, const pf_store_opts *opts, pf_err *err);
+pf_store *pf_store_remote_new(const char *url, const pf_store_opts *opts, pf_err *err);
 pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *err);
 /* Takes ownership of inner. */
 pf_store *pf_store_retry_new(pf_store *inner, int attempts);
