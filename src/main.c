@@ -35,8 +35,9 @@ static const struct cmd_struct commands[] = {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: permafrost [--repo URL] [--config FILE] [--json] [-q|-v] COMMAND [ARGS]\n\n"
-               "Backup and disaster recovery for Mastodon servers.\n\ncommands:\n");
+    fprintf(f,
+            "usage: permafrost [--repo URL] [--config FILE] [--json] [-q|-v] COMMAND [ARGS]\n\n"
+            "Backup and disaster recovery for Mastodon servers.\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,

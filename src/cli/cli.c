@@ -67,32 +67,19 @@ bool pf_config_true(const char *key)
 int pf_exit_code(const pf_err *err)
 {
     switch (err->code) {
-    case PF_OK:
-        return PF_EXIT_OK;
-    case PF_EUSAGE:
-        return PF_EXIT_USAGE;
-    case PF_ENOTFOUND:
-        return PF_EXIT_NOTFOUND;
-    case PF_EEXIST:
-        return PF_EXIT_EXISTS;
-    case PF_ECORRUPT:
-        return PF_EXIT_DAMAGED;
-    case PF_EAUTH:
-        return PF_EXIT_AUTH;
-    case PF_EREFUSED:
-        return PF_EXIT_AUTH;
-    case PF_ENOREPO:
-        return PF_EXIT_NOREPO;
-    case PF_ELOCKED:
-        return PF_EXIT_LOCKED;
-    case PF_ECOMPONENT:
-        return PF_EXIT_COMPONENT;
-    case PF_EINCOMPLETE:
-        return PF_EXIT_INCOMPLETE;
-    case PF_ECONN:
-        return PF_EXIT_CONNECT;
-    default:
-        return PF_EXIT_ERROR;
+    case PF_OK: return PF_EXIT_OK;
+    case PF_EUSAGE: return PF_EXIT_USAGE;
+    case PF_ENOTFOUND: return PF_EXIT_NOTFOUND;
+    case PF_EEXIST: return PF_EXIT_EXISTS;
+    case PF_ECORRUPT: return PF_EXIT_DAMAGED;
+    case PF_EAUTH: return PF_EXIT_AUTH;
+    case PF_EREFUSED: return PF_EXIT_AUTH;
+    case PF_ENOREPO: return PF_EXIT_NOREPO;
+    case PF_ELOCKED: return PF_EXIT_LOCKED;
+    case PF_ECOMPONENT: return PF_EXIT_COMPONENT;
+    case PF_EINCOMPLETE: return PF_EXIT_INCOMPLETE;
+    case PF_ECONN: return PF_EXIT_CONNECT;
+    default: return PF_EXIT_ERROR;
     }
 }
 
@@ -384,9 +371,8 @@ static void *signal_waiter(void *arg)
     for (int i = 0; i < MAX_HELD; i++)
         pf_lock_abandon(held[i]);
     pf_progress_done();
-    fprintf(stderr,
-            "permafrost: interrupted by %s: no snapshot was written by this run; "
-            "what was uploaded is reused next time\n",
+    fprintf(stderr, "permafrost: interrupted by %s: no snapshot was written by this run; "
+                    "what was uploaded is reused next time\n",
             strsignal(sig));
     _exit(128 + sig);
 }

@@ -88,10 +88,11 @@ static int read_lock(pf_repo *r, const char *id, pf_lock_info *li, pf_err *err)
     if (li->expires < (int64_t)time(NULL)) {
         li->stale = true;
         snprintf(li->stale_why, sizeof li->stale_why, "its lease ran out");
-    } else if (!strcmp(li->host, host) && li->pid > 0 && kill((pid_t)li->pid, 0) &&
-               errno == ESRCH) {
+    } else if (!strcmp(li->host, host) && li->pid > 0 &&
+               kill((pid_t)li->pid, 0) && errno == ESRCH) {
         li->stale = true;
-        snprintf(li->stale_why, sizeof li->stale_why, "process %lld is gone", (long long)li->pid);
+        snprintf(li->stale_why, sizeof li->stale_why, "process %lld is gone",
+                 (long long)li->pid);
     }
     return 0;
 }
@@ -156,8 +157,8 @@ static int find_conflict(pf_repo *r, bool exclusive, const char *mine, pf_lock_i
         if (mine && !strcmp(li->id, mine))
             continue;
         if (li->stale) {
-            pf_warn("removing stale lock %.8s (%s by %s pid %lld on %s): %s", li->id, li->command,
-                    li->user, (long long)li->pid, li->host, li->stale_why);
+            pf_warn("removing stale lock %.8s (%s by %s pid %lld on %s): %s", li->id,
+                    li->command, li->user, (long long)li->pid, li->host, li->stale_why);
             remove_lock(r, li->id);
             continue;
         }
@@ -262,9 +263,8 @@ pf_lock *pf_lock_acquire(pf_repo *r, bool exclusive, const char *command, double
             pf_err_set(err, PF_ELOCKED,
                        "repository is locked %sby %s (pid %lld on %s, since %lld s): wait for "
                        "it, or if it crashed run 'permafrost unlock'",
-                       holder.exclusive ? "exclusively " : "", holder.command,
-                       (long long)holder.pid, holder.host,
-                       (long long)((int64_t)time(NULL) - holder.created));
+                       holder.exclusive ? "exclusively " : "", holder.command, (long long)holder.pid,
+                       holder.host, (long long)((int64_t)time(NULL) - holder.created));
             goto fail;
         }
         unsigned jitter = 0;
@@ -327,7 +327,8 @@ int pf_lock_longest_lease(pf_repo *r, int64_t *seconds, pf_err *err)
     return 0;
 }
 
-int pf_lock_list(pf_repo *r, void (*cb)(const pf_lock_info *li, void *ctx), void *ctx, pf_err *err)
+int pf_lock_list(pf_repo *r, void (*cb)(const pf_lock_info *li, void *ctx), void *ctx,
+                 pf_err *err)
 {
     collect c;
     if (list_all(r, &c, err))
@@ -338,8 +339,8 @@ int pf_lock_list(pf_repo *r, void (*cb)(const pf_lock_info *li, void *ctx), void
     return 0;
 }
 
-int pf_lock_remove(pf_repo *r, bool all, void (*cb)(const pf_lock_info *li, void *ctx), void *ctx,
-                   pf_err *err)
+int pf_lock_remove(pf_repo *r, bool all, void (*cb)(const pf_lock_info *li, void *ctx),
+                   void *ctx, pf_err *err)
 {
     collect c;
     if (list_all(r, &c, err))

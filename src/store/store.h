@@ -39,7 +39,8 @@ struct pf_store_ops {
     const char *name;
     int (*put)(pf_store *s, const char *key, const void *data, size_t len, pf_err *err);
     /* Appends the bytes to out. */
-    int (*get)(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out, pf_err *err);
+    int (*get)(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out,
+               pf_err *err);
     int (*stat)(pf_store *s, const char *key, uint64_t *size, pf_err *err);
     int (*list)(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err);
     int (*remove)(pf_store *s, const char *key, pf_err *err);
@@ -58,14 +59,14 @@ struct pf_store {
 
 /* Options for drivers that need them; every field may be left zero/NULL. */
 typedef struct pf_store_opts {
-    const char *ssh_key;     /* sftp: private key file */
-    int ssh_accept_new;      /* sftp: accept an unknown host key once, recording it */
-    const char *known_hosts; /* sftp: default ~/.ssh/known_hosts */
-    const char *s3_region;   /* s3: default $AWS_DEFAULT_REGION or us-east-1 */
-    int s3_virtual_host;     /* s3: virtual-host addressing instead of path style */
-    int connections;         /* parallel connections; 0 = driver default */
-    int retries;             /* retry layer: attempts; 0 = default, -1 = no retry layer */
-    const char *ssh_command; /* ssh: the ssh client command line (default "ssh") */
+    const char *ssh_key;      /* sftp: private key file */
+    int ssh_accept_new;       /* sftp: accept an unknown host key once, recording it */
+    const char *known_hosts;  /* sftp: default ~/.ssh/known_hosts */
+    const char *s3_region;    /* s3: default $AWS_DEFAULT_REGION or us-east-1 */
+    int s3_virtual_host;      /* s3: virtual-host addressing instead of path style */
+    int connections;          /* parallel connections; 0 = driver default */
+    int retries;              /* retry layer: attempts; 0 = default, -1 = no retry layer */
+    const char *ssh_command;  /* ssh: the ssh client's command line (default "ssh") */
 } pf_store_opts;
 
 /* Opens the store a repository URL names: a plain path (local directory),
