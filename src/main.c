@@ -42,8 +42,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\nglobal options:\n"
-            "  --repo URL           repository: a directory, sftp://[user@]host[:port]/path or\n"
-            "                       s3:https://endpoint/bucket[/prefix] (or $PERMAFROST_REPO)\n"
+            "  --repo URL           repository: a directory, sftp:// or ssh://[user@]host[:port]/path,\n"
+            "                       or s3:https://endpoint/bucket[/prefix] (or $PERMAFROST_REPO)\n"
             "  --config FILE        configuration file (default /etc/permafrost.conf)\n"
             "  --json               machine-readable output\n"
             "  -q, --quiet          no progress or summaries\n"
@@ -141,6 +141,8 @@ static void apply_config_store_opts(void)
     const char *v;
     if (!pf_g.store_opts.ssh_key && (v = pf_config_get("ssh_key")))
         pf_g.store_opts.ssh_key = v;
+    if ((v = pf_config_get("ssh_command")))
+        pf_g.store_opts.ssh_command = v;
     if ((v = pf_config_get("s3_region")))
         pf_g.store_opts.s3_region = v;
     if (pf_config_get("s3_virtual_host"))

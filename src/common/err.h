@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 
+/* The values travel in the repository server protocol (docs/PROTOCOL.md): new codes go at
+ * the end. */
 enum pf_errcode {
     PF_OK = 0,
     PF_EGENERIC = 1, /* anything else */
