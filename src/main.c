@@ -42,8 +42,9 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
             "\nglobal options:\n"
-            "  --repo URL           repository: a directory, sftp:// or ssh://[user@]host[:port]/path,\n"
-            "                       or s3:https://endpoint/bucket[/prefix] (or $PERMAFROST_REPO)\n"
+            "  --repo URL           repository: a directory, sftp://[user@]host[:port]/path,\n"
+            "                       ssh://[user@]host[:port]/path (permafrost serve) or\n"
+            "                       s3:https://endpoint/bucket[/prefix] (or $PERMAFROST_REPO)\n"
             "  --config FILE        configuration file (default /etc/permafrost.conf)\n"
             "  --json               machine-readable output\n"
             "  -q, --quiet          no progress or summaries\n"

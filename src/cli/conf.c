@@ -15,7 +15,8 @@
 const pf_conf_key pf_conf_keys[] = {
     /* the repository */
     {"repository", PF_CONF_REPO, 0, 0, "--repo, $PERMAFROST_REPO",
-     "the repository: a directory, sftp:// or ssh://USER@HOST[:PORT]/PATH, s3:https://ENDPOINT/BUCKET"},
+     "the repository: a directory, sftp:// or ssh://USER@HOST[:PORT]/PATH, "
+     "s3:https://ENDPOINT/BUCKET"},
     {"password_file", PF_CONF_PATH, 0, 0, "$PERMAFROST_PASSWORD_FILE",
      "file whose first line is the repository passphrase"},
     {"ssh_key", PF_CONF_PATH, 0, 0, "--ssh-key", "SSH private key for an sftp:// repository"},

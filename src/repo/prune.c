@@ -102,9 +102,59 @@ typedef struct pruner {
     const pf_prune_opts *o;
     pf_prune_stats *st;
     idset used, trees_seen, kept_blobs;
+    idset listed, multi; /* packs listed by one index file / by more than one */
     ids_list index_files;
     pf_err *err;
 } pruner;
+
+/* Replaces what an index file says a pack holds by what the pack's own sealed header says.
+ * Anyone who can add objects (the holder of an append-only key, who also holds the
+ * repository key) can add an index file listing a real pack with made-up blobs only; a
+ * prune that believed it would delete the pack. The pack itself cannot be changed (its
+ * name is the hash of its bytes, and an append-only server replaces nothing), so its
+ * header is the truth. A pack that does not exist holds nothing. */
+static int trust_header(pruner *p, pf_index_file_pack *pk)
+{
+    char key[80];
+    uint64_t size;
+    uint8_t salt[PF_SALT_LEN], pkey[PF_KEY_LEN];
+    uint32_t hl;
+    pf_buf b = PF_BUF_INIT;
+    pf_blob_entry *es = NULL;
+    size_t n = 0;
+    pf_err e = {0};
+    pf_pack_key_name(pk->info.id, key);
+    int rc = pf_store_stat(p->r->store, key, &size, &e);
+    if (rc && e.code == PF_ENOTFOUND) {
+        rc = 0;
+        goto done;
+    }
+    if (rc || size < PF_PACK_TRAILER_LEN ||
+        pf_store_get(p->r->store, key, size - PF_PACK_TRAILER_LEN, PF_PACK_TRAILER_LEN, &b, &e) ||
+        pf_pack_parse_trailer(b.data, size, salt, &hl, &e))
+        goto fail;
+    pf_buf_reset(&b);
+    if (pf_store_get(p->r->store, key, size - PF_PACK_TRAILER_LEN - hl, hl, &b, &e) ||
+        pf_pack_key(&p->r->keys, salt, pkey, &e) ||
+        pf_pack_decode_header(pkey, b.data, b.len, size - PF_PACK_TRAILER_LEN - hl, &es, &n, &e))
+        goto fail;
+    memcpy(pk->info.salt, salt, PF_SALT_LEN);
+done:
+    free(pk->entries);
+    pk->entries = es;
+    pk->count = n;
+    pf_buf_free(&b);
+    return 0;
+fail:
+    pf_buf_free(&b);
+    if (!e.code)
+        pf_err_set(&e, PF_ECORRUPT, "shorter than a pack");
+    *p->err = e;
+    return pf_err_prefix(p->err,
+                         "prune: pack %s, which several index files list, has an unreadable "
+                         "header: nothing was removed (run 'permafrost check')",
+                         key);
+}
 
 /* Loads an index file. A damaged one reads as empty (its packs were re-indexed from
  * their headers before pass 1, and it is replaced like every other index file). */
@@ -123,8 +173,14 @@ static int load_index_file(pruner *p, const char *id, pf_index_file *f)
     if (rc) {
         *p->err = e;
         pf_err_prefix(p->err, "prune: index %.12s (run 'permafrost check')", id);
+        return rc;
     }
-    return rc;
+    for (size_t i = 0; i < f->npacks; i++)
+        if (idset_has(&p->multi, f->packs[i].info.id) && trust_header(p, &f->packs[i])) {
+            pf_index_file_free(f);
+            return -1;
+        }
+    return 0;
 }
 
 /* When an index file is damaged, the packs only it listed would look unindexed and be
@@ -360,7 +416,8 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
     int rc = -1;
     memset(st, 0, sizeof *st);
     if (idset_init(&p.used) || idset_init(&p.trees_seen) || idset_init(&p.kept_blobs) ||
-        idset_init(&indexed) || idset_init(&drop) || idset_init(&carried) || idset_init(&unused) ||
+        idset_init(&p.listed) || idset_init(&p.multi) || idset_init(&indexed) ||
+        idset_init(&drop) || idset_init(&carried) || idset_init(&unused) ||
         idset_init(&listed_kept)) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto out;
@@ -382,6 +439,21 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         goto out;
     if (!o->dry_run && recover_damaged(&p))
         goto out;
+
+    /* Which packs more than one index file lists: for those, the pack's header decides. */
+    for (size_t i = 0; i < p.index_files.n; i++) {
+        pf_index_file f;
+        if (load_index_file(&p, p.index_files.v[i], &f))
+            goto out;
+        for (size_t j = 0; j < f.npacks; j++)
+            if (idset_add(&p.listed, f.packs[j].info.id) == 0 &&
+                idset_add(&p.multi, f.packs[j].info.id) < 0) {
+                pf_index_file_free(&f);
+                pf_err_set(err, PF_EGENERIC, "out of memory");
+                goto out;
+            }
+        pf_index_file_free(&f);
+    }
 
     /* Pass 1: an index of tree blobs only, enough to walk every snapshot. */
     pf_index_free(r->index);
@@ -433,14 +505,10 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                 if (!idset_has(&p.used, pk->entries[k].id))
                     st->blobs_unused++;
             if (d == KEEP) {
+                /* Its blobs are not taken as copies that make a rewrite's copy needless:
+                 * an index file (anyone's) may claim a blob for a pack that lacks it.
+                 * kept_blobs holds only the copies this prune makes. */
                 st->packs_kept++;
-                for (size_t k = 0; k < pk->count; k++)
-                    if (idset_has(&p.used, pk->entries[k].id) &&
-                        idset_add(&p.kept_blobs, pk->entries[k].id) < 0) {
-                        pf_index_file_free(&f);
-                        pf_err_set(err, PF_EGENERIC, "out of memory");
-                        goto out;
-                    }
             } else {
                 idset_add(&drop, pk->info.id);
                 if (d == DROP) {
@@ -576,6 +644,8 @@ out:
     idset_free(&p.used);
     idset_free(&p.trees_seen);
     idset_free(&p.kept_blobs);
+    idset_free(&p.listed);
+    idset_free(&p.multi);
     idset_free(&indexed);
     idset_free(&drop);
     idset_free(&carried);

@@ -36,10 +36,17 @@ static void check(const uint8_t *body, size_t n, const pf_proto_msg *m)
     case PF_PT_GET:
     case PF_PT_STAT:
     case PF_PT_LIST:
-    case PF_PT_REMOVE: pf_proto_keyed(&b, m->type, m->str, m->a, m->b); break;
-    case PF_PT_HELLO: pf_proto_hello(&b, m->version, m->str); break;
-    case PF_PT_SWEEP: pf_proto_sweep(&b, (int64_t)m->a); break;
-    default: break;
+    case PF_PT_REMOVE:
+        pf_proto_keyed(&b, m->type, m->str, m->a, m->b);
+        break;
+    case PF_PT_HELLO:
+        pf_proto_hello(&b, m->version, m->str);
+        break;
+    case PF_PT_SWEEP:
+        pf_proto_sweep(&b, (int64_t)m->a);
+        break;
+    default:
+        break;
     }
     if (b.len && (b.len != n + 4 || memcmp(b.data + 4, body, n) != 0))
         abort();

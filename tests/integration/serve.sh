@@ -211,6 +211,22 @@ rc_is 0 "the trusted key removes the garbage snapshot"
 mkdir -p "$T/empty"
 run attacker pfa --repo "$URL" backup "$T/empty"
 rc_is 0 "an attacker's snapshot with the repository key"
+# Index files that list every real pack with a made-up blob only (sealed with the
+# repository key, which the backed-up server holds): added until one of them is the first
+# index file a listing of the repository gives, as an attacker would arrange. A prune that
+# believed the first listing of a pack would delete them all.
+FORGED=""
+for i in $(seq 60); do
+    FID=$(PERMAFROST_SSH=$APPEND_SSH "$PFSTORE" "$URL" forge-index 2>"$L/forge.err") ||
+        { fail "forge-index: $(cat "$L/forge.err")"; break; }
+    FORGED="$FORGED $FID"
+    FIRST=$(ls -f "$REPO/index" | grep -v '^\.' | head -1)
+    case "$FORGED " in *" $FIRST "*) break ;; esac
+done
+case "$FORGED " in
+*" $FIRST "*) ok "forged index files added, one listed first ($(echo $FORGED | wc -w) tries)" ;;
+*) fail "no forged index file came first in the listing" ;;
+esac
 run tforget pft --repo "$URL" forget --keep-last 2 --prune
 rc_is 0 "trusted forget --prune (the trusted key, no --append-only)"
 run tprune2 "$PF" --repo "$REPO" prune

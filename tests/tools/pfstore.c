@@ -3,13 +3,21 @@
  *
  *   pfstore URL put KEY FILE    pfstore URL get KEY    pfstore URL rm KEY
  *   pfstore URL ls [PREFIX]     pfstore URL sweep
+ *   pfstore URL forge-index     with the repository key ($PERMAFROST_PASSWORD), adds an index
+ *                               file that lists every pack with one made-up blob only, and
+ *                               prints its id: what an attacker holding the key and the
+ *                               append-only SSH key can add to mislead prune
  *
  * No retry layer, so a refusal shows as the driver reports it. Exit status: 0 on success,
  * 10 + pf_err code on failure (the message on stderr). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "repo/index.h"
+#include "repo/pack.h"
+#include "repo/repo.h"
 #include "store/store.h"
 
 static int fail(const pf_err *e)
@@ -23,6 +31,66 @@ static int print_key(const char *key, uint64_t size, void *ctx)
     (void)ctx;
     printf("%s %llu\n", key, (unsigned long long)size);
     return 0;
+}
+
+typedef struct ids {
+    char (*v)[PF_HEX_ID_LEN + 1];
+    size_t n;
+} ids;
+
+static int add_id(const char *id, void *ctx)
+{
+    ids *l = ctx;
+    l->v = realloc(l->v, (l->n + 1) * sizeof *l->v);
+    memcpy(l->v[l->n++], id, PF_HEX_ID_LEN + 1);
+    return 0;
+}
+
+static int forge_index(pf_store *s, pf_err *err)
+{
+    pf_repo *r = pf_repo_open(s, getenv("PERMAFROST_PASSWORD"), err);
+    if (!r)
+        return -1;
+    ids l = {0};
+    pf_index_file forged = {0};
+    int rc = pf_repo_list_objects(r, "index", add_id, &l, err);
+    for (size_t i = 0; rc == 0 && i < l.n; i++) {
+        pf_buf plain = PF_BUF_INIT;
+        pf_index_file f;
+        rc = pf_repo_load_object(r, "index", l.v[i], &plain, err) ||
+             pf_index_file_decode(plain.data, plain.len, &f, err);
+        pf_buf_free(&plain);
+        for (size_t j = 0; rc == 0 && j < f.npacks; j++) {
+            bool seen = false; /* each pack once, however many index files list it */
+            for (size_t k = 0; k < forged.npacks && !seen; k++)
+                seen = !memcmp(forged.packs[k].info.id, f.packs[j].info.id, PF_ID_LEN);
+            if (seen)
+                continue;
+            forged.packs = realloc(forged.packs, (forged.npacks + 1) * sizeof *forged.packs);
+            pf_index_file_pack *pk = &forged.packs[forged.npacks++];
+            pk->info = f.packs[j].info;
+            pk->entries = calloc(1, sizeof *pk->entries);
+            pk->count = 1;
+            memset(pk->entries[0].id, 0x5a, PF_ID_LEN);
+            pk->entries[0].type = PF_BLOB_DATA;
+            pk->entries[0].length = pk->entries[0].raw_length = 17;
+        }
+        if (rc == 0)
+            pf_index_file_free(&f);
+    }
+    if (rc == 0) {
+        pf_buf plain = PF_BUF_INIT;
+        char id[PF_HEX_ID_LEN + 1];
+        pf_index_file_encode(&forged, &plain);
+        rc = pf_repo_save_object(r, "index", plain.data, plain.len, id, err);
+        if (rc == 0)
+            printf("%s\n", id);
+        pf_buf_free(&plain);
+    }
+    pf_index_file_free(&forged);
+    free(l.v);
+    pf_repo_free(r);
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -59,6 +127,9 @@ int main(int argc, char **argv)
         rc = pf_store_remove(s, argv[3], &err);
     } else if (!strcmp(op, "ls") && argc <= 4) {
         rc = pf_store_list(s, argc == 4 ? argv[3] : "", print_key, NULL, &err);
+    } else if (!strcmp(op, "forge-index") && argc == 3) {
+        rc = forge_index(s, &err);
+        return rc ? fail(&err) : 0; /* the repository owned the store */
     } else if (!strcmp(op, "sweep") && argc == 3) {
         uint64_t removed, bytes;
         rc = pf_store_sweep_tmp(s, (int64_t)1 << 40, &removed, &bytes, &err);

@@ -135,9 +135,9 @@ static void test_append_only(void **state)
     snprintf(repo, sizeof repo, "%s/repo", dir);
     pf_buf req = PF_BUF_INIT, ans = PF_BUF_INIT;
     pf_proto_hello(&req, PF_PROTO_VERSION, repo);
-    put(&req, "data/ab/x", "hello");         /* new: created */
-    put(&req, "data/ab/x", "hello");         /* the same bytes again: fine */
-    put(&req, "data/ab/x", "HELLO");         /* other bytes: refused */
+    put(&req, "data/ab/x", "hello");                       /* new: created */
+    put(&req, "data/ab/x", "hello");                       /* the same bytes again: fine */
+    put(&req, "data/ab/x", "HELLO");                       /* other bytes: refused */
     pf_proto_keyed(&req, PF_PT_REMOVE, "data/ab/x", 0, 0); /* refused */
     put(&req, lock_key, "lock 1");
     put(&req, lock_key, "lock 2"); /* locks are refreshed in place */
