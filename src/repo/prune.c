@@ -505,10 +505,14 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                 if (!idset_has(&p.used, pk->entries[k].id))
                     st->blobs_unused++;
             if (d == KEEP) {
-                /* Its blobs are not taken as copies that make a rewrite's copy needless:
-                 * an index file (anyone's) may claim a blob for a pack that lacks it.
-                 * kept_blobs holds only the copies this prune makes. */
                 st->packs_kept++;
+                for (size_t k = 0; k < pk->count; k++)
+                    if (idset_has(&p.used, pk->entries[k].id) &&
+                        idset_add(&p.kept_blobs, pk->entries[k].id) < 0) {
+                        pf_index_file_free(&f);
+                        pf_err_set(err, PF_EGENERIC, "out of memory");
+                        goto out;
+                    }
             } else {
                 idset_add(&drop, pk->info.id);
                 if (d == DROP) {
