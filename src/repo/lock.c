@@ -211,7 +211,7 @@ pf_lock *pf_lock_acquire(pf_repo *r, bool exclusive, const char *command, double
 {
     /* Only commands that remove or rewrite take an exclusive lock (forget, prune, upgrade):
      * through an append-only server they would fail half-way, so they do not start. */
-    if (exclusive && r->store->append_only) {
+    if (exclusive && pf_store_properties(r->store).append_only) {
         pf_err_set(err, PF_EREFUSED,
                    "%s: refused by the append-only server at %s (it removes and replaces "
                    "nothing but locks): run forget/prune from a trusted machine (a key without "

@@ -308,8 +308,9 @@ struct list_ctx {
     bool failed;
 };
 
-static int list_cb(const char *key, uint64_t size, void *p)
+static int list_cb(const char *key, uint64_t size, void *p, pf_err *err)
 {
+    (void)err;
     struct list_ctx *lc = p;
     if (!pf_proto_entries_add(&lc->e, key, size))
         return 0;

@@ -6,6 +6,7 @@
  * shared between calls but the directory name, so every operation is safe from several threads. */
 #include "store/store.h"
 #include "store/internal.h"
+#include "common/fdsink.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -71,23 +72,6 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* noreplace: fail with PF_EEXIST rather than replace an existing object (the append-only
  * server's put), deciding atomically so that two writers cannot both create it. */
 static int put_mode(pf_store *s, const char *key, const void *data, size_t len, bool noreplace,
@@ -113,7 +97,7 @@ static int put_mode(pf_store *s, const char *key, const void *data, size_t len, 
         pf_err_sys(err, PF_EIO, "cannot create %s", tmp);
         goto out;
     }
-    if (write_all(fd, data, len) < 0) {
+    if (pf_fd_write_all(fd, data, len) < 0) {
         pf_err_sys(err, PF_EIO, "cannot write %s", tmp);
         goto out;
     }
@@ -334,7 +318,7 @@ static int walk_dir(struct walk *w, pf_buf *path, pf_buf *rel)
             if (rc != 0)
                 break;
         } else if (S_ISREG(st.st_mode) && rel->len >= w->prefix_len) {
-            rc = w->cb((char *)rel->data, (uint64_t)st.st_size, w->ctx);
+            rc = w->cb((char *)rel->data, (uint64_t)st.st_size, w->ctx, w->err);
             if (rc != 0)
                 break;
         }
@@ -462,5 +446,7 @@ pf_store *pf_store_local_new(const char *dir, pf_err *err)
     size_t n = strlen(ls->dir);
     while (n > 1 && ls->dir[n - 1] == '/')
         ls->dir[--n] = 0;
-    return pf_store_alloc(&local_ops, ls, dir);
+    pf_store *s = pf_store_alloc(&local_ops, ls, dir);
+    s->props = (pf_store_props){.remote = false, .connections = 0};
+    return s;
 }

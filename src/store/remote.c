@@ -250,7 +250,7 @@ static int conn_start(pf_store *s, conn *c, pf_err *err)
                        m->version, PF_PROTO_VERSION);
             rc = conn_fail(s, c, &e, err);
         } else {
-            s->append_only = (m->caps & PF_PROTO_CAP_APPEND_ONLY) != 0;
+            s->props.append_only = (m->caps & PF_PROTO_CAP_APPEND_ONLY) != 0;
             r->object_max = m->a < PF_PROTO_OBJECT_MAX ? m->a : PF_PROTO_OBJECT_MAX;
         }
     }
@@ -512,7 +512,7 @@ static int remote_list(pf_store *s, const char *prefix, pf_store_list_cb cb, voi
             rc = pf_err_set(err, PF_ECORRUPT, "list %s: the server listed \"%.200s\"", prefix, key);
             break;
         }
-        rc = cb(key, size, ctx);
+        rc = cb(key, size, ctx, err);
     }
     pf_buf_free(&b);
     pf_buf_free(&keys);
@@ -599,6 +599,8 @@ pf_store *pf_store_remote_new(const char *url, const pf_store_opts *opts, pf_err
     if (r->nconns > REMOTE_MAX_CONNECTIONS)
         r->nconns = REMOTE_MAX_CONNECTIONS;
     pf_store *s = pf_store_alloc(&remote_ops, r, url);
+    s->props.remote = true;
+    s->props.connections = r->nconns;
     if (parse_url(r, url, opts, err) < 0) {
         pf_store_free(s);
         return NULL;

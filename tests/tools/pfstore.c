@@ -26,9 +26,10 @@ static int fail(const pf_err *e)
     return 10 + e->code;
 }
 
-static int print_key(const char *key, uint64_t size, void *ctx)
+static int print_key(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
     (void)ctx;
+    (void)err;
     printf("%s %llu\n", key, (unsigned long long)size);
     return 0;
 }
