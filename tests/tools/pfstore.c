@@ -3,10 +3,10 @@
  *
  *   pfstore URL put KEY FILE    pfstore URL get KEY    pfstore URL rm KEY
  *   pfstore URL ls [PREFIX]     pfstore URL sweep
- *   pfstore URL forge-index     with the repository key ($PERMAFROST_PASSWORD), adds an index
- *                               file that lists every pack with one made-up blob only, and
- *                               prints its id: what an attacker holding the key and the
- *                               append-only SSH key can add to mislead prune
+ *   pfstore URL forge-index [N] with the repository key ($PERMAFROST_PASSWORD), adds N (1)
+ *                               index files that list every pack with one made-up blob
+ *                               only, and prints their ids: what an attacker holding the
+ *                               key and the append-only SSH key can add to mislead prune
  *
  * No retry layer, so a refusal shows as the driver reports it. Exit status: 0 on success,
  * 10 + pf_err code on failure (the message on stderr). */
@@ -47,7 +47,7 @@ static int add_id(const char *id, void *ctx)
     return 0;
 }
 
-static int forge_index(pf_store *s, pf_err *err)
+static int forge_index(pf_store *s, int copies, pf_err *err)
 {
     pf_repo *r = pf_repo_open(s, getenv("PERMAFROST_PASSWORD"), err);
     if (!r)
@@ -83,9 +83,12 @@ static int forge_index(pf_store *s, pf_err *err)
         pf_buf plain = PF_BUF_INIT;
         char id[PF_HEX_ID_LEN + 1];
         pf_index_file_encode(&forged, &plain);
-        rc = pf_repo_save_object(r, "index", plain.data, plain.len, id, err);
-        if (rc == 0)
-            printf("%s\n", id);
+        /* Each is sealed anew (a random nonce), so each gets its own id. */
+        for (int i = 0; rc == 0 && i < copies; i++) {
+            rc = pf_repo_save_object(r, "index", plain.data, plain.len, id, err);
+            if (rc == 0)
+                printf("%s\n", id);
+        }
         pf_buf_free(&plain);
     }
     pf_index_file_free(&forged);
@@ -128,8 +131,8 @@ int main(int argc, char **argv)
         rc = pf_store_remove(s, argv[3], &err);
     } else if (!strcmp(op, "ls") && argc <= 4) {
         rc = pf_store_list(s, argc == 4 ? argv[3] : "", print_key, NULL, &err);
-    } else if (!strcmp(op, "forge-index") && argc == 3) {
-        rc = forge_index(s, &err);
+    } else if (!strcmp(op, "forge-index") && argc <= 4) {
+        rc = forge_index(s, argc == 4 ? atoi(argv[3]) : 1, &err);
         return rc ? fail(&err) : 0; /* the repository owned the store */
     } else if (!strcmp(op, "sweep") && argc == 3) {
         uint64_t removed, bytes;
