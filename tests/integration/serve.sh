@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `permafrost serve` behind a real sshd on loopback, reached through ssh:// repositories:
 #   - an append-only key (forced command `permafrost serve --append-only --restrict-to-path
-#     DIR`): init, backup, check --read-data, restore (exact), copy into it; a client that
+#     DIR`): init, backup, check --read-data, restore (exact), copy into it, backup --live of
+#     a Mastodon-shaped server (tests/harness/mastodon.sh); a client that
 #     tries to delete a pack, overwrite an index file, delete a snapshot or sweep is refused
 #     with one clear line and the repository is byte-for-byte unchanged; forget and prune
 #     are refused before they start; --restrict-to-path escapes ('..', a path outside, a
@@ -23,6 +24,7 @@ case "$BUILD" in /*) ;; *) BUILD="$SRC/$BUILD" ;; esac
 PFSTORE=$BUILD/tests/pfstore
 CONF=$BUILD/tests/test_store_conformance
 . "$SRC/tests/harness/sshd.sh"
+. "$SRC/tests/harness/mastodon.sh"
 
 for t in "$PFSTORE" "$CONF"; do
     [ -x "$t" ] || (cd "$SRC" && make -s BUILD="$BUILD" "$t") || { echo "FAIL serve: cannot build $t"; exit 1; }
@@ -132,6 +134,18 @@ run copy pfa --repo "$T/local" copy --to "$URL"
 rc_is 0 "copy into the append-only server"
 NSNAP=$(pfa --repo "$URL" --json snapshots | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 [ "$NSNAP" = 3 ] && ok "3 snapshots there" || fail "wanted 3 snapshots, got $NSNAP"
+
+# backup --live of a Mastodon-shaped server (PostgreSQL, Redis, secrets, media) through it.
+if mastodon_up "$T/masto" >"$L/mastodon-up" 2>&1; then
+    run live pfa --repo "$URL" --json backup --live "$T/masto/live"
+    rc_is 0 "backup --live through the append-only server"
+    for c in secrets postgres redis media; do
+        st=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['components']['$c']['status'])" "$OUT" 2>/dev/null)
+        [ "$st" = ok ] && ok "backup --live: $c ok" || fail "backup --live: component $c: $st"
+    done
+else
+    fail "cannot start the Mastodon-shaped server: $(tail -3 "$L/mastodon-up")"
+fi
 
 # ---- what an attacker on the backed-up server would try ----
 fingerprint "$REPO" >"$T/fp.before"
