@@ -7,15 +7,14 @@
 #include "serve/serve.h"
 
 const pf_cmd_syntax pf_syntax_serve = {
-    .usage =
-        "usage: permafrost serve [--append-only] [--restrict-to-path DIR]\n\n"
-        "Serves a repository on stdin/stdout for an ssh:// repository URL: run by sshd, best\n"
-        "as a forced command in the backup host's authorized_keys:\n"
-        "  command=\"permafrost serve --append-only --restrict-to-path /srv/pf/mastodon\","
-        "restrict ssh-ed25519 AAAA...\n"
-        "The client names the repository. --append-only: nothing is removed or replaced but\n"
-        "locks (forget and prune must run from a trusted machine). --restrict-to-path: only\n"
-        "that directory and what is beneath it, no '..', no symbolic links out.\n",
+    .usage = "usage: permafrost serve [--append-only] [--restrict-to-path DIR]\n\n"
+             "Serves a repository on stdin/stdout for an ssh:// repository URL: run by sshd, best\n"
+             "as a forced command in the backup host's authorized_keys:\n"
+             "  command=\"permafrost serve --append-only --restrict-to-path /srv/pf/mastodon\","
+             "restrict ssh-ed25519 AAAA...\n"
+             "The client names the repository. --append-only: nothing is removed or replaced but\n"
+             "locks (forget and prune must run from a trusted machine). --restrict-to-path: only\n"
+             "that directory and what is beneath it, no '..', no symbolic links out.\n",
     .shortopts = "",
     .longopts = (const struct option[]){{"append-only", no_argument, 0, 'a'},
                                         {"restrict-to-path", required_argument, 0, 'r'},
