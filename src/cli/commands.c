@@ -70,6 +70,10 @@ const pf_command pf_commands[] = {
      REPO, NONE, NONE},
     {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)",
      &pf_syntax_upgrade, REPO | PF_CMD_PASSPHRASE, EXCL, EXCL},
+    /* The server side of ssh:// (run by sshd): no repository opened for it, no config read
+     * (a backup host need not have one). */
+    {"serve", cmd_serve, "serve a repository over ssh (run by sshd; --append-only)",
+     &pf_syntax_serve, PF_CMD_NO_CONFIG, NONE, NONE},
     {"config", cmd_config, "check a configuration file (config check [FILE]); list its keys",
      &pf_syntax_config, PF_CMD_NO_CONFIG, NONE, NONE},
     /* PostgreSQL's archive_command and restore_command: once per segment, so with the
