@@ -1,8 +1,10 @@
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "mastodon/mediacheck.h"
 
 static const char snapshots_help[] =
     "usage: permafrost snapshots [--tag T] [--host H]\n\n"
@@ -55,6 +57,8 @@ cJSON *pf_snapshot_to_json(const pf_snapshot *s)
         cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
     if (s->stats)
         cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
+    if (s->media_check.recorded)
+        cJSON_AddItemToObject(o, "media_check", pf_media_check_to_json(&s->media_check));
     return o;
 }
 
@@ -92,10 +96,18 @@ int cmd_snapshots(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(snapshots_help, stdout); return PF_EXIT_OK;
-        case 't': tag = optarg; break;
-        case 'H': host = optarg; break;
-        default: fputs(snapshots_help, stderr); return PF_EXIT_USAGE;
+        case 'h':
+            fputs(snapshots_help, stdout);
+            return PF_EXIT_OK;
+        case 't':
+            tag = optarg;
+            break;
+        case 'H':
+            host = optarg;
+            break;
+        default:
+            fputs(snapshots_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     pf_err err = {0};
@@ -136,7 +148,11 @@ int cmd_snapshots(int argc, char **argv)
                 printf(" %s", s->paths[j]);
             printf("\n");
         }
-        if (!s->complete) {
+        char *mline = pf_mediacheck_missing_line(&s->media_check);
+        if (mline)
+            printf("          incomplete: %s\n", mline);
+        free(mline);
+        if (!s->complete && (s->skipped_count || !s->media_check.missing)) {
             printf("          incomplete: %llu entr%s could not be read",
                    (unsigned long long)s->skipped_count, s->skipped_count == 1 ? "y" : "ies");
             for (size_t j = 0; j < s->nskipped; j++)
@@ -146,6 +162,8 @@ int cmd_snapshots(int argc, char **argv)
         pf_manifest_summary(s, man, sizeof man);
         if (man[0])
             printf("          %s\n", man);
+        if (s->media_check.recorded)
+            pf_mediacheck_print(&s->media_check, "          ", stdout);
     }
     if (arr)
         pf_out_json(arr);

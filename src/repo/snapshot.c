@@ -155,7 +155,7 @@ static cJSON *str_array(char **a, size_t n)
     return arr;
 }
 
-static cJSON *media_check_encode(const pf_media_check *m)
+cJSON *pf_media_check_to_json(const pf_media_check *m)
 {
     cJSON *o = cJSON_CreateObject();
     if (m->error) {
@@ -224,7 +224,7 @@ char *pf_snapshot_encode(const pf_snapshot *s)
         cJSON_AddNumberToObject(o, "skipped_count", (double)s->skipped_count);
     }
     if (s->media_check.recorded)
-        cJSON_AddItemToObject(o, "media_check", media_check_encode(&s->media_check));
+        cJSON_AddItemToObject(o, "media_check", pf_media_check_to_json(&s->media_check));
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return text;

@@ -64,6 +64,8 @@ typedef struct pf_media_check {
 /* "media_attachments", "accounts", "custom_emojis", "preview_cards", "site_uploads". */
 const char *pf_media_kind_name(pf_media_kind k);
 void pf_media_check_free(pf_media_check *m);
+/* The "media_check" object as the snapshot records it (docs/FORMAT.md §11). */
+cJSON *pf_media_check_to_json(const pf_media_check *m);
 
 typedef struct pf_snapshot {
     char id[2 * PF_ID_LEN + 1]; /* filled when loaded or saved */

@@ -172,7 +172,7 @@ run ls1 pf ls latest
 rc_is 0 "ls latest"
 has "ls: manifest" "accounts=60"
 for p in /secrets/.env.production /postgres/globals.sql /postgres/mastodon_production.dump /redis/dump.rdb \
-    /media/media_attachments/files/000/000/001/original/a1b2c3d4.jpg /media/cache/accounts/avatars/108/000/000/original/remote.png \
+    /media/media_attachments/files/000/000/001/original/a1b2c3d4.jpg /media/cache/accounts/avatars/000/000/006/original/remote.png \
     /media/media_attachments/files/000/000/002/original/empty.bin; do
     has "ls: $p" " $p"
 done
