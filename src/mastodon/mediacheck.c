@@ -331,6 +331,10 @@ static int fetch_all(PGconn *c, pf_mediacheck *mc, pf_err *err)
             if (si >= NSOURCES)
                 continue;
             const source *s = &sources[si];
+            /* `tootctl media refresh --days` compares snowflake ids, not created_at: an id
+             * that is one (milliseconds since 1970 above 2001, shifted by 16) says when. */
+            if (s->kind == PF_MEDIA_ATTACHMENT && (id >> 16) > 1000000000000ULL)
+                created = (int64_t)((id >> 16) / 1000);
             /* A name longer than any path is no file Mastodon could have written. */
             if (pf_paperclip_path(cached, s->klass, s->attachment, id, name, path, sizeof path))
                 continue;

@@ -48,8 +48,10 @@ pf_mediacheck *pf_mediacheck_new(bool exclude_cache);
 void pf_mediacheck_free(pf_mediacheck *mc);
 
 /* One referenced file, relative to the media root ("cache/..." for a cached remote one).
- * `created` is the record's creation (Unix seconds, 0 when unknown): the age of the
- * oldest cached media attachment says how far back `tootctl media refresh --days` goes. */
+ * `created` is the record's creation (Unix seconds, 0 when unknown; pf_mediacheck_query
+ * gives a media attachment the time its snowflake id encodes, which is what `tootctl media
+ * refresh --days` compares): the oldest absent cached attachment says how far back the
+ * refetch must go. */
 void pf_mediacheck_add_ref(pf_mediacheck *mc, pf_media_kind kind, const char *relpath,
                            int64_t created);
 /* Ends the references: must come before the first pf_mediacheck_add_present. */

@@ -181,12 +181,13 @@ SELECT 1 + (g * 7) % 60, 1 + (g * 13 + 5) % 60, timestamp '2024-03-01' + g * int
 FROM generate_series(1, 300) g WHERE (g * 7) % 60 <> (g * 13 + 5) % 60
 ON CONFLICT DO NOTHING;
 -- Files as Mastodon names them (see mastodon_media): ids 1 and 2 local uploads, 39 and 40
--- remote media cached under cache/ (40 a snowflake id: six groups in its path), the rest
+-- remote media cached under cache/ (snowflake ids of their created_at: six groups in their
+-- paths), the rest
 -- remote media whose cached files were removed (file_* NULL, as `tootctl media remove`
 -- leaves them).
 INSERT INTO media_attachments (id, status_id, account_id, file_file_name, file_content_type, file_file_size, file_meta,
                                remote_url, file_storage_schema_version, created_at)
-SELECT CASE g WHEN 39 THEN 109000000 WHEN 40 THEN 109347892451840001 ELSE g END,
+SELECT CASE g WHEN 39 THEN 111859095306240001 WHEN 40 THEN 111859099238400001 ELSE g END,
        110000000000000000 + g * 65536, 1 + g % 60,
        CASE g WHEN 1 THEN 'a1b2c3d4.jpg' WHEN 2 THEN 'e5f6.mp4' WHEN 39 THEN 'remote1.jpg' WHEN 40 THEN 'remote2.jpg' END,
        CASE WHEN g IN (1, 2, 39, 40) THEN CASE g WHEN 2 THEN 'video/mp4' ELSE 'image/jpeg' END END,
@@ -242,8 +243,8 @@ mastodon_media() {
     mastodon_file "$sys/accounts/headers/000/000/003/original/header.jpg" 15000 644 1695000000
     mastodon_file "$sys/custom_emojis/images/000/000/001/original/blobcat.png" 1200 644 1686000000
     mastodon_file "$sys/custom_emojis/images/000/000/001/static/blobcat.png" 1100 644 1686000000
-    mastodon_file "$sys/cache/media_attachments/files/109/000/000/original/remote1.jpg" 50000 644 1710000000
-    mastodon_file "$sys/cache/media_attachments/files/109/347/892/451/840/001/original/remote2.jpg" 20000 644 1710000100
+    mastodon_file "$sys/cache/media_attachments/files/111/859/095/306/240/001/original/remote1.jpg" 50000 644 1710000000
+    mastodon_file "$sys/cache/media_attachments/files/111/859/099/238/400/001/original/remote2.jpg" 20000 644 1710000100
     mastodon_file "$sys/cache/accounts/avatars/000/000/006/original/remote.png" 7000 644 1710000200
     mastodon_file "$sys/cache/custom_emojis/images/000/000/002/original/party.png" 900 644 1710000300
     mastodon_file "$sys/cache/preview_cards/images/000/000/001/original/card.jpg" 2500 644 1710000400
@@ -348,7 +349,7 @@ UPDATE media_attachments SET file_file_name = 'remote3.jpg', file_content_type =
        file_storage_schema_version = 1 WHERE id = 4;
 -- The cache retention job removed remote1's files and emptied its columns.
 UPDATE media_attachments SET file_file_name = NULL, file_content_type = NULL, file_file_size = NULL
-WHERE id = 109000000;
+WHERE id = 111859095306240001;
 EOS
     ) || return 1
     redis_cli "$dir" rpop queue:default >/dev/null
@@ -357,7 +358,7 @@ EOS
     local sys=$dir/live/public/system
     mastodon_file "$sys/media_attachments/files/000/000/003/original/new.jpg" 25000 644 1720000000
     mastodon_file "$sys/cache/media_attachments/files/000/000/004/original/remote3.jpg" 8000 644 1720000100
-    rm -f "$sys/cache/media_attachments/files/109/000/000/original/remote1.jpg"
+    rm -f "$sys/cache/media_attachments/files/111/859/095/306/240/001/original/remote1.jpg"
 }
 
 # One line per table (row count + md5 of its rows in order), sequences, indexes, large
