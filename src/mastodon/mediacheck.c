@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/log.h"
+
+static char *xstrdup(const char *s);
 
 int pf_paperclip_partition(uint64_t id, char *out, size_t n)
 {
@@ -46,6 +49,7 @@ struct pf_mediacheck {
     ref *refs;
     size_t nrefs, cap;
     uint64_t unreferenced, cache_unreferenced;
+    char *error; /* the query failed: why */
 };
 
 pf_mediacheck *pf_mediacheck_new(bool exclude_cache)
@@ -63,6 +67,7 @@ void pf_mediacheck_free(pf_mediacheck *mc)
 {
     if (!mc)
         return;
+    free(mc->error);
     free(mc->names.data); /* paths, not secrets: no need to wipe them */
     free(mc->refs);
     free(mc);
@@ -178,6 +183,10 @@ void pf_mediacheck_result(const pf_mediacheck *mc, pf_media_check *m)
 {
     memset(m, 0, sizeof *m);
     m->recorded = true;
+    if (mc->error) {
+        m->error = xstrdup(mc->error);
+        return;
+    }
     m->exclude_cache = mc->exclude_cache;
     m->unreferenced = mc->unreferenced;
     m->cache_unreferenced = mc->cache_unreferenced;
@@ -374,6 +383,27 @@ rollback:;
     PGresult *res = PQexec(c, "ROLLBACK TO SAVEPOINT pf_media_check");
     PQclear(res);
     return -1;
+}
+
+int pf_mediacheck_in_snapshot(PGconn *conn, void *ctx, pf_err *err)
+{
+    (void)err;
+    pf_mediacheck *mc = ctx;
+    pf_err qerr = {0};
+    if (pf_mediacheck_query(conn, mc, &qerr)) {
+        pf_warn("%s (the backup goes on without the media check)", qerr.msg);
+        free(mc->error);
+        mc->error = xstrdup(qerr.msg);
+    }
+    return 0;
+}
+
+void pf_mediacheck_visit(const char *rel, void *ctx)
+{
+    pf_mediacheck *mc = ctx;
+    if (!mc->sealed)
+        pf_mediacheck_seal(mc);
+    pf_mediacheck_add_present(mc, rel);
 }
 
 /* ---- what is said about it ------------------------------------------------------------ */

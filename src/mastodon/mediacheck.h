@@ -70,6 +70,15 @@ void pf_mediacheck_result(const pf_mediacheck *mc, pf_media_check *out);
  * Returns 0, or -1 with err (PF_ECOMPONENT "media check: ..."). */
 int pf_mediacheck_query(PGconn *conn, pf_mediacheck *mc, pf_err *err);
 
+/* The hook for pf_pg_dump_opts.in_snapshot (ctx: the pf_mediacheck): runs
+ * pf_mediacheck_query, and when it fails warns and records why in the check (the result
+ * then has only `error`) instead of failing the dump: a backup is not lost because the
+ * check could not be made. Returns 0. */
+int pf_mediacheck_in_snapshot(PGconn *conn, void *ctx, pf_err *err);
+/* The archiver's visit callback (ctx: the pf_mediacheck) for the media walk: seals the
+ * references on the first call, then pf_mediacheck_add_present. */
+void pf_mediacheck_visit(const char *rel, void *ctx);
+
 /* One line for a backup that is incomplete because of it: NULL when nothing local is
  * missing; else malloc'd "N media files the database references are missing from the
  * media directory (first: a, b, ...)". */
