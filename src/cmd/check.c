@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "mastodon/mediacheck.h"
 #include "repo/check.h"
 #include "repo/lock.h"
 
@@ -63,17 +64,24 @@ int cmd_check(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(check_help, stdout); return PF_EXIT_OK;
-        case 'd': o.read_data = 1; break;
+        case 'h':
+            fputs(check_help, stdout);
+            return PF_EXIT_OK;
+        case 'd':
+            o.read_data = 1;
+            break;
         case 's':
             if (parse_subset(optarg, &o)) {
-                fprintf(stderr, "permafrost: --read-data-subset wants N%% (0 < N <= 100) or K/M "
-                                "(1 <= K <= M), got \"%s\"\n",
+                fprintf(stderr,
+                        "permafrost: --read-data-subset wants N%% (0 < N <= 100) or K/M "
+                        "(1 <= K <= M), got \"%s\"\n",
                         optarg);
                 return PF_EXIT_USAGE;
             }
             break;
-        default: fputs(check_help, stderr); return PF_EXIT_USAGE;
+        default:
+            fputs(check_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind != argc) {
@@ -94,8 +102,32 @@ int cmd_check(int argc, char **argv)
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }
+    /* Not damage of the repository, but what a snapshot lacks: the media check of each
+     * snapshot that recorded local files missing (the database names them). */
+    pf_snapshot *all = NULL;
+    size_t nall = 0;
+    pf_err serr = {0};
+    if (pf_repo_load_all_snapshots(r, &all, &nall, &serr))
+        nall = 0;
+    cJSON *media = pf_g.json ? cJSON_CreateArray() : NULL;
+    for (size_t i = 0; i < nall; i++) {
+        char *line = pf_mediacheck_missing_line(&all[i].media_check);
+        if (!line)
+            continue;
+        if (media) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "snapshot", all[i].id);
+            cJSON_AddItemToObject(m, "media_check", pf_media_check_to_json(&all[i].media_check));
+            cJSON_AddItemToArray(media, m);
+        } else if (pf_g.verbosity >= 0) {
+            printf("snapshot %.8s: %s\n", all[i].id, line);
+        }
+        free(line);
+    }
+    pf_snapshots_free(all, nall);
     if (pf_g.json) {
         cJSON *j = cJSON_CreateObject();
+        cJSON_AddItemToObject(j, "media_missing", media);
         cJSON_AddBoolToObject(j, "healthy", res.errors == 0);
         cJSON_AddNumberToObject(j, "errors", (double)res.errors);
         cJSON_AddNumberToObject(j, "warnings", (double)res.warnings);

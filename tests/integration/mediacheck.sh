@@ -172,6 +172,11 @@ has "missing: the line names the file" "media_attachments/files/000/000/001/orig
 run missing-snaps pf snapshots
 has "snapshots marks it incomplete" "INCOMPLETE"
 has "snapshots says why" "incomplete: 1 media file the database references is missing"
+run missing-check pf check
+rc_is 0 "check: a snapshot lacking media is no damage to the repository"
+has "check names the snapshot whose media miss files" "snapshot ${MISSING:0:8}: 1 media file the database references is missing"
+run missing-check-json pf --json check
+is "check --json: media_missing" "$MISSING 1" 'd["media_missing"][0]["snapshot"], d["media_missing"][0]["media_check"]["missing"]'
 mv "$T/a1b2c3d4.jpg" "$SYS/media_attachments/files/000/000/001/original/a1b2c3d4.jpg"
 wipe "$NEW"
 run latest-passes restore_to "$NEW" latest
