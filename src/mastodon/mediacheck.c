@@ -104,6 +104,8 @@ static int cmp_ref(const void *a, const void *b)
 
 void pf_mediacheck_seal(pf_mediacheck *mc)
 {
+    if (mc->sealed)
+        return;
     sort_mc = mc;
     qsort(mc->refs, mc->nrefs, sizeof *mc->refs, cmp_ref);
     /* Two rows naming one file (it happens with hand-edited data) are one file. */
