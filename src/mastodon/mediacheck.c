@@ -4,10 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
-
-static char *xstrdup(const char *s);
 
 int pf_paperclip_partition(uint64_t id, char *out, size_t n)
 {
@@ -54,11 +53,7 @@ struct pf_mediacheck {
 
 pf_mediacheck *pf_mediacheck_new(bool exclude_cache)
 {
-    pf_mediacheck *mc = calloc(1, sizeof *mc);
-    if (!mc) {
-        fprintf(stderr, "permafrost: out of memory\n");
-        abort();
-    }
+    pf_mediacheck *mc = pf_xcalloc(1, sizeof *mc);
     mc->exclude_cache = exclude_cache;
     return mc;
 }
@@ -78,12 +73,7 @@ void pf_mediacheck_add_ref(pf_mediacheck *mc, pf_media_kind kind, const char *re
 {
     if (mc->nrefs == mc->cap) {
         size_t cap = mc->cap ? 2 * mc->cap : 1024;
-        ref *r = realloc(mc->refs, cap * sizeof *r);
-        if (!r) {
-            fprintf(stderr, "permafrost: out of memory\n");
-            abort();
-        }
-        mc->refs = r;
+        mc->refs = pf_xrealloc(mc->refs, cap * sizeof *mc->refs);
         mc->cap = cap;
     }
     mc->refs[mc->nrefs++] = (ref){mc->names.len, created, (uint8_t)kind, false};
@@ -154,11 +144,7 @@ void pf_mediacheck_add_present(pf_mediacheck *mc, const char *relpath)
             ;
     if (name && style > relpath && strncmp(style, "original/", 9)) {
         size_t dlen = (size_t)(style - relpath); /* "class/att/000/000/001/" */
-        char *dir = strndup(relpath, dlen);
-        if (!dir) {
-            fprintf(stderr, "permafrost: out of memory\n");
-            abort();
-        }
+        char *dir = pf_xstrndup(relpath, dlen);
         i = lower_bound(mc, dir);
         stray = !(i < mc->nrefs && !strncmp(name_of(mc, &mc->refs[i]), dir, dlen));
         free(dir);
@@ -171,22 +157,12 @@ void pf_mediacheck_add_present(pf_mediacheck *mc, const char *relpath)
     }
 }
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d) {
-        fprintf(stderr, "permafrost: out of memory\n");
-        abort();
-    }
-    return d;
-}
-
 void pf_mediacheck_result(const pf_mediacheck *mc, pf_media_check *m)
 {
     memset(m, 0, sizeof *m);
     m->recorded = true;
     if (mc->error) {
-        m->error = xstrdup(mc->error);
+        m->error = pf_xstrdup(mc->error);
         return;
     }
     m->exclude_cache = mc->exclude_cache;
@@ -201,7 +177,7 @@ void pf_mediacheck_result(const pf_mediacheck *mc, pf_media_check *m)
                 m->present++;
             } else {
                 if (m->nmissing_sample < PF_MEDIA_SAMPLE_MAX)
-                    m->missing_sample[m->nmissing_sample++] = xstrdup(p);
+                    m->missing_sample[m->nmissing_sample++] = pf_xstrdup(p);
                 m->missing++;
             }
             continue;
@@ -215,7 +191,7 @@ void pf_mediacheck_result(const pf_mediacheck *mc, pf_media_check *m)
             m->cache_excluded++;
         } else {
             if (m->ncache_missing_sample < PF_MEDIA_SAMPLE_MAX)
-                m->cache_missing_sample[m->ncache_missing_sample++] = xstrdup(p);
+                m->cache_missing_sample[m->ncache_missing_sample++] = pf_xstrdup(p);
             m->cache_missing++;
         }
         if (r->kind < PF_MEDIA_NKINDS)
@@ -395,7 +371,7 @@ int pf_mediacheck_in_snapshot(PGconn *conn, void *ctx, pf_err *err)
     if (pf_mediacheck_query(conn, mc, &qerr)) {
         pf_warn("%s (the backup goes on without the media check)", qerr.msg);
         free(mc->error);
-        mc->error = xstrdup(qerr.msg);
+        mc->error = pf_xstrdup(qerr.msg);
     }
     return 0;
 }

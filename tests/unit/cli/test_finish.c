@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "mastodon/finish.h"
+#include "cli/finish.h"
 
 static void test_quote(void **state)
 {

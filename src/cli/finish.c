@@ -1,4 +1,4 @@
-#include "mastodon/finish.h"
+#include "cli/finish.h"
 
 #include <string.h>
 

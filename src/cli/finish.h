@@ -8,8 +8,8 @@
  * the snapshot by its full id (a backup taken meanwhile changes what `latest` means), the
  * components left (--only), and --force only when the failed step wrote something that its
  * refusal checks would now stop at; the operator sees what it will do before running it. */
-#ifndef PF_MASTODON_FINISH_H
-#define PF_MASTODON_FINISH_H
+#ifndef PF_CLI_FINISH_H
+#define PF_CLI_FINISH_H
 
 #include <stdbool.h>
 #include <stdio.h>
