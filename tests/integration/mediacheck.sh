@@ -250,7 +250,7 @@ if [ "$(id -u)" = 0 ]; then
     same "half: the media are the snapshot's" <(files "$SYS") <(files "$SMALL")
     mastodon_digest "$OLD" | sed -n '/^# redis/,/^# secrets/p' >"$T/r.old"
     mastodon_digest "$NEW" | sed -n '/^# redis/,/^# secrets/p' >"$T/r.new"
-    same "half: Redis restored by the finishing command" "$T/r.old" "$T/r.new"
+    same "half: Redis restored" "$T/r.old" "$T/r.new"
     umount "$SMALL"
 else
     fail "the half-failed restore mounts a tmpfs: run as root"
