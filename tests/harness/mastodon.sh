@@ -157,6 +157,7 @@ CREATE TABLE site_uploads (
   file_updated_at timestamp,
   blob oid
 );
+CREATE TABLE schema_migrations (version varchar PRIMARY KEY);
 EOS
 }
 
@@ -219,6 +220,7 @@ VALUES ('https://news.example/a', 'A story', 'card.jpg', 'image/jpeg', 2500, 1, 
 INSERT INTO site_uploads (var, file_file_name, file_content_type, file_file_size, blob)
 VALUES ('thumbnail', 'thumbnail.png', 'image/png', 512, lo_from_bytea(0, decode(repeat('89504e470d0a1a0a', 64), 'hex')));
 SELECT setval('accounts_id_seq', 1000);
+INSERT INTO schema_migrations VALUES ('20230101000000'), ('20240101000000'), ('20240301000000');
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO mastodon_readonly;
 EOS
 }
