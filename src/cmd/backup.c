@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "component/component.h"
 #include "mastodon/mastodon.h"
+#include "mastodon/mediacheck.h"
 #include "repo/backup_run.h"
 #include "repo/lock.h"
 
@@ -120,6 +121,12 @@ static int commit_and_report(pf_backup_run *b, const char *what)
                 "permafrost: snapshot %.8s is incomplete: %llu %sentr%s could not be read (see "
                 "the warnings above)\n",
                 b->snap.id, (unsigned long long)st.errors, what, st.errors == 1 ? "y" : "ies");
+        return PF_EXIT_INCOMPLETE;
+    }
+    char *missing = pf_mediacheck_missing_line(&b->snap.media_check);
+    if (missing) {
+        fprintf(stderr, "permafrost: snapshot %.8s is incomplete: %s\n", b->snap.id, missing);
+        free(missing);
         return PF_EXIT_INCOMPLETE;
     }
     return PF_EXIT_OK;

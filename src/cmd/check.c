@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/log.h"
+#include "mastodon/mediacheck.h"
 #include "repo/check.h"
 #include "repo/runs.h"
 
@@ -123,8 +124,32 @@ int cmd_check(pf_cmd_ctx *c)
         return pf_cli_fail(&err);
     }
     save_run(c->repo, &o, &res, rctx.first, pf_now() - started);
+    /* Not damage of the repository, but what a snapshot lacks: the media check of each
+     * snapshot that recorded local files missing (the database names them). */
+    pf_snapshot *all = NULL;
+    size_t nall = 0;
+    pf_err serr = {0};
+    if (pf_repo_load_all_snapshots(c->repo, &all, &nall, &serr))
+        nall = 0;
+    cJSON *media = pf_g.json ? cJSON_CreateArray() : NULL;
+    for (size_t i = 0; i < nall; i++) {
+        char *line = pf_mediacheck_missing_line(&all[i].media_check);
+        if (!line)
+            continue;
+        if (media) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "snapshot", all[i].id);
+            cJSON_AddItemToObject(m, "media_check", pf_media_check_to_json(&all[i].media_check));
+            cJSON_AddItemToArray(media, m);
+        } else if (pf_g.verbosity >= 0) {
+            printf("snapshot %.8s: %s\n", all[i].id, line);
+        }
+        free(line);
+    }
+    pf_snapshots_free(all, nall);
     if (pf_g.json) {
         cJSON *j = cJSON_CreateObject();
+        cJSON_AddItemToObject(j, "media_missing", media);
         cJSON_AddBoolToObject(j, "healthy", res.errors == 0);
         cJSON_AddNumberToObject(j, "errors", (double)res.errors);
         cJSON_AddNumberToObject(j, "warnings", (double)res.warnings);

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "mastodon/mediacheck.h"
 #include "repo/resolve.h"
 #include "repo/restorer.h"
 
@@ -174,6 +175,8 @@ int cmd_ls(pf_cmd_ctx *c)
         pf_manifest_summary(&s, man, sizeof man);
         if (man[0])
             printf("manifest: %s\n", man);
+        if (s.media_check.recorded)
+            pf_mediacheck_print(&s.media_check, "", stdout);
     }
     if (pf_lookup_path(r, s.tree, sub, &n, &err)) {
         rc = pf_cli_fail(&err);

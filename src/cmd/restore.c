@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/finish.h"
 #include "cmd/live.h"
 #include "cmd/pgphys.h"
 #include "component/component.h"
@@ -88,6 +89,40 @@ static void print_restored(const pf_mastodon_restore_opts *o, const pf_mastodon_
         printf("  -  media lives in the S3 bucket: it was not in this snapshot\n");
 }
 
+/* A step failed after every check passed, so earlier ones are in place: say so, and how
+ * to restore the rest (cli/finish.h says why a command rather than a resume). */
+static void print_finish(const pf_mastodon_restore_opts *o, const pf_mastodon_restored *m, int argc,
+                         char **argv, int ref)
+{
+    pf_buf restored = PF_BUF_INIT, left = PF_BUF_INIT, only = PF_BUF_INIT;
+    const char *failed = "?";
+    for (size_t i = 0; pf_components[i]; i++) {
+        const pf_component *c = pf_components[i];
+        unsigned bit = 1u << i;
+        /* The word --only knows it by ("db" for postgres). */
+        const char *w = c->aliases && c->aliases[0] ? c->aliases[0] : c->name;
+        if (bit == m->failed)
+            failed = c->name;
+        if (!(m->selected & bit))
+            continue;
+        pf_buf *b = m->restored & bit ? &restored : &left;
+        pf_buf_printf(b, "%s%s", b->len ? ", " : "", w);
+        if (!(m->restored & bit))
+            pf_buf_printf(&only, "%s%s", only.len ? "," : "", w);
+    }
+    /* The failed step may have written part of what it restores (a database created, media
+     * files, keys): its check would now refuse the finishing run without --force. */
+    bool force = o->force || !(m->failed & pf_component_bit(&pf_secrets_component));
+    char *cmd = pf_restore_finish_command(m->id, argv + 1, argc - 1, ref - 1,
+                                          only.len ? (const char *)only.data : "", force);
+    pf_restore_finish_print(stderr, failed, restored.len ? (const char *)restored.data : "",
+                            left.len ? (const char *)left.data : "", cmd);
+    free(cmd);
+    pf_buf_free(&restored);
+    pf_buf_free(&left);
+    pf_buf_free(&only);
+}
+
 static int restore_live(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
@@ -159,6 +194,7 @@ static int restore_live(int argc, char **argv)
         return PF_EXIT_USAGE;
     }
     o.snapshot = argv[optind];
+    const int ref = optind; /* getopt moved the snapshot after the options */
     if (!o.pg_host)
         o.pg_host = pf_config_get("restore_pg_host");
     o.pg_admin_password = getenv("PERMAFROST_PG_ADMIN_PASSWORD");
@@ -171,6 +207,8 @@ static int restore_live(int argc, char **argv)
     struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
     if (!lock || pf_repo_load_index(r, &err) || pf_mastodon_restore(r, &o, &done, &err)) {
         rc = pf_cli_fail(&err);
+        if (done.failed)
+            print_finish(&o, &done, argc, argv, ref);
     } else {
         pf_progress_done();
         print_restored(&o, &done);

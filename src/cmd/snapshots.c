@@ -1,9 +1,11 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "cmd/wal.h"
+#include "mastodon/mediacheck.h"
 
 const pf_cmd_syntax pf_syntax_snapshots = {
     .usage =
@@ -88,7 +90,11 @@ int cmd_snapshots(pf_cmd_ctx *c)
                 printf(" %s", s->paths[j]);
             printf("\n");
         }
-        if (!s->complete) {
+        char *mline = pf_mediacheck_missing_line(&s->media_check);
+        if (mline)
+            printf("          incomplete: %s\n", mline);
+        free(mline);
+        if (!s->complete && (s->skipped_count || !s->media_check.missing)) {
             printf("          incomplete: %llu entr%s could not be read",
                    (unsigned long long)s->skipped_count, s->skipped_count == 1 ? "y" : "ies");
             for (size_t j = 0; j < s->nskipped; j++)
@@ -98,6 +104,8 @@ int cmd_snapshots(pf_cmd_ctx *c)
         pf_manifest_summary(s, man, sizeof man);
         if (man[0])
             printf("          %s\n", man);
+        if (s->media_check.recorded)
+            pf_mediacheck_print(&s->media_check, "          ", stdout);
     }
     if (arr)
         pf_out_json(arr);

@@ -61,6 +61,13 @@ typedef struct pf_component_settings {
     const char *media_root;
     bool media_in_s3; /* S3_ENABLED: nothing on this disk to back up or restore */
     bool exclude_cache;
+
+    /* backup: what else looks at the data as it is saved (the media check,
+     * mastodon/mediacheck.h): run inside the dump's snapshot, and told every media file
+     * stored. Zero / NULL: nothing. */
+    pf_pg_dump_opts pg_dump;
+    pf_archive_visit_fn media_visit;
+    void *media_visit_ctx;
 } pf_component_settings;
 
 #define PF_COMPONENT_NODES 4

@@ -22,8 +22,11 @@ static int media_backup(pf_component_run *run, pf_err *err)
     /* remote media Mastodon fetches again on demand */
     static const char *const no_cache[] = {"cache", NULL};
     pf_info("media: %s%s", set->media_root, set->exclude_cache ? " (without cache/)" : "");
-    if (pf_archive_path(run->arch, run->root, PF_LAYOUT_MEDIA, set->media_root,
-                        set->exclude_cache ? no_cache : NULL, err)) {
+    pf_archiver_set_visit(run->arch, set->media_visit, set->media_visit_ctx);
+    int rc = pf_archive_path(run->arch, run->root, PF_LAYOUT_MEDIA, set->media_root,
+                             set->exclude_cache ? no_cache : NULL, err);
+    pf_archiver_set_visit(run->arch, NULL, NULL);
+    if (rc) {
         if (err->code == PF_ENOTFOUND)
             pf_err_prefix(err, "%s (use --only to leave media out)", set->media_root);
         return -1;
@@ -82,12 +85,16 @@ static int media_restore(pf_component_run *run, pf_err *err)
     if (!n->type)
         return 0;
     pf_info("media: restoring into %s", set->media_root);
-    pf_restore_opts ro = {.owners = geteuid() == 0, .workers = set->workers};
+    /* --force: the restored tree is the snapshot's; what it lacks goes (-v names it). */
+    pf_restore_opts ro = {.owners = geteuid() == 0, .workers = set->workers, .exact = set->force};
     pf_restore_stats rs = {0};
     if (pf_app_owner_mkdirs(set->media_root, set->owner))
         return pf_err_sys(err, PF_EIO, "cannot create %s", set->media_root);
     if (pf_restore_dir_into(run->repo, n, set->media_root, &ro, &rs, err))
         return -1;
+    if (rs.removed)
+        pf_info("media: removed %llu entr%s the snapshot does not hold (--force)",
+                (unsigned long long)rs.removed, rs.removed == 1 ? "y" : "ies");
     /* Mastodon writes new uploads there as its own user. */
     if (set->owner)
         pf_app_owner_give_dir(set->media_root, set->owner, n->mode & 0777);

@@ -5,6 +5,7 @@
 
 #include "common/log.h"
 #include "mastodon/mastodon.h"
+#include "mastodon/mediacheck.h"
 
 /* version.rb spells it as three methods: def major / minor / patch, each returning a number. */
 void pf_mastodon_version(const char *live, char *out, size_t n)
@@ -109,6 +110,15 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
     if (m->env.local_domain)
         cJSON_AddStringToObject(b->snap.manifest, "domain", m->env.local_domain);
 
+    unsigned both =
+        pf_component_bit(&pf_postgres_component) | pf_component_bit(&pf_media_component);
+    if ((m->only & both) == both && !m->set.media_in_s3) {
+        m->media_check = pf_mediacheck_new(m->set.exclude_cache);
+        m->set.pg_dump = (pf_pg_dump_opts){pf_mediacheck_in_snapshot, m->media_check};
+        m->set.media_visit = pf_mediacheck_visit;
+        m->set.media_visit_ctx = m->media_check;
+    }
+
     for (size_t i = 0; pf_components[i]; i++) {
         const pf_component *c = pf_components[i];
         if (!(m->only & (1u << i)))
@@ -133,10 +143,24 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
             return -1;
         }
     }
+    if (m->media_check) {
+        pf_mediacheck_seal(m->media_check); /* the media walk did, unless it stored none */
+        pf_mediacheck_result(m->media_check, &b->snap.media_check);
+        if (b->snap.media_check.missing) {
+            b->snap.complete = false;
+            cJSON *media =
+                cJSON_GetObjectItemCaseSensitive(b->snap.components, pf_media_component.name);
+            if (media)
+                cJSON_ReplaceItemInObjectCaseSensitive(media, "status",
+                                                       cJSON_CreateString("incomplete"));
+        }
+    }
     return 0;
 }
 
 void pf_mastodon_backup_free(pf_mastodon_backup *m)
 {
+    pf_mediacheck_free(m->media_check);
+    m->media_check = NULL;
     pf_mastodon_env_free(&m->env);
 }

@@ -39,6 +39,9 @@ typedef struct pf_mastodon_backup {
     char env_path[4096];
     char pg_password_from[4200];
     pf_component_settings set;
+    /* Does the media match the database (mastodon/mediacheck.h)? Made when the run backs
+     * up both; its result goes into the snapshot's media_check. */
+    struct pf_mediacheck *media_check;
     /* After a failed pf_mastodon_backup_run: a component failed (rather than the
      * repository), so no snapshot was written and earlier ones are intact. */
     bool component_failed;
@@ -49,8 +52,10 @@ typedef struct pf_mastodon_backup {
 int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o,
                                pf_err *err);
 /* Begins b on r (which the caller has locked), records what the snapshot is, and backs up
- * every selected component in order. The caller commits b. On failure b holds no
- * snapshot: pf_backup_end it. */
+ * every selected component in order. With both the database and the media selected, it
+ * compares the files the dumped rows name with the media stored (b->snap.media_check): a
+ * local file missing makes the snapshot incomplete, and its media component "incomplete".
+ * The caller commits b. On failure b holds no snapshot: pf_backup_end it. */
 int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_opts *bo,
                            pf_backup_run *b, pf_err *err);
 void pf_mastodon_backup_free(pf_mastodon_backup *m);
@@ -85,10 +90,17 @@ typedef struct pf_mastodon_restored {
     char *todo[PF_MASTODON_TODO_MAX]; /* numbered steps; may hold indented lines */
     size_t ntodo;
     bool media_in_s3; /* the media were not in the snapshot: say so after the steps */
+    /* When a component's restore failed (after every check passed): its bit, and the bits
+     * of those restored before it, so the command can say what is left and how to finish
+     * (cli/finish.h). id names the snapshot then too. 0 when nothing failed that way. */
+    unsigned failed, restored, selected;
 } pf_mastodon_restored;
 
 /* Resolves the snapshot in r (locked, index loaded), checks every selected component
- * (nothing changes when one refuses), then restores them in order. */
+ * (nothing changes when one refuses), then restores them in order. With force the media
+ * tree becomes the snapshot's (what it lacks is removed). After a restore of media whose
+ * snapshot lacks cached remote files, the steps left say which tootctl commands fetch them
+ * again. On a failed restore step, out->failed/restored say where it stopped. */
 int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastodon_restored *out,
                         pf_err *err);
 void pf_mastodon_restored_free(pf_mastodon_restored *out);

@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "component/layout.h"
 #include "mastodon/mastodon.h"
+#include "mastodon/mediacheck.h"
 #include "repo/resolve.h"
 #include "repo/restorer.h"
 
@@ -214,6 +216,28 @@ static void what_is_left(const pf_mastodon_restore_opts *o, const pf_snapshot *s
     out->media_in_s3 = env->s3_enabled;
 }
 
+/* A snapshot without (some of) the remote files Mastodon caches: the commands that fetch
+ * them again, with how many files each concerns (mastodon/mediacheck.h). */
+static void refetch_left(const pf_snapshot *s, const char *live, const pf_app_owner *owner,
+                         pf_mastodon_restored *out)
+{
+    const pf_media_check *m = &s->media_check;
+    char *lines = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&lines, &len);
+    if (!f)
+        return;
+    int n = pf_mediacheck_refetch_advice(m, (int64_t)time(NULL), "       ", f);
+    fclose(f);
+    if (n > 0 && len && lines[len - 1] == '\n')
+        lines[len - 1] = 0;
+    if (n > 0)
+        todo_add(out, "fetch again the remote files this snapshot lacks (%s), as %s in %s:\n%s",
+                 m->exclude_cache ? "it was taken with --exclude-cache" : "missing from its cache/",
+                 geteuid() == 0 ? owner->name : "Mastodon's user", live, lines);
+    free(lines);
+}
+
 int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastodon_restored *out,
                         pf_err *err)
 {
@@ -341,16 +365,23 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
                     e.val[i], env_path);
             e.stale[e.nstale++] = e.key[i];
         }
+    memcpy(out->id, s.id, sizeof out->id);
+    out->selected = only;
     for (size_t i = 0; i < ncomp; i++) {
         const pf_component *c = pf_components[i];
-        if ((only & (1u << i)) && c->restore(&runs[i], err)) {
+        if (!(only & (1u << i)))
+            continue;
+        if (c->restore(&runs[i], err)) {
             pf_component_error(err, "restore", c, &runs[i]);
+            out->failed = 1u << i;
             goto out;
         }
+        out->restored |= 1u << i;
     }
-    memcpy(out->id, s.id, sizeof out->id);
     out->domain = env.local_domain ? strdup(env.local_domain) : NULL;
     what_is_left(o, &s, &env, &owner, &e, out);
+    if (only & pf_component_bit(&pf_media_component))
+        refetch_left(&s, live, &owner, out);
     out->seconds = pf_backup_now() - started;
     rc = 0;
 out:

@@ -53,6 +53,8 @@ struct pf_archiver {
     pf_archive_stats stats;
     pf_progress_fn progress;
     void *progress_ctx;
+    pf_archive_visit_fn visit;
+    void *visit_ctx;
     struct timespec last_progress;
     hardlink *links;
     size_t nlinks;
@@ -153,6 +155,12 @@ void pf_archiver_set_progress(pf_archiver *a, pf_progress_fn fn, void *ctx)
 {
     a->progress = fn;
     a->progress_ctx = ctx;
+}
+
+void pf_archiver_set_visit(pf_archiver *a, pf_archive_visit_fn fn, void *ctx)
+{
+    a->visit = fn;
+    a->visit_ctx = ctx;
 }
 
 void pf_archiver_stats(pf_archiver *a, pf_archive_stats *out)
@@ -669,7 +677,10 @@ static int archive_entry(walk *w, pf_dir *d, int dirfd, const char *fsname, cons
         return archive_dir(w, d, fd, name, name_len, &n, err);
     }
     case PF_NODE_FILE:
-        return archive_file(w, d, dirfd, fsname, &n, err);
+        rc = archive_file(w, d, dirfd, fsname, &n, err);
+        if (!rc && a->visit)
+            a->visit((const char *)w->rel.data, a->visit_ctx);
+        return rc;
     case PF_NODE_SYMLINK: {
         size_t cap = (size_t)st.st_size + 2;
         char *target = pf_xrealloc(NULL, cap);

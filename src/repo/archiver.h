@@ -19,11 +19,11 @@ typedef struct pf_archiver pf_archiver;
 typedef struct pf_dir pf_dir;
 
 typedef struct pf_archive_stats {
-    uint64_t files, dirs, others;       /* entries archived */
-    uint64_t files_unchanged;           /* reused from the parent snapshot */
-    uint64_t bytes;                     /* content bytes of files and streams */
-    uint64_t bytes_read;                /* actually read (not skipped as unchanged) */
-    uint64_t errors;                    /* entries that could not be read (warned) */
+    uint64_t files, dirs, others; /* entries archived */
+    uint64_t files_unchanged;     /* reused from the parent snapshot */
+    uint64_t bytes;               /* content bytes of files and streams */
+    uint64_t bytes_read;          /* actually read (not skipped as unchanged) */
+    uint64_t errors;              /* entries that could not be read (warned) */
 } pf_archive_stats;
 
 typedef void (*pf_progress_fn)(const pf_archive_stats *st, const char *current, void *ctx);
@@ -32,6 +32,12 @@ typedef void (*pf_progress_fn)(const pf_archive_stats *st, const char *current, 
 pf_archiver *pf_archiver_new(pf_repo *r, pf_saver *s, const uint8_t *parent_root, pf_err *err);
 void pf_archiver_free(pf_archiver *a);
 void pf_archiver_set_progress(pf_archiver *a, pf_progress_fn fn, void *ctx);
+/* Called for every regular file pf_archive_path stores (not for one it could not read),
+ * with its path relative to the fs_path walked ("" for fs_path itself): what a snapshot
+ * holds, as it is built (the media check compares it with what the database names).
+ * NULL stops the calls. */
+typedef void (*pf_archive_visit_fn)(const char *rel, void *ctx);
+void pf_archiver_set_visit(pf_archiver *a, pf_archive_visit_fn fn, void *ctx);
 void pf_archiver_stats(pf_archiver *a, pf_archive_stats *out);
 /* How many entries that could not be read are named (the first PF_ARCHIVE_SKIPPED_MAX;
  * stats.errors counts them all): *paths gets their paths on disk, valid until

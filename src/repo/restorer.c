@@ -1,5 +1,6 @@
 #include "repo/restorer.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -867,6 +868,77 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
     return 0;
 }
 
+/* Removes name (below dirfd) and, for a directory, all it holds. Never follows a symlink:
+ * each directory is entered through O_NOFOLLOW, a symlink is unlinked as itself. */
+static int remove_entry(rst *x, int parent, const char *name, const char *path, int depth,
+                        pf_err *err)
+{
+    struct stat st;
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW))
+        return errno == ENOENT ? 0 : pf_err_sys(err, PF_EIO, "cannot remove %s", path);
+    if (S_ISDIR(st.st_mode)) {
+        if (depth >= RESTORE_MAX_DEPTH)
+            return pf_err_set(err, PF_EIO, "cannot remove %s: more than %d directories deep", path,
+                              RESTORE_MAX_DEPTH);
+        int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        if (!d) {
+            if (fd >= 0)
+                close(fd);
+            return pf_err_sys(err, PF_EIO, "cannot open %s to remove it", path);
+        }
+        pf_buf sub = PF_BUF_INIT;
+        struct dirent *e;
+        int rc = 0;
+        while (!rc && (e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            pf_buf_reset(&sub);
+            pf_buf_printf(&sub, "%s/%s", path, e->d_name);
+            rc = remove_entry(x, dirfd(d), e->d_name, (const char *)sub.data, depth + 1, err);
+        }
+        pf_buf_free(&sub);
+        closedir(d);
+        if (rc)
+            return -1;
+        if (unlinkat(parent, name, AT_REMOVEDIR))
+            return pf_err_sys(err, PF_EIO, "cannot remove directory %s", path);
+    } else if (unlinkat(parent, name, 0)) {
+        return pf_err_sys(err, PF_EIO, "cannot remove %s", path);
+    }
+    pf_debug("removed %s (not in the snapshot)", path);
+    x->st->removed++;
+    return 0;
+}
+
+/* opts.exact: what the directory at fd holds beyond tree t goes. */
+static int remove_extra(rst *x, int fd, const pf_tree *t, pf_err *err)
+{
+    const char *dir = (const char *)x->path.data;
+    /* A descriptor of its own: readdir keeps a position in it. */
+    int lfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+    if (!d) {
+        if (lfd >= 0)
+            close(lfd);
+        return pf_err_sys(err, PF_EIO, "cannot list %s", dir);
+    }
+    pf_buf sub = PF_BUF_INIT;
+    struct dirent *e;
+    int rc = 0;
+    while (!rc && (e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+            pf_tree_find(t, e->d_name, strlen(e->d_name)))
+            continue;
+        pf_buf_reset(&sub);
+        pf_buf_printf(&sub, "%s/%s", dir, e->d_name);
+        rc = remove_entry(x, fd, e->d_name, (const char *)sub.data, x->depth, err);
+    }
+    pf_buf_free(&sub);
+    closedir(d);
+    return rc;
+}
+
 static int restore_dir_contents(rst *x, int fd, const uint8_t tree_id[PF_ID_LEN], const char *rel,
                                 pf_err *err)
 {
@@ -888,6 +960,8 @@ static int restore_dir_contents(rst *x, int fd, const uint8_t tree_id[PF_ID_LEN]
     }
     x->path.len = plen;
     x->path.data[plen] = 0;
+    if (!rc && x->o->exact && included(x->o, rel) == 0)
+        rc = remove_extra(x, fd, &t, err);
     pf_buf_free(&childrel);
     pf_tree_free(&t);
     return rc;

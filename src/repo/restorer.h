@@ -16,6 +16,7 @@ typedef struct pf_restore_stats {
     /* What the safe defaults left out (see pf_restore_opts): device nodes and FIFOs not
      * created, files whose setuid/setgid bits were cleared, symlinks pointing outside. */
     uint64_t skipped_special, stripped_setid, skipped_links;
+    uint64_t removed; /* entries that were not in the snapshot, removed (opts.exact) */
 } pf_restore_stats;
 
 typedef void (*pf_restore_progress_fn)(const pf_restore_stats *st, const char *current, void *ctx);
@@ -40,6 +41,13 @@ typedef struct pf_restore_opts {
     int outside_links;
     /* Appended to the warning about what was left out ("--keep-special keeps them"). */
     const char *left_out_hint;
+    /* The restored tree is the snapshot's: below target, whatever the snapshot does not
+     * hold (a file uploaded since, a stray) is removed, directories with all they contain,
+     * each named at -v (pf_debug) and counted in stats->removed. Removal goes through
+     * directory descriptors opened with O_NOFOLLOW: a symlink is removed itself, never
+     * followed, so nothing outside target is touched. Only in directories restored whole
+     * (not those that merely lead to an `include`d path). */
+    int exact;
     int workers; /* threads writing file contents; 0 = default (4) */
     pf_restore_progress_fn progress;
     void *progress_ctx;

@@ -42,7 +42,26 @@ void pf_snapshot_free(pf_snapshot *s)
     for (size_t i = 0; i < s->nskipped; i++)
         free(s->skipped[i]);
     free(s->skipped);
+    pf_media_check_free(&s->media_check);
     memset(s, 0, sizeof *s);
+}
+
+static const char *const media_kind_names[] = {"media_attachments", "accounts", "custom_emojis",
+                                               "preview_cards", "site_uploads"};
+
+const char *pf_media_kind_name(pf_media_kind k)
+{
+    return (unsigned)k < PF_MEDIA_NKINDS ? media_kind_names[k] : "unknown";
+}
+
+void pf_media_check_free(pf_media_check *m)
+{
+    free(m->error);
+    for (size_t i = 0; i < m->nmissing_sample; i++)
+        free(m->missing_sample[i]);
+    for (size_t i = 0; i < m->ncache_missing_sample; i++)
+        free(m->cache_missing_sample[i]);
+    memset(m, 0, sizeof *m);
 }
 
 void pf_snapshot_add_tag(pf_snapshot *s, const char *tag)
@@ -128,6 +147,40 @@ static cJSON *str_array(char **a, size_t n)
     return arr;
 }
 
+cJSON *pf_media_check_to_json(const pf_media_check *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (m->error) {
+        cJSON_AddStringToObject(o, "error", m->error);
+        return o;
+    }
+    cJSON_AddStringToObject(o, "styles", "original");
+    cJSON_AddNumberToObject(o, "referenced", (double)m->referenced);
+    cJSON_AddNumberToObject(o, "present", (double)m->present);
+    cJSON_AddNumberToObject(o, "missing", (double)m->missing);
+    cJSON_AddItemToObject(o, "missing_sample",
+                          str_array((char **)m->missing_sample, m->nmissing_sample));
+    cJSON_AddNumberToObject(o, "unreferenced", (double)m->unreferenced);
+    cJSON_AddNumberToObject(o, "cache_referenced", (double)m->cache_referenced);
+    cJSON_AddNumberToObject(o, "cache_present", (double)m->cache_present);
+    cJSON_AddNumberToObject(o, "cache_missing", (double)m->cache_missing);
+    cJSON_AddItemToObject(o, "cache_missing_sample",
+                          str_array((char **)m->cache_missing_sample, m->ncache_missing_sample));
+    cJSON_AddNumberToObject(o, "cache_unreferenced", (double)m->cache_unreferenced);
+    cJSON_AddBoolToObject(o, "exclude_cache", m->exclude_cache);
+    cJSON_AddNumberToObject(o, "cache_excluded", (double)m->cache_excluded);
+    cJSON *k = cJSON_AddObjectToObject(o, "cache_absent_by_kind");
+    for (int i = 0; i < PF_MEDIA_NKINDS; i++)
+        if (m->cache_absent_by_kind[i])
+            cJSON_AddNumberToObject(k, media_kind_names[i], (double)m->cache_absent_by_kind[i]);
+    if (m->cache_media_oldest) {
+        char t[32];
+        snprintf(t, sizeof t, "%lld", (long long)m->cache_media_oldest);
+        cJSON_AddStringToObject(o, "cache_media_oldest", t);
+    }
+    return o;
+}
+
 /* What the stored and the shown JSON of a snapshot carry alike, in the order both use:
  * first what it holds, */
 static void add_contents(cJSON *o, const pf_snapshot *s)
@@ -150,6 +203,8 @@ static void add_documents(cJSON *o, const pf_snapshot *s)
         cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
     if (s->stats)
         cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
+    if (s->media_check.recorded)
+        cJSON_AddItemToObject(o, "media_check", pf_media_check_to_json(&s->media_check));
 }
 
 cJSON *pf_snapshot_to_json(const pf_snapshot *s)
@@ -291,6 +346,80 @@ static int decode_truth(cJSON *o, pf_snapshot *s)
     return 0;
 }
 
+/* A count read from a snapshot: absent reads as 0; anything but a number in range is
+ * malformed (converting an out-of-range double is undefined). */
+static int get_count(cJSON *o, const char *key, uint64_t *v)
+{
+    cJSON *c = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!c)
+        return 0;
+    if (!cJSON_IsNumber(c) || !(c->valuedouble >= 0 && c->valuedouble <= SKIPPED_MAX))
+        return -1;
+    *v = (uint64_t)c->valuedouble;
+    return 0;
+}
+
+/* A sample of names: at most PF_MEDIA_SAMPLE_MAX are kept, more is malformed. */
+static int get_sample(cJSON *o, const char *key, char **out, size_t *n)
+{
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key), *it;
+    if (!a)
+        return 0;
+    if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) > PF_MEDIA_SAMPLE_MAX)
+        return -1;
+    cJSON_ArrayForEach(it, a)
+    {
+        if (!cJSON_IsString(it))
+            return -1;
+        out[(*n)++] = pf_xstrdup(it->valuestring);
+    }
+    return 0;
+}
+
+static int decode_media_check(cJSON *o, pf_media_check *m)
+{
+    cJSON *mc = cJSON_GetObjectItemCaseSensitive(o, "media_check");
+    if (!mc)
+        return 0; /* older snapshots, and backups without the database or the media */
+    if (!cJSON_IsObject(mc))
+        return -1;
+    m->recorded = true;
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(mc, "error");
+    if (e) {
+        if (!cJSON_IsString(e))
+            return -1;
+        m->error = pf_xstrdup(e->valuestring);
+    }
+    cJSON *x = cJSON_GetObjectItemCaseSensitive(mc, "exclude_cache");
+    if (x && !cJSON_IsBool(x))
+        return -1;
+    m->exclude_cache = cJSON_IsTrue(x);
+    if (get_count(mc, "referenced", &m->referenced) || get_count(mc, "present", &m->present) ||
+        get_count(mc, "missing", &m->missing) || get_count(mc, "unreferenced", &m->unreferenced) ||
+        get_count(mc, "cache_referenced", &m->cache_referenced) ||
+        get_count(mc, "cache_present", &m->cache_present) ||
+        get_count(mc, "cache_missing", &m->cache_missing) ||
+        get_count(mc, "cache_unreferenced", &m->cache_unreferenced) ||
+        get_count(mc, "cache_excluded", &m->cache_excluded) ||
+        get_sample(mc, "missing_sample", m->missing_sample, &m->nmissing_sample) ||
+        get_sample(mc, "cache_missing_sample", m->cache_missing_sample, &m->ncache_missing_sample))
+        return -1;
+    cJSON *k = cJSON_GetObjectItemCaseSensitive(mc, "cache_absent_by_kind");
+    if (k && !cJSON_IsObject(k))
+        return -1;
+    for (int i = 0; k && i < PF_MEDIA_NKINDS; i++)
+        if (get_count(k, media_kind_names[i], &m->cache_absent_by_kind[i]))
+            return -1;
+    const char *old = get_str(mc, "cache_media_oldest");
+    if (old) {
+        char *end;
+        m->cache_media_oldest = strtoll(old, &end, 10);
+        if (end == old || *end)
+            return -1;
+    }
+    return 0;
+}
+
 int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
 {
     pf_snapshot_init(s);
@@ -328,7 +457,7 @@ int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
     s->components = take_obj(o, "components");
     s->manifest = take_obj(o, "manifest");
     s->stats = take_obj(o, "stats");
-    if (decode_truth(o, s))
+    if (decode_truth(o, s) || decode_media_check(o, &s->media_check))
         goto bad;
     cJSON_Delete(o);
     return 0;

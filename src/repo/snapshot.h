@@ -25,6 +25,49 @@ typedef enum pf_snapshot_kind {
 /* At most this many skipped paths are named in a snapshot; skipped_count counts them all. */
 #define PF_SNAPSHOT_SKIPPED_MAX 20
 
+/* At most this many missing media files are named in a snapshot's media check. */
+#define PF_MEDIA_SAMPLE_MAX 5
+
+/* Who refetches a remote file Mastodon caches under cache/ (see mastodon/mediacheck.h). */
+typedef enum pf_media_kind {
+    PF_MEDIA_ATTACHMENT = 0, /* media_attachments: tootctl media refresh */
+    PF_MEDIA_ACCOUNT,        /* accounts' avatars and headers: tootctl accounts refresh */
+    PF_MEDIA_EMOJI,          /* custom_emojis */
+    PF_MEDIA_CARD,           /* preview_cards */
+    PF_MEDIA_SITE,           /* site_uploads (never cached) */
+    PF_MEDIA_NKINDS
+} pf_media_kind;
+
+/* The media check ("media_check" in the snapshot, docs/FORMAT.md §11): the files the
+ * database references, compared with the media tree stored beside it. Only the original
+ * of each attachment is referenced (the other styles depend on the file's type and on
+ * Mastodon's version); a file of another style counts as unreferenced only when no file
+ * of its record is referenced. */
+typedef struct pf_media_check {
+    bool recorded; /* false: the snapshot has no media check (older, or not a server) */
+    char *error;   /* why the check could not be made, or NULL */
+    uint64_t referenced, present, missing, unreferenced; /* local files (outside cache/) */
+    char *missing_sample[PF_MEDIA_SAMPLE_MAX];           /* the first missing, in order */
+    size_t nmissing_sample;
+    /* Remote files Mastodon caches under cache/: missing ones are refetched, not lost. */
+    uint64_t cache_referenced, cache_present, cache_missing, cache_unreferenced;
+    char *cache_missing_sample[PF_MEDIA_SAMPLE_MAX];
+    size_t ncache_missing_sample;
+    bool exclude_cache;      /* cache/ was left out (--exclude-cache) */
+    uint64_t cache_excluded; /* referenced cache files not stored because of that */
+    /* Referenced cache files the snapshot does not hold (excluded or missing), by kind:
+     * what a restore must have Mastodon refetch, each kind with its own command. */
+    uint64_t cache_absent_by_kind[PF_MEDIA_NKINDS];
+    /* Unix seconds of the oldest of those that is a media attachment; 0: none or unknown. */
+    int64_t cache_media_oldest;
+} pf_media_check;
+
+/* "media_attachments", "accounts", "custom_emojis", "preview_cards", "site_uploads". */
+const char *pf_media_kind_name(pf_media_kind k);
+void pf_media_check_free(pf_media_check *m);
+/* The "media_check" object as the snapshot records it (docs/FORMAT.md §11). */
+cJSON *pf_media_check_to_json(const pf_media_check *m);
+
 typedef struct pf_snapshot {
     char id[2 * PF_ID_LEN + 1]; /* filled when loaded or saved */
     int64_t time_ns;            /* Unix time in nanoseconds */
@@ -46,6 +89,7 @@ typedef struct pf_snapshot {
     char **skipped;     /* the first PF_SNAPSHOT_SKIPPED_MAX unreadable paths */
     size_t nskipped;
     uint64_t skipped_count; /* every unreadable entry */
+    pf_media_check media_check;
 } pf_snapshot;
 
 void pf_snapshot_init(pf_snapshot *s);

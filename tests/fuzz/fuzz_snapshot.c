@@ -1,5 +1,5 @@
 /* libFuzzer: snapshot JSON decoding. Whatever decodes must encode again and decode to the
- * same snapshot. */
+ * same snapshot (its media check too). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,8 +53,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         !same_json(s.components, t.components) || !same_json(s.manifest, t.manifest) ||
         !same_json(s.stats, t.stats) || t.kind != s.kind || t.complete != s.complete ||
         t.skipped_count != s.skipped_count ||
-        !same_strs(s.skipped, s.nskipped, t.skipped, t.nskipped))
+        !same_strs(s.skipped, s.nskipped, t.skipped, t.nskipped) ||
+        s.media_check.recorded != t.media_check.recorded)
         abort();
+    if (s.media_check.recorded) {
+        cJSON *a = pf_media_check_to_json(&s.media_check),
+              *b = pf_media_check_to_json(&t.media_check);
+        if (!same_json(a, b))
+            abort();
+        cJSON_Delete(a);
+        cJSON_Delete(b);
+    }
     cJSON_free(text);
     pf_snapshot_free(&t);
     pf_snapshot_free(&s);

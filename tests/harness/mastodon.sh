@@ -11,6 +11,10 @@
 #                        Mastodon print the same lines.
 #   mastodon_churn DIR   a busy day: new posts and follows, new uploads, an expired cache
 #                        file, Sidekiq jobs done and queued.
+# The database names exactly the files of public/system as Mastodon does (Paperclip's
+# [cache/]class/attachment/id_partition/style/name, real column names): media, avatars and
+# headers, custom emoji, a preview card and a site upload, local and cached remote ones, plus
+# one file no row names (media_attachments/.../000/000/002/original/empty.bin).
 # After mastodon_up/blank, DIR/mastodon.env holds PG_PORT, PG_SOCK, REDIS_PORT, LIVE,
 # MASTODON_DB_PASS (plus pg.env and redis.env). Everything stops when the shell exits.
 . "$(dirname "${BASH_SOURCE[0]}")/pg.sh"
@@ -52,6 +56,18 @@ CREATE TABLE accounts (
   note text NOT NULL DEFAULT '',
   fields jsonb,
   locked boolean NOT NULL DEFAULT false,
+  avatar_file_name varchar,
+  avatar_content_type varchar,
+  avatar_file_size integer,
+  avatar_updated_at timestamp,
+  avatar_remote_url varchar,
+  avatar_storage_schema_version integer,
+  header_file_name varchar,
+  header_content_type varchar,
+  header_file_size integer,
+  header_updated_at timestamp,
+  header_remote_url varchar NOT NULL DEFAULT '',
+  header_storage_schema_version integer,
   created_at timestamp NOT NULL,
   updated_at timestamp NOT NULL
 );
@@ -94,12 +110,51 @@ CREATE TABLE media_attachments (
   file_file_name varchar,
   file_content_type varchar,
   file_file_size integer,
+  file_updated_at timestamp,
   file_meta json,
+  remote_url varchar NOT NULL DEFAULT '',
+  file_storage_schema_version integer,
+  thumbnail_file_name varchar,
+  thumbnail_content_type varchar,
+  thumbnail_file_size integer,
+  thumbnail_updated_at timestamp,
+  thumbnail_remote_url varchar,
+  thumbnail_storage_schema_version integer,
   created_at timestamp NOT NULL
+);
+CREATE TABLE custom_emojis (
+  id bigserial PRIMARY KEY,
+  shortcode varchar NOT NULL DEFAULT '',
+  domain varchar,
+  image_file_name varchar,
+  image_content_type varchar,
+  image_file_size integer,
+  image_updated_at timestamp,
+  image_remote_url varchar,
+  image_storage_schema_version integer,
+  created_at timestamp NOT NULL,
+  updated_at timestamp NOT NULL
+);
+CREATE UNIQUE INDEX index_custom_emojis_on_shortcode_and_domain ON custom_emojis (shortcode, domain);
+CREATE TABLE preview_cards (
+  id bigserial PRIMARY KEY,
+  url varchar NOT NULL DEFAULT '',
+  title varchar NOT NULL DEFAULT '',
+  image_file_name varchar,
+  image_content_type varchar,
+  image_file_size integer,
+  image_updated_at timestamp,
+  image_storage_schema_version integer,
+  created_at timestamp NOT NULL,
+  updated_at timestamp NOT NULL
 );
 CREATE TABLE site_uploads (
   id bigserial PRIMARY KEY,
   var varchar NOT NULL,
+  file_file_name varchar,
+  file_content_type varchar,
+  file_file_size integer,
+  file_updated_at timestamp,
   blob oid
 );
 CREATE TABLE schema_migrations (version varchar PRIMARY KEY);
@@ -126,12 +181,44 @@ INSERT INTO follows (account_id, target_account_id, created_at)
 SELECT 1 + (g * 7) % 60, 1 + (g * 13 + 5) % 60, timestamp '2024-03-01' + g * interval '1 second'
 FROM generate_series(1, 300) g WHERE (g * 7) % 60 <> (g * 13 + 5) % 60
 ON CONFLICT DO NOTHING;
-INSERT INTO media_attachments (status_id, account_id, file_file_name, file_content_type, file_file_size, file_meta, created_at)
-SELECT 110000000000000000 + g * 65536, 1 + g % 60, 'x' || g || '.jpg', 'image/jpeg', 1000 + g, '{"original":{"width":640}}',
+-- Files as Mastodon names them (see mastodon_media): ids 1 and 2 local uploads, 39 and 40
+-- remote media cached under cache/ (snowflake ids of their created_at: six groups in their
+-- paths), the rest
+-- remote media whose cached files were removed (file_* NULL, as `tootctl media remove`
+-- leaves them).
+INSERT INTO media_attachments (id, status_id, account_id, file_file_name, file_content_type, file_file_size, file_meta,
+                               remote_url, file_storage_schema_version, created_at)
+SELECT CASE g WHEN 39 THEN 111859095306240001 WHEN 40 THEN 111859099238400001 ELSE g END,
+       110000000000000000 + g * 65536, 1 + g % 60,
+       CASE g WHEN 1 THEN 'a1b2c3d4.jpg' WHEN 2 THEN 'e5f6.mp4' WHEN 39 THEN 'remote1.jpg' WHEN 40 THEN 'remote2.jpg' END,
+       CASE WHEN g IN (1, 2, 39, 40) THEN CASE g WHEN 2 THEN 'video/mp4' ELSE 'image/jpeg' END END,
+       CASE WHEN g IN (1, 2, 39, 40) THEN 1000 + g END, '{"original":{"width":640}}',
+       CASE WHEN g > 2 THEN 'https://remote' || (g % 7) || '.example/media/' || g || '.jpg' ELSE '' END,
+       CASE WHEN g IN (1, 2, 39, 40) THEN 1 END,
        timestamp '2024-02-02' + g * interval '1 minute'
 FROM generate_series(1, 40) g;
+UPDATE media_attachments SET thumbnail_file_name = 'thumb.png', thumbnail_content_type = 'image/png',
+       thumbnail_file_size = 3000, thumbnail_storage_schema_version = 1 WHERE id = 2;
 UPDATE statuses s SET ordered_media_attachment_ids = ARRAY[m.id] FROM media_attachments m WHERE m.status_id = s.id;
-INSERT INTO site_uploads (var, blob) VALUES ('thumbnail', lo_from_bytea(0, decode(repeat('89504e470d0a1a0a', 64), 'hex')));
+-- A local avatar; account 3 (remote) an old header from before cache/ (version NULL: it
+-- lives outside cache/); account 6 (remote) a cached avatar.
+UPDATE accounts SET avatar_file_name = 'avatar.png', avatar_content_type = 'image/png', avatar_file_size = 9000,
+       avatar_storage_schema_version = 1 WHERE id = 1;
+UPDATE accounts SET header_file_name = 'header.jpg', header_content_type = 'image/jpeg', header_file_size = 15000,
+       header_remote_url = 'https://remote3.example/h.jpg' WHERE id = 3;
+UPDATE accounts SET avatar_file_name = 'remote.png', avatar_content_type = 'image/png', avatar_file_size = 7000,
+       avatar_remote_url = 'https://remote6.example/a.png', avatar_storage_schema_version = 1 WHERE id = 6;
+INSERT INTO custom_emojis (shortcode, domain, image_file_name, image_content_type, image_file_size, image_remote_url,
+                           image_storage_schema_version, created_at, updated_at)
+VALUES ('blobcat', NULL, 'blobcat.png', 'image/png', 1200, NULL, 1, timestamp '2023-06-01', timestamp '2023-06-01'),
+       ('party', 'remote1.example', 'party.png', 'image/png', 900, 'https://remote1.example/e.png', 1,
+        timestamp '2024-01-05', timestamp '2024-01-05');
+INSERT INTO preview_cards (url, title, image_file_name, image_content_type, image_file_size, image_storage_schema_version,
+                           created_at, updated_at)
+VALUES ('https://news.example/a', 'A story', 'card.jpg', 'image/jpeg', 2500, 1, timestamp '2024-02-03', timestamp '2024-02-03'),
+       ('https://news.example/b', 'No image', NULL, NULL, NULL, NULL, timestamp '2024-02-04', timestamp '2024-02-04');
+INSERT INTO site_uploads (var, file_file_name, file_content_type, file_file_size, blob)
+VALUES ('thumbnail', 'thumbnail.png', 'image/png', 512, lo_from_bytea(0, decode(repeat('89504e470d0a1a0a', 64), 'hex')));
 SELECT setval('accounts_id_seq', 1000);
 INSERT INTO schema_migrations VALUES ('20230101000000'), ('20240101000000'), ('20240301000000');
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO mastodon_readonly;
@@ -154,10 +241,15 @@ mastodon_media() {
     mastodon_file "$sys/media_attachments/files/000/000/002/original/e5f6.mp4" 120000 640 1700000500
     mastodon_file "$sys/accounts/avatars/000/000/001/original/avatar.png" 9000 644 1690000000
     mastodon_file "$sys/accounts/avatars/000/000/001/static/avatar.png" 2000 600 1690000000
+    mastodon_file "$sys/media_attachments/thumbnails/000/000/002/original/thumb.png" 3000 644 1700000501
     mastodon_file "$sys/accounts/headers/000/000/003/original/header.jpg" 15000 644 1695000000
-    mastodon_file "$sys/cache/media_attachments/files/109/000/000/original/remote1.jpg" 50000 644 1710000000
-    mastodon_file "$sys/cache/media_attachments/files/109/000/001/original/remote2.jpg" 20000 644 1710000100
-    mastodon_file "$sys/cache/accounts/avatars/108/000/000/original/remote.png" 7000 644 1710000200
+    mastodon_file "$sys/custom_emojis/images/000/000/001/original/blobcat.png" 1200 644 1686000000
+    mastodon_file "$sys/custom_emojis/images/000/000/001/static/blobcat.png" 1100 644 1686000000
+    mastodon_file "$sys/cache/media_attachments/files/111/859/095/306/240/001/original/remote1.jpg" 50000 644 1710000000
+    mastodon_file "$sys/cache/media_attachments/files/111/859/099/238/400/001/original/remote2.jpg" 20000 644 1710000100
+    mastodon_file "$sys/cache/accounts/avatars/000/000/006/original/remote.png" 7000 644 1710000200
+    mastodon_file "$sys/cache/custom_emojis/images/000/000/002/original/party.png" 900 644 1710000300
+    mastodon_file "$sys/cache/preview_cards/images/000/000/001/original/card.jpg" 2500 644 1710000400
     mastodon_file "$sys/site_uploads/files/000/000/001/original/thumbnail.png" 512 644 1680000000
     printf '' >"$sys/media_attachments/files/000/000/002/original/empty.bin"
     touch -d @1700000600 "$sys/media_attachments/files/000/000/002/original/empty.bin"
@@ -252,6 +344,14 @@ FROM generate_series(1, 25) g;
 INSERT INTO follows (account_id, target_account_id, created_at) VALUES (2, 59, now()) ON CONFLICT DO NOTHING;
 UPDATE accounts SET note = note || ' (edited)', updated_at = now() WHERE id % 10 = 3;
 DELETE FROM media_attachments WHERE id = 7;
+-- A new upload and newly cached remote media, with their rows.
+UPDATE media_attachments SET file_file_name = 'new.jpg', file_content_type = 'image/jpeg', file_file_size = 25000,
+       remote_url = '', file_storage_schema_version = 1 WHERE id = 3;
+UPDATE media_attachments SET file_file_name = 'remote3.jpg', file_content_type = 'image/jpeg', file_file_size = 8000,
+       file_storage_schema_version = 1 WHERE id = 4;
+-- The cache retention job removed remote1's files and emptied its columns.
+UPDATE media_attachments SET file_file_name = NULL, file_content_type = NULL, file_file_size = NULL
+WHERE id = 111859095306240001;
 EOS
     ) || return 1
     redis_cli "$dir" rpop queue:default >/dev/null
@@ -259,8 +359,8 @@ EOS
     redis_cli "$dir" zadd feed:home:1 99999 130000000000000000 >/dev/null
     local sys=$dir/live/public/system
     mastodon_file "$sys/media_attachments/files/000/000/003/original/new.jpg" 25000 644 1720000000
-    mastodon_file "$sys/cache/media_attachments/files/109/000/002/original/remote3.jpg" 8000 644 1720000100
-    rm -f "$sys/cache/media_attachments/files/109/000/000/original/remote1.jpg"
+    mastodon_file "$sys/cache/media_attachments/files/000/000/004/original/remote3.jpg" 8000 644 1720000100
+    rm -f "$sys/cache/media_attachments/files/111/859/095/306/240/001/original/remote1.jpg"
 }
 
 # One line per table (row count + md5 of its rows in order), sequences, indexes, large

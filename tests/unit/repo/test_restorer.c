@@ -388,6 +388,62 @@ static void test_preplanted(void **state)
     scratch_done(f);
 }
 
+/* opts.exact (restore --force): what the snapshot does not hold goes, strays below a kept
+ * directory and whole stray trees alike; a stray symlink to a directory outside is removed
+ * as a link, what it points to is untouched; without exact, strays stay. */
+static void test_exact(void **state)
+{
+    fixture *f = *state;
+    scratch(f);
+    victim v;
+    victim_make(f, &v, "precious");
+    uint8_t root[PF_ID_LEN], sub[1][PF_ID_LEN], blob[2][PF_ID_LEN];
+    pf_node inner = tb_file_node(f->r, "kept", "kept\n", &blob[0]);
+    tb_save_tree(f->r, &inner, 1, sub[0]);
+    pf_node nodes[2];
+    nodes[0] = tb_dir_node("d", 0755, sub);
+    nodes[1] = tb_file_node(f->r, "file", "content\n", &blob[1]);
+    tb_save_tree(f->r, nodes, 2, root);
+    char p[4096];
+    snprintf(p, sizeof p,
+             "mkdir -p '%s/d/stray_dir/deeper' && echo x >'%s/d/stray_dir/deeper/f' && "
+             "echo x >'%s/d/stray' && echo x >'%s/stray_top' && "
+             "ln -s '%s' '%s/d/link_out' && ln -s '%s' '%s/link_file'",
+             f->target, f->target, f->target, f->target, f->outside, f->target, v.path, f->target);
+    run(p);
+    pf_restore_opts merge = {.owners = geteuid() == 0};
+    pf_err err = {0};
+    pf_restore_stats st = {0};
+    if (restore(f, root, &merge, &st, &err))
+        fail_msg("restore: %s", err.msg);
+    assert_int_equal(st.removed, 0);
+    assert_int_equal(entries(f->target), 4); /* d, file, stray_top, link_file */
+    pf_restore_opts exact = {.owners = geteuid() == 0, .exact = 1};
+    memset(&st, 0, sizeof st);
+    if (restore(f, root, &exact, &st, &err))
+        fail_msg("restore: %s", err.msg);
+    assert_int_equal(st.removed, 7); /* stray_top, link_file, d/stray, d/link_out, and
+                                      * d/stray_dir with deeper/ and deeper/f */
+    assert_int_equal(entries(f->target), 2);
+    snprintf(p, sizeof p, "%s/d", f->target);
+    assert_int_equal(entries(p), 1);
+    struct stat sb;
+    lstat_ok(f->target, "d/kept", &sb);
+    victim_unchanged(&v);
+    assert_int_equal(entries(f->outside), 1);
+    /* Only what an include restores whole is made exact: the root only leads to d/. */
+    snprintf(p, sizeof p, "echo x >'%s/stray_top' && echo x >'%s/d/stray'", f->target, f->target);
+    run(p);
+    const char *inc[] = {"d", NULL};
+    exact.include = inc;
+    memset(&st, 0, sizeof st);
+    if (restore(f, root, &exact, &st, &err))
+        fail_msg("restore: %s", err.msg);
+    assert_int_equal(st.removed, 1);
+    lstat_ok(f->target, "stray_top", &sb);
+    scratch_done(f);
+}
+
 /* During the restore: the progress callback (called after each file is created, before
  * its directory gets its attributes) plays the local user who owns the target and
  * swaps the directory being restored for a symlink to the victim. */
@@ -647,7 +703,7 @@ int main(void)
         cmocka_unit_test(test_too_deep),       cmocka_unit_test(test_preplanted),
         cmocka_unit_test(test_swapped_during), cmocka_unit_test(test_failed_file_removed_by_fd),
         cmocka_unit_test(test_times),          cmocka_unit_test(test_owner_names),
-        cmocka_unit_test(test_special),
+        cmocka_unit_test(test_special),        cmocka_unit_test(test_exact),
     };
     return cmocka_run_group_tests_name("restorer", tests, setup, teardown);
 }
