@@ -50,13 +50,13 @@ ignore_startup_parameters = extra_float_digits,search_path,options
 logfile = $d/pgbouncer.log
 pidfile = $d/pgbouncer.pid
 EOI
-        : >"$d/pgbouncer.log"
         harness_chown_pg "$d"
         # pgbouncer refuses to run as root: as postgres, like PostgreSQL itself.
         harness_as_owner pgbouncer -d -q "$d/pgbouncer.ini" || { cat "$d/pgbouncer.log" >&2; return 1; }
-        if harness_wait_port "$port" 10 2>/dev/null; then
+        if harness_wait_port "$port" 30; then
             break
         fi
+        pgbouncer_stop "$dir"
         if [ "$attempt" = 5 ] || ! grep -q "Address already in use" "$d/pgbouncer.log"; then
             echo "pgbouncer_start: pgbouncer did not listen on $port" >&2
             cat "$d/pgbouncer.log" >&2
@@ -79,6 +79,9 @@ pgbouncer_stop() {
     [ -f "$pidf" ] || return 0
     pid=$(cat "$pidf")
     harness_kill "$pid"
+    # A process that is gone but not yet reaped still passes kill -0, and pgbouncer refuses
+    # to start while its pidfile names a live process: the file goes with the process.
+    rm -f "$pidf"
 }
 
 pgbouncer_admin() {
