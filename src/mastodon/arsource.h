@@ -1,0 +1,45 @@
+/* Where a server keeps its ACTIVE_RECORD_ENCRYPTION_* keys: .env.production, or the
+ * environment its systemd units give Mastodon (units.h), and which of them Mastodon uses.
+ *
+ * Mastodon loads .env.production with dotenv, which never overrides a variable the process
+ * already has: a key set by the unit (Environment= or EnvironmentFile=) wins over the same
+ * key in .env.production. So each key is taken from the units when they set it, else from
+ * .env.production; when both set it differently a warning names the key (never a value).
+ * An EnvironmentFile= that is .env.production itself counts as .env.production. */
+#ifndef PF_MASTODON_ARSOURCE_H
+#define PF_MASTODON_ARSOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+#include "mastodon/arkeys.h"
+#include "mastodon/env.h"
+
+typedef struct pf_ar_keyset {
+    char *value[3];       /* in the order of pf_ar_key_names; NULL when unset or empty */
+    char *source[3];      /* the file each came from; NULL when unset */
+    bool from_systemd[3]; /* a unit, drop-in or environment file other than .env.production */
+    const char *unit;     /* the unit read (static), NULL when none exists */
+    /* The files outside .env.production that hold a key: to be backed up with it. */
+    size_t nfiles;
+    char **files;
+} pf_ar_keyset;
+
+/* Fills *ks from env (the parsed .env.production at env_path; env may be NULL when there is
+ * none) and the units found in unit_path (NULL: the default; see units.h). Returns 0, or -1
+ * with err when a unit or a required environment file cannot be read (the keys would then
+ * be guessed). Free *ks with pf_ar_keyset_free() in every case. */
+int pf_ar_keyset_find(const pf_mastodon_env *env, const char *env_path, const char *unit_path,
+                      pf_ar_keyset *ks, pf_err *err);
+
+/* The keys as pf_ar_keys_fit wants them (borrowed from ks). */
+pf_ar_keys pf_ar_keyset_keys(const pf_ar_keyset *ks);
+
+/* How many of the three are set. */
+int pf_ar_keyset_count(const pf_ar_keyset *ks);
+
+/* Wipes and frees; leaves *ks zeroed. */
+void pf_ar_keyset_free(pf_ar_keyset *ks);
+
+#endif
