@@ -1,6 +1,7 @@
 #include "mastodon/arsource.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,6 +94,48 @@ int pf_ar_keyset_count(const pf_ar_keyset *ks)
     for (int i = 0; i < 3; i++)
         n += ks->value[i] != NULL;
     return n;
+}
+
+void pf_ar_keyset_env_text(const pf_ar_keyset *ks, pf_buf *out)
+{
+    for (int i = 0; i < 3; i++) {
+        const char *v = ks->value[i];
+        if (!v)
+            continue;
+        bool plain =
+            strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=._-") ==
+            strlen(v);
+        pf_buf_printf(out, "%s=", pf_ar_key_names[i]);
+        if (plain) {
+            pf_buf_append_str(out, v);
+        } else {
+            pf_buf_u8(out, '"');
+            for (const char *p = v; *p; p++) {
+                if (strchr("\"\\$`", *p))
+                    pf_buf_u8(out, '\\');
+                pf_buf_u8(out, (uint8_t)*p);
+            }
+            pf_buf_u8(out, '"');
+        }
+        pf_buf_u8(out, '\n');
+    }
+}
+
+int pf_ar_keys_differ(const char *const snap[3], const pf_mastodon_env *target, char *names,
+                      size_t n)
+{
+    int differ = 0;
+    if (n)
+        names[0] = 0;
+    for (int i = 0; i < 3; i++) {
+        const char *t = pf_mastodon_env_get(target, pf_ar_key_names[i]);
+        if (!snap[i] || !*snap[i] || !t || !*t || !strcmp(snap[i], t))
+            continue;
+        differ++;
+        size_t l = strlen(names);
+        snprintf(names + l, n - l, "%s%s", l ? ", " : "", pf_ar_key_names[i]);
+    }
+    return differ;
 }
 
 void pf_ar_keyset_free(pf_ar_keyset *ks)

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/buf.h"
 #include "common/err.h"
 #include "mastodon/arkeys.h"
 #include "mastodon/env.h"
@@ -38,6 +39,19 @@ pf_ar_keys pf_ar_keyset_keys(const pf_ar_keyset *ks);
 
 /* How many of the three are set. */
 int pf_ar_keyset_count(const pf_ar_keyset *ks);
+
+/* The snapshot's own record of the keys Mastodon uses, whatever file they came from:
+ * "NAME=value" lines (a value with other characters than [A-Za-z0-9+/=._-] double-quoted,
+ * with \" \\ \$ \` escaped), read back with pf_units_apply_envfile. Appended to out. */
+#define PF_AR_KEYS_FILE "active_record_encryption.env"
+void pf_ar_keyset_env_text(const pf_ar_keyset *ks, pf_buf *out);
+
+/* Compares the keys a snapshot holds (snap[i] for pf_ar_key_names[i], NULL: unset) with
+ * the ones a target .env.production sets. Returns how many differ where both are set, and
+ * writes their names, comma-separated, into names (never a value). A key the target lacks
+ * does not count: Mastodon would refuse to boot, not run with other keys. */
+int pf_ar_keys_differ(const char *const snap[3], const pf_mastodon_env *target, char *names,
+                      size_t n);
 
 /* Wipes and frees; leaves *ks zeroed. */
 void pf_ar_keyset_free(pf_ar_keyset *ks);

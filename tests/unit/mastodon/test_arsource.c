@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "mastodon/arsource.h"
+#include "mastodon/units.h"
 
 static char logged[4096];
 
@@ -96,11 +97,50 @@ static void test_units_win_and_sources(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static void test_keys_file_and_differ(void **state)
+{
+    (void)state;
+    char v0[] = "plainKEY123", v1[] = "with \"quote\" $x \\ `y`", v2[] = "salt";
+    pf_ar_keyset ks = {.value = {v0, v1, v2}};
+    pf_buf b = PF_BUF_INIT;
+    pf_ar_keyset_env_text(&ks, &b);
+    pf_unit_env u = {0};
+    pf_units_apply_envfile(&u, (const char *)b.data, b.len, "snapshot");
+    assert_string_equal(pf_unit_env_get(&u, PF_AR_PRIMARY, NULL), v0);
+    assert_string_equal(pf_unit_env_get(&u, PF_AR_DETERMINISTIC, NULL), v1);
+    assert_string_equal(pf_unit_env_get(&u, PF_AR_SALT, NULL), v2);
+    pf_unit_env_free(&u);
+    pf_buf_free(&b);
+
+    const char *t = "LOCAL_DOMAIN=x.example\n"
+                    "ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY=other\n"
+                    "ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT=salt\n";
+    pf_mastodon_env env;
+    pf_err err = {0};
+    assert_int_equal(pf_mastodon_env_parse(t, strlen(t), &env, &err), 0);
+    const char *snap[3] = {v0, v1, v2};
+    char names[256];
+    assert_int_equal(pf_ar_keys_differ(snap, &env, names, sizeof names), 1);
+    assert_string_equal(names, PF_AR_PRIMARY);
+    const char *snap2[3] = {"other", NULL, "salt2"};
+    assert_int_equal(pf_ar_keys_differ(snap2, &env, names, sizeof names), 1);
+    assert_string_equal(names, PF_AR_SALT);
+    const char *snap3[3] = {"x", "y", "z"};
+    assert_int_equal(pf_ar_keys_differ(snap3, &env, names, sizeof names), 2);
+    assert_string_equal(names, PF_AR_PRIMARY ", " PF_AR_SALT);
+    assert_null(strstr(names, "other"));
+    const char *same[3] = {"other", "y", "salt"};
+    assert_int_equal(pf_ar_keys_differ(same, &env, names, sizeof names), 0);
+    assert_string_equal(names, "");
+    pf_mastodon_env_free(&env);
+}
+
 int main(void)
 {
     pf_log_set_handler(keep_log);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_units_win_and_sources),
+        cmocka_unit_test(test_keys_file_and_differ),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
