@@ -263,3 +263,35 @@ int pf_pgbouncer_ini_load(const char *path, const char *dbname, pf_pgbouncer_tar
         pf_err_prefix(err, "%s", path);
     return rc;
 }
+
+int pf_pgbouncer_bypass(const pf_pg_conn *through, const char *cfg_host, int cfg_port,
+                        const char *ini_path, pf_pgbouncer_target *t, const char **from,
+                        pf_err *err)
+{
+    const char *db = through->dbname ? through->dbname : "mastodon_production";
+    memset(t, 0, sizeof *t);
+    if (cfg_host && cfg_port) {
+        copy(t->host, sizeof t->host, cfg_host);
+        t->port = cfg_port;
+        copy(t->dbname, sizeof t->dbname, db);
+        *from = "the configuration";
+    } else {
+        if (pf_pgbouncer_ini_load(ini_path, db, t, err))
+            return -1;
+        *from = ini_path ? ini_path : PF_PGBOUNCER_DEFAULT_INI;
+        if (cfg_host)
+            copy(t->host, sizeof t->host, cfg_host);
+        if (cfg_port)
+            t->port = cfg_port;
+    }
+    pf_pg_conn c = *through;
+    c.host = t->host;
+    c.port = t->port;
+    c.dbname = NULL; /* the database may not exist yet (a restore) */
+    pf_pgbouncer_info info;
+    pf_err e = {0};
+    if (pf_pgbouncer_probe(&c, &info, &e) == 0 && info.detected)
+        return pf_err_set(err, PF_EUSAGE, "%s:%d, named by %s, is a pgbouncer too", t->host,
+                          t->port, *from);
+    return 0;
+}

@@ -60,4 +60,15 @@ int pf_pgbouncer_ini_parse(const char *text, const char *dbname, pf_pgbouncer_ta
 int pf_pgbouncer_ini_load(const char *path, const char *dbname, pf_pgbouncer_target *t,
                           pf_err *err);
 
+/* Where to reach PostgreSQL itself when `through` reaches a pgbouncer: cfg_host/cfg_port
+ * when the operator named them (either may be NULL/0; the other then comes from the ini
+ * entry, or defaults to the ini's), else the [databases] entry of ini_path for
+ * through->dbname. The answer is probed: a pgbouncer there too is refused. Returns 0 with
+ * *t filled and *from ("the configuration" or the ini's path, static or borrowed), or -1
+ * with err saying why none was found, e.g. "cannot read /etc/pgbouncer/pgbouncer.ini:
+ * Permission denied"; the caller says what needs PostgreSQL and which settings to give. */
+int pf_pgbouncer_bypass(const pf_pg_conn *through, const char *cfg_host, int cfg_port,
+                        const char *ini_path, pf_pgbouncer_target *t, const char **from,
+                        pf_err *err);
+
 #endif
