@@ -80,7 +80,14 @@ int pf_pgbouncer_probe(const pf_pg_conn *c, pf_pgbouncer_info *info, pf_err *err
     PQfinish(a);
     if (!info->detected || !c->dbname)
         return 0;
-    PGconn *d = connect_db(c, c->dbname);
+    return pf_pgbouncer_statement_mode(c, &info->statement_mode, err);
+}
+
+int pf_pgbouncer_statement_mode(const pf_pg_conn *c, bool *refused, pf_err *err)
+{
+    (void)err;
+    *refused = false;
+    PGconn *d = connect_db(c, c->dbname ? c->dbname : "mastodon_production");
     if (d && PQstatus(d) == CONNECTION_OK) {
         PGresult *r = PQexec(d, "BEGIN");
         bool began = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -89,12 +96,12 @@ int pf_pgbouncer_probe(const pf_pg_conn *c, pf_pgbouncer_info *info, pf_err *err
             r = PQexec(d, "SELECT 1");
             if (PQresultStatus(r) != PGRES_TUPLES_OK &&
                 strstr(PQerrorMessage(d), "statement pooling"))
-                info->statement_mode = true;
+                *refused = true;
             PQclear(r);
             r = PQexec(d, "ROLLBACK");
             PQclear(r);
         } else if (strstr(PQerrorMessage(d), "statement pooling")) {
-            info->statement_mode = true;
+            *refused = true;
         }
     }
     PQfinish(d);

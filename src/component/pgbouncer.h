@@ -40,6 +40,12 @@ typedef struct pf_pgbouncer_info {
  * that does not exist yet, as before a restore, leaves it false). */
 int pf_pgbouncer_probe(const pf_pg_conn *c, pf_pgbouncer_info *info, pf_err *err);
 
+/* Whether c->dbname, reached as c says, refuses a transaction block the way pgbouncer in
+ * statement pooling mode does. Cheaper and quieter than pf_pgbouncer_probe (no failed
+ * login in PostgreSQL's log) for a backup, which only cares about that. Returns 0 with
+ * *refused set (false also when the connection fails: the dump then says why). */
+int pf_pgbouncer_statement_mode(const pf_pg_conn *c, bool *refused, pf_err *err);
+
 /* Where pgbouncer sends a database. */
 typedef struct pf_pgbouncer_target {
     char host[256]; /* host name, address or socket directory */
