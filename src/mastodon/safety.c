@@ -18,6 +18,8 @@ int pf_safety_backup_prepare(pf_mastodon_safety *s, const pf_mastodon_env *env,
     s->check.keys = &s->keys;
     if (pf_ar_keyset_find(env, env_path, unit_path, &s->keys, err))
         return pf_err_prefix(err, "looking for the ACTIVE_RECORD_ENCRYPTION_* keys");
+    if (!pg)
+        return 0; /* no dump this time */
     bool refused = false;
     pf_pgbouncer_statement_mode(pg, &refused, err);
     if (!refused)
@@ -264,8 +266,8 @@ int pf_safety_restore_pg(pf_pg_restore_opts *po, const char *pgb_ini, char *host
     if (pf_pgbouncer_probe(&c, &info, &e) || !info.detected)
         return 0; /* not a pgbouncer, or nothing there: the restore's own check says why */
     char what[160];
-    snprintf(what, sizeof what, "%s:%d is pgbouncer%s%s", po->host ? po->host : "(socket)",
-             po->port > 0 ? po->port : 5432, *info.version ? " " : "", info.version);
+    snprintf(what, sizeof what, "%s:%d is %s", po->host ? po->host : "(socket)",
+             po->port > 0 ? po->port : 5432, *info.version ? info.version : "a pgbouncer");
     pf_pgbouncer_target t;
     const char *from = NULL;
     if (pf_pgbouncer_bypass(&c, NULL, 0, pgb_ini, &t, &from, &e))

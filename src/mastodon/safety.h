@@ -43,7 +43,8 @@ typedef struct pf_mastodon_safety {
 /* Backup, before any component runs: finds the keys (units in unit_path, NULL: the
  * default) and, when pg reaches a pgbouncer that refuses transaction blocks, points *pg at
  * PostgreSQL itself (cfg_host/cfg_port: the config's pg_host/pg_port when set, else
- * pgbouncer's ini at pgb_ini, NULL: the default), saying so with pf_info. Returns 0, or -1
+ * pgbouncer's ini at pgb_ini, NULL: the default), saying so with pf_info; pg NULL (the
+ * database is not backed up this time) skips that. Returns 0, or -1
  * with err: a unit that cannot be read; statement mode with no way around it
  * (PF_EUSAGE, naming the settings). *s is the caller's, zeroed first; pf_safety_free it. */
 int pf_safety_backup_prepare(pf_mastodon_safety *s, const pf_mastodon_env *env,
