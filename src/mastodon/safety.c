@@ -20,6 +20,12 @@ int pf_safety_backup_prepare(pf_mastodon_safety *s, const pf_mastodon_env *env,
         return pf_err_prefix(err, "looking for the ACTIVE_RECORD_ENCRYPTION_* keys");
     if (!pg)
         return 0; /* no dump this time */
+    /* Root over a socket without a password (peer authentication, the standard install):
+     * we could only knock as root, which PostgreSQL would log as a failed login, and a
+     * pgbouncer is not set up that way. */
+    pf_pg_conn as_db, as_su;
+    if (pf_pg_peer_identities(pg, &as_db, &as_su))
+        return 0;
     bool refused = false;
     pf_pgbouncer_statement_mode(pg, &refused, err);
     if (!refused)
