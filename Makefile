@@ -4,6 +4,7 @@
 #   make demo         back up a throwaway Mastodon-shaped server, wipe it, restore it, prove it
 #   make fuzz         longer libFuzzer runs
 #   make install PREFIX=/usr/local
+#   make deb          a Debian package in build/
 
 PREFIX ?= /usr/local
 BUILD ?= build
@@ -50,8 +51,12 @@ $(BUILD)/tests/$(basename $(notdir $(1))): $(1) $(BUILD)/libpf.a
 endef
 $(foreach t,$(UNIT_SRC),$(eval $(call unit_rule,$(t))))
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) lint-includes
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# No file includes upward (the layers of docs/ARCHITECTURE.md); cheap, run with `unit`.
+lint-includes:
+	@tests/lint/includes.sh src
 
 deps:
 	@scripts/install-deps.sh
@@ -132,13 +137,17 @@ install: permafrost
 	  mv -f $(DESTDIR)$(SYSTEMDDIR)/$$(basename $$u).tmp $(DESTDIR)$(SYSTEMDDIR)/$$(basename $$u) || exit 1; \
 	done
 
+# A Debian package of the built tree: build/permafrost_VERSION_ARCH.deb (scripts/make-deb.sh).
+deb: all
+	@scripts/make-deb.sh
+
 format:
 	clang-format -i $$(find src tests -name '*.[ch]')
 
 clean:
 	rm -rf build build-asan build-fuzz permafrost
 
-.PHONY: all unit deps check asan-check fuzz fuzz-smoke fuzz-merge demo install format clean
+.PHONY: all unit lint-includes deps check asan-check fuzz fuzz-smoke fuzz-merge demo install deb format clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(FUZZ_OBJ:.o=.d)
 
 # ---- component test helper: tests/tools/pfcomp.c, used by tests/integration/components.sh.

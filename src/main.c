@@ -1,5 +1,6 @@
-/* permafrost: argv -> command table. Global options may appear before or after the
- * command name; everything else belongs to the command. */
+/* permafrost: global options, configuration and logging; then the command table
+ * (cli/commands.h). Global options may appear before or after the command name;
+ * everything else belongs to the command. */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,38 +8,22 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
+#include "cli/journal.h"
+#include "cli/monitor.h"
 #include "common/log.h"
 
-struct cmd_struct {
-    const char *name;
-    int (*fn)(int argc, char **argv);
-    const char *summary;
-};
-
-static const struct cmd_struct commands[] = {
-    {"init", cmd_init, "create a repository"},
-    {"backup", cmd_backup, "back up paths, or a whole Mastodon server with --live"},
-    {"snapshots", cmd_snapshots, "list snapshots (id, time, host, tags, size)"},
-    {"ls", cmd_ls, "list the entries of a snapshot"},
-    {"restore", cmd_restore, "restore a snapshot to a directory, or a Mastodon server"},
-    {"dump", cmd_dump, "write one file of a snapshot to stdout"},
-    {"check", cmd_check, "verify the repository's structure (and data with --read-data)"},
-    {"forget", cmd_forget, "remove snapshots by a retention policy (--prune to free space)"},
-    {"prune", cmd_prune, "free the space of data no snapshot uses"},
-    {"unlock", cmd_unlock, "remove stale locks (--force: every lock)"},
-    {"copy", cmd_copy, "copy snapshots into another repository (--to URL)"},
-    {"key", cmd_key, "list, add, remove, change passphrases; paper export/import"},
-    {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)"},
-    {"config", cmd_config, "check a configuration file (config check [FILE]); list its keys"},
-};
+/* --ping URL: a healthchecks-style ping for this run, whatever the command. */
+static const char *ping_flag;
+/* stderr is the journal: lines carry their syslog priority ("<3>..."). */
+static bool to_journal;
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: permafrost [--repo URL] [--config FILE] [--json] [-q|-v] COMMAND [ARGS]\n\n"
-            "Backup and disaster recovery for Mastodon servers.\n\ncommands:\n");
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "usage: permafrost [--repo URL] [--config FILE] [--json] [-q|-v] COMMAND [ARGS]\n\n"
+               "Backup and disaster recovery for Mastodon servers.\n\ncommands:\n");
+    for (size_t i = 0; i < pf_ncommands; i++)
+        fprintf(f, "  %-10s %s\n", pf_commands[i].name, pf_commands[i].summary);
     fprintf(f,
             "\nglobal options:\n"
             "  --repo URL           repository: a directory, sftp://[user@]host[:port]/path or\n"
@@ -50,6 +35,7 @@ static void usage(FILE *f)
             "  --ssh-key FILE       SSH private key for sftp:// repositories\n"
             "  --ssh-accept-new     accept an unknown SSH host key once and record it\n"
             "  --connections N      parallel connections to a remote repository\n"
+            "  --ping URL           ping URL/start, URL and URL/fail (healthchecks.io style)\n"
             "\nThe passphrase comes from $PERMAFROST_PASSWORD_FILE, $PERMAFROST_PASSWORD or a\n"
             "prompt on the terminal; never from the command line.\n"
             "\nexit codes: 0 ok, 1 error, 2 usage, 3 backup incomplete (unreadable files),\n"
@@ -66,7 +52,10 @@ static void log_handler(int level, const char *msg)
     if (level == PF_LOG_INFO && pf_g.verbosity < 0)
         return;
     pf_progress_done();
-    fprintf(stderr, "permafrost: %s%s\n", level == PF_LOG_WARN ? "warning: " : "", msg);
+    char line[1200];
+    snprintf(line, sizeof line, "permafrost: %s%s", level == PF_LOG_WARN ? "warning: " : "", msg);
+    pf_monitor_log_line(line);
+    fprintf(stderr, "%s%s\n", to_journal ? pf_journal_prefix(level) : "", line);
 }
 
 /* Removes global options from argv (wherever they are, up to "--"); returns new argc,
@@ -107,6 +96,8 @@ static int take_globals(int argc, char **argv)
             target = &pf_g.store_opts.ssh_key;
         else if (!strcmp(a, "--connections"))
             target = &conn;
+        else if (!strcmp(a, "--ping"))
+            target = &ping_flag;
         else if (!strncmp(a, "--repo=", 7)) {
             pf_g.repo_url = a + 7;
             continue;
@@ -148,6 +139,72 @@ static void apply_config_store_opts(void)
         pf_g.store_opts.connections = atoi(v);
 }
 
+/* The commands that run as jobs from timers: they ping, notify and write metrics. */
+static bool is_job(const char *name)
+{
+    static const char *const jobs[] = {"backup", "restore", "check", "drill",
+                                       "forget", "prune",   "copy"};
+    for (size_t i = 0; i < sizeof jobs / sizeof *jobs; i++)
+        if (!strcmp(name, jobs[i]))
+            return true;
+    return false;
+}
+
+/* The ping URL for this run: --ping, else the config's key for the command. */
+static const char *ping_url_for(const char *name)
+{
+    if (ping_flag)
+        return ping_flag;
+    if (!strcmp(name, "backup"))
+        return pf_config_get("ping_url");
+    if (!strcmp(name, "check"))
+        return pf_config_get("check_ping_url");
+    if (!strcmp(name, "drill"))
+        return pf_config_get("drill_ping_url");
+    return NULL;
+}
+
+/* Monitoring never fails the job: a ping that does not get through is a warning. */
+static void ping(const char *url, enum pf_ping_event ev, const char *body)
+{
+    pf_err e = {0};
+    if (url && pf_ping_send(url, ev, body, 10, &e) < 0)
+        pf_warn("ping: %s", e.msg);
+}
+
+static int run_job(int argc, char **argv)
+{
+    const char *name = argv[0];
+    const char *url = ping_url_for(name);
+    if (url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
+        fprintf(stderr, "permafrost: --ping %s: not an http:// or https:// URL\n", url);
+        return PF_EXIT_USAGE;
+    }
+    pf_run_report_init(&pf_monitor_report, name, pf_wall_time());
+    ping(url, PF_PING_START, NULL);
+    int rc = pf_cmd_dispatch(argc, argv);
+    pf_monitor_report.exit_code = rc;
+    pf_monitor_report.finished = pf_wall_time();
+    char tail[PF_MONITOR_TAIL_LINES * 520];
+    pf_monitor_log_tail(tail, sizeof tail);
+    ping(url, rc == 0 ? PF_PING_SUCCESS : PF_PING_FAIL, rc == 0 ? NULL : tail);
+    const char *notify = pf_config_get("notify_url");
+    if (notify && (rc != 0 || pf_config_true("notify_success"))) {
+        char host[256] = "", title[400];
+        gethostname(host, sizeof host - 1);
+        snprintf(title, sizeof title, "permafrost %s %s on %s (exit %d)", name,
+                 rc == 0 ? "succeeded" : "FAILED", host, rc);
+        pf_err e = {0};
+        if (pf_notify_send(notify, title, rc == 0 ? title : tail, 10, &e) < 0)
+            pf_warn("notify: %s", e.msg);
+    }
+    const char *metrics = pf_config_get("metrics_file");
+    pf_err e = {0};
+    if (metrics && pf_metrics_write(metrics, &pf_monitor_report, &e) < 0)
+        pf_warn("%s", e.msg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     /* Pack and chunk buffers are megabytes each: a fixed mmap threshold returns them to
@@ -156,6 +213,7 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     mallopt(M_ARENA_MAX, 4);
     pf_g.tty = isatty(STDERR_FILENO);
+    to_journal = pf_journal_is_stream(STDERR_FILENO);
     pf_cli_handle_signals();
     pf_log_set_handler(log_handler);
     argc = take_globals(argc, argv);
@@ -176,13 +234,19 @@ int main(int argc, char **argv)
     pf_err err = {0};
     const char *cfg = pf_g.config_file ? pf_g.config_file : getenv("PERMAFROST_CONFIG");
     /* `config check` reads the file itself, to list every problem rather than the first. */
-    if (strcmp(argv[1], "config") &&
+    const pf_command *cmd = pf_cmd_find(argv[1]);
+    if (!(cmd && (cmd->flags & PF_CMD_NO_CONFIG)) &&
         pf_config_load(cfg ? cfg : "/etc/permafrost.conf", cfg != NULL, &err))
         return pf_cli_fail(&err);
     apply_config_store_opts();
-    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-        if (!strcmp(argv[1], commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
-    fprintf(stderr, "permafrost: unknown command \"%s\": see 'permafrost --help'\n", argv[1]);
-    return PF_EXIT_USAGE;
+    if (cmd && is_job(cmd->name))
+        return run_job(argc - 1, argv + 1);
+    if (ping_flag) {
+        fprintf(stderr,
+                "permafrost: --ping is for jobs (backup, restore, check, drill, forget, "
+                "prune, copy), not %s\n",
+                argv[1]);
+        return PF_EXIT_USAGE;
+    }
+    return pf_cmd_dispatch(argc - 1, argv + 1);
 }

@@ -67,46 +67,57 @@ bool pf_config_true(const char *key)
 int pf_exit_code(const pf_err *err)
 {
     switch (err->code) {
-    case PF_OK: return PF_EXIT_OK;
-    case PF_EUSAGE: return PF_EXIT_USAGE;
-    case PF_ENOTFOUND: return PF_EXIT_NOTFOUND;
-    case PF_EEXIST: return PF_EXIT_EXISTS;
-    case PF_ECORRUPT: return PF_EXIT_DAMAGED;
-    case PF_EAUTH: return PF_EXIT_AUTH;
-    case PF_ENOREPO: return PF_EXIT_NOREPO;
-    case PF_ELOCKED: return PF_EXIT_LOCKED;
-    case PF_ECOMPONENT: return PF_EXIT_COMPONENT;
-    case PF_EINCOMPLETE: return PF_EXIT_INCOMPLETE;
-    case PF_ECONN: return PF_EXIT_CONNECT;
-    default: return PF_EXIT_ERROR;
+    case PF_OK:
+        return PF_EXIT_OK;
+    case PF_EUSAGE:
+        return PF_EXIT_USAGE;
+    case PF_ENOTFOUND:
+        return PF_EXIT_NOTFOUND;
+    case PF_EEXIST:
+        return PF_EXIT_EXISTS;
+    case PF_ECORRUPT:
+        return PF_EXIT_DAMAGED;
+    case PF_EAUTH:
+        return PF_EXIT_AUTH;
+    case PF_ENOREPO:
+        return PF_EXIT_NOREPO;
+    case PF_ELOCKED:
+        return PF_EXIT_LOCKED;
+    case PF_ECOMPONENT:
+        return PF_EXIT_COMPONENT;
+    case PF_EINCOMPLETE:
+        return PF_EXIT_INCOMPLETE;
+    case PF_ECONN:
+        return PF_EXIT_CONNECT;
+    default:
+        return PF_EXIT_ERROR;
     }
 }
 
 int pf_cli_fail(const pf_err *err)
 {
-    pf_progress_done();
-    fprintf(stderr, "permafrost: %s\n", err->msg[0] ? err->msg : "failed");
+    /* Through the log handler: the journal's priority prefix, and the failure ping's tail. */
+    pf_log(PF_LOG_ERROR, "%s", err->msg[0] ? err->msg : "failed");
     return pf_exit_code(err);
 }
 
-static char *read_password_file(const char *path, pf_err *err)
+char *pf_cli_passphrase_file(const char *path, const char *what, pf_err *err)
 {
     FILE *f = fopen(path, "r");
     if (!f) {
-        pf_err_sys(err, PF_EUSAGE, "cannot read passphrase file %s", path);
+        pf_err_sys(err, PF_EUSAGE, "cannot read %s %s", what, path);
         return NULL;
     }
     char buf[4096];
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    /* The first line is the passphrase; a trailing newline is not part of it. */
     buf[strcspn(buf, "\r\n")] = 0;
     char *p = strdup(buf);
     OPENSSL_cleanse(buf, sizeof buf);
     if (p && !*p) {
         free(p);
-        pf_err_set(err, PF_EUSAGE, "passphrase file %s is empty", path);
+        pf_err_set(err, PF_EUSAGE, "%s %s is empty", what, path);
         return NULL;
     }
     return p;
@@ -153,7 +164,7 @@ char *pf_cli_passphrase(bool confirm, const char *prompt, pf_err *err)
     if (!file || !*file)
         file = pf_g.password_file ? pf_g.password_file : pf_config_get("password_file");
     if (file && *file)
-        return read_password_file(file, err);
+        return pf_cli_passphrase_file(file, "passphrase file", err);
     const char *env = getenv("PERMAFROST_PASSWORD");
     if (env && *env)
         return strdup(env);
@@ -246,8 +257,7 @@ pf_repo *pf_cli_open_repo(pf_err *err)
     pf_repo *r = pf_repo_open(st, pass, err);
     pf_cli_passphrase_free(pass);
     /* Remote repositories keep index files and snapshots in a local cache. */
-    const char *loc = r ? r->store->location : "";
-    if (r && loc && (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "s3:", 3))) {
+    if (r && pf_store_properties(r->store).remote) {
         const char *base = getenv("PERMAFROST_CACHE_DIR");
         char path[4096];
         if (!base || !*base) {
@@ -315,6 +325,13 @@ void pf_progress_done(void)
     }
 }
 
+double pf_wall_time(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 double pf_now(void)
 {
     struct timespec ts;
@@ -369,8 +386,9 @@ static void *signal_waiter(void *arg)
     for (int i = 0; i < MAX_HELD; i++)
         pf_lock_abandon(held[i]);
     pf_progress_done();
-    fprintf(stderr, "permafrost: interrupted by %s: no snapshot was written by this run; "
-                    "what was uploaded is reused next time\n",
+    fprintf(stderr,
+            "permafrost: interrupted by %s: no snapshot was written by this run; "
+            "what was uploaded is reused next time\n",
             strsignal(sig));
     _exit(128 + sig);
 }
@@ -393,8 +411,5 @@ int pf_cli_workers(const pf_repo *r)
 {
     if (pf_g.store_opts.connections > 0)
         return pf_g.store_opts.connections;
-    const char *loc = r->store->location ? r->store->location : "";
-    if (!strncmp(loc, "sftp://", 7) || !strncmp(loc, "s3:", 3))
-        return 4;
-    return 0;
+    return pf_store_properties(r->store).connections;
 }

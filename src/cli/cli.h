@@ -8,9 +8,7 @@
 #include <stdint.h>
 
 #include "common/err.h"
-#include "repo/archiver.h"
 #include "repo/repo.h"
-#include "repo/saver.h"
 #include "store/store.h"
 
 #define PF_VERSION "0.1.0"
@@ -62,6 +60,10 @@ int pf_exit_code(const pf_err *err);
  * Returns a malloc'd string or NULL with err filled. */
 char *pf_cli_passphrase(bool confirm, const char *prompt, pf_err *err);
 void pf_cli_passphrase_free(char *p);
+/* The passphrase in the first line of path (a trailing newline is not part of it); what
+ * names the file in errors ("passphrase file", "new passphrase file"). Returns a malloc'd
+ * string for pf_cli_passphrase_free, or NULL with err set (PF_EUSAGE: unreadable, empty). */
+char *pf_cli_passphrase_file(const char *path, const char *what, pf_err *err);
 
 pf_store *pf_cli_open_store(pf_err *err);
 /* Refuses (PF_EUSAGE, naming the right form) a repository string that looks like a
@@ -80,8 +82,8 @@ void pf_cli_unlock(struct pf_lock *l);
 /* SIGINT/SIGTERM/SIGHUP: remove held locks, say what happened, exit 128+signal. */
 void pf_cli_handle_signals(void);
 
-/* Parallel transfers for r: --connections, else 4 for a remote store, else 0 (the
- * saver's and restorer's own default for the machine). */
+/* Parallel transfers for r: --connections, else what the store suits (4 for sftp and
+ * s3), else 0 (the saver's and restorer's own default for the machine). */
 int pf_cli_workers(const pf_repo *r);
 
 /* Output helpers. */
@@ -89,49 +91,16 @@ void pf_out_json(cJSON *o); /* prints and deletes */
 void pf_human_bytes(uint64_t n, char *out, size_t len);
 void pf_progress_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pf_progress_done(void);
-double pf_now(void);
+double pf_now(void);       /* monotonic seconds: for durations */
+double pf_wall_time(void); /* Unix seconds: for times recorded or reported */
 
-/* Snapshot presentation shared by snapshots, ls and backup. */
-cJSON *pf_snapshot_to_json(const pf_snapshot *s);
+/* Snapshot presentation shared by snapshots, ls and backup (the JSON form is
+ * pf_snapshot_to_json, repo/snapshot.h). */
 void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n);
 
-/* A backup in progress, shared by plain and Mastodon backups: repository open, index
- * loaded, parent found, saver and archiver running. Commit writes the snapshot last. */
-typedef struct pf_backup_run {
-    pf_repo *repo;
-    pf_saver *saver;
-    pf_archiver *arch;
-    pf_snapshot snap;
-    double started;
-    uint64_t estimate; /* bytes of the parent snapshot, for the ETA */
-    struct pf_lock *lock;
-} pf_backup_run;
-
-/* parent_tag: when set, the parent is the latest snapshot of this host with that tag;
- * otherwise the latest of this host with the same paths. */
-int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char **paths,
-                    size_t npaths, pf_err *err);
-int pf_backup_commit(pf_backup_run *b, pf_err *err);
-void pf_backup_end(pf_backup_run *b);
-/* Prints the summary of a committed backup (or JSON). */
-void pf_backup_report(pf_backup_run *b);
-
-/* Each command: argc/argv start at the command name. */
-int cmd_init(int argc, char **argv);
+/* backup and restore parse their own argv (starting at the command name); the other
+ * commands are run through the table of cli/commands.h. */
 int cmd_backup(int argc, char **argv);
-int cmd_snapshots(int argc, char **argv);
-int cmd_ls(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
-int cmd_dump(int argc, char **argv);
-int cmd_check(int argc, char **argv);
-int cmd_forget(int argc, char **argv);
-int cmd_prune(int argc, char **argv);
-int cmd_unlock(int argc, char **argv);
-int cmd_key(int argc, char **argv);
-int cmd_copy(int argc, char **argv);
-int cmd_upgrade(int argc, char **argv);
-int cmd_config(int argc, char **argv);
-int cmd_backup_mastodon(int argc, char **argv);
-int cmd_restore_mastodon(int argc, char **argv);
 
 #endif

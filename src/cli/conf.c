@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "repo/prune.h"
 #include "repo/retention.h"
 
 /* Keep the groups in the order of docs/permafrost.conf.5 and contrib/permafrost.conf. */
@@ -75,6 +76,19 @@ const pf_conf_key pf_conf_keys[] = {
     {"copy_to", PF_CONF_REPO, 0, 0, "copy --to", "the repository that copy copies into"},
     {"copy_password_file", PF_CONF_PATH, 0, 0, "$PERMAFROST_TO_PASSWORD_FILE",
      "file whose first line is the passphrase of copy_to"},
+    /* monitoring */
+    {"ping_url", PF_CONF_URL, 0, 0, "--ping (for backup)",
+     "healthchecks-style URL pinged when backup starts (/start), succeeds, fails (/fail)"},
+    {"check_ping_url", PF_CONF_URL, 0, 0, "--ping (for check)", "the same, for check"},
+    {"drill_ping_url", PF_CONF_URL, 0, 0, "--ping (for drill)", "the same, for drill"},
+    {"notify_url", PF_CONF_URL, 0, 0, "",
+     "URL (ntfy topic or webhook) that gets a POSTed message when a job fails"},
+    {"notify_success", PF_CONF_BOOL, 0, 0, "", "notify_url also hears of jobs that succeed"},
+    {"metrics_file", PF_CONF_PATH, 0, 0, "",
+     "Prometheus textfile (node_exporter's textfile collector) written after every job"},
+    /* drills */
+    {"drill_pg_bindir", PF_CONF_PATH, 0, 0, "drill --pg-bindir",
+     "PostgreSQL server binaries for the drill's scratch cluster (default: the newest installed)"},
 };
 const size_t pf_conf_nkeys = sizeof pf_conf_keys / sizeof *pf_conf_keys;
 
@@ -160,6 +174,8 @@ const char *pf_conf_type_name(pf_conf_type t)
         return "duration";
     case PF_CONF_PERCENT:
         return "percent";
+    case PF_CONF_URL:
+        return "URL";
     }
     return "?";
 }
@@ -200,6 +216,10 @@ int pf_conf_check_value(const pf_conf_key *k, const char *v, char *why, size_t n
     case PF_CONF_TEXT:
     case PF_CONF_PATH:
         return 0;
+    case PF_CONF_URL:
+        if (strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+            return why_set(why, n, "\"%s\" is not an http:// or https:// URL", v);
+        return 0;
     case PF_CONF_REPO:
         if (pf_cli_check_repo_url(v, &err))
             return why_set(why, n, "%s", err.msg);
@@ -239,12 +259,8 @@ int pf_conf_check_value(const pf_conf_key *k, const char *v, char *why, size_t n
         return 0;
     }
     case PF_CONF_PERCENT: {
-        /* As prune's --max-unused reads it. */
-        errno = 0;
-        double x = strtod(v, &end);
-        if (end != v && *end == '%')
-            end++;
-        if (end == v || *end || errno || !(x >= 0) || x > 100)
+        double x;
+        if (pf_prune_parse_max_unused(v, &x))
             return why_set(why, n, "\"%s\" is not a percentage from 0 to 100", v);
         return 0;
     }

@@ -24,6 +24,7 @@ typedef enum pf_conf_type {
     PF_CONF_COUNT,    /* a keep count: 0.., or all/unlimited/-1 (pf_retention_parse_count) */
     PF_CONF_DURATION, /* a retention duration such as 1y6m (pf_retention_parse_duration) */
     PF_CONF_PERCENT,  /* 0 to 100, with an optional '%' */
+    PF_CONF_URL,      /* an http:// or https:// URL */
 } pf_conf_type;
 
 typedef struct pf_conf_key {

@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cmd/live.h"
 #include "common/log.h"
+#include "component/component.h"
+#include "mastodon/mastodon.h"
+#include "repo/backup_run.h"
 #include "repo/lock.h"
 
 static const char backup_help[] =
@@ -19,141 +23,28 @@ static const char backup_help[] =
     "With --live, backs up a whole Mastodon server (see 'permafrost backup --live --help').\n"
     "Exit code 3: the snapshot was written but some files could not be read.\n";
 
-static void backup_progress(const pf_archive_stats *st, const char *current, void *ctx)
+static void backup_progress(const pf_backup_run *b, const pf_archive_stats *st)
 {
-    pf_backup_run *b = ctx;
-    (void)current;
-    double el = pf_now() - b->started;
-    char done[32], rate[32], eta[32] = "";
-    pf_human_bytes(st->bytes, done, sizeof done);
-    pf_human_bytes(el > 0 ? (uint64_t)((double)st->bytes_read / el) : 0, rate, sizeof rate);
-    if (b->estimate > st->bytes && el > 1 && st->bytes > 0) {
-        double left = (double)(b->estimate - st->bytes) / ((double)st->bytes / el);
-        snprintf(eta, sizeof eta, "  ETA %d:%02d", (int)left / 60, (int)left % 60);
-    }
-    pf_progress_line("[%d:%02d] %llu files, %s, %s/s%s", (int)el / 60, (int)el % 60,
-                     (unsigned long long)st->files, done, rate, eta);
+    pf_live_progress(b->started, st->files, st->bytes, st->bytes_read, b->estimate);
 }
 
-static int same_paths(const pf_snapshot *s, char **paths, size_t n)
+/* The lock, then the run: taken before and released after it, so that a signal removes
+ * the lock of a backup in progress. */
+static int begin_locked(struct pf_lock **lock, pf_repo *r, pf_err *err)
 {
-    if (s->npaths != n)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(s->paths[i], paths[i]))
-            return 0;
-    return 1;
+    *lock = pf_cli_lock(r, false, "backup", err);
+    return *lock ? 0 : -1;
 }
 
-int pf_backup_begin(pf_backup_run *b, pf_repo *r, const char *parent_tag, char **paths,
-                    size_t npaths, pf_err *err)
+static pf_backup_opts run_opts(pf_repo *r)
 {
-    memset(b, 0, sizeof *b);
-    b->repo = r;
-    b->started = pf_now();
-    pf_snapshot_init(&b->snap);
-    char host[HOST_NAME_MAX + 1] = "";
-    gethostname(host, sizeof host - 1);
-    const char *h = getenv("PERMAFROST_HOST");
-    b->snap.host = strdup(h && *h ? h : host);
-    struct passwd *pw = getpwuid(getuid());
-    b->snap.user = strdup(pw ? pw->pw_name : "");
-    b->snap.program = strdup("permafrost " PF_VERSION);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    b->snap.time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-    struct tm tm;
-    localtime_r(&now.tv_sec, &tm);
-    b->snap.tz_offset = (int32_t)tm.tm_gmtoff;
-    for (size_t i = 0; i < npaths; i++)
-        pf_snapshot_add_path(&b->snap, paths[i]);
-    b->snap.kind = PF_SNAP_PATHS; /* a Mastodon backup says what it is after begin */
-
-    b->lock = pf_cli_lock(r, false, "backup", err);
-    if (!b->lock || pf_repo_load_index(r, err))
-        return -1;
-    pf_index_file orphans = {0};
-    if (pf_repo_index_orphan_packs(r, &orphans, err))
-        return -1;
-    if (orphans.npacks)
-        pf_info("reusing %zu pack%s left by an interrupted backup", orphans.npacks,
-                orphans.npacks == 1 ? "" : "s");
-
-    pf_snapshot *all = NULL;
-    size_t n = 0;
-    if (pf_repo_load_all_snapshots(r, &all, &n, err)) {
-        pf_index_file_free(&orphans);
-        return -1;
-    }
-    const pf_snapshot *parent = NULL;
-    for (size_t i = n; i-- > 0;) {
-        const pf_snapshot *s = &all[i];
-        if (strcmp(s->host, b->snap.host))
-            continue;
-        if (parent_tag ? pf_snapshot_has_tag(s, parent_tag) : same_paths(s, paths, npaths)) {
-            parent = s;
-            break;
-        }
-    }
-    if (parent) {
-        memcpy(b->snap.parent, parent->id, sizeof b->snap.parent);
-        cJSON *v = parent->stats ? cJSON_GetObjectItemCaseSensitive(parent->stats, "bytes") : NULL;
-        b->estimate = cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
-        pf_debug("parent snapshot %.8s", parent->id);
-    }
-    b->saver = pf_saver_new(r, pf_cli_workers(r), err);
-    if (!b->saver) {
-        pf_index_file_free(&orphans);
-        pf_snapshots_free(all, n);
-        return -1;
-    }
-    pf_saver_adopt(b->saver, &orphans);
-    pf_saver_adopt(b->saver, &r->recovered);
-    b->arch = pf_archiver_new(r, b->saver, parent ? parent->tree : NULL, err);
-    pf_snapshots_free(all, n);
-    if (!b->arch)
-        return -1;
-    pf_archiver_set_progress(b->arch, backup_progress, b);
-    return 0;
+    return (pf_backup_opts){.workers = pf_cli_workers(r),
+                            .progress = backup_progress,
+                            .program = "permafrost " PF_VERSION};
 }
 
-int pf_backup_commit(pf_backup_run *b, pf_err *err)
-{
-    pf_dir *root = pf_archiver_root(b->arch);
-    if (pf_dir_end(b->arch, root, b->snap.tree, err))
-        return -1;
-    /* Every pack and index file must be durable before the snapshot names them. */
-    if (pf_saver_finish(b->saver, err))
-        return -1;
-    pf_archive_stats st;
-    pf_saver_stats ss;
-    pf_archiver_stats(b->arch, &st);
-    pf_saver_stats_get(b->saver, &ss);
-    cJSON_Delete(b->snap.stats);
-    b->snap.stats = cJSON_CreateObject();
-    cJSON_AddNumberToObject(b->snap.stats, "files", (double)st.files);
-    cJSON_AddNumberToObject(b->snap.stats, "dirs", (double)st.dirs);
-    cJSON_AddNumberToObject(b->snap.stats, "bytes", (double)st.bytes);
-    cJSON_AddNumberToObject(b->snap.stats, "bytes_read", (double)st.bytes_read);
-    cJSON_AddNumberToObject(b->snap.stats, "files_unchanged", (double)st.files_unchanged);
-    cJSON_AddNumberToObject(b->snap.stats, "bytes_new", (double)ss.bytes_new);
-    cJSON_AddNumberToObject(b->snap.stats, "bytes_stored", (double)ss.bytes_stored);
-    cJSON_AddNumberToObject(b->snap.stats, "errors", (double)st.errors);
-    cJSON_AddNumberToObject(b->snap.stats, "seconds", pf_now() - b->started);
-    /* An unreadable entry makes the snapshot incomplete, whatever its kind: it says so
-     * itself, and names what it lacks. */
-    const char *const *skipped;
-    size_t nskipped = pf_archiver_skipped(b->arch, &skipped);
-    for (size_t i = 0; i < nskipped; i++)
-        pf_snapshot_add_skipped(&b->snap, skipped[i]);
-    if (st.errors) {
-        b->snap.complete = false;
-        b->snap.skipped_count = st.errors;
-    }
-    return pf_repo_save_snapshot(b->repo, &b->snap, err);
-}
-
-void pf_backup_report(pf_backup_run *b)
+/* Prints the summary of a committed backup (or JSON). */
+static void backup_report(pf_backup_run *b)
 {
     pf_progress_done();
     if (pf_g.json) {
@@ -178,15 +69,139 @@ void pf_backup_report(pf_backup_run *b)
            b->snap.id, files, unchanged, hb, ha, hs, secs);
 }
 
-void pf_backup_end(pf_backup_run *b)
+/* Commits b and prints what it saved. `what` names what an unreadable entry is ("",
+ * "media "). Returns the exit code. */
+static int commit_and_report(pf_backup_run *b, const char *what)
 {
-    pf_archiver_free(b->arch);
-    pf_saver_free(b->saver);
-    pf_snapshot_free(&b->snap);
-    pf_cli_unlock(b->lock);
-    b->lock = NULL;
-    b->arch = NULL;
-    b->saver = NULL;
+    pf_err err = {0};
+    if (pf_backup_commit(b, &err)) {
+        pf_err_prefix(&err, "backup failed, no snapshot written");
+        return pf_cli_fail(&err);
+    }
+    backup_report(b);
+    pf_archive_stats st;
+    pf_archiver_stats(b->arch, &st);
+    if (st.errors) {
+        fprintf(stderr,
+                "permafrost: snapshot %.8s is incomplete: %llu %sentr%s could not be read (see "
+                "the warnings above)\n",
+                b->snap.id, (unsigned long long)st.errors, what, st.errors == 1 ? "y" : "ies");
+        return PF_EXIT_INCOMPLETE;
+    }
+    return PF_EXIT_OK;
+}
+
+static const char backup_live_help[] =
+    "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media] [--exclude-cache]\n"
+    "                         [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
+    "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
+    "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
+    "taken over the replication protocol, and the uploaded media (public/system or\n"
+    "PAPERCLIP_ROOT_PATH; --exclude-cache leaves out cache/, remote media that can be\n"
+    "fetched again). DIR (Mastodon's live/ directory) defaults to 'live' in the config\n"
+    "file, else /home/mastodon/live: '--live' alone takes it.\n\n"
+    "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
+    "the database and the roles are dumped as postgres (peer authentication), or as the\n"
+    "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
+    "fails, no snapshot is written; the exit code says why: 7 a server is unreachable,\n"
+    "12 credentials refused, 13 something missing, 5 any other component failure.\n";
+
+static int backup_live(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
+                                         {"live", optional_argument, 0, 'L'},
+                                         {"only", required_argument, 0, 'o'},
+                                         {"exclude-cache", no_argument, 0, 'x'},
+                                         {"tag", required_argument, 0, 't'},
+                                         {"time", required_argument, 0, 'T'},
+                                         {0, 0, 0, 0}};
+    const char *when = NULL, *tags[32];
+    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"), .tags = tags};
+    pf_err err = {0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(backup_live_help, stdout);
+            return PF_EXIT_OK;
+        case 'L':
+        case 'o':
+            if (pf_live_option(c, optarg, &o.live, &o.only))
+                return PF_EXIT_USAGE;
+            break;
+        case 'x':
+            o.exclude_cache = true;
+            break;
+        case 't':
+            if (o.ntags < 32)
+                tags[o.ntags++] = optarg;
+            break;
+        case 'T':
+            when = optarg;
+            break;
+        default:
+            fputs(backup_live_help, stderr);
+            return PF_EXIT_USAGE;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "permafrost: backup --live takes no paths (got \"%s\")\n", argv[optind]);
+        return PF_EXIT_USAGE;
+    }
+    if (!o.live)
+        o.live = pf_live_default();
+    if (when && pf_parse_local_time(when, &o.time_ns, &o.tz_offset, &err))
+        return pf_cli_fail(&err);
+    o.set_time = when != NULL;
+    const char *v;
+    o.pg_host = pf_config_get("pg_host");
+    o.pg_port = (v = pf_config_get("pg_port")) ? atoi(v) : 0;
+    o.pg_user = pf_config_get("pg_user");
+    o.pg_password = pf_config_get("pg_password");
+    o.redis_host = pf_config_get("redis_host");
+    o.redis_port = (v = pf_config_get("redis_port")) ? atoi(v) : 0;
+    o.redis_password = pf_config_get("redis_password");
+
+    pf_mastodon_backup m;
+    if (pf_mastodon_backup_prepare(&m, &o, &err)) {
+        pf_mastodon_backup_free(&m);
+        return pf_cli_fail(&err);
+    }
+    pf_repo *r = pf_cli_open_repo(&err);
+    struct pf_lock *lock = NULL;
+    pf_backup_run b = {0};
+    int rc;
+    if (!r || begin_locked(&lock, r, &err)) {
+        rc = pf_cli_fail(&err);
+    } else {
+        pf_backup_opts bo = run_opts(r);
+        if (pf_mastodon_backup_run(&m, r, &bo, &b, &err)) {
+            rc = pf_cli_fail(&err);
+            if (m.component_failed)
+                fprintf(stderr,
+                        "permafrost: no snapshot was written; earlier snapshots are intact\n");
+        } else {
+            rc = commit_and_report(&b, "media ");
+        }
+    }
+    pf_backup_end(&b);
+    pf_cli_unlock(lock);
+    pf_repo_free(r);
+    pf_mastodon_backup_free(&m);
+    return rc;
+}
+
+static int is_live_option(const char *a)
+{
+    return !strcmp(a, "--live") || !strncmp(a, "--live=", 7) || !strcmp(a, "--only") ||
+           !strncmp(a, "--only=", 7);
+}
+
+static int cmd_backup_live(int argc, char **argv)
+{
+    static const char *const with_arg[] = {"--only", "--tag", "-t", "--time", NULL};
+    return pf_live_run(argc, argv, 0, with_arg, backup_live);
 }
 
 static const char *base_name(const char *path, char *buf, size_t n)
@@ -202,9 +217,8 @@ static const char *base_name(const char *path, char *buf, size_t n)
 int cmd_backup(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--live") || !strncmp(argv[i], "--live=", 7) ||
-            !strcmp(argv[i], "--only") || !strncmp(argv[i], "--only=", 7))
-            return cmd_backup_mastodon(argc, argv);
+        if (is_live_option(argv[i]))
+            return cmd_backup_live(argc, argv);
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
                                          {"tag", required_argument, 0, 't'},
                                          {"time", required_argument, 0, 'T'},
@@ -216,19 +230,25 @@ int cmd_backup(int argc, char **argv)
     optind = 1;
     while ((c = getopt_long(argc, argv, "ht:", opts, NULL)) != -1) {
         switch (c) {
-        case 'h': fputs(backup_help, stdout); return PF_EXIT_OK;
+        case 'h':
+            fputs(backup_help, stdout);
+            return PF_EXIT_OK;
         case 't':
             if (ntags < 64)
                 tags[ntags++] = optarg;
             break;
-        case 'T': when = optarg; break;
-        default: fputs(backup_help, stderr); return PF_EXIT_USAGE;
+        case 'T':
+            when = optarg;
+            break;
+        default:
+            fputs(backup_help, stderr);
+            return PF_EXIT_USAGE;
         }
     }
     if (optind == argc) {
         /* Plain `permafrost backup` with a configured Mastodon server, as a timer runs it. */
         if (pf_config_get("live"))
-            return cmd_backup_mastodon(argc, argv);
+            return cmd_backup_live(argc, argv);
         fprintf(stderr, "permafrost: backup needs at least one PATH, or --live DIR\n");
         return PF_EXIT_USAGE;
     }
@@ -251,9 +271,12 @@ int cmd_backup(int argc, char **argv)
         }
     }
     pf_repo *r = pf_cli_open_repo(&err);
+    struct pf_lock *lock = NULL;
     pf_backup_run b = {0};
     int rc = PF_EXIT_OK;
-    if (!r || pf_backup_begin(&b, r, NULL, abs, npaths, &err)) {
+    pf_backup_opts bo = r ? run_opts(r) : (pf_backup_opts){0};
+    if (!r || begin_locked(&lock, r, &err) ||
+        pf_backup_begin(&b, r, &bo, NULL, abs, npaths, &err)) {
         rc = pf_cli_fail(&err);
         goto out;
     }
@@ -274,23 +297,10 @@ int cmd_backup(int argc, char **argv)
             goto out;
         }
     }
-    if (pf_backup_commit(&b, &err)) {
-        pf_err_prefix(&err, "backup failed, no snapshot written");
-        rc = pf_cli_fail(&err);
-        goto out;
-    }
-    pf_backup_report(&b);
-    pf_archive_stats st;
-    pf_archiver_stats(b.arch, &st);
-    if (st.errors) {
-        fprintf(stderr,
-                "permafrost: snapshot %.8s is incomplete: %llu entr%s could not be read (see "
-                "the warnings above)\n",
-                b.snap.id, (unsigned long long)st.errors, st.errors == 1 ? "y" : "ies");
-        rc = PF_EXIT_INCOMPLETE;
-    }
+    rc = commit_and_report(&b, "");
 out:
     pf_backup_end(&b);
+    pf_cli_unlock(lock);
     pf_repo_free(r);
     for (size_t i = 0; i < npaths; i++)
         free(abs[i]);

@@ -1,23 +1,37 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
+#include "common/log.h"
 #include "repo/check.h"
-#include "repo/lock.h"
+#include "repo/runs.h"
 
-static const char check_help[] =
-    "usage: permafrost check [--read-data | --read-data-subset=N%|K/M]\n\n"
-    "Verifies the repository: config, keys, index files against pack headers, and that\n"
-    "every snapshot's trees and blobs are there. --read-data also reads every pack and\n"
-    "authenticates every blob; --read-data-subset reads N% of the packs (chosen at\n"
-    "random each run) or slice K of M (run K=1..M over M days to read everything).\n"
-    "Exit code 0: healthy; 4: damage found (each problem is named above).\n";
+const pf_cmd_syntax pf_syntax_check = {
+    .usage = "usage: permafrost check [--read-data | --read-data-subset=N%|K/M]\n\n"
+             "Verifies the repository: config, keys, index files against pack headers, and that\n"
+             "every snapshot's trees and blobs are there. --read-data also reads every pack and\n"
+             "authenticates every blob; --read-data-subset reads N% of the packs (chosen at\n"
+             "random each run) or slice K of M (run K=1..M over M days to read everything).\n"
+             "Exit code 0: healthy; 4: damage found (each problem is named above).\n",
+    .longopts = (const struct option[]){{"read-data", no_argument, 0, 'd'},
+                                        {"read-data-subset", required_argument, 0, 's'},
+                                        {0, 0, 0, 0}},
+    .max_args = 0};
+
+typedef struct report_ctx {
+    cJSON *arr;      /* --json: the problems */
+    char first[300]; /* the first error, for the run record */
+} report_ctx;
 
 static void report(int is_error, const char *msg, void *ctx)
 {
-    cJSON *arr = ctx;
+    report_ctx *rc = ctx;
+    cJSON *arr = rc->arr;
+    if (is_error && !rc->first[0])
+        snprintf(rc->first, sizeof rc->first, "%s", msg);
     if (arr) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "severity", is_error ? "error" : "warning");
@@ -52,48 +66,62 @@ static int parse_subset(const char *v, pf_check_opts *o)
     return 0;
 }
 
-int cmd_check(int argc, char **argv)
+/* What status shows as "last check". A repository that refuses the write (an append-only
+ * server does not, a full disk may) loses only the record: a warning, the check stands. */
+static void save_run(pf_repo *r, const pf_check_opts *o, const pf_check_result *res,
+                     const char *first, double seconds)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"read-data", no_argument, 0, 'd'},
-                                         {"read-data-subset", required_argument, 0, 's'},
-                                         {0, 0, 0, 0}};
+    char host[256] = "", result[400];
+    gethostname(host, sizeof host - 1);
+    if (res->errors)
+        snprintf(result, sizeof result, "%llu problem%s: %s", (unsigned long long)res->errors,
+                 res->errors == 1 ? "" : "s", first);
+    else
+        snprintf(result, sizeof result, "ok");
+    pf_run_record rec = {.command = "check",
+                         .host = host,
+                         .time_ns = (int64_t)(pf_wall_time() * 1e9),
+                         .seconds = seconds,
+                         .exit_code = res->errors ? PF_EXIT_DAMAGED : PF_EXIT_OK,
+                         .result = result};
+    rec.detail = cJSON_CreateObject();
+    cJSON_AddBoolToObject(rec.detail, "read_data", o->read_data);
+    cJSON_AddNumberToObject(rec.detail, "packs", (double)res->packs);
+    cJSON_AddNumberToObject(rec.detail, "packs_read", (double)res->packs_read);
+    cJSON_AddNumberToObject(rec.detail, "snapshots", (double)res->snapshots);
+    pf_err e = {0};
+    if (pf_run_save(r, &rec, &e))
+        pf_warn("check: the result was not recorded in the repository: %s", e.msg);
+    cJSON_Delete(rec.detail);
+}
+
+int cmd_check(pf_cmd_ctx *c)
+{
     pf_check_opts o = {0};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': fputs(check_help, stdout); return PF_EXIT_OK;
-        case 'd': o.read_data = 1; break;
-        case 's':
-            if (parse_subset(optarg, &o)) {
-                fprintf(stderr, "permafrost: --read-data-subset wants N%% (0 < N <= 100) or K/M "
-                                "(1 <= K <= M), got \"%s\"\n",
-                        optarg);
-                return PF_EXIT_USAGE;
-            }
-            break;
-        default: fputs(check_help, stderr); return PF_EXIT_USAGE;
+    for (size_t i = 0; i < c->nopts; i++) {
+        if (c->opts[i].c == 'd') {
+            o.read_data = 1;
+        } else if (parse_subset(c->opts[i].arg, &o)) {
+            fprintf(stderr,
+                    "permafrost: --read-data-subset wants N%% (0 < N <= 100) or K/M "
+                    "(1 <= K <= M), got \"%s\"\n",
+                    c->opts[i].arg);
+            return PF_EXIT_USAGE;
         }
     }
-    if (optind != argc) {
-        fputs(check_help, stderr);
-        return PF_EXIT_USAGE;
-    }
     pf_err err = {0};
-    pf_repo *r = pf_cli_open_repo(&err);
-    if (!r)
+    if (pf_cmd_open(c, &err))
         return pf_cli_fail(&err);
     cJSON *problems = pf_g.json ? cJSON_CreateArray() : NULL;
+    report_ctx rctx = {.arr = problems};
     pf_check_result res;
     o.name_orphans = pf_g.verbosity > 0;
-    struct pf_lock *lock = pf_cli_lock(r, false, "check", &err);
-    if (!lock || pf_check(r, &o, report, problems, &res, &err)) {
-        pf_cli_unlock(lock);
+    double started = pf_now();
+    if (pf_check(c->repo, &o, report, &rctx, &res, &err)) {
         cJSON_Delete(problems);
-        pf_repo_free(r);
         return pf_cli_fail(&err);
     }
+    save_run(c->repo, &o, &res, rctx.first, pf_now() - started);
     if (pf_g.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddBoolToObject(j, "healthy", res.errors == 0);
@@ -123,7 +151,5 @@ int cmd_check(int argc, char **argv)
         printf(res.errors ? "repository DAMAGED: %llu problem%s\n" : "no damage found\n",
                (unsigned long long)res.errors, res.errors == 1 ? "" : "s");
     }
-    pf_cli_unlock(lock);
-    pf_repo_free(r);
     return res.errors ? PF_EXIT_DAMAGED : PF_EXIT_OK;
 }

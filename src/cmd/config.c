@@ -6,17 +6,21 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "cli/conf.h"
 
-static const char config_help[] =
-    "usage: permafrost config check [FILE]\n"
-    "       permafrost config keys\n\n"
-    "check: reads FILE (default: --config, $PERMAFROST_CONFIG, else /etc/permafrost.conf)\n"
-    "and checks every line: unknown keys (with the nearest known one), values of the wrong\n"
-    "type, keys set twice. Prints \"FILE: ok\", or each problem as FILE:LINE: and exits 2.\n"
-    "Nothing else is read or connected to.\n"
-    "keys: lists the keys a config file may hold, their type and what they set\n"
-    "(permafrost.conf(5) describes them).\n";
+const pf_cmd_syntax pf_syntax_config = {
+    .usage =
+        "usage: permafrost config check [FILE]\n"
+        "       permafrost config keys\n\n"
+        "check: reads FILE (default: --config, $PERMAFROST_CONFIG, else /etc/permafrost.conf)\n"
+        "and checks every line: unknown keys (with the nearest known one), values of the wrong\n"
+        "type, keys set twice. Prints \"FILE: ok\", or each problem as FILE:LINE: and exits 2.\n"
+        "Nothing else is read or connected to.\n"
+        "keys: lists the keys a config file may hold, their type and what they set\n"
+        "(permafrost.conf(5) describes them).\n",
+    .min_args = 1,
+    .max_args = 2};
 
 static int config_check(const char *path)
 {
@@ -76,26 +80,18 @@ static int config_keys(void)
     return PF_EXIT_OK;
 }
 
-int cmd_config(int argc, char **argv)
+int cmd_config(pf_cmd_ctx *c)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(config_help, argc < 2 ? stderr : stdout);
-        return argc < 2 ? PF_EXIT_USAGE : PF_EXIT_OK;
-    }
-    if (!strcmp(argv[1], "check") && argc <= 3) {
-        if (argc == 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h"))) {
-            fputs(config_help, stdout);
-            return PF_EXIT_OK;
-        }
-        const char *path = argc == 3 ? argv[2] : pf_g.config_file;
+    if (!strcmp(c->argv[0], "check")) {
+        const char *path = c->argc == 2 ? c->argv[1] : pf_g.config_file;
         if (!path || !*path)
             path = getenv("PERMAFROST_CONFIG");
         if (!path || !*path)
             path = "/etc/permafrost.conf";
         return config_check(path);
     }
-    if (!strcmp(argv[1], "keys") && argc == 2)
+    if (!strcmp(c->argv[0], "keys") && c->argc == 1)
         return config_keys();
-    fputs(config_help, stderr);
+    fputs(pf_syntax_config.usage, stderr);
     return PF_EXIT_USAGE;
 }

@@ -1,175 +1,24 @@
-/* `copy --to URL [SNAPSHOT...]`: copies snapshots into a second repository (3-2-1: a
- * local repository every night and an S3 copy of it).
- *
- * Blob ids are keyed by each repository's master key, so in general a blob's id in the
- * destination is only known after reading its plaintext from the source; trees are then
- * rewritten with the new ids. Only blobs the destination lacks are uploaded. When both
- * repositories share a master key (init --copy-key-from), ids are identical and blobs the
- * destination has are not even read. A copied snapshot records its source id, so a
- * snapshot is never copied twice; an interrupted copy resumes, reusing what was uploaded. */
-#include <getopt.h>
+/* `copy --to URL [SNAPSHOT...]`: copies snapshots into a second repository. The copy
+ * itself (re-keying, resuming, never copying twice) is repo/copy.h's; this is the command
+ * around it: the destination's passphrase, which snapshots, what to print. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "common/log.h"
 #include "repo/lock.h"
-#include "repo/saver.h"
+#include "repo/copy.h"
 
-static const char copy_help[] =
-    "usage: permafrost copy --to URL [SNAPSHOT...]\n\n"
-    "Copies all snapshots (or those named) into the repository at URL, which may use\n"
-    "another driver and passphrase: that passphrase comes from\n"
-    "$PERMAFROST_TO_PASSWORD_FILE or $PERMAFROST_TO_PASSWORD (or a prompt). Snapshots\n"
-    "already copied are skipped; only data the destination lacks is uploaded.\n";
-
-/* Source blob id -> destination blob id. */
-typedef struct idmap {
-    uint8_t (*keys)[PF_ID_LEN];
-    uint8_t (*vals)[PF_ID_LEN];
-    uint8_t *used;
-    size_t n, cap;
-} idmap;
-
-static size_t map_probe(const idmap *m, const uint8_t *k)
-{
-    size_t i = (size_t)pf_le64(k) & (m->cap - 1);
-    while (m->used[i] && memcmp(m->keys[i], k, PF_ID_LEN))
-        i = (i + 1) & (m->cap - 1);
-    return i;
-}
-
-static const uint8_t *map_get(const idmap *m, const uint8_t *k)
-{
-    if (!m->cap)
-        return NULL;
-    size_t i = map_probe(m, k);
-    return m->used[i] ? m->vals[i] : NULL;
-}
-
-static int map_put(idmap *m, const uint8_t *k, const uint8_t *v)
-{
-    if ((m->n + 1) * 10 > m->cap * 7) {
-        idmap b = {0};
-        b.cap = m->cap ? m->cap * 2 : 4096;
-        b.keys = malloc(b.cap * PF_ID_LEN);
-        b.vals = malloc(b.cap * PF_ID_LEN);
-        b.used = calloc(b.cap, 1);
-        if (!b.keys || !b.vals || !b.used) {
-            free(b.keys);
-            free(b.vals);
-            free(b.used);
-            return -1;
-        }
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->used[i]) {
-                size_t j = map_probe(&b, m->keys[i]);
-                memcpy(b.keys[j], m->keys[i], PF_ID_LEN);
-                memcpy(b.vals[j], m->vals[i], PF_ID_LEN);
-                b.used[j] = 1;
-            }
-        b.n = m->n;
-        free(m->keys);
-        free(m->vals);
-        free(m->used);
-        *m = b;
-    }
-    size_t i = map_probe(m, k);
-    if (!m->used[i]) {
-        memcpy(m->keys[i], k, PF_ID_LEN);
-        m->used[i] = 1;
-        m->n++;
-    }
-    memcpy(m->vals[i], v, PF_ID_LEN);
-    return 0;
-}
-
-static void map_free(idmap *m)
-{
-    free(m->keys);
-    free(m->vals);
-    free(m->used);
-}
-
-typedef struct copier {
-    pf_repo *src, *dst;
-    pf_saver *sv;
-    idmap map;
-    int same_key;
-    uint64_t blobs_copied, bytes_copied, blobs_present;
-    pf_buf buf;
-} copier;
-
-/* Makes sure the destination holds blob id (of type), giving its destination id. */
-static int copy_blob(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t type,
-                     uint8_t out[PF_ID_LEN], pf_err *err)
-{
-    uint8_t id[PF_ID_LEN]; /* out may alias id_in */
-    memcpy(id, id_in, PF_ID_LEN);
-    const uint8_t *known = map_get(&c->map, id);
-    if (known) {
-        memcpy(out, known, PF_ID_LEN);
-        return 0;
-    }
-    if (c->same_key && pf_repo_has_blob(c->dst, id)) {
-        memcpy(out, id, PF_ID_LEN);
-        c->blobs_present++;
-        return map_put(&c->map, id, out) ? pf_err_set(err, PF_EGENERIC, "out of memory") : 0;
-    }
-    pf_buf_reset(&c->buf);
-    if (pf_repo_load_blob(c->src, id, &c->buf, err))
-        return -1;
-    int had = 0;
-    if (!c->same_key) {
-        uint8_t dst_id[PF_ID_LEN];
-        pf_blob_id(&c->dst->keys, c->buf.data, c->buf.len, dst_id);
-        had = pf_repo_has_blob(c->dst, dst_id);
-    }
-    if (pf_saver_save(c->sv, type, c->buf.data, c->buf.len, out, err))
-        return -1;
-    if (had) {
-        c->blobs_present++;
-    } else {
-        c->blobs_copied++;
-        c->bytes_copied += c->buf.len;
-    }
-    return map_put(&c->map, id, out) ? pf_err_set(err, PF_EGENERIC, "out of memory") : 0;
-}
-
-static int copy_tree(copier *c, const uint8_t id_in[PF_ID_LEN], uint8_t out[PF_ID_LEN],
-                     pf_err *err)
-{
-    uint8_t id[PF_ID_LEN]; /* out may alias id_in */
-    memcpy(id, id_in, PF_ID_LEN);
-    const uint8_t *known = map_get(&c->map, id);
-    if (known) {
-        memcpy(out, known, PF_ID_LEN);
-        return 0;
-    }
-    pf_tree t;
-    pf_buf enc = PF_BUF_INIT;
-    if (pf_repo_load_tree(c->src, id, &t, err))
-        return -1;
-    int rc = 0;
-    for (size_t i = 0; i < t.count && !rc; i++) {
-        pf_node *n = &t.nodes[i];
-        if (n->type == PF_NODE_DIR)
-            rc = copy_tree(c, n->blobs[0], n->blobs[0], err);
-        else
-            for (size_t j = 0; j < n->nblobs && !rc; j++)
-                rc = copy_blob(c, n->blobs[j], PF_BLOB_DATA, n->blobs[j], err);
-    }
-    if (!rc)
-        rc = pf_tree_encode(&t, &enc, err);
-    if (!rc)
-        rc = pf_saver_save(c->sv, PF_BLOB_TREE, enc.data, enc.len, out, err);
-    if (!rc && map_put(&c->map, id, out))
-        rc = pf_err_set(err, PF_EGENERIC, "out of memory");
-    pf_buf_free(&enc);
-    pf_tree_free(&t);
-    return rc;
-}
+const pf_cmd_syntax pf_syntax_copy = {
+    .usage = "usage: permafrost copy --to URL [SNAPSHOT...]\n\n"
+             "Copies all snapshots (or those named) into the repository at URL, which may use\n"
+             "another driver and passphrase: that passphrase comes from\n"
+             "$PERMAFROST_TO_PASSWORD_FILE or $PERMAFROST_TO_PASSWORD (or a prompt). Snapshots\n"
+             "already copied are skipped; only data the destination lacks is uploaded.\n",
+    .longopts = (const struct option[]){{"to", required_argument, 0, 't'}, {0, 0, 0, 0}},
+    .max_args = -1};
 
 static char *to_passphrase(pf_err *err)
 {
@@ -204,34 +53,23 @@ static char *to_passphrase(pf_err *err)
     return pass;
 }
 
-static const char *copied_from(const pf_snapshot *s)
+int cmd_copy(pf_cmd_ctx *cx)
 {
-    cJSON *v = s->stats ? cJSON_GetObjectItemCaseSensitive(s->stats, "copied_from") : NULL;
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-int cmd_copy(int argc, char **argv)
-{
-    static const struct option opts[] = {
-        {"help", no_argument, 0, 'h'}, {"to", required_argument, 0, 't'}, {0, 0, 0, 0}};
     const char *to = pf_config_get("copy_to");
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': fputs(copy_help, stdout); return PF_EXIT_OK;
-        case 't': to = optarg; break;
-        default: fputs(copy_help, stderr); return PF_EXIT_USAGE;
-        }
-    }
+    for (size_t i = 0; i < cx->nopts; i++)
+        to = cx->opts[i].arg; /* --to */
     if (!to) {
-        fputs(copy_help, stderr);
+        fputs(pf_syntax_copy.usage, stderr);
         return PF_EXIT_USAGE;
     }
+    /* The snapshots named: getopt's names, so that the loop below reads as before. */
+    int argc = cx->argc, optind = 0;
+    char **argv = cx->argv;
     pf_err err = {0};
-    copier cp = {0};
-    pf_repo *src = pf_cli_open_repo(&err), *dst = NULL;
-    struct pf_lock *ls = NULL, *ld = NULL;
+    pf_copier *cp = NULL;
+    /* The source, opened and locked (shared) as the table says. */
+    pf_repo *src = pf_cmd_open(cx, &err) ? NULL : cx->repo, *dst = NULL;
+    struct pf_lock *ld = NULL;
     pf_snapshot *all = NULL, *have = NULL;
     size_t n = 0, nhave = 0;
     int rc = PF_EXIT_OK;
@@ -261,8 +99,7 @@ int cmd_copy(int argc, char **argv)
         goto out;
     }
     pf_index_file orphans = {0};
-    if (!(ls = pf_cli_lock(src, false, "copy", &err)) ||
-        !(ld = pf_cli_lock(dst, false, "copy", &err)) || pf_repo_load_index(src, &err) ||
+    if (!(ld = pf_cli_lock(dst, false, "copy", &err)) || pf_repo_load_index(src, &err) ||
         pf_repo_load_index(dst, &err) || pf_repo_index_orphan_packs(dst, &orphans, &err) ||
         pf_repo_load_all_snapshots(src, &all, &n, &err) ||
         pf_repo_load_all_snapshots(dst, &have, &nhave, &err)) {
@@ -270,16 +107,11 @@ int cmd_copy(int argc, char **argv)
         rc = pf_cli_fail(&err);
         goto out;
     }
-    cp.src = src;
-    cp.dst = dst;
-    cp.same_key = !memcmp(src->keys.id_key, dst->keys.id_key, PF_KEY_LEN);
-    cp.sv = pf_saver_new(dst, pf_cli_workers(dst), &err);
-    if (!cp.sv) {
-        pf_index_file_free(&orphans);
+    cp = pf_copy_new(src, dst, &orphans, pf_cli_workers(dst), &err);
+    if (!cp) {
         rc = pf_cli_fail(&err);
         goto out;
     }
-    pf_saver_adopt(cp.sv, &orphans);
     size_t copied = 0, skipped = 0;
     for (size_t i = 0; i < n; i++) {
         pf_snapshot *s = &all[i];
@@ -292,78 +124,45 @@ int cmd_copy(int argc, char **argv)
             if (!wanted)
                 continue;
         }
-        int there = 0;
-        for (size_t j = 0; j < nhave && !there; j++) {
-            const char *from = copied_from(&have[j]);
-            there = (from && !strcmp(from, s->id)) || !strcmp(have[j].id, s->id);
-        }
-        if (there) {
+        if (pf_copy_is_there(s, have, nhave)) {
             skipped++;
             continue;
         }
-        uint8_t tree[PF_ID_LEN];
-        if (copy_tree(&cp, s->tree, tree, &err)) {
-            pf_err_prefix(&err, "copy of snapshot %.8s", s->id);
-            rc = pf_cli_fail(&err);
-            goto out;
-        }
-        /* Every blob of this snapshot must be durable before its snapshot is written. */
-        if (pf_saver_finish(cp.sv, &err)) {
-            rc = pf_cli_fail(&err);
-            goto out;
-        }
-        pf_saver_free(cp.sv);
-        cp.sv = NULL;
-        pf_snapshot ns = *s;
-        memcpy(ns.tree, tree, PF_ID_LEN);
-        ns.parent[0] = 0;
-        ns.stats = s->stats ? cJSON_Duplicate(s->stats, 1) : cJSON_CreateObject();
-        cJSON_DeleteItemFromObject(ns.stats, "copied_from");
-        cJSON_AddStringToObject(ns.stats, "copied_from", s->id);
-        int failed = pf_repo_save_snapshot(dst, &ns, &err);
-        cJSON_Delete(ns.stats);
-        if (failed) {
+        char new_id[PF_HEX_ID_LEN + 1];
+        if (pf_copy_snapshot(cp, s, new_id, &err)) {
             rc = pf_cli_fail(&err);
             goto out;
         }
         if (pf_g.verbosity >= 0 && !pf_g.json)
-            printf("copied snapshot %.8s -> %.8s\n", s->id, ns.id);
+            printf("copied snapshot %.8s -> %.8s\n", s->id, new_id);
         copied++;
-        cp.sv = pf_saver_new(dst, pf_cli_workers(dst), &err);
-        if (!cp.sv) {
-            rc = pf_cli_fail(&err);
-            goto out;
-        }
     }
-    if (pf_saver_finish(cp.sv, &err)) {
+    if (pf_copy_finish(cp, &err)) {
         rc = pf_cli_fail(&err);
         goto out;
     }
+    pf_copy_stats st = pf_copy_get_stats(cp);
     if (pf_g.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddNumberToObject(j, "copied", (double)copied);
         cJSON_AddNumberToObject(j, "skipped", (double)skipped);
-        cJSON_AddNumberToObject(j, "blobs_uploaded", (double)cp.blobs_copied);
-        cJSON_AddNumberToObject(j, "bytes_uploaded", (double)cp.bytes_copied);
-        cJSON_AddNumberToObject(j, "blobs_present", (double)cp.blobs_present);
+        cJSON_AddNumberToObject(j, "blobs_uploaded", (double)st.blobs_copied);
+        cJSON_AddNumberToObject(j, "bytes_uploaded", (double)st.bytes_copied);
+        cJSON_AddNumberToObject(j, "blobs_present", (double)st.blobs_present);
         pf_out_json(j);
     } else if (pf_g.verbosity >= 0) {
         char b[32];
-        pf_human_bytes(cp.bytes_copied, b, sizeof b);
+        pf_human_bytes(st.bytes_copied, b, sizeof b);
         printf("%zu snapshot%s copied, %zu already there; %llu blobs (%s) uploaded, %llu "
                "already present\n",
-               copied, copied == 1 ? "" : "s", skipped, (unsigned long long)cp.blobs_copied, b,
-               (unsigned long long)cp.blobs_present);
+               copied, copied == 1 ? "" : "s", skipped, (unsigned long long)st.blobs_copied, b,
+               (unsigned long long)st.blobs_present);
     }
 out:
-    pf_saver_free(cp.sv);
-    map_free(&cp.map);
-    pf_buf_free(&cp.buf);
+    pf_copy_free(cp);
     pf_snapshots_free(all, n);
     pf_snapshots_free(have, nhave);
     pf_cli_unlock(ld);
-    pf_cli_unlock(ls);
     pf_repo_free(dst);
-    pf_repo_free(src);
     return rc;
 }

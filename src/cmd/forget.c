@@ -1,71 +1,52 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "common/log.h"
-#include "repo/lock.h"
 #include "repo/prune.h"
 #include "repo/reserve.h"
 #include "repo/retention.h"
 
-static const char forget_help[] =
-    "usage: permafrost forget [--keep-last N] [--keep-hourly N] [--keep-daily N]\n"
-    "         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within 1y2m3d4h]\n"
-    "         [--keep-tag T]... [--group-by host,paths,tags,kind] [--dry-run]\n"
-    "         [--prune [--max-unused P]]\n\n"
-    "Removes the snapshots the policy does not keep (restic's semantics; see\n"
-    "docs/RETENTION.md). The policy applies to each group of snapshots on its own; by\n"
-    "default a group is one host, one set of paths and one kind (a partial --only\n"
-    "snapshot never counts against whole-server ones). Without options the policy comes\n"
-    "from the config file (keep_daily = 7, ...). --dry-run shows what would go and why\n"
-    "each kept one stays.\n";
+const pf_cmd_syntax pf_syntax_forget = {
+    .usage =
+        "usage: permafrost forget [--keep-last N] [--keep-hourly N] [--keep-daily N]\n"
+        "         [--keep-weekly N] [--keep-monthly N] [--keep-yearly N] [--keep-within 1y2m3d4h]\n"
+        "         [--keep-tag T]... [--group-by host,paths,tags,kind] [--dry-run]\n"
+        "         [--prune [--max-unused P]]\n\n"
+        "Removes the snapshots the policy does not keep (restic's semantics; see\n"
+        "docs/RETENTION.md). The policy applies to each group of snapshots on its own; by\n"
+        "default a group is one host, one set of paths and one kind (a partial --only\n"
+        "snapshot never counts against whole-server ones). Without options the policy comes\n"
+        "from the config file (keep_daily = 7, ...). --dry-run shows what would go and why\n"
+        "each kept one stays.\n",
+    .shortopts = "n",
+    .longopts = (const struct option[]){{"keep-last", required_argument, 0, 'l'},
+                                        {"keep-hourly", required_argument, 0, 'H'},
+                                        {"keep-daily", required_argument, 0, 'd'},
+                                        {"keep-weekly", required_argument, 0, 'w'},
+                                        {"keep-monthly", required_argument, 0, 'm'},
+                                        {"keep-yearly", required_argument, 0, 'y'},
+                                        {"keep-within", required_argument, 0, 'W'},
+                                        {"keep-tag", required_argument, 0, 't'},
+                                        {"group-by", required_argument, 0, 'g'},
+                                        {"dry-run", no_argument, 0, 'n'},
+                                        {"prune", no_argument, 0, 'p'},
+                                        {"max-unused", required_argument, 0, 'M'},
+                                        {0, 0, 0, 0}},
+    .max_args = -1};
 
-static const char prune_help[] =
-    "usage: permafrost prune [--max-unused P] [--dry-run]\n\n"
-    "Frees the space of data no snapshot uses: deletes unused packs and rewrites packs\n"
-    "more than P%% unused (default 10). Crash-safe: run it again after an interruption.\n";
-
-/* The exclusive lock, also when the repository's disk is full: a full disk must not leave
- * the operator without the one command that frees space. Writing the lock is the first
- * write; when it fails for lack of space, first the temporary files of killed writes are
- * removed (they belong to no live writer, whatever locks exist: see prune.h), then the
- * reserve object (repo/reserve.h), each followed by a new try. */
-static struct pf_lock *lock_exclusive(pf_repo *r, const char *command, pf_err *err)
-{
-    struct pf_lock *l = pf_cli_lock(r, true, command, err);
-    if (l || !pf_err_no_space(err))
-        return l;
-    pf_err e = {0};
-    int64_t lease;
-    uint64_t n = 0, bytes = 0;
-    if (!pf_lock_longest_lease(r, &lease, &e) &&
-        !pf_store_sweep_tmp(r->store, (int64_t)time(NULL) - lease, &n, &bytes, &e) && n) {
-        pf_info("the repository's disk is full: removed %llu temporary file%s of interrupted "
-                "writes (%llu bytes) to make room for the lock",
-                (unsigned long long)n, n == 1 ? "" : "s", (unsigned long long)bytes);
-        pf_err_clear(err);
-        if ((l = pf_cli_lock(r, true, command, err)) || !pf_err_no_space(err))
-            return l;
-    }
-    bool released = false;
-    pf_err_clear(&e);
-    if (!pf_reserve_release(r, &released, &e) && released) {
-        pf_info("the repository's disk is full: released its %u KiB reserve to take the lock "
-                "(prune writes it again)",
-                PF_RESERVE_BYTES / 1024);
-        pf_err_clear(err);
-        if ((l = pf_cli_lock(r, true, command, err)) || !pf_err_no_space(err))
-            return l;
-    }
-    pf_err_prefix(err,
-                  "the disk holding the repository is full and there was no reserve %s to "
-                  "free: free a few hundred KiB on it, then run prune",
-                  released ? "left" : "or old temporary file");
-    return NULL;
-}
+const pf_cmd_syntax pf_syntax_prune = {
+    .usage = "usage: permafrost prune [--max-unused P] [--dry-run]\n\n"
+             "Frees the space of data no snapshot uses: deletes unused packs and rewrites packs\n"
+             "more than P% unused (default 10). Crash-safe: run it again after an interruption.\n",
+    .shortopts = "n",
+    .longopts = (const struct option[]){{"max-unused", required_argument, 0, 'm'},
+                                        {"dry-run", no_argument, 0, 'n'},
+                                        {0, 0, 0, 0}},
+    .max_args = -1};
 
 static int run_prune(pf_repo *r, double max_unused, bool dry_run)
 {
@@ -119,57 +100,28 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run)
 
 static int parse_max_unused(const char *v, double *out)
 {
-    char *end;
-    double d = strtod(v, &end);
-    if (*end == '%')
-        end++;
-    if (*end || d < 0 || d > 100) {
-        fprintf(stderr, "permafrost: --max-unused wants a percentage from 0 to 100, got \"%s\"\n",
-                v);
-        return -1;
-    }
-    *out = d;
-    return 0;
+    if (pf_prune_parse_max_unused(v, out) == 0)
+        return 0;
+    fprintf(stderr, "permafrost: --max-unused wants a percentage from 0 to 100, got \"%s\"\n", v);
+    return -1;
 }
 
-int cmd_prune(int argc, char **argv)
+int cmd_prune(pf_cmd_ctx *c)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"max-unused", required_argument, 0, 'm'},
-                                         {"dry-run", no_argument, 0, 'n'},
-                                         {0, 0, 0, 0}};
     double max_unused = 10;
-    bool dry = false;
     const char *cfg = pf_config_get("max_unused");
     if (cfg && parse_max_unused(cfg, &max_unused))
         return PF_EXIT_USAGE;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hn", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': printf(prune_help); return PF_EXIT_OK;
-        case 'm':
-            if (parse_max_unused(optarg, &max_unused))
-                return PF_EXIT_USAGE;
-            break;
-        case 'n': dry = true; break;
-        default: fprintf(stderr, prune_help); return PF_EXIT_USAGE;
-        }
+    for (size_t i = 0; i < c->nopts; i++) {
+        if (c->opts[i].c == 'n')
+            c->dry_run = true;
+        else if (parse_max_unused(c->opts[i].arg, &max_unused))
+            return PF_EXIT_USAGE;
     }
     pf_err err = {0};
-    pf_repo *r = pf_cli_open_repo(&err);
-    if (!r)
+    if (pf_cmd_open(c, &err))
         return pf_cli_fail(&err);
-    struct pf_lock *l =
-        dry ? pf_cli_lock(r, true, "prune", &err) : lock_exclusive(r, "prune", &err);
-    if (!l) {
-        pf_repo_free(r);
-        return pf_cli_fail(&err);
-    }
-    int rc = run_prune(r, max_unused, dry);
-    pf_cli_unlock(l);
-    pf_repo_free(r);
-    return rc;
+    return run_prune(c->repo, max_unused, c->dry_run);
 }
 
 typedef struct policy_args {
@@ -223,31 +175,15 @@ static int policy_from_config(policy_args *pa)
     return 0;
 }
 
-int cmd_forget(int argc, char **argv)
+int cmd_forget(pf_cmd_ctx *cx)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"keep-last", required_argument, 0, 'l'},
-                                         {"keep-hourly", required_argument, 0, 'H'},
-                                         {"keep-daily", required_argument, 0, 'd'},
-                                         {"keep-weekly", required_argument, 0, 'w'},
-                                         {"keep-monthly", required_argument, 0, 'm'},
-                                         {"keep-yearly", required_argument, 0, 'y'},
-                                         {"keep-within", required_argument, 0, 'W'},
-                                         {"keep-tag", required_argument, 0, 't'},
-                                         {"group-by", required_argument, 0, 'g'},
-                                         {"dry-run", no_argument, 0, 'n'},
-                                         {"prune", no_argument, 0, 'p'},
-                                         {"max-unused", required_argument, 0, 'M'},
-                                         {0, 0, 0, 0}};
     policy_args pa = {.p = PF_RETENTION_POLICY_INIT};
     bool dry = false, prune = false;
     double max_unused = 10;
     pf_err err = {0};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "hn", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': fputs(forget_help, stdout); return PF_EXIT_OK;
+    for (size_t i = 0; i < cx->nopts; i++) {
+        char *optarg = cx->opts[i].arg; /* getopt's name: the cases read as before */
+        switch (cx->opts[i].c) {
         case 'l': if (set_count(optarg, &pa.p.keep_last, &pa)) return PF_EXIT_USAGE; break;
         case 'H': if (set_count(optarg, &pa.p.keep_hourly, &pa)) return PF_EXIT_USAGE; break;
         case 'd': if (set_count(optarg, &pa.p.keep_daily, &pa)) return PF_EXIT_USAGE; break;
@@ -274,7 +210,6 @@ int cmd_forget(int argc, char **argv)
             if (parse_max_unused(optarg, &max_unused))
                 return PF_EXIT_USAGE;
             break;
-        default: fputs(forget_help, stderr); return PF_EXIT_USAGE;
         }
     }
     if (!pa.any && policy_from_config(&pa))
@@ -287,14 +222,10 @@ int cmd_forget(int argc, char **argv)
     }
     if (pf_retention_policy_validate(&pa.p, &err))
         return pf_cli_fail(&err);
-    pf_repo *r = pf_cli_open_repo(&err);
-    if (!r)
+    cx->dry_run = dry;
+    if (pf_cmd_open(cx, &err))
         return pf_cli_fail(&err);
-    struct pf_lock *l = NULL;
-    if (!dry && !(l = lock_exclusive(r, "forget", &err))) {
-        pf_repo_free(r);
-        return pf_cli_fail(&err);
-    }
+    pf_repo *r = cx->repo;
     pf_snapshot *all = NULL;
     size_t n = 0;
     int rc = PF_EXIT_OK;
@@ -357,9 +288,7 @@ int cmd_forget(int argc, char **argv)
             printf("\n");
         }
         if (!d->keep && !dry) {
-            char key[128];
-            snprintf(key, sizeof key, "snapshots/%s", all[i].id);
-            if (pf_store_remove(r->store, key, &err)) {
+            if (pf_repo_forget_snapshot(r, all[i].id, &err)) {
                 cJSON_Delete(arr);
                 rc = pf_cli_fail(&err);
                 goto out;
@@ -376,7 +305,5 @@ out:
     free(rs);
     pf_retention_result_free(&res);
     pf_snapshots_free(all, n);
-    pf_cli_unlock(l);
-    pf_repo_free(r);
     return rc;
 }

@@ -1,42 +1,28 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "common/log.h"
 #include "repo/reserve.h"
 
-static const char init_help[] =
-    "usage: permafrost [--repo URL] init\n\n"
-    "Creates a repository at URL: a random master key sealed by the passphrase\n"
-    "(scrypt), and the config. Refuses when a repository already exists there.\n";
+const pf_cmd_syntax pf_syntax_init = {
+    .usage = "usage: permafrost [--repo URL] init\n\n"
+             "Creates a repository at URL: a random master key sealed by the passphrase\n"
+             "(scrypt), and the config. Refuses when a repository already exists there.\n",
+    .max_args = 0};
 
-int cmd_init(int argc, char **argv)
+int cmd_init(pf_cmd_ctx *c)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(init_help, stdout);
-            return PF_EXIT_OK;
-        }
-        fputs(init_help, stderr);
-        return PF_EXIT_USAGE;
-    }
-    if (optind != argc) {
-        fputs(init_help, stderr);
-        return PF_EXIT_USAGE;
-    }
     pf_err err = {0};
-    pf_store *st = pf_cli_open_store(&err);
-    if (!st)
+    if (pf_cmd_open(c, &err))
         return pf_cli_fail(&err);
     char *pass = pf_cli_passphrase(true, "New repository passphrase: ", &err);
-    if (!pass) {
-        pf_store_free(st);
+    if (!pass)
         return pf_cli_fail(&err);
-    }
+    /* pf_repo_init takes the store, also when it fails. */
+    pf_store *st = c->store;
+    c->store = NULL;
     pf_repo *r = pf_repo_init(st, pass, NULL, &err);
     pf_cli_passphrase_free(pass);
     if (!r)

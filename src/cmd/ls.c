@@ -1,16 +1,19 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 #include "repo/resolve.h"
 #include "repo/restorer.h"
 
-static const char ls_help[] = "usage: permafrost ls SNAPSHOT [PATH]\n\n"
-                              "Lists the entries of a snapshot (below PATH), recursively.\n"
-                              "SNAPSHOT is an id prefix or 'latest'.\n";
+const pf_cmd_syntax pf_syntax_ls = {
+    .usage = "usage: permafrost ls SNAPSHOT [PATH]\n\n"
+             "Lists the entries of a snapshot (below PATH), recursively.\n"
+             "SNAPSHOT is an id prefix or 'latest'.\n",
+    .min_args = 1,
+    .max_args = 2};
 
 static void mode_str(const pf_node *n, char out[11])
 {
@@ -152,37 +155,18 @@ static int walk(pf_repo *r, const uint8_t tree[PF_ID_LEN], pf_buf *path, pf_err 
     return rc;
 }
 
-int cmd_ls(int argc, char **argv)
+int cmd_ls(pf_cmd_ctx *c)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(ls_help, stdout);
-            return PF_EXIT_OK;
-        }
-        fputs(ls_help, stderr);
-        return PF_EXIT_USAGE;
-    }
-    if (argc - optind < 1 || argc - optind > 2) {
-        fputs(ls_help, stderr);
-        return PF_EXIT_USAGE;
-    }
-    const char *ref = argv[optind], *sub = argc - optind == 2 ? argv[optind + 1] : "";
+    const char *ref = c->argv[0], *sub = c->argc == 2 ? c->argv[1] : "";
     pf_err err = {0};
-    pf_repo *r = pf_cli_open_repo(&err);
-    if (!r)
-        return pf_cli_fail(&err);
     pf_snapshot s;
     pf_node n = {0};
     pf_buf path = PF_BUF_INIT;
     int rc = PF_EXIT_OK;
     pf_snapshot_want want = pf_snapshot_want_for(&sub, *sub ? 1 : 0);
-    if (pf_repo_load_index(r, &err) || pf_snapshot_resolve(r, ref, &want, &s, &err)) {
-        pf_repo_free(r);
+    if (pf_cmd_open(c, &err) || pf_snapshot_resolve(c->repo, ref, &want, &s, &err))
         return pf_cli_fail(&err);
-    }
+    pf_repo *r = c->repo;
     if (!pf_g.json) {
         char t[64], man[512];
         pf_snapshot_time_local(&s, t, sizeof t);
@@ -211,6 +195,5 @@ out:
     pf_buf_free(&path);
     pf_node_free(&n);
     pf_snapshot_free(&s);
-    pf_repo_free(r);
     return rc;
 }

@@ -1,9 +1,13 @@
 #include <getopt.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cmd/live.h"
+#include "component/component.h"
+#include "mastodon/mastodon.h"
 #include "repo/lock.h"
 #include "repo/resolve.h"
 #include "repo/restorer.h"
@@ -24,19 +28,166 @@ static void restore_progress(const pf_restore_stats *st, const char *current, vo
 {
     double *started = ctx;
     (void)current;
-    double el = pf_now() - *started;
-    char done[32], rate[32];
-    pf_human_bytes(st->bytes, done, sizeof done);
-    pf_human_bytes(el > 0 ? (uint64_t)((double)st->bytes / el) : 0, rate, sizeof rate);
-    pf_progress_line("[%d:%02d] %llu files, %s, %s/s", (int)el / 60, (int)el % 60,
-                     (unsigned long long)st->files, done, rate);
+    pf_live_progress(*started, st->files, st->bytes, st->bytes, 0);
+}
+
+/* The JSON of every restore: the snapshot, what a plain restore wrote (st; NULL for a
+ * whole server) and how long it took. */
+static void print_restore_json(const char *id, const pf_restore_stats *st, double seconds)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "snapshot", id);
+    if (st) {
+        cJSON_AddNumberToObject(j, "files", (double)st->files);
+        cJSON_AddNumberToObject(j, "dirs", (double)st->dirs);
+        cJSON_AddNumberToObject(j, "bytes", (double)st->bytes);
+    }
+    cJSON_AddNumberToObject(j, "seconds", seconds);
+    pf_out_json(j);
+}
+
+static const char restore_live_help[] =
+    "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media] [--force]\n"
+    "         [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
+    "         [--redis-host H] [--redis-port P] [--media-root PATH] [--pg-restore-as-admin]\n\n"
+    "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
+    "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
+    "the database and restores it with parallel pg_restore, restores the media with their\n"
+    "metadata, and loads the Redis snapshot into the running server. It refuses to\n"
+    "overwrite an existing .env.production, a database with tables, a non-empty media\n"
+    "directory or a non-empty Redis unless --force; every check runs before anything\n"
+    "changes. The admin connection defaults to DB_HOST's socket directory, else the local\n"
+    "socket, as 'postgres' (as root: the postgres OS user, peer authentication);\n"
+    "pg_restore runs as the owner (DB_USER), which bounds what the dump can do;\n"
+    "--pg-restore-as-admin runs it as the admin, for a dump of objects of other roles.\n"
+    "The media go to --media-root, else the target's own PAPERCLIP_ROOT_PATH, else\n"
+    "DIR/public/system; a directory outside DIR must be named with --media-root. Other\n"
+    "hosts, ports or media directory than the snapshot's are written into the restored\n"
+    ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n";
+
+static void print_restored(const pf_mastodon_restore_opts *o, const pf_mastodon_restored *m)
+{
+    if (pf_g.json) {
+        print_restore_json(m->id, NULL, m->seconds);
+        return;
+    }
+    if (pf_g.verbosity < 0)
+        return;
+    printf("restored snapshot %.8s (%s) into %s in %.1f s\n", m->id, m->domain ? m->domain : "?",
+           o->live, m->seconds);
+    printf("\nWhat is left to do:\n");
+    for (size_t i = 0; i < m->ntodo; i++)
+        printf("  %zu. %s\n", i + 1, m->todo[i]);
+    if (m->media_in_s3)
+        printf("  -  media lives in the S3 bucket: it was not in this snapshot\n");
+}
+
+static int restore_live(int argc, char **argv)
+{
+    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
+                                         {"live", optional_argument, 0, 'L'},
+                                         {"only", required_argument, 0, 'o'},
+                                         {"force", no_argument, 0, 'f'},
+                                         {"pg-host", required_argument, 0, 'H'},
+                                         {"pg-port", required_argument, 0, 'P'},
+                                         {"pg-admin-user", required_argument, 0, 'U'},
+                                         {"jobs", required_argument, 0, 'j'},
+                                         {"redis-host", required_argument, 0, 'R'},
+                                         {"redis-port", required_argument, 0, 'Q'},
+                                         {"media-root", required_argument, 0, 'M'},
+                                         {"pg-restore-as-admin", no_argument, 0, 'A'},
+                                         {0, 0, 0, 0}};
+    pf_mastodon_restore_opts o = {0};
+    pf_err err = {0};
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hfj:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            fputs(restore_live_help, stdout);
+            return PF_EXIT_OK;
+        case 'L':
+        case 'o':
+            if (pf_live_option(c, optarg, &o.live, &o.only))
+                return PF_EXIT_USAGE;
+            break;
+        case 'f':
+            o.force = true;
+            break;
+        case 'H':
+            o.pg_host = optarg;
+            break;
+        case 'P':
+            o.pg_port = atoi(optarg);
+            break;
+        case 'U':
+            o.pg_admin = optarg;
+            break;
+        case 'j':
+            o.jobs = atoi(optarg);
+            break;
+        case 'R':
+            o.redis_host = optarg;
+            break;
+        case 'Q':
+            o.redis_port = atoi(optarg);
+            break;
+        case 'M':
+            o.media_root = optarg;
+            break;
+        case 'A':
+            o.pg_restore_as_admin = true;
+            break;
+        default:
+            fputs(restore_live_help, stderr);
+            return PF_EXIT_USAGE;
+        }
+    }
+    if (optind != argc - 1 || !o.live) {
+        fputs(restore_live_help, stderr);
+        return PF_EXIT_USAGE;
+    }
+    if (o.media_root && o.media_root[0] != '/') {
+        fprintf(stderr, "permafrost: --media-root needs an absolute path (got \"%s\")\n",
+                o.media_root);
+        return PF_EXIT_USAGE;
+    }
+    o.snapshot = argv[optind];
+    if (!o.pg_host)
+        o.pg_host = pf_config_get("restore_pg_host");
+    o.pg_admin_password = getenv("PERMAFROST_PG_ADMIN_PASSWORD");
+    pf_repo *r = pf_cli_open_repo(&err);
+    if (!r)
+        return pf_cli_fail(&err);
+    o.workers = pf_cli_workers(r);
+    pf_mastodon_restored done = {0};
+    int rc = PF_EXIT_OK;
+    struct pf_lock *lock = pf_cli_lock(r, false, "restore", &err);
+    if (!lock || pf_repo_load_index(r, &err) || pf_mastodon_restore(r, &o, &done, &err)) {
+        rc = pf_cli_fail(&err);
+    } else {
+        pf_progress_done();
+        print_restored(&o, &done);
+    }
+    pf_mastodon_restored_free(&done);
+    pf_cli_unlock(lock);
+    pf_repo_free(r);
+    return rc;
+}
+
+static int cmd_restore_live(int argc, char **argv)
+{
+    static const char *const with_arg[] = {
+        "--only", "--pg-host",    "--pg-port",    "--pg-admin-user", "--jobs",
+        "-j",     "--redis-host", "--redis-port", "--media-root",    NULL};
+    return pf_live_run(argc, argv, 1, with_arg, restore_live);
 }
 
 int cmd_restore(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--live") || !strncmp(argv[i], "--live=", 7))
-            return cmd_restore_mastodon(argc, argv);
+            return cmd_restore_live(argc, argv);
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
                                          {"target", required_argument, 0, 't'},
                                          {"keep-special", no_argument, 0, 'S'},
@@ -117,13 +268,7 @@ int cmd_restore(int argc, char **argv)
     }
     pf_progress_done();
     if (pf_g.json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "snapshot", s.id);
-        cJSON_AddNumberToObject(j, "files", (double)st.files);
-        cJSON_AddNumberToObject(j, "dirs", (double)st.dirs);
-        cJSON_AddNumberToObject(j, "bytes", (double)st.bytes);
-        cJSON_AddNumberToObject(j, "seconds", pf_now() - started);
-        pf_out_json(j);
+        print_restore_json(s.id, &st, pf_now() - started);
     } else if (pf_g.verbosity >= 0) {
         char b[32];
         pf_human_bytes(st.bytes, b, sizeof b);

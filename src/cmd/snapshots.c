@@ -1,61 +1,25 @@
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/commands.h"
 
-static const char snapshots_help[] =
-    "usage: permafrost snapshots [--tag T] [--host H]\n\n"
-    "Lists snapshots, oldest first: id, time (in this machine's zone, offset shown), host,\n"
-    "kind (paths, mastodon = a whole server, mastodon-partial = taken with --only), tags,\n"
-    "size, the paths of plain backups, \"INCOMPLETE\" when entries could not be read, and\n"
-    "for Mastodon snapshots what they hold (components, versions, row counts).\n";
+const pf_cmd_syntax pf_syntax_snapshots = {
+    .usage =
+        "usage: permafrost snapshots [--tag T] [--host H]\n\n"
+        "Lists snapshots, oldest first: id, time (in this machine's zone, offset shown), host,\n"
+        "kind (paths, mastodon = a whole server, mastodon-partial = taken with --only), tags,\n"
+        "size, the paths of plain backups, \"INCOMPLETE\" when entries could not be read, and\n"
+        "for Mastodon snapshots what they hold (components, versions, row counts).\n",
+    .longopts = (const struct option[]){{"tag", required_argument, 0, 't'},
+                                        {"host", required_argument, 0, 'H'},
+                                        {0, 0, 0, 0}},
+    .max_args = -1};
 
 static double stat_num(cJSON *o, const char *k)
 {
     cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL;
     return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
-
-cJSON *pf_snapshot_to_json(const pf_snapshot *s)
-{
-    cJSON *o = cJSON_CreateObject();
-    char t[64], hex[PF_HEX_ID_LEN + 1];
-    cJSON_AddStringToObject(o, "id", s->id);
-    pf_snapshot_time_str(s, t, sizeof t);
-    cJSON_AddStringToObject(o, "time", t);
-    cJSON_AddNumberToObject(o, "tz_offset", s->tz_offset);
-    pf_snapshot_time_local(s, t, sizeof t);
-    cJSON_AddStringToObject(o, "time_local", t);
-    cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(s->kind));
-    if (s->kind_inferred)
-        cJSON_AddBoolToObject(o, "kind_inferred", true);
-    cJSON_AddBoolToObject(o, "complete", s->complete);
-    if (!s->complete) {
-        cJSON *sk = cJSON_AddArrayToObject(o, "skipped");
-        for (size_t i = 0; i < s->nskipped; i++)
-            cJSON_AddItemToArray(sk, cJSON_CreateString(s->skipped[i]));
-        cJSON_AddNumberToObject(o, "skipped_count", (double)s->skipped_count);
-    }
-    cJSON_AddStringToObject(o, "host", s->host);
-    cJSON_AddStringToObject(o, "user", s->user);
-    cJSON *tags = cJSON_AddArrayToObject(o, "tags");
-    for (size_t i = 0; i < s->ntags; i++)
-        cJSON_AddItemToArray(tags, cJSON_CreateString(s->tags[i]));
-    cJSON *paths = cJSON_AddArrayToObject(o, "paths");
-    for (size_t i = 0; i < s->npaths; i++)
-        cJSON_AddItemToArray(paths, cJSON_CreateString(s->paths[i]));
-    pf_hex(s->tree, PF_ID_LEN, hex);
-    cJSON_AddStringToObject(o, "tree", hex);
-    if (s->parent[0])
-        cJSON_AddStringToObject(o, "parent", s->parent);
-    if (s->components)
-        cJSON_AddItemToObject(o, "components", cJSON_Duplicate(s->components, 1));
-    if (s->manifest)
-        cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
-    if (s->stats)
-        cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
-    return o;
 }
 
 /* One line describing a Mastodon snapshot's manifest, or "" for plain ones. */
@@ -81,33 +45,20 @@ void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n)
     }
 }
 
-int cmd_snapshots(int argc, char **argv)
+int cmd_snapshots(pf_cmd_ctx *c)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"tag", required_argument, 0, 't'},
-                                         {"host", required_argument, 0, 'H'},
-                                         {0, 0, 0, 0}};
     const char *tag = NULL, *host = NULL;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'h': fputs(snapshots_help, stdout); return PF_EXIT_OK;
-        case 't': tag = optarg; break;
-        case 'H': host = optarg; break;
-        default: fputs(snapshots_help, stderr); return PF_EXIT_USAGE;
-        }
+    for (size_t i = 0; i < c->nopts; i++) {
+        if (c->opts[i].c == 't')
+            tag = c->opts[i].arg;
+        else
+            host = c->opts[i].arg;
     }
     pf_err err = {0};
-    pf_repo *r = pf_cli_open_repo(&err);
-    if (!r)
-        return pf_cli_fail(&err);
     pf_snapshot *all;
     size_t n;
-    if (pf_repo_load_all_snapshots(r, &all, &n, &err)) {
-        pf_repo_free(r);
+    if (pf_cmd_open(c, &err) || pf_repo_load_all_snapshots(c->repo, &all, &n, &err))
         return pf_cli_fail(&err);
-    }
     cJSON *arr = pf_g.json ? cJSON_CreateArray() : NULL;
     if (!pf_g.json)
         printf("%-8s  %-25s  %-16s  %-16s  %-20s  %10s\n", "ID", "Time", "Host", "Kind", "Tags",
@@ -152,6 +103,5 @@ int cmd_snapshots(int argc, char **argv)
     else
         printf("%zu snapshot%s\n", shown, shown == 1 ? "" : "s");
     pf_snapshots_free(all, n);
-    pf_repo_free(r);
     return PF_EXIT_OK;
 }

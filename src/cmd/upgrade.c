@@ -3,67 +3,35 @@
  * permafrost binaries can open, and it vouches for config as it is now (format 1 could
  * have been changed on the store), so it prints the values it seals for the operator to
  * compare with what they set up. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
-#include "repo/lock.h"
+#include "cli/commands.h"
 
-static const char upgrade_help[] =
-    "usage: permafrost upgrade\n\n"
-    "Moves a repository of format 1 to format 2: writes config again with a MAC under a\n"
-    "key derived from the master key, so that someone who can write the store but has no\n"
-    "passphrase can no longer change it, and re-seals the key file of the passphrase\n"
-    "given in format 2 (bound to the repository). Other passphrases keep working; run\n"
-    "'permafrost key passwd' with each to re-seal it too. The values sealed are printed:\n"
-    "check them (defaults: chunker 524288/1048576/8388608, pack size 16777216).\n"
-    "Permafrost older than format 2 cannot open the repository afterwards.\n";
+const pf_cmd_syntax pf_syntax_upgrade = {
+    .usage = "usage: permafrost upgrade\n\n"
+             "Moves a repository of format 1 to format 2: writes config again with a MAC under a\n"
+             "key derived from the master key, so that someone who can write the store but has no\n"
+             "passphrase can no longer change it, and re-seals the key file of the passphrase\n"
+             "given in format 2 (bound to the repository). Other passphrases keep working; run\n"
+             "'permafrost key passwd' with each to re-seal it too. The values sealed are printed:\n"
+             "check them (defaults: chunker 524288/1048576/8388608, pack size 16777216).\n"
+             "Permafrost older than format 2 cannot open the repository afterwards.\n",
+    .max_args = 0};
 
-int cmd_upgrade(int argc, char **argv)
+int cmd_upgrade(pf_cmd_ctx *c)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (c == 'h') {
-            fputs(upgrade_help, stdout);
-            return PF_EXIT_OK;
-        }
-        fputs(upgrade_help, stderr);
-        return PF_EXIT_USAGE;
-    }
-    if (optind != argc) {
-        fputs(upgrade_help, stderr);
-        return PF_EXIT_USAGE;
-    }
     pf_err err = {0};
-    pf_store *st = pf_cli_open_store(&err);
-    if (!st)
+    if (pf_cmd_open(c, &err))
         return pf_cli_fail(&err);
-    char *pass = pf_cli_passphrase(false, NULL, &err);
-    if (!pass) {
-        pf_store_free(st);
-        return pf_cli_fail(&err);
-    }
-    pf_repo *r = pf_repo_open(st, pass, &err);
-    if (!r) {
-        pf_cli_passphrase_free(pass);
-        return pf_cli_fail(&err);
-    }
+    pf_repo *r = c->repo;
     int rc = PF_EXIT_OK;
     char id[PF_HEX_ID_LEN + 1];
     if (r->format >= PF_CONFIG_V2) {
         if (pf_g.verbosity >= 0)
             printf("repository %.8s is already of format %d: nothing to do\n", r->id, r->format);
-        goto out;
-    }
-    pf_lock *lk = pf_lock_acquire(r, true, "upgrade", 0, &err);
-    if (!lk) {
-        rc = pf_cli_fail(&err);
-        goto out;
-    }
-    if (pf_repo_upgrade(r, pass, id, &err)) {
+    } else if (pf_repo_upgrade(r, c->passphrase, id, &err)) {
         rc = pf_cli_fail(&err);
     } else if (pf_g.verbosity >= 0) {
         printf("repository %.8s is now of format 2: config sealed with id %s, chunker "
@@ -71,9 +39,5 @@ int cmd_upgrade(int argc, char **argv)
                r->id, r->id, r->chunker.min, r->chunker.avg, r->chunker.max, r->pack_size);
         printf("key %.8s (format 2) replaces the key this passphrase opened\n", id);
     }
-    pf_lock_release(lk);
-out:
-    pf_cli_passphrase_free(pass);
-    pf_repo_free(r);
     return rc;
 }

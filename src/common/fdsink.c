@@ -1,22 +1,40 @@
 #include "common/fdsink.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
-static int fd_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+/* Chunks of at most 1 GiB: write() may refuse larger counts on some systems. */
+#define WRITE_CHUNK (1u << 30)
+
+int pf_fd_write_all(int fd, const void *p, size_t n)
 {
-    pf_fd_sink *f = (pf_fd_sink *)s;
     const char *c = p;
+    bool sock = true; /* until send says otherwise: one failed call, then plain write */
     while (n) {
-        ssize_t w = write(f->fd, c, n);
+        size_t chunk = n > WRITE_CHUNK ? WRITE_CHUNK : n;
+        ssize_t w = sock ? send(fd, c, chunk, MSG_NOSIGNAL) : write(fd, c, chunk);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return pf_err_sys(err, PF_EIO, "writing to %s", f->what);
+            if (sock && errno == ENOTSOCK) {
+                sock = false;
+                continue;
+            }
+            return -1;
         }
         c += w;
         n -= (size_t)w;
     }
+    return 0;
+}
+
+static int fd_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+{
+    pf_fd_sink *f = (pf_fd_sink *)s;
+    if (pf_fd_write_all(f->fd, p, n) < 0)
+        return pf_err_sys(err, PF_EIO, "writing to %s", f->what);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 #include "component/pgsql_filter.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1037,4 +1038,129 @@ out:
     if (rc < 0)
         pf_pgsql_globals_free(out);
     return rc;
+}
+
+/* ---- the statements of a pg_dump, and which of them a restore runs ---- */
+
+int pf_pgsql_each(const char *sql, size_t n, pf_pgsql_each_fn fn, void *ctx, pf_err *err)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && isspace((unsigned char)sql[i]))
+            i++;
+        if (i >= n)
+            break;
+        if (sql[i] == '-' && i + 1 < n && sql[i + 1] == '-') {
+            while (i < n && sql[i] != '\n')
+                i++;
+            continue;
+        }
+        size_t start = i;
+        if (sql[i] == '\\') {
+            while (i < n && sql[i] != '\n')
+                i++;
+            if (fn(sql + start, i - start, true, ctx, err) < 0)
+                return -1;
+            continue;
+        }
+        char q = 0;
+        while (i < n) {
+            char ch = sql[i++];
+            if (q) {
+                if (ch == q)
+                    q = 0;
+            } else if (ch == '\'' || ch == '"') {
+                q = ch;
+            } else if (ch == ';') {
+                break;
+            }
+        }
+        if (fn(sql + start, i - start, false, ctx, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool has_prefix(const char *s, size_t n, const char *prefix)
+{
+    size_t l = strlen(prefix);
+    return n >= l && strncmp(s, prefix, l) == 0;
+}
+
+static bool has_inside(const char *s, size_t n, const char *needle)
+{
+    size_t l = strlen(needle);
+    for (size_t i = 0; i + l <= n; i++)
+        if (memcmp(s + i, needle, l) == 0)
+            return true;
+    return false;
+}
+
+typedef struct db_section {
+    pf_buf *out;
+    bool connected; /* past pg_dump's "\connect <db>" */
+} db_section;
+
+/* Keeps the statements that a dump without --create loses. */
+static int keep_db_level(const char *s, size_t n, bool meta, void *ctx, pf_err *err)
+{
+    (void)err;
+    db_section *d = ctx;
+    if (meta) {
+        if (has_prefix(s, n, "\\connect"))
+            d->connected = true;
+        return 0;
+    }
+    if (!d->connected)
+        return 0;
+    bool keep = has_prefix(s, n, "COMMENT ON DATABASE ") || has_prefix(s, n, "SECURITY LABEL ") ||
+                (has_prefix(s, n, "ALTER DATABASE ") && !has_inside(s, n, " OWNER TO ")) ||
+                (has_prefix(s, n, "ALTER ROLE ") && has_inside(s, n, " IN DATABASE ")) ||
+                ((has_prefix(s, n, "GRANT ") || has_prefix(s, n, "REVOKE ")) &&
+                 has_inside(s, n, " ON DATABASE "));
+    if (keep) {
+        pf_buf_append(d->out, s, n);
+        pf_buf_append_str(d->out, "\n");
+    }
+    return 0;
+}
+
+void pf_pgsql_db_level(const char *sql, size_t n, pf_buf *out)
+{
+    db_section d = {.out = out};
+    pf_err ignored = {0};
+    pf_pgsql_each(sql, n, keep_db_level, &d, &ignored);
+}
+
+/* 's' for an existing superuser, '-' for another existing role, 0 for none. */
+static char existing_role(const char *existing, const char *name)
+{
+    size_t l = strlen(name);
+    const char *p = existing;
+    while (p && *p) {
+        const char *tab = strchr(p, '\t');
+        const char *nl = strchr(p, '\n');
+        if (!tab || !nl)
+            break;
+        if ((size_t)(tab - p) == l && memcmp(p, name, l) == 0)
+            return tab[1];
+        p = nl + 1;
+    }
+    return 0;
+}
+
+bool pf_pgsql_keep_role(const pf_pgsql_stmt *s, const char *admin, const char *existing,
+                        int *created, int *skipped)
+{
+    if (s->kind != PF_PGSQL_CREATE_ROLE && s->kind != PF_PGSQL_ALTER_ROLE &&
+        s->kind != PF_PGSQL_ROLE_CONFIG)
+        return true;
+    char ex = existing_role(existing, s->role);
+    if (strcmp(s->role, admin) == 0 || ex == 's' || (s->kind == PF_PGSQL_CREATE_ROLE && ex)) {
+        (*skipped)++;
+        return false;
+    }
+    if (s->kind == PF_PGSQL_CREATE_ROLE)
+        (*created)++;
+    return true;
 }

@@ -83,10 +83,35 @@ int pf_pgsql_globals_parse(const char *text, size_t len, const char *target_db,
 
 void pf_pgsql_globals_free(pf_pgsql_globals *g);
 
+struct pf_buf;
+
+/* Calls fn for each SQL statement (up to and including its ';') and each psql
+ * meta-command line (meta: from a backslash to the end of the line) of `sql`, skipping
+ * "--" comments and blank space. Quotes ('...', "...") are followed so that a ';' or
+ * newline inside them does not split; an unterminated quote runs to the end. pg_dump's
+ * output of roles and database settings has no dollar quoting. Stops at, and returns, the
+ * first -1 of fn; else 0. */
+typedef int (*pf_pgsql_each_fn)(const char *s, size_t n, bool meta, void *ctx, pf_err *err);
+int pf_pgsql_each(const char *sql, size_t n, pf_pgsql_each_fn fn, void *ctx, pf_err *err);
+
+/* Appends to out (one per line) the statements of `pg_dump --create --schema-only` output
+ * that a dump without --create loses: after the "\connect" line, COMMENT ON DATABASE,
+ * SECURITY LABEL, ALTER DATABASE (but not OWNER TO), ALTER ROLE ... IN DATABASE, and
+ * GRANT / REVOKE ... ON DATABASE. */
+void pf_pgsql_db_level(const char *sql, size_t n, struct pf_buf *out);
+
+/* The role filter of a restore: whether statement s of globals.sql's roles part runs on
+ * the target. `existing` lists the target's roles, "<name>\t<s|->\n" per role ('s': a
+ * superuser); NULL: none. Statements about the admin role, or about a superuser the target
+ * has, are skipped; CREATE ROLE of a role that exists is skipped (its ALTER ROLE still
+ * gives it the source's attributes); every other statement runs. Counts CREATE ROLEs kept
+ * in *created and statements skipped in *skipped. */
+bool pf_pgsql_keep_role(const pf_pgsql_stmt *s, const char *admin, const char *existing,
+                        int *created, int *skipped);
+
 /* Appends s as an SQL string literal that means s under any setting of
  * standard_conforming_strings and that psql reads as one literal: '...' with quotes
  * doubled, or E'...' with backslashes doubled when s has one. */
-struct pf_buf;
 void pf_pgsql_literal(struct pf_buf *b, const char *s);
 
 /* Appends s as a double-quoted identifier. */

@@ -17,7 +17,10 @@
 #include "common/buf.h"
 #include "common/exec.h"
 #include "common/log.h"
+#include "component/component.h"
+#include "component/layout.h"
 #include "component/pgsql_filter.h"
+#include "repo/restorer.h"
 
 #define DEFAULT_DB "mastodon_production"
 #define DEFAULT_USER "mastodon"
@@ -460,8 +463,6 @@ int pf_pg_probe(const pf_pg_conn *c, pf_pg_info *info, pf_err *err)
     rc = 0;
 out:
     PQfinish(conn);
-    if (rc < 0)
-        pf_err_prefix(err, "postgres");
     return rc;
 }
 
@@ -516,7 +517,22 @@ static void counting_init(counting_sink *cs, pf_sink *inner)
     cs->bytes = 0;
 }
 
-int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err)
+/* Runs a dump client as c's OS user with c's connection in its environment, its output
+ * into out. */
+static int run_dump_client(const pf_pg_conn *c, const envlist *env, const char *const *argv,
+                           pf_sink *out, const char *name, pf_err *err)
+{
+    pf_exec_opts o = {.argv = argv,
+                      .env = (const char *const *)env->item,
+                      .user = c->os_user,
+                      .cwd = "/",
+                      .out = out,
+                      .name = name};
+    return pf_exec_run(&o, NULL, err);
+}
+
+int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dopts, pf_sink *sink,
+               pf_err *err)
 {
     int rc = -1;
     envlist env = {0};
@@ -544,10 +560,17 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err
         if (count_all(conn, false, info, err) < 0)
             goto out;
         info->counts_in_dump_snapshot = true;
+        if (dopts && dopts->in_snapshot && dopts->in_snapshot(conn, dopts->ctx, err) < 0)
+            goto out;
     } else {
         char msg[700];
         one_line(PQerrorMessage(conn), msg, sizeof msg);
         PQclear(r);
+        /* The hook was promised the dump's own view: a later one would be a lie. */
+        if (dopts && dopts->in_snapshot) {
+            pf_err_set(err, PF_ECOMPONENT, "cannot export the dump's snapshot (%s)", msg);
+            goto out;
+        }
         pf_warn("postgres: cannot export a snapshot (%s); row counts are approximate", msg);
         info->counts_in_dump_snapshot = false;
     }
@@ -557,13 +580,7 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err
     snprintf(snaparg, sizeof snaparg, "--snapshot=%s", snapshot);
     const char *argv[] = {info->pg_dump, "--format=custom", "-Z0", snapshot[0] ? snaparg : NULL,
                           NULL};
-    pf_exec_opts o = {.argv = argv,
-                      .env = (const char *const *)env.item,
-                      .user = c->os_user,
-                      .cwd = "/",
-                      .out = &cs.sink,
-                      .name = "pg_dump"};
-    if (pf_exec_run(&o, NULL, err) < 0)
+    if (run_dump_client(c, &env, argv, &cs.sink, "pg_dump", err) < 0)
         goto out;
     info->dump_bytes = cs.bytes;
     rc = 0;
@@ -574,98 +591,13 @@ out:
         PQfinish(conn);
     }
     env_free(&env);
-    if (rc < 0)
-        pf_err_prefix(err, "postgres");
     return rc;
-}
-
-/* Calls fn for each SQL statement (up to and including its ';') and each psql
- * meta-command line of `sql`, skipping comments and blank space. Quotes ('...', "...")
- * are followed so that a ';' or newline inside them does not split. pg_dump's output of
- * roles and database settings has no dollar quoting. */
-typedef int (*stmt_fn)(const char *s, size_t n, bool meta, void *ctx, pf_err *err);
-
-static int sql_each(const char *sql, size_t n, stmt_fn fn, void *ctx, pf_err *err)
-{
-    size_t i = 0;
-    while (i < n) {
-        while (i < n && isspace((unsigned char)sql[i]))
-            i++;
-        if (i >= n)
-            break;
-        if (sql[i] == '-' && i + 1 < n && sql[i + 1] == '-') {
-            while (i < n && sql[i] != '\n')
-                i++;
-            continue;
-        }
-        size_t start = i;
-        if (sql[i] == '\\') {
-            while (i < n && sql[i] != '\n')
-                i++;
-            if (fn(sql + start, i - start, true, ctx, err) < 0)
-                return -1;
-            continue;
-        }
-        char q = 0;
-        while (i < n) {
-            char ch = sql[i++];
-            if (q) {
-                if (ch == q)
-                    q = 0;
-            } else if (ch == '\'' || ch == '"') {
-                q = ch;
-            } else if (ch == ';') {
-                break;
-            }
-        }
-        if (fn(sql + start, i - start, false, ctx, err) < 0)
-            return -1;
-    }
-    return 0;
 }
 
 static bool starts(const char *s, size_t n, const char *prefix)
 {
     size_t l = strlen(prefix);
     return n >= l && strncmp(s, prefix, l) == 0;
-}
-
-static bool contains(const char *s, size_t n, const char *needle)
-{
-    size_t l = strlen(needle);
-    for (size_t i = 0; i + l <= n; i++)
-        if (memcmp(s + i, needle, l) == 0)
-            return true;
-    return false;
-}
-
-typedef struct db_section {
-    pf_buf *out;
-    bool connected; /* past pg_dump's "\connect <db>" */
-} db_section;
-
-/* Keeps the statements that a dump without --create loses. */
-static int keep_db_level(const char *s, size_t n, bool meta, void *ctx, pf_err *err)
-{
-    (void)err;
-    db_section *d = ctx;
-    if (meta) {
-        if (starts(s, n, "\\connect"))
-            d->connected = true;
-        return 0;
-    }
-    if (!d->connected)
-        return 0;
-    bool keep =
-        starts(s, n, "COMMENT ON DATABASE ") || starts(s, n, "SECURITY LABEL ") ||
-        (starts(s, n, "ALTER DATABASE ") && !contains(s, n, " OWNER TO ")) ||
-        (starts(s, n, "ALTER ROLE ") && contains(s, n, " IN DATABASE ")) ||
-        ((starts(s, n, "GRANT ") || starts(s, n, "REVOKE ")) && contains(s, n, " ON DATABASE "));
-    if (keep) {
-        pf_buf_append(d->out, s, n);
-        pf_buf_append_str(d->out, "\n");
-    }
-    return 0;
 }
 
 int pf_pg_dump_globals(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_err *err)
@@ -690,13 +622,7 @@ int pf_pg_dump_globals(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_
                           db,
                           info->superuser ? NULL : "--no-role-passwords",
                           NULL};
-    pf_exec_opts o = {.argv = argv,
-                      .env = (const char *const *)env.item,
-                      .user = c->os_user,
-                      .cwd = "/",
-                      .out = &cs.sink,
-                      .name = "pg_dumpall"};
-    if (pf_exec_run(&o, NULL, err) < 0)
+    if (run_dump_client(c, &env, argv, &cs.sink, "pg_dumpall", err) < 0)
         goto out;
 
     /* Database-level settings: pg_dump --create of no schema at all holds them. */
@@ -709,18 +635,10 @@ int pf_pg_dump_globals(const pf_pg_conn *c, pf_pg_info *info, pf_sink *sink, pf_
                            NULL};
     pf_buf_sink bs;
     pf_buf_sink_init(&bs, &dbl, MAX_SQL_OUT);
-    pf_exec_opts o2 = {.argv = argv2,
-                       .env = (const char *const *)env.item,
-                       .user = c->os_user,
-                       .cwd = "/",
-                       .out = &bs.sink,
-                       .name = "pg_dump"};
-    if (pf_exec_run(&o2, NULL, err) < 0)
+    if (run_dump_client(c, &env, argv2, &bs.sink, "pg_dump", err) < 0)
         goto out;
-    db_section d = {.out = &section};
     pf_buf_printf(&section, "\n%s (applied by permafrost after CREATE DATABASE)\n", SECTION_MARK);
-    if (sql_each(dbl.data ? (const char *)dbl.data : "", dbl.len, keep_db_level, &d, err) < 0)
-        goto out;
+    pf_pgsql_db_level(dbl.data ? (const char *)dbl.data : "", dbl.len, &section);
     if (pf_sink_write(&cs.sink, section.data, section.len, err) < 0)
         goto out;
     info->globals_bytes = cs.bytes;
@@ -729,8 +647,6 @@ out:
     env_free(&env);
     pf_buf_free(&dbl);
     pf_buf_free(&section);
-    if (rc < 0)
-        pf_err_prefix(err, "postgres");
     return rc;
 }
 
@@ -892,7 +808,7 @@ int pf_pg_restore_check(const pf_pg_restore_opts *o, pf_err *err)
     rctx r;
     bool exists;
     if (rctx_init(&r, o, err) < 0 || check_with(&r, &exists, err) < 0)
-        return pf_err_prefix(err, "postgres");
+        return -1;
     return 0;
 }
 
@@ -900,45 +816,6 @@ typedef struct roles_ctx {
     pf_buf existing; /* "\n<name>\t<s|->\n..." of the target's roles */
     int created, skipped;
 } roles_ctx;
-
-/* 's' for an existing superuser, '-' for another existing role, 0 for none. */
-static char existing_role(const roles_ctx *c, const char *name)
-{
-    size_t l = strlen(name);
-    const char *p = (const char *)c->existing.data;
-    while (p && *p) {
-        const char *tab = strchr(p, '\t');
-        const char *nl = strchr(p, '\n');
-        if (!tab || !nl)
-            break;
-        if ((size_t)(tab - p) == l && memcmp(p, name, l) == 0)
-            return tab[1];
-        p = nl + 1;
-    }
-    return 0;
-}
-
-/* Whether a statement of the roles part runs. The admin, and superusers the target has
- * already, stay as they are; a role that exists is not created again but takes the
- * source's attributes. Only statements the filter accepted and re-wrote get here. */
-static bool keep_role_stmt(const rctx *r, roles_ctx *c, const pf_pgsql_stmt *s)
-{
-    if (s->kind != PF_PGSQL_CREATE_ROLE && s->kind != PF_PGSQL_ALTER_ROLE &&
-        s->kind != PF_PGSQL_ROLE_CONFIG)
-        return true;
-    char ex = existing_role(c, s->role);
-    if (strcmp(s->role, r->admin) == 0 || ex == 's' || (s->kind == PF_PGSQL_CREATE_ROLE && ex)) {
-        c->skipped++;
-        return false;
-    }
-    if (s->kind == PF_PGSQL_CREATE_ROLE)
-        c->created++;
-    if (s->superuser)
-        pf_warn("postgres: role \"%s\" is a superuser in the snapshot and is restored as one "
-                "(globals.sql line %u)",
-                s->role, s->line);
-    return true;
-}
 
 /* Reads a whole source into memory, up to max bytes. */
 static int slurp(pf_source *src, pf_buf *b, size_t max, const char *what, pf_err *err)
@@ -969,9 +846,17 @@ static int apply_roles(const rctx *r, const pf_pgsql_globals *g, pf_err *err)
     /* The literals of the filter are escaped for these two settings: set them first. */
     pf_buf_append_str(&sql,
                       "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n");
-    for (size_t i = 0; i < g->nroles; i++)
-        if (keep_role_stmt(r, &c, &g->roles[i]))
-            pf_buf_append_str(&sql, g->roles[i].sql);
+    for (size_t i = 0; i < g->nroles; i++) {
+        const pf_pgsql_stmt *st = &g->roles[i];
+        if (!pf_pgsql_keep_role(st, r->admin, (const char *)c.existing.data, &c.created,
+                                &c.skipped))
+            continue;
+        if (st->superuser)
+            pf_warn("postgres: role \"%s\" is a superuser in the snapshot and is restored as "
+                    "one (globals.sql line %u)",
+                    st->role, st->line);
+        pf_buf_append_str(&sql, st->sql);
+    }
     if (run_psql_str(r, "postgres", &sql, NULL, err) < 0) {
         pf_err_prefix(err, "applying the roles of globals.sql");
         goto out;
@@ -1351,7 +1236,129 @@ out:
     pf_buf_free(&gl);
     pf_buf_free(&sql);
     pf_pgsql_globals_free(&pg);
-    if (rc < 0)
-        pf_err_prefix(err, "postgres");
     return rc;
 }
+
+/* ---- the component (component.h) ------------------------------------------------------ */
+
+typedef struct pg_job {
+    const pf_pg_conn *conn;
+    pf_pg_info *info;
+} pg_job;
+
+static int produce_globals(void *ctx, pf_sink *sink, pf_err *err)
+{
+    pg_job *j = ctx;
+    return pf_pg_dump_globals(j->conn, j->info, sink, err);
+}
+
+static int produce_dump(void *ctx, pf_sink *sink, pf_err *err)
+{
+    pg_job *j = ctx;
+    return pf_pg_dump(j->conn, j->info, NULL, sink, err);
+}
+
+static void dump_name(const char *dbname, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s", or_default(dbname, DEFAULT_DB), PF_LAYOUT_PG_DUMP_SUFFIX);
+}
+
+static int postgres_backup(pf_component_run *run, pf_err *err)
+{
+    const pf_component_settings *set = run->set;
+    const pf_pg_conn *pg = &set->pg;
+    pf_pg_info *info = calloc(1, sizeof *info);
+    if (!info)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    run->state = info;
+    /* As root on a standard install: the superuser over the socket when it gets in (it
+     * reads every table and the roles' passwords), else the app's own user. */
+    pf_pg_conn pg_db, pg_su;
+    bool peer = pf_pg_peer_identities(pg, &pg_db, &pg_su);
+    const pf_pg_conn *use = &pg_db;
+    if (peer && strcmp(pg_su.os_user, pg_db.os_user)) {
+        pf_err serr = {0};
+        pf_info("postgres: probing %s as the OS user postgres", pg->dbname);
+        if (pf_pg_probe(&pg_su, info, &serr) == 0 && info->superuser)
+            use = &pg_su;
+        else
+            pf_warn("postgres: cannot connect as the superuser postgres (%s); dumping as the "
+                    "OS user %s: tables it cannot read fail the dump, roles lose their "
+                    "passwords",
+                    serr.msg[0] ? serr.msg : "not a superuser", pg_db.os_user);
+    }
+    if (use == &pg_db) {
+        pf_info("postgres: probing %s%s%s", pg->dbname, peer ? " as the OS user " : "",
+                peer ? pg_db.os_user : "");
+        if (pf_pg_probe(&pg_db, info, err)) {
+            if (err->code == PF_EAUTH && pg->password && set->pg_password_from)
+                pf_err_prefix(err, "%s was refused", set->pg_password_from);
+            return -1;
+        }
+    }
+    pg_job job = {use, info};
+    pf_dir *d = pf_dir_begin(run->arch, run->root, PF_LAYOUT_POSTGRES, err);
+    if (!d)
+        return -1;
+    char name[512];
+    dump_name(pg->dbname, name, sizeof name);
+    if (pf_component_stream(run->arch, d, PF_LAYOUT_PG_GLOBALS, produce_globals, &job, err))
+        goto fail;
+    pf_info("postgres: pg_dump %s (server %s, client %s)", pg->dbname, info->server_version,
+            info->client_version);
+    if (pf_component_stream(run->arch, d, name, produce_dump, &job, err))
+        goto fail;
+    return pf_dir_end(run->arch, d, NULL, err);
+fail:
+    pf_dir_abort(d);
+    return -1;
+}
+
+static void postgres_describe(pf_component_run *run, cJSON *entry, cJSON *manifest)
+{
+    const pf_pg_info *info = run->state;
+    cJSON_AddStringToObject(entry, "status", "ok");
+    cJSON_AddStringToObject(entry, "database", run->set->pg.dbname);
+    cJSON_AddNumberToObject(entry, "dump_bytes", (double)info->dump_bytes);
+    cJSON_AddStringToObject(manifest, "postgres", info->server_version);
+    cJSON_AddStringToObject(manifest, "pg_dump", info->client_version);
+    cJSON_AddNumberToObject(manifest, "accounts", (double)info->accounts);
+    cJSON_AddNumberToObject(manifest, "statuses", (double)info->statuses);
+    cJSON_AddNumberToObject(manifest, "media_attachments", (double)info->media_attachments);
+}
+
+static int postgres_restore_check(pf_component_run *run, pf_err *err)
+{
+    char name[512], path[600];
+    dump_name(run->set->pg_restore.dbname, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", PF_LAYOUT_POSTGRES, name);
+    if (pf_lookup_path(run->repo, run->tree, PF_LAYOUT_POSTGRES "/" PF_LAYOUT_PG_GLOBALS,
+                       &run->node[0], err) ||
+        pf_lookup_path(run->repo, run->tree, path, &run->node[1], err))
+        return -1;
+    return pf_pg_restore_check(&run->set->pg_restore, err);
+}
+
+static int postgres_restore(pf_component_run *run, pf_err *err)
+{
+    pf_info("postgres: restoring %s", run->set->pg_restore.dbname);
+    pf_source *g = pf_node_source_new(run->repo, &run->node[0]);
+    pf_source *d = pf_node_source_new(run->repo, &run->node[1]);
+    int rc = -1;
+    if (!g || !d)
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+    else
+        rc = pf_pg_restore(&run->set->pg_restore, g, d, err);
+    pf_node_source_free(g);
+    pf_node_source_free(d);
+    return rc;
+}
+
+static const char *const postgres_aliases[] = {"db", "database", NULL};
+
+const pf_component pf_postgres_component = {.name = PF_LAYOUT_POSTGRES,
+                                            .aliases = postgres_aliases,
+                                            .backup = postgres_backup,
+                                            .describe = postgres_describe,
+                                            .restore_check = postgres_restore_check,
+                                            .restore = postgres_restore};

@@ -24,6 +24,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "common/err.h"
 #include "common/stream.h"
 
@@ -83,6 +85,19 @@ typedef struct pf_pg_info {
  *   PF_ECOMPONENT no suitable client: "... install postgresql-client-16". */
 int pf_pg_probe(const pf_pg_conn *conn, pf_pg_info *info, pf_err *err);
 
+/* What else runs inside the dump's snapshot. Borrowed; NULL is the same as all-zero. */
+typedef struct pf_pg_dump_opts {
+    /* Called once, on our own connection inside the REPEATABLE READ transaction whose
+     * snapshot pg_dump shares (--snapshot), before pg_dump starts: every query sees the
+     * database exactly as the dump does (the media a snapshot's rows name, a key a row was
+     * encrypted with). Read only: the transaction is READ ONLY. Returning -1 (with err
+     * filled: say what failed; the caller adds "postgres") stops the dump before it
+     * starts. When the server cannot export a snapshot (a standby before 10) the hook is
+     * not called and the dump fails (PF_ECOMPONENT) rather than run it on another view. */
+    int (*in_snapshot)(PGconn *conn, void *ctx, pf_err *err);
+    void *ctx;
+} pf_pg_dump_opts;
+
 /* Streams `pg_dump -Fc -Z0` of conn->dbname into `sink`, nothing on disk. `info` must
  * come from pf_pg_probe. The dump runs in a snapshot exported by a REPEATABLE READ
  * transaction of ours, in which the row counts of info are taken again, so they describe
@@ -90,7 +105,8 @@ int pf_pg_probe(const pf_pg_conn *conn, pf_pg_info *info, pf_err *err);
  * PF_ECOMPONENT "pg_dump exited 1: <end of its stderr>"; a failing sink gives the sink's
  * error (pg_dump is then stopped). On error the bytes already written are not a usable
  * dump: the caller must not record a snapshot that claims one. */
-int pf_pg_dump(const pf_pg_conn *conn, pf_pg_info *info, pf_sink *sink, pf_err *err);
+int pf_pg_dump(const pf_pg_conn *conn, pf_pg_info *info, const pf_pg_dump_opts *o, pf_sink *sink,
+               pf_err *err);
 
 /* Streams globals.sql into `sink`: `pg_dumpall --globals-only -l <db>` (with
  * --no-role-passwords when the user is not a superuser, as pg_authid is then unreadable),

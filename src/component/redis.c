@@ -20,7 +20,11 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "common/fdsink.h"
 #include "common/log.h"
+#include "component/component.h"
+#include "component/layout.h"
+#include "repo/restorer.h"
 
 #define RBUF (64 * 1024)
 #define MAX_BULK ((int64_t)1 << 50)
@@ -449,16 +453,8 @@ static int rs_fill(rsock *s, int timeout_ms, pf_err *err)
 
 static int write_all(int fd, const void *p, size_t n, const char *where, pf_err *err)
 {
-    const uint8_t *c = p;
-    while (n) {
-        ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return pf_err_sys(err, PF_EIO, "writing to Redis at %s", where);
-        c += w;
-        n -= (size_t)w;
-    }
+    if (pf_fd_write_all(fd, p, n) < 0)
+        return pf_err_sys(err, PF_EIO, "writing to Redis at %s", where);
     return 0;
 }
 
@@ -942,8 +938,6 @@ int pf_redis_fetch_rdb(const pf_redis_conn *c, pf_sink *sink, pf_redis_info *inf
 out:
     free(srv);
     redisFree(ctx);
-    if (rc < 0)
-        pf_err_prefix(err, "redis");
     return rc;
 }
 
@@ -966,8 +960,6 @@ int pf_redis_check_empty(const pf_redis_conn *c, pf_err *err)
     rc = 0;
 out:
     redisFree(ctx);
-    if (rc < 0)
-        pf_err_prefix(err, "redis");
     return rc;
 }
 
@@ -1542,7 +1534,112 @@ out:
     if (lfd >= 0)
         close(lfd);
     redisFree(ctx);
-    if (rc < 0)
-        pf_err_prefix(err, "redis");
     return rc;
 }
+
+/* ---- the component (component.h) ------------------------------------------------------ */
+
+typedef struct redis_state {
+    pf_redis_info info, sidekiq;
+} redis_state;
+
+typedef struct redis_job {
+    const pf_redis_conn *conn;
+    pf_redis_info *info;
+} redis_job;
+
+static int produce_rdb(void *ctx, pf_sink *sink, pf_err *err)
+{
+    redis_job *j = ctx;
+    return pf_redis_fetch_rdb(j->conn, sink, j->info, err);
+}
+
+static int redis_backup(pf_component_run *run, pf_err *err)
+{
+    const pf_component_settings *set = run->set;
+    redis_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    run->state = st;
+    pf_info("redis: snapshot over replication");
+    pf_dir *d = pf_dir_begin(run->arch, run->root, PF_LAYOUT_REDIS, err);
+    redis_job job = {&set->redis, &st->info};
+    if (!d || pf_component_stream(run->arch, d, PF_LAYOUT_REDIS_RDB, produce_rdb, &job, err))
+        goto fail;
+    /* Sidekiq's queues may live in a Redis of their own: that one matters most. */
+    redis_job sjob = {set->sidekiq, &st->sidekiq};
+    if (set->sidekiq &&
+        pf_component_stream(run->arch, d, PF_LAYOUT_SIDEKIQ_RDB, produce_rdb, &sjob, err)) {
+        run->part = "sidekiq";
+        goto fail;
+    }
+    return pf_dir_end(run->arch, d, NULL, err);
+fail:
+    pf_dir_abort(d);
+    return -1;
+}
+
+static void redis_describe(pf_component_run *run, cJSON *entry, cJSON *manifest)
+{
+    const redis_state *st = run->state;
+    cJSON_AddStringToObject(entry, "status", "ok");
+    cJSON_AddStringToObject(entry, "method", st->info.method);
+    cJSON_AddStringToObject(manifest, "redis", st->info.version);
+}
+
+/* node[0]: dump.rdb; node[1]: sidekiq.rdb, type 0 when there is none to restore. */
+static int redis_restore_check(pf_component_run *run, pf_err *err)
+{
+    const pf_component_settings *set = run->set;
+    pf_err ignored = {0};
+    if (!set->sidekiq ||
+        pf_lookup_path(run->repo, run->tree, PF_LAYOUT_REDIS "/" PF_LAYOUT_SIDEKIQ_RDB,
+                       &run->node[1], &ignored))
+        memset(&run->node[1], 0, sizeof run->node[1]);
+    if (pf_lookup_path(run->repo, run->tree, PF_LAYOUT_REDIS "/" PF_LAYOUT_REDIS_RDB, &run->node[0],
+                       err))
+        return -1;
+    if (set->force)
+        return 0;
+    if (run->node[1].type && pf_redis_check_empty(set->sidekiq, err)) {
+        run->part = "sidekiq";
+        return -1;
+    }
+    return pf_redis_check_empty(&set->redis, err);
+}
+
+static int load_node(pf_component_run *run, const pf_redis_conn *c, const pf_node *n,
+                     pf_redis_info *info, pf_err *err)
+{
+    pf_source *src = pf_node_source_new(run->repo, n);
+    if (!src)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    int rc = pf_redis_load_rdb(c, src, (int64_t)n->size, info, err);
+    pf_node_source_free(src);
+    return rc;
+}
+
+static int redis_restore(pf_component_run *run, pf_err *err)
+{
+    const pf_component_settings *set = run->set;
+    const pf_redis_conn *rc = &set->redis;
+    pf_info("redis: loading the snapshot into %s:%d", rc->host ? rc->host : rc->socket, rc->port);
+    pf_redis_info info;
+    memset(&info, 0, sizeof info);
+    if (load_node(run, rc, &run->node[0], &info, err))
+        return -1;
+    if (run->node[1].type) {
+        pf_info("redis: loading Sidekiq's own Redis");
+        if (load_node(run, set->sidekiq, &run->node[1], &info, err)) {
+            run->part = "sidekiq";
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const pf_component pf_redis_component = {.name = PF_LAYOUT_REDIS,
+                                         .backup = redis_backup,
+                                         .describe = redis_describe,
+                                         .restore_check = redis_restore_check,
+                                         .restore = redis_restore};

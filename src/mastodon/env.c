@@ -1,4 +1,5 @@
 #include "mastodon/env.h"
+#include "common/alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,27 +26,11 @@ static void wipe_free(char *s)
     }
 }
 
-static char *xstrndup(const char *s, size_t n)
-{
-    char *p = malloc(n + 1);
-    if (!p)
-        abort();
-    if (n)
-        memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    return xstrndup(s, strlen(s));
-}
-
 /* Replaces *slot with a copy of v (NULL allowed), wiping the old value. */
 static void set_str(char **slot, const char *v)
 {
     wipe_free(*slot);
-    *slot = v ? xstrdup(v) : NULL;
+    *slot = v ? pf_xstrdup(v) : NULL;
 }
 
 /* ---- the dotenv part ------------------------------------------------------------- */
@@ -67,7 +52,7 @@ static void set_var(pf_mastodon_env *e, const char *key, size_t klen, char *val_
     if (!v)
         abort();
     e->values = v;
-    e->keys[e->nvars] = xstrndup(key, klen);
+    e->keys[e->nvars] = pf_xstrndup(key, klen);
     e->values[e->nvars] = val_owned;
     e->nvars++;
 }
@@ -154,7 +139,7 @@ static char *substitute(const pf_mastodon_env *e, const char *p, size_t n, int l
             pf_buf_u8(&out, '$'); /* not a reference: keep the dollar */
             continue;
         }
-        char *name = xstrndup(p + s, end - s);
+        char *name = pf_xstrndup(p + s, end - s);
         const char *v = pf_mastodon_env_get(e, name);
         free(name);
         if (v) {
@@ -246,7 +231,7 @@ static char *finish_value(const pf_mastodon_env *e, const char *p, size_t n, cha
     if (n > ENV_MAX_VALUE)
         return NULL;
     if (quote == '\'')
-        return xstrndup(p, n);
+        return pf_xstrndup(p, n);
     pf_buf u = PF_BUF_INIT;
     unescape(p, n, quote == '"', &u);
     char *r = substitute(e, u.data ? (const char *)u.data : "", u.len, line, key);
@@ -800,13 +785,12 @@ int pf_mastodon_env_parse(const char *text, size_t len, pf_mastodon_env *out, pf
     return interpret(out, err);
 }
 
-/* Joins the live directory and a PAPERCLIP_ROOT_PATH the way Mastodon resolves it. */
-static char *resolve_root(const char *live, const char *root)
+char *pf_mastodon_media_root(const char *live, const char *root)
 {
     char *r = NULL;
     const char *rr = ":rails_root";
     int n;
-    if (!root)
+    if (!root || !*root)
         n = asprintf(&r, "%s/public/system", live);
     else if (strncmp(root, rr, strlen(rr)) == 0)
         n = asprintf(&r, "%s%s", live, root + strlen(rr));
@@ -815,7 +799,7 @@ static char *resolve_root(const char *live, const char *root)
     else
         n = asprintf(&r, "%s/%s", live, root);
     if (n < 0)
-        abort();
+        return NULL;
     size_t l = strlen(r);
     while (l > 1 && r[l - 1] == '/')
         r[--l] = 0;
@@ -865,7 +849,11 @@ int pf_mastodon_env_load(const char *live_dir, pf_mastodon_env *out, pf_err *err
         pf_err_prefix(err, "%s", path);
         goto out;
     }
-    char *root = resolve_root(live_dir, out->paperclip_root);
+    char *root = pf_mastodon_media_root(live_dir, out->paperclip_root);
+    if (!root) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
     wipe_free(out->paperclip_root);
     out->paperclip_root = root;
     rc = 0;

@@ -83,6 +83,12 @@ int pf_mastodon_env_parse(const char *text, size_t len, pf_mastodon_env *out, pf
  * files over 1 MiB. Free *out with pf_mastodon_env_free() in every case. */
 int pf_mastodon_env_load(const char *live_dir, pf_mastodon_env *out, pf_err *err);
 
+/* Where the media of a server at live are, with PAPERCLIP_ROOT_PATH root (NULL or "":
+ * unset) read the way Mastodon reads it: <live>/public/system by default, ":rails_root"
+ * and relative paths resolved against live; trailing slashes removed. The one place the
+ * media root is resolved. Returns a malloc'd path, or NULL when out of memory. */
+char *pf_mastodon_media_root(const char *live, const char *paperclip_root);
+
 /* The final value of any key, or NULL when the file does not set it. Borrowed. */
 const char *pf_mastodon_env_get(const pf_mastodon_env *e, const char *key);
 

@@ -1,4 +1,5 @@
 #include "repo/archiver.h"
+#include "common/alloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -65,26 +66,6 @@ struct pf_archiver {
     size_t nskipped;
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "permafrost: out of memory\n");
-        abort();
-    }
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d) {
-        fprintf(stderr, "permafrost: out of memory\n");
-        abort();
-    }
-    return d;
-}
-
 static const char *lookup_name(idname **tab, size_t *n, uint32_t id, int is_group)
 {
     for (size_t i = 0; i < *n; i++)
@@ -93,26 +74,26 @@ static const char *lookup_name(idname **tab, size_t *n, uint32_t id, int is_grou
     char *found = NULL;
     /* A group with many members needs a large buffer: grow it on ERANGE. */
     for (size_t cap = 16384; cap <= (1u << 24) && !found; cap *= 4) {
-        char *buf = xrealloc(NULL, cap);
+        char *buf = pf_xrealloc(NULL, cap);
         int rc;
         if (is_group) {
             struct group g, *res = NULL;
             rc = getgrgid_r(id, &g, buf, cap, &res);
             if (!rc && res)
-                found = xstrdup(res->gr_name);
+                found = pf_xstrdup(res->gr_name);
         } else {
             struct passwd p, *res = NULL;
             rc = getpwuid_r(id, &p, buf, cap, &res);
             if (!rc && res)
-                found = xstrdup(res->pw_name);
+                found = pf_xstrdup(res->pw_name);
         }
         free(buf);
         if (rc != ERANGE)
             break;
     }
-    *tab = xrealloc(*tab, (*n + 1) * sizeof **tab);
+    *tab = pf_xrealloc(*tab, (*n + 1) * sizeof **tab);
     (*tab)[*n].id = id;
-    (*tab)[*n].name = found ? found : xstrdup("");
+    (*tab)[*n].name = found ? found : pf_xstrdup("");
     return (*tab)[(*n)++].name;
 }
 
@@ -281,7 +262,7 @@ static pf_dir *dir_new(pf_archiver *a, pf_dir *parent, const char *name, size_t 
     if (!d)
         return NULL;
     d->parent = parent;
-    d->meta.name = xrealloc(NULL, len + 1);
+    d->meta.name = pf_xrealloc(NULL, len + 1);
     memcpy(d->meta.name, name, len);
     d->meta.name[len] = 0;
     d->meta.name_len = len;
@@ -311,8 +292,8 @@ pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *e
     d->meta.mode = 0755;
     d->meta.uid = getuid();
     d->meta.gid = getgid();
-    d->meta.user = xstrdup(lookup_name(&a->users, &a->nusers, d->meta.uid, 0));
-    d->meta.group = xstrdup(lookup_name(&a->groups, &a->ngroups, d->meta.gid, 1));
+    d->meta.user = pf_xstrdup(lookup_name(&a->users, &a->nusers, d->meta.uid, 0));
+    d->meta.group = pf_xstrdup(lookup_name(&a->groups, &a->ngroups, d->meta.gid, 1));
     d->meta.mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
     return d;
 }
@@ -327,7 +308,7 @@ int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
         pf_saver_save(a->s, PF_BLOB_TREE, b.data, b.len, id, err))
         goto out;
     if (d->parent) {
-        d->meta.blobs = xrealloc(d->meta.blobs, PF_ID_LEN);
+        d->meta.blobs = pf_xrealloc(d->meta.blobs, PF_ID_LEN);
         memcpy(d->meta.blobs[0], id, PF_ID_LEN);
         d->meta.nblobs = 1;
         pf_tree_add(&d->parent->tree, &d->meta);
@@ -354,7 +335,7 @@ static int cut_chunks(pf_archiver *a, chunk_stream *cs, int eof, pf_err *err)
             break;
         if (cs->nids == cs->cap) {
             cs->cap = cs->cap ? cs->cap * 2 : 8;
-            cs->ids = xrealloc(cs->ids, cs->cap * PF_ID_LEN);
+            cs->ids = pf_xrealloc(cs->ids, cs->cap * PF_ID_LEN);
         }
         if (pf_saver_save(a->s, PF_BLOB_DATA, a->buf + a->start, n, cs->ids[cs->nids], err))
             return -1;
@@ -439,14 +420,14 @@ pf_sink *pf_archive_stream_begin(pf_archiver *a, pf_dir *d, const char *name, ui
     }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    cs->node.name = xstrdup(name);
+    cs->node.name = pf_xstrdup(name);
     cs->node.name_len = strlen(name);
     cs->node.type = PF_NODE_FILE;
     cs->node.mode = mode & 07777;
     cs->node.uid = getuid();
     cs->node.gid = getgid();
-    cs->node.user = xstrdup(lookup_name(&a->users, &a->nusers, cs->node.uid, 0));
-    cs->node.group = xstrdup(lookup_name(&a->groups, &a->ngroups, cs->node.gid, 1));
+    cs->node.user = pf_xstrdup(lookup_name(&a->users, &a->nusers, cs->node.uid, 0));
+    cs->node.group = pf_xstrdup(lookup_name(&a->groups, &a->ngroups, cs->node.gid, 1));
     cs->node.mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
     cs->node.nlink = 1;
     return &cs->sink;
@@ -568,8 +549,8 @@ static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name
     while ((de = readdir(dir))) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        names = xrealloc(names, (nnames + 1) * sizeof *names);
-        names[nnames++] = xstrdup(de->d_name);
+        names = pf_xrealloc(names, (nnames + 1) * sizeof *names);
+        names[nnames++] = pf_xstrdup(de->d_name);
         errno = 0;
     }
     if (errno) {
@@ -595,7 +576,7 @@ static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name
             pf_warn("%s", e.msg);
             a->stats.errors++;
             if (a->nskipped < PF_ARCHIVE_SKIPPED_MAX)
-                a->skipped[a->nskipped++] = xstrdup((const char *)w->path.data);
+                a->skipped[a->nskipped++] = pf_xstrdup((const char *)w->path.data);
         }
     }
     w->path.len = path_len;
@@ -655,12 +636,12 @@ static int archive_file(walk *w, pf_dir *d, int dirfd, const char *fsname, pf_no
         pf_tree_add(&d->tree, n);
         a->stats.files++;
         if (n->nlink > 1) {
-            a->links = xrealloc(a->links, (a->nlinks + 1) * sizeof *a->links);
+            a->links = pf_xrealloc(a->links, (a->nlinks + 1) * sizeof *a->links);
             hardlink *h = &a->links[a->nlinks++];
             h->dev = n->dev;
             h->ino = n->inode;
             h->nblobs = n->nblobs;
-            h->blobs = xrealloc(NULL, n->nblobs * PF_ID_LEN);
+            h->blobs = pf_xrealloc(NULL, n->nblobs * PF_ID_LEN);
             memcpy(h->blobs, n->blobs, n->nblobs * PF_ID_LEN);
         }
     }
@@ -691,7 +672,7 @@ static int archive_entry(walk *w, pf_dir *d, int dirfd, const char *fsname, cons
         return archive_file(w, d, dirfd, fsname, &n, err);
     case PF_NODE_SYMLINK: {
         size_t cap = (size_t)st.st_size + 2;
-        char *target = xrealloc(NULL, cap);
+        char *target = pf_xrealloc(NULL, cap);
         ssize_t len = readlinkat(dirfd, fsname, target, cap);
         if (len < 0 || (size_t)len >= cap) {
             free(target);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "repo/idset.h"
 #include "repo/names.h"
 #include "repo/pack.h"
 #include "store/internal.h"
@@ -15,9 +16,9 @@ typedef struct checker {
     pf_check_report_fn report;
     void *ctx;
     pf_check_result *res;
-    pf_index *referenced; /* every blob named by a snapshot (loc unused) */
-    pf_index *trees_seen;
-    pf_index *in_packs;   /* every blob found in a pack header, for duplicates */
+    pf_idset referenced; /* every blob named by a snapshot */
+    pf_idset trees_seen;
+    pf_idset in_packs; /* every blob found in a pack header, for duplicates */
 } checker;
 
 static void problem(checker *c, int is_error, const char *fmt, ...)
@@ -40,17 +41,14 @@ static void problem(checker *c, int is_error, const char *fmt, ...)
 static int check_one_index(const char *id, void *vctx)
 {
     checker *c = vctx;
-    pf_buf plain = PF_BUF_INIT;
     pf_index_file f;
     pf_err e = {0};
-    if (pf_repo_load_object(c->r, "index", id, &plain, &e) ||
-        pf_index_file_decode(plain.data, plain.len, &f, &e)) {
+    if (pf_repo_load_index_file(c->r, id, &f, &e)) {
         problem(c, 1, "index/%s: %s", id, e.msg);
     } else {
         pf_index_merge(c->r->index, &f);
         pf_index_file_free(&f);
     }
-    pf_buf_free(&plain);
     return 0;
 }
 
@@ -97,9 +95,8 @@ static void check_pack(checker *c, const char *key, const uint8_t id[PF_ID_LEN],
         if (buf.len != size)
             size = buf.len;
     } else {
-        if (size < PF_PACK_TRAILER_LEN ||
-            pf_store_get(c->r->store, key, size - PF_PACK_TRAILER_LEN, PF_PACK_TRAILER_LEN, &buf,
-                         &e)) {
+        if (size < PF_PACK_TRAILER_LEN || pf_store_get(c->r->store, key, size - PF_PACK_TRAILER_LEN,
+                                                       PF_PACK_TRAILER_LEN, &buf, &e)) {
             problem(c, 1, "%s: cannot read trailer: %s", key, e.msg[0] ? e.msg : "too short");
             goto out;
         }
@@ -130,8 +127,7 @@ static void check_pack(checker *c, const char *key, const uint8_t id[PF_ID_LEN],
     for (size_t i = 0; i < n; i++) {
         char hex[PF_HEX_ID_LEN + 1];
         pf_hex(es[i].id, PF_ID_LEN, hex);
-        pf_blob_loc dummy = {0};
-        if (!pf_index_add(c->in_packs, es[i].id, &dummy))
+        if (!pf_idset_add(&c->in_packs, es[i].id))
             c->res->duplicate_blobs++;
         pf_blob_loc *l = pf_index_find(c->r->index, es[i].id);
         if (pos < 0)
@@ -156,30 +152,10 @@ out:
     pf_buf_free(&plain);
 }
 
-typedef struct pack_list {
-    char **keys;
-    uint64_t *sizes;
-    size_t n;
-} pack_list;
-
-static int collect_pack(const char *key, uint64_t size, void *ctx)
+static void walk_tree(checker *c, const uint8_t id[PF_ID_LEN], const char *snap, const char *path)
 {
-    pack_list *l = ctx;
-    l->keys = realloc(l->keys, (l->n + 1) * sizeof *l->keys);
-    l->sizes = realloc(l->sizes, (l->n + 1) * sizeof *l->sizes);
-    if (!l->keys || !l->sizes)
-        return 1;
-    l->keys[l->n] = strdup(key);
-    l->sizes[l->n++] = size;
-    return 0;
-}
-
-static void walk_tree(checker *c, const uint8_t id[PF_ID_LEN], const char *snap,
-                      const char *path)
-{
-    pf_blob_loc dummy = {0};
-    pf_index_add(c->referenced, id, &dummy);
-    if (!pf_index_add(c->trees_seen, id, &dummy))
+    pf_idset_add(&c->referenced, id);
+    if (!pf_idset_add(&c->trees_seen, id))
         return;
     c->res->trees++;
     pf_tree t;
@@ -187,8 +163,7 @@ static void walk_tree(checker *c, const uint8_t id[PF_ID_LEN], const char *snap,
     char hex[PF_HEX_ID_LEN + 1];
     pf_hex(id, PF_ID_LEN, hex);
     if (pf_repo_load_tree(c->r, id, &t, &e)) {
-        problem(c, 1, "snapshot %.8s: tree %.16s (%s): %s", snap, hex, *path ? path : "/",
-                e.msg);
+        problem(c, 1, "snapshot %.8s: tree %.16s (%s): %s", snap, hex, *path ? path : "/", e.msg);
         return;
     }
     for (size_t i = 0; i < t.count; i++) {
@@ -200,7 +175,7 @@ static void walk_tree(checker *c, const uint8_t id[PF_ID_LEN], const char *snap,
             continue;
         }
         for (size_t j = 0; j < n->nblobs; j++) {
-            pf_index_add(c->referenced, n->blobs[j], &dummy);
+            pf_idset_add(&c->referenced, n->blobs[j]);
             pf_blob_loc *l = pf_index_find(c->r->index, n->blobs[j]);
             if (!l) {
                 pf_hex(n->blobs[j], PF_ID_LEN, hex);
@@ -234,15 +209,15 @@ int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void
              pf_check_result *res, pf_err *err)
 {
     memset(res, 0, sizeof *res);
-    checker c = {r, o, report, ctx, res, pf_index_new(), pf_index_new(), pf_index_new()};
-    pack_list packs = {0};
+    checker c = {r, o, report, ctx, res, PF_IDSET_INIT, PF_IDSET_INIT, PF_IDSET_INIT};
+    pf_pack_list packs = {0};
     int rc = -1;
     if (pf_repo_list_objects(r, "index", check_one_index, &c, err))
         goto out;
     r->index_loaded = 1;
-    if (pf_store_list(r->store, "data/", collect_pack, &packs, err))
+    if (pf_repo_list_packs(r, &packs, err))
         goto out;
-    pf_index *listed = pf_index_new();
+    pf_idset listed = PF_IDSET_INIT;
     for (size_t i = 0; i < packs.n; i++) {
         uint8_t id[PF_ID_LEN];
         if (!pf_name_pack_key(packs.keys[i], id)) {
@@ -250,12 +225,10 @@ int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void
              * control characters for the terminal). */
             pf_err ke = {0};
             problem(&c, 0, "%s: not a pack name (a temporary file?)",
-                    pf_store_check_key(packs.keys[i], &ke) ? "a key under data/"
-                                                             : packs.keys[i]);
+                    pf_store_check_key(packs.keys[i], &ke) ? "a key under data/" : packs.keys[i]);
             continue;
         }
-        pf_blob_loc dummy = {0};
-        pf_index_add(listed, id, &dummy);
+        pf_idset_add(&listed, id);
         if (pf_index_find_pack(r->index, id) < 0) {
             res->orphan_packs++;
             res->orphan_bytes += packs.sizes[i];
@@ -272,27 +245,24 @@ int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void
                 (unsigned long long)res->orphan_blobs, (unsigned long long)res->orphan_bytes,
                 o->name_orphans ? "" : " (-v names them)");
     for (size_t i = 0; i < r->index->npacks; i++) {
-        if (!pf_index_find(listed, r->index->packs[i].id)) {
+        if (!pf_idset_has(&listed, r->index->packs[i].id)) {
             char name[80];
             pf_pack_key_name(r->index->packs[i].id, name);
             problem(&c, 1, "%s: listed in the index but missing from the repository", name);
         }
     }
-    pf_index_free(listed);
+    pf_idset_free(&listed);
     res->blobs = r->index->nblobs;
     if (pf_repo_list_objects(r, "snapshots", check_snapshot, &c, err))
         goto out;
     for (size_t i = 0; i < r->index->nslots; i++)
-        if (r->index->slots[i].used && !pf_index_find(c.referenced, r->index->slots[i].id))
+        if (r->index->slots[i].used && !pf_idset_has(&c.referenced, r->index->slots[i].id))
             res->unused_blobs++;
     rc = 0;
 out:
-    for (size_t i = 0; i < packs.n; i++)
-        free(packs.keys[i]);
-    free(packs.keys);
-    free(packs.sizes);
-    pf_index_free(c.referenced);
-    pf_index_free(c.trees_seen);
-    pf_index_free(c.in_packs);
+    pf_pack_list_free(&packs);
+    pf_idset_free(&c.referenced);
+    pf_idset_free(&c.trees_seen);
+    pf_idset_free(&c.in_packs);
     return rc;
 }

@@ -1,5 +1,6 @@
 #include "repo/prune.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,78 +9,10 @@
 
 #include "common/log.h"
 #include "repo/lock.h"
+#include "repo/idset.h"
 #include "repo/names.h"
 #include "repo/pack.h"
 #include "repo/saver.h"
-
-/* A set of 32-byte ids with open addressing; ids are uniformly random, so their first
- * bytes are the hash. An all-zero id marks an empty slot (a real id is never all zero
- * in practice; if it were, the `zero` flag records it). */
-typedef struct idset {
-    uint8_t (*slots)[PF_ID_LEN];
-    size_t n, cap;
-    int zero;
-} idset;
-
-static const uint8_t ZERO_ID[PF_ID_LEN];
-
-static int idset_init(idset *s)
-{
-    s->cap = 1 << 16;
-    s->n = 0;
-    s->zero = 0;
-    s->slots = calloc(s->cap, PF_ID_LEN);
-    return s->slots ? 0 : -1;
-}
-
-static size_t idset_probe(const idset *s, const uint8_t *id)
-{
-    size_t mask = s->cap - 1;
-    size_t i = (size_t)pf_le64(id) & mask;
-    while (memcmp(s->slots[i], ZERO_ID, PF_ID_LEN) && memcmp(s->slots[i], id, PF_ID_LEN))
-        i = (i + 1) & mask;
-    return i;
-}
-
-static int idset_has(const idset *s, const uint8_t *id)
-{
-    if (!memcmp(id, ZERO_ID, PF_ID_LEN))
-        return s->zero;
-    return memcmp(s->slots[idset_probe(s, id)], ZERO_ID, PF_ID_LEN) != 0;
-}
-
-/* Returns 1 when added, 0 when present, -1 out of memory. */
-static int idset_add(idset *s, const uint8_t *id)
-{
-    if (!memcmp(id, ZERO_ID, PF_ID_LEN)) {
-        int was = s->zero;
-        s->zero = 1;
-        return !was;
-    }
-    if ((s->n + 1) * 5 > s->cap * 4) {
-        idset bigger = {calloc(s->cap * 2, PF_ID_LEN), 0, s->cap * 2, s->zero};
-        if (!bigger.slots)
-            return -1;
-        for (size_t i = 0; i < s->cap; i++)
-            if (memcmp(s->slots[i], ZERO_ID, PF_ID_LEN))
-                memcpy(bigger.slots[idset_probe(&bigger, s->slots[i])], s->slots[i], PF_ID_LEN);
-        bigger.n = s->n;
-        free(s->slots);
-        *s = bigger;
-    }
-    size_t i = idset_probe(s, id);
-    if (memcmp(s->slots[i], ZERO_ID, PF_ID_LEN))
-        return 0;
-    memcpy(s->slots[i], id, PF_ID_LEN);
-    s->n++;
-    return 1;
-}
-
-static void idset_free(idset *s)
-{
-    free(s->slots);
-    s->slots = NULL;
-}
 
 typedef struct ids_list {
     char (*v)[PF_HEX_ID_LEN + 1];
@@ -101,7 +34,7 @@ typedef struct pruner {
     pf_repo *r;
     const pf_prune_opts *o;
     pf_prune_stats *st;
-    idset used, trees_seen, kept_blobs;
+    pf_idset used, trees_seen, kept_blobs;
     ids_list index_files;
     pf_err *err;
 } pruner;
@@ -110,12 +43,8 @@ typedef struct pruner {
  * their headers before pass 1, and it is replaced like every other index file). */
 static int load_index_file(pruner *p, const char *id, pf_index_file *f)
 {
-    pf_buf plain = PF_BUF_INIT;
     pf_err e = {0};
-    int rc = pf_repo_load_object(p->r, "index", id, &plain, &e);
-    if (!rc)
-        rc = pf_index_file_decode(plain.data, plain.len, f, &e);
-    pf_buf_free(&plain);
+    int rc = pf_repo_load_index_file(p->r, id, f, &e);
     if (rc && e.code == PF_ECORRUPT) {
         memset(f, 0, sizeof *f);
         return 0;
@@ -136,14 +65,9 @@ static int recover_damaged(pruner *p)
     pf_index_free(r->index);
     r->index = pf_index_new();
     for (size_t i = 0; i < p->index_files.n; i++) {
-        pf_buf plain = PF_BUF_INIT;
         pf_index_file f;
         pf_err e = {0};
-        int rc = pf_repo_load_object(r, "index", p->index_files.v[i], &plain, &e);
-        if (!rc)
-            rc = pf_index_file_decode(plain.data, plain.len, &f, &e);
-        pf_buf_free(&plain);
-        if (rc) {
+        if (pf_repo_load_index_file(r, p->index_files.v[i], &f, &e)) {
             if (e.code != PF_ECORRUPT) {
                 *p->err = e;
                 return -1;
@@ -168,8 +92,7 @@ static int recover_damaged(pruner *p)
         rc = pf_repo_save_object(r, "index", plain.data, plain.len, id, p->err);
         pf_buf_free(&plain);
         if (!rc)
-            rc = add_id(id, &p->index_files) ? pf_err_set(p->err, PF_EGENERIC, "out of memory")
-                                              : 0;
+            rc = add_id(id, &p->index_files) ? pf_err_set(p->err, PF_EGENERIC, "out of memory") : 0;
     }
     pf_index_file_free(&found);
     return rc;
@@ -177,11 +100,9 @@ static int recover_damaged(pruner *p)
 
 static int mark_tree(pruner *p, const uint8_t id[PF_ID_LEN])
 {
-    if (idset_add(&p->used, id) < 0)
-        return pf_err_set(p->err, PF_EGENERIC, "out of memory");
-    int fresh = idset_add(&p->trees_seen, id);
-    if (fresh <= 0)
-        return fresh < 0 ? pf_err_set(p->err, PF_EGENERIC, "out of memory") : 0;
+    pf_idset_add(&p->used, id);
+    if (!pf_idset_add(&p->trees_seen, id))
+        return 0;
     pf_tree t;
     if (pf_repo_load_tree(p->r, id, &t, p->err))
         return pf_err_prefix(p->err, "prune: a snapshot's tree is unreadable, nothing was "
@@ -192,9 +113,8 @@ static int mark_tree(pruner *p, const uint8_t id[PF_ID_LEN])
         if (n->type == PF_NODE_DIR)
             rc = mark_tree(p, n->blobs[0]);
         else
-            for (size_t j = 0; j < n->nblobs && !rc; j++)
-                if (idset_add(&p->used, n->blobs[j]) < 0)
-                    rc = pf_err_set(p->err, PF_EGENERIC, "out of memory");
+            for (size_t j = 0; j < n->nblobs; j++)
+                pf_idset_add(&p->used, n->blobs[j]);
     }
     pf_tree_free(&t);
     return rc;
@@ -220,15 +140,14 @@ static int mark_snapshot(const char *id, void *ctx)
 
 enum { KEEP, DROP, REWRITE };
 
-static int decide(pruner *p, const pf_index_file_pack *pk, uint64_t *used_bytes,
-                  uint64_t *total)
+static int decide(pruner *p, const pf_index_file_pack *pk, uint64_t *used_bytes, uint64_t *total)
 {
     *used_bytes = 0;
     *total = 0;
     for (size_t i = 0; i < pk->count; i++) {
         uint64_t len = pk->entries[i].length;
         *total += len;
-        if (idset_has(&p->used, pk->entries[i].id))
+        if (pf_idset_has(&p->used, pk->entries[i].id))
             *used_bytes += len;
     }
     if (*used_bytes == 0)
@@ -251,12 +170,8 @@ static int repack(pruner *p, pf_saver *sv, const pf_index_file_pack *pk)
         goto out;
     for (size_t i = 0; i < pk->count; i++) {
         const pf_blob_entry *e = &pk->entries[i];
-        if (!idset_has(&p->used, e->id) || idset_has(&p->kept_blobs, e->id))
+        if (!pf_idset_has(&p->used, e->id) || !pf_idset_add(&p->kept_blobs, e->id))
             continue;
-        if (idset_add(&p->kept_blobs, e->id) < 0) {
-            pf_err_set(p->err, PF_EGENERIC, "out of memory");
-            goto out;
-        }
         if ((uint64_t)e->offset + e->length > data.len) {
             pf_err_set(p->err, PF_ECORRUPT, "%s is shorter than its index says", key);
             goto out;
@@ -277,28 +192,6 @@ out:
     return rc;
 }
 
-typedef struct store_packs {
-    char **keys;
-    uint64_t *sizes;
-    size_t n;
-} store_packs;
-
-static int list_pack(const char *key, uint64_t size, void *ctx)
-{
-    store_packs *l = ctx;
-    char **k = realloc(l->keys, (l->n + 1) * sizeof *k);
-    uint64_t *s = realloc(l->sizes, (l->n + 1) * sizeof *s);
-    if (k)
-        l->keys = k;
-    if (s)
-        l->sizes = s;
-    if (!k || !s)
-        return 1;
-    l->keys[l->n] = strdup(key);
-    l->sizes[l->n++] = size;
-    return 0;
-}
-
 /* Frees what is certainly unreferenced before anything is written, so that a prune on a
  * full disk makes room for its own new index files: packs no index file lists (no
  * snapshot can need them: an index file lost to damage was rebuilt from pack headers
@@ -308,8 +201,8 @@ static int list_pack(const char *key, uint64_t size, void *ctx)
  * an index is an orphan that the next backup may reuse and the next prune removes. The
  * caller holds the exclusive lock, so no backup is deduplicating against the index now.
  * Removed index files leave p->index_files. */
-static int free_first(pruner *p, const store_packs *sp, const idset *indexed, const idset *unused,
-                      const idset *listed_kept, const bool *whole)
+static int free_first(pruner *p, const pf_pack_list *sp, const pf_idset *indexed,
+                      const pf_idset *unused, const pf_idset *listed_kept, const bool *whole)
 {
     pf_repo *r = p->r;
     uint64_t index_gone = 0;
@@ -332,7 +225,8 @@ static int free_first(pruner *p, const store_packs *sp, const idset *indexed, co
         uint8_t id[PF_ID_LEN];
         if (!pf_name_pack_key(sp->keys[i], id))
             continue;
-        if (idset_has(indexed, id) && (!idset_has(unused, id) || idset_has(listed_kept, id)))
+        if (pf_idset_has(indexed, id) &&
+            (!pf_idset_has(unused, id) || pf_idset_has(listed_kept, id)))
             continue;
         if (pf_store_remove(r->store, sp->keys[i], p->err) && p->err->code != PF_ENOTFOUND)
             return pf_err_prefix(p->err, "prune");
@@ -341,8 +235,9 @@ static int free_first(pruner *p, const store_packs *sp, const idset *indexed, co
     return 0;
 }
 
-static int sum_sizes(const char *key, uint64_t size, void *ctx)
+static int sum_sizes(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     uint8_t id[PF_ID_LEN];
     if (pf_name_pack_key(key, id))
         *(uint64_t *)ctx += size;
@@ -351,20 +246,21 @@ static int sum_sizes(const char *key, uint64_t size, void *ctx)
 
 int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err)
 {
-    pruner p = {.r = r, .o = o, .st = st, .err = err};
-    store_packs sp = {0};
+    pruner p = {.r = r,
+                .o = o,
+                .st = st,
+                .used = PF_IDSET_INIT,
+                .trees_seen = PF_IDSET_INIT,
+                .kept_blobs = PF_IDSET_INIT,
+                .err = err};
+    pf_pack_list sp = {0};
     pf_saver *sv = NULL;
-    idset indexed = {0}, drop = {0}, carried = {0}, unused = {0}, listed_kept = {0};
+    pf_idset indexed = PF_IDSET_INIT, drop = PF_IDSET_INIT, carried = PF_IDSET_INIT,
+             unused = PF_IDSET_INIT, listed_kept = PF_IDSET_INIT;
     bool *whole = NULL; /* per index file: every pack it lists goes */
     pf_index_file out_file = {0};
     int rc = -1;
     memset(st, 0, sizeof *st);
-    if (idset_init(&p.used) || idset_init(&p.trees_seen) || idset_init(&p.kept_blobs) ||
-        idset_init(&indexed) || idset_init(&drop) || idset_init(&carried) || idset_init(&unused) ||
-        idset_init(&listed_kept)) {
-        pf_err_set(err, PF_EGENERIC, "out of memory");
-        goto out;
-    }
     if (!o->dry_run) {
         int64_t lease;
         if (pf_lock_longest_lease(r, &lease, err) ||
@@ -396,8 +292,7 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
             for (size_t k = 0; k < pk->count; k++) {
                 const pf_blob_entry *e = &pk->entries[k];
                 if (e->type == PF_BLOB_TREE) {
-                    pf_blob_loc loc = {pos, e->offset, e->length, e->raw_length, e->type,
-                                       e->comp};
+                    pf_blob_loc loc = {pos, e->offset, e->length, e->raw_length, e->type, e->comp};
                     pf_index_add(r->index, e->id, &loc);
                 }
             }
@@ -426,25 +321,21 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
             int d = decide(&p, pk, &used, &total);
             if (d != DROP)
                 whole[i] = false;
-            if (idset_add(&indexed, pk->info.id) == 0)
+            if (pf_idset_add(&indexed, pk->info.id) == 0)
                 continue; /* listed by an earlier index file too */
             st->packs_total++;
             for (size_t k = 0; k < pk->count; k++)
-                if (!idset_has(&p.used, pk->entries[k].id))
+                if (!pf_idset_has(&p.used, pk->entries[k].id))
                     st->blobs_unused++;
             if (d == KEEP) {
                 st->packs_kept++;
                 for (size_t k = 0; k < pk->count; k++)
-                    if (idset_has(&p.used, pk->entries[k].id) &&
-                        idset_add(&p.kept_blobs, pk->entries[k].id) < 0) {
-                        pf_index_file_free(&f);
-                        pf_err_set(err, PF_EGENERIC, "out of memory");
-                        goto out;
-                    }
+                    if (pf_idset_has(&p.used, pk->entries[k].id))
+                        pf_idset_add(&p.kept_blobs, pk->entries[k].id);
             } else {
-                idset_add(&drop, pk->info.id);
+                pf_idset_add(&drop, pk->info.id);
                 if (d == DROP) {
-                    idset_add(&unused, pk->info.id);
+                    pf_idset_add(&unused, pk->info.id);
                     st->packs_deleted++;
                 } else {
                     st->packs_rewritten++;
@@ -454,23 +345,19 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         }
         if (!whole[i])
             for (size_t j = 0; j < f.npacks; j++)
-                if (idset_add(&listed_kept, f.packs[j].info.id) < 0) {
-                    pf_index_file_free(&f);
-                    pf_err_set(err, PF_EGENERIC, "out of memory");
-                    goto out;
-                }
+                pf_idset_add(&listed_kept, f.packs[j].info.id);
         pf_index_file_free(&f);
     }
-    if (pf_store_list(r->store, "data/", list_pack, &sp, err))
+    if (pf_repo_list_packs(r, &sp, err))
         goto out;
     for (size_t i = 0; i < sp.n; i++) {
         uint8_t id[PF_ID_LEN];
         if (!pf_name_pack_key(sp.keys[i], id))
             continue;
         st->bytes_before += sp.sizes[i];
-        if (!idset_has(&indexed, id))
+        if (!pf_idset_has(&indexed, id))
             st->packs_unindexed++;
-        if (!idset_has(&indexed, id) || idset_has(&drop, id))
+        if (!pf_idset_has(&indexed, id) || pf_idset_has(&drop, id))
             st->bytes_removed += sp.sizes[i];
     }
     if (o->dry_run) {
@@ -497,9 +384,9 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
             goto out;
         for (size_t j = 0; j < f.npacks; j++) {
             pf_index_file_pack *pk = &f.packs[j];
-            if (!idset_has(&drop, pk->info.id)) {
+            if (!pf_idset_has(&drop, pk->info.id)) {
                 /* Stays: carry it into the new index (once). */
-                if (idset_add(&carried, pk->info.id) == 1) {
+                if (pf_idset_add(&carried, pk->info.id) == 1) {
                     pf_index_file_pack *np =
                         realloc(out_file.packs, (out_file.npacks + 1) * sizeof *np);
                     if (!np) {
@@ -551,7 +438,7 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         uint8_t id[PF_ID_LEN];
         if (!pf_name_pack_key(sp.keys[i], id))
             continue;
-        if (idset_has(&drop, id) || !idset_has(&indexed, id)) {
+        if (pf_idset_has(&drop, id) || !pf_idset_has(&indexed, id)) {
             if (pf_store_remove(r->store, sp.keys[i], err) && err->code != PF_ENOTFOUND)
                 goto out;
         }
@@ -565,20 +452,30 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
 out:
     pf_saver_free(sv);
     free(whole);
-    idset_free(&unused);
-    idset_free(&listed_kept);
+    pf_idset_free(&unused);
+    pf_idset_free(&listed_kept);
     pf_index_file_free(&out_file);
-    for (size_t i = 0; i < sp.n; i++)
-        free(sp.keys[i]);
-    free(sp.keys);
-    free(sp.sizes);
+    pf_pack_list_free(&sp);
     free(p.index_files.v);
-    idset_free(&p.used);
-    idset_free(&p.trees_seen);
-    idset_free(&p.kept_blobs);
-    idset_free(&indexed);
-    idset_free(&drop);
-    idset_free(&carried);
+    pf_idset_free(&p.used);
+    pf_idset_free(&p.trees_seen);
+    pf_idset_free(&p.kept_blobs);
+    pf_idset_free(&indexed);
+    pf_idset_free(&drop);
+    pf_idset_free(&carried);
     r->index_loaded = 0;
     return rc;
+}
+
+int pf_prune_parse_max_unused(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (end != v && *end == '%')
+        end++;
+    if (end == v || *end || errno || !(x >= 0) || x > 100)
+        return -1;
+    *out = x;
+    return 0;
 }

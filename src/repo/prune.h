@@ -29,6 +29,11 @@ typedef struct pf_prune_opts {
     bool dry_run;
 } pf_prune_opts;
 
+/* Reads max_unused as the operator writes it (--max-unused, max_unused in the config
+ * file): a number from 0 to 100, optionally followed by '%'. -1 for anything else (empty,
+ * trailing text, NaN, out of range), leaving *out alone. */
+int pf_prune_parse_max_unused(const char *v, double *out);
+
 /* Sizes are of the packs under data/. bytes_freed is what the repository really lost,
  * bytes_before - bytes_after: a rewritten pack frees only its unused share, because its
  * used blobs are copied (bytes_copied) into new packs. A dry run estimates bytes_after

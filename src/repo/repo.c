@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 #include "repo/names.h"
 #include "repo/pack.h"
@@ -248,21 +249,20 @@ typedef struct key_file {
 typedef struct key_list {
     key_file *v;
     size_t n;
-    int too_many;
+    const char *location;
 } key_list;
 
-static int collect_key(const char *key, uint64_t size, void *ctx)
+static int collect_key(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
     key_list *l = ctx;
     if (!pf_name_object_id(key, "keys"))
         return 0; /* temporary or foreign files are not key files */
-    if (l->n == PF_KEY_FILES_MAX) {
-        l->too_many = 1;
-        return 1;
-    }
-    key_file *v = realloc(l->v, (l->n + 1) * sizeof *v);
-    if (!v)
-        return -1;
+    if (l->n == PF_KEY_FILES_MAX)
+        return pf_err_set(err, PF_ECORRUPT,
+                          "%s has more than %d key files, more than permafrost tries: remove "
+                          "the ones you did not make (keys/ in the repository)",
+                          l->location, PF_KEY_FILES_MAX);
+    key_file *v = pf_xrealloc(l->v, (l->n + 1) * sizeof *v);
     l->v = v;
     memset(&v[l->n], 0, sizeof *v);
     snprintf(v[l->n].name, sizeof v[l->n].name, "%s", key);
@@ -373,21 +373,10 @@ static int key_cost_cmp(const void *a, const void *b)
 static int open_keys(pf_repo *r, const char *pass, int *key_version, pf_err *err)
 {
     pf_store *store = r->store;
-    key_list keys = {0};
+    key_list keys = {.location = store->location};
     int rc = -1;
-    int lr = pf_store_list(store, "keys/", collect_key, &keys, err);
-    if (keys.too_many) {
-        pf_err_set(err, PF_ECORRUPT,
-                   "%s has more than %d key files, more than permafrost tries: remove the "
-                   "ones you did not make (keys/ in the repository)",
-                   store->location, PF_KEY_FILES_MAX);
+    if (pf_store_list(store, "keys/", collect_key, &keys, err))
         goto out;
-    }
-    if (lr) {
-        if (lr > 0)
-            pf_err_set(err, PF_EGENERIC, "out of memory");
-        goto out;
-    }
     size_t usable = 0;
     for (size_t i = 0; i < keys.n; i++) {
         pf_err e = {0};
@@ -781,8 +770,9 @@ typedef struct list_ctx {
     void *ctx;
 } list_ctx;
 
-static int list_one(const char *key, uint64_t size, void *vctx)
+static int list_one(const char *key, uint64_t size, void *vctx, pf_err *err)
 {
+    (void)err;
     (void)size;
     list_ctx *c = vctx;
     const char *id = pf_name_object_id(key, c->dir);
@@ -809,6 +799,42 @@ int pf_repo_list_objects(pf_repo *r, const char *dir, int (*cb)(const char *id, 
     return rc;
 }
 
+int pf_repo_load_index_file(pf_repo *r, const char *id, pf_index_file *f, pf_err *err)
+{
+    pf_buf plain = PF_BUF_INIT;
+    int rc = pf_repo_load_object(r, "index", id, &plain, err);
+    if (!rc)
+        rc = pf_index_file_decode(plain.data, plain.len, f, err);
+    pf_buf_free(&plain);
+    return rc;
+}
+
+static int collect_pack(const char *key, uint64_t size, void *ctx, pf_err *err)
+{
+    (void)err;
+    pf_pack_list *l = ctx;
+    l->keys = pf_xrealloc(l->keys, (l->n + 1) * sizeof *l->keys);
+    l->sizes = pf_xrealloc(l->sizes, (l->n + 1) * sizeof *l->sizes);
+    l->keys[l->n] = pf_xstrdup(key);
+    l->sizes[l->n++] = size;
+    return 0;
+}
+
+int pf_repo_list_packs(pf_repo *r, pf_pack_list *out, pf_err *err)
+{
+    *out = (pf_pack_list){0};
+    return pf_store_list(r->store, "data/", collect_pack, out, err);
+}
+
+void pf_pack_list_free(pf_pack_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->keys[i]);
+    free(l->keys);
+    free(l->sizes);
+    *l = (pf_pack_list){0};
+}
+
 typedef struct load_index_ctx {
     pf_repo *r;
     pf_err *err;
@@ -819,12 +845,9 @@ typedef struct load_index_ctx {
 static int load_one_index(const char *id, void *vctx)
 {
     load_index_ctx *c = vctx;
-    pf_buf plain = PF_BUF_INIT;
     pf_index_file f;
     pf_err e = {0};
-    if (pf_repo_load_object(c->r, "index", id, &plain, &e) ||
-        pf_index_file_decode(plain.data, plain.len, &f, &e)) {
-        pf_buf_free(&plain);
+    if (pf_repo_load_index_file(c->r, id, &f, &e)) {
         if (e.code == PF_ECORRUPT) {
             /* A damaged index file must not stop every backup: its packs still carry
              * their own headers, from which the index is rebuilt below. */
@@ -843,7 +866,6 @@ static int load_one_index(const char *id, void *vctx)
     pf_index_merge(c->r->index, &f);
     pthread_mutex_unlock(&c->r->mu);
     pf_index_file_free(&f);
-    pf_buf_free(&plain);
     return 0;
 }
 
@@ -876,8 +898,9 @@ typedef struct orphan_ctx {
     pf_err *err;
 } orphan_ctx;
 
-static int check_orphan(const char *key, uint64_t size, void *vctx)
+static int check_orphan(const char *key, uint64_t size, void *vctx, pf_err *err)
 {
+    (void)err; /* a pack that cannot be read is skipped, not an error of the listing */
     orphan_ctx *c = vctx;
     uint8_t id[PF_ID_LEN], salt[PF_SALT_LEN], pk[PF_KEY_LEN];
     if (!pf_name_pack_key(key, id))
@@ -912,13 +935,7 @@ static int check_orphan(const char *key, uint64_t size, void *vctx)
     pthread_mutex_unlock(&c->r->mu);
     if (c->found) {
         pf_index_file *f = c->found;
-        pf_index_file_pack *np = realloc(f->packs, (f->npacks + 1) * sizeof *np);
-        if (!np) {
-            free(es);
-            pf_buf_free(&tail);
-            return 1;
-        }
-        f->packs = np;
+        f->packs = pf_xrealloc(f->packs, (f->npacks + 1) * sizeof *f->packs);
         f->packs[f->npacks++] = p;
         es = NULL;
     }
@@ -936,10 +953,14 @@ skip:
 int pf_repo_index_orphan_packs(pf_repo *r, pf_index_file *found, pf_err *err)
 {
     orphan_ctx c = {r, found, err};
-    int rc = pf_store_list(r->store, "data/", check_orphan, &c, err);
-    if (rc > 0)
-        return pf_err_set(err, PF_EGENERIC, "out of memory");
-    return rc;
+    return pf_store_list(r->store, "data/", check_orphan, &c, err);
+}
+
+int pf_repo_forget_snapshot(pf_repo *r, const char *id, pf_err *err)
+{
+    char key[128];
+    snprintf(key, sizeof key, "snapshots/%s", id);
+    return pf_store_remove(r->store, key, err);
 }
 
 int pf_repo_has_blob(pf_repo *r, const uint8_t id[PF_ID_LEN])

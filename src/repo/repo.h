@@ -109,6 +109,21 @@ int pf_object_seal_salt(const pf_keys *keys, const char *kind, const uint8_t sal
  * longer open the repository afterwards. new_key_id gets the new key's id. */
 int pf_repo_upgrade(pf_repo *r, const char *pass, char new_key_id[PF_HEX_ID_LEN + 1], pf_err *err);
 
+/* Loads and decodes index file `id` into f (freed with pf_index_file_free). The error
+ * is the object's (PF_ECORRUPT when it fails to authenticate or decode); callers decide
+ * whether a damaged index file is fatal and add where they were. */
+int pf_repo_load_index_file(pf_repo *r, const char *id, pf_index_file *f, pf_err *err);
+
+/* Every key under data/ with its size, in the store's order. Names that are not packs
+ * (pf_name_pack_key) are included: check reports them, others skip them. */
+typedef struct pf_pack_list {
+    char **keys;
+    uint64_t *sizes;
+    size_t n;
+} pf_pack_list;
+int pf_repo_list_packs(pf_repo *r, pf_pack_list *out, pf_err *err);
+void pf_pack_list_free(pf_pack_list *l);
+
 /* Reads every index file into the in-memory index (once). */
 int pf_repo_load_index(pf_repo *r, pf_err *err);
 /* Adds to the index packs that no index file lists (left by an interrupted backup), by
@@ -132,6 +147,9 @@ int pf_repo_resolve_snapshot(pf_repo *r, const char *ref, char id_out[PF_HEX_ID_
                              pf_err *err);
 int pf_repo_load_snapshot(pf_repo *r, const char *ref, pf_snapshot *s, pf_err *err);
 int pf_repo_save_snapshot(pf_repo *r, pf_snapshot *s, pf_err *err);
+/* Removes snapshot id (the whole id, as pf_repo_load_all_snapshots gives it). The data it
+ * used stays until prune. */
+int pf_repo_forget_snapshot(pf_repo *r, const char *id, pf_err *err);
 /* Loads every snapshot, sorted oldest first. */
 int pf_repo_load_all_snapshots(pf_repo *r, pf_snapshot **out, size_t *n, pf_err *err);
 void pf_snapshots_free(pf_snapshot *s, size_t n);

@@ -245,6 +245,11 @@ void pf_saver_set_untracked(pf_saver *s)
     s->untracked = 1;
 }
 
+void pf_saver_adopt_recovered(pf_saver *s)
+{
+    pf_saver_adopt(s, &s->repo->recovered);
+}
+
 void pf_saver_adopt(pf_saver *s, pf_index_file *f)
 {
     pthread_mutex_lock(&s->mu);

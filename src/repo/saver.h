@@ -32,6 +32,11 @@ void pf_saver_set_untracked(pf_saver *s);
 /* Adds packs found by pf_repo_index_orphan_packs to the index file this saver writes.
  * Takes ownership of f's packs. */
 void pf_saver_adopt(pf_saver *s, pf_index_file *f);
+/* Adopts the packs that loading the repository's index re-read from their headers because
+ * only a damaged index file listed them (pf_repo.recovered), so that the index file this
+ * saver writes lists them again. A backup calls it once, before its first save; commands
+ * then need not know where the repository keeps them. */
+void pf_saver_adopt_recovered(pf_saver *s);
 /* Waits for every blob to be uploaded, then writes the index file. After a failure,
  * returns the first error. The saver can not be used afterwards but must be freed. */
 int pf_saver_finish(pf_saver *s, pf_err *err);

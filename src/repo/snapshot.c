@@ -1,4 +1,5 @@
 #include "repo/snapshot.h"
+#include "common/alloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,16 +8,6 @@
 
 #include "repo/names.h"
 
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s ? s : "");
-    if (!d) {
-        fprintf(stderr, "permafrost: out of memory\n");
-        abort();
-    }
-    return d;
-}
-
 static void push(char ***arr, size_t *n, const char *s)
 {
     char **a = realloc(*arr, (*n + 1) * sizeof *a);
@@ -24,7 +15,7 @@ static void push(char ***arr, size_t *n, const char *s)
         fprintf(stderr, "permafrost: out of memory\n");
         abort();
     }
-    a[(*n)++] = xstrdup(s);
+    a[(*n)++] = pf_xstrdup(s);
     *arr = a;
 }
 
@@ -136,10 +127,59 @@ static cJSON *str_array(char **a, size_t n)
     return arr;
 }
 
+/* What the stored and the shown JSON of a snapshot carry alike, in the order both use:
+ * first what it holds, */
+static void add_contents(cJSON *o, const pf_snapshot *s)
+{
+    char hex[2 * PF_ID_LEN + 1];
+    cJSON_AddItemToObject(o, "tags", str_array(s->tags, s->ntags));
+    cJSON_AddItemToObject(o, "paths", str_array(s->paths, s->npaths));
+    pf_hex(s->tree, PF_ID_LEN, hex);
+    cJSON_AddStringToObject(o, "tree", hex);
+    if (s->parent[0])
+        cJSON_AddStringToObject(o, "parent", s->parent);
+}
+
+/* then the documents the backup wrote about itself (copies). */
+static void add_documents(cJSON *o, const pf_snapshot *s)
+{
+    if (s->components)
+        cJSON_AddItemToObject(o, "components", cJSON_Duplicate(s->components, 1));
+    if (s->manifest)
+        cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
+    if (s->stats)
+        cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
+}
+
+cJSON *pf_snapshot_to_json(const pf_snapshot *s)
+{
+    cJSON *o = cJSON_CreateObject();
+    char t[64];
+    cJSON_AddStringToObject(o, "id", s->id);
+    pf_snapshot_time_str(s, t, sizeof t);
+    cJSON_AddStringToObject(o, "time", t);
+    cJSON_AddNumberToObject(o, "tz_offset", s->tz_offset);
+    pf_snapshot_time_local(s, t, sizeof t);
+    cJSON_AddStringToObject(o, "time_local", t);
+    cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(s->kind));
+    if (s->kind_inferred)
+        cJSON_AddBoolToObject(o, "kind_inferred", true);
+    cJSON_AddBoolToObject(o, "complete", s->complete);
+    if (!s->complete) {
+        cJSON_AddItemToObject(o, "skipped", str_array(s->skipped, s->nskipped));
+        cJSON_AddNumberToObject(o, "skipped_count", (double)s->skipped_count);
+    }
+    cJSON_AddStringToObject(o, "host", s->host);
+    cJSON_AddStringToObject(o, "user", s->user);
+    add_contents(o, s);
+    add_documents(o, s);
+    return o;
+}
+
 char *pf_snapshot_encode(const pf_snapshot *s)
 {
     cJSON *o = cJSON_CreateObject();
-    char hex[2 * PF_ID_LEN + 1], tbuf[64];
+    char tbuf[64];
     cJSON_AddNumberToObject(o, "version", 1);
     pf_snapshot_time_str(s, tbuf, sizeof tbuf);
     cJSON_AddStringToObject(o, "time", tbuf);
@@ -150,19 +190,9 @@ char *pf_snapshot_encode(const pf_snapshot *s)
     cJSON_AddNumberToObject(o, "tz_offset", s->tz_offset);
     cJSON_AddStringToObject(o, "host", s->host ? s->host : "");
     cJSON_AddStringToObject(o, "user", s->user ? s->user : "");
-    cJSON_AddItemToObject(o, "tags", str_array(s->tags, s->ntags));
-    cJSON_AddItemToObject(o, "paths", str_array(s->paths, s->npaths));
-    pf_hex(s->tree, PF_ID_LEN, hex);
-    cJSON_AddStringToObject(o, "tree", hex);
-    if (s->parent[0])
-        cJSON_AddStringToObject(o, "parent", s->parent);
+    add_contents(o, s);
     cJSON_AddStringToObject(o, "program", s->program ? s->program : "");
-    if (s->components)
-        cJSON_AddItemToObject(o, "components", cJSON_Duplicate(s->components, 1));
-    if (s->manifest)
-        cJSON_AddItemToObject(o, "manifest", cJSON_Duplicate(s->manifest, 1));
-    if (s->stats)
-        cJSON_AddItemToObject(o, "stats", cJSON_Duplicate(s->stats, 1));
+    add_documents(o, s);
     /* Always written, "unknown" too: read back, it must not be inferred anew. */
     cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(s->kind));
     cJSON_AddBoolToObject(o, "complete", s->complete);
@@ -283,9 +313,9 @@ int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err)
     if (tz && (!cJSON_IsNumber(tz) || !(tz->valuedouble >= -86400 && tz->valuedouble <= 86400)))
         goto bad;
     s->tz_offset = tz ? (int32_t)tz->valuedouble : 0;
-    s->host = xstrdup(get_str(o, "host"));
-    s->user = xstrdup(get_str(o, "user"));
-    s->program = xstrdup(get_str(o, "program"));
+    s->host = pf_xstrdup(get_str(o, "host"));
+    s->user = pf_xstrdup(get_str(o, "user"));
+    s->program = pf_xstrdup(get_str(o, "program"));
     parent = get_str(o, "parent");
     if (parent) {
         if (!pf_name_is_id(parent)) /* it is looked up among the snapshots' names */

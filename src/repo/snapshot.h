@@ -36,9 +36,9 @@ typedef struct pf_snapshot {
     uint8_t tree[PF_ID_LEN];
     char parent[2 * PF_ID_LEN + 1]; /* empty when none */
     char *program;                  /* "permafrost 0.1.0" */
-    cJSON *components; /* object: name -> {"status": "ok"|..., ...}; may be NULL */
-    cJSON *manifest;   /* object: versions and row counts; may be NULL */
-    cJSON *stats;      /* object: files, bytes, new bytes, ... ; may be NULL */
+    cJSON *components;              /* object: name -> {"status": "ok"|..., ...}; may be NULL */
+    cJSON *manifest;                /* object: versions and row counts; may be NULL */
+    cJSON *stats;                   /* object: files, bytes, new bytes, ... ; may be NULL */
     pf_snapshot_kind kind;
     bool kind_inferred; /* kind was not recorded but guessed from the other fields */
     bool complete;      /* every entry was read (false: exit 3 at backup) */
@@ -60,6 +60,10 @@ const char *pf_snapshot_kind_name(pf_snapshot_kind k);
 /* The kind a name stands for; PF_SNAP_UNKNOWN for any other name. */
 pf_snapshot_kind pf_snapshot_kind_parse(const char *name);
 char *pf_snapshot_encode(const pf_snapshot *s); /* malloc'd JSON text */
+/* The snapshot as the operator sees it in JSON (snapshots --json, backup --json): its id,
+ * time in UTC and in its own zone, kind, completeness, and what the stored form holds
+ * except the program. The caller deletes it. */
+cJSON *pf_snapshot_to_json(const pf_snapshot *s);
 int pf_snapshot_decode(const char *json, size_t n, pf_snapshot *s, pf_err *err);
 /* "2026-11-24 19:40:12" in the snapshot's own time zone (its "time" field). */
 void pf_snapshot_time_str(const pf_snapshot *s, char *out, size_t n);

@@ -6,6 +6,7 @@
  * shared between calls but the directory name, so every operation is safe from several threads. */
 #include "store/store.h"
 #include "store/internal.h"
+#include "common/fdsink.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -70,23 +71,6 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        size_t chunk = len > (1u << 30) ? (1u << 30) : len;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 static int local_put(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
 {
     local_store *ls = s->impl;
@@ -109,7 +93,7 @@ static int local_put(pf_store *s, const char *key, const void *data, size_t len,
         pf_err_sys(err, PF_EIO, "cannot create %s", tmp);
         goto out;
     }
-    if (write_all(fd, data, len) < 0) {
+    if (pf_fd_write_all(fd, data, len) < 0) {
         pf_err_sys(err, PF_EIO, "cannot write %s", tmp);
         goto out;
     }
@@ -305,7 +289,7 @@ static int walk_dir(struct walk *w, pf_buf *path, pf_buf *rel)
             if (rc != 0)
                 break;
         } else if (S_ISREG(st.st_mode) && rel->len >= w->prefix_len) {
-            rc = w->cb((char *)rel->data, (uint64_t)st.st_size, w->ctx);
+            rc = w->cb((char *)rel->data, (uint64_t)st.st_size, w->ctx, w->err);
             if (rc != 0)
                 break;
         }
@@ -433,5 +417,7 @@ pf_store *pf_store_local_new(const char *dir, pf_err *err)
     size_t n = strlen(ls->dir);
     while (n > 1 && ls->dir[n - 1] == '/')
         ls->dir[--n] = 0;
-    return pf_store_alloc(&local_ops, ls, dir);
+    pf_store *s = pf_store_alloc(&local_ops, ls, dir);
+    s->props = (pf_store_props){.remote = false, .connections = 0};
+    return s;
 }

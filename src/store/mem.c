@@ -3,6 +3,7 @@
  * lock and never sees a partial object. list snapshots the matching keys under the lock
  * and calls back without it, so a callback may itself use the store. */
 #include "store/store.h"
+#include "common/alloc.h"
 #include "store/internal.h"
 
 #include <pthread.h>
@@ -22,14 +23,6 @@ typedef struct mem_store {
     size_t nbuckets; /* a power of two */
     size_t count;
 } mem_store;
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
 
 static uint64_t hash_key(const char *k)
 {
@@ -83,7 +76,7 @@ static int mem_put(pf_store *s, const char *key, const void *data, size_t len, p
     if (pf_store_check_key(key, err) < 0)
         return -1;
     /* Copy outside the lock; only the swap happens under it. */
-    uint8_t *copy = xmalloc(len);
+    uint8_t *copy = pf_xmalloc(len);
     if (len)
         memcpy(copy, data, len);
     pthread_mutex_lock(&m->mu);
@@ -93,7 +86,7 @@ static int mem_put(pf_store *s, const char *key, const void *data, size_t len, p
         (*pp)->data = copy;
         (*pp)->len = len;
     } else {
-        mem_obj *o = xmalloc(sizeof *o);
+        mem_obj *o = pf_xmalloc(sizeof *o);
         o->next = NULL;
         o->key = strdup(key);
         if (!o->key)
@@ -181,7 +174,7 @@ static int mem_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *
         return -1;
     size_t plen = strlen(prefix), n = 0;
     pthread_mutex_lock(&m->mu);
-    struct snap_ent *ents = xmalloc(m->count * sizeof *ents);
+    struct snap_ent *ents = pf_xmalloc(m->count * sizeof *ents);
     for (size_t i = 0; i < m->nbuckets; i++)
         for (mem_obj *o = m->tab[i]; o; o = o->next)
             if (strncmp(o->key, prefix, plen) == 0) {
@@ -194,7 +187,7 @@ static int mem_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *
     pthread_mutex_unlock(&m->mu);
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
-        rc = cb(ents[i].key, ents[i].size, ctx);
+        rc = cb(ents[i].key, ents[i].size, ctx, err);
     for (size_t i = 0; i < n; i++)
         free(ents[i].key);
     free(ents);
@@ -239,5 +232,7 @@ pf_store *pf_store_mem_new(void)
     m->tab = calloc(m->nbuckets, sizeof *m->tab);
     if (!m->tab)
         abort();
-    return pf_store_alloc(&mem_ops, m, "memory");
+    pf_store *s = pf_store_alloc(&mem_ops, m, "memory");
+    s->props = (pf_store_props){.remote = false, .connections = 0};
+    return s;
 }

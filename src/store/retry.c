@@ -200,15 +200,15 @@ struct list_ctx {
     void *ctx;
     seen_set seen;
     int track;   /* only when a retry could happen */
-    int stopped; /* the callback returned non-zero: never retry */
+    int stopped; /* the callback returned non-zero: never retry, keep its error */
 };
 
-static int list_cb(const char *key, uint64_t size, void *p)
+static int list_cb(const char *key, uint64_t size, void *p, pf_err *err)
 {
     struct list_ctx *lc = p;
     if (lc->track && !seen_add(&lc->seen, key))
         return 0;
-    int rc = lc->cb(key, size, lc->ctx);
+    int rc = lc->cb(key, size, lc->ctx, err);
     if (rc != 0)
         lc->stopped = 1;
     return rc;
@@ -267,5 +267,7 @@ pf_store *pf_store_retry_new(pf_store *inner, int attempts)
     r->inner = inner;
     r->attempts = attempts > 0 ? attempts : RETRY_DEFAULT_ATTEMPTS;
     r->base_ms = pf_store_env_long("PERMAFROST_RETRY_BASE_MS", RETRY_DEFAULT_BASE_MS);
-    return pf_store_alloc(&retry_ops, r, inner->location);
+    pf_store *s = pf_store_alloc(&retry_ops, r, inner->location);
+    s->props = inner->props;
+    return s;
 }

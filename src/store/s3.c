@@ -791,7 +791,7 @@ int pf_s3_list_page(const char *prefix, const pf_buf *body, pf_store_list_cb cb,
             }
             size = size * 10 + (uint64_t)(sv[i] - '0');
         }
-        rc = cb((char *)key.data + plen, size, ctx);
+        rc = cb((char *)key.data + plen, size, ctx, err);
         if (rc != 0)
             goto out;
     }
@@ -1056,9 +1056,13 @@ pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *er
     s->timeout = pf_store_env_long("PERMAFROST_NET_TIMEOUT", 60);
     if (s->timeout < 1)
         s->timeout = 60;
-    return pf_store_alloc(&s3_ops, s, url);
+    pf_store *st = pf_store_alloc(&s3_ops, s, url);
+    /* Each transfer is one request on a pooled handle: a few overlap the latency. */
+    st->props = (pf_store_props){.remote = true,
+                                 .connections = opts->connections > 0 ? opts->connections : 4};
+    return st;
 fail : {
-    pf_store tmp = {&s3_ops, s, NULL};
+    pf_store tmp = {.ops = &s3_ops, .impl = s};
     s3_free(&tmp);
     return NULL;
 }

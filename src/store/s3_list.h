@@ -6,7 +6,7 @@
 #include "common/buf.h"
 #include "store/store.h"
 
-/* Parses one page `body`, calling cb(key relative to `prefix`, size, ctx) for each entry
+/* Parses one page `body`, calling cb(key relative to `prefix`, size, ctx, err) for each entry
  * under `prefix` whose relative key is a valid store key (pf_store_check_key); others
  * (folder markers, keys another tool wrote, hostile names such as "a/../../b") are
  * skipped. Sets *token to the continuation token (malloc'd) when the listing goes on.

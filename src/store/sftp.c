@@ -22,6 +22,7 @@
  * object for a moment, never a partial one. Repository objects other than locks are
  * written once, so this only matters for retries and locks. */
 #include "store/store.h"
+#include "common/alloc.h"
 #include "store/internal.h"
 
 #include <errno.h>
@@ -72,14 +73,6 @@ static int ssh_init_rc;
 static void ssh_init_once(void)
 {
     ssh_init_rc = libssh2_init(0);
-}
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p)
-        abort();
-    return p;
 }
 
 /* root + "/" + key into a malloc'd string. */
@@ -237,7 +230,7 @@ static int known_hosts_append(sftp_store *s, LIBSSH2_KNOWNHOSTS *kh, const char 
         goto out;
     }
     /* Create ~/.ssh if this is the first host ever recorded. */
-    char *dir = xstrdup(s->known_hosts), *slash = strrchr(dir, '/');
+    char *dir = pf_xstrdup(s->known_hosts), *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
         *slash = 0;
         mkdir(dir, 0700);
@@ -649,7 +642,7 @@ static void handle_close(conn *c, LIBSSH2_SFTP_HANDLE *h, int broken)
  * ignored: the operation that needed them reports what is really wrong. */
 static void mkdir_parents(conn *c, const char *path)
 {
-    char *p = xstrdup(path);
+    char *p = pf_xstrdup(path);
     for (char *slash = strchr(p + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
         *slash = 0;
         libssh2_sftp_mkdir_ex(c->sftp, p, (unsigned)strlen(p), 0700);
@@ -929,7 +922,7 @@ static void listing_add(struct listing *l, const char *key, uint64_t size)
         if (!l->v)
             abort();
     }
-    l->v[l->n].key = xstrdup(key);
+    l->v[l->n].key = pf_xstrdup(key);
     l->v[l->n].size = size;
     l->n++;
 }
@@ -939,7 +932,8 @@ static void listing_add(struct listing *l, const char *key, uint64_t size)
 static int walk(sftp_store *s, conn *c, pf_buf *rel, struct listing *l, int *broken, pf_err *err)
 {
     unsigned long status;
-    char *dir = rel->len ? remote_path(s, (char *)rel->data) : xstrdup(s->root[0] ? s->root : ".");
+    char *dir =
+        rel->len ? remote_path(s, (char *)rel->data) : pf_xstrdup(s->root[0] ? s->root : ".");
     LIBSSH2_SFTP_HANDLE *h =
         libssh2_sftp_open_ex(c->sftp, dir, (unsigned)strlen(dir), 0, 0, LIBSSH2_SFTP_OPENDIR);
     char **subdirs = NULL;
@@ -988,7 +982,7 @@ static int walk(sftp_store *s, conn *c, pf_buf *rel, struct listing *l, int *bro
                 if (!subdirs)
                     abort();
             }
-            subdirs[nsub++] = xstrdup(name);
+            subdirs[nsub++] = pf_xstrdup(name);
         } else if (LIBSSH2_SFTP_S_ISREG(a.permissions) && rel->len >= l->prefix_len &&
                    !l->tmp_only) {
             listing_add(l, (char *)rel->data, a.flags & LIBSSH2_SFTP_ATTR_SIZE ? a.filesize : 0);
@@ -1040,7 +1034,7 @@ static int sftp_list(pf_store *st, const char *prefix, pf_store_list_cb cb, void
     rc = walk(s, c, &rel, &l, &broken, err);
     conn_put(s, c, broken);
     for (size_t i = 0; rc == 0 && i < l.n; i++)
-        rc = cb(l.v[i].key, l.v[i].size, ctx);
+        rc = cb(l.v[i].key, l.v[i].size, ctx, err);
     for (size_t i = 0; i < l.n; i++)
         free(l.v[i].key);
     free(l.v);
@@ -1138,7 +1132,7 @@ static int parse_url(sftp_store *s, const char *url, pf_err *err)
                        "the SSH agent)");
             goto out;
         }
-        s->user = xstrdup(auth);
+        s->user = pf_xstrdup(auth);
         hostport = at + 1;
     }
     char *portp = NULL;
@@ -1149,7 +1143,7 @@ static int parse_url(sftp_store *s, const char *url, pf_err *err)
             goto out;
         }
         *close = 0;
-        s->host = xstrdup(hostport + 1);
+        s->host = pf_xstrdup(hostport + 1);
         if (close[1] == ':')
             portp = close + 2;
     } else {
@@ -1158,7 +1152,7 @@ static int parse_url(sftp_store *s, const char *url, pf_err *err)
             *colon = 0;
             portp = colon + 1;
         }
-        s->host = xstrdup(hostport);
+        s->host = pf_xstrdup(hostport);
     }
     if (!s->host[0]) {
         pf_err_set(err, PF_EUSAGE, "repository %s: no host", url);
@@ -1177,13 +1171,13 @@ static int parse_url(sftp_store *s, const char *url, pf_err *err)
     if (!s->user) {
         const char *u = getenv("USER");
         struct passwd *pw = getpwuid(getuid());
-        s->user = xstrdup(u && *u ? u : pw ? pw->pw_name : "root");
+        s->user = pf_xstrdup(u && *u ? u : pw ? pw->pw_name : "root");
     }
     /* "/~/x" is relative to the login directory; anything else is absolute. */
     if (!strncmp(slash, "/~/", 3) || !strcmp(slash, "/~"))
-        s->root = xstrdup(slash[2] ? slash + 3 : "");
+        s->root = pf_xstrdup(slash[2] ? slash + 3 : "");
     else
-        s->root = xstrdup(slash);
+        s->root = pf_xstrdup(slash);
     size_t n = strlen(s->root);
     while (n > 1 && s->root[n - 1] == '/')
         s->root[--n] = 0;
@@ -1221,9 +1215,9 @@ pf_store *pf_store_sftp_new(const char *url, const pf_store_opts *opts, pf_err *
     if (parse_url(s, url, err) < 0)
         goto fail;
     if (opts->ssh_key && *opts->ssh_key)
-        s->ssh_key = xstrdup(opts->ssh_key);
+        s->ssh_key = pf_xstrdup(opts->ssh_key);
     if (opts->known_hosts && *opts->known_hosts) {
-        s->known_hosts = xstrdup(opts->known_hosts);
+        s->known_hosts = pf_xstrdup(opts->known_hosts);
     } else {
         const char *home = getenv("HOME");
         struct passwd *pw = home ? NULL : getpwuid(getuid());
@@ -1239,9 +1233,11 @@ pf_store *pf_store_sftp_new(const char *url, const pf_store_opts *opts, pf_err *
     s->timeout = pf_store_env_long("PERMAFROST_NET_TIMEOUT", 60);
     if (s->timeout < 1)
         s->timeout = 60;
-    return pf_store_alloc(&sftp_ops, s, url);
+    pf_store *st = pf_store_alloc(&sftp_ops, s, url);
+    st->props = (pf_store_props){.remote = true, .connections = s->nconn};
+    return st;
 fail : {
-    pf_store tmp = {&sftp_ops, s, NULL};
+    pf_store tmp = {.ops = &sftp_ops, .impl = s};
     sftp_free(&tmp);
     return NULL;
 }

@@ -11,7 +11,9 @@
  * - stat fills the size; missing key is PF_ENOTFOUND.
  * - list calls cb once per key under prefix (a prefix ending in '/' names a folder; keys
  *   are full keys), in no particular order, paging as needed. A cb returning non-zero
- *   stops the listing and list returns that value.
+ *   stops the listing and list returns that value. cb gets list's err: a cb that fails
+ *   sets it (pf_err_set) and returns -1, and list returns the error as the cb left it,
+ *   adding nothing, so the caller sees the cb's own message.
  * - remove of a missing key is PF_ENOTFOUND.
  * - Keys (and list prefixes) are '/'-separated components of [A-Za-z0-9._~-], at most 1024
  *   bytes, with no empty, "." or ".." component and no ".tmp-" (drivers' temporary files);
@@ -24,6 +26,7 @@
 #ifndef PF_STORE_H
 #define PF_STORE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/buf.h"
@@ -32,14 +35,13 @@
 #define PF_STORE_ALL UINT64_MAX
 
 typedef struct pf_store pf_store;
-typedef int (*pf_store_list_cb)(const char *key, uint64_t size, void *ctx);
+typedef int (*pf_store_list_cb)(const char *key, uint64_t size, void *ctx, pf_err *err);
 
 struct pf_store_ops {
     const char *name;
     int (*put)(pf_store *s, const char *key, const void *data, size_t len, pf_err *err);
     /* Appends the bytes to out. */
-    int (*get)(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out,
-               pf_err *err);
+    int (*get)(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out, pf_err *err);
     int (*stat)(pf_store *s, const char *key, uint64_t *size, pf_err *err);
     int (*list)(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err);
     int (*remove)(pf_store *s, const char *key, pf_err *err);
@@ -47,21 +49,31 @@ struct pf_store_ops {
     int (*sweep_tmp)(pf_store *s, int64_t before, uint64_t *removed, uint64_t *bytes, pf_err *err);
 };
 
+/* What a store is, for callers that tune themselves to it (a local cache of index files,
+ * how many transfers to run at once) without parsing its URL. Every driver sets its own
+ * after pf_store_alloc; wrappers (retry) copy their inner store's, so the answer is the
+ * driver's however the store is wrapped. Zero is a local store with no preference. */
+typedef struct pf_store_props {
+    bool remote;     /* reached over a network: worth caching what is read again */
+    int connections; /* parallel transfers that suit it; 0 = the caller's default */
+} pf_store_props;
+
 struct pf_store {
     const struct pf_store_ops *ops;
     void *impl;
     char *location; /* for messages: a path or URL without credentials */
+    pf_store_props props;
 };
 
 /* Options for drivers that need them; every field may be left zero/NULL. */
 typedef struct pf_store_opts {
-    const char *ssh_key;      /* sftp: private key file */
-    int ssh_accept_new;       /* sftp: accept an unknown host key once, recording it */
-    const char *known_hosts;  /* sftp: default ~/.ssh/known_hosts */
-    const char *s3_region;    /* s3: default $AWS_DEFAULT_REGION or us-east-1 */
-    int s3_virtual_host;      /* s3: virtual-host addressing instead of path style */
-    int connections;          /* parallel connections; 0 = driver default */
-    int retries;              /* retry layer: attempts; 0 = default, -1 = no retry layer */
+    const char *ssh_key;     /* sftp: private key file */
+    int ssh_accept_new;      /* sftp: accept an unknown host key once, recording it */
+    const char *known_hosts; /* sftp: default ~/.ssh/known_hosts */
+    const char *s3_region;   /* s3: default $AWS_DEFAULT_REGION or us-east-1 */
+    int s3_virtual_host;     /* s3: virtual-host addressing instead of path style */
+    int connections;         /* parallel connections; 0 = driver default */
+    int retries;             /* retry layer: attempts; 0 = default, -1 = no retry layer */
 } pf_store_opts;
 
 /* Opens the store a repository URL names: a plain path (local directory),
@@ -108,5 +120,10 @@ static inline int pf_store_sweep_tmp(pf_store *s, int64_t before, uint64_t *remo
     return s->ops->sweep_tmp ? s->ops->sweep_tmp(s, before, removed, bytes, err) : 0;
 }
 void pf_store_free(pf_store *s);
+
+static inline pf_store_props pf_store_properties(const pf_store *s)
+{
+    return s->props;
+}
 
 #endif

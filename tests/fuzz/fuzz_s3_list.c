@@ -9,8 +9,9 @@
 #include "store/internal.h"
 #include "store/s3_list.h"
 
-static int on_key(const char *key, uint64_t size, void *ctx)
+static int on_key(const char *key, uint64_t size, void *ctx, pf_err *list_err)
 {
+    (void)list_err;
     (void)size;
     pf_err err = {0};
     if (pf_store_check_key(key, &err) != 0)

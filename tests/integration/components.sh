@@ -163,6 +163,18 @@ grep -q "GRANT CONNECT ON DATABASE mastodon_production TO mastodon_readonly" "$T
     ok "pg: globals hold database-level grants" || fail "pg: globals lack the database-level grant"
 grep -q "PASSWORD 'SCRAM" "$T/globals.sql" && fail "pg: a non-superuser dump must not hold password hashes" ||
     ok "pg: --no-role-passwords for a non-superuser"
+# The in_snapshot hook of pf_pg_dump: called inside the dump's own transaction, and its
+# refusal stops the dump before pg_dump writes a byte.
+PFCOMP_IN_SNAPSHOT=show expect 0 "pg: dump with an in-snapshot hook" -- "$PFCOMP" pg-dump "$SRCLIVE" "$T/h.dump" "$T/h.sql"
+has "pg: the hook runs in REPEATABLE READ" "in_snapshot_isolation=repeatable read"
+has "pg: the hook's transaction is read-only" "in_snapshot_read_only=on"
+n_hook=$(sed -n 's/^in_snapshot_accounts=//p' "$T/out") n_dump=$(sed -n 's/^accounts=//p' "$T/out")
+[ -n "$n_hook" ] && [ "$n_hook" = "$n_dump" ] && ok "pg: the hook counts what the dump holds ($n_hook accounts)" ||
+    fail "pg: hook saw '$n_hook' accounts, the dump '$n_dump'"
+head -c 5 "$T/h.dump" | grep -q PGDMP && ok "pg: the dump still runs after the hook" || fail "pg: no dump after the hook"
+PFCOMP_IN_SNAPSHOT=fail expect "$E_COMPONENT" "pg: a refusing hook fails the dump" -- "$PFCOMP" pg-dump "$SRCLIVE" "$T/f.dump" "$T/f.sql"
+has "pg: the hook's message is the error" "the in-snapshot check refused"
+[ ! -s "$T/f.dump" ] && ok "pg: pg_dump did not run after the refusal" || fail "pg: pg_dump wrote $(stat -c %s "$T/f.dump") bytes after the hook refused"
 
 restore_tcp() { # extra options...
     PFCOMP_ADMIN_PASSWORD=$PG_SUPERPASS PFCOMP_OWNER_PASSWORD=$MASTODON_DB_PASS "$PFCOMP" pg-restore \

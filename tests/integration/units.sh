@@ -35,7 +35,7 @@ has() { # has FILE TEXT
 }
 
 units=(permafrost-backup.service permafrost-backup.timer permafrost-check.service
-    permafrost-check.timer permafrost-failure@.service)
+    permafrost-check.timer permafrost-drill.service permafrost-drill.timer permafrost-failure@.service)
 for u in "${units[@]}"; do [ -f "$U/$u" ] || fail "contrib/systemd/$u is missing"; done
 
 say verify

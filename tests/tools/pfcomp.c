@@ -15,6 +15,7 @@
  *
  * Exit status: 0 on success, 10 + pf_err code on failure (the message on stderr). */
 #include <errno.h>
+#include <libpq-fe.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,29 @@ static void pg_conn_from(const pf_mastodon_env *e, pf_pg_conn *c)
     c->sslmode = e->db_sslmode;
 }
 
+/* PFCOMP_IN_SNAPSHOT=show: the dump's in_snapshot hook prints what it sees (isolation,
+ * read-only, the accounts it counts and the snapshot pg_dump will use); =fail: it refuses,
+ * which must stop the dump before pg_dump runs. */
+static int show_in_snapshot(PGconn *conn, void *ctx, pf_err *err)
+{
+    const char *mode = ctx;
+    if (!strcmp(mode, "fail"))
+        return pf_err_set(err, PF_ECOMPONENT, "the in-snapshot check refused");
+    PGresult *r = PQexec(conn, "SELECT current_setting('transaction_isolation'), "
+                               "current_setting('transaction_read_only'), "
+                               "(SELECT count(*) FROM accounts)");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pf_err_set(err, PF_ECOMPONENT, "in-snapshot query: %s", PQerrorMessage(conn));
+        PQclear(r);
+        return -1;
+    }
+    printf("in_snapshot_isolation=%s\nin_snapshot_read_only=%s\nin_snapshot_accounts=%s\n",
+           PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+    fflush(stdout);
+    PQclear(r);
+    return 0;
+}
+
 static int cmd_pg(int argc, char **argv, bool dump)
 {
     if (argc != (dump ? 5 : 3))
@@ -172,7 +196,10 @@ static int cmd_pg(int argc, char **argv, bool dump)
         }
         fd_init(&s1, fd1);
         fd_init(&s2, fd2);
-        if (pf_pg_dump(&c, &info, &s1.sink, &err) < 0 ||
+        const char *hook = getenv("PFCOMP_IN_SNAPSHOT");
+        pf_pg_dump_opts dopts = {.in_snapshot = hook && *hook ? show_in_snapshot : NULL,
+                                 .ctx = (void *)hook};
+        if (pf_pg_dump(&c, &info, &dopts, &s1.sink, &err) < 0 ||
             pf_pg_dump_globals(&c, &info, &s2.sink, &err) < 0) {
             rc = fail(&err);
             goto out;

@@ -325,6 +325,136 @@ static void test_limits(void **state)
     pf_pgsql_globals_free(&g);
 }
 
+/* ---- the splitter, the database-level filter and the role filter ---- */
+
+typedef struct collected {
+    pf_buf out;  /* "M|<text>\n" for a meta-command, "S|<text>\n" for a statement */
+    int stop_at; /* fail on this call (1-based); 0: never */
+    int calls;
+} collected;
+
+static int collect(const char *s, size_t n, bool meta, void *ctx, pf_err *err)
+{
+    collected *c = ctx;
+    if (++c->calls == c->stop_at)
+        return pf_err_set(err, PF_ECORRUPT, "stop");
+    pf_buf_append_str(&c->out, meta ? "M|" : "S|");
+    pf_buf_append(&c->out, s, n);
+    pf_buf_append_str(&c->out, "\n");
+    return 0;
+}
+
+static char *split(const char *sql)
+{
+    collected c = {.out = PF_BUF_INIT};
+    pf_err err = {0};
+    assert_int_equal(pf_pgsql_each(sql, strlen(sql), collect, &c, &err), 0);
+    pf_buf_u8(&c.out, 0);
+    return (char *)c.out.data;
+}
+
+static void test_split(void **state)
+{
+    (void)state;
+    char *got = split("  -- a comment; with a semicolon\n"
+                      "SET a = 1;\n\n"
+                      "\\connect mastodon\n"
+                      "COMMENT ON ROLE r IS 'x;\ny';ALTER ROLE \"a;b\" SET c TO 'd''e;';\n"
+                      "GRANT x TO y");
+    assert_string_equal(got, "S|SET a = 1;\n"
+                             "M|\\connect mastodon\n"
+                             "S|COMMENT ON ROLE r IS 'x;\ny';\n"
+                             "S|ALTER ROLE \"a;b\" SET c TO 'd''e;';\n"
+                             "S|GRANT x TO y\n");
+    free(got);
+    /* an unterminated quote runs to the end, and splits nothing */
+    got = split("SELECT 'a;\n\\! id;\n");
+    assert_string_equal(got, "S|SELECT 'a;\n\\! id;\n\n");
+    free(got);
+    got = split("");
+    assert_string_equal(got, "");
+    free(got);
+    got = split("-- only\n   \n");
+    assert_string_equal(got, "");
+    free(got);
+    /* the callback's error stops the walk */
+    collected c = {.out = PF_BUF_INIT, .stop_at = 2};
+    pf_err err = {0};
+    const char *three = "A;B;C;";
+    assert_int_equal(pf_pgsql_each(three, strlen(three), collect, &c, &err), -1);
+    assert_string_equal(err.msg, "stop");
+    assert_int_equal(c.calls, 2);
+    pf_buf_free(&c.out);
+}
+
+static void test_db_level(void **state)
+{
+    (void)state;
+    static const char dump[] = "SET statement_timeout = 0;\n"
+                               "COMMENT ON DATABASE before IS 'not yet connected';\n"
+                               "CREATE DATABASE m WITH TEMPLATE = template0 ENCODING = 'UTF8';\n"
+                               "ALTER DATABASE m OWNER TO mastodon;\n"
+                               "\\connect m\n"
+                               "SET client_encoding = 'UTF8';\n"
+                               "COMMENT ON DATABASE m IS 'the; one';\n"
+                               "ALTER DATABASE m SET work_mem TO '64MB';\n"
+                               "ALTER DATABASE m OWNER TO someone;\n"
+                               "ALTER ROLE ro IN DATABASE m SET search_path TO public;\n"
+                               "ALTER ROLE ro SET search_path TO public;\n"
+                               "GRANT CONNECT ON DATABASE m TO ro;\n"
+                               "REVOKE ALL ON DATABASE m FROM PUBLIC;\n"
+                               "GRANT SELECT ON TABLE t TO ro;\n"
+                               "SECURITY LABEL FOR selinux ON DATABASE m IS 'l';\n";
+    pf_buf out = PF_BUF_INIT;
+    pf_pgsql_db_level(dump, sizeof dump - 1, &out);
+    pf_buf_u8(&out, 0);
+    assert_string_equal((const char *)out.data,
+                        "COMMENT ON DATABASE m IS 'the; one';\n"
+                        "ALTER DATABASE m SET work_mem TO '64MB';\n"
+                        "ALTER ROLE ro IN DATABASE m SET search_path TO public;\n"
+                        "GRANT CONNECT ON DATABASE m TO ro;\n"
+                        "REVOKE ALL ON DATABASE m FROM PUBLIC;\n"
+                        "SECURITY LABEL FOR selinux ON DATABASE m IS 'l';\n");
+    pf_buf_free(&out);
+}
+
+static void test_role_filter(void **state)
+{
+    (void)state;
+    pf_pgsql_globals g = parse_ok("CREATE ROLE postgres;\n"
+                                  "ALTER ROLE postgres WITH SUPERUSER LOGIN;\n"
+                                  "CREATE ROLE admin2;\n"
+                                  "ALTER ROLE admin2 WITH SUPERUSER LOGIN;\n"
+                                  "CREATE ROLE mastodon;\n"
+                                  "ALTER ROLE mastodon WITH LOGIN;\n"
+                                  "CREATE ROLE fresh;\n"
+                                  "ALTER ROLE fresh WITH NOLOGIN;\n"
+                                  "GRANT fresh TO mastodon;\n",
+                                  NULL);
+    assert_int_equal(g.nroles, 9);
+    /* the target: admin2 is a superuser there, mastodon an ordinary role */
+    const char *existing = "postgres\ts\nadmin2\ts\nmastodon\t-\n";
+    bool want[] = {false, false, false, false, false, true, true, true, true};
+    int created = 0, skipped = 0;
+    for (size_t i = 0; i < g.nroles; i++)
+        assert_int_equal(pf_pgsql_keep_role(&g.roles[i], "postgres", existing, &created, &skipped),
+                         want[i]);
+    assert_int_equal(created, 1);
+    assert_int_equal(skipped, 5);
+    /* an empty target: only the admin's statements are skipped */
+    created = skipped = 0;
+    for (size_t i = 0; i < g.nroles; i++)
+        assert_int_equal(pf_pgsql_keep_role(&g.roles[i], "postgres", NULL, &created, &skipped),
+                         i >= 2);
+    assert_int_equal(created, 3);
+    assert_int_equal(skipped, 2);
+    /* a name that is a prefix of an existing one is not that one */
+    created = skipped = 0;
+    assert_true(pf_pgsql_keep_role(&g.roles[4], "postgres", "mastodon2\t-\n", &created, &skipped));
+    assert_int_equal(created, 1);
+    pf_pgsql_globals_free(&g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +464,9 @@ int main(void)
         cmocka_unit_test(test_meta_commands_refused),
         cmocka_unit_test(test_other_sql_refused),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_db_level),
+        cmocka_unit_test(test_role_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,8 +30,9 @@ typedef struct keys_seen {
     size_t n;
 } keys_seen;
 
-static int collect(const char *key, uint64_t size, void *ctx)
+static int collect(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     (void)size;
     keys_seen *k = ctx;
     if (k->n < 8)
@@ -519,8 +520,9 @@ typedef struct key_list {
     size_t n;
 } key_list;
 
-static int list_all(const char *key, uint64_t size, void *ctx)
+static int list_all(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     (void)size;
     key_list *l = ctx;
     l->v = realloc(l->v, (l->n + 1) * sizeof *l->v);

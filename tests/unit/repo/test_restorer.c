@@ -26,6 +26,7 @@
 #include "repo/restorer.h"
 #include "repo/saver.h"
 #include "store/store.h"
+#include "tree_build.h"
 
 static void quiet(int level, const char *msg)
 {
@@ -80,75 +81,6 @@ static void scratch_done(fixture *f)
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     run(cmd);
-}
-
-static void save(fixture *f, uint8_t type, const void *p, size_t n, uint8_t id[PF_ID_LEN])
-{
-    pf_err err = {0};
-    pf_saver *sv = pf_saver_new(f->r, 1, &err);
-    assert_non_null(sv);
-    if (pf_saver_save(sv, type, p, n, id, &err) || pf_saver_finish(sv, &err))
-        fail_msg("save: %s", err.msg);
-    pf_saver_free(sv);
-}
-
-static pf_node node(const char *name, uint8_t type, uint32_t mode, int64_t mtime_ns)
-{
-    pf_node n = {0};
-    n.name = (char *)name;
-    n.name_len = strlen(name);
-    n.type = type;
-    n.mode = mode;
-    n.uid = getuid();
-    n.gid = getgid();
-    n.user = "";
-    n.group = "";
-    n.mtime_ns = mtime_ns;
-    n.nlink = 1;
-    return n;
-}
-
-/* Encodes and saves a directory of n entries; its id goes to id. */
-static void save_tree(fixture *f, const pf_node *nodes, size_t n, uint8_t id[PF_ID_LEN])
-{
-    pf_tree t = {0};
-    for (size_t i = 0; i < n; i++)
-        pf_tree_add(&t, &nodes[i]);
-    pf_tree_sort(&t);
-    pf_buf b = PF_BUF_INIT;
-    pf_err err = {0};
-    if (pf_tree_encode(&t, &b, &err))
-        fail_msg("encode: %s", err.msg);
-    save(f, PF_BLOB_TREE, b.data, b.len, id);
-    pf_buf_free(&b);
-    pf_tree_free(&t);
-}
-
-/* A file node with content text (one blob). */
-static pf_node file_node(fixture *f, const char *name, const char *text, uint8_t (*blob)[PF_ID_LEN])
-{
-    pf_node n = node(name, PF_NODE_FILE, 0644, 1000000000);
-    save(f, PF_BLOB_DATA, text, strlen(text), blob[0]);
-    n.blobs = blob;
-    n.nblobs = 1;
-    n.size = strlen(text);
-    return n;
-}
-
-static pf_node dir_node(const char *name, uint32_t mode, uint8_t (*sub)[PF_ID_LEN])
-{
-    pf_node n = node(name, PF_NODE_DIR, mode, 2000000000);
-    n.blobs = sub;
-    n.nblobs = 1;
-    return n;
-}
-
-static pf_node link_node(const char *name, const char *target)
-{
-    pf_node n = node(name, PF_NODE_SYMLINK, 0777, 3000000000);
-    n.link = (char *)target;
-    n.link_len = strlen(target);
-    return n;
 }
 
 static int restore(fixture *f, const uint8_t root[PF_ID_LEN], const pf_restore_opts *o,
@@ -225,7 +157,7 @@ static void save_patched_tree(fixture *f, const char *const *names, size_t n, co
     pf_node nodes[4];
     assert_true(n <= 4);
     for (size_t i = 0; i < n; i++)
-        nodes[i] = file_node(f, names[i], "x\n", blob);
+        nodes[i] = tb_file_node(f->r, names[i], "x\n", blob);
     pf_tree t = {0};
     for (size_t i = 0; i < n; i++)
         pf_tree_add(&t, &nodes[i]);
@@ -245,7 +177,7 @@ static void save_patched_tree(fixture *f, const char *const *names, size_t n, co
                 hit = b.data + i + 4;
     assert_non_null(hit);
     memcpy(hit, to, fl);
-    save(f, PF_BLOB_TREE, b.data, b.len, id);
+    tb_save(f->r, PF_BLOB_TREE, b.data, b.len, id);
     pf_buf_free(&b);
     pf_tree_free(&t);
 }
@@ -291,12 +223,12 @@ static void test_link_then_dir(void **state)
     fixture *f = *state;
     scratch(f);
     uint8_t root1[PF_ID_LEN], root2[PF_ID_LEN], sub[1][PF_ID_LEN], blob[1][PF_ID_LEN];
-    pf_node l = link_node("l", f->outside);
-    save_tree(f, &l, 1, root1);
-    pf_node inner = file_node(f, "planted", "x\n", blob);
-    save_tree(f, &inner, 1, sub[0]);
-    pf_node d = dir_node("l", 0755, sub);
-    save_tree(f, &d, 1, root2);
+    pf_node l = tb_link_node("l", f->outside);
+    tb_save_tree(f->r, &l, 1, root1);
+    pf_node inner = tb_file_node(f->r, "planted", "x\n", blob);
+    tb_save_tree(f->r, &inner, 1, sub[0]);
+    pf_node d = tb_dir_node("l", 0755, sub);
+    tb_save_tree(f->r, &d, 1, root2);
     pf_restore_opts o = {.outside_links = 1};
     pf_err err = {0};
     assert_int_equal(restore(f, root1, &o, NULL, &err), 0);
@@ -331,12 +263,12 @@ static void test_outside_links(void **state)
     char names[N][8];
     for (size_t i = 0; i < N; i++) {
         snprintf(names[i], sizeof names[i], "l%02zu", i);
-        nodes[i] = link_node(names[i], links[i].target);
+        nodes[i] = tb_link_node(names[i], links[i].target);
     }
-    pf_node up = link_node("up", "../x");
-    save_tree(f, &up, 1, sub[0]);
-    nodes[N] = dir_node("d", 0755, sub);
-    save_tree(f, nodes, N + 1, root);
+    pf_node up = tb_link_node("up", "../x");
+    tb_save_tree(f->r, &up, 1, sub[0]);
+    nodes[N] = tb_dir_node("d", 0755, sub);
+    tb_save_tree(f->r, nodes, N + 1, root);
     for (int outside = 0; outside < 2; outside++) {
         scratch(f);
         pf_restore_opts o = {.outside_links = outside};
@@ -380,7 +312,7 @@ static void test_too_deep(void **state)
     assert_int_equal(pf_tree_encode(&t, &b, &err), 0);
     assert_int_equal(pf_saver_save(sv, PF_BLOB_TREE, b.data, b.len, id[0], &err), 0);
     for (int i = 0; i < 4097; i++) {
-        pf_node d = dir_node("d", 0755, id);
+        pf_node d = tb_dir_node("d", 0755, id);
         pf_tree_add(&t, &d);
         pf_buf_reset(&b);
         assert_int_equal(pf_tree_encode(&t, &b, &err), 0);
@@ -411,16 +343,16 @@ static void test_preplanted(void **state)
     victim v;
     victim_make(f, &v, "shadow");
     uint8_t root[PF_ID_LEN], sub[1][PF_ID_LEN], blob[2][PF_ID_LEN];
-    pf_node inner = file_node(f, "f", "inner\n", &blob[0]);
-    save_tree(f, &inner, 1, sub[0]);
+    pf_node inner = tb_file_node(f->r, "f", "inner\n", &blob[0]);
+    tb_save_tree(f->r, &inner, 1, sub[0]);
     pf_node nodes[5];
-    nodes[0] = dir_node("d", 0777, sub);
-    nodes[1] = file_node(f, "file", "new content\n", &blob[1]);
+    nodes[0] = tb_dir_node("d", 0777, sub);
+    nodes[1] = tb_file_node(f->r, "file", "new content\n", &blob[1]);
     nodes[1].mode = 0777;
-    nodes[2] = link_node("link", "somewhere");
-    nodes[3] = node("fifo", PF_NODE_FIFO, 0777, 5);
-    nodes[4] = dir_node("d2", 0777, sub);
-    save_tree(f, nodes, 5, root);
+    nodes[2] = tb_link_node("link", "somewhere");
+    nodes[3] = tb_node("fifo", PF_NODE_FIFO, 0777, 5);
+    nodes[4] = tb_dir_node("d2", 0777, sub);
+    tb_save_tree(f->r, nodes, 5, root);
     assert_int_equal(mkdir(f->target, 0755), 0);
     char p[600];
     const char *at_victim[] = {"d", "file", "link", "fifo"};
@@ -486,12 +418,12 @@ static void test_swapped_during(void **state)
     victim v;
     victim_make(f, &v, "shadow");
     uint8_t root[PF_ID_LEN], sub[1][PF_ID_LEN], blob[1][PF_ID_LEN];
-    pf_node inner = file_node(f, "f", "inner\n", blob);
-    save_tree(f, &inner, 1, sub[0]);
-    pf_node d = dir_node("d", 0777, sub);
+    pf_node inner = tb_file_node(f->r, "f", "inner\n", blob);
+    tb_save_tree(f->r, &inner, 1, sub[0]);
+    pf_node d = tb_dir_node("d", 0777, sub);
     d.uid = d.gid = 4321;
     d.mtime_ns = 777000000001;
-    save_tree(f, &d, 1, root);
+    tb_save_tree(f->r, &d, 1, root);
     swapper s = {f, v.path, 0};
     pf_restore_opts o = {.owners = geteuid() == 0, .progress = swap_dir, .progress_ctx = &s};
     pf_err err = {0};
@@ -523,14 +455,14 @@ static void test_failed_file_removed_by_fd(void **state)
     uint8_t root[PF_ID_LEN], sub[1][PF_ID_LEN], blob[1][PF_ID_LEN], missing[1][PF_ID_LEN];
     memset(missing, 0x5a, sizeof missing);
     pf_node inner[2];
-    inner[0] = file_node(f, "a", "a\n", blob);
-    inner[1] = node("b", PF_NODE_FILE, 0644, 0);
+    inner[0] = tb_file_node(f->r, "a", "a\n", blob);
+    inner[1] = tb_node("b", PF_NODE_FILE, 0644, 0);
     inner[1].blobs = missing;
     inner[1].nblobs = 1;
     inner[1].size = 10;
-    save_tree(f, inner, 2, sub[0]);
-    pf_node d = dir_node("d", 0755, sub);
-    save_tree(f, &d, 1, root);
+    tb_save_tree(f->r, inner, 2, sub[0]);
+    pf_node d = tb_dir_node("d", 0755, sub);
+    tb_save_tree(f->r, &d, 1, root);
     swapper s = {f, f->outside, 0};
     pf_restore_opts o = {.progress = swap_dir, .progress_ctx = &s};
     pf_err err = {0};
@@ -562,19 +494,19 @@ static void test_times(void **state)
     uint8_t root[PF_ID_LEN], sub[N][1][PF_ID_LEN], blob[1][PF_ID_LEN], empty[PF_ID_LEN];
     pf_node nodes[3 * N];
     char names[3 * N][16];
-    save_tree(f, NULL, 0, empty);
+    tb_save_tree(f->r, NULL, 0, empty);
     for (size_t i = 0; i < N; i++) {
         snprintf(names[3 * i], 16, "f%zu", i);
         snprintf(names[3 * i + 1], 16, "d%zu", i);
         snprintf(names[3 * i + 2], 16, "l%zu", i);
-        nodes[3 * i] = file_node(f, names[3 * i], "t\n", blob);
+        nodes[3 * i] = tb_file_node(f->r, names[3 * i], "t\n", blob);
         memcpy(sub[i][0], empty, PF_ID_LEN);
-        nodes[3 * i + 1] = dir_node(names[3 * i + 1], 0755, sub[i]);
-        nodes[3 * i + 2] = link_node(names[3 * i + 2], "f0");
+        nodes[3 * i + 1] = tb_dir_node(names[3 * i + 1], 0755, sub[i]);
+        nodes[3 * i + 2] = tb_link_node(names[3 * i + 2], "f0");
         for (int k = 0; k < 3; k++)
             nodes[3 * i + k].mtime_ns = times[i];
     }
-    save_tree(f, nodes, 3 * N, root);
+    tb_save_tree(f->r, nodes, 3 * N, root);
     scratch(f);
     pf_restore_stats st = {0};
     pf_err err = {0};
@@ -630,17 +562,17 @@ static void test_owner_names(void **state)
     /* "root" (uid 0 here) recorded with uid 4001; a name that exists nowhere with 4002. */
     uint8_t root[PF_ID_LEN], blob[2][PF_ID_LEN];
     pf_node nodes[2];
-    nodes[0] = file_node(f, "by-name", "a\n", &blob[0]);
+    nodes[0] = tb_file_node(f->r, "by-name", "a\n", &blob[0]);
     nodes[0].uid = 4001;
     nodes[0].gid = 4001;
     nodes[0].user = "root";
     nodes[0].group = "root";
-    nodes[1] = file_node(f, "unknown-name", "b\n", &blob[1]);
+    nodes[1] = tb_file_node(f->r, "unknown-name", "b\n", &blob[1]);
     nodes[1].uid = 4002;
     nodes[1].gid = 4003;
     nodes[1].user = "pfux-no-such-user";
     nodes[1].group = "pfux-no-such-group";
-    save_tree(f, nodes, 2, root);
+    tb_save_tree(f->r, nodes, 2, root);
     for (int numeric = 0; numeric < 2; numeric++) {
         scratch(f);
         pf_restore_opts o = {.owners = 1, .numeric_owner = numeric};
@@ -663,16 +595,16 @@ static void test_special(void **state)
     fixture *f = *state;
     uint8_t root[PF_ID_LEN], blob[2][PF_ID_LEN];
     pf_node nodes[5];
-    nodes[0] = file_node(f, "setuid", "s\n", &blob[0]);
+    nodes[0] = tb_file_node(f->r, "setuid", "s\n", &blob[0]);
     nodes[0].mode = 04755;
-    nodes[1] = file_node(f, "setgid", "g\n", &blob[1]);
+    nodes[1] = tb_file_node(f->r, "setgid", "g\n", &blob[1]);
     nodes[1].mode = 02711;
-    nodes[2] = node("fifo", PF_NODE_FIFO, 0644, 0);
-    nodes[3] = node("null", PF_NODE_CHARDEV, 0666, 0);
+    nodes[2] = tb_node("fifo", PF_NODE_FIFO, 0644, 0);
+    nodes[3] = tb_node("null", PF_NODE_CHARDEV, 0666, 0);
     nodes[3].rdev = makedev(1, 3);
-    nodes[4] = node("sda", PF_NODE_BLOCKDEV, 0660, 0);
+    nodes[4] = tb_node("sda", PF_NODE_BLOCKDEV, 0660, 0);
     nodes[4].rdev = makedev(8, 0);
-    save_tree(f, nodes, 5, root);
+    tb_save_tree(f->r, nodes, 5, root);
     for (int keep = 0; keep < 2; keep++) {
         scratch(f);
         pf_restore_opts o = {.keep_special = keep};

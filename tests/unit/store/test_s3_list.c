@@ -15,8 +15,9 @@
 
 static char seen[1024];
 
-static int on_key(const char *key, uint64_t size, void *ctx)
+static int on_key(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     (void)ctx;
     size_t l = strlen(seen);
     snprintf(seen + l, sizeof seen - l, "%s=%llu;", key, (unsigned long long)size);

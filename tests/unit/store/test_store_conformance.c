@@ -97,8 +97,9 @@ struct keylist {
     size_t n, cap;
 };
 
-static int collect_cb(const char *key, uint64_t size, void *ctx)
+static int collect_cb(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     (void)size;
     struct keylist *l = ctx;
     if (l->n == l->cap) {
@@ -259,8 +260,9 @@ struct sized {
     int found;
 };
 
-static int size_cb(const char *key, uint64_t size, void *ctx)
+static int size_cb(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     struct sized *want = ctx;
     for (; want->key; want++)
         if (!strcmp(want->key, key)) {
@@ -270,8 +272,9 @@ static int size_cb(const char *key, uint64_t size, void *ctx)
     return 0;
 }
 
-static int stop_cb(const char *key, uint64_t size, void *ctx)
+static int stop_cb(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     (void)key;
     (void)size;
     return ++*(int *)ctx == 2 ? 77 : 0;
@@ -305,6 +308,56 @@ static void test_list(void **state)
     int n = 0;
     assert_int_equal(pf_store_list(s, "lst/", stop_cb, &n, &err), 77);
     assert_int_equal(n, 2);
+}
+
+struct failing {
+    int calls;
+    int retryable;
+};
+
+/* Fails on the first key, as a caller's callback does when it cannot use what it was
+ * given (out of bounds, unreadable): its own code and message. */
+static int failing_cb(const char *key, uint64_t size, void *ctx, pf_err *err)
+{
+    (void)size;
+    struct failing *f = ctx;
+    f->calls++;
+    pf_err_set(err, PF_ECORRUPT, "callback refused %s", key);
+    err->retryable = f->retryable;
+    return -1;
+}
+
+/* A callback that stops with an error: list returns -1 and the callback's error as it was
+ * set, with nothing added, and (through the retry layer) the listing is not tried again
+ * even when the callback's error says retryable. */
+static void test_list_cb_error(void **state)
+{
+    pf_store *s = S(state);
+    put_ok(s, "cberr/1", "1", 1);
+    put_ok(s, "cberr/2", "2", 1);
+    for (int retryable = 0; retryable <= 1; retryable++) {
+        pf_err err = {0};
+        struct failing f = {0, retryable};
+        assert_int_equal(pf_store_list(s, "cberr/", failing_cb, &f, &err), -1);
+        assert_int_equal(f.calls, 1);
+        assert_int_equal(err.code, PF_ECORRUPT);
+        assert_true(!strcmp(err.msg, "callback refused cberr/1") ||
+                    !strcmp(err.msg, "callback refused cberr/2"));
+    }
+}
+
+/* The properties come from the driver, through the retry layer: remote stores are the
+ * network ones, and they ask for parallel transfers. */
+static void test_properties(void **state)
+{
+    pf_store *s = S(state);
+    pf_store_props p = pf_store_properties(s);
+    bool remote = !strncmp(cur_url, "sftp://", 7) || !strncmp(cur_url, "s3:", 3);
+    assert_int_equal(p.remote, remote);
+    if (remote)
+        assert_true(p.connections > 0);
+    else
+        assert_int_equal(p.connections, 0);
 }
 
 struct put_job {
@@ -556,7 +609,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_list),           cmocka_unit_test(test_paging),
     cmocka_unit_test(test_remove),         cmocka_unit_test(test_odd_keys),
     cmocka_unit_test(test_large),          cmocka_unit_test(test_concurrent_puts),
-    cmocka_unit_test(test_atomic_replace),
+    cmocka_unit_test(test_atomic_replace), cmocka_unit_test(test_list_cb_error),
+    cmocka_unit_test(test_properties),
 };
 
 static int run(const char *url)

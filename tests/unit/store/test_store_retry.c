@@ -69,13 +69,14 @@ struct fl_ctx {
     int passed;
 };
 
-static int f_list_cb(const char *key, uint64_t size, void *p)
+static int f_list_cb(const char *key, uint64_t size, void *p, pf_err *err)
 {
+    (void)err;
     struct fl_ctx *c = p;
     if (c->f->fail > 0 && c->passed >= c->f->list_before_fail)
         return -2; /* our marker: stop here and fail */
     c->passed++;
-    return c->cb(key, size, c->ctx);
+    return c->cb(key, size, c->ctx, err);
 }
 
 static int f_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err)
@@ -201,8 +202,9 @@ static void test_permanent_at_once(void **state)
     pf_store_free(s);
 }
 
-static int collect(const char *key, uint64_t size, void *ctx)
+static int collect(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     (void)size;
     int *seen = ctx;
     seen[key[1] - '0']++;
@@ -230,8 +232,9 @@ static void test_list_restart_once_per_key(void **state)
     pf_store_free(s);
 }
 
-static int stop_at_3(const char *key, uint64_t size, void *ctx)
+static int stop_at_3(const char *key, uint64_t size, void *ctx, pf_err *err)
 {
+    (void)err;
     (void)key;
     (void)size;
     return ++*(int *)ctx == 3 ? 42 : 0;

@@ -1,0 +1,142 @@
+/* backup --live: see mastodon.h. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "mastodon/mastodon.h"
+
+/* version.rb spells it as three methods: def major / minor / patch, each returning a number. */
+void pf_mastodon_version(const char *live, char *out, size_t n)
+{
+    char path[4096];
+    out[0] = 0;
+    snprintf(path, sizeof path, "%s/lib/mastodon/version.rb", live);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char line[512];
+    int parts[3] = {-1, -1, -1}, want = -1;
+    while (fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ')
+            p++;
+        if (!strncmp(p, "def major", 9))
+            want = 0;
+        else if (!strncmp(p, "def minor", 9))
+            want = 1;
+        else if (!strncmp(p, "def patch", 9))
+            want = 2;
+        else if (want >= 0 && *p >= '0' && *p <= '9') {
+            parts[want] = atoi(p);
+            want = -1;
+        }
+    }
+    fclose(f);
+    if (parts[0] >= 0 && parts[1] >= 0)
+        snprintf(out, n, "%d.%d.%d", parts[0], parts[1], parts[2] < 0 ? 0 : parts[2]);
+}
+
+int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o, pf_err *err)
+{
+    memset(m, 0, sizeof *m);
+    m->o = o;
+    m->only = o->only ? o->only : pf_component_all();
+    if (pf_mastodon_env_load(o->live, &m->env, err)) {
+        if (err->code == PF_ENOTFOUND)
+            snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
+                     " (--live DIR is Mastodon's live/ directory, the one holding "
+                     ".env.production)");
+        return pf_err_prefix(err, "backup");
+    }
+    const pf_mastodon_env *e = &m->env;
+    snprintf(m->env_path, sizeof m->env_path, "%s/.env.production", o->live);
+    pf_component_settings *s = &m->set;
+    s->live = o->live;
+    s->env_path = m->env_path;
+    s->pg = (pf_pg_conn){e->db_host, e->db_port,    e->db_name, e->db_user,
+                         e->db_pass, e->db_sslmode, NULL};
+    s->redis = e->redis;
+    /* The config file's settings win, so an operator can point the backup at a replica
+     * or a different socket. */
+    if (o->pg_host)
+        s->pg.host = o->pg_host;
+    if (o->pg_port)
+        s->pg.port = o->pg_port;
+    if (o->pg_user)
+        s->pg.user = o->pg_user;
+    if (o->pg_password) {
+        s->pg.password = o->pg_password;
+        s->pg_password_from = "pg_password of the config file";
+    } else if (e->db_pass) {
+        snprintf(m->pg_password_from, sizeof m->pg_password_from, "DB_PASS of %s", m->env_path);
+        s->pg_password_from = m->pg_password_from;
+    }
+    if (o->redis_host)
+        s->redis.host = (char *)o->redis_host;
+    if (o->redis_port)
+        s->redis.port = o->redis_port;
+    if (o->redis_password)
+        s->redis.password = (char *)o->redis_password;
+    s->sidekiq = e->sidekiq_redis_separate ? &e->sidekiq_redis : NULL;
+    s->media_root = e->paperclip_root;
+    s->media_in_s3 = e->s3_enabled;
+    s->exclude_cache = o->exclude_cache;
+    return 0;
+}
+
+int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_opts *bo,
+                           pf_backup_run *b, pf_err *err)
+{
+    const pf_mastodon_backup_opts *o = m->o;
+    char *live = (char *)o->live;
+    if (pf_backup_begin(b, r, bo, "mastodon", &live, 1, err))
+        return -1;
+    if (o->set_time) {
+        b->snap.time_ns = o->time_ns;
+        b->snap.tz_offset = o->tz_offset;
+    }
+    pf_snapshot_add_tag(&b->snap, "mastodon");
+    b->snap.kind = m->only == pf_component_all() ? PF_SNAP_MASTODON : PF_SNAP_MASTODON_PARTIAL;
+    for (size_t i = 0; i < o->ntags; i++)
+        pf_snapshot_add_tag(&b->snap, o->tags[i]);
+    b->snap.components = cJSON_CreateObject();
+    b->snap.manifest = cJSON_CreateObject();
+    char ver[64];
+    pf_mastodon_version(o->live, ver, sizeof ver);
+    if (ver[0])
+        cJSON_AddStringToObject(b->snap.manifest, "mastodon", ver);
+    if (m->env.local_domain)
+        cJSON_AddStringToObject(b->snap.manifest, "domain", m->env.local_domain);
+
+    for (size_t i = 0; pf_components[i]; i++) {
+        const pf_component *c = pf_components[i];
+        if (!(m->only & (1u << i)))
+            continue;
+        pf_component_run run = {.set = &m->set, .arch = b->arch, .root = pf_archiver_root(b->arch)};
+        int rc = c->backup(&run, err);
+        if (rc == 0) {
+            cJSON *entry = cJSON_CreateObject();
+            c->describe(&run, entry, b->snap.manifest);
+            cJSON_AddItemToObject(b->snap.components, c->name, entry);
+        }
+        free(run.state);
+        if (rc) {
+            /* What was uploaded stays indexed for the next run to reuse; no snapshot
+             * names it. */
+            pf_backup_abandon(b);
+            pf_component_error(err, "backup", c, &run);
+            if (err->code != PF_ECONN && err->code != PF_EAUTH && err->code != PF_ENOTFOUND &&
+                err->code != PF_EUSAGE)
+                err->code = PF_ECOMPONENT;
+            m->component_failed = true;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void pf_mastodon_backup_free(pf_mastodon_backup *m)
+{
+    pf_mastodon_env_free(&m->env);
+}

@@ -1,0 +1,95 @@
+/* A whole Mastodon server as one snapshot: which components (component/component.h), in
+ * which order, with which settings from live/.env.production. The command line parses
+ * argv into the options below and prints; everything between is here.
+ *
+ * Errors name the component once, as "backup: postgres: <what failed>"; the exit code
+ * follows the cause (pf_err code). */
+#ifndef PF_MASTODON_MASTODON_H
+#define PF_MASTODON_MASTODON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "component/component.h"
+#include "mastodon/env.h"
+#include "repo/backup_run.h"
+#include "repo/repo.h"
+
+typedef struct pf_mastodon_backup_opts {
+    const char *live; /* Mastodon's live/ directory */
+    unsigned only;    /* component mask (pf_component_parse_only); 0: all */
+    bool exclude_cache;
+    const char *const *tags;
+    size_t ntags;
+    bool set_time; /* record time_ns / tz_offset instead of now */
+    int64_t time_ns;
+    int32_t tz_offset;
+    /* The config file's settings over .env.production's (a replica, another socket);
+     * NULL / 0: none. */
+    const char *pg_host, *pg_user, *pg_password, *redis_host, *redis_password;
+    int pg_port, redis_port;
+} pf_mastodon_backup_opts;
+
+typedef struct pf_mastodon_backup {
+    const pf_mastodon_backup_opts *o;
+    unsigned only;
+    pf_mastodon_env env;
+    char env_path[4096];
+    char pg_password_from[4200];
+    pf_component_settings set;
+    /* After a failed pf_mastodon_backup_run: a component failed (rather than the
+     * repository), so no snapshot was written and earlier ones are intact. */
+    bool component_failed;
+} pf_mastodon_backup;
+
+/* Reads the server's settings (before the repository is opened: a wrong DIR is the
+ * likeliest mistake). Returns 0 or -1 with err ("backup: ..."); free m in both cases. */
+int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o,
+                               pf_err *err);
+/* Begins b on r (which the caller has locked), records what the snapshot is, and backs up
+ * every selected component in order. The caller commits b. On failure b holds no
+ * snapshot: pf_backup_end it. */
+int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_opts *bo,
+                           pf_backup_run *b, pf_err *err);
+void pf_mastodon_backup_free(pf_mastodon_backup *m);
+
+typedef struct pf_mastodon_restore_opts {
+    const char *live;     /* where to rebuild the server */
+    const char *snapshot; /* an id, a prefix or "latest" */
+    unsigned only;        /* component mask; 0: all */
+    bool force;           /* replace what is there */
+    const char *pg_host;  /* admin connection; NULL: DB_HOST's socket, else libpq's */
+    int pg_port;
+    const char *pg_admin, *pg_admin_password;
+    bool pg_restore_as_admin;
+    int jobs; /* pg_restore -j */
+    const char *redis_host;
+    int redis_port;
+    const char *media_root; /* absolute; NULL: the target's PAPERCLIP_ROOT_PATH or default */
+    int workers;
+} pf_mastodon_restore_opts;
+
+#define PF_MASTODON_TODO_MAX 16
+
+/* What a restore did, and the steps left to the operator, for the command to print. */
+typedef struct pf_mastodon_restored {
+    char id[2 * PF_ID_LEN + 1];
+    char *domain; /* LOCAL_DOMAIN, or NULL */
+    double seconds;
+    char *todo[PF_MASTODON_TODO_MAX]; /* numbered steps; may hold indented lines */
+    size_t ntodo;
+    bool media_in_s3; /* the media were not in the snapshot: say so after the steps */
+} pf_mastodon_restored;
+
+/* Resolves the snapshot in r (locked, index loaded), checks every selected component
+ * (nothing changes when one refuses), then restores them in order. */
+int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastodon_restored *out,
+                        pf_err *err);
+void pf_mastodon_restored_free(pf_mastodon_restored *out);
+
+/* Mastodon's version from <live>/lib/mastodon/version.rb ("4.2.1"), or "" when unknown. */
+void pf_mastodon_version(const char *live, char *out, size_t n);
+
+#endif

@@ -1,0 +1,372 @@
+/* restore --live: see mastodon.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "component/layout.h"
+#include "mastodon/mastodon.h"
+#include "repo/resolve.h"
+#include "repo/restorer.h"
+
+/* The first existing component of `path` below `dir` that is a symlink, or NULL: a
+ * directory inside DIR replaced by a link would take the media somewhere else. Returns a
+ * malloc'd path. */
+static char *symlink_below(const char *path, const char *dir)
+{
+    size_t dl = strlen(dir);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + dl; *p; p++) {
+        if (*p != '/' || p == buf + dl)
+            continue;
+        *p = 0;
+        struct stat st;
+        bool link = lstat(buf, &st) == 0 && S_ISLNK(st.st_mode);
+        char *hit = link ? strdup(buf) : NULL;
+        *p = '/';
+        if (link)
+            return hit;
+    }
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? strdup(path) : NULL;
+}
+
+/* Whether `path` is `dir` or lies under it, read literally: no ".." component. */
+static bool path_under(const char *path, const char *dir)
+{
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/')
+        dl--;
+    if (strncmp(path, dir, dl) || (path[dl] != '/' && path[dl] != 0))
+        return false;
+    for (const char *p = path; (p = strstr(p, "..")); p += 2)
+        if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == 0))
+            return false;
+    return true;
+}
+
+/* Loads the file n (at most max bytes) into *out. A snapshot from a compromised server
+ * can name a huge file cheaply (one deduplicated blob, repeated), so the size is checked
+ * before anything is read, and again as blobs come in. */
+static int load_text(pf_repo *r, const pf_node *n, size_t max, pf_buf *out, pf_err *err)
+{
+    pf_buf tmp = PF_BUF_INIT;
+    if (n->size > max)
+        return pf_err_set(err, PF_ECORRUPT,
+                          "is %llu bytes, more than the %zu a settings file may have: refusing it",
+                          (unsigned long long)n->size, max);
+    for (size_t i = 0; i < n->nblobs; i++) {
+        if (pf_repo_load_blob(r, n->blobs[i], &tmp, err)) {
+            pf_buf_free(&tmp);
+            return -1;
+        }
+        if (tmp.len > max) {
+            pf_buf_free(&tmp);
+            return pf_err_set(err, PF_ECORRUPT,
+                              "holds more than its recorded size: refusing it (damaged or forged)");
+        }
+    }
+    *out = tmp;
+    return 0;
+}
+
+/* What the restored .env.production must say differently from the snapshot's, so that
+ * Mastodon finds what was restored here: every other byte is kept. */
+typedef struct env_edits {
+    const char *key[8], *val[8], *stale[8];
+    char buf[2][32];
+    int n, nstale;
+} env_edits;
+
+static void find_edits(const pf_mastodon_restore_opts *o, const pf_mastodon_env *env,
+                       const char *media_root, char *snap_media, env_edits *e)
+{
+    if (snap_media && strcmp(snap_media, media_root)) {
+        e->key[e->n] = "PAPERCLIP_ROOT_PATH";
+        e->val[e->n++] = media_root;
+    }
+    bool db_url = pf_mastodon_env_get(env, "DATABASE_URL") != NULL;
+    bool redis_url = pf_mastodon_env_get(env, "REDIS_URL") != NULL;
+    if (o->pg_host && (!env->db_host || strcmp(o->pg_host, env->db_host))) {
+        if (db_url)
+            e->stale[e->nstale++] = "DATABASE_URL (host)";
+        e->key[e->n] = "DB_HOST";
+        e->val[e->n++] = o->pg_host;
+    }
+    if (o->pg_port && o->pg_port != (env->db_port ? env->db_port : 5432)) {
+        if (db_url)
+            e->stale[e->nstale++] = "DATABASE_URL (port)";
+        snprintf(e->buf[0], sizeof e->buf[0], "%d", o->pg_port);
+        e->key[e->n] = "DB_PORT";
+        e->val[e->n++] = e->buf[0];
+    }
+    if (o->redis_host && (!env->redis.host || strcmp(o->redis_host, env->redis.host))) {
+        if (redis_url)
+            e->stale[e->nstale++] = "REDIS_URL (host)";
+        e->key[e->n] = "REDIS_HOST";
+        e->val[e->n++] = o->redis_host;
+    }
+    if (o->redis_port && o->redis_port != env->redis.port) {
+        if (redis_url)
+            e->stale[e->nstale++] = "REDIS_URL (port)";
+        snprintf(e->buf[1], sizeof e->buf[1], "%d", o->redis_port);
+        e->key[e->n] = "REDIS_PORT";
+        e->val[e->n++] = e->buf[1];
+    }
+}
+
+/* The media go where this machine says, never where the snapshot says: its
+ * PAPERCLIP_ROOT_PATH could name any directory (finding 4 of issue 10). Returns a malloc'd
+ * path or NULL with err. */
+static char *target_media_root(const pf_mastodon_restore_opts *o, pf_err *err)
+{
+    pf_mastodon_env tenv = {0};
+    pf_err terr = {0};
+    const char *from = NULL;
+    char *root;
+    if (o->media_root) {
+        root = strdup(o->media_root);
+    } else if (pf_mastodon_env_load(o->live, &tenv, &terr) == 0) {
+        root = strdup(tenv.paperclip_root);
+        from = "PAPERCLIP_ROOT_PATH of the target's .env.production";
+    } else {
+        root = pf_mastodon_media_root(o->live, NULL);
+    }
+    pf_mastodon_env_free(&tenv);
+    if (!root) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    char *link = path_under(root, o->live) ? symlink_below(root, o->live) : NULL;
+    if (link) {
+        pf_err_set(err, PF_EUSAGE,
+                   "%s is a symbolic link: refusing to restore the media through it (name "
+                   "the real directory with --media-root)",
+                   link);
+        free(link);
+    } else if (!o->media_root && !path_under(root, o->live)) {
+        pf_err_set(err, PF_EUSAGE,
+                   "the media directory %s (%s) is outside %s: name it with --media-root "
+                   "%s to restore there",
+                   root, from ? from : "default", o->live, root);
+    } else {
+        return root;
+    }
+    free(root);
+    return NULL;
+}
+
+static void todo_add(pf_mastodon_restored *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void todo_add(pf_mastodon_restored *out, const char *fmt, ...)
+{
+    if (out->ntodo >= PF_MASTODON_TODO_MAX)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) >= 0)
+        out->todo[out->ntodo++] = s;
+    va_end(ap);
+}
+
+/* The steps an operator has left after a restore, in order. */
+static void what_is_left(const pf_mastodon_restore_opts *o, const pf_snapshot *s,
+                         const pf_mastodon_env *env, const pf_app_owner *owner, const env_edits *e,
+                         pf_mastodon_restored *out)
+{
+    const char *live = o->live;
+    cJSON *mver = s->manifest ? cJSON_GetObjectItem(s->manifest, "mastodon") : NULL;
+    bool known = cJSON_IsString(mver) && mver->valuestring[0];
+    const char *v = known ? mver->valuestring : NULL;
+    char here[64], gemfile[4200];
+    pf_mastodon_version(live, here, sizeof here);
+    snprintf(gemfile, sizeof gemfile, "%s/Gemfile", live);
+    if (access(gemfile, F_OK) != 0) {
+        /* DIR is not empty any more: `git clone` into it would fail. */
+        todo_add(out,
+                 "install Mastodon's code into %s (it now holds .env.production and the "
+                 "media, so clone in place), as %s:\n"
+                 "       cd %s && git init -q && git remote add origin "
+                 "https://github.com/mastodon/mastodon.git\n"
+                 "       git fetch -q --tags origin && git checkout %s%s\n"
+                 "     then bundle install and yarn install as the install guide says",
+                 live, geteuid() == 0 ? owner->name : "Mastodon's user", live,
+                 v ? "v" : "<the old server's version tag>", v ? v : "");
+    } else if (v && here[0] && strcmp(v, here)) {
+        todo_add(out,
+                 "the code in %s is Mastodon %s but the snapshot is of %s: check out v%s, or "
+                 "run RAILS_ENV=production bundle exec rails db:migrate",
+                 live, here, v, v);
+    }
+    for (int i = 0; i < e->nstale; i++)
+        todo_add(out, "edit %s in %s/.env.production: it still names the old server", e->stale[i],
+                 live);
+    todo_add(out, "start the services: systemctl start mastodon-web mastodon-sidekiq "
+                  "mastodon-streaming");
+    todo_add(out, "rebuild home feeds: RAILS_ENV=production bin/tootctl feeds build");
+    if (env->es_enabled)
+        todo_add(out, "rebuild the search index: RAILS_ENV=production bin/tootctl search deploy");
+    out->media_in_s3 = env->s3_enabled;
+}
+
+int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastodon_restored *out,
+                        pf_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const size_t ncomp = pf_component_count();
+    unsigned all = pf_component_all(), only = o->only ? o->only : all;
+    /* latest: the whole server, or with --only the newest snapshot with those parts */
+    const char *wanted[8];
+    size_t nwanted = 0;
+    for (size_t i = 0; only != all && i < ncomp && nwanted < 8; i++)
+        if (only & (1u << i))
+            wanted[nwanted++] = pf_components[i]->name;
+    pf_snapshot_want whole = {.kind = PF_SNAP_MASTODON,
+                              .complete = true,
+                              .components = nwanted ? wanted : NULL,
+                              .ncomponents = nwanted};
+    pf_snapshot s;
+    if (pf_snapshot_resolve(r, o->snapshot, &whole, &s, err))
+        return -1;
+    double started = pf_backup_now();
+    int rc = -1;
+    pf_node n_env = {0};
+    pf_mastodon_env env = {0};
+    pf_buf envtext = PF_BUF_INIT;
+    char *media_root = NULL, *snap_media = NULL;
+    pf_component_run runs[8];
+    memset(runs, 0, sizeof runs);
+    const char *live = o->live;
+    const unsigned secrets_bit = pf_component_bit(&pf_secrets_component);
+
+    /* The restored server's settings come from the snapshot's own .env.production; a
+     * snapshot taken with --only (no secrets) uses the one already in the target. */
+    int have_secrets = pf_lookup_path(r, s.tree, PF_LAYOUT_ENV_PATH, &n_env, err) == 0;
+    if (have_secrets) {
+        if (load_text(r, &n_env, PF_MASTODON_ENV_MAX_FILE, &envtext, err) ||
+            pf_mastodon_env_parse((const char *)envtext.data, envtext.len, &env, err)) {
+            pf_err_prefix(err, "snapshot's .env.production");
+            goto out;
+        }
+    } else {
+        pf_mastodon_env_free(&env);
+        memset(&env, 0, sizeof env);
+        if (pf_mastodon_env_load(live, &env, err)) {
+            pf_err_prefix(err,
+                          "snapshot %.8s holds no secrets (taken with --only) and "
+                          "the target has no .env.production to take the settings from",
+                          s.id);
+            goto out;
+        }
+        if (only & secrets_bit) {
+            pf_info("snapshot %.8s holds no secrets: using %s/.env.production", s.id, live);
+            only &= ~secrets_bit;
+        }
+    }
+    if (!(media_root = target_media_root(o, err)))
+        goto out;
+    env_edits e;
+    memset(&e, 0, sizeof e);
+    snap_media = pf_mastodon_media_root(live, env.paperclip_root);
+    find_edits(o, &env, media_root, snap_media, &e);
+
+    /* The admin connects where the app will: its socket directory, when DB_HOST names one;
+     * otherwise libpq's default socket (a TCP DB_HOST would need an admin password). */
+    const char *admin_host = o->pg_host;
+    if (!admin_host && env.db_host && env.db_host[0] == '/')
+        admin_host = env.db_host;
+    char env_path[4096];
+    snprintf(env_path, sizeof env_path, "%s/.env.production", live);
+    pf_app_owner owner = {0};
+    pf_component_settings set = {.live = live,
+                                 .env_path = env_path,
+                                 .force = o->force,
+                                 .workers = o->workers,
+                                 .env_text = &envtext,
+                                 .edit_key = e.key,
+                                 .edit_val = e.val,
+                                 .nedit = e.n,
+                                 .stale = e.stale,
+                                 .nstale = e.nstale,
+                                 .pg_restore = {.host = admin_host,
+                                                .port = o->pg_port,
+                                                .admin_user = o->pg_admin,
+                                                .admin_password = o->pg_admin_password,
+                                                .dbname = env.db_name,
+                                                .owner = env.db_user,
+                                                .owner_password = env.db_pass,
+                                                .jobs = o->jobs,
+                                                .force = o->force,
+                                                .as_admin = o->pg_restore_as_admin},
+                                 .redis = env.redis,
+                                 .sidekiq = env.sidekiq_redis_separate ? &env.sidekiq_redis : NULL,
+                                 .media_root = media_root,
+                                 .media_in_s3 = env.s3_enabled};
+    if (o->redis_host) {
+        set.redis.host = (char *)o->redis_host;
+        set.redis.socket = NULL;
+    }
+    if (o->redis_port)
+        set.redis.port = o->redis_port;
+
+    /* Every check before any change. */
+    for (size_t i = 0; i < ncomp; i++) {
+        const pf_component *c = pf_components[i];
+        runs[i] = (pf_component_run){.set = &set, .repo = r, .tree = s.tree};
+        if ((only & (1u << i)) && c->restore_check(&runs[i], err)) {
+            pf_component_error(err, "restore", c, &runs[i]);
+            goto out;
+        }
+    }
+    pf_app_owner_find(live, have_secrets ? &n_env : NULL, &owner);
+    set.owner = geteuid() == 0 ? &owner : NULL;
+    if (pf_app_owner_mkdirs(live, set.owner)) {
+        pf_err_sys(err, PF_EIO, "cannot create %s", live);
+        goto out;
+    }
+    if (!(only & secrets_bit))
+        for (int i = 0; i < e.n && e.nstale < 8; i++) {
+            /* Not ours to write this time: say what the file should say. */
+            pf_warn("secrets: this restore used %s=%s; check that %s says the same", e.key[i],
+                    e.val[i], env_path);
+            e.stale[e.nstale++] = e.key[i];
+        }
+    for (size_t i = 0; i < ncomp; i++) {
+        const pf_component *c = pf_components[i];
+        if ((only & (1u << i)) && c->restore(&runs[i], err)) {
+            pf_component_error(err, "restore", c, &runs[i]);
+            goto out;
+        }
+    }
+    memcpy(out->id, s.id, sizeof out->id);
+    out->domain = env.local_domain ? strdup(env.local_domain) : NULL;
+    what_is_left(o, &s, &env, &owner, &e, out);
+    out->seconds = pf_backup_now() - started;
+    rc = 0;
+out:
+    for (size_t i = 0; i < ncomp; i++) {
+        for (int k = 0; k < PF_COMPONENT_NODES; k++)
+            pf_node_free(&runs[i].node[k]);
+        free(runs[i].state);
+    }
+    free(media_root);
+    free(snap_media);
+    pf_buf_free(&envtext);
+    pf_mastodon_env_free(&env);
+    pf_node_free(&n_env);
+    pf_snapshot_free(&s);
+    return rc;
+}
+
+void pf_mastodon_restored_free(pf_mastodon_restored *out)
+{
+    for (size_t i = 0; i < out->ntodo; i++)
+        free(out->todo[i]);
+    free(out->domain);
+    memset(out, 0, sizeof *out);
+}
