@@ -47,10 +47,17 @@ typedef struct pf_component_settings {
     const char *const *stale; /* keys that still name the old server: warned about */
     int nstale;
 
+    /* secrets (backup): more files for the secrets folder, added after .env.production
+     * (the keys Mastodon uses and the systemd files they came from, mastodon/safety.h);
+     * NULL: none. */
+    int (*secrets_extra)(void *ctx, pf_archiver *a, pf_dir *secrets, pf_err *err);
+    void *secrets_extra_ctx;
+
     /* postgres */
-    pf_pg_conn pg;                /* backup: the app's connection */
-    const char *pg_password_from; /* backup: who supplied pg.password, for a refusal
-                                   * ("DB_PASS of /x/.env.production"); NULL: nobody */
+    pf_pg_conn pg;                  /* backup: the app's connection */
+    const pf_pg_dump_opts *pg_dump; /* backup: what runs in the dump's snapshot; NULL: none */
+    const char *pg_password_from;   /* backup: who supplied pg.password, for a refusal
+                                     * ("DB_PASS of /x/.env.production"); NULL: nobody */
     pf_pg_restore_opts pg_restore;
 
     /* redis */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "component/layout.h"
 #include "mastodon/mastodon.h"
 
 /* version.rb spells it as three methods: def major / minor / patch, each returning a number. */
@@ -35,6 +36,11 @@ void pf_mastodon_version(const char *live, char *out, size_t n)
     fclose(f);
     if (parts[0] >= 0 && parts[1] >= 0)
         snprintf(out, n, "%d.%d.%d", parts[0], parts[1], parts[2] < 0 ? 0 : parts[2]);
+}
+
+static int secrets_extra(void *ctx, pf_archiver *a, pf_dir *secrets, pf_err *err)
+{
+    return pf_safety_backup_secrets(ctx, a, secrets, err);
 }
 
 int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o, pf_err *err)
@@ -82,6 +88,15 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->media_root = e->paperclip_root;
     s->media_in_s3 = e->s3_enabled;
     s->exclude_cache = o->exclude_cache;
+    /* Issue 16: the encryption keys and where they are; a pgbouncer the dump must bypass. */
+    bool db = m->only & pf_component_bit(&pf_postgres_component);
+    if (pf_safety_backup_prepare(&m->safety, &m->env, m->env_path, o->systemd_unit_path,
+                                 o->pgbouncer_ini, o->pg_host, o->pg_port, db ? &s->pg : NULL, err))
+        return pf_err_prefix(err, "backup");
+    m->dump_opts = (pf_pg_dump_opts){.in_snapshot = pf_safety_in_snapshot, .ctx = &m->safety};
+    s->pg_dump = &m->dump_opts;
+    s->secrets_extra = secrets_extra;
+    s->secrets_extra_ctx = &m->safety;
     return 0;
 }
 
@@ -133,10 +148,17 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
             return -1;
         }
     }
+    /* Keys missing or not decrypting: the snapshot is kept, but incomplete (exit 3). */
+    if (pf_safety_backup_describe(&m->safety, &m->env, b->snap.manifest))
+        pf_snapshot_add_skipped(&b->snap, PF_LAYOUT_SECRETS
+                                "/" PF_AR_KEYS_FILE
+                                " (ACTIVE_RECORD_ENCRYPTION_* keys that decrypt the "
+                                "database)");
     return 0;
 }
 
 void pf_mastodon_backup_free(pf_mastodon_backup *m)
 {
+    pf_safety_free(&m->safety);
     pf_mastodon_env_free(&m->env);
 }

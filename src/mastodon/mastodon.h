@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "component/component.h"
 #include "mastodon/env.h"
+#include "mastodon/safety.h"
 #include "repo/backup_run.h"
 #include "repo/repo.h"
 
@@ -30,6 +31,9 @@ typedef struct pf_mastodon_backup_opts {
      * NULL / 0: none. */
     const char *pg_host, *pg_user, *pg_password, *redis_host, *redis_password;
     int pg_port, redis_port;
+    /* Where Mastodon's systemd units are (NULL: /etc/systemd/system and
+     * /lib/systemd/system) and pgbouncer's configuration (NULL: the default): issue 16. */
+    const char *systemd_unit_path, *pgbouncer_ini;
 } pf_mastodon_backup_opts;
 
 typedef struct pf_mastodon_backup {
@@ -39,6 +43,8 @@ typedef struct pf_mastodon_backup {
     char env_path[4096];
     char pg_password_from[4200];
     pf_component_settings set;
+    pf_mastodon_safety safety; /* the keys, pgbouncer, search (mastodon/safety.h) */
+    pf_pg_dump_opts dump_opts;
     /* After a failed pf_mastodon_backup_run: a component failed (rather than the
      * repository), so no snapshot was written and earlier ones are intact. */
     bool component_failed;
@@ -69,6 +75,7 @@ typedef struct pf_mastodon_restore_opts {
     int redis_port;
     const char *media_root; /* absolute; NULL: the target's PAPERCLIP_ROOT_PATH or default */
     int workers;
+    const char *pgbouncer_ini; /* NULL: the default (component/pgbouncer.h) */
 } pf_mastodon_restore_opts;
 
 #define PF_MASTODON_TODO_MAX 16
