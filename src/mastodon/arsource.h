@@ -28,9 +28,11 @@ typedef struct pf_ar_keyset {
 } pf_ar_keyset;
 
 /* Fills *ks from env (the parsed .env.production at env_path; env may be NULL when there is
- * none) and the units found in unit_path (NULL: the default; see units.h). Returns 0, or -1
- * with err when a unit or a required environment file cannot be read (the keys would then
- * be guessed). Free *ks with pf_ar_keyset_free() in every case. */
+ * none) and the units found in unit_path (NULL: the default; see units.h). A unit or a
+ * required environment file that cannot be read is warned about (naming it) and the units
+ * are left out: the keys then come from .env.production alone. Returns 0 (err is for
+ * future failures that must stop a backup). Free *ks with pf_ar_keyset_free() in every
+ * case. */
 int pf_ar_keyset_find(const pf_mastodon_env *env, const char *env_path, const char *unit_path,
                       pf_ar_keyset *ks, pf_err *err);
 

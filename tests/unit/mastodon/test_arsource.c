@@ -90,6 +90,23 @@ static void test_units_win_and_sources(void **state)
     assert_int_equal(pf_ar_keyset_count(&ks), 2);
     assert_int_equal(ks.nfiles, 0);
     pf_ar_keyset_free(&ks);
+
+    /* A unit naming an environment file that cannot be read: a warning naming it, and the
+     * keys of .env.production alone. */
+    char bad[600], badunit[700];
+    snprintf(bad, sizeof bad, "%s/bad", dir);
+    char cmd0[700];
+    snprintf(cmd0, sizeof cmd0, "mkdir -p '%s'", bad);
+    assert_int_equal(system(cmd0), 0);
+    snprintf(badunit, sizeof badunit, "%s/mastodon-web.service", bad);
+    put(badunit, "[Service]\nEnvironmentFile=/nonexistent/keys.env\n");
+    logged[0] = 0;
+    assert_int_equal(pf_ar_keyset_find(&env, envp, bad, &ks, &err), 0);
+    assert_non_null(strstr(logged, "/nonexistent/keys.env"));
+    assert_null(ks.unit);
+    assert_string_equal(ks.value[0], "envprimary");
+    assert_false(ks.from_systemd[0]);
+    pf_ar_keyset_free(&ks);
     pf_mastodon_env_free(&env);
 
     char cmd[600];
