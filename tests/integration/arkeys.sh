@@ -312,6 +312,16 @@ for mode in transaction statement; do
     pgbouncer_start "$NEW" "$mode" >"$T/pgb.log" 2>&1 || die "cannot start pgbouncer ($mode): $(cat "$T/pgb.log")"
     NEW_PGB=$(. "$NEW/pgbouncer.env" && echo "$PGB_PORT")
     V=$(variant "pgb-$mode" "s/^DB_PORT=.*/DB_PORT=$OLD_PGB/")
+    if [ "$mode" = statement ]; then
+        # Without pgbouncer's configuration nor pg_host/pg_port: a clear refusal, no snapshot.
+        before=$("$PF" --config "$T/plain.conf" --repo "$REPO" --json snapshots | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+        run backup-pgb-noini pf --json backup --live "$V" --tag pgb-noini
+        rc_is 2 "a statement-mode pgbouncer with no way to PostgreSQL itself refuses the backup (exit 2)"
+        has "the refusal says statement pooling" "statement pooling mode"
+        has "the refusal names the settings" "pg_host and pg_port"
+        after=$("$PF" --config "$T/plain.conf" --repo "$REPO" --json snapshots | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
+        [ "$before" = "$after" ] && ok "no snapshot written" || fail "snapshots: $before before, $after after"
+    fi
     conf "$T/pgb-old.conf" "pgbouncer_ini=$OLD/pgbouncer/pgbouncer.ini"
     CONF=$T/pgb-old.conf run "backup-pgb-$mode" pf --json backup --live "$V" --tag "pgb-$mode"
     rc_is 0 "backup through pgbouncer in $mode mode"
