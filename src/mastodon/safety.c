@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "mastodon/arscan.h"
 #include "mastodon/search.h"
 #include "mastodon/units.h"
 #include "repo/restorer.h"
@@ -290,6 +291,45 @@ int pf_safety_restore_pg(pf_pg_restore_opts *po, const char *pgb_ini, char *host
     po->host = hostbuf;
     po->port = t.port;
     return 0;
+}
+
+void pf_safety_drill_keys(pf_repo *r, const uint8_t *tree, PGconn *c, bool *ok, char *detail,
+                          size_t n)
+{
+    pf_ar_found f;
+    pf_err e = {0};
+    *ok = false;
+    if (pf_ar_scan(c, &f, &e)) {
+        snprintf(detail, n, "cannot look for encrypted values: %s", e.msg);
+        pf_ar_found_free(&f);
+        return;
+    }
+    if (!f.found) {
+        *ok = true;
+        snprintf(detail, n, "no ActiveRecord-encrypted values in the restored database");
+        pf_ar_found_free(&f);
+        return;
+    }
+    pf_unit_env u = {0};
+    if (load_keys_file(r, tree, &u, &e)) {
+        snprintf(detail, n,
+                 "the restored database holds encrypted values (%s) but the snapshot holds no "
+                 "ACTIVE_RECORD_ENCRYPTION_* keys (%s)",
+                 f.where, e.msg);
+    } else {
+        pf_ar_keys k = {pf_unit_env_get(&u, PF_AR_PRIMARY, NULL),
+                        pf_unit_env_get(&u, PF_AR_DETERMINISTIC, NULL),
+                        pf_unit_env_get(&u, PF_AR_SALT, NULL)};
+        if (pf_ar_keys_fit(&k, f.sample, f.sample_len, NULL, &e) == 0) {
+            *ok = true;
+            snprintf(detail, n, "the snapshot's keys decrypt the restored %s", f.where);
+        } else {
+            snprintf(detail, n, "the snapshot's keys do not decrypt the restored %s: %s", f.where,
+                     e.msg);
+        }
+    }
+    pf_unit_env_free(&u);
+    pf_ar_found_free(&f);
 }
 
 size_t pf_safety_restore_todo(const cJSON *manifest, char **todo, size_t ntodo, size_t max)

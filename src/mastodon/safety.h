@@ -84,4 +84,10 @@ int pf_safety_restore_pg(pf_pg_restore_opts *po, const char *pgb_ini, char *host
  * appended to todo[ntodo..max); returns the new count. */
 size_t pf_safety_restore_todo(const cJSON *manifest, char **todo, size_t ntodo, size_t max);
 
+/* Drill: on c, a restored copy of the snapshot's database, looks for encrypted values and
+ * decrypts one with the snapshot's own keys file. *ok and a line for the drill's report
+ * (never a key or a value) in detail. */
+void pf_safety_drill_keys(pf_repo *r, const uint8_t *tree, PGconn *c, bool *ok, char *detail,
+                          size_t n);
+
 #endif

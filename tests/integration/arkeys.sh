@@ -346,6 +346,15 @@ for mode in transaction statement; do
     same "restored through pgbouncer ($mode): same database, Redis and media" "$T/d.old" "$T/d.new"
 done
 
+# ---- drill: the restored database decrypts with the snapshot's keys -----------------------------
+# Its scratch servers need a short path (unix socket names are bounded).
+D=$(mktemp -d /tmp/pf-ark.XXXXXX)
+harness_on_exit "rm -rf '$D'"
+chmod 755 "$D"
+run drill pf drill --tmp "$D"
+rc_is 0 "drill of the latest snapshot"
+has "the drill proves the keys on the restored database" "the snapshot's keys decrypt the restored users.otp_secret"
+
 # ---- no secret anywhere --------------------------------------------------------------------------
 for s in "$MASTODON_AR_PRIMARY" "$MASTODON_AR_DETERMINISTIC" "$MASTODON_AR_SALT" JBSWY3DPEHPK3PXP "sha1 secret" \
     es-password-never-shown; do
