@@ -18,7 +18,8 @@ enum pf_exit {
     PF_EXIT_OK = 0,
     PF_EXIT_ERROR = 1,      /* any other failure */
     PF_EXIT_USAGE = 2,      /* bad arguments, options or configuration */
-    PF_EXIT_INCOMPLETE = 3, /* backup written, but some source files could not be read */
+    PF_EXIT_INCOMPLETE = 3, /* backup written, but some source files could not be read, or
+                             * its encryption keys are missing or do not decrypt */
     PF_EXIT_DAMAGED = 4,    /* check found damage, or restore met corrupt data */
     PF_EXIT_COMPONENT = 5,  /* a Mastodon component failed: no snapshot was written */
     PF_EXIT_EXISTS = 6,     /* would overwrite: init on a repository, restore onto data */

@@ -52,6 +52,12 @@ const pf_conf_key pf_conf_keys[] = {
      "Redis password for backup --live"},
     {"restore_pg_host", PF_CONF_TEXT, 0, 0, "restore --live --pg-host",
      "PostgreSQL host or socket directory that restore --live restores into"},
+    {"systemd_unit_path", PF_CONF_TEXT, 0, 0, "",
+     "colon-separated directories searched for Mastodon's systemd units (default "
+     "/etc/systemd/system:/lib/systemd/system)"},
+    {"pgbouncer_ini", PF_CONF_PATH, 0, 0, "",
+     "pgbouncer's configuration, read to find PostgreSQL behind it (default "
+     "/etc/pgbouncer/pgbouncer.ini)"},
     /* retention: forget and prune */
     {"keep_last", PF_CONF_COUNT, 0, 0, "forget --keep-last", "keep the N newest snapshots"},
     {"keep_hourly", PF_CONF_COUNT, 0, 0, "forget --keep-hourly",

@@ -129,6 +129,13 @@ static int commit_and_report(pf_backup_run *b, const char *what)
         free(missing);
         return PF_EXIT_INCOMPLETE;
     }
+    if (!b->snap.complete) {
+        /* Nothing unreadable, yet something it must hold is missing (the encryption keys):
+         * the reason was the loud line above. */
+        fprintf(stderr, "permafrost: snapshot %.8s is incomplete (see the error above)\n",
+                b->snap.id);
+        return PF_EXIT_INCOMPLETE;
+    }
     return PF_EXIT_OK;
 }
 
@@ -203,6 +210,8 @@ static int backup_live(int argc, char **argv)
     o.redis_host = pf_config_get("redis_host");
     o.redis_port = (v = pf_config_get("redis_port")) ? atoi(v) : 0;
     o.redis_password = pf_config_get("redis_password");
+    o.systemd_unit_path = pf_config_get("systemd_unit_path");
+    o.pgbouncer_ini = pf_config_get("pgbouncer_ini");
 
     pf_mastodon_backup m;
     if (pf_mastodon_backup_prepare(&m, &o, &err)) {

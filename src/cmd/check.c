@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "common/log.h"
+#include "mastodon/archeck.h"
 #include "mastodon/mediacheck.h"
 #include "repo/check.h"
 #include "repo/runs.h"
@@ -66,6 +67,35 @@ static int parse_subset(const char *v, pf_check_opts *o)
         return -1;
     o->percent = p;
     return 0;
+}
+
+/* Whether the newest Mastodon snapshot's encryption keys decrypt its database, as its
+ * backup found (mastodon/archeck.h), and how many others' do not. */
+static void report_keys(pf_repo *r)
+{
+    pf_snapshot *all = NULL;
+    size_t n = 0;
+    pf_err err = {0};
+    if (pf_repo_load_all_snapshots(r, &all, &n, &err))
+        return;
+    bool shown = false;
+    size_t bad = 0;
+    for (size_t i = n; i-- > 0;) {
+        bool problem;
+        char line[512];
+        if (!all[i].manifest || !pf_ar_check_report(all[i].manifest, &problem, line, sizeof line))
+            continue;
+        if (!shown)
+            printf("snapshot %.8s: %s\n", all[i].id, line);
+        else
+            bad += problem;
+        shown = true;
+    }
+    if (bad)
+        printf("%zu older snapshot%s: encryption keys missing or not decrypting (permafrost "
+               "snapshots shows keys=)\n",
+               bad, bad == 1 ? "" : "s");
+    pf_snapshots_free(all, n);
 }
 
 /* What status shows as "last check". A repository that refuses the write (an append-only
@@ -190,5 +220,7 @@ int cmd_check(pf_cmd_ctx *c)
         printf(res.errors ? "repository DAMAGED: %llu problem%s\n" : "no damage found\n",
                (unsigned long long)res.errors, res.errors == 1 ? "" : "s");
     }
+    if (!pf_g.json && pf_g.verbosity >= 0)
+        report_keys(c->repo);
     return res.errors ? PF_EXIT_DAMAGED : PF_EXIT_OK;
 }

@@ -138,7 +138,7 @@ static int restore_live(int argc, char **argv)
                                          {"media-root", required_argument, 0, 'M'},
                                          {"pg-restore-as-admin", no_argument, 0, 'A'},
                                          {0, 0, 0, 0}};
-    pf_mastodon_restore_opts o = {0};
+    pf_mastodon_restore_opts o = {.pgbouncer_ini = pf_config_get("pgbouncer_ini")};
     pf_err err = {0};
     int c;
     optind = 1;

@@ -43,6 +43,19 @@ void pf_manifest_summary(const pf_snapshot *s, char *out, size_t n)
         else if (cJSON_IsNumber(it))
             len += (size_t)snprintf(out + len, n - len, "%s%s=%.0f", len ? " " : "", it->string,
                                     it->valuedouble);
+        else if (!strcmp(it->string, "encryption") &&
+                 cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "keys"))) {
+            /* One word, as the rest of the line: "do not decrypt" becomes do-not-decrypt. */
+            size_t at = len + (len ? 1 : 0) + 5;
+            len += (size_t)snprintf(out + len, n - len, "%skeys=%s", len ? " " : "",
+                                    cJSON_GetObjectItemCaseSensitive(it, "keys")->valuestring);
+            for (size_t k = at; k < len && k + 1 < n; k++)
+                if (out[k] == ' ')
+                    out[k] = '-';
+        } else if (!strcmp(it->string, "search") &&
+                   cJSON_IsString(cJSON_GetObjectItemCaseSensitive(it, "host")))
+            len += (size_t)snprintf(out + len, n - len, "%ssearch=%s", len ? " " : "",
+                                    cJSON_GetObjectItemCaseSensitive(it, "host")->valuestring);
         if (len >= n)
             len = n - 1;
     }

@@ -47,10 +47,17 @@ typedef struct pf_component_settings {
     const char *const *stale; /* keys that still name the old server: warned about */
     int nstale;
 
+    /* secrets (backup): more files for the secrets folder, added after .env.production
+     * (the keys Mastodon uses and the systemd files they came from, mastodon/safety.h);
+     * NULL: none. */
+    int (*secrets_extra)(void *ctx, pf_archiver *a, pf_dir *secrets, pf_err *err);
+    void *secrets_extra_ctx;
+
     /* postgres */
-    pf_pg_conn pg;                /* backup: the app's connection */
-    const char *pg_password_from; /* backup: who supplied pg.password, for a refusal
-                                   * ("DB_PASS of /x/.env.production"); NULL: nobody */
+    pf_pg_conn pg;                  /* backup: the app's connection */
+    const pf_pg_dump_opts *pg_dump; /* backup: what runs in the dump's snapshot; NULL: none */
+    const char *pg_password_from;   /* backup: who supplied pg.password, for a refusal
+                                     * ("DB_PASS of /x/.env.production"); NULL: nobody */
     pf_pg_restore_opts pg_restore;
 
     /* redis */
@@ -62,10 +69,9 @@ typedef struct pf_component_settings {
     bool media_in_s3; /* S3_ENABLED: nothing on this disk to back up or restore */
     bool exclude_cache;
 
-    /* backup: what else looks at the data as it is saved (the media check,
-     * mastodon/mediacheck.h): run inside the dump's snapshot, and told every media file
-     * stored. Zero / NULL: nothing. */
-    pf_pg_dump_opts pg_dump;
+    /* backup: what else looks at the media as they are saved (the media check,
+     * mastodon/mediacheck.h): told every media file stored. NULL: nothing. (Its queries run
+     * in the dump's snapshot through pg_dump above.) */
     pf_archive_visit_fn media_visit;
     void *media_visit_ctx;
 } pf_component_settings;

@@ -1244,7 +1244,7 @@ out:
 typedef struct pg_job {
     const pf_pg_conn *conn;
     pf_pg_info *info;
-    const pf_pg_dump_opts *dopts;
+    const pf_pg_dump_opts *dump_opts;
 } pg_job;
 
 static int produce_globals(void *ctx, pf_sink *sink, pf_err *err)
@@ -1256,7 +1256,7 @@ static int produce_globals(void *ctx, pf_sink *sink, pf_err *err)
 static int produce_dump(void *ctx, pf_sink *sink, pf_err *err)
 {
     pg_job *j = ctx;
-    return pf_pg_dump(j->conn, j->info, j->dopts, sink, err);
+    return pf_pg_dump(j->conn, j->info, j->dump_opts, sink, err);
 }
 
 static void dump_name(const char *dbname, char *out, size_t n)
@@ -1297,7 +1297,7 @@ static int postgres_backup(pf_component_run *run, pf_err *err)
             return -1;
         }
     }
-    pg_job job = {use, info, &set->pg_dump};
+    pg_job job = {use, info, set->pg_dump};
     pf_dir *d = pf_dir_begin(run->arch, run->root, PF_LAYOUT_POSTGRES, err);
     if (!d)
         return -1;

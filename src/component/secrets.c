@@ -19,7 +19,9 @@ static int secrets_backup(pf_component_run *run, pf_err *err)
     pf_dir *d = pf_dir_begin(run->arch, run->root, PF_LAYOUT_SECRETS, err);
     if (!d)
         return -1;
-    if (pf_archive_path(run->arch, d, PF_LAYOUT_ENV_FILE, run->set->env_path, NULL, err)) {
+    if (pf_archive_path(run->arch, d, PF_LAYOUT_ENV_FILE, run->set->env_path, NULL, err) ||
+        (run->set->secrets_extra &&
+         run->set->secrets_extra(run->set->secrets_extra_ctx, run->arch, d, err))) {
         pf_dir_abort(d);
         return -1;
     }

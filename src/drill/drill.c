@@ -13,6 +13,7 @@
 #include "drill/scratch.h"
 #include "mastodon/env.h"
 #include "mastodon/mastodon.h"
+#include "mastodon/safety.h"
 #include "repo/resolve.h"
 #include "repo/runs.h"
 #include "repo/snapshot.h"
@@ -113,6 +114,21 @@ static void prove_database(const pf_scratch *sc, const pf_snapshot *s, const cha
     else
         add_check(res, "schema migrations", false, "none in the restored database%s%s",
                   why[0] ? ": " : "", why);
+    PQfinish(c);
+}
+
+/* The encryption keys: the restored database's encrypted values (two-factor secrets)
+ * decrypt with the keys the snapshot holds (mastodon/safety.h). */
+static void prove_keys(pf_repo *r, const pf_scratch *sc, const pf_snapshot *s, const char *dbname,
+                       pf_drill_result *res)
+{
+    PGconn *c = scratch_db(sc, dbname);
+    if (PQstatus(c) == CONNECTION_OK) {
+        bool ok;
+        char detail[600];
+        pf_safety_drill_keys(r, s->tree, c, &ok, detail, sizeof detail);
+        add_check(res, "encryption keys", ok, "%s", detail);
+    }
     PQfinish(c);
 }
 
@@ -356,6 +372,7 @@ int pf_drill_run(pf_repo *r, const pf_drill_opts *o, pf_drill_result *res, pf_er
     char dbname[256] = "mastodon_production";
     prove_secrets(sc.live_dir, res, dbname, sizeof dbname);
     prove_database(&sc, &s, dbname, res);
+    prove_keys(r, &sc, &s, dbname, res);
     prove_media(r, &s, media_root, o->media_sample ? o->media_sample : 20, res);
     prove_redis(&sc, &s, res);
     res->ok = true;

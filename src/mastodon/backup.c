@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "component/layout.h"
 #include "mastodon/mastodon.h"
 #include "mastodon/mediacheck.h"
 
@@ -36,6 +37,21 @@ void pf_mastodon_version(const char *live, char *out, size_t n)
     fclose(f);
     if (parts[0] >= 0 && parts[1] >= 0)
         snprintf(out, n, "%d.%d.%d", parts[0], parts[1], parts[2] < 0 ? 0 : parts[2]);
+}
+
+static int secrets_extra(void *ctx, pf_archiver *a, pf_dir *secrets, pf_err *err)
+{
+    return pf_safety_backup_secrets(ctx, a, secrets, err);
+}
+
+/* Everything that must see the database as the dump does, on the dump's own connection:
+ * the encryption keys' proof (issue 16), then the files the rows name (the media check). */
+static int in_dump_snapshot(PGconn *conn, void *ctx, pf_err *err)
+{
+    pf_mastodon_backup *m = ctx;
+    if (pf_safety_in_snapshot(conn, &m->safety, err) < 0)
+        return -1;
+    return m->media_check ? pf_mediacheck_in_snapshot(conn, m->media_check, err) : 0;
 }
 
 int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o, pf_err *err)
@@ -83,6 +99,15 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->media_root = e->paperclip_root;
     s->media_in_s3 = e->s3_enabled;
     s->exclude_cache = o->exclude_cache;
+    /* Issue 16: the encryption keys and where they are; a pgbouncer the dump must bypass. */
+    bool db = m->only & pf_component_bit(&pf_postgres_component);
+    if (pf_safety_backup_prepare(&m->safety, &m->env, m->env_path, o->systemd_unit_path,
+                                 o->pgbouncer_ini, o->pg_host, o->pg_port, db ? &s->pg : NULL, err))
+        return pf_err_prefix(err, "backup");
+    m->dump_opts = (pf_pg_dump_opts){.in_snapshot = in_dump_snapshot, .ctx = m};
+    s->pg_dump = &m->dump_opts;
+    s->secrets_extra = secrets_extra;
+    s->secrets_extra_ctx = &m->safety;
     return 0;
 }
 
@@ -114,7 +139,6 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
         pf_component_bit(&pf_postgres_component) | pf_component_bit(&pf_media_component);
     if ((m->only & both) == both && !m->set.media_in_s3) {
         m->media_check = pf_mediacheck_new(m->set.exclude_cache);
-        m->set.pg_dump = (pf_pg_dump_opts){pf_mediacheck_in_snapshot, m->media_check};
         m->set.media_visit = pf_mediacheck_visit;
         m->set.media_visit_ctx = m->media_check;
     }
@@ -155,6 +179,12 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
                                                        cJSON_CreateString("incomplete"));
         }
     }
+    /* Keys missing or not decrypting: the snapshot is kept, but incomplete (exit 3). */
+    if (pf_safety_backup_describe(&m->safety, &m->env, b->snap.manifest))
+        pf_snapshot_add_skipped(&b->snap, PF_LAYOUT_SECRETS
+                                "/" PF_AR_KEYS_FILE
+                                " (ACTIVE_RECORD_ENCRYPTION_* keys that decrypt the "
+                                "database)");
     return 0;
 }
 
@@ -162,5 +192,6 @@ void pf_mastodon_backup_free(pf_mastodon_backup *m)
 {
     pf_mediacheck_free(m->media_check);
     m->media_check = NULL;
+    pf_safety_free(&m->safety);
     pf_mastodon_env_free(&m->env);
 }

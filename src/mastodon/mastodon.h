@@ -14,6 +14,7 @@
 #include "common/err.h"
 #include "component/component.h"
 #include "mastodon/env.h"
+#include "mastodon/safety.h"
 #include "repo/backup_run.h"
 #include "repo/repo.h"
 
@@ -30,6 +31,9 @@ typedef struct pf_mastodon_backup_opts {
      * NULL / 0: none. */
     const char *pg_host, *pg_user, *pg_password, *redis_host, *redis_password;
     int pg_port, redis_port;
+    /* Where Mastodon's systemd units are (NULL: /etc/systemd/system and
+     * /lib/systemd/system) and pgbouncer's configuration (NULL: the default): issue 16. */
+    const char *systemd_unit_path, *pgbouncer_ini;
 } pf_mastodon_backup_opts;
 
 typedef struct pf_mastodon_backup {
@@ -42,6 +46,8 @@ typedef struct pf_mastodon_backup {
     /* Does the media match the database (mastodon/mediacheck.h)? Made when the run backs
      * up both; its result goes into the snapshot's media_check. */
     struct pf_mediacheck *media_check;
+    pf_mastodon_safety safety; /* the keys, pgbouncer, search (mastodon/safety.h) */
+    pf_pg_dump_opts dump_opts; /* runs both of the above in the dump's snapshot */
     /* After a failed pf_mastodon_backup_run: a component failed (rather than the
      * repository), so no snapshot was written and earlier ones are intact. */
     bool component_failed;
@@ -78,6 +84,7 @@ typedef struct pf_mastodon_restore_opts {
     bool no_sidekiq;
     const char *media_root; /* absolute; NULL: the target's PAPERCLIP_ROOT_PATH or default */
     int workers;
+    const char *pgbouncer_ini; /* NULL: the default (component/pgbouncer.h) */
 } pf_mastodon_restore_opts;
 
 #define PF_MASTODON_TODO_MAX 16

@@ -211,7 +211,14 @@ static void what_is_left(const pf_mastodon_restore_opts *o, const pf_snapshot *s
     todo_add(out, "start the services: systemctl start mastodon-web mastodon-sidekiq "
                   "mastodon-streaming");
     todo_add(out, "rebuild home feeds: RAILS_ENV=production bin/tootctl feeds build");
-    if (env->es_enabled)
+    size_t before = out->ntodo;
+    if (s->manifest)
+        out->ntodo =
+            pf_safety_restore_todo(s->manifest, out->todo, out->ntodo, PF_MASTODON_TODO_MAX);
+    bool search_said = false;
+    for (size_t i = before; i < out->ntodo; i++)
+        search_said |= strstr(out->todo[i], "tootctl search deploy") != NULL;
+    if (env->es_enabled && !search_said) /* a snapshot older than its "search" entry */
         todo_add(out, "rebuild the search index: RAILS_ENV=production bin/tootctl search deploy");
     out->media_in_s3 = env->s3_enabled;
 }
@@ -342,6 +349,19 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
     }
     if (o->redis_port)
         set.redis.port = o->redis_port;
+
+    /* Issue 16, before any other check: a target whose .env.production has other
+     * encryption keys than the snapshot (mastodon:setup run again), and a pgbouncer where
+     * PostgreSQL itself is needed. */
+    const unsigned pg_bit = pf_component_bit(&pf_postgres_component);
+    char pg_real_host[256];
+    if ((only & pg_bit) && (pf_safety_restore_keys_check(r, s.tree, have_secrets ? &env : NULL,
+                                                         env_path, o->force, err) ||
+                            pf_safety_restore_pg(&set.pg_restore, o->pgbouncer_ini, pg_real_host,
+                                                 sizeof pg_real_host, err))) {
+        pf_component_error(err, "restore", &pf_postgres_component, &runs[0]);
+        goto out;
+    }
 
     /* Every check before any change. */
     for (size_t i = 0; i < ncomp; i++) {

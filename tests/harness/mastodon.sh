@@ -11,6 +11,11 @@
 #                        Mastodon print the same lines.
 #   mastodon_churn DIR   a busy day: new posts and follows, new uploads, an expired cache
 #                        file, Sidekiq jobs done and queued.
+#   mastodon_encrypted DIR   Mastodon 4.3+'s encrypted column, after mastodon_up: the
+#                        ACTIVE_RECORD_ENCRYPTION_* keys of .env.production become the fixed
+#                        MASTODON_AR_* below, and two users' otp_secret hold values that Rails
+#                        encrypted with them (one with the SHA-256 derived key, one with the
+#                        SHA-1 fallback key).
 # The database names exactly the files of public/system as Mastodon does (Paperclip's
 # [cache/]class/attachment/id_partition/style/name, real column names): media, avatars and
 # headers, custom emoji, a preview card and a site upload, local and cached remote ones, plus
@@ -21,6 +26,16 @@
 . "$(dirname "${BASH_SOURCE[0]}")/redis.sh"
 
 MASTODON_DB_PASS='harness db pass: #$&'
+
+# Test keys shaped as `rails db:encryption:init` prints them, and values encrypted with them.
+# The values were computed independently of permafrost, with Python's
+# hashlib.pbkdf2_hmac(digest, PRIMARY, SALT, 65536, 32) and cryptography's AESGCM (fixed IVs,
+# no associated data), as in tests/unit/mastodon/test_arkeys.c.
+MASTODON_AR_PRIMARY=hGqJBQyCxLnUE2xZ6WQo0uzSEbrRLkUa
+MASTODON_AR_DETERMINISTIC=Wm5pQe8rT2yU4iO6aSdF1gHjK3lZxC7v
+MASTODON_AR_SALT=Tg3rJd8NwYkX4q1bVf7sLmPz2cHaE9oU
+MASTODON_AR_OTP_SHA256='{"p":"hqwFgb9Bm9v3O59z4UGXqXT6BNV9MWfWOpdmyfqxG/c=","h":{"iv":"AQIDBAUGBwgJCgsM","at":"IPM0tOJEpXgwdnGy5d8ZSQ=="}}'
+MASTODON_AR_OTP_SHA1='{"p":"JEwIw0k/zNT9jyY=","h":{"iv":"ISIjJCUmJygpKiss","at":"RJdjsPDawk24Z+5BGQkw1A==","e":"VVRGLTg="}}'
 
 mastodon_servers() {
     local dir=$1
@@ -330,6 +345,24 @@ mastodon_up() {
     } | redis_cli "$dir" >/dev/null || return 1
     mastodon_media "$dir/live/public/system"
     mastodon_env_file "$dir"
+}
+
+mastodon_encrypted() {
+    local dir=$1 envf=$1/live/.env.production
+    sed -i -e "s/^ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY=.*/ACTIVE_RECORD_ENCRYPTION_PRIMARY_KEY=$MASTODON_AR_PRIMARY/" \
+        -e "s/^ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY=.*/ACTIVE_RECORD_ENCRYPTION_DETERMINISTIC_KEY=$MASTODON_AR_DETERMINISTIC/" \
+        -e "s/^ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT=.*/ACTIVE_RECORD_ENCRYPTION_KEY_DERIVATION_SALT=$MASTODON_AR_SALT/" \
+        "$envf" || return 1
+    [ "$(grep -c '^ACTIVE_RECORD_ENCRYPTION_' "$envf")" = 3 ] || { echo "mastodon_encrypted: $envf lacks the keys" >&2; return 1; }
+    (
+        . "$dir/pg.env"
+        PGPASSWORD=$MASTODON_DB_PASS "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 \
+            -p "$PG_PORT" -U mastodon -d mastodon_production \
+            -v a="$MASTODON_AR_OTP_SHA256" -v b="$MASTODON_AR_OTP_SHA1" <<'EOS'
+UPDATE users SET otp_secret = :'a' WHERE id = (SELECT min(id) FROM users);
+UPDATE users SET otp_secret = :'b' WHERE id = (SELECT max(id) FROM users);
+EOS
+    )
 }
 
 mastodon_churn() {

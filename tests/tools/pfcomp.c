@@ -12,6 +12,7 @@
  *   pfcomp redis-check --host H --port P [--user U] [--force]
  *   pfcomp redis-load --host H --port P [--user U] RDB
  *       Redis password from $PFCOMP_REDIS_PASSWORD
+ *   pfcomp s3media-list LIVE              list the media bucket of S3_ENABLED (key size)
  *
  * Exit status: 0 on success, 10 + pf_err code on failure (the message on stderr). */
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include "component/postgres.h"
 #include "component/redis.h"
 #include "mastodon/env.h"
+#include "mastodon/s3media.h"
 
 typedef struct fd_stream {
     pf_sink sink;
@@ -411,6 +413,30 @@ static int cmd_redis_load(int argc, char **argv)
     return rc;
 }
 
+static int list_line(const char *key, uint64_t size, void *ctx, pf_err *err)
+{
+    (void)ctx;
+    (void)err;
+    printf("%s %llu\n", key, (unsigned long long)size);
+    return 0;
+}
+
+static int cmd_s3media_list(int argc, char **argv)
+{
+    if (argc != 3)
+        return usage();
+    pf_mastodon_env e;
+    pf_err err = {0};
+    int rc = 0;
+    pf_store *s = NULL;
+    if (pf_mastodon_env_load(argv[2], &e, &err) < 0 || !(s = pf_s3media_open(&e, &err)) ||
+        pf_store_list(s, "", list_line, NULL, &err))
+        rc = fail(&err);
+    pf_store_free(s);
+    pf_mastodon_env_free(&e);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     pf_log_set_handler(log_stderr);
@@ -433,5 +459,7 @@ int main(int argc, char **argv)
         return cmd_redis_check(argc, argv);
     if (!strcmp(c, "redis-load"))
         return cmd_redis_load(argc, argv);
+    if (!strcmp(c, "s3media-list"))
+        return cmd_s3media_list(argc, argv);
     return usage();
 }
