@@ -47,8 +47,8 @@ static void print_restore_json(const char *id, const pf_restore_stats *st, doubl
 }
 
 static const char restore_live_help[] =
-    "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media] [--force]\n"
-    "         [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
+    "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media,host]\n"
+    "         [--force] [--host-files] [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
     "         [--redis-host H] [--redis-port P] [--media-root PATH] [--pg-restore-as-admin]\n\n"
     "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
     "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
@@ -63,7 +63,10 @@ static const char restore_live_help[] =
     "The media go to --media-root, else the target's own PAPERCLIP_ROOT_PATH, else\n"
     "DIR/public/system; a directory outside DIR must be named with --media-root. Other\n"
     "hosts, ports or media directory than the snapshot's are written into the restored\n"
-    ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n";
+    ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n"
+    "The machine's files (host/) are written back only with --only host or --host-files,\n"
+    "below host_root of the config file (default /), each listed first as new, the same or\n"
+    "different; a different one is replaced only with --force.\n";
 
 static void print_restored(const pf_mastodon_restore_opts *o, const pf_mastodon_restored *m)
 {
@@ -96,8 +99,9 @@ static int restore_live(int argc, char **argv)
                                          {"redis-port", required_argument, 0, 'Q'},
                                          {"media-root", required_argument, 0, 'M'},
                                          {"pg-restore-as-admin", no_argument, 0, 'A'},
+                                         {"host-files", no_argument, 0, 'F'},
                                          {0, 0, 0, 0}};
-    pf_mastodon_restore_opts o = {0};
+    pf_mastodon_restore_opts o = {.host_root = pf_config_get("host_root")};
     pf_err err = {0};
     int c;
     optind = 1;
@@ -137,6 +141,9 @@ static int restore_live(int argc, char **argv)
             break;
         case 'A':
             o.pg_restore_as_admin = true;
+            break;
+        case 'F':
+            o.host_files = true;
             break;
         default:
             fputs(restore_live_help, stderr);

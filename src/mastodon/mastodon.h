@@ -30,6 +30,9 @@ typedef struct pf_mastodon_backup_opts {
      * NULL / 0: none. */
     const char *pg_host, *pg_user, *pg_password, *redis_host, *redis_password;
     int pg_port, redis_port;
+    /* host component: left out (host = no), its root and its excludes; NULL: "/", none */
+    bool no_host;
+    const char *host_root, *host_exclude;
 } pf_mastodon_backup_opts;
 
 typedef struct pf_mastodon_backup {
@@ -69,6 +72,10 @@ typedef struct pf_mastodon_restore_opts {
     int redis_port;
     const char *media_root; /* absolute; NULL: the target's PAPERCLIP_ROOT_PATH or default */
     int workers;
+    /* The host component is restored only when only names it or host_files is set; it
+     * writes below host_root (NULL: "/"). */
+    bool host_files;
+    const char *host_root;
 } pf_mastodon_restore_opts;
 
 #define PF_MASTODON_TODO_MAX 16
