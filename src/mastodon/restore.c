@@ -301,8 +301,15 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
             only &= ~secrets_bit;
         }
     }
-    if (!(media_root = target_media_root(o, err)))
+    /* Only the machine's files: where the media would go is not this restore's question. */
+    if (!(only & ~host_bit)) {
+        if (!(media_root = pf_mastodon_media_root(live, env.paperclip_root))) {
+            pf_err_set(err, PF_EGENERIC, "out of memory");
+            goto out;
+        }
+    } else if (!(media_root = target_media_root(o, err))) {
         goto out;
+    }
     env_edits e;
     memset(&e, 0, sizeof e);
     snap_media = pf_mastodon_media_root(live, env.paperclip_root);

@@ -97,6 +97,9 @@ lacks "$W/out.txt" "nginx.service"
 grep -E ' /host/etc/letsencrypt/archive/harness.example/privkey1.pem$' "$W/out.txt" | grep -q '^-rw-------' ||
     fail "ls: the key is not 0600: $(grep privkey1 "$W/out.txt")"
 ok "ls shows host/ with the site naming LOCAL_DOMAIN only, the key 0600"
+run 0 pf dump latest host/var/spool/cron/crontabs/mastodon
+cmp -s "$W/out.txt" "$H/var/spool/cron/crontabs/mastodon" || fail "dump latest host/...: $(cat "$W/out.txt")"
+ok "latest of a host/ path is the newest whole-server snapshot"
 
 say "a whole restore leaves the host files alone"
 echo "# edited after the backup" >>"$H/etc/nginx/sites-available/mastodon"
