@@ -100,6 +100,9 @@ ok "ls shows host/ with the site naming LOCAL_DOMAIN only, the key 0600"
 run 0 pf dump latest host/var/spool/cron/crontabs/mastodon
 cmp -s "$W/out.txt" "$H/var/spool/cron/crontabs/mastodon" || fail "dump latest host/...: $(cat "$W/out.txt")"
 ok "latest of a host/ path is the newest whole-server snapshot"
+run 0 pf --json stats latest
+[ "$(jget '"host" in d["components"]')" = True ] || fail "stats: no host part: $(cat "$W/out.txt")"
+ok "stats counts host/ as a component"
 
 say "a whole restore leaves the host files alone"
 echo "# edited after the backup" >>"$H/etc/nginx/sites-available/mastodon"
