@@ -168,6 +168,11 @@ run 0 pf --json snapshots
 [ "$(jget 'd[-1]["components"]["host"]["paths"]')" = "['/etc/nginx/sites-available/mastodon', '/etc/nginx/sites-enabled/mastodon', '/var/spool/cron/crontabs/mastodon']" ] ||
     fail "host_exclude: $(jget 'd[-1]["components"]["host"]["paths"]')"
 ok "host_exclude leaves out what its globs match"
+run 0 pf diff "$S1" latest
+cp "$W/out.txt" "$W/diff.out"
+has "$W/diff.out" "host.count 6 -> 3 (-3)"
+grep -E "^- .*host/etc/letsencrypt" "$W/diff.out" >/dev/null || fail "diff: letsencrypt not removed: $(cat "$W/diff.out")"
+ok "diff: the host line and the paths left out"
 
 conf "host_root = $H" "host = no"
 run 0 pf backup --live "$OLD/live"
