@@ -6,7 +6,7 @@
 # and says how to restore them; restore --only host prints its plan, refuses a different
 # file without --force and restores modes, owners and links; a machine with none of these
 # files gives a complete snapshot whose host component says "nothing to keep"; host = no
-# and host_exclude leave them out.
+# and host_exclude leave them out; a forged host/etc/passwd is refused (exit 4).
 . "${PF_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}/tests/lib/testlib.sh" host
 . "$SRC/tests/harness/mastodon.sh"
 
@@ -199,5 +199,17 @@ run 0 pf restore latest --live "$NEW/live" --only host
 both
 has "$W/both.txt" "nothing to write"
 ok "restore --only host of it writes nothing"
+
+say "a forged host/ is refused"
+mkdir -p "$W/forge/host/etc" "$W/forgeroot/etc"
+echo "root::0:0::/root:/bin/sh" >"$W/forge/host/etc/passwd"
+run 0 pf backup "$W/forge/host"
+run 0 pf --json snapshots
+FORGED=$(jget 'd[-1]["id"]')
+conf "host_root = $W/forgeroot"
+run 4 pf restore "$FORGED" --live "$NEW/live" --only host
+has "$W/err.txt" "host/etc/passwd is not a file the host component keeps"
+[ ! -e "$W/forgeroot/etc/passwd" ] || fail "a forged host/etc/passwd was written"
+ok "a snapshot naming a path the component never keeps restores nothing (exit 4)"
 
 echo "host: all passed"
