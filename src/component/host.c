@@ -385,10 +385,11 @@ static void host_describe(pf_component_run *run, cJSON *entry, cJSON *manifest)
         cJSON_AddStringToObject(entry, "status", "ok");
         return;
     }
-    cJSON_AddStringToObject(entry, "status",
-                            st->errors  ? "incomplete"
-                            : st->count ? "ok"
-                                        : "nothing to keep");
+    /* A machine without these files is a fine one: "ok" (monitoring alerts on anything
+     * else), with a note saying there was nothing. */
+    cJSON_AddStringToObject(entry, "status", st->errors ? "incomplete" : "ok");
+    if (!st->count)
+        cJSON_AddStringToObject(entry, "note", "nothing to keep");
     cJSON_AddStringToObject(entry, "root", root_of(run->set));
     cJSON_AddNumberToObject(entry, "count", (double)st->count);
     cJSON_AddNumberToObject(entry, "files", (double)st->files);

@@ -189,7 +189,8 @@ run 0 pf backup --live "$OLD/live"
 both
 has "$W/both.txt" "host: nothing to keep under $W/bare"
 run 0 pf --json snapshots
-[ "$(jget 'd[-1]["components"]["host"]["status"]')" = "nothing to keep" ] ||
+[ "$(jget 'd[-1]["components"]["host"]["status"]')" = ok ] &&
+    [ "$(jget 'd[-1]["components"]["host"]["note"]')" = "nothing to keep" ] ||
     fail "bare host status: $(jget 'd[-1]["components"]["host"]')"
 [ "$(jget 'd[-1]["components"]["host"]["count"]')" = 0 ] || fail "bare host count"
 [ "$(jget 'd[-1]["complete"]')" = True ] || fail "bare host: snapshot not complete"
