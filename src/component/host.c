@@ -531,15 +531,26 @@ static int walk(plan_walk *w, const uint8_t *tree_id, const char *rel, bool insi
             continue;
         }
         switch (pf_host_place_of(child)) {
-        case PF_HOST_CONTAINER:
+        case PF_HOST_CONTAINER: {
+            /* The restorer replaces whatever is in the way of a directory: a /var/spool/cron
+             * that is a link here would become an empty directory, even with --force. */
+            char path[8400];
+            struct stat st;
+            join(path, sizeof path, root_of(w->run->set), child);
             if (!is_dir)
                 rc = pf_err_set(err, PF_ECORRUPT,
                                 "host/%s is not a directory in the snapshot (damaged or forged): "
                                 "refusing it",
                                 child);
+            else if (!lstat(path, &st) && !S_ISDIR(st.st_mode))
+                rc = pf_err_set(err, PF_EEXIST,
+                                "%s is %s here, not a directory: refusing to replace it (put "
+                                "these files back by hand: permafrost dump ... host/%s/NAME)",
+                                path, S_ISLNK(st.st_mode) ? "a symbolic link" : "a file", child);
             else
                 rc = walk(w, n->blobs[0], child, false, depth + 1, err);
             break;
+        }
         case PF_HOST_KEPT:
             pf_buf_append(&w->kept, child, strlen(child) + 1);
             w->nkept++;

@@ -161,6 +161,15 @@ cmp -s "$W/hostroot.orig/var/spool/cron/crontabs/mastodon" "$H/var/spool/cron/cr
     fail "crontab not restored"
 ok "only new files: no --force needed"
 
+mv "$H/etc/nginx/sites-enabled" "$W/sites-enabled.real"
+ln -s "$W/sites-enabled.real" "$H/etc/nginx/sites-enabled"
+run 6 pf restore latest --live "$NEW/live" --only host --force
+has "$W/err.txt" "$H/etc/nginx/sites-enabled is a symbolic link here, not a directory: refusing"
+[ -L "$H/etc/nginx/sites-enabled" ] || fail "the linked sites-enabled was replaced"
+rm "$H/etc/nginx/sites-enabled"
+mv "$W/sites-enabled.real" "$H/etc/nginx/sites-enabled"
+ok "a directory on the way that is a link here is refused, even with --force"
+
 say "excludes, host = no, and a machine with none of these files"
 conf "host_root = $H" "host_exclude = /etc/letsencrypt /etc/systemd/*"
 run 0 pf backup --live "$OLD/live"
