@@ -18,7 +18,8 @@
 
 static const char backup_help[] =
     "usage: permafrost backup [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"] PATH...\n"
-    "       permafrost backup --live DIR [--only db,secrets,redis,media,host] [--exclude-cache]\n\n"
+    "       permafrost backup --live DIR [--only db,secrets,redis,media,host]\n"
+    "                         [--exclude-cache]\n\n"
     "Backs up files and directories (each stored under its base name), reading only\n"
     "files that changed since the last snapshot of the same paths on this host.\n"
     "With --live, backs up a whole Mastodon server (see 'permafrost backup --live --help').\n"
@@ -125,8 +126,8 @@ static int commit_and_report(pf_backup_run *b, const char *what)
 }
 
 static const char backup_live_help[] =
-    "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media,host] [--exclude-cache]\n"
-    "                         [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
+    "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media,host]\n"
+    "                         [--exclude-cache] [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
     "taken over the replication protocol, and the uploaded media (public/system or\n"

@@ -53,8 +53,9 @@ static void print_restore_json(const char *id, const pf_restore_stats *st, doubl
 
 static const char restore_live_help[] =
     "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media,host]\n"
-    "         [--force] [--host-files] [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
-    "         [--redis-host H] [--redis-port P] [--media-root PATH] [--pg-restore-as-admin]\n\n"
+    "         [--force] [--host-files] [--pg-host H] [--pg-port P] [--pg-admin-user U]\n"
+    "         [--jobs N] [--redis-host H] [--redis-port P] [--media-root PATH]\n"
+    "         [--pg-restore-as-admin]\n\n"
     "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
     "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
     "the database and restores it with parallel pg_restore, restores the media with their\n"
@@ -254,9 +255,10 @@ int cmd_restore(int argc, char **argv)
     /* A whole snapshot's size is known (its stats): the progress shows a total, a percentage
      * and an ETA. Part of one (include paths) has no recorded size and shows bytes only. */
     cJSON *recorded = s.stats ? cJSON_GetObjectItemCaseSensitive(s.stats, "bytes") : NULL;
-    restore_clock clock = {pf_now(), !ninclude && cJSON_IsNumber(recorded) && recorded->valuedouble > 0
-                                         ? (uint64_t)recorded->valuedouble
-                                         : 0};
+    restore_clock clock = {pf_now(),
+                           !ninclude && cJSON_IsNumber(recorded) && recorded->valuedouble > 0
+                               ? (uint64_t)recorded->valuedouble
+                               : 0};
     double started = clock.started;
     pf_restore_opts o = {.include = (const char *const *)(argv + optind + 1),
                          .owners = geteuid() == 0,
