@@ -36,6 +36,13 @@ const pf_conf_key pf_conf_keys[] = {
      "Mastodon's live/ directory; plain 'permafrost backup' then backs up the whole server"},
     {"exclude_cache", PF_CONF_BOOL, 0, 0, "backup --live --exclude-cache",
      "leave media cache/ (remote accounts' media, fetched again on demand) out"},
+    {"host", PF_CONF_BOOL, 0, 0, "",
+     "keep the machine's files (/etc/letsencrypt, the nginx site, the mastodon-* units, the "
+     "crontab) in backup --live (default yes)"},
+    {"host_exclude", PF_CONF_TEXT, 0, 0, "",
+     "space-separated globs of host paths backup --live leaves out, e.g. /etc/nginx/*"},
+    {"host_root", PF_CONF_PATH, 0, 0, "",
+     "directory the host files are read from and restored below (default /)"},
     {"pg_host", PF_CONF_TEXT, 0, 0, "DB_HOST of .env.production",
      "PostgreSQL host or socket directory that backup --live connects to"},
     {"pg_port", PF_CONF_INT, 1, 65535, "DB_PORT of .env.production",

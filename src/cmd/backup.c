@@ -20,7 +20,8 @@
 
 static const char backup_help[] =
     "usage: permafrost backup [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"] PATH...\n"
-    "       permafrost backup --live DIR [--only db,secrets,redis,media] [--exclude-cache]\n\n"
+    "       permafrost backup --live DIR [--only db,secrets,redis,media,host]\n"
+    "                         [--exclude-cache]\n\n"
     "Backs up files and directories (each stored under its base name), reading only\n"
     "files that changed since the last snapshot of the same paths on this host.\n"
     "With --live, backs up a whole Mastodon server (see 'permafrost backup --live --help').\n"
@@ -140,14 +141,16 @@ static int commit_and_report(pf_backup_run *b, const char *what)
 }
 
 static const char backup_live_help[] =
-    "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media] [--exclude-cache]\n"
-    "                         [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
+    "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media,host]\n"
+    "                         [--exclude-cache] [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
     "taken over the replication protocol, and the uploaded media (public/system or\n"
     "PAPERCLIP_ROOT_PATH; --exclude-cache leaves out cache/, remote media that can be\n"
     "fetched again). DIR (Mastodon's live/ directory) defaults to 'live' in the config\n"
-    "file, else /home/mastodon/live: '--live' alone takes it.\n\n"
+    "file, else /home/mastodon/live: '--live' alone takes it. The machine's files go in too\n"
+    "(host/: /etc/letsencrypt, the nginx sites naming LOCAL_DOMAIN, the mastodon-*.service\n"
+    "units and drop-ins, the mastodon crontab) unless the config file says host = no.\n\n"
     "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
     "the database and the roles are dumped as postgres (peer authentication), or as the\n"
     "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
@@ -212,6 +215,9 @@ static int backup_live(int argc, char **argv)
     o.redis_password = pf_config_get("redis_password");
     o.systemd_unit_path = pf_config_get("systemd_unit_path");
     o.pgbouncer_ini = pf_config_get("pgbouncer_ini");
+    o.no_host = pf_config_get("host") && !pf_config_true("host");
+    o.host_root = pf_config_get("host_root");
+    o.host_exclude = pf_config_get("host_exclude");
 
     pf_mastodon_backup m;
     if (pf_mastodon_backup_prepare(&m, &o, &err)) {

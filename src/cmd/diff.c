@@ -106,6 +106,9 @@ static void components(const pf_snapshot *a, const pf_snapshot *b, const totals 
     }
     counter(o, "redis.keys", field(a->components, "redis", "keys"),
             field(b->components, "redis", "keys"), print);
+    /* the machine's files: how many paths were kept (host_exclude, a site removed) */
+    counter(o, "host.count", field(a->components, "host", "count"),
+            field(b->components, "host", "count"), print);
     if (o) {
         cJSON *m = cJSON_AddObjectToObject(o, "media");
         cJSON_AddNumberToObject(m, "files_added", (double)t->media[0]);

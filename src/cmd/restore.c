@@ -54,9 +54,10 @@ static void print_restore_json(const char *id, const pf_restore_stats *st, doubl
 }
 
 static const char restore_live_help[] =
-    "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media] [--force]\n"
-    "         [--pg-host H] [--pg-port P] [--pg-admin-user U] [--jobs N]\n"
-    "         [--redis-host H] [--redis-port P] [--media-root PATH] [--pg-restore-as-admin]\n\n"
+    "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media,host]\n"
+    "         [--force] [--host-files] [--pg-host H] [--pg-port P] [--pg-admin-user U]\n"
+    "         [--jobs N] [--redis-host H] [--redis-port P] [--media-root PATH]\n"
+    "         [--pg-restore-as-admin]\n\n"
     "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
     "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
     "the database and restores it with parallel pg_restore, restores the media with their\n"
@@ -70,7 +71,10 @@ static const char restore_live_help[] =
     "The media go to --media-root, else the target's own PAPERCLIP_ROOT_PATH, else\n"
     "DIR/public/system; a directory outside DIR must be named with --media-root. Other\n"
     "hosts, ports or media directory than the snapshot's are written into the restored\n"
-    ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n";
+    ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n"
+    "The machine's files (host/) are written back only with --only host or --host-files,\n"
+    "below host_root of the config file (default /), each listed first as new, the same or\n"
+    "different; a different one is replaced only with --force.\n";
 
 static void print_restored(const pf_mastodon_restore_opts *o, const pf_mastodon_restored *m)
 {
@@ -137,8 +141,10 @@ static int restore_live(int argc, char **argv)
                                          {"redis-port", required_argument, 0, 'Q'},
                                          {"media-root", required_argument, 0, 'M'},
                                          {"pg-restore-as-admin", no_argument, 0, 'A'},
+                                         {"host-files", no_argument, 0, 'F'},
                                          {0, 0, 0, 0}};
-    pf_mastodon_restore_opts o = {.pgbouncer_ini = pf_config_get("pgbouncer_ini")};
+    pf_mastodon_restore_opts o = {.pgbouncer_ini = pf_config_get("pgbouncer_ini"),
+                                  .host_root = pf_config_get("host_root")};
     pf_err err = {0};
     int c;
     optind = 1;
@@ -178,6 +184,9 @@ static int restore_live(int argc, char **argv)
             break;
         case 'A':
             o.pg_restore_as_admin = true;
+            break;
+        case 'F':
+            o.host_files = true;
             break;
         default:
             fputs(restore_live_help, stderr);
@@ -289,9 +298,10 @@ int cmd_restore(int argc, char **argv)
     /* A whole snapshot's size is known (its stats): the progress shows a total, a percentage
      * and an ETA. Part of one (include paths) has no recorded size and shows bytes only. */
     cJSON *recorded = s.stats ? cJSON_GetObjectItemCaseSensitive(s.stats, "bytes") : NULL;
-    restore_clock clock = {pf_now(), !ninclude && cJSON_IsNumber(recorded) && recorded->valuedouble > 0
-                                         ? (uint64_t)recorded->valuedouble
-                                         : 0};
+    restore_clock clock = {pf_now(),
+                           !ninclude && cJSON_IsNumber(recorded) && recorded->valuedouble > 0
+                               ? (uint64_t)recorded->valuedouble
+                               : 0};
     double started = clock.started;
     pf_restore_opts o = {.include = (const char *const *)(argv + optind + 1),
                          .owners = geteuid() == 0,

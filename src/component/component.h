@@ -2,6 +2,9 @@
  * postgres, redis, media) implements the same small table, and the orchestration
  * (src/mastodon/) loops over the registry below, in its order.
  *
+ * host is the one component a whole restore leaves out: the machine's files are written
+ * back only when asked for (--only host, --host-files).
+ *
  * A component's name is its folder in the snapshot (component/layout.h), its word for
  * --only and the prefix of its errors. The orchestrator adds that prefix, once
  * ("backup: postgres: pg_dump exited 1: ..."): a component's own messages say what
@@ -74,6 +77,10 @@ typedef struct pf_component_settings {
      * in the dump's snapshot through pg_dump above.) */
     pf_archive_visit_fn media_visit;
     void *media_visit_ctx;
+    /* host */
+    const char *host_root;    /* where /etc and /var are read and written; NULL: "/" */
+    const char *host_exclude; /* space-separated globs of paths as on the host, or NULL */
+    const char *local_domain; /* LOCAL_DOMAIN: the nginx sites that name it are kept */
 } pf_component_settings;
 
 #define PF_COMPONENT_NODES 4
@@ -113,7 +120,7 @@ typedef struct pf_component {
 } pf_component;
 
 extern const pf_component pf_secrets_component, pf_postgres_component, pf_redis_component,
-    pf_media_component;
+    pf_media_component, pf_host_component;
 
 /* The registry, in backup order; NULL-terminated. Bit i of a component mask is
  * pf_components[i]. */

@@ -59,6 +59,8 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     memset(m, 0, sizeof *m);
     m->o = o;
     m->only = o->only ? o->only : pf_component_all();
+    if (o->no_host && !o->only)
+        m->only &= ~pf_component_bit(&pf_host_component);
     if (pf_mastodon_env_load(o->live, &m->env, err)) {
         if (err->code == PF_ENOTFOUND)
             snprintf(err->msg + strlen(err->msg), sizeof err->msg - strlen(err->msg),
@@ -108,6 +110,9 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->pg_dump = &m->dump_opts;
     s->secrets_extra = secrets_extra;
     s->secrets_extra_ctx = &m->safety;
+    s->host_root = o->host_root;
+    s->host_exclude = o->host_exclude;
+    s->local_domain = e->local_domain;
     return 0;
 }
 
@@ -123,7 +128,10 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
         b->snap.tz_offset = o->tz_offset;
     }
     pf_snapshot_add_tag(&b->snap, "mastodon");
-    b->snap.kind = m->only == pf_component_all() ? PF_SNAP_MASTODON : PF_SNAP_MASTODON_PARTIAL;
+    /* The machine's files are an extra: a server backed up without them (host = no) is
+     * still whole. */
+    unsigned whole = pf_component_all() & ~pf_component_bit(&pf_host_component);
+    b->snap.kind = (m->only & whole) == whole ? PF_SNAP_MASTODON : PF_SNAP_MASTODON_PARTIAL;
     for (size_t i = 0; i < o->ntags; i++)
         pf_snapshot_add_tag(&b->snap, o->tags[i]);
     b->snap.components = cJSON_CreateObject();

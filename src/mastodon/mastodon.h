@@ -34,6 +34,9 @@ typedef struct pf_mastodon_backup_opts {
     /* Where Mastodon's systemd units are (NULL: /etc/systemd/system and
      * /lib/systemd/system) and pgbouncer's configuration (NULL: the default): issue 16. */
     const char *systemd_unit_path, *pgbouncer_ini;
+    /* host component: left out (host = no), its root and its excludes; NULL: "/", none */
+    bool no_host;
+    const char *host_root, *host_exclude;
 } pf_mastodon_backup_opts;
 
 typedef struct pf_mastodon_backup {
@@ -85,6 +88,10 @@ typedef struct pf_mastodon_restore_opts {
     const char *media_root; /* absolute; NULL: the target's PAPERCLIP_ROOT_PATH or default */
     int workers;
     const char *pgbouncer_ini; /* NULL: the default (component/pgbouncer.h) */
+    /* The host component is restored only when only names it or host_files is set; it
+     * writes below host_root (NULL: "/"). */
+    bool host_files;
+    const char *host_root;
 } pf_mastodon_restore_opts;
 
 #define PF_MASTODON_TODO_MAX 16

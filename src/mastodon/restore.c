@@ -177,11 +177,40 @@ static void todo_add(pf_mastodon_restored *out, const char *fmt, ...)
 }
 
 /* The steps an operator has left after a restore, in order. */
+/* The host files: what to run after writing them, or how to write them. */
+static void host_left(const pf_mastodon_restore_opts *o, const pf_snapshot *s, bool restored,
+                      pf_mastodon_restored *out)
+{
+    static const char reload[] = "systemctl daemon-reload, check and reload nginx (nginx -t && "
+                                 "systemctl reload nginx) and the certificates (certbot renew "
+                                 "--dry-run)";
+    const char *root = o->host_root && o->host_root[0] ? o->host_root : "/";
+    if (restored) {
+        todo_add(out, "the machine's files are back under %s: run %s", root, reload);
+        return;
+    }
+    cJSON *h = s->components ? cJSON_GetObjectItemCaseSensitive(s->components, "host") : NULL;
+    cJSON *count = h ? cJSON_GetObjectItemCaseSensitive(h, "count") : NULL;
+    if (!cJSON_IsNumber(count) || count->valuedouble < 1)
+        return;
+    todo_add(out,
+             "the snapshot also holds %d of the machine's files (Let's Encrypt, the nginx "
+             "site, the mastodon-* units, the crontab), left alone; when this machine "
+             "takes over, restore them with:\n"
+             "       permafrost restore %.8s --live %s --only host\n"
+             "     (it lists what it writes first; --force replaces files that differ), then "
+             "run %s",
+             (int)count->valuedouble, s->id, o->live, reload);
+}
+
 static void what_is_left(const pf_mastodon_restore_opts *o, const pf_snapshot *s,
                          const pf_mastodon_env *env, const pf_app_owner *owner, const env_edits *e,
-                         pf_mastodon_restored *out)
+                         bool host_restored, pf_mastodon_restored *out)
 {
     const char *live = o->live;
+    host_left(o, s, host_restored, out);
+    if (o->only && !(o->only & ~pf_component_bit(&pf_host_component)))
+        return; /* only the machine's files: the server's steps are another restore's */
     cJSON *mver = s->manifest ? cJSON_GetObjectItem(s->manifest, "mastodon") : NULL;
     bool known = cJSON_IsString(mver) && mver->valuestring[0];
     const char *v = known ? mver->valuestring : NULL;
@@ -250,12 +279,16 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
 {
     memset(out, 0, sizeof *out);
     const size_t ncomp = pf_component_count();
-    unsigned all = pf_component_all(), only = o->only ? o->only : all;
+    const unsigned host_bit = pf_component_bit(&pf_host_component);
+    /* A whole restore leaves the machine's files alone unless asked (component.h). */
+    unsigned all = pf_component_all(), only = o->only ? o->only : all & ~host_bit;
+    if (o->host_files)
+        only |= host_bit;
     /* latest: the whole server, or with --only the newest snapshot with those parts */
     const char *wanted[8];
     size_t nwanted = 0;
-    for (size_t i = 0; only != all && i < ncomp && nwanted < 8; i++)
-        if (only & (1u << i))
+    for (size_t i = 0; o->only && o->only != all && i < ncomp && nwanted < 8; i++)
+        if (o->only & (1u << i))
             wanted[nwanted++] = pf_components[i]->name;
     pf_snapshot_want whole = {.kind = PF_SNAP_MASTODON,
                               .complete = true,
@@ -299,8 +332,15 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
             only &= ~secrets_bit;
         }
     }
-    if (!(media_root = target_media_root(o, err)))
+    /* Only the machine's files: where the media would go is not this restore's question. */
+    if (!(only & ~host_bit)) {
+        if (!(media_root = pf_mastodon_media_root(live, env.paperclip_root))) {
+            pf_err_set(err, PF_EGENERIC, "out of memory");
+            goto out;
+        }
+    } else if (!(media_root = target_media_root(o, err))) {
         goto out;
+    }
     env_edits e;
     memset(&e, 0, sizeof e);
     snap_media = pf_mastodon_media_root(live, env.paperclip_root);
@@ -338,7 +378,9 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
         .redis = env.redis,
         .sidekiq = env.sidekiq_redis_separate && !o->no_sidekiq ? &env.sidekiq_redis : NULL,
         .media_root = media_root,
-        .media_in_s3 = env.s3_enabled};
+        .media_in_s3 = env.s3_enabled,
+        .host_root = o->host_root,
+        .local_domain = env.local_domain};
     if (o->redis_host) {
         set.redis.host = (char *)o->redis_host;
         set.redis.socket = NULL;
@@ -374,7 +416,7 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
     }
     pf_app_owner_find(live, have_secrets ? &n_env : NULL, &owner);
     set.owner = geteuid() == 0 ? &owner : NULL;
-    if (pf_app_owner_mkdirs(live, set.owner)) {
+    if ((only & ~host_bit) && pf_app_owner_mkdirs(live, set.owner)) {
         pf_err_sys(err, PF_EIO, "cannot create %s", live);
         goto out;
     }
@@ -399,7 +441,7 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
         out->restored |= 1u << i;
     }
     out->domain = env.local_domain ? strdup(env.local_domain) : NULL;
-    what_is_left(o, &s, &env, &owner, &e, out);
+    what_is_left(o, &s, &env, &owner, &e, only & host_bit, out);
     if (only & pf_component_bit(&pf_media_component))
         refetch_left(&s, live, &owner, out);
     out->seconds = pf_backup_now() - started;

@@ -7,7 +7,9 @@
 
 #include <cjson/cJSON.h>
 
-static const char *const server_dirs[] = {"secrets", "postgres", "redis", "media"};
+/* The folders of a whole-server snapshot (component/layout.h; the repository layer does not
+ * reach up to the components for them). */
+static const char *const server_dirs[] = {"secrets", "postgres", "redis", "media", "host"};
 
 /* Length of p's first component, p without leading slashes. */
 static size_t first_component(const char **p)

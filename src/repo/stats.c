@@ -124,7 +124,7 @@ static pf_stats_part *part_named(pf_stats *st, const char *name, size_t len)
 /* A whole-server snapshot's root holds exactly its component folders. */
 static bool is_server_root(const pf_tree *t)
 {
-    static const char *const names[] = {"media", "postgres", "redis", "secrets"};
+    static const char *const names[] = {"host", "media", "postgres", "redis", "secrets"};
     if (t->count == 0)
         return false;
     for (size_t i = 0; i < t->count; i++) {

@@ -331,7 +331,7 @@ run backup-quoted pf --json backup --live "$V" --tag quoted
 rc_is 0 "backup with quoted values, a comment, spaces and export"
 [ "$(jget "$OUT" 'd["manifest"]["domain"]')" = quoted.example ] && ok "quoted LOCAL_DOMAIN read without quotes and comment" ||
     fail "quoted domain: $(jget "$OUT" 'd["manifest"]')"
-[ "$(jget "$OUT" 'len(d["components"])')" = 4 ] && ok "quoted values: every component backed up" ||
+[ "$(jget "$OUT" 'len(d["components"])')" = 5 ] && ok "quoted values: every component backed up" ||
     fail "quoted: $(jget "$OUT" 'd["components"]')"
 
 n_before=$(nsnap)

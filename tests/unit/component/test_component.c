@@ -22,18 +22,20 @@ static unsigned bit(const pf_component *c)
 static void test_registry_order_and_names(void **state)
 {
     (void)state;
-    /* Backup order: secrets, database, Redis, media (layout.h says why). */
-    assert_int_equal(pf_component_count(), 4);
+    /* Backup order: secrets, database, Redis, media, host (layout.h says why). */
+    assert_int_equal(pf_component_count(), 5);
     assert_ptr_equal(pf_components[0], &pf_secrets_component);
     assert_ptr_equal(pf_components[1], &pf_postgres_component);
     assert_ptr_equal(pf_components[2], &pf_redis_component);
     assert_ptr_equal(pf_components[3], &pf_media_component);
-    assert_null(pf_components[4]);
+    assert_ptr_equal(pf_components[4], &pf_host_component);
+    assert_null(pf_components[5]);
     assert_string_equal(pf_secrets_component.name, PF_LAYOUT_SECRETS);
     assert_string_equal(pf_postgres_component.name, "postgres");
     assert_string_equal(pf_redis_component.name, "redis");
     assert_string_equal(pf_media_component.name, "media");
-    assert_int_equal(pf_component_all(), 15);
+    assert_string_equal(pf_host_component.name, PF_LAYOUT_HOST);
+    assert_int_equal(pf_component_all(), 31);
     for (size_t i = 0; pf_components[i]; i++) {
         const pf_component *c = pf_components[i];
         assert_int_equal(pf_component_bit(c), 1u << i);
@@ -56,6 +58,7 @@ static void test_find(void **state)
     assert_ptr_equal(pf_component_find("database"), &pf_postgres_component);
     assert_ptr_equal(pf_component_find("redis"), &pf_redis_component);
     assert_ptr_equal(pf_component_find("media"), &pf_media_component);
+    assert_ptr_equal(pf_component_find("host"), &pf_host_component);
     assert_null(pf_component_find("Media"));
     assert_null(pf_component_find(""));
     assert_null(pf_component_find("disk"));
@@ -70,8 +73,10 @@ static void test_only_valid(void **state)
     assert_int_equal(m, bit(&pf_postgres_component));
     assert_int_equal(pf_component_parse_only("secrets,media", &m, &err), 0);
     assert_int_equal(m, bit(&pf_secrets_component) | bit(&pf_media_component));
-    assert_int_equal(pf_component_parse_only("media,redis,database,secrets", &m, &err), 0);
+    assert_int_equal(pf_component_parse_only("media,redis,database,secrets,host", &m, &err), 0);
     assert_int_equal(m, pf_component_all());
+    assert_int_equal(pf_component_parse_only("host", &m, &err), 0);
+    assert_int_equal(m, bit(&pf_host_component));
     /* empty words between commas are skipped, as strtok does */
     assert_int_equal(pf_component_parse_only(",redis,,", &m, &err), 0);
     assert_int_equal(m, bit(&pf_redis_component));
@@ -96,7 +101,7 @@ static void test_only_unknown(void **state)
     assert_int_equal(pf_component_parse_only("redis,disk", &m, &err), -1);
     assert_int_equal(err.code, PF_EUSAGE);
     assert_string_equal(err.msg,
-                        "--only: unknown component \"disk\" (use secrets, db, redis, media)");
+                        "--only: unknown component \"disk\" (use secrets, db, redis, media, host)");
     assert_null(strchr(err.msg, '\n'));
     memset(&err, 0, sizeof err);
     assert_int_equal(pf_component_parse_only("DB", &m, &err), -1);
@@ -110,7 +115,7 @@ static void test_only_empty(void **state)
     unsigned m = 5;
     assert_int_equal(pf_component_parse_only("", &m, &err), -1);
     assert_int_equal(err.code, PF_EUSAGE);
-    assert_string_equal(err.msg, "--only needs at least one of secrets, db, redis, media");
+    assert_string_equal(err.msg, "--only needs at least one of secrets, db, redis, media, host");
     memset(&err, 0, sizeof err);
     assert_int_equal(pf_component_parse_only(",,", &m, &err), -1);
     assert_int_equal(err.code, PF_EUSAGE);

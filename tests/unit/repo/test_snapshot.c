@@ -178,6 +178,8 @@ static void test_latest_wants(void **state)
     assert_true(w.complete);
     const char *db[] = {"/postgres/mastodon_production.dump"};
     assert_int_equal(pf_snapshot_want_for(db, 1).kind, PF_SNAP_MASTODON);
+    const char *host[] = {"host/etc/letsencrypt"};
+    assert_int_equal(pf_snapshot_want_for(host, 1).kind, PF_SNAP_MASTODON);
     const char *plain[] = {"data/f1"};
     w = pf_snapshot_want_for(plain, 1);
     assert_int_equal(w.kind, PF_SNAP_PATHS);
