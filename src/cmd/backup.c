@@ -48,7 +48,7 @@ static void backup_report(pf_backup_run *b)
 {
     pf_progress_done();
     if (pf_g.json) {
-        pf_out_json(pf_snapshot_to_json(&b->snap));
+        pf_out_json(pf_cli_snapshot_json(&b->snap));
         return;
     }
     if (pf_g.verbosity < 0)

@@ -92,6 +92,9 @@ static char *json_bytes_literal(const char *s)
     return (char *)pf_buf_detach(&b, NULL);
 }
 
+/* --json: the entries as one array, streamed (docs/JSON.md, "ls"). */
+static pf_json_stream listing;
+
 static void print_node(const pf_node *n, const char *path)
 {
     if (pf_g.json) {
@@ -110,13 +113,14 @@ static void print_node(const pf_node *n, const char *path)
         cJSON_AddNumberToObject(o, "size", (double)n->size);
         char ns[32];
         snprintf(ns, sizeof ns, "%lld", (long long)n->mtime_ns);
-        cJSON_AddStringToObject(o, "mtime_ns", ns);
+        cJSON_AddStringToObject(o, "mtime_ns", ns); /* deprecated: docs/JSON.md */
+        pf_json_add_file_time(o, "mtime", n->mtime_ns);
         if (n->type == PF_NODE_SYMLINK) {
             char *l = json_bytes_literal(n->link);
             cJSON_AddRawToObject(o, "link", l);
             free(l);
         }
-        pf_out_json(o);
+        pf_json_stream_item(&listing, o);
         return;
     }
     char m[11], t[32];
@@ -191,6 +195,8 @@ int cmd_ls(pf_cmd_ctx *c)
         print_node(&n, (const char *)path.data);
     if (n.type == PF_NODE_DIR && walk(r, n.blobs[0], &path, &err))
         rc = pf_cli_fail(&err);
+    if (pf_g.json)
+        pf_json_stream_end(&listing);
 out:
     pf_buf_free(&path);
     pf_node_free(&n);
