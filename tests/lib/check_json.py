@@ -2,7 +2,9 @@
 """Checks one --json output against docs/JSON.md (schema version 1).
 
     check_json.py JSON.md SECTION OUTPUT   stdout of `permafrost --json SECTION ...`
-    check_json.py JSON.md --error OUTPUT   stderr of a failed command: its last line
+    check_json.py JSON.md --error OUTPUT [KIND EXIT_CODE]
+                                           stderr of a failed command: its last line (and
+                                           that its kind and exit_code are those given)
 
 A SECTION is a heading "### `name`" of JSON.md; below it, "Shape: object" or "Shape:
 array", then a table | field | type | meaning |. A field is a path: "a.b" inside
@@ -159,6 +161,12 @@ def main():
                 continue
             if v is TypeError or not type_ok(v, t):
                 fail("%s: %s is %r, JSON.md says %s" % (name, where, v, t))
+    if name == "error" and len(sys.argv) > 4:
+        e = doc["error"]
+        if e["kind"] != sys.argv[4] or e["exit_code"] != int(sys.argv[5]):
+            fail("error: kind %s, exit_code %s; expected %s, %s" % (e["kind"], e["exit_code"], sys.argv[4], sys.argv[5]))
+        if not e["message"] or "\n" in e["message"]:
+            fail("error: the message is not one line: %r" % e["message"])
     print("ok: %s output follows JSON.md" % name)
 
 
