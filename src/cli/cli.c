@@ -16,6 +16,7 @@
 
 #include "cli/conf.h"
 #include "cli/monitor.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "repo/lock.h"
 #include "repo/snapshot.h"
@@ -400,6 +401,46 @@ void pf_json_add_file_time(cJSON *o, const char *key, int64_t time_ns)
         snprintf(t + z, sizeof t - z, ".%sZ", f);
     }
     cJSON_AddStringToObject(o, key, t);
+}
+
+int pf_utf8_len(const unsigned char *p)
+{
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (p[0] > 0xf4)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Valid UTF-8 is kept, and each invalid byte b becomes the escape \udcXX (the
+ * "surrogateescape" convention, which Python's os.fsencode turns back into the same byte),
+ * so names round-trip exactly; cJSON would copy the byte raw, which is not JSON. */
+void pf_json_add_path(cJSON *o, const char *key, const char *s)
+{
+    pf_buf b = PF_BUF_INIT;
+    pf_buf_u8(&b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int u = *p >= 0x80 ? pf_utf8_len(p) : 0;
+        if (u) {
+            pf_buf_append(&b, p, (size_t)u);
+            p += u - 1;
+        } else if (*p == '"' || *p == '\\') {
+            pf_buf_u8(&b, '\\');
+            pf_buf_u8(&b, *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            pf_buf_printf(&b, "\\u%04x", *p);
+        } else if (*p >= 0x80) {
+            pf_buf_printf(&b, "\\udc%02x", *p);
+        } else {
+            pf_buf_u8(&b, *p);
+        }
+    }
+    pf_buf_u8(&b, '"');
+    char *lit = (char *)pf_buf_detach(&b, NULL);
+    cJSON_AddRawToObject(o, key, lit);
+    free(lit);
 }
 
 void pf_json_stream_item(pf_json_stream *st, cJSON *o)

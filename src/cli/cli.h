@@ -107,6 +107,10 @@ void pf_json_add_time(cJSON *o, const char *key, int64_t time_ns);
 /* A file time as RFC 3339 in UTC with the nanoseconds the file system gave, trailing
  * zeros dropped: "2020-01-02T03:04:05.1234Z", "2020-01-02T03:04:05Z". */
 void pf_json_add_file_time(cJSON *o, const char *key, int64_t time_ns);
+/* A path (or link target) that may not be UTF-8, exact: docs/JSON.md, "Paths". */
+void pf_json_add_path(cJSON *o, const char *key, const char *s);
+/* Length of the valid UTF-8 sequence (2..4 bytes) at p, or 0. */
+int pf_utf8_len(const unsigned char *p);
 /* A list printed as a JSON array one element at a time, so that a long list (ls) is never
  * held whole: each element on its own line, "[" before the first, "]" after the last
  * ("[]" when empty). Zero-initialise; pf_json_stream_end always closes the array, so

@@ -82,11 +82,11 @@ static int commit_and_report(pf_backup_run *b, const char *what)
     pf_archive_stats st;
     pf_archiver_stats(b->arch, &st);
     if (st.errors) {
-        fprintf(stderr,
-                "permafrost: snapshot %.8s is incomplete: %llu %sentr%s could not be read (see "
-                "the warnings above)\n",
-                b->snap.id, (unsigned long long)st.errors, what, st.errors == 1 ? "y" : "ies");
-        return PF_EXIT_INCOMPLETE;
+        pf_err_set(&err, PF_EINCOMPLETE,
+                   "snapshot %.8s is incomplete: %llu %sentr%s could not be read (see the "
+                   "warnings above)",
+                   b->snap.id, (unsigned long long)st.errors, what, st.errors == 1 ? "y" : "ies");
+        return pf_cli_fail(&err); /* PF_EXIT_INCOMPLETE */
     }
     return PF_EXIT_OK;
 }

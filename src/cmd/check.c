@@ -151,5 +151,11 @@ int cmd_check(pf_cmd_ctx *c)
         printf(res.errors ? "repository DAMAGED: %llu problem%s\n" : "no damage found\n",
                (unsigned long long)res.errors, res.errors == 1 ? "" : "s");
     }
+    if (res.errors && pf_g.json) {
+        /* --json: every failure ends stderr with its error object (docs/JSON.md). */
+        pf_err_set(&err, PF_ECORRUPT, "repository damaged: %llu problem%s (see \"problems\")",
+                   (unsigned long long)res.errors, res.errors == 1 ? "" : "s");
+        return pf_cli_fail(&err);
+    }
     return res.errors ? PF_EXIT_DAMAGED : PF_EXIT_OK;
 }

@@ -58,9 +58,12 @@ int cmd_copy(pf_cmd_ctx *cx)
     const char *to = pf_config_get("copy_to");
     for (size_t i = 0; i < cx->nopts; i++)
         to = cx->opts[i].arg; /* --to */
+    if (!to && !pf_g.json) {
+        fputs(pf_syntax_copy.usage, stderr);
+        return PF_EXIT_USAGE;
+    }
     if (!to)
-        return pf_cli_usage(pf_syntax_copy.usage,
-                            "copy needs --to URL (or copy_to = in the config)");
+        return pf_cli_usage(NULL, "copy needs --to URL (or copy_to = in the config)");
     /* The snapshots named: getopt's names, so that the loop below reads as before. */
     int argc = cx->argc, optind = 0;
     char **argv = cx->argv;

@@ -5,12 +5,13 @@
 # no decimals but in durations, at most 3), plus what each must say:
 #   snapshots  time is UTC and the instant of time_local (backup under TZ=Europe/Berlin)
 #   ls         one array streamed one entry per line; mtime is the file's, to the ns; a
-#              name that is not UTF-8 comes back byte for byte; closes the array on error
+#              name that is not UTF-8 comes back byte for byte (diff's too)
 #   forget     one object, with --prune's result inside
 #   results    init, unlock, key add/passwd/remove/export, upgrade, copy print an object
 #   errors     one JSON line last on stderr with the kind of its exit code: no_repository
 #              10, auth 12, locked 11, usage 2 (option, arguments, command, value),
-#              not_found 13, exists 6; the human form is unchanged
+#              not_found 13, exists 6, damaged 4 (check still prints its document); the
+#              human form is unchanged
 . "$PF_SRC/tests/lib/testlib.sh" json
 
 export PERMAFROST_REPO=$W/repo PERMAFROST_PASSWORD=json-test
@@ -46,6 +47,7 @@ assert s["time"] == "2026-01-15T07:30:00Z" and s["tz_offset"] == 3600, s
 assert s["time_local"] == "2026-01-15 08:30:00 +0100", s
 PY
 echo three >"$W/src/c"
+printf 'new\n' >"$W/src/$(printf 'na\xefve')" # not UTF-8 either, for diff
 run 0 "$PF" --json backup "$W/src"
 check backup "$W/out.txt"
 run 0 "$PF" --json snapshots
@@ -58,7 +60,7 @@ run 0 "$PF" --json ls "$second"
 check ls "$W/out.txt"
 python3 - "$W/out.txt" "$W/src" <<'PY' || fail "ls --json"
 import json, os, sys
-raw = open(sys.argv[1], "rb").read().decode("utf-8", "surrogateescape")
+raw = open(sys.argv[1], "rb").read().decode("utf-8")  # JSON text is UTF-8: other bytes are escaped
 lines = raw.splitlines()
 entries = json.loads(raw)
 # Streamed: "[", one entry per line, "]" (a reader can also go line by line).
@@ -93,6 +95,12 @@ say "diff, restore, check, status"
 run 0 "$PF" --json diff "$first" "$second"
 check diff "$W/out.txt"
 has "$W/out.txt" '"change":"+","path":"src/c"'
+python3 - "$W/out.txt" <<'PY' || fail "diff --json: a name that is not UTF-8"
+import json, os, sys
+d = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))  # valid UTF-8 JSON
+added = [os.fsencode(c["path"]) for c in d["changes"] if c["change"] == "+"]
+assert b"src/na\xefve" in added, added
+PY
 run 0 "$PF" --json restore "$second" --target "$W/restored"
 check restore "$W/out.txt"
 run 0 "$PF" --json check
@@ -152,6 +160,7 @@ check "config check" "$W/out.txt"
 echo "keep_daly = 7" >"$W/bad.conf"
 run 2 "$PF" --json config check "$W/bad.conf"
 check "config check" "$W/out.txt"
+check --error "$W/err.txt" usage 2
 run 0 "$PF" --json config keys
 check "config keys" "$W/out.txt"
 ok "forget (one document with the prune), prune, copy, upgrade and config follow JSON.md"
@@ -186,6 +195,14 @@ want_error 2 usage "$PF" --json prune --max-unused 300
 want_error 2 usage "$PF" --json forget --keep-last x
 want_error 2 usage "$PF" --json key frobnicate
 want_error 13 not_found "$PF" --json ls 0000000000
+# damaged (4): check prints its document, and stderr ends with the error.
+pack=$(find "$PERMAFROST_REPO/data" -type f | head -n 1)
+printf 'XXXXXXXX' | dd of="$pack" bs=1 seek=100 conv=notrunc status=none
+run 4 "$PF" --json check --read-data
+check check "$W/out.txt"
+check --error "$W/err.txt" damaged 4
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d["healthy"] and d["errors"] > 0 and d["problems"], d' \
+    "$W/out.txt" || fail "check --json: the damage is in the document"
 # The human form is the line it always was, and no JSON.
 run 13 "$PF" ls 0000000000
 has "$W/err.txt" "permafrost: no snapshot 0000000000"

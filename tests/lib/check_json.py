@@ -129,7 +129,10 @@ def rules(v, where="", key=None):
 
 def main():
     md = open(sys.argv[1], encoding="utf-8").read()
-    text = open(sys.argv[3], "rb").read().decode("utf-8", "surrogateescape")
+    try:
+        text = open(sys.argv[3], "rb").read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        fail("%s: not UTF-8 (JSON text is): %s" % (sys.argv[2], e))
     if sys.argv[2] == "--error":
         lines = [l for l in text.splitlines() if l.strip()]
         if not lines:
