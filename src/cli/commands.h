@@ -116,9 +116,12 @@ int cmd_upgrade(pf_cmd_ctx *c);
 int cmd_config(pf_cmd_ctx *c);
 int cmd_status(pf_cmd_ctx *c);
 int cmd_diff(pf_cmd_ctx *c);
+int cmd_drill(pf_cmd_ctx *c);
+int cmd_stats(pf_cmd_ctx *c);
+int cmd_find(pf_cmd_ctx *c);
 
 extern const pf_cmd_syntax pf_syntax_init, pf_syntax_snapshots, pf_syntax_ls, pf_syntax_dump,
     pf_syntax_check, pf_syntax_forget, pf_syntax_prune, pf_syntax_unlock, pf_syntax_key,
-    pf_syntax_copy, pf_syntax_upgrade, pf_syntax_config, pf_syntax_status, pf_syntax_diff;
+    pf_syntax_copy, pf_syntax_upgrade, pf_syntax_config, pf_syntax_status, pf_syntax_diff, pf_syntax_drill, pf_syntax_stats, pf_syntax_find;
 
 #endif

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/monitor.h"
 #include "cmd/live.h"
 #include "common/log.h"
 #include "component/component.h"
@@ -44,8 +45,40 @@ static pf_backup_opts run_opts(pf_repo *r)
 }
 
 /* Prints the summary of a committed backup (or JSON). */
+/* What metrics_file and the pings report of this backup (cli/monitor.h). */
+static void fill_monitor_report(const pf_backup_run *b)
+{
+    cJSON *st = b->snap.stats;
+    const struct {
+        const char *field;
+        int64_t *into;
+    } counters[] = {{"files", &pf_monitor_report.files},
+                    {"bytes_read", &pf_monitor_report.bytes_read},
+                    {"bytes_new", &pf_monitor_report.bytes_added},
+                    {"bytes_stored", &pf_monitor_report.bytes_stored}};
+    for (size_t i = 0; i < sizeof counters / sizeof *counters; i++) {
+        cJSON *v = st ? cJSON_GetObjectItemCaseSensitive(st, counters[i].field) : NULL;
+        if (cJSON_IsNumber(v))
+            *counters[i].into = (int64_t)v->valuedouble;
+    }
+    cJSON *c;
+    pf_monitor_report.ncomponents = 0;
+    cJSON_ArrayForEach(c, b->snap.components)
+    {
+        size_t k = pf_monitor_report.ncomponents;
+        if (k == sizeof pf_monitor_report.components / sizeof pf_monitor_report.components[0])
+            break;
+        cJSON *status = cJSON_GetObjectItemCaseSensitive(c, "status");
+        pf_monitor_report.components[k].name = c->string;
+        pf_monitor_report.components[k].ok =
+            cJSON_IsString(status) && !strcmp(status->valuestring, "ok");
+        pf_monitor_report.ncomponents++;
+    }
+}
+
 static void backup_report(pf_backup_run *b)
 {
+    fill_monitor_report(b);
     pf_progress_done();
     if (pf_g.json) {
         pf_out_json(pf_cli_snapshot_json(&b->snap));

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "repo/runs.h"
 #include "cli/commands.h"
 #include "common/log.h"
 #include "repo/prune.h"
@@ -61,6 +62,12 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run, cJSON *into)
         pf_warn("%s (the next prune tries again)", err.msg);
         pf_err_clear(&err);
     }
+    /* Run records (what status shows of checks and drills) only need the newest few. */
+    size_t runs_removed = 0;
+    if (!dry_run && pf_runs_trim(r, PF_RUNS_KEEP, &runs_removed, &err)) {
+        pf_warn("%s (the next prune tries again)", err.msg);
+        pf_err_clear(&err);
+    }
     if (pf_g.json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddBoolToObject(j, "dry_run", dry_run);
@@ -74,6 +81,7 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run, cJSON *into)
         cJSON_AddNumberToObject(j, "packs_written", (double)st.packs_written);
         cJSON_AddNumberToObject(j, "tmp_removed", (double)st.tmp_removed);
         cJSON_AddNumberToObject(j, "tmp_bytes", (double)st.tmp_bytes);
+        cJSON_AddNumberToObject(j, "run_records_removed", (double)runs_removed);
         cJSON_AddNumberToObject(j, "bytes_before", (double)st.bytes_before);
         cJSON_AddNumberToObject(j, "bytes_after", (double)st.bytes_after);
         cJSON_AddNumberToObject(j, "bytes_freed", (double)st.bytes_freed);
@@ -189,12 +197,30 @@ int cmd_forget(pf_cmd_ctx *cx)
     for (size_t i = 0; i < cx->nopts; i++) {
         char *optarg = cx->opts[i].arg; /* getopt's name: the cases read as before */
         switch (cx->opts[i].c) {
-        case 'l': if (set_count(optarg, &pa.p.keep_last, &pa)) return PF_EXIT_USAGE; break;
-        case 'H': if (set_count(optarg, &pa.p.keep_hourly, &pa)) return PF_EXIT_USAGE; break;
-        case 'd': if (set_count(optarg, &pa.p.keep_daily, &pa)) return PF_EXIT_USAGE; break;
-        case 'w': if (set_count(optarg, &pa.p.keep_weekly, &pa)) return PF_EXIT_USAGE; break;
-        case 'm': if (set_count(optarg, &pa.p.keep_monthly, &pa)) return PF_EXIT_USAGE; break;
-        case 'y': if (set_count(optarg, &pa.p.keep_yearly, &pa)) return PF_EXIT_USAGE; break;
+        case 'l':
+            if (set_count(optarg, &pa.p.keep_last, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'H':
+            if (set_count(optarg, &pa.p.keep_hourly, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'd':
+            if (set_count(optarg, &pa.p.keep_daily, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'w':
+            if (set_count(optarg, &pa.p.keep_weekly, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'm':
+            if (set_count(optarg, &pa.p.keep_monthly, &pa))
+                return PF_EXIT_USAGE;
+            break;
+        case 'y':
+            if (set_count(optarg, &pa.p.keep_yearly, &pa))
+                return PF_EXIT_USAGE;
+            break;
         case 'W':
             if (pf_retention_parse_duration(optarg, &pa.p.keep_within, &err))
                 return pf_cli_fail(&err);
@@ -209,8 +235,12 @@ int cmd_forget(pf_cmd_ctx *cx)
             if (pf_retention_parse_group_by(optarg, &pa.p.group_by, &err))
                 return pf_cli_fail(&err);
             break;
-        case 'n': dry = true; break;
-        case 'p': prune = true; break;
+        case 'n':
+            dry = true;
+            break;
+        case 'p':
+            prune = true;
+            break;
         case 'M':
             if (parse_max_unused(optarg, &max_unused))
                 return PF_EXIT_USAGE;
@@ -221,8 +251,9 @@ int cmd_forget(pf_cmd_ctx *cx)
         return PF_EXIT_USAGE;
     pa.p.keep_tags = pa.tags;
     if (pf_retention_policy_empty(&pa.p)) {
-        pf_err_set(&err, PF_EUSAGE, "no retention policy given (e.g. --keep-daily 7): refusing "
-                                    "to remove every snapshot");
+        pf_err_set(&err, PF_EUSAGE,
+                   "no retention policy given (e.g. --keep-daily 7): refusing "
+                   "to remove every snapshot");
         return pf_cli_fail(&err);
     }
     if (pf_retention_policy_validate(&pa.p, &err))
@@ -310,7 +341,8 @@ int cmd_forget(pf_cmd_ctx *cx)
         }
     }
     if (!doc && pf_g.verbosity >= 0)
-        printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove, dry ? "would be removed" : "removed");
+        printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove,
+               dry ? "would be removed" : "removed");
     if (prune && !dry)
         rc = run_prune(r, max_unused, false, doc);
     if (doc && rc == PF_EXIT_OK) {

@@ -81,9 +81,16 @@ void pf_live_progress(double started, uint64_t files, uint64_t bytes, uint64_t b
                       uint64_t estimate)
 {
     double el = pf_now() - started;
-    char done[32], rate[32], eta[32] = "";
+    char done[96], rate[32], eta[32] = "";
     pf_human_bytes(bytes, done, sizeof done);
     pf_human_bytes(el > 0 ? (uint64_t)((double)bytes_read / el) : 0, rate, sizeof rate);
+    if (estimate > 0) {
+        char total[32];
+        pf_human_bytes(estimate, total, sizeof total);
+        size_t len = strlen(done);
+        snprintf(done + len, sizeof done - len, " of %s (%.0f%%)", total,
+                 bytes >= estimate ? 100.0 : 100.0 * (double)bytes / (double)estimate);
+    }
     if (estimate > bytes && el > 1 && bytes > 0) {
         double left = (double)(estimate - bytes) / ((double)bytes / el);
         snprintf(eta, sizeof eta, "  ETA %d:%02d", (int)left / 60, (int)left % 60);

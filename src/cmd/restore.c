@@ -24,11 +24,16 @@ static const char restore_help[] =
     "  --numeric-owner  give files their recorded numeric uid/gid; by default the\n"
     "                   recorded user and group names are looked up on this machine\n";
 
+typedef struct restore_clock {
+    double started;
+    uint64_t total; /* the snapshot's recorded bytes, for the percentage and ETA; 0: unknown */
+} restore_clock;
+
 static void restore_progress(const pf_restore_stats *st, const char *current, void *ctx)
 {
-    double *started = ctx;
+    const restore_clock *c = ctx;
     (void)current;
-    pf_live_progress(*started, st->files, st->bytes, st->bytes, 0);
+    pf_live_progress(c->started, st->files, st->bytes, st->bytes, c->total);
 }
 
 /* The JSON of every restore: the snapshot, what a plain restore wrote (st; NULL for a
@@ -239,7 +244,13 @@ int cmd_restore(int argc, char **argv)
         pf_repo_free(r);
         return pf_cli_fail(&err);
     }
-    double started = pf_now();
+    /* A whole snapshot's size is known (its stats): the progress shows a total, a percentage
+     * and an ETA. Part of one (include paths) has no recorded size and shows bytes only. */
+    cJSON *recorded = s.stats ? cJSON_GetObjectItemCaseSensitive(s.stats, "bytes") : NULL;
+    restore_clock clock = {pf_now(), !ninclude && cJSON_IsNumber(recorded) && recorded->valuedouble > 0
+                                         ? (uint64_t)recorded->valuedouble
+                                         : 0};
+    double started = clock.started;
     pf_restore_opts o = {.include = (const char *const *)(argv + optind + 1),
                          .owners = geteuid() == 0,
                          .numeric_owner = numeric_owner,
@@ -249,7 +260,7 @@ int cmd_restore(int argc, char **argv)
                          .left_out_hint = "--keep-special keeps them",
                          .workers = pf_cli_workers(r),
                          .progress = restore_progress,
-                         .progress_ctx = &started};
+                         .progress_ctx = &clock};
     pf_restore_stats st = {0};
     int rc = PF_EXIT_OK;
     /* An include path that names nothing is a mistake worth stopping for. */

@@ -1584,6 +1584,10 @@ static void redis_describe(pf_component_run *run, cJSON *entry, cJSON *manifest)
     const redis_state *st = run->state;
     cJSON_AddStringToObject(entry, "status", "ok");
     cJSON_AddStringToObject(entry, "method", st->info.method);
+    /* Keys per INFO before the transfer: what a drill expects to find loaded (roughly: a
+     * busy server's queues move while the RDB is taken). */
+    if (st->info.keys >= 0)
+        cJSON_AddNumberToObject(entry, "keys", (double)st->info.keys);
     cJSON_AddStringToObject(manifest, "redis", st->info.version);
 }
 

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <ftw.h>
 #include <hiredis/hiredis.h>
+#include <openssl/rand.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -223,10 +224,16 @@ int pf_scratch_start(pf_scratch *s, const char *tmp, const char *pg_bindir, pf_e
         tmp = getenv("TMPDIR");
     if (!tmp || !*tmp)
         tmp = "/var/tmp";
-    if (!plain_path(tmp) || strlen(tmp) > 64)
+    if (!plain_path(tmp) || strlen(tmp) > 48)
         return pf_err_set(err, PF_EUSAGE,
                           "drill: temporary folder %s: use a path of letters, digits and ./_- "
-                          "(at most 64 bytes), e.g. TMPDIR=/var/tmp",
+                          "(at most 48 bytes), e.g. TMPDIR=/var/tmp",
+                          tmp);
+    struct stat tst;
+    if (geteuid() == 0 && stat(tmp, &tst) == 0 && !(tst.st_mode & S_IXOTH))
+        return pf_err_set(err, PF_EUSAGE,
+                          "drill: temporary folder %s is closed to other users, and the scratch "
+                          "servers run as postgres and redis: chmod o+x it, or use --tmp /var/tmp",
                           tmp);
     snprintf(s->dir, sizeof s->dir, "%s/permafrost-drill.XXXXXX", tmp);
     if (!mkdtemp(s->dir)) {
@@ -240,7 +247,17 @@ int pf_scratch_start(pf_scratch *s, const char *tmp, const char *pg_bindir, pf_e
     s->pg_os_user = user_if_root("postgres", &pg_pw);
     const char *redis_user = user_if_root("redis", &redis_pw);
     s->pg_port = 5432;
-    snprintf(s->pg_socket_dir, sizeof s->pg_socket_dir, "%s/pgrun", s->dir);
+    /* The cluster trusts every local connection that reaches its socket, and the clients of
+     * a restore run as the database's owner (peer authentication on real servers), so the
+     * socket's folder must be reachable by them: it is, by a name nobody can list or guess
+     * (0711 parents, 12 random hex digits). */
+    unsigned char rnd[6];
+    if (RAND_bytes(rnd, sizeof rnd) != 1) {
+        pf_scratch_stop(s);
+        return pf_err_set(err, PF_EGENERIC, "drill: no random bytes for the socket folder");
+    }
+    snprintf(s->pg_socket_dir, sizeof s->pg_socket_dir, "%s/%02x%02x%02x%02x%02x%02x", s->dir,
+             rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
     snprintf(s->redis_socket, sizeof s->redis_socket, "%s/redis/sock", s->dir);
     snprintf(s->live_dir, sizeof s->live_dir, "%s/live", s->dir);
     char pg[512], pglog[512], redis[512];
@@ -249,7 +266,7 @@ int pf_scratch_start(pf_scratch *s, const char *tmp, const char *pg_bindir, pf_e
     snprintf(redis, sizeof redis, "%s/redis", s->dir);
     /* 0711: the servers' users may pass through to their own folders, and see nothing. */
     if (chmod(s->dir, 0711) < 0 || make_dir(pg, 0700, s->pg_os_user ? &pg_pw : NULL, err) < 0 ||
-        make_dir(s->pg_socket_dir, 0700, s->pg_os_user ? &pg_pw : NULL, err) < 0 ||
+        make_dir(s->pg_socket_dir, 0711, s->pg_os_user ? &pg_pw : NULL, err) < 0 ||
         make_dir(pglog, 0700, s->pg_os_user ? &pg_pw : NULL, err) < 0 ||
         make_dir(redis, 0700, redis_user ? &redis_pw : NULL, err) < 0 ||
         make_dir(s->live_dir, 0755, NULL, err) < 0 || start_pg(s, err) < 0 ||

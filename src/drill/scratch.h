@@ -4,7 +4,8 @@
  * clash), plus an empty folder for the Mastodon tree. The live servers are never touched.
  *
  * As root, PostgreSQL runs as the `postgres` OS user (initdb refuses root) and redis-server
- * as `redis` when those users exist; the directory is made traversable for them only. */
+ * as `redis` when those users exist. The folder is 0711: its servers' users (and a restore's
+ * clients, which run as the database owner) pass through by names nobody can list. */
 #ifndef PF_DRILL_SCRATCH_H
 #define PF_DRILL_SCRATCH_H
 
@@ -28,7 +29,7 @@ typedef struct pf_scratch {
  * config's drill_pg_bindir). Fails (PF_ENOTFOUND) naming the package to install. */
 int pf_scratch_find_pg(const char *bindir, char out[256], pf_err *err);
 
-/* Makes the directory under tmp (NULL: $TMPDIR or /var/tmp; at most 64 bytes, as unix
+/* Makes the directory under tmp (NULL: $TMPDIR or /var/tmp; at most 48 bytes, as unix
  * socket paths are short), runs initdb, starts both
  * servers and waits until they answer. On failure everything started is stopped and
  * removed, and err names the server and the last lines of its log. */

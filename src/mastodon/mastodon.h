@@ -67,6 +67,10 @@ typedef struct pf_mastodon_restore_opts {
     int jobs; /* pg_restore -j */
     const char *redis_host;
     int redis_port;
+    const char *redis_socket; /* a unix socket instead of host and port (drills) */
+    /* Leave a separate Sidekiq Redis alone (its sidekiq.rdb is not restored): a drill has one
+     * scratch Redis, and the snapshot's Sidekiq Redis is somebody's live server. */
+    bool no_sidekiq;
     const char *media_root; /* absolute; NULL: the target's PAPERCLIP_ROOT_PATH or default */
     int workers;
 } pf_mastodon_restore_opts;

@@ -283,33 +283,38 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
     char env_path[4096];
     snprintf(env_path, sizeof env_path, "%s/.env.production", live);
     pf_app_owner owner = {0};
-    pf_component_settings set = {.live = live,
-                                 .env_path = env_path,
-                                 .force = o->force,
-                                 .workers = o->workers,
-                                 .env_text = &envtext,
-                                 .edit_key = e.key,
-                                 .edit_val = e.val,
-                                 .nedit = e.n,
-                                 .stale = e.stale,
-                                 .nstale = e.nstale,
-                                 .pg_restore = {.host = admin_host,
-                                                .port = o->pg_port,
-                                                .admin_user = o->pg_admin,
-                                                .admin_password = o->pg_admin_password,
-                                                .dbname = env.db_name,
-                                                .owner = env.db_user,
-                                                .owner_password = env.db_pass,
-                                                .jobs = o->jobs,
-                                                .force = o->force,
-                                                .as_admin = o->pg_restore_as_admin},
-                                 .redis = env.redis,
-                                 .sidekiq = env.sidekiq_redis_separate ? &env.sidekiq_redis : NULL,
-                                 .media_root = media_root,
-                                 .media_in_s3 = env.s3_enabled};
+    pf_component_settings set = {
+        .live = live,
+        .env_path = env_path,
+        .force = o->force,
+        .workers = o->workers,
+        .env_text = &envtext,
+        .edit_key = e.key,
+        .edit_val = e.val,
+        .nedit = e.n,
+        .stale = e.stale,
+        .nstale = e.nstale,
+        .pg_restore = {.host = admin_host,
+                       .port = o->pg_port,
+                       .admin_user = o->pg_admin,
+                       .admin_password = o->pg_admin_password,
+                       .dbname = env.db_name,
+                       .owner = env.db_user,
+                       .owner_password = env.db_pass,
+                       .jobs = o->jobs,
+                       .force = o->force,
+                       .as_admin = o->pg_restore_as_admin},
+        .redis = env.redis,
+        .sidekiq = env.sidekiq_redis_separate && !o->no_sidekiq ? &env.sidekiq_redis : NULL,
+        .media_root = media_root,
+        .media_in_s3 = env.s3_enabled};
     if (o->redis_host) {
         set.redis.host = (char *)o->redis_host;
         set.redis.socket = NULL;
+    }
+    if (o->redis_socket) {
+        set.redis.socket = (char *)o->redis_socket;
+        set.redis.host = NULL;
     }
     if (o->redis_port)
         set.redis.port = o->redis_port;

@@ -18,6 +18,8 @@
 /* At most this many records are read by pf_runs_load (newest first); more means a
  * repository nobody trimmed, or one filled by a hostile writer. */
 #define PF_RUNS_LOAD_MAX 10000
+/* Prune keeps this many records of each host and command (docs/FORMAT.md §17). */
+#define PF_RUNS_KEEP 20
 
 typedef struct pf_run_record {
     char id[2 * PF_ID_LEN + 1]; /* filled when loaded or saved */

@@ -102,6 +102,7 @@ CREATE TABLE site_uploads (
   var varchar NOT NULL,
   blob oid
 );
+CREATE TABLE schema_migrations (version varchar PRIMARY KEY);
 EOS
 }
 
@@ -132,6 +133,7 @@ FROM generate_series(1, 40) g;
 UPDATE statuses s SET ordered_media_attachment_ids = ARRAY[m.id] FROM media_attachments m WHERE m.status_id = s.id;
 INSERT INTO site_uploads (var, blob) VALUES ('thumbnail', lo_from_bytea(0, decode(repeat('89504e470d0a1a0a', 64), 'hex')));
 SELECT setval('accounts_id_seq', 1000);
+INSERT INTO schema_migrations VALUES ('20230101000000'), ('20240101000000'), ('20240301000000');
 GRANT SELECT ON ALL TABLES IN SCHEMA public TO mastodon_readonly;
 EOS
 }

@@ -4,6 +4,9 @@
 #   status    per host the newest backup, "never" for check and drill, --json agrees;
 #             after a check, its time and result
 #   diff      + - M U lines between two plain backups, the summary, --json
+#   stats     restore bytes of both snapshots, distinct blobs counted once; find by name and
+#             by path, newest snapshot first, exit 13 when nothing matches
+#   progress  restore on a terminal (script(1)) shows a total and a percentage
 #   ping      --ping URL: /start then URL on success; /start then /fail with the error in
 #             the body on failure; a ping server that answers 500 or is not there warns
 #             and never changes the job's exit code
@@ -64,6 +67,49 @@ assert d["summary"]["added"] == 1 and d["summary"]["bytes_delta"] == 4 + 6 - 4, 
 PY
 run 13 "$PF" diff "$first" ffffffffffff
 ok "diff lists what changed"
+
+say stats-find
+run 0 "$PF" stats --json
+python3 - "$W/out.txt" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+t = d["total"]
+# Two snapshots: a, sub/b (4 + 4 bytes), then a, c (8 + 6): restore bytes add up; the
+# distinct contents are four small files, one blob each.
+assert d["snapshots"] == 2 and t["restore_bytes"] == 4 + 4 + 8 + 6, t
+assert t["blobs"] == 4 and t["raw_bytes"] == 4 + 4 + 8 + 6, t
+assert t["stored_bytes"] > 0 and t["trees"] >= 4, t
+PY
+run 0 "$PF" stats "$second"
+has "$W/out.txt" "1 snapshot"
+run 0 "$PF" find 'b'
+has "$W/out.txt" "src/sub/b"
+[ "$(wc -l <"$W/out.txt")" = 1 ] || fail "find b: only the first snapshot holds src/sub/b"
+run 0 "$PF" find 'src/*' --json
+python3 - "$W/out.txt" "$first" "$second" <<'PY'
+import json, sys
+hits = json.load(open(sys.argv[1]))
+by = {}
+for h in hits:
+    by.setdefault(h["snapshot"][:12], set()).add(h["path"])
+    assert h["mtime"].endswith("Z"), h
+assert by[sys.argv[2]] >= {"src/a", "src/sub", "src/sub/b"}, by
+assert "src/c" in by[sys.argv[3]] and "src/sub/b" not in by[sys.argv[3]], by
+assert hits[0]["snapshot"].startswith(sys.argv[3]), "newest first"
+PY
+run 13 "$PF" find 'nothing-like-this*'
+has "$W/err.txt" "0 matches in 2 snapshots"
+ok "stats count distinct data; find says which snapshots hold a path"
+
+say progress
+# On a terminal (script(1) gives one), a restore of a whole snapshot shows its total and
+# a percentage.
+script -qec "$PF restore latest --target $W/restored" /dev/null >"$W/tty.txt" 2>&1 ||
+    fail "restore on a terminal failed: $(cat "$W/tty.txt")"
+grep -aqE ' of [0-9.]+ [KMG]?i?B \([0-9]+%\)' "$W/tty.txt" ||
+    fail "no total and percentage in the restore's progress: $(tr '\r' '\n' <"$W/tty.txt")"
+cmp "$W/src/c" "$W/restored/src/c" || fail "restored src/c differs"
+ok "a restore on a terminal shows its total and a percentage"
 
 say ping
 python3 "$SRC/tests/harness/http_recorder.py" "$W/port" "$W/http.log" &
@@ -131,6 +177,11 @@ has "$M" 'permafrost_last_exit_code{command="check"} 0'
 has "$M" 'permafrost_last_exit_code{command="backup"} 10'
 run 0 "$PF" -q backup "$W/src"
 has "$M" 'permafrost_last_exit_code{command="backup"} 0'
+grep -qE '^permafrost_last_files\{command="backup"\} [1-9]' "$M" || fail "no file count for the backup in $M"
+grep -qE '^permafrost_last_read_bytes\{command="backup"\} [0-9]' "$M" || fail "no bytes read in $M"
+run 0 "$PF" -q --json prune
+has "$W/out.txt" '"run_records_removed":0'
+has "$M" 'permafrost_last_exit_code{command="prune"} 0'
 [ "$(ls -A "$W/metrics")" = permafrost.prom ] || fail "a temporary file was left: $(ls -A "$W/metrics")"
 # node_exporter's parser: every sample line is NAME{LABELS} VALUE.
 grep -v '^#' "$M" | grep -vqE '^[a-z_]+(\{[a-z]+="[^"]*"(,[a-z]+="[^"]*")*\})? [0-9.e+-]+$' &&
