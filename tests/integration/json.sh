@@ -6,6 +6,8 @@
 #   snapshots  time is UTC and the instant of time_local (backup under TZ=Europe/Berlin)
 #   ls         one array streamed one entry per line; mtime is the file's, to the ns; a
 #              name that is not UTF-8 comes back byte for byte (diff's too)
+#   find       streamed like ls, file times to the ns, exact names; no match: [] and the
+#              not_found error
 #   forget     one object, with --prune's result inside
 #   results    init, unlock, key add/passwd/remove/export, upgrade, copy print an object
 #   errors     one JSON line last on stderr with the kind of its exit code: no_repository
@@ -107,7 +109,21 @@ run 0 "$PF" --json check
 check check "$W/out.txt"
 run 0 "$PF" --json status
 check status "$W/out.txt"
-ok "diff, restore, check and status follow JSON.md"
+run 0 "$PF" --json stats
+check stats "$W/out.txt"
+run 0 "$PF" --json find 'src/*'
+check find "$W/out.txt"
+python3 - "$W/out.txt" "$second" <<'PY' || fail "find --json"
+import json, os, sys
+hits = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+mine = {os.fsencode(h["path"]): h for h in hits if h["snapshot"] == sys.argv[2]}
+assert b"src/na\xefve" in mine and b"src/caf\xe9" in mine, sorted(mine)
+assert mine[b"src/a"]["mtime"] == "2020-01-02T03:04:05.123456789Z", mine[b"src/a"]
+PY
+run 13 "$PF" --json find 'nothing-like-this*'
+check find "$W/out.txt"
+check --error "$W/err.txt" not_found 13
+ok "diff, restore, check, status, stats and find follow JSON.md"
 
 say "keys"
 echo second-pass >"$W/pass2"

@@ -12,8 +12,9 @@ objects, "a[].b" for every element of the array a; in an array section the paths
 those of each element. The type is one of string, integer, number, boolean, time,
 array, object, optionally "or null", optionally followed by ", optional" (may be
 absent). Beyond the table, every document is held to the rules of JSON.md,
-"Conventions": one JSON document; every time field (the names listed there) is RFC 3339
-with a zone; a non-integer number only in a duration field, with at most 3 decimals.
+"Conventions": one JSON document in UTF-8; every time field (the names listed there) is
+RFC 3339 with a zone; a non-integer number only in a duration or ratio field, with at
+most 3 decimals.
 Exits non-zero naming the first violation.
 """
 import json
@@ -23,7 +24,9 @@ import sys
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$")
 TIME_KEYS = {"time", "created", "mtime"}
 DEPRECATED_TIME_KEYS = {"time_local"}  # JSON.md: deprecated, not RFC 3339, goes in version 2
-DURATION_KEYS = {"seconds"}
+# JSON.md, "Numbers": the only non-integers are durations and ratios.
+def fraction_allowed(key):
+    return key is not None and (key == "seconds" or key.endswith("_seconds") or key.endswith("_ratio"))
 
 
 def fail(msg):
@@ -119,8 +122,8 @@ def rules(v, where="", key=None):
         for i, x in enumerate(v):
             rules(x, where + "[%d]" % i, key)
     elif isinstance(v, float):
-        if key not in DURATION_KEYS:
-            fail("%s: %r is not an integer (only durations may have decimals)" % (where, v))
+        if not fraction_allowed(key):
+            fail("%s: %r is not an integer (only durations and ratios may have decimals)" % (where, v))
         if round(v, 3) != v or len(repr(v).split(".")[1]) > 3:
             fail("%s: %r has more than 3 decimals" % (where, v))
     elif key in TIME_KEYS and v is not None and not is_time(v):
