@@ -199,10 +199,10 @@ static int parse_options(pf_cmd_ctx *c, int argc, char **argv)
             rc = PF_EXIT_OK;
         } else if (o == '?' || o == ':') {
             if (pf_g.json)
-                rc = pf_cli_usage(NULL,
-                                  "%s: unknown option or missing argument in \"%s\" (see "
-                                  "'permafrost %s --help')",
-                                  argv[0], argv[optind - 1], argv[0]);
+                pf_cli_usage(NULL,
+                             "%s: unknown option or missing argument in \"%s\" (see "
+                             "'permafrost %s --help')",
+                             argv[0], argv[optind - 1], argv[0]);
             else
                 fputs(sx->usage, stderr);
             rc = PF_EXIT_USAGE;
