@@ -165,3 +165,9 @@ $(BUILD)/bench/prune_blobs: bench/prune_blobs.c $(BUILD)/libpf.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpf.a $(LDLIBS)
 # ---- end of prune benchmark helper
+
+# ---- raw store client: tests/tools/pfstore.c, used by tests/integration/serve.sh.
+$(BUILD)/tests/pfstore: tests/tools/pfstore.c $(BUILD)/libpf.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpf.a $(LDLIBS)
+unit: $(BUILD)/tests/pfstore

@@ -26,7 +26,8 @@ static void usage(FILE *f)
         fprintf(f, "  %-10s %s\n", pf_commands[i].name, pf_commands[i].summary);
     fprintf(f,
             "\nglobal options:\n"
-            "  --repo URL           repository: a directory, sftp://[user@]host[:port]/path or\n"
+            "  --repo URL           repository: a directory, sftp://[user@]host[:port]/path,\n"
+            "                       ssh://[user@]host[:port]/path (permafrost serve) or\n"
             "                       s3:https://endpoint/bucket[/prefix] (or $PERMAFROST_REPO)\n"
             "  --config FILE        configuration file (default /etc/permafrost.conf)\n"
             "  --json               machine-readable output\n"
@@ -131,6 +132,8 @@ static void apply_config_store_opts(void)
     const char *v;
     if (!pf_g.store_opts.ssh_key && (v = pf_config_get("ssh_key")))
         pf_g.store_opts.ssh_key = v;
+    if ((v = pf_config_get("ssh_command")))
+        pf_g.store_opts.ssh_command = v;
     if ((v = pf_config_get("s3_region")))
         pf_g.store_opts.s3_region = v;
     if (pf_config_get("s3_virtual_host"))

@@ -83,6 +83,8 @@ int pf_exit_code(const pf_err *err)
         return PF_EXIT_DAMAGED;
     case PF_EAUTH:
         return PF_EXIT_AUTH;
+    case PF_EREFUSED:
+        return PF_EXIT_AUTH;
     case PF_ENOREPO:
         return PF_EXIT_NOREPO;
     case PF_ELOCKED:

@@ -25,7 +25,7 @@ enum pf_exit {
     PF_EXIT_CONNECT = 7,    /* a server (database, redis, store) could not be reached */
     PF_EXIT_NOREPO = 10,    /* no repository at that location */
     PF_EXIT_LOCKED = 11,    /* repository locked by another process */
-    PF_EXIT_AUTH = 12,      /* wrong passphrase or credentials */
+    PF_EXIT_AUTH = 12,      /* wrong passphrase or credentials, or refused by the server */
     PF_EXIT_NOTFOUND = 13,  /* snapshot or path not found */
 };
 

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "cli/keycache.h"
 #include "common/log.h"
 #include "repo/lock.h"
 #include "repo/reserve.h"
@@ -69,8 +70,19 @@ const pf_command pf_commands[] = {
      REPO, NONE, NONE},
     {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)",
      &pf_syntax_upgrade, REPO | PF_CMD_PASSPHRASE, EXCL, EXCL},
+    /* The server side of ssh:// (run by sshd): no repository opened for it, no config read
+     * (a backup host need not have one). */
+    {"serve", cmd_serve, "serve a repository over ssh (run by sshd; --append-only)",
+     &pf_syntax_serve, PF_CMD_NO_CONFIG, NONE, NONE},
     {"config", cmd_config, "check a configuration file (config check [FILE]); list its keys",
      &pf_syntax_config, PF_CMD_NO_CONFIG, NONE, NONE},
+    /* PostgreSQL's archive_command and restore_command: once per segment, so with the
+     * cached key; no index (repo/wal.h). wal-fetch reads only what no prune rewrites
+     * in place, and a fetch that loses a race with prune fails safe (exit 126). */
+    {"wal-push", cmd_wal_push, "archive one PostgreSQL WAL file (archive_command)",
+     &pf_syntax_wal_push, REPO | PF_CMD_CACHED_KEY, SHARED, SHARED},
+    {"wal-fetch", cmd_wal_fetch, "fetch one archived WAL file (restore_command)",
+     &pf_syntax_wal_fetch, REPO | PF_CMD_CACHED_KEY, NONE, NONE},
 };
 const size_t pf_ncommands = sizeof pf_commands / sizeof *pf_commands;
 
@@ -142,6 +154,8 @@ int pf_cmd_open(pf_cmd_ctx *c, pf_err *err)
             return -1;
         }
         c->repo = pf_repo_open(st, c->passphrase, err);
+    } else if (cmd->flags & PF_CMD_CACHED_KEY) {
+        c->repo = pf_cli_open_repo_cached(err);
     } else {
         c->repo = pf_cli_open_repo(err);
     }

@@ -37,6 +37,9 @@ enum pf_cmd_flags {
      * says what it takes. backup and restore, until they move to the component
      * interface. */
     PF_CMD_OWN_SETUP = 1 << 6,
+    /* With PF_CMD_REPO: opens with the cached master key (cli/keycache.h), the
+     * passphrase only when there is none: wal-push and wal-fetch, once per segment. */
+    PF_CMD_CACHED_KEY = 1 << 7,
 };
 
 /* One option as parsed: its getopt value and argument (NULL when it takes none). */
@@ -119,9 +122,14 @@ int cmd_diff(pf_cmd_ctx *c);
 int cmd_drill(pf_cmd_ctx *c);
 int cmd_stats(pf_cmd_ctx *c);
 int cmd_find(pf_cmd_ctx *c);
+int cmd_wal_push(pf_cmd_ctx *c);
+int cmd_wal_fetch(pf_cmd_ctx *c);
+int cmd_serve(pf_cmd_ctx *c);
 
 extern const pf_cmd_syntax pf_syntax_init, pf_syntax_snapshots, pf_syntax_ls, pf_syntax_dump,
     pf_syntax_check, pf_syntax_forget, pf_syntax_prune, pf_syntax_unlock, pf_syntax_key,
-    pf_syntax_copy, pf_syntax_upgrade, pf_syntax_config, pf_syntax_status, pf_syntax_diff, pf_syntax_drill, pf_syntax_stats, pf_syntax_find;
+    pf_syntax_copy, pf_syntax_upgrade, pf_syntax_config, pf_syntax_status, pf_syntax_diff,
+    pf_syntax_drill, pf_syntax_stats, pf_syntax_find, pf_syntax_wal_push, pf_syntax_wal_fetch,
+    pf_syntax_serve;
 
 #endif

@@ -16,10 +16,13 @@
 const pf_conf_key pf_conf_keys[] = {
     /* the repository */
     {"repository", PF_CONF_REPO, 0, 0, "--repo, $PERMAFROST_REPO",
-     "the repository: a directory, sftp://USER@HOST[:PORT]/PATH or s3:https://ENDPOINT/BUCKET"},
+     "the repository: a directory, sftp:// or ssh://USER@HOST[:PORT]/PATH, "
+     "s3:https://ENDPOINT/BUCKET"},
     {"password_file", PF_CONF_PATH, 0, 0, "$PERMAFROST_PASSWORD_FILE",
      "file whose first line is the repository passphrase"},
     {"ssh_key", PF_CONF_PATH, 0, 0, "--ssh-key", "SSH private key for an sftp:// repository"},
+    {"ssh_command", PF_CONF_TEXT, 0, 0, "$PERMAFROST_SSH",
+     "ssh client command line for an ssh:// repository (default ssh)"},
     {"s3_region", PF_CONF_TEXT, 0, 0, "$AWS_DEFAULT_REGION, $AWS_REGION",
      "S3 region the requests are signed for (default us-east-1)"},
     {"s3_virtual_host", PF_CONF_BOOL, 0, 0, "",

@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/monitor.h"
 #include "cmd/live.h"
+#include "cmd/pgphys.h"
 #include "common/log.h"
 #include "component/component.h"
 #include "mastodon/mastodon.h"
@@ -252,6 +253,8 @@ int cmd_backup(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (is_live_option(argv[i]))
             return cmd_backup_live(argc, argv);
+        else if (!strcmp(argv[i], "--pg-physical"))
+            return cmd_backup_pgphys(argc, argv);
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
                                          {"tag", required_argument, 0, 't'},
                                          {"time", required_argument, 0, 'T'},

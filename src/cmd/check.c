@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -137,6 +138,9 @@ int cmd_check(pf_cmd_ctx *c)
         cJSON_AddNumberToObject(j, "duplicate_blobs", (double)res.duplicate_blobs);
         cJSON_AddNumberToObject(j, "orphan_packs", (double)res.orphan_packs);
         cJSON_AddNumberToObject(j, "orphan_blobs", (double)res.orphan_blobs);
+        cJSON_AddNumberToObject(j, "wal_files", (double)res.wal_files);
+        cJSON_AddNumberToObject(j, "wal_gaps", (double)res.wal_gaps);
+        cJSON_AddStringToObject(j, "wal_newest", res.wal_newest);
         cJSON_AddItemToObject(j, "problems", problems);
         pf_out_json(j);
     } else if (pf_g.verbosity >= 0 || res.errors) {
@@ -145,6 +149,16 @@ int cmd_check(pf_cmd_ctx *c)
                (unsigned long long)res.snapshots, (unsigned long long)res.trees,
                (unsigned long long)res.packs, (unsigned long long)res.packs_read,
                (unsigned long long)res.blobs_read, (unsigned long long)res.blobs);
+        if (res.wal_files) {
+            char when[64] = "?";
+            time_t t = (time_t)(res.wal_newest_ns / 1000000000);
+            struct tm tm;
+            if (res.wal_newest_ns && localtime_r(&t, &tm))
+                strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %z", &tm);
+            printf("WAL archive: %llu files, newest segment %s (pushed %s), %llu gap%s\n",
+                   (unsigned long long)res.wal_files, res.wal_newest[0] ? res.wal_newest : "none",
+                   when, (unsigned long long)res.wal_gaps, res.wal_gaps == 1 ? "" : "s");
+        }
         if (res.unused_blobs || res.duplicate_blobs)
             printf("%llu unused blobs, %llu duplicate blobs (prune frees them)\n",
                    (unsigned long long)res.unused_blobs, (unsigned long long)res.duplicate_blobs);

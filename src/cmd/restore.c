@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cmd/live.h"
+#include "cmd/pgphys.h"
 #include "component/component.h"
 #include "mastodon/mastodon.h"
 #include "repo/lock.h"
@@ -193,6 +194,9 @@ int cmd_restore(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--live") || !strncmp(argv[i], "--live=", 7))
             return cmd_restore_live(argc, argv);
+        else if (!strcmp(argv[i], "--pg-physical-target") ||
+                 !strncmp(argv[i], "--pg-physical-target=", 21))
+            return cmd_restore_pgphys(argc, argv);
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
                                          {"target", required_argument, 0, 't'},
                                          {"keep-special", no_argument, 0, 'S'},

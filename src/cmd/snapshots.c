@@ -3,6 +3,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cmd/wal.h"
 
 const pf_cmd_syntax pf_syntax_snapshots = {
     .usage =
@@ -102,6 +103,8 @@ int cmd_snapshots(pf_cmd_ctx *c)
         pf_out_json(arr);
     else
         printf("%zu snapshot%s\n", shown, shown == 1 ? "" : "s");
+    if (!arr)
+        pf_wal_print_newest(c->repo);
     pf_snapshots_free(all, n);
     return PF_EXIT_OK;
 }

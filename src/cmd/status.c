@@ -4,7 +4,9 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "cmd/wal.h"
 #include "repo/status.h"
+#include "repo/wal.h"
 
 const pf_cmd_syntax pf_syntax_status = {
     .usage =
@@ -105,6 +107,17 @@ int cmd_status(pf_cmd_ctx *c)
     cJSON *st = pf_status_collect(c->repo, (int64_t)time(NULL), &err);
     if (!st)
         return pf_cli_fail(&err);
+    /* The WAL archive's newest point: how much a restore would lose now (the RPO). */
+    char newest[PF_WAL_NAME_MAX + 1];
+    int64_t pushed_ns;
+    if (pf_wal_newest(c->repo, newest, &pushed_ns, &err) == 0 && newest[0]) {
+        cJSON *w = cJSON_AddObjectToObject(st, "wal");
+        char ns[32];
+        snprintf(ns, sizeof ns, "%lld", (long long)pushed_ns);
+        cJSON_AddStringToObject(w, "newest_segment", newest);
+        cJSON_AddStringToObject(w, "pushed_ns", ns);
+    }
+    pf_err_clear(&err);
     if (pf_g.json) {
         pf_out_json(st);
         return PF_EXIT_OK;
@@ -134,6 +147,8 @@ int cmd_status(pf_cmd_ctx *c)
         print_run("last drill", cJSON_GetObjectItemCaseSensitive(h, "last_drill"),
                   "run `permafrost drill`");
     }
+    if (cJSON_GetObjectItemCaseSensitive(st, "wal"))
+        pf_wal_print_newest(c->repo);
     cJSON *locks = cJSON_GetObjectItemCaseSensitive(st, "locks"), *l;
     if (cJSON_GetArraySize(locks) == 0)
         printf("locks: none\n");

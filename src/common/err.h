@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 
+/* The values travel in the repository server protocol (docs/PROTOCOL.md): new codes go at
+ * the end. */
 enum pf_errcode {
     PF_OK = 0,
     PF_EGENERIC = 1, /* anything else */
@@ -20,6 +22,7 @@ enum pf_errcode {
     PF_ECOMPONENT,   /* a Mastodon component (database, redis, ...) failed */
     PF_EINCOMPLETE,  /* finished, but some source files could not be read */
     PF_ECONN,        /* could not connect to a server */
+    PF_EREFUSED,     /* the server refuses it: an append-only repository server */
 };
 
 typedef struct pf_err {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -566,4 +567,223 @@ char *pf_exec_which(const char *name)
             path++;
     }
     return NULL;
+}
+
+/* ---- children that run beside us (pf_exec_spawn) ---- */
+
+struct pf_exec_child {
+    pid_t pid;
+    int in_fd, out_fd, err_fd; /* our ends, non-blocking; -1 once closed */
+    char name[64];
+    tail_buf tail;
+};
+
+pf_exec_child *pf_exec_spawn(const pf_exec_opts *o, pf_err *err)
+{
+    int in_s[2] = {-1, -1}, out_s[2] = {-1, -1}, err_p[2] = {-1, -1}, report[2] = {-1, -1};
+    char *path = NULL, *own[3] = {NULL, NULL, NULL}, **envp = NULL;
+    as_user user = {0};
+    struct passwd pwbuf;
+    char pwstr[4096];
+    const char *name = o->name ? o->name : base_name(o->argv[0]);
+    pf_exec_child *c = calloc(1, sizeof *c);
+    if (!c)
+        abort();
+    c->pid = -1;
+    c->in_fd = c->out_fd = c->err_fd = -1;
+    snprintf(c->name, sizeof c->name, "%s", name);
+    if (o->user && resolve_user(o->user, &user, &pwbuf, pwstr, sizeof pwstr, err) < 0)
+        goto fail;
+    envp = build_env(o->env, o->user ? &pwbuf : NULL, own);
+    if (!envp) {
+        pf_err_set(err, PF_EGENERIC, "cannot run %s: out of memory", name);
+        goto fail;
+    }
+    /* Sockets, not pipes: send(MSG_NOSIGNAL) makes a dead child an EPIPE, not a SIGPIPE
+     * that would kill us. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_s) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, out_s) < 0 ||
+        pipe2(err_p, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+        pf_err_sys(err, PF_EGENERIC, "cannot run %s: socketpair", name);
+        goto fail;
+    }
+    path = pf_exec_which(o->argv[0]);
+    if (!path) {
+        errno = ENOENT;
+        pf_err_sys(err, PF_ENOTFOUND, "cannot run %s", o->argv[0]);
+        goto fail;
+    }
+    c->pid = fork();
+    if (c->pid < 0) {
+        pf_err_sys(err, PF_EGENERIC, "cannot run %s: fork", name);
+        goto fail;
+    }
+    if (c->pid == 0)
+        child_exec(path, (char *const *)o->argv, envp, in_s[1], out_s[1], err_p[1], o->cwd, &user,
+                   report[1]);
+    close_fd(&report[1]);
+    int child_errno = 0;
+    ssize_t got;
+    while ((got = read(report[0], &child_errno, sizeof child_errno)) < 0 && errno == EINTR)
+        ;
+    if (got == (ssize_t)sizeof child_errno) {
+        int st;
+        while (waitpid(c->pid, &st, 0) < 0 && errno == EINTR)
+            ;
+        c->pid = -1;
+        errno = child_errno;
+        pf_err_sys(err, child_errno == ENOENT ? PF_ENOTFOUND : PF_EGENERIC, "cannot run %s",
+                   o->argv[0]);
+        goto fail;
+    }
+    c->in_fd = in_s[0];
+    c->out_fd = out_s[0];
+    c->err_fd = err_p[0];
+    in_s[0] = out_s[0] = err_p[0] = -1;
+    set_nonblock(c->in_fd);
+    set_nonblock(c->out_fd);
+    set_nonblock(c->err_fd);
+    goto done;
+fail:
+    pf_exec_child_end(c, true, NULL);
+    c = NULL;
+done:
+    for (int i = 0; i < 2; i++) {
+        close_fd(&in_s[i]);
+        close_fd(&out_s[i]);
+        close_fd(&err_p[i]);
+        close_fd(&report[i]);
+    }
+    free(envp);
+    free(path);
+    for (int i = 0; i < 3; i++)
+        free(own[i]);
+    return c;
+}
+
+/* Takes in what the child wrote to stderr; closes it at its end. */
+static void drain_stderr(pf_exec_child *c)
+{
+    char buf[4096];
+    while (c->err_fd >= 0) {
+        ssize_t r = read(c->err_fd, buf, sizeof buf);
+        if (r > 0) {
+            tail_add(&c->tail, buf, (size_t)r);
+            continue;
+        }
+        if (r == 0 || (errno != EAGAIN && errno != EINTR))
+            close_fd(&c->err_fd);
+        break;
+    }
+}
+
+/* Waits until fd is ready for `events` (or the child's stderr has something). 0, or -1. */
+static int wait_fd(pf_exec_child *c, int fd, short events)
+{
+    for (;;) {
+        struct pollfd pf[2] = {{.fd = fd, .events = events}, {.fd = c->err_fd, .events = POLLIN}};
+        int r = poll(pf, c->err_fd >= 0 ? 2 : 1, -1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (c->err_fd >= 0 && pf[1].revents)
+            drain_stderr(c);
+        if (pf[0].revents)
+            return 0;
+    }
+}
+
+int pf_exec_child_write(pf_exec_child *c, const void *p, size_t n, pf_err *err)
+{
+    const unsigned char *b = p;
+    while (n > 0) {
+        if (c->in_fd < 0)
+            return pf_err_set(err, PF_ECONN, "%s: its input is closed", c->name);
+        ssize_t w = send(c->in_fd, b, n, MSG_NOSIGNAL);
+        if (w > 0) {
+            b += w;
+            n -= (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN) {
+            if (wait_fd(c, c->in_fd, POLLOUT) == 0)
+                continue;
+        }
+        return pf_err_sys(err, PF_ECONN, "%s: cannot write to it", c->name);
+    }
+    return 0;
+}
+
+int pf_exec_child_read(pf_exec_child *c, void *p, size_t n, pf_err *err)
+{
+    unsigned char *b = p;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = c->out_fd >= 0 ? read(c->out_fd, b + got, n - got) : 0;
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        if (r == 0) {
+            if (got == 0)
+                return 1;
+            return pf_err_set(err, PF_ECONN, "%s: its output ended in the middle of a message",
+                              c->name);
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN && wait_fd(c, c->out_fd, POLLIN) == 0)
+            continue;
+        return pf_err_sys(err, PF_ECONN, "%s: cannot read from it", c->name);
+    }
+    return 0;
+}
+
+void pf_exec_child_tail(pf_exec_child *c, char *out, size_t cap)
+{
+    drain_stderr(c);
+    tail_lines(&c->tail, out, cap);
+}
+
+int pf_exec_child_end(pf_exec_child *c, bool kill_it, pf_exec_result *res)
+{
+    if (!c)
+        return 0;
+    int st = 0, rc = 0;
+    close_fd(&c->in_fd);
+    close_fd(&c->out_fd);
+    if (c->pid > 0) {
+        if (kill_it) {
+            st = stop_child(c->pid);
+        } else {
+            /* Its input is closed: it ends by itself; give it the grace stop_child gives. */
+            pid_t r = 0;
+            for (int i = 0; i < 500 && r == 0; i++) {
+                r = waitpid(c->pid, &st, WNOHANG);
+                if (r == 0) {
+                    struct timespec ts = {0, 10 * 1000 * 1000};
+                    nanosleep(&ts, NULL);
+                } else if (r < 0 && errno == EINTR) {
+                    r = 0;
+                }
+            }
+            if (r == 0)
+                st = stop_child(c->pid);
+        }
+        rc = WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+    }
+    drain_stderr(c);
+    if (res) {
+        memset(res, 0, sizeof *res);
+        res->exit_code = WIFSIGNALED(st) ? -1 : WEXITSTATUS(st);
+        res->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+        tail_lines(&c->tail, res->tail, sizeof res->tail);
+    }
+    close_fd(&c->err_fd);
+    free(c);
+    return rc;
 }

@@ -91,6 +91,27 @@ typedef struct pf_mem_source {
 } pf_mem_source;
 void pf_mem_source_init(pf_mem_source *s, const void *p, size_t len);
 
+/* A child that runs beside us for a conversation over its stdin and stdout (the ssh
+ * client of the ssh:// store), started as pf_exec_run starts one (same environment, user,
+ * cwd; o->in, o->out and o->stderr_passthrough are not used). Its stdin and stdout are
+ * sockets, so a write to a child that died is an error (PF_ECONN), never a SIGPIPE. Its
+ * stderr is kept (the last PF_EXEC_TAIL bytes), read whenever we wait on it, so a chatty
+ * child cannot block. Not for several threads at once: one conversation, one caller. */
+typedef struct pf_exec_child pf_exec_child;
+/* NULL with err (as pf_exec_run's "cannot start") when it cannot be started. */
+pf_exec_child *pf_exec_spawn(const pf_exec_opts *o, pf_err *err);
+/* Writes all of p to its stdin: 0, or -1 with PF_ECONN. */
+int pf_exec_child_write(pf_exec_child *c, const void *p, size_t n, pf_err *err);
+/* Reads exactly n bytes of its stdout: 0; 1 when it ended before the first byte; -1 with
+ * PF_ECONN when it ended inside, or failed. */
+int pf_exec_child_read(pf_exec_child *c, void *p, size_t n, pf_err *err);
+/* The last lines of its stderr so far, joined with "; " (as pf_exec_result.tail). */
+void pf_exec_child_tail(pf_exec_child *c, char *out, size_t cap);
+/* Closes its stdin and stdout, waits up to 5 s for it to exit (at once SIGTERM, then
+ * SIGKILL, with kill_it), fills res (may be NULL) and frees c. 0 when it exited 0. NULL is
+ * fine. */
+int pf_exec_child_end(pf_exec_child *c, bool kill_it, pf_exec_result *res);
+
 /* Finds an executable named `name` in PATH (or returns a copy of `name` when it contains
  * a '/' and is executable). Returns a malloc'd path or NULL. */
 char *pf_exec_which(const char *name);

@@ -8,6 +8,7 @@
 #include "repo/idset.h"
 #include "repo/names.h"
 #include "repo/pack.h"
+#include "repo/wal.h"
 #include "store/internal.h"
 
 typedef struct checker {
@@ -205,6 +206,17 @@ static int check_snapshot(const char *id, void *vctx)
     return 0;
 }
 
+static void wal_mark(const uint8_t id[PF_ID_LEN], void *ctx)
+{
+    checker *c = ctx;
+    pf_idset_add(&c->referenced, id);
+}
+
+static void wal_report(int is_error, const char *msg, void *ctx)
+{
+    problem(ctx, is_error, "%s", msg);
+}
+
 int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void *ctx,
              pf_check_result *res, pf_err *err)
 {
@@ -255,6 +267,13 @@ int pf_check(pf_repo *r, const pf_check_opts *o, pf_check_report_fn report, void
     res->blobs = r->index->nblobs;
     if (pf_repo_list_objects(r, "snapshots", check_snapshot, &c, err))
         goto out;
+    pf_wal_check_result wr;
+    if (pf_wal_check(r, wal_mark, wal_report, &c, &wr, err))
+        goto out;
+    res->wal_files = wr.files;
+    res->wal_gaps = wr.gaps;
+    snprintf(res->wal_newest, sizeof res->wal_newest, "%s", wr.newest);
+    res->wal_newest_ns = wr.newest_pushed_ns;
     for (size_t i = 0; i < r->index->nslots; i++)
         if (r->index->slots[i].used && !pf_idset_has(&c.referenced, r->index->slots[i].id))
             res->unused_blobs++;

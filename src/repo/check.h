@@ -1,8 +1,10 @@
 /* Repository verification. Structure: config and key (by opening), every index file,
  * every pack's header against the index, every snapshot's trees and the presence of
- * every blob they name. With read_data, every selected pack is read whole, its name
- * checked against its hash, and every blob in it decrypted and authenticated. Each
- * problem is reported naming the object; checking goes on after a problem. */
+ * every blob they name, and the WAL archive (its objects, their blobs, the continuity of
+ * the segment chain that physical base backups need: repo/wal.h). With read_data, every
+ * selected pack is read whole, its name checked against its hash, and every blob in it
+ * decrypted and authenticated. Each problem is reported naming the object; checking goes
+ * on after a problem. */
 #ifndef PF_CHECK_H
 #define PF_CHECK_H
 
@@ -28,6 +30,11 @@ typedef struct pf_check_result {
     uint64_t snapshots, trees, packs, packs_read, blobs, blobs_read, bytes_read;
     uint64_t unused_blobs, duplicate_blobs;
     uint64_t orphan_packs, orphan_blobs, orphan_bytes; /* in packs no index lists */
+    /* The WAL archive (docs/FORMAT.md §16): files, gaps in the chain, the newest segment
+     * and when it was pushed (the recovery point a restore can reach now). */
+    uint64_t wal_files, wal_gaps;
+    char wal_newest[49];
+    int64_t wal_newest_ns;
 } pf_check_result;
 
 /* is_error: 1 for damage, 0 for a warning. */

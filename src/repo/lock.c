@@ -209,6 +209,16 @@ static void *refresher(void *arg)
 pf_lock *pf_lock_acquire(pf_repo *r, bool exclusive, const char *command, double wait_seconds,
                          pf_err *err)
 {
+    /* Only commands that remove or rewrite take an exclusive lock (forget, prune, upgrade):
+     * through an append-only server they would fail half-way, so they do not start. */
+    if (exclusive && pf_store_properties(r->store).append_only) {
+        pf_err_set(err, PF_EREFUSED,
+                   "%s: refused by the append-only server at %s (it removes and replaces "
+                   "nothing but locks): run forget/prune from a trusted machine (a key without "
+                   "--append-only, or on the backup host)",
+                   command, r->store->location);
+        return NULL;
+    }
     pf_lock *l = calloc(1, sizeof *l);
     if (!l) {
         pf_err_set(err, PF_EGENERIC, "out of memory");

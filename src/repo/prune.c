@@ -13,6 +13,7 @@
 #include "repo/names.h"
 #include "repo/pack.h"
 #include "repo/saver.h"
+#include "repo/wal.h"
 
 typedef struct ids_list {
     char (*v)[PF_HEX_ID_LEN + 1];
@@ -35,9 +36,59 @@ typedef struct pruner {
     const pf_prune_opts *o;
     pf_prune_stats *st;
     pf_idset used, trees_seen, kept_blobs;
+    pf_idset listed, multi; /* packs listed by one index file / by more than one */
     ids_list index_files;
     pf_err *err;
 } pruner;
+
+/* Replaces what an index file says a pack holds by what the pack's own sealed header says.
+ * Anyone who can add objects (the holder of an append-only key, who also holds the
+ * repository key) can add an index file listing a real pack with made-up blobs only; a
+ * prune that believed it would delete the pack. The pack itself cannot be changed (its
+ * name is the hash of its bytes, and an append-only server replaces nothing), so its
+ * header is the truth. A pack that does not exist holds nothing. */
+static int trust_header(pruner *p, pf_index_file_pack *pk)
+{
+    char key[80];
+    uint64_t size;
+    uint8_t salt[PF_SALT_LEN], pkey[PF_KEY_LEN];
+    uint32_t hl;
+    pf_buf b = PF_BUF_INIT;
+    pf_blob_entry *es = NULL;
+    size_t n = 0;
+    pf_err e = {0};
+    pf_pack_key_name(pk->info.id, key);
+    int rc = pf_store_stat(p->r->store, key, &size, &e);
+    if (rc && e.code == PF_ENOTFOUND) {
+        rc = 0;
+        goto done;
+    }
+    if (rc || size < PF_PACK_TRAILER_LEN ||
+        pf_store_get(p->r->store, key, size - PF_PACK_TRAILER_LEN, PF_PACK_TRAILER_LEN, &b, &e) ||
+        pf_pack_parse_trailer(b.data, size, salt, &hl, &e))
+        goto fail;
+    pf_buf_reset(&b);
+    if (pf_store_get(p->r->store, key, size - PF_PACK_TRAILER_LEN - hl, hl, &b, &e) ||
+        pf_pack_key(&p->r->keys, salt, pkey, &e) ||
+        pf_pack_decode_header(pkey, b.data, b.len, size - PF_PACK_TRAILER_LEN - hl, &es, &n, &e))
+        goto fail;
+    memcpy(pk->info.salt, salt, PF_SALT_LEN);
+done:
+    free(pk->entries);
+    pk->entries = es;
+    pk->count = n;
+    pf_buf_free(&b);
+    return 0;
+fail:
+    pf_buf_free(&b);
+    if (!e.code)
+        pf_err_set(&e, PF_ECORRUPT, "shorter than a pack");
+    *p->err = e;
+    return pf_err_prefix(p->err,
+                         "prune: pack %s, which several index files list, has an unreadable "
+                         "header: nothing was removed (run 'permafrost check')",
+                         key);
+}
 
 /* Loads an index file. A damaged one reads as empty (its packs were re-indexed from
  * their headers before pass 1, and it is replaced like every other index file). */
@@ -52,8 +103,14 @@ static int load_index_file(pruner *p, const char *id, pf_index_file *f)
     if (rc) {
         *p->err = e;
         pf_err_prefix(p->err, "prune: index %.12s (run 'permafrost check')", id);
+        return rc;
     }
-    return rc;
+    for (size_t i = 0; i < f->npacks; i++)
+        if (pf_idset_has(&p->multi, f->packs[i].info.id) && trust_header(p, &f->packs[i])) {
+            pf_index_file_free(f);
+            return -1;
+        }
+    return 0;
 }
 
 /* When an index file is damaged, the packs only it listed would look unindexed and be
@@ -136,6 +193,24 @@ static int mark_snapshot(const char *id, void *ctx)
     rc = mark_tree(p, s.tree);
     pf_snapshot_free(&s);
     return rc ? 1 : 0;
+}
+
+/* Archived WAL (docs/FORMAT.md §16) keeps its chunks like a snapshot keeps its files. */
+static int mark_wal_blob(const uint8_t id[PF_ID_LEN], void *ctx)
+{
+    pruner *p = ctx;
+    pf_idset_add(&p->used, id);
+    return 0;
+}
+
+static int mark_wal(const char *name, void *ctx)
+{
+    pruner *p = ctx;
+    if (pf_wal_blobs(p->r, name, mark_wal_blob, p, p->err)) {
+        pf_err_prefix(p->err, "prune: archived WAL unreadable, nothing was removed");
+        return 1;
+    }
+    return 0;
 }
 
 enum { KEEP, DROP, REWRITE };
@@ -252,6 +327,8 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                 .used = PF_IDSET_INIT,
                 .trees_seen = PF_IDSET_INIT,
                 .kept_blobs = PF_IDSET_INIT,
+                .listed = PF_IDSET_INIT,
+                .multi = PF_IDSET_INIT,
                 .err = err};
     pf_pack_list sp = {0};
     pf_saver *sv = NULL;
@@ -279,6 +356,17 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
     if (!o->dry_run && recover_damaged(&p))
         goto out;
 
+    /* Which packs more than one index file lists: for those, the pack's header decides. */
+    for (size_t i = 0; i < p.index_files.n; i++) {
+        pf_index_file f;
+        if (load_index_file(&p, p.index_files.v[i], &f))
+            goto out;
+        for (size_t j = 0; j < f.npacks; j++)
+            if (!pf_idset_add(&p.listed, f.packs[j].info.id))
+                pf_idset_add(&p.multi, f.packs[j].info.id);
+        pf_index_file_free(&f);
+    }
+
     /* Pass 1: an index of tree blobs only, enough to walk every snapshot. */
     pf_index_free(r->index);
     r->index = pf_index_new();
@@ -299,7 +387,13 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
         }
         pf_index_file_free(&f);
     }
-    if (pf_repo_list_objects(r, "snapshots", mark_snapshot, &p, err) || err->code)
+    /* WAL no kept base backup needs goes first (its object is what references its
+     * chunks), so that its space is freed in this same run. */
+    uint64_t wal_removed;
+    if (pf_wal_expire(r, o->dry_run, &wal_removed, err))
+        goto out;
+    if (pf_repo_list_objects(r, "snapshots", mark_snapshot, &p, err) || err->code ||
+        pf_wal_list(r, mark_wal, &p, err) || err->code)
         goto out;
     st->blobs_used = p.used.n;
 
@@ -463,6 +557,8 @@ out:
     pf_idset_free(&indexed);
     pf_idset_free(&drop);
     pf_idset_free(&carried);
+    pf_idset_free(&p.listed);
+    pf_idset_free(&p.multi);
     r->index_loaded = 0;
     return rc;
 }

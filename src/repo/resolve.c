@@ -32,6 +32,12 @@ pf_snapshot_want pf_snapshot_want_for(const char *const *inside, size_t n)
             w.ninside = 0;
             return w;
         }
+    if (len == strlen("postgres-physical") && !strncmp(p, "postgres-physical", len)) {
+        w.kind = PF_SNAP_PG_PHYSICAL; /* a base backup (backup --pg-physical) */
+        w.inside = NULL;
+        w.ninside = 0;
+        return w;
+    }
     if (len == 0) { /* "/" or "": the whole snapshot */
         w.inside = NULL;
         w.ninside = 0;
@@ -106,6 +112,8 @@ static void describe(const pf_snapshot_want *w, char *out, size_t n)
                  w->ninside > 1 ? ", ..." : "");
     else if (w->kind == PF_SNAP_PATHS)
         snprintf(out, n, "the newest plain backup");
+    else if (w->kind == PF_SNAP_PG_PHYSICAL)
+        snprintf(out, n, "the newest physical base backup");
     else
         snprintf(out, n, "the newest snapshot");
 }

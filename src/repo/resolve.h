@@ -35,8 +35,9 @@ typedef struct pf_snapshot_want {
 } pf_snapshot_want;
 
 /* The need of a command that reads the paths inside[0..n) of a snapshot (ls, dump): a
- * whole server when the first one is under secrets/, postgres/, redis/ or media/, plain
- * paths otherwise, anything when n is 0. */
+ * whole server when the first one is under secrets/, postgres/, redis/ or media/, a
+ * physical base backup under postgres-physical/, plain paths otherwise, anything when n
+ * is 0. */
 pf_snapshot_want pf_snapshot_want_for(const char *const *inside, size_t n);
 
 /* Loads the snapshot ref names ("latest" or a unique id prefix) into *s. An id is taken

@@ -64,7 +64,8 @@ void pf_snapshot_add_skipped(pf_snapshot *s, const char *path)
         push(&s->skipped, &s->nskipped, path);
 }
 
-static const char *const kind_names[] = {"unknown", "paths", "mastodon", "mastodon-partial"};
+static const char *const kind_names[] = {"unknown", "paths", "mastodon", "mastodon-partial",
+                                          "pg-physical"};
 
 const char *pf_snapshot_kind_name(pf_snapshot_kind k)
 {

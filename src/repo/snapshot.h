@@ -19,6 +19,7 @@ typedef enum pf_snapshot_kind {
     PF_SNAP_PATHS,            /* "paths": plain `backup PATH...` */
     PF_SNAP_MASTODON,         /* "mastodon": a whole server (`backup --live`) */
     PF_SNAP_MASTODON_PARTIAL, /* "mastodon-partial": `backup --live --only ...` */
+    PF_SNAP_PG_PHYSICAL,      /* "pg-physical": `backup --pg-physical`, a base backup */
 } pf_snapshot_kind;
 
 /* At most this many skipped paths are named in a snapshot; skipped_count counts them all. */
@@ -55,7 +56,7 @@ int pf_snapshot_has_tag(const pf_snapshot *s, const char *tag);
 /* Records one unreadable path (named while fewer than PF_SNAPSHOT_SKIPPED_MAX are) and
  * marks the snapshot incomplete. */
 void pf_snapshot_add_skipped(pf_snapshot *s, const char *path);
-/* "paths", "mastodon", "mastodon-partial" or "unknown". */
+/* "paths", "mastodon", "mastodon-partial", "pg-physical" or "unknown". */
 const char *pf_snapshot_kind_name(pf_snapshot_kind k);
 /* The kind a name stands for; PF_SNAP_UNKNOWN for any other name. */
 pf_snapshot_kind pf_snapshot_kind_parse(const char *name);

@@ -38,4 +38,8 @@ void pf_store_rand_hex(char *buf, size_t n);
  * test overrides (PERMAFROST_RETRY_BASE_MS, PERMAFROST_S3_MAX_KEYS, ...). */
 long pf_store_env_long(const char *name, long def);
 
+/* The local driver's put that never replaces: PF_EEXIST when key exists (decided atomically,
+ * by the rename). s must come from pf_store_local_new. For the append-only server. */
+int pf_store_local_put_new(pf_store *s, const char *key, const void *data, size_t len, pf_err *err);
+
 #endif

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,10 @@ out:
     return rc;
 }
 
-static int local_put(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
+/* noreplace: fail with PF_EEXIST rather than replace an existing object (the append-only
+ * server's put), deciding atomically so that two writers cannot both create it. */
+static int put_mode(pf_store *s, const char *key, const void *data, size_t len, bool noreplace,
+                    pf_err *err)
 {
     local_store *ls = s->impl;
     char *path = NULL, *tmp = NULL;
@@ -107,7 +111,22 @@ static int local_put(pf_store *s, const char *key, const void *data, size_t len,
         goto out;
     }
     fd = -1;
-    if (rename(tmp, path) < 0) {
+    if (noreplace) {
+        int r = renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE);
+        if (r < 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* A file system without RENAME_NOREPLACE: link() refuses an existing name too. */
+            r = link(tmp, path);
+            if (r == 0)
+                unlink(tmp);
+        }
+        if (r < 0) {
+            if (errno == EEXIST)
+                pf_err_set(err, PF_EEXIST, "object %s exists in %s", key, s->location);
+            else
+                pf_err_sys(err, PF_EIO, "cannot rename %s to %s", tmp, path);
+            goto out;
+        }
+    } else if (rename(tmp, path) < 0) {
         pf_err_sys(err, PF_EIO, "cannot rename %s to %s", tmp, path);
         goto out;
     }
@@ -127,6 +146,16 @@ out:
     }
     free(path);
     return rc;
+}
+
+static int local_put(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
+{
+    return put_mode(s, key, data, len, false, err);
+}
+
+int pf_store_local_put_new(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
+{
+    return put_mode(s, key, data, len, true, err);
 }
 
 static int local_get(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out,

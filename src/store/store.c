@@ -20,11 +20,13 @@ pf_store *pf_store_open(const char *url, const pf_store_opts *opts, pf_err *err)
     }
     if (strncmp(url, "sftp://", 7) == 0)
         s = pf_store_sftp_new(url, opts, err);
+    else if (strncmp(url, "ssh://", 6) == 0)
+        s = pf_store_remote_new(url, opts, err);
     else if (strncmp(url, "s3:", 3) == 0)
         s = pf_store_s3_new(url, opts, err);
     else if (strstr(url, "://")) {
         pf_err_set(err, PF_EUSAGE,
-                   "repository %s: unknown URL scheme (use a directory, sftp:// or s3:)", url);
+                   "repository %s: unknown URL scheme (use a directory, sftp://, ssh:// or s3:)", url);
         return NULL;
     } else
         s = pf_store_local_new(url, err);

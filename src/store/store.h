@@ -56,6 +56,9 @@ struct pf_store_ops {
 typedef struct pf_store_props {
     bool remote;     /* reached over a network: worth caching what is read again */
     int connections; /* parallel transfers that suit it; 0 = the caller's default */
+    /* The server refuses removals and replacements (ssh:// to `permafrost serve
+     * --append-only`): commands that remove refuse to start. */
+    bool append_only;
 } pf_store_props;
 
 struct pf_store {
@@ -74,16 +77,19 @@ typedef struct pf_store_opts {
     int s3_virtual_host;     /* s3: virtual-host addressing instead of path style */
     int connections;         /* parallel connections; 0 = driver default */
     int retries;             /* retry layer: attempts; 0 = default, -1 = no retry layer */
+    const char *ssh_command; /* ssh: the ssh client's command line (default "ssh") */
 } pf_store_opts;
 
 /* Opens the store a repository URL names: a plain path (local directory),
- * sftp://[user@]host[:port]/path or s3:http(s)://endpoint/bucket[/prefix].
+ * sftp://[user@]host[:port]/path, ssh://[user@]host[:port]/path (`permafrost serve` through
+ * the OpenSSH client) or s3:http(s)://endpoint/bucket[/prefix].
  * Wraps the driver in the retry layer unless opts->retries < 0. */
 pf_store *pf_store_open(const char *url, const pf_store_opts *opts, pf_err *err);
 
 pf_store *pf_store_local_new(const char *dir, pf_err *err);
 pf_store *pf_store_mem_new(void);
 pf_store *pf_store_sftp_new(const char *url, const pf_store_opts *opts, pf_err *err);
+pf_store *pf_store_remote_new(const char *url, const pf_store_opts *opts, pf_err *err);
 pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *err);
 /* Takes ownership of inner. */
 pf_store *pf_store_retry_new(pf_store *inner, int attempts);

@@ -6,6 +6,9 @@
 #   pg_stop DIR           stop it now (fast shutdown)
 #   pg_kill DIR           stop it abruptly (immediate shutdown)
 #   pg_psql DIR ARGS...   psql as the superuser over TCP with the password
+#   pg_start_archiving DIR CMD [PORT]   as pg_start, with wal_level=replica, archive_mode=on,
+#                         archive_command=CMD (%p as PostgreSQL gives it), archive_timeout
+#                         5 s and room for replication connections (base backups)
 #   pg_start_peer DIR     a cluster shaped like Debian's default (peer authentication only,
 #                         no TCP, no password); see below
 #   pg_peer_psql DIR OSUSER ARGS...   psql over its socket as OSUSER (peer)
@@ -31,6 +34,10 @@ pg_start() {
         -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 >"$dir/pgrun/initdb.log" 2>&1 ||
         { cat "$dir/pgrun/initdb.log" >&2; return 1; }
     rm -f "$pwfile"
+    if [ -n "${PG_CONF_EXTRA:-}" ]; then
+        # initdb's pg_hba.conf already lets replication connections in like any other.
+        printf '%s\n' "$PG_CONF_EXTRA" >>"$dir/pg/postgresql.conf"
+    fi
     # A port that looked free may be taken by the time the server binds it (other jobs on
     # the machine): try again on another one.
     local fixed=${2:-} attempt
@@ -59,6 +66,15 @@ PG_SUPERUSER=$PG_SUPERUSER
 PG_SUPERPASS=$PG_SUPERPASS
 PG_BIN=$HARNESS_PGBIN
 EOV
+}
+
+pg_start_archiving() {
+    local dir=$1 cmd=$2 port=${3:-}
+    PG_CONF_EXTRA="wal_level = replica
+archive_mode = on
+archive_command = '${cmd//\'/\'\'}'
+archive_timeout = 5
+max_wal_senders = 4" pg_start "$dir" $port
 }
 
 pg_stop() {

@@ -1,7 +1,7 @@
 #!/bin/sh
 # No file includes upward: a file in src/L/ includes only headers of L and of the layers
 # below it. Layers, lowest first (docs/ARCHITECTURE.md):
-#   common store repo component mastodon drill cli cmd main
+#   common store serve repo component mastodon drill cli cmd main
 # src/main.c is the top. Prints each upward include as FILE:LINE: and exits 1 if any;
 # a directory of src/ that is not a layer fails too (add it to the list).
 #   tests/lint/includes.sh [SRC]   (default: the src/ of this tree)
@@ -9,7 +9,7 @@ set -u
 src=${1:-$(dirname "$0")/../../src}
 cd "$src" || exit 2
 find . -name '*.[ch]' | sed 's|^\./||' | sort | xargs grep -Hn '' /dev/null |
-    awk -v layers="common store repo component mastodon drill cli cmd main" -v src="$src" '
+    awk -v layers="common store serve repo component mastodon drill cli cmd main" -v src="$src" '
     BEGIN { n = split(layers, l, " "); for (i = 1; i <= n; i++) rank[l[i]] = i }
     {
         file = $0; sub(/:.*/, "", file)

@@ -202,6 +202,51 @@ static void test_which(void **state)
     assert_null(pf_exec_which("permafrost-no-such-tool-xyz"));
 }
 
+/* A child beside us (pf_exec_spawn): a conversation through its stdin and stdout, its
+ * stderr kept, a child that dies an error rather than a SIGPIPE, an unknown program. */
+static void test_spawn(void **state)
+{
+    (void)state;
+    pf_err err = {0};
+    const char *argv[] = {"sh", "-c", "echo starting >&2; while read l; do echo \"got $l\"; done",
+                          NULL};
+    pf_exec_opts o = {.argv = argv};
+    pf_exec_child *c = pf_exec_spawn(&o, &err);
+    assert_non_null(c);
+    char buf[32] = {0};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pf_exec_child_write(c, "ping\n", 5, &err), 0);
+        assert_int_equal(pf_exec_child_read(c, buf, 9, &err), 0);
+        assert_memory_equal(buf, "got ping\n", 9);
+    }
+    char tail[128];
+    pf_exec_child_tail(c, tail, sizeof tail);
+    assert_string_equal(tail, "starting");
+    pf_exec_result res;
+    assert_int_equal(pf_exec_child_end(c, false, &res), 0); /* its input closed: it ends */
+    assert_int_equal(res.exit_code, 0);
+
+    /* A child that exits: reading says so, writing is an error, not a SIGPIPE. (It closes
+     * its stdin first, so that the end of its stdout means its stdin is gone too.) */
+    const char *dies[] = {"sh", "-c", "exec 0<&-; exit 3", NULL};
+    o.argv = dies;
+    c = pf_exec_spawn(&o, &err);
+    assert_non_null(c);
+    assert_int_equal(pf_exec_child_read(c, buf, 4, &err), 1);
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++)
+        rc = pf_exec_child_write(c, "x\n", 2, &err);
+    assert_int_equal(rc, -1);
+    assert_int_equal(err.code, PF_ECONN);
+    assert_int_equal(pf_exec_child_end(c, false, &res), -1);
+    assert_int_equal(res.exit_code, 3);
+
+    const char *none[] = {"no-such-program-pf", NULL};
+    o.argv = none;
+    assert_null(pf_exec_spawn(&o, &err));
+    assert_int_equal(err.code, PF_ENOTFOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_user),
         cmocka_unit_test(test_sink_failure_stops_child),
         cmocka_unit_test(test_which),
+        cmocka_unit_test(test_spawn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

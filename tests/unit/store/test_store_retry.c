@@ -271,6 +271,34 @@ static void test_remove_lost_reply(void **state)
     pf_store_free(s);
 }
 
+/* What an append-only server refuses is refused again on every attempt: never retried, and
+ * the refusal comes back as it is. The store's append-only flag shows through the layer. */
+static void test_refused_at_once(void **state)
+{
+    (void)state;
+    flaky f;
+    pf_store *s = make(&f, 5);
+    pf_err err = {0};
+    assert_int_equal(pf_store_put(s, "a", "x", 1, &err), 0);
+    f.calls = 0;
+    f.fail = 2;
+    f.transient = 0;
+    f.code = PF_EREFUSED;
+    assert_int_equal(pf_store_remove(s, "a", &err), -1);
+    assert_int_equal(err.code, PF_EREFUSED);
+    assert_int_equal(pf_store_put(s, "a", "y", 1, &err), -1);
+    assert_int_equal(err.code, PF_EREFUSED);
+    assert_int_equal(f.calls, 2);
+    assert_int_equal(warnings, 0);
+    pf_store_free(s);
+
+    pf_store *inner = pf_store_mem_new();
+    inner->props.append_only = true;
+    s = pf_store_retry_new(inner, 0);
+    assert_true(pf_store_properties(s).append_only);
+    pf_store_free(s);
+}
+
 int main(void)
 {
     setenv("PERMAFROST_RETRY_BASE_MS", "1", 1);
@@ -279,6 +307,7 @@ int main(void)
         cmocka_unit_test(test_transient_then_ok), cmocka_unit_test(test_gives_up),
         cmocka_unit_test(test_permanent_at_once), cmocka_unit_test(test_list_restart_once_per_key),
         cmocka_unit_test(test_list_stop),         cmocka_unit_test(test_remove_lost_reply),
+        cmocka_unit_test(test_refused_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

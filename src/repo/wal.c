@@ -1,0 +1,775 @@
+#include "repo/wal.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "repo/names.h"
+#include "repo/pack.h"
+#include "repo/saver.h"
+
+static bool upper_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+            return false; /* also stops at a NUL */
+    return true;
+}
+
+pf_wal_kind pf_wal_name_kind(const char *name)
+{
+    if (!name)
+        return PF_WAL_NONE;
+    size_t n = strnlen(name, PF_WAL_NAME_MAX + 1);
+    if (n == 24 && upper_hex(name, 24))
+        return PF_WAL_SEGMENT;
+    if (n == 16 && upper_hex(name, 8) && !strcmp(name + 8, ".history"))
+        return PF_WAL_HISTORY;
+    if (n == 32 && upper_hex(name, 24) && !strcmp(name + 24, ".partial"))
+        return PF_WAL_PARTIAL;
+    if (n == 40 && upper_hex(name, 24) && name[24] == '.' && upper_hex(name + 25, 8) &&
+        !strcmp(name + 33, ".backup"))
+        return PF_WAL_BACKUP;
+    return PF_WAL_NONE;
+}
+
+int pf_wal_key(const char *name, char key[PF_WAL_KEY_MAX], pf_err *err)
+{
+    if (pf_wal_name_kind(name) == PF_WAL_NONE)
+        return pf_err_set(err, PF_EUSAGE,
+                          "\"%.60s\" is not a WAL file name (24 hex digits, or a .history, "
+                          ".backup or .partial file)",
+                          name ? name : "");
+    snprintf(key, PF_WAL_KEY_MAX, "wal/%.8s/%s", name, name);
+    return 0;
+}
+
+const char *pf_wal_name_of_key(const char *key)
+{
+    if (strncmp(key, "wal/", 4) || strnlen(key, PF_WAL_KEY_MAX) >= PF_WAL_KEY_MAX ||
+        !upper_hex(key + 4, 8) || key[12] != '/')
+        return NULL;
+    const char *name = key + 13;
+    if (pf_wal_name_kind(name) == PF_WAL_NONE || memcmp(name, key + 4, 8))
+        return NULL;
+    return name;
+}
+
+int pf_wal_seal(const pf_keys *keys, const char *name, const void *json, size_t n, pf_buf *out,
+                pf_err *err)
+{
+    char key[PF_WAL_KEY_MAX];
+    if (pf_wal_key(name, key, err))
+        return -1;
+    return pf_object_seal(keys, key, json, n, out, err);
+}
+
+int pf_wal_open(const pf_keys *keys, const char *name, const uint8_t *p, size_t n, pf_buf *out,
+                pf_err *err)
+{
+    char key[PF_WAL_KEY_MAX];
+    if (pf_wal_key(name, key, err))
+        return -1;
+    return pf_object_open(keys, key, p, n, out, err);
+}
+
+/* One chunk of a WAL file as its object records it. */
+typedef struct wal_chunk {
+    pf_blob_entry e;
+    uint8_t pack[PF_ID_LEN], salt[PF_SALT_LEN];
+} wal_chunk;
+
+typedef struct wal_obj {
+    uint64_t size;
+    uint8_t sha[PF_ID_LEN];
+    wal_chunk *chunks;
+    size_t n;
+} wal_obj;
+
+static bool get_u32(const cJSON *o, const char *k, uint32_t max, uint32_t *v)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > max ||
+        x->valuedouble != (double)(uint32_t)x->valuedouble)
+        return false;
+    *v = (uint32_t)x->valuedouble;
+    return true;
+}
+
+static bool get_hex(const cJSON *o, const char *k, uint8_t out[PF_ID_LEN])
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(x) && pf_name_is_id(x->valuestring) &&
+           pf_unhex(x->valuestring, out, PF_ID_LEN) == 0;
+}
+
+/* Parses and checks every field before any is used: the plaintext authenticated, but a
+ * bug in an older writer must not become an out-of-range read. */
+static int decode(const char *name, const pf_buf *plain, wal_obj *w, pf_err *err)
+{
+    memset(w, 0, sizeof *w);
+    cJSON *o = cJSON_ParseWithLength((const char *)plain->data, plain->len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "version");
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "name");
+    const cJSON *sz = cJSON_GetObjectItemCaseSensitive(o, "size");
+    const cJSON *bl = cJSON_GetObjectItemCaseSensitive(o, "blobs");
+    int rc = -1;
+    if (!cJSON_IsObject(o) || !cJSON_IsNumber(v) || v->valuedouble != 1 || !cJSON_IsString(nm) ||
+        strcmp(nm->valuestring, name) || !cJSON_IsNumber(sz) || sz->valuedouble < 0 ||
+        sz->valuedouble > (double)PF_WAL_MAX_FILE || !get_hex(o, "sha256", w->sha) ||
+        !cJSON_IsArray(bl)) {
+        pf_err_set(err, PF_ECORRUPT, "WAL object %s is malformed", name);
+        goto out;
+    }
+    w->size = (uint64_t)sz->valuedouble;
+    int count = cJSON_GetArraySize(bl);
+    w->chunks = calloc(count ? (size_t)count : 1, sizeof *w->chunks);
+    if (!w->chunks) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    uint64_t total = 0;
+    const cJSON *b;
+    cJSON_ArrayForEach(b, bl)
+    {
+        wal_chunk *c = &w->chunks[w->n];
+        uint32_t type, comp;
+        if (!get_hex(b, "id", c->e.id) || !get_hex(b, "pack", c->pack) ||
+            !get_hex(b, "salt", c->salt) || !get_u32(b, "type", 255, &type) ||
+            type != PF_BLOB_DATA || !get_u32(b, "comp", 1, &comp) ||
+            !get_u32(b, "offset", UINT32_MAX, &c->e.offset) ||
+            !get_u32(b, "length", PF_MAX_BLOB + 1024, &c->e.length) || c->e.length < 16 ||
+            !get_u32(b, "raw", PF_MAX_BLOB, &c->e.raw_length)) {
+            pf_err_set(err, PF_ECORRUPT, "WAL object %s: chunk %zu is malformed", name, w->n);
+            goto out;
+        }
+        c->e.type = (uint8_t)type;
+        c->e.comp = (uint8_t)comp;
+        total += c->e.raw_length;
+        w->n++;
+    }
+    if (total != w->size) {
+        pf_err_set(err, PF_ECORRUPT, "WAL object %s: its chunks do not add up to its size", name);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc) {
+        free(w->chunks);
+        w->chunks = NULL;
+    }
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* Reads and opens the object of `name`; PF_ENOTFOUND when there is none. */
+static int load(pf_repo *r, const char *name, wal_obj *w, pf_err *err)
+{
+    char key[PF_WAL_KEY_MAX];
+    pf_buf sealed = PF_BUF_INIT, plain = PF_BUF_INIT;
+    int rc = -1;
+    if (pf_wal_key(name, key, err))
+        return -1;
+    if (pf_store_get(r->store, key, 0, PF_STORE_ALL, &sealed, err)) {
+        if (err->code == PF_ENOTFOUND)
+            pf_err_set(err, PF_ENOTFOUND, "WAL file %s is not in the repository", name);
+        else
+            pf_err_prefix(err, "reading %s", key);
+        goto out;
+    }
+    if (pf_wal_open(&r->keys, name, sealed.data, sealed.len, &plain, err)) {
+        pf_err_prefix(err, "%s", key);
+        err->code = PF_ECORRUPT;
+        goto out;
+    }
+    rc = decode(name, &plain, w, err);
+out:
+    pf_buf_free(&sealed);
+    pf_buf_free(&plain);
+    return rc;
+}
+
+static void hexs(const uint8_t *p, char out[PF_HEX_ID_LEN + 1])
+{
+    pf_hex(p, PF_ID_LEN, out);
+}
+
+static char *encode(const char *name, uint64_t size, const uint8_t sha[PF_ID_LEN],
+                    const wal_chunk *c, size_t n)
+{
+    char hex[PF_HEX_ID_LEN + 1], ts[32];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snprintf(ts, sizeof ts, "%" PRId64, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "version", 1);
+    cJSON_AddStringToObject(o, "name", name);
+    cJSON_AddNumberToObject(o, "size", (double)size);
+    hexs(sha, hex);
+    cJSON_AddStringToObject(o, "sha256", hex);
+    cJSON_AddStringToObject(o, "time_ns", ts);
+    cJSON *arr = cJSON_AddArrayToObject(o, "blobs");
+    for (size_t i = 0; i < n; i++) {
+        cJSON *b = cJSON_CreateObject();
+        hexs(c[i].e.id, hex);
+        cJSON_AddStringToObject(b, "id", hex);
+        hexs(c[i].pack, hex);
+        cJSON_AddStringToObject(b, "pack", hex);
+        hexs(c[i].salt, hex);
+        cJSON_AddStringToObject(b, "salt", hex);
+        cJSON_AddNumberToObject(b, "type", c[i].e.type);
+        cJSON_AddNumberToObject(b, "comp", c[i].e.comp);
+        cJSON_AddNumberToObject(b, "offset", c[i].e.offset);
+        cJSON_AddNumberToObject(b, "length", c[i].e.length);
+        cJSON_AddNumberToObject(b, "raw", c[i].e.raw_length);
+        cJSON_AddItemToArray(arr, b);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+int pf_wal_push(pf_repo *r, const char *name, const void *data, size_t n, int workers,
+                pf_wal_push_result *res, pf_err *err)
+{
+    char key[PF_WAL_KEY_MAX];
+    uint8_t sha[PF_ID_LEN];
+    memset(res, 0, sizeof *res);
+    res->bytes = n;
+    if (pf_wal_key(name, key, err))
+        return -1;
+    if (n > PF_WAL_MAX_FILE)
+        return pf_err_set(err, PF_EUSAGE, "WAL file %s is larger than 1 GiB", name);
+    pf_sha256(data, n, sha);
+
+    /* PostgreSQL pushes again whatever it did not see succeed: the same bytes are done. */
+    wal_obj old;
+    pf_err e = {0};
+    if (load(r, name, &old, &e) == 0) {
+        int same = old.size == n && !memcmp(old.sha, sha, PF_ID_LEN);
+        free(old.chunks);
+        if (!same)
+            return pf_err_set(err, PF_EEXIST,
+                              "WAL file %s is already archived with other content: refusing to "
+                              "replace it (is another server archiving into this repository?)",
+                              name);
+        res->already = true;
+        return 0;
+    }
+    if (e.code != PF_ENOTFOUND) {
+        /* A damaged object is not a reason to overwrite what may be the only copy. */
+        *err = e;
+        return -1;
+    }
+
+    size_t cap = n / r->chunker.min + 2, nc = 0;
+    wal_chunk *chunks = calloc(cap, sizeof *chunks);
+    char *json = NULL;
+    pf_buf sealed = PF_BUF_INIT;
+    int rc = -1;
+    if (!chunks)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    pf_saver *s = pf_saver_new(r, workers, err);
+    if (!s)
+        goto out;
+    const uint8_t *p = data;
+    for (size_t off = 0; off < n;) {
+        size_t len = pf_chunker_cut(&r->chunker, p + off, n - off, true);
+        if (nc == cap) {
+            pf_err_set(err, PF_EGENERIC, "WAL file %s: more chunks than expected", name);
+            goto out;
+        }
+        chunks[nc].e.raw_length = (uint32_t)len;
+        if (pf_saver_save(s, PF_BLOB_DATA, p + off, len, chunks[nc].e.id, err))
+            goto out;
+        nc++;
+        off += len;
+    }
+    if (pf_saver_finish(s, err))
+        goto out;
+    pf_saver_stats st;
+    pf_saver_stats_get(s, &st);
+    res->bytes_new = st.bytes_stored;
+    /* The saver left every chunk's final place in the in-memory index. */
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < nc; i++) {
+        pf_blob_loc *l = pf_index_find(r->index, chunks[i].e.id);
+        if (!l || l->pack == PF_PACK_PENDING) {
+            pthread_mutex_unlock(&r->mu);
+            pf_err_set(err, PF_EGENERIC, "WAL file %s: a chunk was not stored", name);
+            goto out;
+        }
+        chunks[i].e.type = l->type;
+        chunks[i].e.comp = l->comp;
+        chunks[i].e.offset = l->offset;
+        chunks[i].e.length = l->length;
+        memcpy(chunks[i].pack, r->index->packs[l->pack].id, PF_ID_LEN);
+        memcpy(chunks[i].salt, r->index->packs[l->pack].salt, PF_SALT_LEN);
+    }
+    pthread_mutex_unlock(&r->mu);
+    json = encode(name, n, sha, chunks, nc);
+    if (!json) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    /* Last: only now that the packs and their index file are durable. */
+    if (pf_wal_seal(&r->keys, name, json, strlen(json), &sealed, err) ||
+        pf_store_put(r->store, key, sealed.data, sealed.len, err)) {
+        pf_err_prefix(err, "writing %s", key);
+        goto out;
+    }
+    rc = 0;
+out:
+    pf_saver_free(s);
+    free(chunks);
+    free(json);
+    pf_buf_free(&sealed);
+    return rc;
+}
+
+/* Reads every chunk through the locations the object recorded (hints == true) or through
+ * the repository's index. */
+static int read_chunks(pf_repo *r, const wal_obj *w, bool hints, pf_buf *out, pf_err *err)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        const wal_chunk *c = &w->chunks[i];
+        if (hints) {
+            pf_blob_loc loc = {.offset = c->e.offset,
+                               .length = c->e.length,
+                               .raw_length = c->e.raw_length,
+                               .type = c->e.type,
+                               .comp = c->e.comp};
+            pthread_mutex_lock(&r->mu);
+            loc.pack = pf_index_add_pack(r->index, c->pack, c->salt);
+            pf_index_set(r->index, c->e.id, &loc);
+            pthread_mutex_unlock(&r->mu);
+        }
+        if (pf_repo_load_blob(r, c->e.id, out, err))
+            return -1;
+    }
+    return 0;
+}
+
+int pf_wal_fetch(pf_repo *r, const char *name, pf_buf *out, pf_err *err)
+{
+    wal_obj w;
+    size_t start = out->len;
+    if (load(r, name, &w, err))
+        return -1;
+    int rc = -1;
+    if (!r->index_loaded && read_chunks(r, &w, true, out, err) == 0) {
+        rc = 0;
+    } else {
+        /* A pack the hints name is gone (prune rewrote it): find the chunks by id. */
+        if (!r->index_loaded) {
+            pf_debug("WAL file %s: %s; reading through the index", name, err->msg);
+            pthread_mutex_lock(&r->mu);
+            pf_index_free(r->index);
+            r->index = pf_index_new();
+            pthread_mutex_unlock(&r->mu);
+        }
+        out->len = start;
+        pf_err_clear(err);
+        if (pf_repo_load_index(r, err) == 0 && read_chunks(r, &w, false, out, err) == 0)
+            rc = 0;
+    }
+    if (rc == 0) {
+        uint8_t sha[PF_ID_LEN];
+        pf_sha256(out->data + start, out->len - start, sha);
+        if (out->len - start != w.size || memcmp(sha, w.sha, PF_ID_LEN)) {
+            rc = pf_err_set(err, PF_ECORRUPT, "WAL file %s does not match its recorded hash", name);
+        }
+    }
+    if (rc) {
+        out->len = start;
+        pf_err_prefix(err, "WAL file %s", name);
+    }
+    free(w.chunks);
+    return rc;
+}
+
+typedef struct list_ctx {
+    int (*cb)(const char *name, void *ctx);
+    void *ctx;
+} list_ctx;
+
+static int list_one(const char *key, uint64_t size, void *vctx, pf_err *err)
+{
+    (void)err;
+    (void)size;
+    list_ctx *c = vctx;
+    const char *name = pf_wal_name_of_key(key);
+    return name ? c->cb(name, c->ctx) : 0;
+}
+
+int pf_wal_list(pf_repo *r, int (*cb)(const char *name, void *ctx), void *ctx, pf_err *err)
+{
+    list_ctx c = {cb, ctx};
+    pf_err_clear(err);
+    int rc = pf_store_list(r->store, "wal/", list_one, &c, err);
+    if (rc > 0) {
+        if (!err->code)
+            pf_err_set(err, PF_EGENERIC, "listing wal/ stopped");
+        return -1;
+    }
+    return rc;
+}
+
+int pf_wal_blobs(pf_repo *r, const char *name, int (*cb)(const uint8_t id[PF_ID_LEN], void *ctx),
+                 void *ctx, pf_err *err)
+{
+    wal_obj w;
+    if (load(r, name, &w, err))
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < w.n && !rc; i++)
+        rc = cb(w.chunks[i].e.id, ctx);
+    free(w.chunks);
+    if (rc && !err->code)
+        pf_err_set(err, PF_EGENERIC, "WAL file %s: stopped", name);
+    return rc ? -1 : 0;
+}
+
+typedef struct seg {
+    uint32_t tli;
+    uint64_t no; /* segment number: log * (2^32 / segment size) + seg */
+} seg;
+
+typedef struct names_ctx {
+    char **names;
+    size_t n, cap;
+} names_ctx;
+
+static int collect_name(const char *name, void *vctx)
+{
+    names_ctx *c = vctx;
+    if (c->n == c->cap) {
+        c->cap = c->cap ? 2 * c->cap : 256;
+        char **p = realloc(c->names, c->cap * sizeof *p);
+        if (!p)
+            return 1;
+        c->names = p;
+    }
+    c->names[c->n++] = strdup(name);
+    return 0;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+    const seg *x = a, *y = b;
+    if (x->tli != y->tli)
+        return x->tli < y->tli ? -1 : 1;
+    return x->no < y->no ? -1 : x->no > y->no;
+}
+
+static seg seg_of(const char *name, uint64_t per)
+{
+    char part[9] = {0};
+    seg s;
+    memcpy(part, name, 8);
+    s.tli = (uint32_t)strtoul(part, NULL, 16);
+    memcpy(part, name + 8, 8);
+    uint64_t log = strtoull(part, NULL, 16);
+    memcpy(part, name + 16, 8);
+    s.no = log * per + strtoull(part, NULL, 16);
+    return s;
+}
+
+static void seg_name(seg s, uint64_t per, char out[25])
+{
+    snprintf(out, 25, "%08X%08X%08X", s.tli, (uint32_t)(s.no / per), (uint32_t)(s.no % per));
+}
+
+static void say(void (*report)(int, const char *, void *), void *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(void (*report)(int, const char *, void *), void *ctx, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    report(1, msg, ctx);
+}
+
+/* The base backups' needs, from their snapshots' "postgres-physical" component. */
+typedef struct base_need {
+    char id[9];
+    seg start, end;
+} base_need;
+
+static const char *comp_str(const pf_snapshot *s, const char *k)
+{
+    cJSON *c =
+        s->components ? cJSON_GetObjectItemCaseSensitive(s->components, "postgres-physical") : NULL;
+    cJSON *v = c ? cJSON_GetObjectItemCaseSensitive(c, k) : NULL;
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* When WAL file name was pushed (its object's time_ns), 0 when unknown. */
+static int64_t pushed_at(pf_repo *r, const char *name)
+{
+    pf_err e = {0};
+    char key[PF_WAL_KEY_MAX];
+    int64_t t = 0;
+    if (pf_wal_key(name, key, &e))
+        return 0;
+    pf_buf sealed = PF_BUF_INIT, plain = PF_BUF_INIT;
+    if (pf_store_get(r->store, key, 0, PF_STORE_ALL, &sealed, &e) == 0 &&
+        pf_wal_open(&r->keys, name, sealed.data, sealed.len, &plain, &e) == 0) {
+        cJSON *o = cJSON_ParseWithLength((const char *)plain.data, plain.len);
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "time_ns");
+        if (cJSON_IsString(v))
+            t = strtoll(v->valuestring, NULL, 10);
+        cJSON_Delete(o);
+    }
+    pf_buf_free(&sealed);
+    pf_buf_free(&plain);
+    return t;
+}
+
+typedef struct newest_ctx {
+    char *newest;
+} newest_ctx;
+
+static int newest_one(const char *name, void *vctx)
+{
+    newest_ctx *c = vctx;
+    if (pf_wal_name_kind(name) == PF_WAL_SEGMENT && strcmp(name, c->newest) > 0)
+        snprintf(c->newest, PF_WAL_NAME_MAX + 1, "%s", name);
+    return 0;
+}
+
+int pf_wal_newest(pf_repo *r, char newest[PF_WAL_NAME_MAX + 1], int64_t *pushed_ns, pf_err *err)
+{
+    newest[0] = 0;
+    *pushed_ns = 0;
+    newest_ctx c = {newest};
+    if (pf_wal_list(r, newest_one, &c, err))
+        return -1;
+    if (newest[0])
+        *pushed_ns = pushed_at(r, newest);
+    return 0;
+}
+
+/* What each physical base backup among snaps needs, and the segments per 4 GiB of WAL
+ * (from their segment size). -1 when out of memory. */
+static int base_needs(const pf_snapshot *snaps, size_t nsnaps, base_need **out, size_t *n,
+                      uint64_t *per)
+{
+    uint64_t seg_size = 16u << 20;
+    base_need *needs = calloc(nsnaps + 1, sizeof *needs);
+    *out = needs;
+    *n = 0;
+    if (!needs)
+        return -1;
+    for (size_t i = 0; i < nsnaps; i++) {
+        cJSON *c = snaps[i].components
+                       ? cJSON_GetObjectItemCaseSensitive(snaps[i].components, "postgres-physical")
+                       : NULL;
+        cJSON *sz = c ? cJSON_GetObjectItemCaseSensitive(c, "wal_segment_size") : NULL;
+        if (cJSON_IsNumber(sz) && sz->valuedouble >= (1 << 20) && sz->valuedouble <= (1 << 30))
+            seg_size = (uint64_t)sz->valuedouble;
+    }
+    *per = 0x100000000ull / seg_size;
+    for (size_t i = 0; i < nsnaps; i++) {
+        const char *a = comp_str(&snaps[i], "start_wal"), *b = comp_str(&snaps[i], "end_wal");
+        if (snaps[i].kind != PF_SNAP_PG_PHYSICAL || pf_wal_name_kind(a) != PF_WAL_SEGMENT ||
+            pf_wal_name_kind(b) != PF_WAL_SEGMENT)
+            continue;
+        snprintf(needs[*n].id, sizeof needs[*n].id, "%.8s", snaps[i].id);
+        needs[*n].start = seg_of(a, *per);
+        needs[*n].end = seg_of(b, *per);
+        (*n)++;
+    }
+    return 0;
+}
+
+int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx),
+                 void (*report)(int is_error, const char *msg, void *ctx), void *ctx,
+                 pf_wal_check_result *res, pf_err *err)
+{
+    memset(res, 0, sizeof *res);
+    names_ctx nc = {0};
+    pf_snapshot *snaps = NULL;
+    size_t nsnaps = 0;
+    seg *segs = NULL;
+    base_need *needs = NULL;
+    size_t nsegs = 0, nneeds = 0;
+    int rc = -1;
+    if (pf_wal_list(r, collect_name, &nc, err) ||
+        pf_repo_load_all_snapshots(r, &snaps, &nsnaps, err))
+        goto out;
+    uint64_t per;
+    segs = calloc(nc.n + 1, sizeof *segs);
+    if (!segs || base_needs(snaps, nsnaps, &needs, &nneeds, &per)) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+
+    /* Every object opens and its chunks are in the index. Without mark (a restore asking
+     * only about gaps) the names are enough: one listing, not one read per file. */
+    for (size_t i = 0; i < nc.n; i++) {
+        wal_obj w;
+        pf_err e = {0};
+        res->files++;
+        if (!mark) {
+            if (pf_wal_name_kind(nc.names[i]) == PF_WAL_SEGMENT) {
+                segs[nsegs++] = seg_of(nc.names[i], per);
+                res->segments++;
+            }
+            continue;
+        }
+        if (load(r, nc.names[i], &w, &e)) {
+            say(report, ctx, "WAL file %s: %s", nc.names[i], e.msg);
+            continue;
+        }
+        for (size_t j = 0; j < w.n; j++) {
+            if (mark)
+                mark(w.chunks[j].e.id, ctx);
+            pthread_mutex_lock(&r->mu);
+            int has = pf_index_find(r->index, w.chunks[j].e.id) != NULL;
+            pthread_mutex_unlock(&r->mu);
+            if (!has) {
+                char hex[PF_HEX_ID_LEN + 1];
+                pf_hex(w.chunks[j].e.id, PF_ID_LEN, hex);
+                say(report, ctx, "WAL file %s: blob %.16s is missing", nc.names[i], hex);
+                break;
+            }
+        }
+        free(w.chunks);
+        if (pf_wal_name_kind(nc.names[i]) == PF_WAL_SEGMENT) {
+            segs[nsegs++] = seg_of(nc.names[i], per);
+            res->segments++;
+        }
+    }
+    qsort(segs, nsegs, sizeof *segs, seg_cmp);
+
+    /* The chain: on each timeline, continuous from where something needs it to its
+     * newest segment. Below the oldest base backup of a timeline, nothing needs WAL;
+     * a timeline with no base backup (one a promotion started) is needed from its
+     * first segment. */
+    for (size_t i = 0; i < nsegs;) {
+        size_t j = i;
+        while (j + 1 < nsegs && segs[j + 1].tli == segs[i].tli)
+            j++;
+        uint32_t tli = segs[i].tli;
+        bool any = false;
+        uint64_t from = segs[i].no;
+        for (size_t k = 0; k < nneeds; k++)
+            if (needs[k].start.tli == tli && (!any || needs[k].start.no < from)) {
+                from = needs[k].start.no;
+                any = true;
+            }
+        for (size_t k = i; k < j; k++) {
+            if (segs[k + 1].no == segs[k].no + 1 || segs[k + 1].no <= from)
+                continue;
+            seg a = {tli, segs[k].no + 1 > from ? segs[k].no + 1 : from},
+                b = {tli, segs[k + 1].no - 1};
+            char an[25], bn[25], last[25];
+            seg_name(a, per, an);
+            seg_name(b, per, bn);
+            seg_name((seg){tli, a.no - 1}, per, last);
+            res->gaps++;
+            char who[256] = "";
+            size_t wl = 0;
+            for (size_t m = 0; m < nneeds && wl < sizeof who - 16; m++)
+                if (needs[m].start.tli == tli && needs[m].start.no < a.no)
+                    wl += (size_t)snprintf(who + wl, sizeof who - wl, "%s%s", wl ? ", " : "",
+                                           needs[m].id);
+            say(report, ctx, "WAL gap on timeline %u: %s%s%s missing; recovery stops at %s%s%s",
+                tli, an, a.no == b.no ? "" : " .. ", a.no == b.no ? "" : bn, last,
+                *who ? " for base backup " : "", who);
+        }
+        i = j + 1;
+    }
+    /* A base backup whose own span (start .. end) is not all there cannot be restored. */
+    for (size_t k = 0; k < nneeds; k++) {
+        for (uint64_t no = needs[k].start.no; no <= needs[k].end.no; no++) {
+            seg want = {needs[k].start.tli, no};
+            if (!bsearch(&want, segs, nsegs, sizeof *segs, seg_cmp)) {
+                char n[25];
+                seg_name(want, per, n);
+                say(report, ctx,
+                    "base backup %s cannot be restored: WAL file %s, which it needs to become "
+                    "consistent, is not in the repository",
+                    needs[k].id, n);
+                break;
+            }
+        }
+    }
+    if (nsegs) {
+        /* Newest: the highest segment on the highest timeline. */
+        seg_name(segs[nsegs - 1], per, res->newest);
+        res->newest_pushed_ns = pushed_at(r, res->newest);
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < nc.n; i++)
+        free(nc.names[i]);
+    free(nc.names);
+    pf_snapshots_free(snaps, nsnaps);
+    free(segs);
+    free(needs);
+    return rc;
+}
+
+int pf_wal_expire(pf_repo *r, bool dry_run, uint64_t *removed, pf_err *err)
+{
+    names_ctx nc = {0};
+    pf_snapshot *snaps = NULL;
+    base_need *needs = NULL;
+    size_t nsnaps = 0, nneeds = 0;
+    uint64_t per;
+    int rc = -1;
+    *removed = 0;
+    if (pf_wal_list(r, collect_name, &nc, err) ||
+        pf_repo_load_all_snapshots(r, &snaps, &nsnaps, err))
+        goto out;
+    if (base_needs(snaps, nsnaps, &needs, &nneeds, &per)) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    /* No base backup at all: the archive may be waiting for its first one. */
+    if (nneeds == 0) {
+        rc = 0;
+        goto out;
+    }
+    for (size_t i = 0; i < nc.n; i++) {
+        const char *name = nc.names[i];
+        if (pf_wal_name_kind(name) == PF_WAL_HISTORY)
+            continue; /* tiny, and recovery reads every timeline's history */
+        seg s = seg_of(name, per);
+        bool needed = false;
+        for (size_t k = 0; k < nneeds && !needed; k++)
+            needed = s.tli >= needs[k].start.tli && s.no >= needs[k].start.no;
+        if (needed)
+            continue;
+        char key[PF_WAL_KEY_MAX];
+        if (pf_wal_key(name, key, err))
+            goto out;
+        if (!dry_run && pf_store_remove(r->store, key, err) && err->code != PF_ENOTFOUND) {
+            pf_err_prefix(err, "removing %s", key);
+            goto out;
+        }
+        pf_err_clear(err);
+        (*removed)++;
+    }
+    if (*removed)
+        pf_info("%s %llu archived WAL file%s that no kept base backup needs",
+                dry_run ? "would remove" : "removed", (unsigned long long)*removed,
+                *removed == 1 ? "" : "s");
+    rc = 0;
+out:
+    for (size_t i = 0; i < nc.n; i++)
+        free(nc.names[i]);
+    free(nc.names);
+    pf_snapshots_free(snaps, nsnaps);
+    free(needs);
+    return rc;
+}

@@ -1,0 +1,105 @@
+/* PostgreSQL's WAL archive inside a repository: one sealed object per WAL file under
+ * wal/<timeline>/<name>, naming data blobs in the ordinary packs (docs/FORMAT.md §16).
+ *
+ * The object's key is PostgreSQL's file name, not a hash, so the seal binds it to its key
+ * (AAD): an object moved to another name does not open. It is written last, after its
+ * packs and their index file, and never replaced: a second push of the same name succeeds
+ * when the bytes are the same and is refused (PF_EEXIST) when they differ.
+ *
+ * Neither push nor fetch needs the repository's index loaded: a push stores every chunk
+ * (WAL does not deduplicate against other data) and records where each landed; a fetch
+ * reads through those locations and loads the index only when a pack they name is gone
+ * (prune rewrote it). */
+#ifndef PF_WAL_H
+#define PF_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/buf.h"
+#include "common/err.h"
+#include "repo/repo.h"
+
+typedef enum pf_wal_kind {
+    PF_WAL_NONE = 0,
+    PF_WAL_SEGMENT, /* 24 hex */
+    PF_WAL_HISTORY, /* 8 hex ".history" */
+    PF_WAL_BACKUP,  /* 24 hex "." 8 hex ".backup" */
+    PF_WAL_PARTIAL, /* 24 hex ".partial" */
+} pf_wal_kind;
+
+/* Longest name: a backup history file (24 + 1 + 8 + 7), with room to spare. */
+#define PF_WAL_NAME_MAX 48
+/* "wal/" + 8 + "/" + name */
+#define PF_WAL_KEY_MAX (4 + 8 + 1 + PF_WAL_NAME_MAX + 1)
+/* WAL segments are at most 1 GiB (initdb --wal-segsize); nothing larger is pushed. */
+#define PF_WAL_MAX_FILE (1ull << 30)
+
+/* The kind of a WAL file name (upper-case hex, as PostgreSQL writes them), PF_WAL_NONE
+ * for anything else. */
+pf_wal_kind pf_wal_name_kind(const char *name);
+/* Fills key with "wal/<tli>/<name>"; -1 (PF_EUSAGE) when name is not a WAL file name. */
+int pf_wal_key(const char *name, char key[PF_WAL_KEY_MAX], pf_err *err);
+/* The name inside a store key of exactly that shape (tli matching the name), else NULL. */
+const char *pf_wal_name_of_key(const char *key);
+
+typedef struct pf_wal_push_result {
+    bool already;       /* the same bytes were archived before: nothing written */
+    uint64_t bytes;     /* file size */
+    uint64_t bytes_new; /* sealed bytes written to packs */
+} pf_wal_push_result;
+
+/* Stores the n bytes of WAL file `name`. Returns 0 only once the object is durable (or an
+ * object with the same bytes was there). PF_EEXIST when the name is archived with other
+ * bytes. workers <= 0: the saver's default. */
+int pf_wal_push(pf_repo *r, const char *name, const void *data, size_t n, int workers,
+                pf_wal_push_result *res, pf_err *err);
+/* Appends WAL file `name` to out, checked against its size and SHA-256. PF_ENOTFOUND
+ * when it was never archived (or was removed). */
+int pf_wal_fetch(pf_repo *r, const char *name, pf_buf *out, pf_err *err);
+
+/* Calls cb with every WAL file name in the repository (any order). */
+int pf_wal_list(pf_repo *r, int (*cb)(const char *name, void *ctx), void *ctx, pf_err *err);
+/* Calls cb with every blob id that WAL file `name` names (for prune and check). */
+int pf_wal_blobs(pf_repo *r, const char *name, int (*cb)(const uint8_t id[PF_ID_LEN], void *ctx),
+                 void *ctx, pf_err *err);
+
+/* What check learns of the archive. */
+typedef struct pf_wal_check_result {
+    uint64_t files, segments, gaps;
+    char newest[PF_WAL_NAME_MAX + 1]; /* the newest segment ("" when none) */
+    int64_t newest_pushed_ns;         /* when it was pushed */
+} pf_wal_check_result;
+
+/* Checks the archive against the index r holds (loaded by the caller): every WAL object
+ * opens and names blobs the index has (each handed to mark, so check counts them used;
+ * with mark NULL only the names are looked at, for the chain alone),
+ * and the chain of segments is continuous from every physical base backup's first
+ * segment to the newest segment of its timeline, and on every later timeline from its
+ * first segment to its newest. Each problem goes to report (is_error 1) naming the
+ * missing files and the base backup they cut short. */
+int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx),
+                 void (*report)(int is_error, const char *msg, void *ctx), void *ctx,
+                 pf_wal_check_result *res, pf_err *err);
+
+/* The newest archived segment (the highest name: names sort as timeline, then position)
+ * into newest ("" when none) and when it was pushed (0 when unknown): the point a restore
+ * can reach now, the recovery point objective as it stands. */
+int pf_wal_newest(pf_repo *r, char newest[PF_WAL_NAME_MAX + 1], int64_t *pushed_ns, pf_err *err);
+
+/* Removes the archived WAL files no physical base backup in the repository needs: a
+ * segment (or .partial, .backup file) is kept when some base backup started at or before
+ * it on its timeline or an earlier one; history files always stay. Nothing is removed
+ * while the repository holds no base backup (the archive may be waiting for its first).
+ * Called by prune before it decides what is used, so the chunks of what goes are freed in
+ * the same run. removed counts the files (that would be) removed. */
+int pf_wal_expire(pf_repo *r, bool dry_run, uint64_t *removed, pf_err *err);
+
+/* Sealed object bytes <-> JSON plaintext (exposed for tests and fuzzing). */
+int pf_wal_seal(const pf_keys *keys, const char *name, const void *json, size_t n, pf_buf *out,
+                pf_err *err);
+int pf_wal_open(const pf_keys *keys, const char *name, const uint8_t *p, size_t n, pf_buf *out,
+                pf_err *err);
+
+#endif

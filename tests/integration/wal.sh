@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# The WAL archive (docs/FORMAT.md §16) against a real PostgreSQL with archive_mode = on,
+# whose archive_command is `permafrost wal-push %p` (run as the server's OS user).
+#   push      the same file twice succeeds, other bytes under its name are refused (exit 6,
+#             one line naming it), wal-fetch gives the bytes back, a name never archived
+#             is exit 1; the second push derives no key (the cached key opened it)
+#   archive   pg_switch_wal(): the segment is in the repository within a bounded wait,
+#             byte for byte the server's
+#   offline   the repository unreachable: archiving fails, PostgreSQL keeps the segment
+#             (.ready) and retries; once it is back the segment arrives
+#   kill      kill -9 at several moments of a wal-push: the repository has the file whole
+#             or not at all, check finds no damage, a new push completes it
+#   prune     prune keeps every archived file fetchable
+# WAL_PARTS="push kill" runs some parts only.
+set -eEuo pipefail
+trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
+
+PF=${PERMAFROST:-$PWD/permafrost}
+HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
+PARTS=${WAL_PARTS:-push archive offline kill prune}
+. "$HARNESS/pg.sh"
+
+W=$(mktemp -d "${TMPDIR:-/tmp}/pf-wal.XXXXXX")
+BG=
+cleanup() {
+    [ -z "$BG" ] || kill -9 "$BG" 2>/dev/null || true
+    harness_run_exit
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+say() { echo "== $*"; }
+ok() { echo "ok: $*"; }
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+
+# Everything the server's OS user runs goes through $W/pf, which carries the environment an
+# archive_command would get from a real setup (password file, repository, key cache).
+chmod 711 "$W"
+: >"$W/empty.conf"
+printf 'wal-test-passphrase\n' >"$W/pass"
+cat >"$W/pf" <<EOF
+#!/bin/sh
+export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
+export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=5
+unset PERMAFROST_PASSWORD
+exec $PF "\$@"
+EOF
+chmod 755 "$W/pf"
+chmod 644 "$W/empty.conf"
+harness_as_owner true # fails early when the postgres user is missing
+harness_chown_pg "$W/pass"
+chmod 600 "$W/pass"
+mkdir "$W/repo" "$W/files" "$W/kc"
+chmod 700 "$W/kc"
+harness_chown_pg "$W/repo" "$W/files" "$W/kc"
+pf() { harness_as_owner "$W/pf" "$@"; }
+pf init >/dev/null
+
+# A file with a WAL name on timeline 0000000F, which the server never uses.
+wal_file() { # NAME MB [SEED]
+    harness_as_owner sh -c "head -c $(($2 * 1048576)) /dev/urandom >'$W/files/$1'"
+}
+
+if has push; then
+    say push
+    N=0000000F0000000000000001
+    wal_file $N 3
+    pf wal-push "$W/files/$N"
+    [ -f "$W/repo/wal/0000000F/$N" ] || fail "no wal/0000000F/$N after wal-push"
+    ls "$W/kc/"*.key >/dev/null || fail "the first wal-push cached no key"
+    # The cached key must be what opens the repository now: a wrong passphrase would
+    # otherwise fail the second push.
+    cp "$W/pass" "$W/pass.good"
+    printf 'not-the-passphrase\n' >"$W/pass"
+    pf wal-push "$W/files/$N" 2>"$W/err" || fail "second push of the same bytes failed: $(cat "$W/err")"
+    grep -q "already archived with the same content" "$W/err" || fail "second push said: $(cat "$W/err")"
+    cp "$W/pass.good" "$W/pass"
+    ok "the same bytes twice: exit 0 both times, the second opened with the cached key"
+
+    cp "$W/files/$N" "$W/orig"
+    harness_as_owner sh -c "printf X | dd of='$W/files/$N' bs=1 seek=1000 conv=notrunc 2>/dev/null"
+    rc=0
+    pf wal-push "$W/files/$N" 2>"$W/err" || rc=$?
+    [ "$rc" = 6 ] || fail "other bytes under an archived name: exit $rc, wanted 6"
+    [ "$(wc -l <"$W/err")" = 1 ] && grep -q "$N is already archived with other content" "$W/err" ||
+        fail "refusal message: $(cat "$W/err")"
+    ok "other bytes under the same name refused: $(cat "$W/err")"
+
+    pf wal-fetch $N "$W/files/fetched"
+    cmp "$W/orig" "$W/files/fetched" || fail "wal-fetch gave other bytes than the first push"
+    rc=0
+    pf wal-fetch 0000000F0000000000000002 "$W/files/none" 2>"$W/err" || rc=$?
+    [ "$rc" = 1 ] || fail "wal-fetch of a name never archived: exit $rc, wanted 1"
+    [ ! -e "$W/files/none" ] || fail "wal-fetch of a missing name created the file"
+    rc=0
+    pf wal-fetch 00000010.history "$W/files/none" 2>/dev/null || rc=$?
+    [ "$rc" = 1 ] || fail "wal-fetch of a missing history file: exit $rc, wanted 1"
+    mv "$W/repo" "$W/repo.gone"
+    rc=0
+    pf wal-fetch $N "$W/files/none" 2>"$W/err" || rc=$?
+    mv "$W/repo.gone" "$W/repo"
+    [ "$rc" = 126 ] || fail "wal-fetch with the repository unreachable: exit $rc, wanted 126 ($(cat "$W/err"))"
+    ok "wal-fetch returns the first bytes; a missing segment or history file is exit 1, an unreachable repository 126 (recovery stops rather than ends)"
+
+    # A hostile store cannot answer for one name with another's object.
+    M=0000000F0000000000000003
+    wal_file $M 1
+    pf wal-push "$W/files/$M"
+    cp "$W/repo/wal/0000000F/$N" "$W/repo/wal/0000000F/$M"
+    rc=0
+    pf wal-fetch $M "$W/files/swapped" 2>"$W/err" || rc=$?
+    [ "$rc" = 126 ] || fail "a swapped WAL object: exit $rc, wanted 126 ($(cat "$W/err"))"
+    ok "an object renamed to another segment's name does not open: $(cat "$W/err")"
+    rm "$W/repo/wal/0000000F/$M"
+    # Timeline 15 was made up: out of the way of the server's real segments below.
+    rm -r "$W/repo/wal/0000000F"
+fi
+
+if has archive || has offline; then
+    pg_start_archiving "$W/db" "$W/pf wal-push %p"
+    pg_psql "$W/db" -c "create table t (id serial primary key, at timestamptz default now())"
+fi
+
+# wait_archived NAME SECONDS: polls until the repository has NAME.
+wait_archived() {
+    local i
+    for ((i = 0; i < $2 * 5; i++)); do
+        [ -f "$W/repo/wal/${1:0:8}/$1" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+switch_wal() {
+    pg_psql "$W/db" -c "insert into t default values" >/dev/null
+    pg_psql "$W/db" -Atc "select pg_walfile_name(pg_switch_wal())"
+}
+
+if has archive; then
+    say archive
+    S=$(switch_wal)
+    wait_archived "$S" 60 || fail "segment $S not archived within 60 s"
+    pf wal-fetch "$S" "$W/files/seg"
+    if [ -f "$W/db/pg/pg_wal/$S" ]; then
+        cmp "$W/db/pg/pg_wal/$S" "$W/files/seg" || fail "archived $S differs from the server's"
+    fi
+    pf snapshots >"$W/snaps.out"
+    grep -q "^WAL archived up to segment $S (pushed " "$W/snaps.out" ||
+        fail "snapshots does not show the newest archived segment $S: $(cat "$W/snaps.out")"
+    pf status >"$W/status.out" 2>&1 || fail "status: $(cat "$W/status.out")"
+    grep -q "^WAL archived up to segment $S (pushed " "$W/status.out" ||
+        fail "status does not show the newest archived segment $S: $(cat "$W/status.out")"
+    pf --json status | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if d['wal']['newest_segment'] == '$S' else 1)" ||
+        fail "status --json has no wal.newest_segment $S"
+    ok "pg_switch_wal: $S in the repository, byte for byte; snapshots and status show it as the newest"
+fi
+
+if has offline; then
+    say offline
+    failed0=$(pg_psql "$W/db" -Atc "select failed_count from pg_stat_archiver")
+    mv "$W/repo" "$W/repo.away"
+    S=$(switch_wal)
+    for ((i = 0; i < 300; i++)); do
+        f=$(pg_psql "$W/db" -Atc "select failed_count from pg_stat_archiver")
+        [ "$f" -gt "$failed0" ] && break
+        sleep 0.2
+    done
+    [ "$f" -gt "$failed0" ] || fail "archiving did not fail with the repository gone"
+    [ -f "$W/db/pg/pg_wal/archive_status/$S.ready" ] || fail "PostgreSQL did not keep $S for a retry"
+    grep -q "wal-push $S" "$W/db/pgrun/pg.log" || fail "the server log does not name the failed push"
+    mv "$W/repo.away" "$W/repo"
+    # The archiver retries on its own within a minute; a new segment wakes it now.
+    S2=$(switch_wal)
+    wait_archived "$S" 60 || fail "$S not archived after the repository came back"
+    wait_archived "$S2" 60 || fail "$S2 not archived after the repository came back"
+    ok "repository away: push failed ($(grep -m1 "wal-push $S" "$W/db/pgrun/pg.log" | sed 's/.*permafrost: //')), $S kept and archived once it was back"
+fi
+
+if has kill; then
+    say kill
+    # As this user, into a repository of its own, so that $! is permafrost itself (runuser
+    # would stand between) and the kill lands on it.
+    K=0000000F00000000000000A0
+    head -c $((40 * 1048576)) /dev/urandom >"$W/k.src"
+    mkdir "$W/k"
+    cp "$W/k.src" "$W/k/$K"
+    KENV=(PERMAFROST_PASSWORD=kill-test PERMAFROST_REPO="$W/krepo" PERMAFROST_KEY_CACHE="$W/kkc"
+        PERMAFROST_CONFIG="$W/empty.conf" PERMAFROST_LOCK_WAIT=5 PERMAFROST_PASSWORD_FILE=)
+    kpf() { env "${KENV[@]}" "$PF" "$@"; }
+    kpf init >/dev/null
+    for at in 0.05 0.15 0.3 0.6 1.2; do
+        rm -rf "$W/kkc" # each run derives the key again: the kill lands at other stages
+        env "${KENV[@]}" "$PF" wal-push "$W/k/$K" & # env execs: $! is permafrost
+        BG=$!
+        sleep "$at"
+        kill -9 "$BG" 2>/dev/null || true
+        wait "$BG" 2>/dev/null || true
+        BG=
+        # The killed push's lock is of a dead process on this host: stale at once.
+        if [ -f "$W/krepo/wal/0000000F/$K" ]; then
+            kpf wal-fetch $K "$W/k.out" && cmp "$W/k.src" "$W/k.out" ||
+                fail "killed at ${at}s: the stored file is not whole"
+            state=whole
+        else
+            state=absent
+        fi
+        kpf check >"$W/check.out" 2>&1 || fail "killed at ${at}s: check: $(cat "$W/check.out")"
+        echo "killed at ${at}s: $state"
+        rm -f "$W/krepo/wal/0000000F/$K"
+    done
+    kpf wal-push "$W/k/$K"
+    kpf wal-fetch $K "$W/k.out"
+    cmp "$W/k.src" "$W/k.out" || fail "push after the kills: not whole"
+    ok "kill -9 during wal-push leaves the file whole or absent, never half; check passes"
+fi
+
+if has prune; then
+    say prune
+    names=$(cd "$W/repo/wal" && find . -type f | sed 's|.*/||' | sort)
+    [ -n "$names" ] || fail "nothing archived to prune around"
+    pf prune >/dev/null
+    for n in $names; do
+        pf wal-fetch "$n" "$W/files/p" || fail "prune lost archived $n"
+    done
+    ok "prune keeps all $(echo "$names" | wc -w) archived files fetchable"
+fi
+echo "all WAL tests passed"

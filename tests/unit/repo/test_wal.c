@@ -1,0 +1,243 @@
+/* The WAL archive on the in-memory store: file names and keys, push and fetch, the same
+ * bytes twice, other bytes refused, objects bound to their name, stale location hints
+ * (a rewritten pack) falling back to the index, and the blobs prune must keep. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "repo/repo.h"
+#include "repo/wal.h"
+#include "store/internal.h"
+#include "store/store.h"
+
+static void quiet(int level, const char *msg)
+{
+    (void)level;
+    (void)msg;
+}
+
+#include "store_borrow.h"
+
+static void test_names(void **state)
+{
+    (void)state;
+    assert_int_equal(pf_wal_name_kind("000000010000000000000003"), PF_WAL_SEGMENT);
+    assert_int_equal(pf_wal_name_kind("00000002.history"), PF_WAL_HISTORY);
+    assert_int_equal(pf_wal_name_kind("000000010000000000000002.00000028.backup"), PF_WAL_BACKUP);
+    assert_int_equal(pf_wal_name_kind("000000010000000000000003.partial"), PF_WAL_PARTIAL);
+    const char *bad[] = {"",
+                         "00000001000000000000000",   /* 23 digits */
+                         "0000000100000000000000003", /* 25 */
+                         "00000001000000000000000a",  /* lower case */
+                         "../00000000000000000000000",
+                         "00000002.History",
+                         "000000010000000000000002.0000002.backup",
+                         "000000010000000000000003.partial.x",
+                         "RECOVERYXLOG",
+                         NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(pf_wal_name_kind(bad[i]), PF_WAL_NONE);
+    assert_int_equal(pf_wal_name_kind(NULL), PF_WAL_NONE);
+
+    char key[PF_WAL_KEY_MAX];
+    pf_err err = {0};
+    assert_int_equal(pf_wal_key("000000020000000100000003", key, &err), 0);
+    assert_string_equal(key, "wal/00000002/000000020000000100000003");
+    assert_int_equal(pf_wal_key("00000002.history", key, &err), 0);
+    assert_string_equal(key, "wal/00000002/00000002.history");
+    assert_int_equal(pf_wal_key("pg_wal/000000010000000000000003", key, &err), -1);
+    assert_int_equal(err.code, PF_EUSAGE);
+
+    assert_string_equal(pf_wal_name_of_key("wal/00000002/00000002.history"), "00000002.history");
+    assert_null(pf_wal_name_of_key("wal/00000001/00000002.history")); /* wrong timeline */
+    assert_null(pf_wal_name_of_key("wal/00000002/00000002.history.tmp-x"));
+    assert_null(pf_wal_name_of_key("wal/0000002/000000020000000000000001"));
+    assert_null(pf_wal_name_of_key("snapshots/00000002.history"));
+}
+
+static pf_repo *small_repo(pf_store *mem)
+{
+    pf_err err = {0};
+    pf_repo_init_opts o = {.chunk_min = 256, .chunk_avg = 1024, .chunk_max = 4096};
+    pf_repo *r = pf_repo_init(borrow(mem), "wal", &o, &err);
+    if (!r)
+        fail_msg("init: %s", err.msg);
+    return r;
+}
+
+static pf_repo *reopen(pf_store *mem)
+{
+    pf_err err = {0};
+    pf_repo *r = pf_repo_open(borrow(mem), "wal", &err);
+    if (!r)
+        fail_msg("open: %s", err.msg);
+    return r;
+}
+
+static uint8_t *segment(size_t n, uint32_t seed)
+{
+    uint8_t *p = malloc(n);
+    uint64_t x = seed;
+    for (size_t i = 0; i < n; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        p[i] = (uint8_t)(x >> 56);
+    }
+    return p;
+}
+
+static int count_blob(const uint8_t id[PF_ID_LEN], void *ctx)
+{
+    (void)id;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+static void test_push_fetch(void **state)
+{
+    (void)state;
+    pf_store *mem = pf_store_mem_new();
+    pf_repo *r = small_repo(mem);
+    const char *name = "000000010000000000000007";
+    size_t n = 64 * 1024;
+    uint8_t *seg = segment(n, 7);
+    pf_wal_push_result res;
+    pf_err err = {0};
+    assert_int_equal(pf_wal_push(r, name, seg, n, 1, &res, &err), 0);
+    assert_false(res.already);
+    assert_true(res.bytes_new > 0);
+    pf_repo_free(r);
+
+    /* A fresh process: no index loaded, the hints find the chunks. */
+    r = reopen(mem);
+    pf_buf out = PF_BUF_INIT;
+    assert_int_equal(pf_wal_fetch(r, name, &out, &err), 0);
+    assert_false(r->index_loaded);
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.data, seg, n);
+    pf_buf_reset(&out);
+
+    /* The same bytes again: nothing written; other bytes: refused. */
+    assert_int_equal(pf_wal_push(r, name, seg, n, 1, &res, &err), 0);
+    assert_true(res.already);
+    seg[100] ^= 1;
+    assert_int_equal(pf_wal_push(r, name, seg, n, 1, &res, &err), -1);
+    assert_int_equal(err.code, PF_EEXIST);
+    assert_non_null(strstr(err.msg, "already archived with other content"));
+    seg[100] ^= 1;
+
+    /* Never archived: PF_ENOTFOUND, for restore_command's exit 1. */
+    pf_err_clear(&err);
+    assert_int_equal(pf_wal_fetch(r, "000000010000000000000008", &out, &err), -1);
+    assert_int_equal(err.code, PF_ENOTFOUND);
+    assert_int_equal(out.len, 0);
+
+    size_t nblobs = 0;
+    assert_int_equal(pf_wal_blobs(r, name, count_blob, &nblobs, &err), 0);
+    assert_true(nblobs > 1); /* 64 KiB over a 1 KiB average */
+
+    /* An object renamed to another segment's key does not open there. */
+    pf_buf sealed = PF_BUF_INIT;
+    assert_int_equal(
+        pf_store_get(mem, "wal/00000001/000000010000000000000007", 0, PF_STORE_ALL, &sealed, &err),
+        0);
+    assert_int_equal(
+        pf_store_put(mem, "wal/00000001/000000010000000000000009", sealed.data, sealed.len, &err),
+        0);
+    assert_int_equal(pf_wal_fetch(r, "000000010000000000000009", &out, &err), -1);
+    assert_int_equal(err.code, PF_ECORRUPT);
+    pf_buf_free(&sealed);
+    pf_buf_free(&out);
+    pf_repo_free(r);
+    free(seg);
+    pf_store_free(mem);
+}
+
+/* Rewrites the object of name with every chunk's pack hint pointing at a pack that does
+ * not exist: what a prune that rewrote the pack leaves. */
+static void break_hints(pf_repo *r, const char *name)
+{
+    char key[PF_WAL_KEY_MAX];
+    pf_err err = {0};
+    pf_buf sealed = PF_BUF_INIT, plain = PF_BUF_INIT, resealed = PF_BUF_INIT;
+    assert_int_equal(pf_wal_key(name, key, &err), 0);
+    assert_int_equal(pf_store_get(r->store, key, 0, PF_STORE_ALL, &sealed, &err), 0);
+    assert_int_equal(pf_wal_open(&r->keys, name, sealed.data, sealed.len, &plain, &err), 0);
+    cJSON *o = cJSON_ParseWithLength((const char *)plain.data, plain.len);
+    cJSON *b;
+    cJSON_ArrayForEach(b, cJSON_GetObjectItem(o, "blobs"))
+    {
+        cJSON_ReplaceItemInObject(
+            b, "pack",
+            cJSON_CreateString("00000000000000000000000000000000000000000000000000000000000000aa"));
+    }
+    char *text = cJSON_PrintUnformatted(o);
+    assert_int_equal(pf_wal_seal(&r->keys, name, text, strlen(text), &resealed, &err), 0);
+    assert_int_equal(pf_store_put(r->store, key, resealed.data, resealed.len, &err), 0);
+    free(text);
+    cJSON_Delete(o);
+    pf_buf_free(&sealed);
+    pf_buf_free(&plain);
+    pf_buf_free(&resealed);
+}
+
+static void test_stale_hints(void **state)
+{
+    (void)state;
+    pf_store *mem = pf_store_mem_new();
+    pf_repo *r = small_repo(mem);
+    const char *name = "00000003.history";
+    size_t n = 20000;
+    uint8_t *seg = segment(n, 3);
+    pf_wal_push_result res;
+    pf_err err = {0};
+    assert_int_equal(pf_wal_push(r, name, seg, n, 2, &res, &err), 0);
+    break_hints(r, name);
+    pf_repo_free(r);
+
+    r = reopen(mem);
+    pf_buf out = PF_BUF_INIT;
+    assert_int_equal(pf_wal_fetch(r, name, &out, &err), 0);
+    assert_true(r->index_loaded); /* it had to look the chunks up */
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.data, seg, n);
+    pf_buf_free(&out);
+    pf_repo_free(r);
+    free(seg);
+    pf_store_free(mem);
+}
+
+static void test_empty_file(void **state)
+{
+    (void)state;
+    pf_store *mem = pf_store_mem_new();
+    pf_repo *r = small_repo(mem);
+    pf_wal_push_result res;
+    pf_err err = {0};
+    assert_int_equal(pf_wal_push(r, "00000002.history", "", 0, 1, &res, &err), 0);
+    pf_buf out = PF_BUF_INIT;
+    assert_int_equal(pf_wal_fetch(r, "00000002.history", &out, &err), 0);
+    assert_int_equal(out.len, 0);
+    pf_buf_free(&out);
+    pf_repo_free(r);
+    pf_store_free(mem);
+}
+
+int main(void)
+{
+    pf_log_set_handler(quiet);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_push_fetch),
+        cmocka_unit_test(test_stale_hints),
+        cmocka_unit_test(test_empty_file),
+    };
+    return cmocka_run_group_tests_name("wal", tests, NULL, NULL);
+}
