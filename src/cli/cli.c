@@ -15,8 +15,12 @@
 #include <unistd.h>
 
 #include "cli/conf.h"
+#include "cli/monitor.h"
+#include "common/buf.h"
 #include "common/log.h"
 #include "repo/lock.h"
+#include "repo/snapshot.h"
+#include "repo/status.h"
 
 pf_cli pf_g;
 
@@ -96,11 +100,77 @@ int pf_exit_code(const pf_err *err)
     }
 }
 
+const char *pf_exit_kind(int exit_code)
+{
+    /* Stable names: a reader switches on these (docs/JSON.md, "Errors"), never on messages. */
+    switch (exit_code) {
+    case PF_EXIT_USAGE:
+        return "usage";
+    case PF_EXIT_INCOMPLETE:
+        return "incomplete";
+    case PF_EXIT_DAMAGED:
+        return "damaged";
+    case PF_EXIT_COMPONENT:
+        return "component";
+    case PF_EXIT_EXISTS:
+        return "exists";
+    case PF_EXIT_CONNECT:
+        return "connect";
+    case PF_EXIT_NOREPO:
+        return "no_repository";
+    case PF_EXIT_LOCKED:
+        return "locked";
+    case PF_EXIT_AUTH:
+        return "auth";
+    case PF_EXIT_NOTFOUND:
+        return "not_found";
+    default:
+        return "error";
+    }
+}
+
+/* The one printer of errors. Under --json, stderr gets the error object alone (a reader
+ * parses the line); the log tail still gets the human line, for the failure ping. */
+static int fail_with(int code, const char *msg)
+{
+    if (!pf_g.json) {
+        /* Through the log handler: the journal's priority prefix, and the failure ping's tail. */
+        pf_log(PF_LOG_ERROR, "%s", msg);
+        return code;
+    }
+    char line[1200];
+    snprintf(line, sizeof line, "permafrost: %s", msg);
+    pf_monitor_log_line(line);
+    pf_progress_done();
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "kind", pf_exit_kind(code));
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddNumberToObject(e, "exit_code", code);
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) {
+        fprintf(stderr, "%s\n", s);
+        cJSON_free(s);
+    }
+    cJSON_Delete(o);
+    return code;
+}
+
 int pf_cli_fail(const pf_err *err)
 {
-    /* Through the log handler: the journal's priority prefix, and the failure ping's tail. */
-    pf_log(PF_LOG_ERROR, "%s", err->msg[0] ? err->msg : "failed");
-    return pf_exit_code(err);
+    return fail_with(pf_exit_code(err), err->msg[0] ? err->msg : "failed");
+}
+
+int pf_cli_usage(const char *usage, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fail_with(PF_EXIT_USAGE, msg);
+    if (usage && !pf_g.json)
+        fputs(usage, stderr);
+    return PF_EXIT_USAGE;
 }
 
 char *pf_cli_passphrase_file(const char *path, const char *what, pf_err *err)
@@ -276,15 +346,123 @@ pf_repo *pf_cli_open_repo(pf_err *err)
     return r;
 }
 
-void pf_out_json(cJSON *o)
+/* Durations are the only non-integers: three decimals are a millisecond, and more are
+ * the noise of binary fractions (0.0040787170000839978). Integers are left alone. */
+static void tidy_numbers(cJSON *o)
 {
+    for (cJSON *c = o; c; c = c->next) {
+        if (cJSON_IsNumber(c)) {
+            double v = c->valuedouble;
+            if (v == v && v > -1e15 && v < 1e15 && v != (double)(int64_t)v)
+                cJSON_SetNumberValue(c, (double)(int64_t)(v * 1000 + (v < 0 ? -0.5 : 0.5)) / 1000);
+        } else if (c->child) {
+            tidy_numbers(c->child);
+        }
+    }
+}
+
+static void print_json(cJSON *o, const char *before, const char *after)
+{
+    tidy_numbers(o);
     char *s = cJSON_PrintUnformatted(o);
     if (s) {
+        fputs(before, stdout);
         fputs(s, stdout);
-        fputc('\n', stdout);
+        fputs(after, stdout);
         cJSON_free(s);
     }
     cJSON_Delete(o);
+}
+
+void pf_out_json(cJSON *o)
+{
+    print_json(o, "", "\n");
+}
+
+void pf_json_add_time(cJSON *o, const char *key, int64_t time_ns)
+{
+    char t[40];
+    pf_time_rfc3339(time_ns, t, sizeof t);
+    cJSON_AddStringToObject(o, key, t);
+}
+
+void pf_json_add_file_time(cJSON *o, const char *key, int64_t time_ns)
+{
+    char t[48];
+    pf_time_rfc3339(time_ns, t, sizeof t);
+    int64_t frac = time_ns % 1000000000;
+    if (frac < 0)
+        frac += 1000000000; /* before 1970: the second was rounded down */
+    if (frac) {
+        char f[16];
+        snprintf(f, sizeof f, "%09lld", (long long)frac);
+        size_t n = strlen(f);
+        while (n && f[n - 1] == '0')
+            f[--n] = 0;
+        size_t z = strlen(t) - 1; /* the 'Z' */
+        snprintf(t + z, sizeof t - z, ".%sZ", f);
+    }
+    cJSON_AddStringToObject(o, key, t);
+}
+
+int pf_utf8_len(const unsigned char *p)
+{
+    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (p[0] > 0xf4)
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* Valid UTF-8 is kept, and each invalid byte b becomes the escape \udcXX (the
+ * "surrogateescape" convention, which Python's os.fsencode turns back into the same byte),
+ * so names round-trip exactly; cJSON would copy the byte raw, which is not JSON. */
+void pf_json_add_path(cJSON *o, const char *key, const char *s)
+{
+    pf_buf b = PF_BUF_INIT;
+    pf_buf_u8(&b, '"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int u = *p >= 0x80 ? pf_utf8_len(p) : 0;
+        if (u) {
+            pf_buf_append(&b, p, (size_t)u);
+            p += u - 1;
+        } else if (*p == '"' || *p == '\\') {
+            pf_buf_u8(&b, '\\');
+            pf_buf_u8(&b, *p);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            pf_buf_printf(&b, "\\u%04x", *p);
+        } else if (*p >= 0x80) {
+            pf_buf_printf(&b, "\\udc%02x", *p);
+        } else {
+            pf_buf_u8(&b, *p);
+        }
+    }
+    pf_buf_u8(&b, '"');
+    char *lit = (char *)pf_buf_detach(&b, NULL);
+    cJSON_AddRawToObject(o, key, lit);
+    free(lit);
+}
+
+void pf_json_stream_item(pf_json_stream *st, cJSON *o)
+{
+    print_json(o, st->n++ ? ",\n" : "[\n", "");
+}
+
+void pf_json_stream_end(pf_json_stream *st)
+{
+    fputs(st->n ? "\n]\n" : "[]\n", stdout);
+    st->n = 0;
+}
+
+cJSON *pf_cli_snapshot_json(const pf_snapshot *s)
+{
+    cJSON *o = pf_snapshot_to_json(s);
+    char t[40];
+    pf_time_rfc3339(s->time_ns, t, sizeof t);
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "time", cJSON_CreateString(t));
+    return o;
 }
 
 void pf_human_bytes(uint64_t n, char *out, size_t len)

@@ -53,9 +53,18 @@ bool pf_config_true(const char *key);
  * problem fails the load (PF_EUSAGE) with the first one and a count of the others. */
 int pf_config_load(const char *path, bool must_exist, pf_err *err);
 
-/* Maps an error to an exit code, prints "permafrost: <msg>" and returns the code. */
+/* Maps an error to an exit code, prints it and returns the code: "permafrost: <msg>"
+ * through the log, or under --json one line on stderr,
+ * {"error":{"kind":"locked","message":"...","exit_code":11}} (docs/JSON.md, "Errors"). */
 int pf_cli_fail(const pf_err *err);
 int pf_exit_code(const pf_err *err);
+/* The stable name of an exit code in --json errors ("locked" for 11); "error" for any code
+ * without its own. */
+const char *pf_exit_kind(int exit_code);
+/* A usage error found by the command line itself (not through a pf_err): prints the
+ * message, then, in the human form, the usage text when there is one; returns
+ * PF_EXIT_USAGE. */
+int pf_cli_usage(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Reads the passphrase (file, env, or a no-echo prompt on a terminal; confirm asks twice).
  * Returns a malloc'd string or NULL with err filled. */
@@ -87,8 +96,35 @@ void pf_cli_handle_signals(void);
  * s3), else 0 (the saver's and restorer's own default for the machine). */
 int pf_cli_workers(const pf_repo *r);
 
+/* --json output, schema version PF_JSON_SCHEMA (docs/JSON.md). One document per command on
+ * stdout: an object, or for the commands whose result is a list, an array. */
+#define PF_JSON_SCHEMA 1
+/* Prints o on one line and deletes it. Numbers that are not integers (durations) are
+ * rounded to 3 decimals first: no float noise reaches a reader. */
+void pf_out_json(cJSON *o);
+/* A time as RFC 3339 in UTC with whole seconds, "2026-12-01T07:26:24Z" (snapshot, lock,
+ * record times). */
+void pf_json_add_time(cJSON *o, const char *key, int64_t time_ns);
+/* A file time as RFC 3339 in UTC with the nanoseconds the file system gave, trailing
+ * zeros dropped: "2020-01-02T03:04:05.1234Z", "2020-01-02T03:04:05Z". */
+void pf_json_add_file_time(cJSON *o, const char *key, int64_t time_ns);
+/* A path (or link target) that may not be UTF-8, exact: docs/JSON.md, "Paths". */
+void pf_json_add_path(cJSON *o, const char *key, const char *s);
+/* Length of the valid UTF-8 sequence (2..4 bytes) at p, or 0. */
+int pf_utf8_len(const unsigned char *p);
+/* A list printed as a JSON array one element at a time, so that a long list (ls) is never
+ * held whole: each element on its own line, "[" before the first, "]" after the last
+ * ("[]" when empty). Zero-initialise; pf_json_stream_end always closes the array, so
+ * stdout is valid JSON also when the command then fails (its exit code says so). */
+typedef struct pf_json_stream {
+    size_t n;
+} pf_json_stream;
+void pf_json_stream_item(pf_json_stream *st, cJSON *o); /* prints and deletes */
+void pf_json_stream_end(pf_json_stream *st);
+/* A snapshot's --json object: pf_snapshot_to_json with "time" in RFC 3339 (UTC). */
+cJSON *pf_cli_snapshot_json(const pf_snapshot *s);
+
 /* Output helpers. */
-void pf_out_json(cJSON *o); /* prints and deletes */
 void pf_human_bytes(uint64_t n, char *out, size_t len);
 void pf_progress_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void pf_progress_done(void);

@@ -206,12 +206,19 @@ static int parse_options(pf_cmd_ctx *c, int argc, char **argv)
     strcpy(so + 1, sx->shortopts ? sx->shortopts : "");
     int rc = -1, o;
     optind = 1;
+    opterr = !pf_g.json; /* --json: the error object alone on stderr, not getopt's line */
     while (rc < 0 && (o = getopt_long(argc, argv, so, lo, NULL)) != -1) {
         if (o == 'h') {
             fputs(sx->usage, stdout);
             rc = PF_EXIT_OK;
         } else if (o == '?' || o == ':') {
-            fputs(sx->usage, stderr);
+            if (pf_g.json)
+                pf_cli_usage(NULL,
+                             "%s: unknown option or missing argument in \"%s\" (see "
+                             "'permafrost %s --help')",
+                             argv[0], argv[optind - 1], argv[0]);
+            else
+                fputs(sx->usage, stderr);
             rc = PF_EXIT_USAGE;
         } else {
             c->opts[c->nopts++] = (pf_cmd_opt){o, optarg};
@@ -224,6 +231,9 @@ static int parse_options(pf_cmd_ctx *c, int argc, char **argv)
     c->argc = argc - optind;
     c->argv = argv + optind;
     if (c->argc < sx->min_args || (sx->max_args >= 0 && c->argc > sx->max_args)) {
+        if (pf_g.json)
+            return pf_cli_usage(NULL, "%s: %s arguments (see 'permafrost %s --help')", argv[0],
+                                c->argc < sx->min_args ? "missing" : "too many", argv[0]);
         fputs(sx->usage, stderr);
         return PF_EXIT_USAGE;
     }
@@ -233,10 +243,8 @@ static int parse_options(pf_cmd_ctx *c, int argc, char **argv)
 int pf_cmd_dispatch(int argc, char **argv)
 {
     const pf_command *cmd = pf_cmd_find(argv[0]);
-    if (!cmd) {
-        fprintf(stderr, "permafrost: unknown command \"%s\": see 'permafrost --help'\n", argv[0]);
-        return PF_EXIT_USAGE;
-    }
+    if (!cmd)
+        return pf_cli_usage(NULL, "unknown command \"%s\": see 'permafrost --help'", argv[0]);
     pf_cmd_ctx c = {.cmd = cmd, .argc = argc, .argv = argv};
     int rc = cmd->flags & PF_CMD_OWN_SETUP ? -1 : parse_options(&c, argc, argv);
     if (rc < 0)

@@ -84,7 +84,7 @@ static void backup_report(pf_backup_run *b)
     fill_monitor_report(b);
     pf_progress_done();
     if (pf_g.json) {
-        pf_out_json(pf_snapshot_to_json(&b->snap));
+        pf_out_json(pf_cli_snapshot_json(&b->snap));
         return;
     }
     if (pf_g.verbosity < 0)
@@ -118,11 +118,11 @@ static int commit_and_report(pf_backup_run *b, const char *what)
     pf_archive_stats st;
     pf_archiver_stats(b->arch, &st);
     if (st.errors) {
-        fprintf(stderr,
-                "permafrost: snapshot %.8s is incomplete: %llu %sentr%s could not be read (see "
-                "the warnings above)\n",
-                b->snap.id, (unsigned long long)st.errors, what, st.errors == 1 ? "y" : "ies");
-        return PF_EXIT_INCOMPLETE;
+        pf_err_set(&err, PF_EINCOMPLETE,
+                   "snapshot %.8s is incomplete: %llu %sentr%s could not be read (see the "
+                   "warnings above)",
+                   b->snap.id, (unsigned long long)st.errors, what, st.errors == 1 ? "y" : "ies");
+        return pf_cli_fail(&err); /* PF_EXIT_INCOMPLETE */
     }
     char *missing = pf_mediacheck_missing_line(&b->snap.media_check);
     if (missing) {

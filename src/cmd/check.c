@@ -222,5 +222,11 @@ int cmd_check(pf_cmd_ctx *c)
     }
     if (!pf_g.json && pf_g.verbosity >= 0)
         report_keys(c->repo);
+    if (res.errors && pf_g.json) {
+        /* --json: every failure ends stderr with its error object (docs/JSON.md). */
+        pf_err_set(&err, PF_ECORRUPT, "repository damaged: %llu problem%s (see \"problems\")",
+                   (unsigned long long)res.errors, res.errors == 1 ? "" : "s");
+        return pf_cli_fail(&err);
+    }
     return res.errors ? PF_EXIT_DAMAGED : PF_EXIT_OK;
 }

@@ -50,6 +50,8 @@ static int config_check(const char *path)
         if (!pf_g.json)
             fprintf(stderr, "permafrost: %s: %zu problem%s\n", path, f.nproblems,
                     f.nproblems == 1 ? "" : "s");
+        else /* the document is on stdout; stderr ends with the error (docs/JSON.md) */
+            pf_cli_usage(NULL, "%s: %zu problem%s", path, f.nproblems, f.nproblems == 1 ? "" : "s");
         rc = PF_EXIT_USAGE;
     }
     pf_conf_file_free(&f);

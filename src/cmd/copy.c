@@ -58,10 +58,12 @@ int cmd_copy(pf_cmd_ctx *cx)
     const char *to = pf_config_get("copy_to");
     for (size_t i = 0; i < cx->nopts; i++)
         to = cx->opts[i].arg; /* --to */
-    if (!to) {
+    if (!to && !pf_g.json) {
         fputs(pf_syntax_copy.usage, stderr);
         return PF_EXIT_USAGE;
     }
+    if (!to)
+        return pf_cli_usage(NULL, "copy needs --to URL (or copy_to = in the config)");
     /* The snapshots named: getopt's names, so that the loop below reads as before. */
     int argc = cx->argc, optind = 0;
     char **argv = cx->argv;
@@ -113,6 +115,7 @@ int cmd_copy(pf_cmd_ctx *cx)
         goto out;
     }
     size_t copied = 0, skipped = 0;
+    cJSON *list = pf_g.json ? cJSON_CreateArray() : NULL; /* --json: {from, to} per copy */
     for (size_t i = 0; i < n; i++) {
         pf_snapshot *s = &all[i];
         if (optind < argc) {
@@ -130,14 +133,22 @@ int cmd_copy(pf_cmd_ctx *cx)
         }
         char new_id[PF_HEX_ID_LEN + 1];
         if (pf_copy_snapshot(cp, s, new_id, &err)) {
+            cJSON_Delete(list);
             rc = pf_cli_fail(&err);
             goto out;
         }
         if (pf_g.verbosity >= 0 && !pf_g.json)
             printf("copied snapshot %.8s -> %.8s\n", s->id, new_id);
+        if (list) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "from", s->id);
+            cJSON_AddStringToObject(o, "to", new_id);
+            cJSON_AddItemToArray(list, o);
+        }
         copied++;
     }
     if (pf_copy_finish(cp, &err)) {
+        cJSON_Delete(list);
         rc = pf_cli_fail(&err);
         goto out;
     }
@@ -149,6 +160,7 @@ int cmd_copy(pf_cmd_ctx *cx)
         cJSON_AddNumberToObject(j, "blobs_uploaded", (double)st.blobs_copied);
         cJSON_AddNumberToObject(j, "bytes_uploaded", (double)st.bytes_copied);
         cJSON_AddNumberToObject(j, "blobs_present", (double)st.blobs_present);
+        cJSON_AddItemToObject(j, "snapshots", list);
         pf_out_json(j);
     } else if (pf_g.verbosity >= 0) {
         char b[32];

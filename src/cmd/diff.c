@@ -53,7 +53,7 @@ static int one(pf_diff_kind kind, const char *path, const pf_node *a, const pf_n
         cJSON *o = cJSON_CreateObject();
         char k[2] = {(char)kind, 0};
         cJSON_AddStringToObject(o, "change", k);
-        cJSON_AddStringToObject(o, "path", path);
+        pf_json_add_path(o, "path", path);
         if (a && a->type == PF_NODE_FILE)
             cJSON_AddNumberToObject(o, "size_before", (double)a->size);
         if (b && b->type == PF_NODE_FILE)

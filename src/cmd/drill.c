@@ -89,5 +89,11 @@ int cmd_drill(pf_cmd_ctx *c)
         printf(res.ok ? "verdict: the backup restores\n"
                       : "verdict: the backup does NOT restore as it should (see FAIL above)\n");
     }
+    if (!res.ok && pf_g.json) {
+        /* --json: every failure ends stderr with its error object (docs/JSON.md). */
+        pf_err_set(&err, PF_ECORRUPT, "drill of snapshot %.8s failed (see \"checks\")",
+                   res.snapshot);
+        return pf_cli_fail(&err);
+    }
     return res.ok ? PF_EXIT_OK : PF_EXIT_DAMAGED;
 }

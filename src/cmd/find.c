@@ -21,7 +21,7 @@ const pf_cmd_syntax pf_syntax_find = {
 
 typedef struct hit_ctx {
     const pf_snapshot *s;
-    cJSON *json; /* --json: the list */
+    pf_json_stream *json; /* --json: the list, streamed (docs/JSON.md, "find") */
     size_t hits;
 } hit_ctx;
 
@@ -35,14 +35,14 @@ static int hit(const char *path, const pf_node *n, void *arg, pf_err *err)
     if (h->json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "snapshot", h->s->id);
-        cJSON_AddStringToObject(o, "path", path);
+        pf_json_add_path(o, "path", path);
         cJSON_AddStringToObject(o, "type",
                                 n->type == PF_NODE_DIR    ? "dir"
                                 : n->type == PF_NODE_FILE ? "file"
                                                           : "other");
         cJSON_AddNumberToObject(o, "size", (double)n->size);
-        cJSON_AddStringToObject(o, "mtime", mtime);
-        cJSON_AddItemToArray(h->json, o);
+        pf_json_add_file_time(o, "mtime", n->mtime_ns);
+        pf_json_stream_item(h->json, o);
     } else {
         char when[64], size[32];
         pf_snapshot_time_local(h->s, when, sizeof when);
@@ -83,7 +83,7 @@ int cmd_find(pf_cmd_ctx *c)
     }
     qsort(snaps, n, sizeof *snaps, newest_first);
     pf_finder *f = pf_finder_new(c->repo, c->argv[0]);
-    cJSON *json = pf_g.json ? cJSON_CreateArray() : NULL;
+    pf_json_stream list = {0}, *json = pf_g.json ? &list : NULL;
     size_t hits = 0;
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
@@ -93,13 +93,17 @@ int cmd_find(pf_cmd_ctx *c)
     }
     pf_finder_free(f);
     pf_snapshots_free(snaps, n);
-    if (rc) {
-        cJSON_Delete(json);
+    if (json)
+        pf_json_stream_end(json);
+    if (rc)
+        return pf_cli_fail(&err);
+    if (json && !hits) {
+        /* --json: every failure ends stderr with its error object (docs/JSON.md). */
+        pf_err_set(&err, PF_ENOTFOUND, "no path matches \"%s\" in %zu snapshot%s", c->argv[0], n,
+                   n == 1 ? "" : "s");
         return pf_cli_fail(&err);
     }
-    if (json)
-        pf_out_json(json);
-    else if (pf_g.verbosity >= 0)
+    if (!json && pf_g.verbosity >= 0)
         fprintf(stderr, "%zu match%s in %zu snapshot%s\n", hits, hits == 1 ? "" : "es", n,
                 n == 1 ? "" : "s");
     return hits ? PF_EXIT_OK : PF_EXIT_NOTFOUND;

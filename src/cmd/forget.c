@@ -49,7 +49,9 @@ const pf_cmd_syntax pf_syntax_prune = {
                                         {0, 0, 0, 0}},
     .max_args = -1};
 
-static int run_prune(pf_repo *r, double max_unused, bool dry_run)
+/* Prunes; the result goes into `into` under "prune" when given (forget --prune: one
+ * document), else is printed. */
+static int run_prune(pf_repo *r, double max_unused, bool dry_run, cJSON *into)
 {
     pf_err err = {0};
     pf_prune_opts o = {max_unused, dry_run};
@@ -86,7 +88,10 @@ static int run_prune(pf_repo *r, double max_unused, bool dry_run)
         cJSON_AddNumberToObject(j, "bytes_removed", (double)st.bytes_removed);
         cJSON_AddNumberToObject(j, "bytes_copied", (double)st.bytes_copied);
         cJSON_AddNumberToObject(j, "bytes_repacked", (double)st.bytes_repacked);
-        pf_out_json(j);
+        if (into)
+            cJSON_AddItemToObject(into, "prune", j);
+        else
+            pf_out_json(j);
     } else if (pf_g.verbosity >= 0) {
         char before[32], after[32], freed[32], removed[32], copied[32];
         pf_human_bytes(st.bytes_before, before, sizeof before);
@@ -110,7 +115,7 @@ static int parse_max_unused(const char *v, double *out)
 {
     if (pf_prune_parse_max_unused(v, out) == 0)
         return 0;
-    fprintf(stderr, "permafrost: --max-unused wants a percentage from 0 to 100, got \"%s\"\n", v);
+    pf_cli_usage(NULL, "--max-unused wants a percentage from 0 to 100, got \"%s\"", v);
     return -1;
 }
 
@@ -129,7 +134,7 @@ int cmd_prune(pf_cmd_ctx *c)
     pf_err err = {0};
     if (pf_cmd_open(c, &err))
         return pf_cli_fail(&err);
-    return run_prune(c->repo, max_unused, c->dry_run);
+    return run_prune(c->repo, max_unused, c->dry_run, NULL);
 }
 
 typedef struct policy_args {
@@ -142,7 +147,7 @@ static int set_count(const char *v, int *dst, policy_args *pa)
 {
     pf_err err = {0};
     if (pf_retention_parse_count(v, dst, &err)) {
-        fprintf(stderr, "permafrost: %s\n", err.msg);
+        pf_cli_usage(NULL, "%s", err.msg);
         return -1;
     }
     pa->any = true;
@@ -171,7 +176,7 @@ static int policy_from_config(policy_args *pa)
     pf_err err = {0};
     if (v) {
         if (pf_retention_parse_duration(v, &pa->p.keep_within, &err)) {
-            fprintf(stderr, "permafrost: config keep_within: %s\n", err.msg);
+            pf_cli_usage(NULL, "config keep_within: %s", err.msg);
             return -1;
         }
         pa->any = true;
@@ -287,7 +292,15 @@ int cmd_forget(pf_cmd_ctx *cx)
         rc = pf_cli_fail(&err);
         goto out;
     }
-    cJSON *arr = pf_g.json ? cJSON_CreateArray() : NULL;
+    cJSON *doc = NULL, *arr = NULL;
+    if (pf_g.json) {
+        doc = cJSON_CreateObject();
+        cJSON_AddBoolToObject(doc, "dry_run", dry);
+        cJSON_AddNumberToObject(doc, "groups", (double)res.n_groups);
+        cJSON_AddNumberToObject(doc, "kept", (double)res.n_keep);
+        cJSON_AddNumberToObject(doc, "removed", (double)res.n_remove);
+        arr = cJSON_AddArrayToObject(doc, "snapshots");
+    }
     if (!arr && pf_g.verbosity >= 0) {
         pf_buf desc = PF_BUF_INIT;
         pf_retention_policy_describe(&pa.p, &desc);
@@ -302,7 +315,8 @@ int cmd_forget(pf_cmd_ctx *cx)
         if (arr) {
             cJSON *o = cJSON_CreateObject();
             cJSON_AddStringToObject(o, "id", all[i].id);
-            cJSON_AddStringToObject(o, "time", t);
+            pf_json_add_time(o, "time", all[i].time_ns);
+            cJSON_AddStringToObject(o, "host", all[i].host);
             cJSON_AddStringToObject(o, "kind", pf_snapshot_kind_name(all[i].kind));
             cJSON_AddNumberToObject(o, "group", (double)d->group);
             cJSON_AddBoolToObject(o, "keep", d->keep);
@@ -320,19 +334,24 @@ int cmd_forget(pf_cmd_ctx *cx)
         }
         if (!d->keep && !dry) {
             if (pf_repo_forget_snapshot(r, all[i].id, &err)) {
-                cJSON_Delete(arr);
+                cJSON_Delete(doc);
                 rc = pf_cli_fail(&err);
                 goto out;
             }
         }
     }
-    if (arr)
-        pf_out_json(arr);
-    else if (pf_g.verbosity >= 0)
+    if (!doc && pf_g.verbosity >= 0)
         printf("%zu kept, %zu %s\n", res.n_keep, res.n_remove,
                dry ? "would be removed" : "removed");
     if (prune && !dry)
-        rc = run_prune(r, max_unused, false);
+        rc = run_prune(r, max_unused, false, doc);
+    if (doc && rc == PF_EXIT_OK) {
+        if (!cJSON_GetObjectItemCaseSensitive(doc, "prune"))
+            cJSON_AddNullToObject(doc, "prune");
+        pf_out_json(doc);
+    } else {
+        cJSON_Delete(doc);
+    }
 out:
     free(rs);
     pf_retention_result_free(&res);

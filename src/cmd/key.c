@@ -69,13 +69,30 @@ static int list_keys(pf_repo *r)
     return PF_EXIT_OK;
 }
 
+/* --json: what key add, remove, passwd and import did (docs/JSON.md, "key"). */
+static void key_result(const char *added, const char *removed)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (added)
+        cJSON_AddStringToObject(o, "added", added);
+    else
+        cJSON_AddNullToObject(o, "added");
+    if (removed)
+        cJSON_AddStringToObject(o, "removed", removed);
+    else
+        cJSON_AddNullToObject(o, "removed");
+    pf_out_json(o);
+}
+
 static int remove_key(pf_repo *r, const char *prefix)
 {
     pf_err err = {0};
     char id[PF_HEX_ID_LEN + 1];
     if (pf_keyfile_remove(r, prefix, id, &err))
         return pf_cli_fail(&err);
-    if (pf_g.verbosity >= 0)
+    if (pf_g.json)
+        key_result(NULL, id);
+    else if (pf_g.verbosity >= 0)
         printf("removed key %.8s\n", id);
     return PF_EXIT_OK;
 }
@@ -120,6 +137,8 @@ static int import_paper(const char *file, const char *newfile)
     } else if (pf_keyfile_verify_master(r, &err) || !(pass = new_passphrase(newfile, &err)) ||
                pf_repo_add_key(r, pass, id, &err)) {
         rc = pf_cli_fail(&err);
+    } else if (pf_g.json) {
+        key_result(id, NULL);
     } else if (pf_g.verbosity >= 0) {
         printf("added key %.8s: the repository opens with the new passphrase\n", id);
     }
@@ -141,24 +160,20 @@ int cmd_key(pf_cmd_ctx *c)
     const char *sub = c->argv[0], *arg = c->argc > 1 ? c->argv[1] : NULL;
     if (!strcmp(sub, "import")) {
         if (!paper) {
-            fprintf(stderr, "permafrost: key import needs --paper\n");
-            return PF_EXIT_USAGE;
+            return pf_cli_usage(NULL, "key import needs --paper");
         }
         /* The master key from the sheet opens the repository, not a passphrase. */
         return import_paper(arg, newfile);
     }
     if (strcmp(sub, "list") && strcmp(sub, "add") && strcmp(sub, "remove") &&
         strcmp(sub, "passwd") && strcmp(sub, "export")) {
-        fprintf(stderr, "permafrost: unknown key command \"%s\"\n", sub);
-        return PF_EXIT_USAGE;
+        return pf_cli_usage(NULL, "unknown key command \"%s\"", sub);
     }
     if (!strcmp(sub, "remove") && !arg) {
-        fprintf(stderr, "permafrost: key remove needs a key ID (see 'permafrost key list')\n");
-        return PF_EXIT_USAGE;
+        return pf_cli_usage(NULL, "key remove needs a key ID (see 'permafrost key list')");
     }
     if (!strcmp(sub, "export") && !paper) {
-        fprintf(stderr, "permafrost: key export needs --paper\n");
-        return PF_EXIT_USAGE;
+        return pf_cli_usage(NULL, "key export needs --paper");
     }
     pf_err err = {0};
     if (pf_cmd_open(c, &err))
@@ -174,7 +189,12 @@ int cmd_key(pf_cmd_ctx *c)
         pf_buf sheet = PF_BUF_INIT;
         if (pf_paperkey_encode(r->keys.master, PF_KEY_LEN, r->id, &sheet, &err))
             rc = pf_cli_fail(&err);
-        else
+        else if (pf_g.json) {
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "repository", r->id);
+            cJSON_AddStringToObject(o, "sheet", (const char *)sheet.data);
+            pf_out_json(o);
+        } else
             fwrite(sheet.data, 1, sheet.len, stdout);
         pf_buf_free(&sheet);
     } else {
@@ -184,8 +204,12 @@ int cmd_key(pf_cmd_ctx *c)
         } else if (!strcmp(sub, "passwd")) {
             if (pf_keyfile_remove_current(r, &err))
                 rc = pf_cli_fail(&err);
+            else if (pf_g.json)
+                key_result(id, r->key_id);
             else if (pf_g.verbosity >= 0)
                 printf("passphrase changed (key %.8s replaces %.8s)\n", id, r->key_id);
+        } else if (pf_g.json) {
+            key_result(id, NULL);
         } else if (pf_g.verbosity >= 0) {
             printf("added key %.8s\n", id);
         }

@@ -32,24 +32,12 @@ static void mode_str(const pf_node *n, char out[11])
     out[10] = 0;
 }
 
-/* Length of the valid UTF-8 sequence at p (2..4), or 0. */
-static int utf8_len(const unsigned char *p)
-{
-    int n = p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
-    if (p[0] > 0xf4)
-        return 0;
-    for (int i = 1; i < n; i++)
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-    return n;
-}
-
 /* Prints a name so that a newline, a control character or invalid UTF-8 stays on one
  * line and can be told apart: C-style escapes, like `ls -b`; valid UTF-8 as it is. */
 static void print_escaped(const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        int u = *p >= 0x80 ? utf8_len(p) : 0;
+        int u = *p >= 0x80 ? pf_utf8_len(p) : 0;
         if (u) {
             fwrite(p, 1, (size_t)u, stdout);
             p += u - 1;
@@ -66,32 +54,8 @@ static void print_escaped(const char *s)
     }
 }
 
-/* A JSON string literal for bytes that may not be UTF-8: valid UTF-8 is kept, and each
- * invalid byte b becomes the escape \\udcXX (the "surrogateescape" convention, which
- * Python's os.fsencode turns back into the same byte), so names round-trip exactly. */
-static char *json_bytes_literal(const char *s)
-{
-    pf_buf b = PF_BUF_INIT;
-    pf_buf_u8(&b, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        int u = *p >= 0x80 ? utf8_len(p) : 0;
-        if (u) {
-            pf_buf_append(&b, p, (size_t)u);
-            p += u - 1;
-        } else if (*p == '"' || *p == '\\') {
-            pf_buf_u8(&b, '\\');
-            pf_buf_u8(&b, *p);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            pf_buf_printf(&b, "\\u%04x", *p);
-        } else if (*p >= 0x80) {
-            pf_buf_printf(&b, "\\udc%02x", *p);
-        } else {
-            pf_buf_u8(&b, *p);
-        }
-    }
-    pf_buf_u8(&b, '"');
-    return (char *)pf_buf_detach(&b, NULL);
-}
+/* --json: the entries as one array, streamed (docs/JSON.md, "ls"). */
+static pf_json_stream listing;
 
 static void print_node(const pf_node *n, const char *path)
 {
@@ -99,9 +63,7 @@ static void print_node(const pf_node *n, const char *path)
         static const char *names[] = {"?",    "file",   "dir",     "symlink",
                                       "fifo", "socket", "chardev", "blockdev"};
         cJSON *o = cJSON_CreateObject();
-        char *lit = json_bytes_literal(path);
-        cJSON_AddRawToObject(o, "path", lit);
-        free(lit);
+        pf_json_add_path(o, "path", path);
         cJSON_AddStringToObject(o, "type", names[n->type < 8 ? n->type : 0]);
         cJSON_AddNumberToObject(o, "mode", n->mode);
         cJSON_AddNumberToObject(o, "uid", n->uid);
@@ -111,13 +73,12 @@ static void print_node(const pf_node *n, const char *path)
         cJSON_AddNumberToObject(o, "size", (double)n->size);
         char ns[32];
         snprintf(ns, sizeof ns, "%lld", (long long)n->mtime_ns);
-        cJSON_AddStringToObject(o, "mtime_ns", ns);
+        cJSON_AddStringToObject(o, "mtime_ns", ns); /* deprecated: docs/JSON.md */
+        pf_json_add_file_time(o, "mtime", n->mtime_ns);
         if (n->type == PF_NODE_SYMLINK) {
-            char *l = json_bytes_literal(n->link);
-            cJSON_AddRawToObject(o, "link", l);
-            free(l);
+            pf_json_add_path(o, "link", n->link);
         }
-        pf_out_json(o);
+        pf_json_stream_item(&listing, o);
         return;
     }
     char m[11], t[32];
@@ -194,6 +155,8 @@ int cmd_ls(pf_cmd_ctx *c)
         print_node(&n, (const char *)path.data);
     if (n.type == PF_NODE_DIR && walk(r, n.blobs[0], &path, &err))
         rc = pf_cli_fail(&err);
+    if (pf_g.json)
+        pf_json_stream_end(&listing);
 out:
     pf_buf_free(&path);
     pf_node_free(&n);

@@ -150,7 +150,7 @@ int cmd_backup_pgphys(int argc, char **argv)
         goto out;
     }
     if (pf_g.json) {
-        pf_out_json(pf_snapshot_to_json(&b.snap));
+        pf_out_json(pf_cli_snapshot_json(&b.snap));
     } else if (pf_g.verbosity >= 0) {
         cJSON *st = b.snap.stats;
         char hb[32], ha[32];

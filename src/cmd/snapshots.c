@@ -86,7 +86,7 @@ int cmd_snapshots(pf_cmd_ctx *c)
             continue;
         shown++;
         if (arr) {
-            cJSON_AddItemToArray(arr, pf_snapshot_to_json(s));
+            cJSON_AddItemToArray(arr, pf_cli_snapshot_json(s));
             continue;
         }
         char t[64], tags[256] = "", size[32], man[512];

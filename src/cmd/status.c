@@ -112,10 +112,9 @@ int cmd_status(pf_cmd_ctx *c)
     int64_t pushed_ns;
     if (pf_wal_newest(c->repo, newest, &pushed_ns, &err) == 0 && newest[0]) {
         cJSON *w = cJSON_AddObjectToObject(st, "wal");
-        char ns[32];
-        snprintf(ns, sizeof ns, "%lld", (long long)pushed_ns);
         cJSON_AddStringToObject(w, "newest_segment", newest);
-        cJSON_AddStringToObject(w, "pushed_ns", ns);
+        pf_json_add_time(w, "time", pushed_ns); /* docs/JSON.md, "status" */
+        cJSON_AddNumberToObject(w, "age_seconds", (double)(time(NULL) - pushed_ns / 1000000000));
     }
     pf_err_clear(&err);
     if (pf_g.json) {

@@ -20,6 +20,25 @@ const pf_cmd_syntax pf_syntax_upgrade = {
              "Permafrost older than format 2 cannot open the repository afterwards.\n",
     .max_args = 0};
 
+/* --json: docs/JSON.md, "upgrade". key is NULL when there was nothing to do. */
+static void upgrade_json(const pf_repo *r, const char *key)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "repository", r->id);
+    cJSON_AddBoolToObject(o, "upgraded", key != NULL);
+    cJSON_AddNumberToObject(o, "format", r->format);
+    if (key)
+        cJSON_AddStringToObject(o, "key", key);
+    else
+        cJSON_AddNullToObject(o, "key");
+    cJSON *ch = cJSON_AddObjectToObject(o, "chunker");
+    cJSON_AddNumberToObject(ch, "min", (double)r->chunker.min);
+    cJSON_AddNumberToObject(ch, "avg", (double)r->chunker.avg);
+    cJSON_AddNumberToObject(ch, "max", (double)r->chunker.max);
+    cJSON_AddNumberToObject(o, "pack_size", r->pack_size);
+    pf_out_json(o);
+}
+
 int cmd_upgrade(pf_cmd_ctx *c)
 {
     pf_err err = {0};
@@ -29,10 +48,14 @@ int cmd_upgrade(pf_cmd_ctx *c)
     int rc = PF_EXIT_OK;
     char id[PF_HEX_ID_LEN + 1];
     if (r->format >= PF_CONFIG_V2) {
-        if (pf_g.verbosity >= 0)
+        if (pf_g.json)
+            upgrade_json(r, NULL);
+        else if (pf_g.verbosity >= 0)
             printf("repository %.8s is already of format %d: nothing to do\n", r->id, r->format);
     } else if (pf_repo_upgrade(r, c->passphrase, id, &err)) {
         rc = pf_cli_fail(&err);
+    } else if (pf_g.json) {
+        upgrade_json(r, id);
     } else if (pf_g.verbosity >= 0) {
         printf("repository %.8s is now of format 2: config sealed with id %s, chunker "
                "%zu/%zu/%zu, pack size %u\n",

@@ -48,6 +48,7 @@ run 0 "$PF" status
 has "$W/out.txt" "last drill"
 grep -q "last drill .*ok, took" "$W/out.txt" || fail "status does not show the drill: $(cat "$W/out.txt")"
 run 0 "$PF" drill --tmp "$S" --json --sample 3
+python3 "$SRC/tests/lib/check_json.py" "$SRC/docs/JSON.md" drill "$W/out.txt" || fail "drill --json does not follow docs/JSON.md"
 python3 - "$W/out.txt" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))

@@ -278,17 +278,17 @@ import json, os, sys
 out, top = sys.argv[1], sys.argv[2]
 listed = {}
 bad_utf8 = []
-for line in open(out, "rb").read().split(b"\n"):
-    if not line:
-        continue
+raw = open(out, "rb").read()
+for line in raw.split(b"\n"):  # one entry per line (docs/JSON.md, "ls")
     try:
         line.decode("utf-8")  # JSON text is UTF-8
     except UnicodeDecodeError as e:
         bad_utf8.append(line[:100])
-    try:
-        o = json.loads(line.decode("utf-8", "surrogateescape"))
-    except ValueError as e:
-        sys.exit("ls --json: not JSON: %r: %s" % (line[:120], e))
+try:
+    entries = json.loads(raw.decode("utf-8", "surrogateescape"))  # one array
+except ValueError as e:
+    sys.exit("ls --json: not one JSON array: %r: %s" % (raw[:120], e))
+for o in entries:
     listed[os.fsencode(o["path"])] = o
 want = {b"/src"}
 def onerror(e):

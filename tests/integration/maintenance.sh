@@ -208,7 +208,8 @@ part_retention() {
     done
     run 0 pf --json snapshots
     [ "$(jget "$W/out.txt" 'len(d)')" = 10 ] || fail "expected 10 snapshots"
-    [ "$(jget "$W/out.txt" '[s["time"] for s in d if s["id"] == "'"${SNAP[s8]}"'"][0]')" = "2024-02-01 09:00:00" ] ||
+    # time is UTC (docs/JSON.md); --time is the local wall clock, as date reads it.
+    [ "$(jget "$W/out.txt" '[s["time"] for s in d if s["id"] == "'"${SNAP[s8]}"'"][0]')" = "$(date -u -d "2024-02-01 09:00:00" +%Y-%m-%dT%H:%M:%SZ)" ] ||
         fail "backup --time was not kept as given"
 
     # The newest of each of the last three days that have a snapshot.
@@ -251,7 +252,7 @@ part_retention() {
     run 0 pf --json forget --keep-daily 3 --group-by host --dry-run
     python3 - "$W/out.txt" "${SNAP[s9]}" <<'EOF' || fail "forget --json --dry-run"
 import json, sys
-d = json.load(open(sys.argv[1]))
+d = json.load(open(sys.argv[1]))["snapshots"]  # docs/JSON.md, "forget"
 assert len(d) == 10, d
 s9 = [s for s in d if s["id"] == sys.argv[2]][0]
 assert s9["keep"] and s9["reasons"] == ["daily snapshot"], s9

@@ -155,6 +155,8 @@ assert all(c["status"] == "ok" for c in full["components"].values()), full["comp
 assert part["kind"] == "mastodon-partial" and list(part["components"]) == ["postgres"], part
 assert plain["kind"] == "paths", plain
 PY
+python3 "$SRC/tests/lib/check_json.py" "$SRC/docs/JSON.md" snapshots "$OUT" >/dev/null &&
+    ok "whole-server snapshots follow docs/JSON.md" || { fail "snapshots --json of whole-server snapshots against docs/JSON.md"; show; }
 run kinds_text pf snapshots
 has "snapshots shows the partial kind" "mastodon-partial"
 

@@ -155,6 +155,9 @@ if has archive; then
         fail "status does not show the newest archived segment $S: $(cat "$W/status.out")"
     pf --json status | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if d['wal']['newest_segment'] == '$S' else 1)" ||
         fail "status --json has no wal.newest_segment $S"
+    pf --json status >"$W/status.json" && python3 "$PF_SRC/tests/lib/check_json.py" "$PF_SRC/docs/JSON.md" status "$W/status.json" >/dev/null &&
+        python3 -c "import json,sys; w=json.load(open(sys.argv[1]))['wal']; assert w['time'].endswith('Z') and w['age_seconds'] >= 0, w" "$W/status.json" ||
+        fail "status --json: wal does not follow docs/JSON.md: $(cat "$W/status.json")"
     ok "pg_switch_wal: $S in the repository, byte for byte; snapshots and status show it as the newest"
 fi
 
