@@ -46,11 +46,68 @@ static int secrets_extra(void *ctx, pf_archiver *a, pf_dir *secrets, pf_err *err
 
 /* Everything that must see the database as the dump does, on the dump's own connection:
  * the encryption keys' proof (issue 16), then the files the rows name (the media check). */
+/* What a first backup will read, for its progress total and ETA, without a walk of the
+ * media: the tables' own size (about what pg_dump writes: rows, not indexes) plus every file
+ * size Mastodon's rows record (Paperclip's *_file_size columns, where this schema has them).
+ * 0 when the database cannot say. Runs in a savepoint: the dump's transaction must survive a
+ * failed query. */
+static uint64_t first_backup_estimate(PGconn *conn)
+{
+    static const char *const cols[][2] = {
+        {"media_attachments", "file_file_size"}, {"media_attachments", "thumbnail_file_size"},
+        {"accounts", "avatar_file_size"},        {"accounts", "header_file_size"},
+        {"custom_emojis", "image_file_size"},    {"preview_cards", "image_file_size"},
+        {"site_uploads", "file_file_size"}};
+    PGresult *r = PQexec(conn, "SAVEPOINT pf_estimate");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return 0;
+    pf_buf sql = PF_BUF_INIT;
+    pf_buf_append_str(&sql, "SELECT (SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c "
+                            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+                            "'public' AND c.relkind = 'r')::bigint");
+    for (size_t i = 0; i < sizeof cols / sizeof *cols; i++) {
+        char q[300];
+        snprintf(q, sizeof q,
+                 "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND "
+                 "table_name = '%s' AND column_name = '%s'",
+                 cols[i][0], cols[i][1]);
+        r = PQexec(conn, q);
+        bool has = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+        PQclear(r);
+        if (has)
+            pf_buf_printf(&sql, " + (SELECT coalesce(sum(%s), 0) FROM %s)::bigint", cols[i][1],
+                          cols[i][0]);
+    }
+    pf_buf_append(&sql, "", 1);
+    r = PQexec(conn, (const char *)sql.data);
+    uint64_t total = 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
+        long long v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        total = v > 0 ? (uint64_t)v : 0;
+    }
+    ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    pf_buf_free(&sql);
+    r = PQexec(conn, ok ? "RELEASE SAVEPOINT pf_estimate"
+                        : "ROLLBACK TO SAVEPOINT pf_estimate; RELEASE SAVEPOINT pf_estimate");
+    PQclear(r);
+    return total;
+}
+
 static int in_dump_snapshot(PGconn *conn, void *ctx, pf_err *err)
 {
     pf_mastodon_backup *m = ctx;
     if (pf_safety_in_snapshot(conn, &m->safety, err) < 0)
         return -1;
+    if (m->run && m->run->estimate == 0 && (m->only & pf_component_bit(&pf_media_component))) {
+        m->run->estimate = first_backup_estimate(conn);
+        if (m->run->estimate)
+            pf_info("a first backup: about %.1f MiB to read (the tables and the media files the "
+                    "database records), the total of the progress line",
+                    (double)m->run->estimate / (1 << 20));
+    }
     return m->media_check ? pf_mediacheck_in_snapshot(conn, m->media_check, err) : 0;
 }
 
@@ -119,6 +176,7 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
 int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_opts *bo,
                            pf_backup_run *b, pf_err *err)
 {
+    m->run = b;
     const pf_mastodon_backup_opts *o = m->o;
     char *live = (char *)o->live;
     if (pf_backup_begin(b, r, bo, "mastodon", &live, 1, err))

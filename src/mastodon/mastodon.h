@@ -51,6 +51,9 @@ typedef struct pf_mastodon_backup {
     struct pf_mediacheck *media_check;
     pf_mastodon_safety safety; /* the keys, pgbouncer, search (mastodon/safety.h) */
     pf_pg_dump_opts dump_opts; /* runs both of the above in the dump's snapshot */
+    /* The run in progress (set by pf_mastodon_backup_run): a first backup, which has no
+     * parent to measure against, gets its progress total from the database. */
+    pf_backup_run *run;
     /* After a failed pf_mastodon_backup_run: a component failed (rather than the
      * repository), so no snapshot was written and earlier ones are intact. */
     bool component_failed;
