@@ -108,14 +108,14 @@ static int take_globals(int argc, char **argv)
         }
         if (target) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "permafrost: %s needs a value\n", a);
+                pf_cli_usage(NULL, "%s needs a value", a);
                 return -1;
             }
             *target = argv[++i];
             if (conn) {
                 pf_g.store_opts.connections = atoi(conn);
                 if (pf_g.store_opts.connections < 1 || pf_g.store_opts.connections > 64) {
-                    fprintf(stderr, "permafrost: --connections wants a number from 1 to 64\n");
+                    pf_cli_usage(NULL, "--connections wants a number from 1 to 64");
                     return -1;
                 }
             }
@@ -180,8 +180,7 @@ static int run_job(int argc, char **argv)
     const char *name = argv[0];
     const char *url = ping_url_for(name);
     if (url && strncmp(url, "http://", 7) && strncmp(url, "https://", 8)) {
-        fprintf(stderr, "permafrost: --ping %s: not an http:// or https:// URL\n", url);
-        return PF_EXIT_USAGE;
+        return pf_cli_usage(NULL, "--ping %s: not an http:// or https:// URL", url);
     }
     pf_run_report_init(&pf_monitor_report, name, pf_wall_time());
     ping(url, PF_PING_START, NULL);

@@ -192,13 +192,11 @@ static int backup_live(int argc, char **argv)
             when = optarg;
             break;
         default:
-            fputs(backup_live_help, stderr);
-            return PF_EXIT_USAGE;
+            return pf_live_usage(backup_live_help, "backup");
         }
     }
     if (optind != argc) {
-        fprintf(stderr, "permafrost: backup --live takes no paths (got \"%s\")\n", argv[optind]);
-        return PF_EXIT_USAGE;
+        return pf_cli_usage(NULL, "backup --live takes no paths (got \"%s\")", argv[optind]);
     }
     if (!o.live)
         o.live = pf_live_default();
@@ -299,16 +297,14 @@ int cmd_backup(int argc, char **argv)
             when = optarg;
             break;
         default:
-            fputs(backup_help, stderr);
-            return PF_EXIT_USAGE;
+            return pf_live_usage(backup_help, "backup");
         }
     }
     if (optind == argc) {
         /* Plain `permafrost backup` with a configured Mastodon server, as a timer runs it. */
         if (pf_config_get("live"))
             return cmd_backup_live(argc, argv);
-        fprintf(stderr, "permafrost: backup needs at least one PATH, or --live DIR\n");
-        return PF_EXIT_USAGE;
+        return pf_cli_usage(NULL, "backup needs at least one PATH, or --live DIR");
     }
     pf_err err = {0};
     int64_t time_ns = 0;

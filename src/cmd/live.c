@@ -108,3 +108,12 @@ int pf_live_option(int c, const char *arg, const char **live, unsigned *only)
     pf_err err = {0};
     return pf_component_parse_only(arg, only, &err) ? pf_cli_fail(&err) : 0;
 }
+
+int pf_live_usage(const char *help, const char *command)
+{
+    if (pf_g.json)
+        return pf_cli_usage(NULL, "%s: bad option or missing value (see 'permafrost %s --help')",
+                            command, command);
+    fputs(help, stderr);
+    return PF_EXIT_USAGE;
+}

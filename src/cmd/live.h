@@ -26,4 +26,9 @@ int pf_live_run(int argc, char **argv, int npos, const char *const *with_arg,
 void pf_live_progress(double started, uint64_t files, uint64_t bytes, uint64_t bytes_read,
                       uint64_t estimate);
 
+/* A usage error of backup's or restore's own option parser (getopt has said what was wrong):
+ * the command's help on stderr, as always; under --json the error object of docs/JSON.md
+ * instead. Returns PF_EXIT_USAGE. */
+int pf_live_usage(const char *help, const char *command);
+
 #endif

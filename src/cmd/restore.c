@@ -189,18 +189,17 @@ static int restore_live(int argc, char **argv)
             o.host_files = true;
             break;
         default:
-            fputs(restore_live_help, stderr);
-            return PF_EXIT_USAGE;
+            return pf_live_usage(restore_live_help, "restore");
         }
     }
     if (optind != argc - 1 || !o.live) {
+        if (pf_g.json)
+            return pf_cli_usage(NULL, "restore --live needs one SNAPSHOT and --live DIR");
         fputs(restore_live_help, stderr);
         return PF_EXIT_USAGE;
     }
     if (o.media_root && o.media_root[0] != '/') {
-        fprintf(stderr, "permafrost: --media-root needs an absolute path (got \"%s\")\n",
-                o.media_root);
-        return PF_EXIT_USAGE;
+        return pf_cli_usage(NULL, "--media-root needs an absolute path (got \"%s\")", o.media_root);
     }
     o.snapshot = argv[optind];
     const int ref = optind; /* getopt moved the snapshot after the options */
@@ -268,11 +267,12 @@ int cmd_restore(int argc, char **argv)
             numeric_owner = 1;
             break;
         default:
-            fputs(restore_help, stderr);
-            return PF_EXIT_USAGE;
+            return pf_live_usage(restore_help, "restore");
         }
     }
     if (optind >= argc || !target) {
+        if (pf_g.json)
+            return pf_cli_usage(NULL, "restore needs a SNAPSHOT and --target DIR (or --live DIR)");
         fputs(restore_help, stderr);
         return PF_EXIT_USAGE;
     }

@@ -210,6 +210,16 @@ want_error 2 usage "$PF" --json no-such-command
 want_error 2 usage "$PF" --json prune --max-unused 300
 want_error 2 usage "$PF" --json forget --keep-last x
 want_error 2 usage "$PF" --json key frobnicate
+# backup and restore parse their own options (both forms), and so do the global options.
+want_error 2 usage "$PF" --json backup --no-such-option x
+want_error 2 usage "$PF" --json backup
+want_error 2 usage "$PF" --json backup --live "$W" extra
+want_error 2 usage "$PF" --json backup --live "$W" --no-such-option
+want_error 2 usage "$PF" --json restore latest
+want_error 2 usage "$PF" --json restore --no-such-option
+want_error 2 usage "$PF" --json restore latest --live "$W" --media-root relative
+want_error 2 usage "$PF" --json --connections 0 snapshots
+want_error 2 usage "$PF" --json backup "$W" --ping ftp://x
 want_error 13 not_found "$PF" --json ls 0000000000
 # damaged (4): check prints its document, and stderr ends with the error.
 pack=$(find "$PERMAFROST_REPO/data" -type f | head -n 1)
@@ -225,5 +235,8 @@ has "$W/err.txt" "permafrost: no snapshot 0000000000"
 lacks "$W/err.txt" '{"error"'
 run 2 "$PF" ls --no-such-option latest
 has "$W/err.txt" "usage: permafrost ls"
+lacks "$W/err.txt" '{"error"'
+run 2 "$PF" backup --no-such-option x
+has "$W/err.txt" "usage: permafrost backup"
 lacks "$W/err.txt" '{"error"'
 ok "every error kind that is cheap to cause is one JSON line with its exit code"
