@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 debs=(build-essential pkg-config clang libclang-rt-14-dev libpq-dev libhiredis-dev libzstd-dev
       libssl-dev libcurl4-openssl-dev libssh2-1-dev libinih-dev libcjson-dev libcmocka-dev
       postgresql postgresql-contrib redis-server openssh-server openssh-client
-      procps psmisc bc time python3 strace
+      procps psmisc bc time python3 strace curl
       pgbouncer # tests/harness/pgbouncer.sh: restore and dump behind a real pgbouncer
       systemd) # systemd-analyze verify of contrib/systemd (tests/integration/units.sh); it
                # works in a chroot or container without a running systemd

@@ -941,8 +941,10 @@ static int walk(sftp_store *s, conn *c, pf_buf *rel, struct listing *l, int *bro
     int rc = -1;
     if (!h) {
         *broken = sftp_fail(s, c, "list", dir, &status, err);
-        if (!*broken && err->code == PF_ENOTFOUND)
-            rc = 0; /* nothing stored there yet */
+        if (!*broken && err->code == PF_ENOTFOUND) {
+            rc = 0; /* nothing stored there yet: an empty listing, and no error left behind */
+            pf_err_clear(err);
+        }
         goto out;
     }
     char name[1024];

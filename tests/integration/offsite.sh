@@ -358,7 +358,7 @@ MASTODON_READY=0
 mastodon_servers_up() {
     [ $MASTODON_READY = 1 ] && return 0
     say "starting the Mastodon-shaped servers"
-    mastodon_up "$T/old" >/dev/null 2>&1 || die "cannot start the source server"
+    mastodon_up "$T/old" >"$T/mastodon_up.log" 2>&1 || { tail -20 "$T/mastodon_up.log"; die "cannot start the source server"; }
     mastodon_blank "$T/new" >/dev/null 2>&1 || die "cannot start the blank target servers"
     mastodon_digest "$T/old" >"$T/d.old"
     mastodon_digest "$T/new" >"$T/d.blank"

@@ -47,9 +47,13 @@ cat >"$W/pf" <<EOF
 export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
 export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=5
 unset PERMAFROST_PASSWORD
-exec $PF "\$@"
+exec $W/permafrost "\$@"
 EOF
 chmod 755 "$W/pf"
+# The server's OS user runs the binary: a copy here, since the build tree may be in a home
+# it cannot enter (/root on a fresh machine is 0700).
+cp "$PF" "$W/permafrost"
+chmod 755 "$W/permafrost"
 chmod 644 "$W/empty.conf"
 harness_as_owner true # fails early when the postgres user is missing
 harness_chown_pg "$W/pass"

@@ -300,6 +300,12 @@ static void test_list(void **state)
     keylist_free(&l);
     assert_int_equal(pf_store_list(s, "lst/nothing/", collect_cb, &l, &err), 0);
     assert_int_equal(l.n, 0);
+    /* A folder never written (wal/ of a repository without WAL) is an empty listing that
+     * leaves no error behind: callers check err->code after a listing that returned 0. */
+    pf_err_clear(&err);
+    assert_int_equal(pf_store_list(s, "never-written/", collect_cb, &l, &err), 0);
+    assert_int_equal(l.n, 0);
+    assert_int_equal(err.code, 0);
     struct sized want[] = {{"lst/a/1", 1, 0}, {"lst/a/2", 2, 0}, {"lst/ab/1", 3, 0},
                            {"lst/b/1", 4, 0}, {"lst/top", 5, 0}, {NULL, 0, 0}};
     assert_int_equal(pf_store_list(s, "", size_cb, want, &err), 0);
