@@ -141,8 +141,9 @@ static int commit_and_report(pf_backup_run *b, const char *what)
 }
 
 static const char backup_live_help[] =
-    "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media,host]\n"
-    "                         [--exclude-cache] [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
+    "usage: permafrost backup --live [DIR] [--only db,physical,secrets,redis,media,host]\n"
+    "                         [--exclude-cache] [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n"
+    "                         [--postgres logical|physical|both]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
     "taken over the replication protocol, and the uploaded media (public/system or\n"
@@ -150,7 +151,11 @@ static const char backup_live_help[] =
     "fetched again). DIR (Mastodon's live/ directory) defaults to 'live' in the config\n"
     "file, else /home/mastodon/live: '--live' alone takes it. The machine's files go in too\n"
     "(host/: /etc/letsencrypt, the nginx sites naming LOCAL_DOMAIN, the mastodon-*.service\n"
-    "units and drop-ins, the mastodon crontab) unless the config file says host = no.\n\n"
+    "units and drop-ins, the mastodon crontab) unless the config file says host = no.\n"
+    "--postgres (config: postgres) takes the database as the logical dump (the default),\n"
+    "a physical base backup through the replication protocol (postgres-physical/, for\n"
+    "point-in-time restore with the WAL that archive_command = 'permafrost wal-push %p'\n"
+    "archives; the role needs REPLICATION, pg_physical_conninfo names another), or both.\n\n"
     "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
     "the database and the roles are dumped as postgres (peer authentication), or as the\n"
     "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
@@ -159,14 +164,12 @@ static const char backup_live_help[] =
 
 static int backup_live(int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"live", optional_argument, 0, 'L'},
-                                         {"only", required_argument, 0, 'o'},
-                                         {"exclude-cache", no_argument, 0, 'x'},
-                                         {"tag", required_argument, 0, 't'},
-                                         {"time", required_argument, 0, 'T'},
-                                         {0, 0, 0, 0}};
-    const char *when = NULL, *tags[32];
+    static const struct option opts[] = {
+        {"help", no_argument, 0, 'h'},           {"live", optional_argument, 0, 'L'},
+        {"only", required_argument, 0, 'o'},     {"exclude-cache", no_argument, 0, 'x'},
+        {"tag", required_argument, 0, 't'},      {"time", required_argument, 0, 'T'},
+        {"postgres", required_argument, 0, 'G'}, {0, 0, 0, 0}};
+    const char *when = NULL, *tags[32], *pg_mode = pf_config_get("postgres");
     pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"), .tags = tags};
     pf_err err = {0};
     int c;
@@ -191,6 +194,9 @@ static int backup_live(int argc, char **argv)
         case 'T':
             when = optarg;
             break;
+        case 'G':
+            pg_mode = optarg;
+            break;
         default:
             return pf_live_usage(backup_live_help, "backup");
         }
@@ -203,6 +209,9 @@ static int backup_live(int argc, char **argv)
     if (when && pf_parse_local_time(when, &o.time_ns, &o.tz_offset, &err))
         return pf_cli_fail(&err);
     o.set_time = when != NULL;
+    if (pg_mode && pf_mastodon_postgres_mode(pg_mode, &o.postgres_mode, &err))
+        return pf_cli_fail(&err);
+    o.pg_physical_conninfo = pf_config_get("pg_physical_conninfo");
     const char *v;
     o.pg_host = pf_config_get("pg_host");
     o.pg_port = (v = pf_config_get("pg_port")) ? atoi(v) : 0;
@@ -254,7 +263,7 @@ static int is_live_option(const char *a)
 
 static int cmd_backup_live(int argc, char **argv)
 {
-    static const char *const with_arg[] = {"--only", "--tag", "-t", "--time", NULL};
+    static const char *const with_arg[] = {"--only", "--tag", "-t", "--time", "--postgres", NULL};
     return pf_live_run(argc, argv, 0, with_arg, backup_live);
 }
 

@@ -111,11 +111,40 @@ static int in_dump_snapshot(PGconn *conn, void *ctx, pf_err *err)
     return m->media_check ? pf_mediacheck_in_snapshot(conn, m->media_check, err) : 0;
 }
 
+int pf_mastodon_postgres_mode(const char *word, unsigned *mode, pf_err *err)
+{
+    if (!strcmp(word, "logical"))
+        *mode = PF_POSTGRES_LOGICAL;
+    else if (!strcmp(word, "physical"))
+        *mode = PF_POSTGRES_PHYSICAL;
+    else if (!strcmp(word, "both"))
+        *mode = PF_POSTGRES_LOGICAL | PF_POSTGRES_PHYSICAL;
+    else
+        return pf_err_set(err, PF_EUSAGE,
+                          "postgres = \"%s\": use logical (pg_dump), physical (a base backup, "
+                          "with WAL archiving) or both",
+                          word);
+    return 0;
+}
+
+/* The components a mode leaves in: every one but the database form it does not take. */
+static unsigned pg_mode_mask(unsigned mode)
+{
+    unsigned mask = pf_component_all();
+    if (!(mode & PF_POSTGRES_PHYSICAL))
+        mask &= ~pf_component_bit(&pf_pgphys_component);
+    if (mode && !(mode & PF_POSTGRES_LOGICAL))
+        mask &= ~pf_component_bit(&pf_postgres_component);
+    return mask;
+}
+
 int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o, pf_err *err)
 {
     memset(m, 0, sizeof *m);
     m->o = o;
     m->only = o->only ? o->only : pf_component_all();
+    if (!o->only)
+        m->only &= pg_mode_mask(o->postgres_mode);
     if (o->no_host && !o->only)
         m->only &= ~pf_component_bit(&pf_host_component);
     if (pf_mastodon_env_load(o->live, &m->env, err)) {
@@ -169,6 +198,7 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->secrets_extra_ctx = &m->safety;
     s->host_root = o->host_root;
     s->host_exclude = o->host_exclude;
+    s->pg_physical_conninfo = o->pg_physical_conninfo;
     s->local_domain = e->local_domain;
     return 0;
 }
@@ -188,8 +218,12 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
     pf_snapshot_add_tag(&b->snap, "mastodon");
     /* The machine's files are an extra: a server backed up without them (host = no) is
      * still whole. */
-    unsigned whole = pf_component_all() & ~pf_component_bit(&pf_host_component);
-    b->snap.kind = (m->only & whole) == whole ? PF_SNAP_MASTODON : PF_SNAP_MASTODON_PARTIAL;
+    /* The database in either form (or both) makes it whole. */
+    const unsigned db =
+        pf_component_bit(&pf_postgres_component) | pf_component_bit(&pf_pgphys_component);
+    unsigned whole = pf_component_all() & ~pf_component_bit(&pf_host_component) & ~db;
+    b->snap.kind =
+        (m->only & whole) == whole && (m->only & db) ? PF_SNAP_MASTODON : PF_SNAP_MASTODON_PARTIAL;
     for (size_t i = 0; i < o->ntags; i++)
         pf_snapshot_add_tag(&b->snap, o->tags[i]);
     b->snap.components = cJSON_CreateObject();
@@ -213,7 +247,8 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
         const pf_component *c = pf_components[i];
         if (!(m->only & (1u << i)))
             continue;
-        pf_component_run run = {.set = &m->set, .arch = b->arch, .root = pf_archiver_root(b->arch)};
+        pf_component_run run = {
+            .set = &m->set, .arch = b->arch, .backup_repo = r, .root = pf_archiver_root(b->arch)};
         int rc = c->backup(&run, err);
         if (rc == 0) {
             cJSON *entry = cJSON_CreateObject();

@@ -274,6 +274,39 @@ static void refetch_left(const pf_snapshot *s, const char *live, const pf_app_ow
     free(lines);
 }
 
+/* Where and to when a point-in-time restore recovers the database (mastodon/pitr.c). */
+static void pitr_settings(const pf_mastodon_restore_opts *o, const pf_snapshot *db,
+                          pf_mastodon_restored *out, pf_pgphys_restore_opts *po)
+{
+    char data_dir[4096];
+    pf_mastodon_pitr_dirs(db, data_dir, sizeof data_dir, out->conf_dir, sizeof out->conf_dir);
+    snprintf(out->data_dir, sizeof out->data_dir, "%s", o->pg_data_dir ? o->pg_data_dir : data_dir);
+    *po = (pf_pgphys_restore_opts){.target = out->data_dir,
+                                   .to_ns = o->to_ns ? o->to_ns : INT64_MAX,
+                                   .restore_command = o->restore_command,
+                                   .start = true,
+                                   .force = o->force,
+                                   .ctl_options = o->pg_ctl_options,
+                                   .pg_bindir = o->pg_bindir,
+                                   .config_dir = o->pg_data_dir ? NULL : out->conf_dir,
+                                   .workers = o->workers};
+}
+
+static void pitr_result(const pf_component_run *run, const pf_snapshot *rest,
+                        pf_mastodon_restored *out)
+{
+    const pf_pgphys_restored *p = pf_pgphys_component_result(run);
+    out->pitr = true;
+    memcpy(out->db_id, run->set->pgphys_snap->id, sizeof out->db_id);
+    out->rest_ns = rest->time_ns;
+    if (!p)
+        return;
+    snprintf(out->reached, sizeof out->reached, "%s", p->reached);
+    out->reached_ns = p->reached_ns;
+    out->db_end_ns = p->end_ns;
+    out->gaps = p->gaps;
+}
+
 int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastodon_restored *out,
                         pf_err *err)
 {
@@ -294,9 +327,14 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
                               .complete = true,
                               .components = nwanted ? wanted : NULL,
                               .ncomponents = nwanted};
-    pf_snapshot s;
-    if (pf_snapshot_resolve(r, o->snapshot, &whole, &s, err))
+    pf_snapshot s, sdb;
+    bool pitr;
+    if (pf_mastodon_restore_pick(r, o, &whole, &s, &sdb, &pitr, err)) {
+        pf_snapshot_free(&s);
+        pf_snapshot_free(&sdb);
         return -1;
+    }
+    only = pf_mastodon_pitr_only(only, o, &s, pitr);
     double started = pf_backup_now();
     int rc = -1;
     pf_node n_env = {0};
@@ -391,17 +429,26 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
     }
     if (o->redis_port)
         set.redis.port = o->redis_port;
+    pf_pgphys_restore_opts po;
+    if (pitr) {
+        pitr_settings(o, &sdb, out, &po);
+        set.pgphys = &po;
+        set.pgphys_snap = &sdb;
+    }
 
     /* Issue 16, before any other check: a target whose .env.production has other
      * encryption keys than the snapshot (mastodon:setup run again), and a pgbouncer where
      * PostgreSQL itself is needed. */
-    const unsigned pg_bit = pf_component_bit(&pf_postgres_component);
+    const unsigned pg_bit = pf_component_bit(&pf_postgres_component),
+                   phys_bit = pf_component_bit(&pf_pgphys_component);
     char pg_real_host[256];
-    if ((only & pg_bit) && (pf_safety_restore_keys_check(r, s.tree, have_secrets ? &env : NULL,
-                                                         env_path, o->force, err) ||
-                            pf_safety_restore_pg(&set.pg_restore, o->pgbouncer_ini, pg_real_host,
-                                                 sizeof pg_real_host, err))) {
-        pf_component_error(err, "restore", &pf_postgres_component, &runs[0]);
+    if ((only & (pg_bit | phys_bit)) &&
+        (pf_safety_restore_keys_check(r, s.tree, have_secrets ? &env : NULL, env_path, o->force,
+                                      err) ||
+         ((only & pg_bit) && pf_safety_restore_pg(&set.pg_restore, o->pgbouncer_ini, pg_real_host,
+                                                  sizeof pg_real_host, err)))) {
+        pf_component_error(err, "restore",
+                           only & pg_bit ? &pf_postgres_component : &pf_pgphys_component, &runs[0]);
         goto out;
     }
 
@@ -439,6 +486,8 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
             goto out;
         }
         out->restored |= 1u << i;
+        if (c == &pf_pgphys_component)
+            pitr_result(&runs[i], &s, out);
     }
     out->domain = env.local_domain ? strdup(env.local_domain) : NULL;
     what_is_left(o, &s, &env, &owner, &e, only & host_bit, out);
@@ -458,6 +507,7 @@ out:
     pf_mastodon_env_free(&env);
     pf_node_free(&n_env);
     pf_snapshot_free(&s);
+    pf_snapshot_free(&sdb);
     return rc;
 }
 

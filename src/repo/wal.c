@@ -579,8 +579,8 @@ static int base_needs(const pf_snapshot *snaps, size_t nsnaps, base_need **out, 
     *per = 0x100000000ull / seg_size;
     for (size_t i = 0; i < nsnaps; i++) {
         const char *a = comp_str(&snaps[i], "start_wal"), *b = comp_str(&snaps[i], "end_wal");
-        if (snaps[i].kind != PF_SNAP_PG_PHYSICAL || pf_wal_name_kind(a) != PF_WAL_SEGMENT ||
-            pf_wal_name_kind(b) != PF_WAL_SEGMENT)
+        /* A base backup of its own (pg-physical) or a whole server's postgres-physical. */
+        if (pf_wal_name_kind(a) != PF_WAL_SEGMENT || pf_wal_name_kind(b) != PF_WAL_SEGMENT)
             continue;
         snprintf(needs[*n].id, sizeof needs[*n].id, "%.8s", snaps[i].id);
         needs[*n].start = seg_of(a, *per);
