@@ -302,9 +302,9 @@ static int restore_live(int argc, char **argv)
             print_finish(&o, &done, argc, argv, ref);
     } else {
         pf_progress_done();
-        print_restored(&o, &done);
         if (done.pitr && !pf_g.json && pf_g.verbosity >= 0)
             print_pitr(&done);
+        print_restored(&o, &done);
     }
     pf_mastodon_restored_free(&done);
     pf_cli_unlock(lock);

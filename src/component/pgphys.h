@@ -48,6 +48,8 @@ typedef struct pf_pgphys_restore_opts {
     const char *config_dir;      /* started with pg_ctl -D config_dir (Debian's
                                   * /etc/postgresql/N/main) when the data directory has no
                                   * postgresql.conf of its own; NULL: none */
+    bool own_conf;               /* a data directory without postgresql.conf gets an empty
+                                  * one (a scratch cluster: the settings come with -o) */
     int workers;
 } pf_pgphys_restore_opts;
 
@@ -56,6 +58,7 @@ typedef struct pf_pgphys_restored {
     uint64_t files;
     unsigned gaps;      /* WAL gaps after the base backup (warned about): recovery stops
                          * before the target */
+    char gap[300];      /* the first of them, as check says it */
     char reached[256];  /* the recovery log's line saying where it stopped, or "" */
     int64_t reached_ns; /* the time in it; 0 when the log names none */
     int64_t end_ns;     /* when the base backup ended (consistent from there) */

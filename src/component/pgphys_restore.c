@@ -259,12 +259,17 @@ static int start_and_wait(const pf_pgphys_restore_opts *o, pf_pgphys_restored *o
     }
     recovery_reached(out->log, out->reached, sizeof out->reached);
     out->reached_ns = pf_pgphys_log_time(out->reached);
+    /* Stopped before the first commit past the target: the database is as of the target. */
+    if (strstr(out->reached, "stopping before") && o->to_ns != INT64_MAX &&
+        (out->reached_ns == 0 || o->to_ns < out->reached_ns))
+        out->reached_ns = o->to_ns;
     return 0;
 }
 
 typedef struct gap_ctx {
     const char *id;
     unsigned gaps;
+    char *first;
 } gap_ctx;
 
 static void gap_report(int is_error, const char *msg, void *ctx)
@@ -274,7 +279,8 @@ static void gap_report(int is_error, const char *msg, void *ctx)
     snprintf(short_id, sizeof short_id, "%.8s", g->id);
     if (is_error && strstr(msg, short_id)) {
         pf_warn("%s", msg);
-        g->gaps++;
+        if (!g->gaps++)
+            snprintf(g->first, 300, "%s", msg);
     }
 }
 
@@ -340,7 +346,7 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
                           s->id, end_wal ? end_wal : "?");
     /* A gap in the archive after this base backup ends recovery there, silently as far
      * as PostgreSQL is concerned: say so before anything is written. */
-    gap_ctx g = {s->id, 0};
+    gap_ctx g = {s->id, 0, out->gap};
     pf_wal_check_result wr;
     pf_err we = {0};
     if (pf_wal_check(r, NULL, gap_report, &g, &wr, &we))
@@ -392,6 +398,9 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
     pf_buf_append_str(&conf, "recovery_target_timeline = 'latest'\n");
     if (write_file_at(target, "postgresql.auto.conf", &conf, 1, err) ||
         write_file_at(target, "recovery.signal", &empty, 0, err))
+        goto out;
+    snprintf(p, sizeof p, "%s/postgresql.conf", target);
+    if (o->own_conf && access(p, F_OK) && write_file_at(target, "postgresql.conf", &empty, 0, err))
         goto out;
     if (o->start && start_and_wait(o, out, err))
         goto out;
