@@ -183,6 +183,20 @@ int64_t pf_pgphys_log_time(const char *line)
     return secs * 1000000000 + frac;
 }
 
+/* Whether a line of the log holds what. */
+static bool log_says(const char *log, const char *what)
+{
+    FILE *f = fopen(log, "r");
+    if (!f)
+        return false;
+    char line[1024];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, what) != NULL;
+    fclose(f);
+    return found;
+}
+
 static double promote_wait_seconds(void)
 {
     const char *v = getenv("PERMAFROST_PROMOTE_WAIT");
@@ -252,6 +266,20 @@ static int start_and_wait(const pf_pgphys_restore_opts *o, pf_pgphys_restored *o
         if (now_mono() > until)
             return pf_err_set(err, PF_ECOMPONENT,
                               "recovery did not end within %.0f s (PERMAFROST_PROMOTE_WAIT): "
+                              "see %s",
+                              promote_wait_seconds(), out->log);
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    /* recovery.signal goes before the server leaves recovery: wait for it to say so. */
+    while (!log_says(out->log, "database system is ready to accept connections")) {
+        if (access(pid_file, F_OK))
+            return pf_err_set(err, PF_ECOMPONENT,
+                              "the restored cluster stopped at the end of recovery: see %s",
+                              out->log);
+        if (now_mono() > until)
+            return pf_err_set(err, PF_ECOMPONENT,
+                              "the restored cluster did not open after recovery within %.0f s: "
                               "see %s",
                               promote_wait_seconds(), out->log);
         struct timespec ts = {0, 50 * 1000 * 1000};
