@@ -48,6 +48,8 @@ typedef struct pf_pgphys_restore_opts {
     const char *config_dir;      /* started with pg_ctl -D config_dir (Debian's
                                   * /etc/postgresql/N/main) when the data directory has no
                                   * postgresql.conf of its own; NULL: none */
+    bool refuse_gaps;            /* a gap in the archive after the base backup is an error
+                                  * (PF_ENOTFOUND, naming it) before anything is written */
     bool own_conf;               /* a data directory without postgresql.conf gets an empty
                                   * one (a scratch cluster: the settings come with -o) */
     int workers;

@@ -380,6 +380,8 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
     if (pf_wal_check(r, NULL, gap_report, &g, &wr, &we))
         pf_warn("could not check the WAL archive for gaps: %s", we.msg);
     out->gaps = g.gaps;
+    if (o->refuse_gaps && g.gaps)
+        return pf_err_set(err, PF_ENOTFOUND, "%s", out->gap);
     if (o->force && move_aside(target, err))
         return -1;
     find_owner(target);

@@ -109,6 +109,7 @@ void pf_drill_pitr(pf_repo *r, const pf_snapshot *s, const pf_scratch *sc, const
                                  .start = true,
                                  .ctl_options = ctl,
                                  .pg_bindir = o->pg_bindir,
+                                 .refuse_gaps = true,
                                  .own_conf = true,
                                  .workers = o->workers};
     pf_pgphys_restored done;
