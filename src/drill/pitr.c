@@ -88,6 +88,13 @@ static void stop(const char *bindir, const char *data, const char *user)
 void pf_drill_pitr(pf_repo *r, const pf_snapshot *s, const pf_scratch *sc, const pf_drill_opts *o,
                    pf_drill_check *check, double *seconds)
 {
+    if (o->to_ns && pf_pgphys_end_ns(s) > o->to_ns) {
+        fill(check, false,
+             "the base backup of snapshot %.8s ended after --to: recovery cannot stop before "
+             "it (drill an older snapshot)",
+             s->id);
+        return;
+    }
     char data[300], hba[300], ctl[900];
     snprintf(data, sizeof data, "%s/pitr", sc->dir);
     snprintf(hba, sizeof hba, "%s/pitr_hba.conf", sc->dir);
