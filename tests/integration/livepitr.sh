@@ -7,6 +7,8 @@
 #   pitr      restore --live DIR --to a time between two known states of a table whose rows
 #             record their commit times: exactly the earlier state; secrets, Redis and media
 #             come back; one line says where recovery got to, one how stale the rest is
+#   running   without --to the base backup is recovered too (to the end of the archive):
+#             a running cluster in the target is refused before anything changes
 #   latest    --to latest recovers every archived row
 #   logical   --to on a repository of logical dumps only is one clear line (exit 2)
 #   drill     the drill also recovers a point in time (its time and RTO said); a WAL segment
@@ -140,6 +142,18 @@ grep -q "^SECRET_KEY_BASE=$(sed -n 's/^SECRET_KEY_BASE=//p' "$W/old/live/.env.pr
     fail "the secrets did not come back"
 [ "$(redis_cli "$W/new" GET stat:processed)" = 12345 ] || fail "Redis did not come back"
 ok "--to $target: exactly A and B, accounts, media, secrets and Redis back; $(grep '^secrets, Redis' "$W/out.txt")"
+
+say running
+# Without --to a snapshot holding a base backup is still restored to a point in time (the
+# end of the archive): onto the cluster restored above, running, that is refused before
+# anything changes.
+rc=0
+harness_as_owner "$W/pf" restore latest --live "$W/new3/live" --pg-physical-target "$W/new/pg" \
+    >"$W/out.txt" 2>"$W/err.txt" || rc=$?
+[ "$rc" = 6 ] || fail "restore onto a running cluster: exit $rc, wanted 6: $(cat "$W/err.txt")"
+has "$W/err.txt" "a PostgreSQL cluster is running in $W/new/pg"
+[ ! -e "$W/new3" ] || fail "the refused restore wrote $W/new3"
+ok "without --to the base backup is recovered; a running cluster is refused: $(tail -1 "$W/err.txt")"
 
 say latest
 fresh "$W/new2"
