@@ -12,7 +12,8 @@
 #   latest    --to latest recovers every archived row
 #   logical   --to on a repository of logical dumps only is one clear line (exit 2)
 #   drill     the drill also recovers a point in time (its time and RTO said); a WAL segment
-#             deleted from the repository makes it fail, naming the segment
+#             deleted from the repository makes it fail, naming the segment, and check
+#             names the gap for the whole-server snapshot's base backup
 # Every permafrost runs as the cluster's OS user (postgres as root): the archive_command
 # writes into the same repository. No archive_timeout: pg_switch_wal() (and the base backup's
 # own switch) close the segments the test needs, so recovery fetches a handful.
@@ -186,6 +187,12 @@ ok "the drill recovers a point in time: $(grep 'point in time' "$W/out.txt")"
 gap=$seg_c # after the base backup's end, before the newest archived segment
 [ -f "$W/repo/wal/00000001/$gap" ] || fail "no segment $gap to remove"
 rm "$W/repo/wal/00000001/$gap"
+# check counts the whole-server snapshot's base backup: it names the gap it cuts short.
+rc=0
+harness_as_owner "$W/pf" check >"$W/check.txt" 2>&1 || rc=$?
+[ "$rc" = 4 ] || fail "check with a WAL gap: exit $rc, wanted 4: $(cat "$W/check.txt")"
+grep -q "WAL gap on timeline 1: $gap missing; recovery stops at .* for base backup" "$W/check.txt" ||
+    fail "check does not name the gap: $(cat "$W/check.txt")"
 rc=0
 harness_as_owner "$W/pf" drill --tmp "$S" >"$W/out.txt" 2>"$W/err.txt" || rc=$?
 [ "$rc" != 0 ] || fail "a drill with a WAL segment missing passed: $(cat "$W/out.txt")"
