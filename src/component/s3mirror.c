@@ -644,9 +644,6 @@ out:
 
 /* ---- restore into a bucket ---- */
 
-/* Parts of a large upload (S3 wants at least 5 MiB but the last). */
-#define PART (16u << 20)
-
 /* Mastodon serves the bucket's objects to browsers: a file mirrored before its type was
  * recorded (or from local media) gets one from its name. */
 static const char *type_of(const char *name)
@@ -666,12 +663,25 @@ static const char *type_of(const char *name)
     return "application/octet-stream";
 }
 
+/* Files uploaded in one round, a few at a time. */
+#define UPLOAD_BATCH 64
+
+typedef struct upload_item {
+    char *key;
+    pf_node node;
+} upload_item;
+
 typedef struct uploader {
     pf_repo *r;
     const pf_s3mirror_opts *o;
     const pf_s3mirror_put *p;
     pf_s3mirror_stats *st;
-    pf_buf buf;
+    long retry_ms;
+    upload_item batch[UPLOAD_BATCH];
+    size_t n, next;
+    pthread_mutex_t mu; /* guards next, st, failed, first */
+    bool failed;
+    pf_err first; /* the first failure of a round */
 } uploader;
 
 /* Reads up to n bytes of src into b (replacing its contents); returns the count or -1. */
@@ -692,7 +702,20 @@ static ssize_t fill(pf_source *src, pf_buf *b, size_t n, pf_err *err)
     return (ssize_t)got;
 }
 
-static int upload_file(uploader *u, const pf_node *n, const char *key, pf_err *err)
+/* A request that may be repeated (a whole put, one part): tried again while the failure is
+ * a transient one. */
+static int again(const uploader *u, int attempt, long *delay, const pf_err *err)
+{
+    if (!err->retryable || attempt >= 4)
+        return 0;
+    struct timespec ts = {*delay / 1000, (*delay % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    *delay *= 2;
+    (void)u;
+    return 1;
+}
+
+static int upload_file(uploader *u, const pf_node *n, const char *key, pf_buf *buf, pf_err *err)
 {
     char etag[256], ct[256];
     pf_s3mirror_record(n, etag, sizeof etag, ct, sizeof ct);
@@ -701,22 +724,36 @@ static int upload_file(uploader *u, const pf_node *n, const char *key, pf_err *e
                          .cache_control = u->p->cache_control
                                               ? u->p->cache_control
                                               : "public, max-age=315576000, immutable"};
+    size_t part = pf_s3_part_size(u->o->bucket);
     pf_source *src = pf_node_source_new(u->r, n);
     if (!src)
         return pf_err_set(err, PF_EGENERIC, "out of memory");
     int rc = -1;
-    ssize_t got = fill(src, &u->buf, PART, err);
+    long delay = u->retry_ms;
+    ssize_t got = fill(src, buf, part, err);
     if (got < 0)
         goto out;
-    if ((uint64_t)got < PART || n->size <= PART) {
-        rc = pf_s3_put_object(u->o->bucket, key, u->buf.data, u->buf.len, &po, err);
+    if ((uint64_t)got < part || n->size <= part) {
+        for (int a = 1;; a++) {
+            *err = (pf_err){0};
+            rc = pf_s3_put_object(u->o->bucket, key, buf->data, buf->len, &po, err);
+            if (rc == 0 || !again(u, a, &delay, err))
+                break;
+        }
     } else {
+        pf_debug("media: %s goes up in parts of %zu bytes", key, part);
         pf_s3_upload *up = pf_s3_upload_begin(u->o->bucket, key, &po, err);
         if (!up)
             goto out;
         while (got > 0) {
-            if (pf_s3_upload_part(up, u->buf.data, u->buf.len, err) ||
-                (got = fill(src, &u->buf, PART, err)) < 0) {
+            int prc;
+            for (int a = 1;; a++) {
+                *err = (pf_err){0};
+                prc = pf_s3_upload_part(up, buf->data, buf->len, err);
+                if (prc == 0 || !again(u, a, &delay, err))
+                    break;
+            }
+            if (prc || (got = fill(src, buf, part, err)) < 0) {
                 pf_s3_upload_abort(up);
                 goto out;
             }
@@ -725,11 +762,72 @@ static int upload_file(uploader *u, const pf_node *n, const char *key, pf_err *e
     }
 out:
     pf_node_source_free(src);
-    if (rc == 0) {
-        u->st->objects++;
-        u->st->bytes += n->size;
-    }
     return rc;
+}
+
+static void *upload_worker(void *p)
+{
+    uploader *u = p;
+    pf_buf buf = PF_BUF_INIT;
+    for (;;) {
+        pthread_mutex_lock(&u->mu);
+        size_t i = !u->failed && u->next < u->n ? u->next++ : u->n;
+        pthread_mutex_unlock(&u->mu);
+        if (i >= u->n)
+            break;
+        upload_item *it = &u->batch[i];
+        pf_err err = {0};
+        int rc = upload_file(u, &it->node, it->key, &buf, &err);
+        if (rc && err.code == PF_EAUTH)
+            pf_err_set(&err, PF_EAUTH,
+                       "%s refused to let the keys of the target's .env.production "
+                       "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) write %s: give them "
+                       "s3:PutObject there, or restore the media to a directory",
+                       u->o->label, it->key);
+        else if (rc)
+            pf_err_prefix(&err, "%s: writing %s", u->o->label, it->key);
+        pthread_mutex_lock(&u->mu);
+        if (rc && !u->failed) {
+            u->failed = true;
+            u->first = err;
+        } else if (!rc) {
+            u->st->objects++;
+            u->st->bytes += it->node.size;
+        }
+        pthread_mutex_unlock(&u->mu);
+    }
+    pf_buf_free(&buf);
+    return NULL;
+}
+
+/* Uploads the batch, a few files at a time (each with a part's buffer), and empties it. */
+static int flush_batch(uploader *u, pf_err *err)
+{
+    int k = u->o->connections > 0 ? u->o->connections : 4;
+    if (k > 16)
+        k = 16;
+    if ((size_t)k > u->n)
+        k = (int)u->n;
+    pthread_t t[16];
+    int started = 0;
+    u->next = 0;
+    for (int i = 0; i < k; i++)
+        if (pthread_create(&t[i], NULL, upload_worker, u) == 0)
+            started++;
+    if (!started)
+        upload_worker(u);
+    for (int i = 0; i < started; i++)
+        pthread_join(t[i], NULL);
+    for (size_t i = 0; i < u->n; i++) {
+        free(u->batch[i].key);
+        pf_node_free(&u->batch[i].node);
+    }
+    u->n = 0;
+    if (u->failed) {
+        *err = u->first;
+        return -1;
+    }
+    return 0;
 }
 
 static int upload_dir(uploader *u, const uint8_t id[PF_ID_LEN], pf_buf *path, pf_err *err)
@@ -747,20 +845,17 @@ static int upload_dir(uploader *u, const uint8_t id[PF_ID_LEN], pf_buf *path, pf
         pf_buf_append(path, n->name, n->name_len);
         pf_buf_append(path, "", 1);
         path->len--;
-        if (n->type == PF_NODE_DIR && n->nblobs == 1)
+        if (n->type == PF_NODE_DIR && n->nblobs == 1) {
             rc = upload_dir(u, n->blobs[0], path, err);
-        else if (n->type == PF_NODE_FILE) {
-            rc = upload_file(u, n, (const char *)path->data, err);
-            if (rc && err->code == PF_EAUTH)
-                pf_err_set(err, PF_EAUTH,
-                           "%s refused to let the keys of the target's .env.production "
-                           "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) write %s: give them "
-                           "s3:PutObject there, or restore the media to a directory",
-                           u->o->label, (const char *)path->data);
-            else if (rc)
-                pf_err_prefix(err, "%s: writing %s", u->o->label, (const char *)path->data);
-        } else
+        } else if (n->type == PF_NODE_FILE) {
+            upload_item *it = &u->batch[u->n++];
+            it->key = pf_xstrdup((const char *)path->data);
+            pf_node_copy(&it->node, n);
+            if (u->n == UPLOAD_BATCH)
+                rc = flush_batch(u, err);
+        } else {
             pf_debug("media: %s is not a file: not uploaded", (const char *)path->data);
+        }
     }
     path->len = base;
     pf_tree_free(&t);
@@ -773,11 +868,27 @@ int pf_s3mirror_restore(pf_repo *r, const pf_node *dir, const pf_s3mirror_opts *
     memset(st, 0, sizeof *st);
     if (dir->type != PF_NODE_DIR || dir->nblobs != 1)
         return pf_err_set(err, PF_ECORRUPT, "the snapshot's media entry is not a directory");
-    uploader u = {.r = r, .o = o, .p = p, .st = st};
+    uploader *u = calloc(1, sizeof *u);
+    if (!u)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    *u = (uploader){.r = r, .o = o, .p = p, .st = st};
+    u->retry_ms = env_ms("PERMAFROST_RETRY_BASE_MS", 200);
+    if (u->retry_ms < 1)
+        u->retry_ms = 1;
+    pthread_mutex_init(&u->mu, NULL);
     pf_buf path = PF_BUF_INIT;
-    int rc = upload_dir(&u, dir->blobs[0], &path, err);
+    int rc = upload_dir(u, dir->blobs[0], &path, err);
+    if (u->n) {
+        /* what is left of the last round; after a failure, only dropped */
+        if (rc)
+            u->failed = true;
+        int frc = flush_batch(u, rc ? &(pf_err){0} : err);
+        if (!rc)
+            rc = frc;
+    }
     pf_buf_free(&path);
-    pf_buf_free(&u.buf);
+    pthread_mutex_destroy(&u->mu);
+    free(u);
     return rc;
 }
 

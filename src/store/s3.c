@@ -1380,6 +1380,13 @@ int pf_s3_put_object(pf_store *st, const char *key, const void *data, size_t len
     return s3_put_single(s, key, data, len, &m, err);
 }
 
+size_t pf_s3_part_size(pf_store *st)
+{
+    pf_err ignored = {0};
+    s3_store *s = s3_of(st, &ignored);
+    return s ? (size_t)s->part_size : 0;
+}
+
 struct pf_s3_upload {
     s3_upload u;
 };

@@ -68,6 +68,10 @@ typedef struct pf_s3_put_opts {
 int pf_s3_put_object(pf_store *st, const char *key, const void *data, size_t len,
                      const pf_s3_put_opts *o, pf_err *err);
 
+/* The part size of the driver's own multipart uploads (PERMAFROST_S3_PART_SIZE, default 16
+ * MiB), for callers streaming an object in parts; 0 for a store that is not S3. */
+size_t pf_s3_part_size(pf_store *st);
+
 /* A multipart upload, for an object streamed in parts of at least 5 MiB (but the last): the
  * object appears only when pf_s3_upload_end succeeds. abort (or a failed end) removes the
  * parts from the bucket; both free up. */

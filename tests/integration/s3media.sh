@@ -180,7 +180,8 @@ grep -q "media-to-s3\|S3_ENABLED=false" "$T/rl.out" && ok "what is left: Mastodo
 curl -sf -X PUT "$S3RVER_ENDPOINT/restored" >/dev/null || fail "cannot create bucket restored"
 mkdir -p "$T/new2"
 sed 's/^S3_BUCKET=.*/S3_BUCKET=restored/' "$T/live/.env.production" >"$T/new2/.env.production"
-pf restore "$ID2" --live "$T/new2" --only media --media-to-s3 >"$T/rs.out" 2>"$T/rs.err"
+# Parts of 4 MiB: the 9 MiB video goes up as a multipart upload, streamed.
+PERMAFROST_S3_PART_SIZE=4194304 pf -v restore "$ID2" --live "$T/new2" --only media --media-to-s3 >"$T/rs.out" 2>"$T/rs.err"
 RC=$?
 [ $RC = 0 ] && ok "restore --only media --media-to-s3" || { fail "restore --media-to-s3: exit $RC"; sed 's/^/     | /' "$T/rs.err" | tail; }
 grep -q "bucket restored at" "$T/rs.err" && ok "it says which bucket, from which settings" || fail "which bucket: $(cat "$T/rs.err")"
@@ -191,6 +192,8 @@ if diff -r "$T/want2" "$T/got2" >"$T/d4"; then ok "the target bucket holds the s
 fi
 ct=$(curl -sI "$S3RVER_ENDPOINT/restored/site_uploads/files/000/000/001/original/typed.png" | tr -d '\r' | sed -n 's/^[Cc]ontent-[Tt]ype: //p')
 [ "$ct" = image/png ] && ok "the Content-Type recorded at backup is restored" || fail "Content-Type: '$ct'"
+grep -q "video.mp4 goes up in parts of 4194304 bytes" "$T/rs.err" && ok "the video went up in parts" ||
+    fail "the video was not a multipart upload: $(grep video "$T/rs.err")"
 
 # ---- keys refused ----
 sed -i 's/^AWS_SECRET_ACCESS_KEY=.*/AWS_SECRET_ACCESS_KEY=S3RVER/; s/^AWS_ACCESS_KEY_ID=.*/AWS_ACCESS_KEY_ID=refused-key/' "$T/live/.env.production"
