@@ -9,7 +9,8 @@
 #   object do not reach the snapshot), --exclude-cache leaves cache/ out;
 # - restore --only media into public/system, and --media-to-s3 into another bucket, with
 #   the Content-Type recorded at backup; both compared byte for byte;
-# - wrong keys in .env.production: one line naming the bucket and what to do.
+# - wrong keys in .env.production: one line naming the bucket and what to do, at backup and
+#   (before anything is written) at restore --media-to-s3.
 set -uo pipefail
 
 SRC=${PF_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -196,6 +197,15 @@ grep -q "video.mp4 goes up in parts of 4194304 bytes" "$T/rs.err" && ok "the vid
     fail "the video was not a multipart upload: $(grep video "$T/rs.err")"
 
 # ---- keys refused ----
+mkdir -p "$T/new3"
+sed 's/^S3_BUCKET=.*/S3_BUCKET=restored/; s/^AWS_ACCESS_KEY_ID=.*/AWS_ACCESS_KEY_ID=refused-key/' \
+    "$T/live/.env.production" >"$T/new3/.env.production"
+pf restore "$ID2" --live "$T/new3" --only media --media-to-s3 >"$T/rk.out" 2>"$T/rk.err"
+RC=$?
+[ $RC != 0 ] && grep -q "bucket restored at .* refused the keys of the target's .env.production (AWS_ACCESS_KEY_ID.*correct them there" "$T/rk.err" &&
+    ok "restore --media-to-s3 with refused keys: one line naming the bucket, before anything is written (exit $RC)" ||
+    fail "restore with refused keys: exit $RC: $(cat "$T/rk.err")"
+[ -e "$T/new3/public" ] && fail "the refused restore wrote $T/new3/public" || ok "nothing written"
 sed -i 's/^AWS_SECRET_ACCESS_KEY=.*/AWS_SECRET_ACCESS_KEY=S3RVER/; s/^AWS_ACCESS_KEY_ID=.*/AWS_ACCESS_KEY_ID=refused-key/' "$T/live/.env.production"
 backup b4 --media-from-s3
 [ $RC != 0 ] && ok "refused keys fail the backup (exit $RC)" || fail "backup with refused keys: exit 0"
