@@ -69,7 +69,7 @@ typedef struct pf_component_settings {
 
     /* media */
     const char *media_root;
-    bool media_in_s3; /* S3_ENABLED: nothing on this disk to back up or restore */
+    bool media_in_s3; /* S3_ENABLED: the uploads are in a bucket, not on this disk */
     bool exclude_cache;
     /* The media bucket (S3_ENABLED, component/s3mirror.h): at backup mirrored into media/
      * (--media-from-s3), at restore the target media/ is uploaded to (--media-to-s3); NULL:
