@@ -302,7 +302,7 @@ static void *reader(void *p)
         item *it = &m->q[j->item];
         long delay = m->retry_ms;
         for (int attempt = 1;; attempt++) {
-            pf_s3_reply reply;
+            pf_s3_reply reply = {.etag = "", .content_type = ""};
             pf_buf_reset(&j->data);
             j->err = (pf_err){0};
             j->rc =
@@ -614,6 +614,11 @@ int pf_s3mirror_backup(pf_archiver *a, pf_dir *d, const char *name, const pf_s3m
                        "AWS_SECRET_ACCESS_KEY): correct them there (they must list and read "
                        "the bucket), or back up without --media-from-s3",
                        o->label);
+        else if (err->code == PF_ENOREPO)
+            pf_err_set(err, PF_ENOTFOUND,
+                       "%s does not exist: check S3_BUCKET and S3_ENDPOINT (or S3_HOSTNAME) in "
+                       ".env.production",
+                       o->label);
         else if (!strstr(err->msg, o->label))
             pf_err_prefix(err, "%s", o->label);
         goto out;
@@ -908,6 +913,11 @@ int pf_s3mirror_probe(const pf_s3mirror_opts *o, pf_err *err)
                           "%s refused the keys of the target's .env.production "
                           "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY): correct them there, or "
                           "restore the media to a directory (without --media-to-s3)",
+                          o->label);
+    if (err->code == PF_ENOREPO)
+        return pf_err_set(err, PF_ENOTFOUND,
+                          "%s does not exist: create it (permafrost never creates buckets), or "
+                          "name another in the target's .env.production",
                           o->label);
     return pf_err_prefix(err, "%s", o->label);
 }

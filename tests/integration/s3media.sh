@@ -196,6 +196,19 @@ ct=$(curl -sI "$S3RVER_ENDPOINT/restored/site_uploads/files/000/000/001/original
 grep -q "video.mp4 goes up in parts of 4194304 bytes" "$T/rs.err" && ok "the video went up in parts" ||
     fail "the video was not a multipart upload: $(grep video "$T/rs.err")"
 
+# ---- a bucket that is not there ----
+mkdir -p "$T/live-nob" "$T/new4"
+sed 's/^S3_BUCKET=.*/S3_BUCKET=no-such-bucket/' "$T/live/.env.production" >"$T/live-nob/.env.production"
+cp "$T/live-nob/.env.production" "$T/new4/.env.production"
+pf backup --live "$T/live-nob" --only secrets,media --media-from-s3 >"$T/nb.out" 2>"$T/nb.err"
+RC=$?
+[ $RC = 13 ] && grep -q "bucket no-such-bucket at .* does not exist: check S3_BUCKET" "$T/nb.err" &&
+    ok "backup: a missing media bucket is named, exit 13" || fail "backup, missing bucket: exit $RC: $(cat "$T/nb.err")"
+pf restore "$ID2" --live "$T/new4" --only media --media-to-s3 >"$T/nr.out" 2>"$T/nr.err"
+RC=$?
+[ $RC = 13 ] && grep -q "bucket no-such-bucket at .* does not exist: create it" "$T/nr.err" &&
+    ok "restore: a missing target bucket is named, exit 13" || fail "restore, missing bucket: exit $RC: $(cat "$T/nr.err")"
+
 # ---- keys refused ----
 mkdir -p "$T/new3"
 sed 's/^S3_BUCKET=.*/S3_BUCKET=restored/; s/^AWS_ACCESS_KEY_ID=.*/AWS_ACCESS_KEY_ID=refused-key/' \
