@@ -100,6 +100,9 @@ pf_store *pf_s3media_open(const pf_mastodon_env *env, pf_err *err)
     /* No retry layer: the mirror's client (store/s3.h) needs the driver itself, and retries
      * its reads. */
     pf_store_opts o = {.s3_region = region, .retries = -1};
+    /* Mastodon talks to an S3_ENDPOINT in path style unless S3_OVERRIDE_PATH_STYLE=true. */
+    const char *override = get(env, "S3_OVERRIDE_PATH_STYLE");
+    o.s3_virtual_host = get(env, "S3_ENDPOINT") && override && !strcmp(override, "true");
     pf_store *s = pf_store_open(url, &o, err);
     for (int i = 0; i < 3; i++) {
         put_env(names[i], saved[i]);

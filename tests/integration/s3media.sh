@@ -78,6 +78,21 @@ rc=$?
 [ $rc != 0 ] && grep -q 'AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is not set' "$T/err" &&
     ok "no key in .env.production: refused, naming it" || fail "without keys: exit $rc, $(cat "$T/err")"
 
+# S3_OVERRIDE_PATH_STYLE=true: the bucket in the host name, as Mastodon then addresses it.
+# s3rver takes a host name that is not an address as the bucket's name, so the objects of
+# its bucket "files.localhost" are those of bucket "files" addressed that way (curl resolves
+# *.localhost to the loopback); path style would list bucket "files".
+mkdir -p "$T/vh"
+curl -sf -X PUT "$S3RVER_ENDPOINT/files.localhost" >/dev/null || fail "create bucket files.localhost"
+curl -sf -X PUT --data-binary 'vh' "$S3RVER_ENDPOINT/files.localhost/only/in/the/vhost.txt" >/dev/null ||
+    fail "PUT into files.localhost"
+sed "s|^S3_ENDPOINT=.*|S3_ENDPOINT=http://localhost:$S3RVER_PORT|" "$T/live/.env.production" >"$T/vh/.env.production"
+echo "AWS_ACCESS_KEY_ID=S3RVER" >>"$T/vh/.env.production"
+echo "S3_OVERRIDE_PATH_STYLE=true" >>"$T/vh/.env.production"
+"$PFCOMP" s3media-list "$T/vh" >"$T/got" 2>"$T/err"
+[ "$(cat "$T/got")" = "only/in/the/vhost.txt 2" ] && ok "S3_OVERRIDE_PATH_STYLE=true: the bucket in the host name" ||
+    fail "virtual-host listing: $(cat "$T/got" "$T/err")"
+
 # ---- the mirror: backup --live --media-from-s3 ----
 sed -i 's/^AWS_ACCESS_KEY_ID=.*//' "$T/live/.env.production"
 echo "AWS_ACCESS_KEY_ID=S3RVER" >>"$T/live/.env.production"
