@@ -307,13 +307,25 @@ static size_t media_index(void)
     return i;
 }
 
-/* Where the media went, against where the restored .env.production makes Mastodon look. */
+/* Does the snapshot hold the media of a server that kept them on S3 (backup
+ * --media-from-s3)? */
+static bool mirrored(const pf_snapshot *s)
+{
+    cJSON *m = s->components ? cJSON_GetObjectItemCaseSensitive(s->components, "media") : NULL;
+    cJSON *src = m ? cJSON_GetObjectItemCaseSensitive(m, "source") : NULL;
+    return cJSON_IsString(src) && !strcmp(src->valuestring, "s3");
+}
+
+/* Where the media went (restored: this restore wrote them), against where the restored
+ * .env.production makes Mastodon look. */
 static void media_left(const pf_mastodon_env *env, const pf_component_settings *set,
-                       const char *media_root, bool held, pf_mastodon_restored *out)
+                       const char *media_root, bool held, bool restored, pf_mastodon_restored *out)
 {
     if (!held)
         return; /* out->media_in_s3 says it: they stayed in the bucket */
     out->media_in_s3 = false;
+    if (!restored)
+        return;
     char label[2200];
     if (set->media_bucket && !env->s3_enabled)
         todo_add(out,
@@ -510,8 +522,8 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
     }
     out->domain = env.local_domain ? strdup(env.local_domain) : NULL;
     what_is_left(o, &s, &env, &owner, &e, only & host_bit, out);
-    if (only & media_bit)
-        media_left(&env, &set, media_root, runs[media_index()].node[0].type != 0, out);
+    media_left(&env, &set, media_root, runs[media_index()].node[0].type != 0 || mirrored(&s),
+               (only & media_bit) != 0, out);
     if (only & pf_component_bit(&pf_media_component))
         refetch_left(&s, live, &owner, out);
     out->seconds = pf_backup_now() - started;

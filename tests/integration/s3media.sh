@@ -193,6 +193,12 @@ fi
 grep -q "media-to-s3\|S3_ENABLED=false" "$T/rl.out" && ok "what is left: Mastodon looks in the bucket, upload or switch" ||
     fail "no step about S3_ENABLED: $(cat "$T/rl.out")"
 
+# A restore without the media of a snapshot that holds them does not say they were left out.
+mkdir -p "$T/new5"
+pf restore "$ID2" --live "$T/new5" --only secrets >"$T/rsec.out" 2>"$T/rsec.err" || fail "restore --only secrets: $(cat "$T/rsec.err")"
+grep -q "it was not in this snapshot" "$T/rsec.out" && fail "restore --only secrets says the media were not in the snapshot" ||
+    ok "restore --only secrets: no false 'media not in this snapshot'"
+
 curl -sf -X PUT "$S3RVER_ENDPOINT/restored" >/dev/null || fail "cannot create bucket restored"
 mkdir -p "$T/new2"
 sed 's/^S3_BUCKET=.*/S3_BUCKET=restored/' "$T/live/.env.production" >"$T/new2/.env.production"
