@@ -352,6 +352,11 @@ static int read_failed(mirror *m, const item *it, const job *j, pf_err *err)
         pf_info("media: object %s was removed from the bucket during the backup", it->key);
         return 0;
     }
+    if (j->err.code == PF_ECORRUPT) {
+        /* shorter than listed: replaced by a smaller version since */
+        skip(m, it->key, "changed while it was read (the next backup reads it)");
+        return 0;
+    }
     *err = j->err;
     if (err->code == PF_EAUTH)
         return pf_err_set(err, PF_EAUTH,

@@ -166,6 +166,10 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
         pf_s3media_label(e, m->media_label, sizeof m->media_label);
         s->media_bucket = m->media_bucket;
         s->media_bucket_label = m->media_label;
+    } else if (o->media_from_s3 && !e->s3_enabled) {
+        pf_info("media: --media-from-s3 (media_from_s3): S3_ENABLED is not true in %s, so the "
+                "media are on this disk and backed up from there",
+                m->env_path);
     }
     /* Issue 16: the encryption keys and where they are; a pgbouncer the dump must bypass. */
     bool db = m->only & pf_component_bit(&pf_postgres_component);

@@ -217,6 +217,18 @@ ct=$(curl -sI "$S3RVER_ENDPOINT/restored/site_uploads/files/000/000/001/original
 grep -q "video.mp4 goes up in parts of 4194304 bytes" "$T/rs.err" && ok "the video went up in parts" ||
     fail "the video was not a multipart upload: $(grep video "$T/rs.err")"
 
+# ---- --media-from-s3 on a server whose media are on its disk ----
+mkdir -p "$T/live-local/public/system/accounts"
+echo local >"$T/live-local/public/system/accounts/here.txt"
+printf 'LOCAL_DOMAIN=local.example\nS3_ENABLED=false\n' >"$T/live-local/.env.production"
+pf backup --live "$T/live-local" --only secrets,media --media-from-s3 >"$T/lo.out" 2>"$T/lo.err"
+RC=$?
+LID=$(sed -n 's/^snapshot \([0-9a-f]\{8\}\) saved.*/\1/p' "$T/lo.out")
+[ $RC = 0 ] && grep -q "S3_ENABLED is not true in .*, so the media are on this disk" "$T/lo.err" &&
+    pf ls "$LID" media/accounts 2>/dev/null | grep -q here.txt &&
+    ok "--media-from-s3 without S3_ENABLED: the local media, said so" ||
+    fail "--media-from-s3 on local media: exit $RC: $(cat "$T/lo.err")"
+
 # ---- a bucket that is not there ----
 mkdir -p "$T/live-nob" "$T/new4"
 sed 's/^S3_BUCKET=.*/S3_BUCKET=no-such-bucket/' "$T/live/.env.production" >"$T/live-nob/.env.production"
