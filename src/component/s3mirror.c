@@ -80,8 +80,12 @@ typedef struct job {
 typedef struct level {
     pf_dir *dir;
     char *name;
-    char **files; /* file names added here, in order: a directory of the same name collides */
-    size_t nfiles, cap;
+    /* The names used here so far (a hash set): files, and directories already closed. A
+     * file and a directory of one name cannot both be; a closed directory seen again means
+     * the listing does not keep a folder's keys together. */
+    char **names;
+    uint8_t *kinds; /* NAME_FILE or NAME_DIR */
+    size_t nnames, cap;
 } level;
 
 /* The parent snapshot's directory along the current key's path. */
@@ -101,7 +105,6 @@ typedef struct mirror {
     int depth;
     item q[QUEUE_MAX];
     size_t nq;
-    char *last; /* the previous key: the listing must come in byte order */
     /* one round of reads */
     job *jobs;
     size_t njobs, next_job;
@@ -109,13 +112,66 @@ typedef struct mirror {
     long retry_ms;
 } mirror;
 
+enum { NAME_FILE = 1, NAME_DIR = 2 };
+
 static void level_clear(level *l)
 {
     free(l->name);
-    for (size_t i = 0; i < l->nfiles; i++)
-        free(l->files[i]);
-    free(l->files);
+    for (size_t i = 0; i < l->cap; i++)
+        free(l->names[i]);
+    free(l->names);
+    free(l->kinds);
     memset(l, 0, sizeof *l);
+}
+
+static size_t name_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* NAME_FILE or NAME_DIR when name is used at this level, else 0. */
+static int name_kind(const level *l, const char *name)
+{
+    if (!l->cap)
+        return 0;
+    for (size_t i = name_hash(name) & (l->cap - 1);; i = (i + 1) & (l->cap - 1)) {
+        if (!l->names[i])
+            return 0;
+        if (!strcmp(l->names[i], name))
+            return l->kinds[i];
+    }
+}
+
+static void name_put(char **names, uint8_t *kinds, size_t cap, char *name, uint8_t kind)
+{
+    size_t i = name_hash(name) & (cap - 1);
+    while (names[i])
+        i = (i + 1) & (cap - 1);
+    names[i] = name;
+    kinds[i] = kind;
+}
+
+static void name_add(level *l, const char *name, uint8_t kind)
+{
+    if (2 * (l->nnames + 1) > l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **names = pf_xrealloc(NULL, cap * sizeof *names);
+        uint8_t *kinds = pf_xrealloc(NULL, cap);
+        memset(names, 0, cap * sizeof *names);
+        for (size_t i = 0; i < l->cap; i++)
+            if (l->names[i])
+                name_put(names, kinds, cap, l->names[i], l->kinds[i]);
+        free(l->names);
+        free(l->kinds);
+        l->names = names;
+        l->kinds = kinds;
+        l->cap = cap;
+    }
+    name_put(l->names, l->kinds, l->cap, pf_xstrdup(name), kind);
+    l->nnames++;
 }
 
 static void item_free(item *it)
@@ -143,6 +199,7 @@ static int close_to(mirror *m, int keep, pf_err *err)
         level *l = &m->lv[m->depth];
         int rc = pf_dir_end(m->a, l->dir, NULL, err);
         l->dir = NULL;
+        name_add(&m->lv[m->depth - 1], l->name, NAME_DIR);
         level_clear(l);
         m->depth--;
         if (rc)
@@ -172,18 +229,6 @@ static bool split_key(char *key, char **seg, int *nseg)
     return true;
 }
 
-static bool has_file(const level *l, const char *name)
-{
-    /* Sorted keys: a file "x" is followed only by names starting with "x" before "x/". */
-    for (size_t i = l->nfiles; i-- > 0;) {
-        if (!strcmp(l->files[i], name))
-            return true;
-        if (strncmp(l->files[i], name, strlen(name)))
-            return false;
-    }
-    return false;
-}
-
 static void skip(mirror *m, const char *key, const char *why)
 {
     pf_warn("media: object %s of %s %s: left out", key, m->o->label, why);
@@ -194,8 +239,9 @@ static void skip(mirror *m, const char *key, const char *why)
 }
 
 /* Opens the directories of key (a copy is split) and returns its level, or -1 with err for a
- * failure of the repository, -2 for a key that does not fit (skipped). *file gets the file
- * name (pointing into *buf, which the caller frees). */
+ * failure of the repository or a listing that does not keep folders together, -2 for a key
+ * that does not fit (skipped: no path, or a file and a folder of one name). *file gets the
+ * file name (pointing into *buf, which the caller frees). */
 static int open_dirs(mirror *m, const char *key, char **buf, const char **file, pf_err *err)
 {
     char *seg[DEPTH_MAX];
@@ -212,10 +258,17 @@ static int open_dirs(mirror *m, const char *key, char **buf, const char **file, 
         return -1;
     for (int i = common; i < nseg - 1; i++) {
         level *up = &m->lv[m->depth];
-        if (has_file(up, seg[i])) {
+        int k = name_kind(up, seg[i]);
+        if (k == NAME_FILE) {
             skip(m, key, "is below a key that is an object itself");
             return -2;
         }
+        if (k == NAME_DIR)
+            return pf_err_set(err, PF_EIO,
+                              "%s lists the keys of a folder apart (%s comes after other keys "
+                              "left its folder): it cannot be mirrored; report this with the "
+                              "provider's name",
+                              m->o->label, key);
         pf_dir *d = pf_dir_begin(m->a, up->dir, seg[i], err);
         if (!d)
             return -1;
@@ -224,20 +277,20 @@ static int open_dirs(mirror *m, const char *key, char **buf, const char **file, 
         m->lv[m->depth].name = pf_xstrdup(seg[i]);
     }
     *file = seg[nseg - 1];
+    if (name_kind(&m->lv[m->depth], *file)) {
+        skip(m, key, "is an object where other keys make a folder");
+        return -2;
+    }
     return m->depth;
 }
 
 static void note_file(level *l, const char *name)
 {
-    if (l->nfiles == l->cap) {
-        l->cap = l->cap ? l->cap * 2 : 8;
-        l->files = pf_xrealloc(l->files, l->cap * sizeof *l->files);
-    }
-    l->files[l->nfiles++] = pf_xstrdup(name);
+    name_add(l, name, NAME_FILE);
 }
 
-/* The parent snapshot's entry for key, walking the parent's trees along with the sorted
- * listing (one tree per level in memory); NULL when it has none. */
+/* The parent snapshot's entry for key, walking the parent's trees along with the listing
+ * (which keeps a folder's keys together) (one tree per level in memory); NULL when it has none. */
 static const pf_node *parent_file(mirror *m, const char *key)
 {
     if (!m->pl[0].loaded)
@@ -407,6 +460,10 @@ static int write_jobs(mirror *m, item *it, pf_sink *sink, size_t from, size_t to
 static int read_object(mirror *m, size_t i, size_t *jn, pf_err *err)
 {
     item *it = &m->q[i];
+    /* This object's jobs of the round, taken whether or not it is written. */
+    size_t from = *jn;
+    while (*jn < m->njobs && m->jobs[*jn].item == i)
+        (*jn)++;
     char *buf = NULL;
     const char *file;
     int lvl = open_dirs(m, it->key, &buf, &file, err);
@@ -421,9 +478,6 @@ static int read_object(mirror *m, size_t i, size_t *jn, pf_err *err)
     }
     int rc = 0;
     if (it->size <= RANGE) {
-        size_t from = *jn;
-        while (*jn < m->njobs && m->jobs[*jn].item == i)
-            (*jn)++;
         rc = write_jobs(m, it, sink, from, *jn, err);
     } else {
         /* Its own rounds of ranges, a few at once, written in order. */
@@ -559,13 +613,6 @@ static int on_object(const pf_s3_object *o, void *ctx, pf_err *err)
 {
     mirror *m = ctx;
     size_t kl = strlen(o->key);
-    if (m->last && strcmp(m->last, o->key) >= 0)
-        return pf_err_set(err, PF_EIO,
-                          "%s lists its objects out of order (%s after %s): it cannot be "
-                          "mirrored incrementally; report this with the provider's name",
-                          m->o->label, o->key, m->last);
-    free(m->last);
-    m->last = pf_xstrdup(o->key);
     if (kl && o->key[kl - 1] == '/' && o->size == 0)
         return 0; /* a folder marker some tools write */
     if (m->o->exclude_cache && !strncmp(o->key, "cache/", 6)) {
@@ -646,7 +693,6 @@ out:
         plevel_clear(&m->pl[i]);
     free_jobs(m);
     free(m->jobs);
-    free(m->last);
     pthread_mutex_destroy(&m->mu);
     free(m);
     return rc;

@@ -9,6 +9,11 @@
  * Objects are read in ranges, a few at a time (bounded memory and concurrency), and a range
  * whose reply carries another ETag than the listing's (the object was replaced meanwhile) is
  * not mixed into the file: the object is left out and named, the snapshot incomplete.
+ * The tree is built as the listing comes, one folder per level in memory: the listing must
+ * keep each folder's keys together (S3 lists in byte order, s3rver and servers backed by a
+ * file system depth first; a folder seen again after it was left stops the backup). An
+ * object and a folder of one name ("a/x" and "a/x/y") cannot both be in a tree: the one
+ * seen second is left out and named.
  *
  * Restore to a bucket: every file of a media tree is uploaded under its path, with the
  * Content-Type recorded at backup (or guessed from the name), the ACL and the Cache-Control
