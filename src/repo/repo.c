@@ -1,6 +1,7 @@
 #include "repo/repo.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -17,6 +18,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "repo/idset.h"
 #include "repo/names.h"
 #include "repo/pack.h"
 #include "repo/writekey.h"
@@ -1317,6 +1319,103 @@ out:
     return rc;
 }
 
+typedef struct cached_snap {
+    char id[PF_HEX_ID_LEN + 1];
+    pf_snapshot s;
+    bool keep;
+} cached_snap;
+
+/* What makes a snapshot a candidate parent of another (backup_run.c): host, paths, tags. */
+static bool same_lineage(const pf_snapshot *a, const pf_snapshot *b)
+{
+    if (strcmp(a->host ? a->host : "", b->host ? b->host : "") || a->npaths != b->npaths ||
+        a->ntags != b->ntags)
+        return false;
+    for (size_t i = 0; i < a->npaths; i++)
+        if (strcmp(a->paths[i], b->paths[i]))
+            return false;
+    for (size_t i = 0; i < a->ntags; i++)
+        if (strcmp(a->tags[i], b->tags[i]))
+            return false;
+    return true;
+}
+
+static void reach_trees(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_idset *seen)
+{
+    if (pf_idset_has(seen, id))
+        return;
+    pf_idset_add(seen, id);
+    pf_buf b = PF_BUF_INIT;
+    pf_tree t = {0};
+    pf_err e = {0};
+    if (!cached_tree(r, id, &b, &e) && !pf_tree_decode(b.data, b.len, &t, &e))
+        for (size_t i = 0; i < t.count; i++)
+            if (t.nodes[i].type == PF_NODE_DIR && t.nodes[i].nblobs == 1)
+                reach_trees(r, t.nodes[i].blobs[0], seen);
+    pf_tree_free(&t);
+    pf_buf_free(&b);
+}
+
+/* Keeps the writer's cache to what change detection uses: the newest snapshot of each
+ * host, path list and tags (a backup's parent is the newest of its own), and the trees
+ * they reach; the rest is removed, so the cache does not grow with every backup. */
+static void trim_writer_cache(pf_repo *r)
+{
+    int fd = dup(r->cache_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    cached_snap *v = NULL;
+    size_t n = 0;
+    char(*trees)[PF_HEX_ID_LEN + 1] = NULL;
+    size_t ntrees = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strncmp(de->d_name, "wtree-", 6) && pf_name_is_id(de->d_name + 6)) {
+            trees = pf_xrealloc(trees, (ntrees + 1) * sizeof *trees);
+            memcpy(trees[ntrees++], de->d_name + 6, PF_HEX_ID_LEN + 1);
+        } else if (!strncmp(de->d_name, "wsnap-", 6) && pf_name_is_id(de->d_name + 6)) {
+            pf_buf b = PF_BUF_INIT;
+            pf_err e = {0};
+            v = pf_xrealloc(v, (n + 1) * sizeof *v);
+            memset(&v[n], 0, sizeof v[n]);
+            memcpy(v[n].id, de->d_name + 6, PF_HEX_ID_LEN + 1);
+            if (!cached_snapshot(r, v[n].id, &b, &e) &&
+                !pf_snapshot_decode((const char *)b.data, b.len, &v[n].s, &e))
+                n++;
+            pf_buf_free(&b);
+        }
+    }
+    closedir(d);
+    pf_idset seen = PF_IDSET_INIT;
+    for (size_t i = 0; i < n; i++) {
+        v[i].keep = true;
+        for (size_t j = 0; j < n && v[i].keep; j++)
+            if (j != i && same_lineage(&v[i].s, &v[j].s) &&
+                (v[j].s.time_ns > v[i].s.time_ns ||
+                 (v[j].s.time_ns == v[i].s.time_ns && strcmp(v[j].id, v[i].id) > 0)))
+                v[i].keep = false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].keep)
+            reach_trees(r, v[i].s.tree, &seen);
+        else
+            cache_drop(r, "wsnap", v[i].id);
+        pf_snapshot_free(&v[i].s);
+    }
+    for (size_t i = 0; i < ntrees; i++) {
+        uint8_t id[PF_ID_LEN];
+        if (!pf_unhex(trees[i], id, PF_ID_LEN) && !pf_idset_has(&seen, id))
+            cache_drop(r, "wtree", trees[i]);
+    }
+    pf_idset_free(&seen);
+    free(v);
+    free(trees);
+}
+
 int pf_repo_load_tree(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_tree *t, pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;
@@ -1404,8 +1503,10 @@ int pf_repo_save_snapshot(pf_repo *r, pf_snapshot *s, pf_err *err)
     if (!text)
         return pf_err_set(err, PF_EGENERIC, "out of memory");
     int rc = pf_repo_save_object(r, "snapshots", text, strlen(text), s->id, err);
-    if (!rc)
+    if (!rc && r->keys.write_only && r->cache_fd >= 0) {
         cache_snapshot(r, s->id, text);
+        trim_writer_cache(r);
+    }
     cJSON_free(text);
     return rc;
 }

@@ -5,7 +5,7 @@
 #   - key add --write-only (format 2 -> 3); the same passphrase as a full key is refused;
 #   - with the write-only key, through the append-only server: backup deduplicates against
 #     the full key's earlier snapshot and a second backup adds nothing (unchanged files
-#     found from its own cache), wal-push (twice: "already archived"), backup --live of a
+#     found from its own cache, which keeps only the newest snapshot), wal-push (twice: "already archived"), backup --live of a
 #     Mastodon-shaped server;
 #   - restore, ls, dump, check --read-data, key export --paper, snapshots, prune, forget,
 #     key add: each one line naming the write-only key, exit 12, nothing changed;
@@ -140,6 +140,9 @@ echo "second" >>"$S/a.txt"
 run wo3 pfw --json backup "$S"
 rc_is 0 "a write-only backup of a changed file"
 WOSNAP=$(json 'd["id"]')
+NCACHED=$(ls "$T"/cache-server/*/ | grep -c '^wsnap-')
+[ "$NCACHED" = 1 ] && ok "the server's cache keeps only the newest of its 3 snapshots of $S" ||
+    fail "the server's cache holds $NCACHED snapshots"
 
 WAL=$T/wal/000000010000000000000003
 mkdir -p "$T/wal" "$T/walout"
