@@ -279,6 +279,11 @@ int pf_repo_upgrade(pf_repo *r, const char *pass, char new_key_id[PF_HEX_ID_LEN 
     return 0;
 }
 
+typedef struct key_ids_list {
+    char (*v)[PF_HEX_ID_LEN + 1];
+    size_t n;
+} key_ids_list;
+
 typedef struct id_list {
     uint8_t (*v)[PF_ID_LEN];
     size_t n;
@@ -1058,6 +1063,7 @@ typedef struct load_index_ctx {
     pf_err *err;
     int failed;
     int damaged;
+    pf_idset *superseded; /* write-only: ids that loaded index files repeat */
 } load_index_ctx;
 
 static int load_one_index(const char *id, void *vctx)
@@ -1089,16 +1095,56 @@ static int load_one_index(const char *id, void *vctx)
     pthread_mutex_lock(&c->r->mu);
     pf_index_merge(c->r->index, &f);
     pthread_mutex_unlock(&c->r->mu);
+    for (size_t i = 0; c->superseded && i < f.nsupersedes; i++)
+        pf_idset_add(c->superseded, f.supersedes[i]);
     pf_index_file_free(&f);
     return 0;
+}
+
+static int collect_hex(const char *id, void *ctx)
+{
+    key_ids_list *l = ctx;
+    l->v = pf_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    memcpy(l->v[l->n++], id, PF_HEX_ID_LEN + 1);
+    return 0;
+}
+
+/* A write-only key cannot open the index files written under the master key before format
+ * 3, which the upgrade's index file repeats (its supersedes). Those it has cached (the
+ * ones it can open) go first, so the others named there are not fetched at every backup
+ * only to be skipped. */
+static int load_index_writer(pf_repo *r, load_index_ctx *c, pf_err *err)
+{
+    key_ids_list l = {0};
+    pf_idset sup = PF_IDSET_INIT;
+    c->superseded = &sup;
+    int rc = pf_repo_list_objects(r, "index", collect_hex, &l, err);
+    for (int pass = 0; pass < 2 && !rc && !c->failed; pass++)
+        for (size_t i = 0; i < l.n && !c->failed; i++) {
+            char name[128];
+            uint8_t id[PF_ID_LEN];
+            cache_name("index", l.v[i], name, sizeof name);
+            int cached =
+                r->cache_fd >= 0 && faccessat(r->cache_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+            if (cached != (pass == 0) || pf_unhex(l.v[i], id, PF_ID_LEN) ||
+                (pass == 1 && pf_idset_has(&sup, id)))
+                continue;
+            load_one_index(l.v[i], c);
+        }
+    free(l.v);
+    pf_idset_free(&sup);
+    c->superseded = NULL;
+    return rc;
 }
 
 int pf_repo_load_index(pf_repo *r, pf_err *err)
 {
     if (r->index_loaded)
         return 0;
-    load_index_ctx c = {r, err, 0, 0};
-    if (pf_repo_list_objects(r, "index", load_one_index, &c, err) || c.failed)
+    load_index_ctx c = {r, err, 0, 0, NULL};
+    if ((r->keys.write_only ? load_index_writer(r, &c, err)
+                            : pf_repo_list_objects(r, "index", load_one_index, &c, err)) ||
+        c.failed)
         return -1;
     if (c.damaged && pf_repo_index_orphan_packs(r, &r->recovered, err))
         return -1;
