@@ -384,7 +384,6 @@ static void test_forged_kept_copy(void **state)
     pf_idset_free(&have);
     pf_idset_free(&used);
     pf_snapshot_free(&s);
-    r->store = NULL;
     pf_repo_free(r);
     pf_store_free(mem);
     char cmd[128];
