@@ -86,7 +86,7 @@ if [ "${BENCH_CALLGRIND:-1}" = 1 ] && command -v valgrind >/dev/null; then
         PERMAFROST_PASSWORD_FILE=$pass valgrind --tool=callgrind --callgrind-out-file="$work/cg.$m" \
             "$PF" --repo "$work/repo-$m" backup "$work/slice" >/dev/null 2>&1
         total=$(callgrind_annotate "$work/cg.$m" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
-        scrypt=$(callgrind_annotate --inclusive=yes "$work/cg.$m" 2>/dev/null | awk '/pf_scrypt/ {gsub(",", "", $1); s += $1} END {print s + 0}')
+        scrypt=$(callgrind_annotate --inclusive=yes "$work/cg.$m" 2>/dev/null | awk '/:pf_scrypt \[/ {gsub(",", "", $1); print $1; exit}')
         echo "callgrind $m: $total instructions, of which key opening (scrypt) $scrypt, backup $((total - scrypt))"
     done
 fi
