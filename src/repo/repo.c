@@ -515,13 +515,18 @@ out:
     return rc;
 }
 
-/* Cheapest first: the keys permafrost writes open before any costly one is tried. */
+/* Cheapest first: the keys permafrost writes open before any costly one is tried. Write-only
+ * keys before full keys of the same cost: the backed-up server opens the repository for
+ * every backup and every WAL segment, the trusted side seldom. */
 static int key_cost_cmp(const void *a, const void *b)
 {
     const key_file *x = a, *y = b;
+    int wx = x->version == KEY_VERSION_WRITE, wy = y->version == KEY_VERSION_WRITE;
     uint64_t cx = x->n * x->r * x->p, cy = y->n * y->r * y->p;
     if (cx != cy)
         return cx < cy ? -1 : 1;
+    if (wx != wy)
+        return wy - wx;
     return strcmp(x->name, y->name);
 }
 
