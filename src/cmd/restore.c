@@ -215,6 +215,10 @@ static int restore_live(int argc, char **argv)
         o.pg_host = pf_config_get("restore_pg_host");
     o.pg_admin_password = getenv("PERMAFROST_PG_ADMIN_PASSWORD");
     pf_repo *r = pf_cli_open_repo(&err);
+    if (r && pf_repo_need_full_key(r, "restore", &err)) {
+        pf_repo_free(r);
+        r = NULL;
+    }
     if (!r)
         return pf_cli_fail(&err);
     o.workers = pf_cli_workers(r);
@@ -286,6 +290,10 @@ int cmd_restore(int argc, char **argv)
     }
     pf_err err = {0};
     pf_repo *r = pf_cli_open_repo(&err);
+    if (r && pf_repo_need_full_key(r, "restore", &err)) {
+        pf_repo_free(r);
+        r = NULL;
+    }
     if (!r)
         return pf_cli_fail(&err);
     pf_snapshot s;
