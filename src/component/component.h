@@ -77,8 +77,14 @@ typedef struct pf_component_settings {
 
     /* media */
     const char *media_root;
-    bool media_in_s3; /* S3_ENABLED: nothing on this disk to back up or restore */
+    bool media_in_s3; /* S3_ENABLED: the uploads are in a bucket, not on this disk */
     bool exclude_cache;
+    /* The media bucket (S3_ENABLED, component/s3mirror.h): at backup mirrored into media/
+     * (--media-from-s3), at restore the target media/ is uploaded to (--media-to-s3); NULL:
+     * none. label names it in messages; acl is S3_PERMISSION for uploads (NULL: none). */
+    pf_store *media_bucket;
+    const char *media_bucket_label;
+    const char *media_acl;
 
     /* backup: what else looks at the media as they are saved (the media check,
      * mastodon/mediacheck.h): told every media file stored. NULL: nothing. (Its queries run
@@ -99,9 +105,8 @@ typedef struct pf_component_run {
     const pf_component_settings *set;
     /* backup */
     pf_archiver *arch;
-    pf_repo *backup_repo; /* the repository being written (a base backup waits for its WAL) */
-    pf_dir *root;         /* the snapshot's root: the component adds its folder */
-    /* restore */
+    pf_dir *root; /* the snapshot's root: the component adds its folder */
+    /* the repository: restored from, or (backup) written (a base backup waits for its WAL) */
     pf_repo *repo;
     const uint8_t *tree;              /* the snapshot's root tree */
     pf_node node[PF_COMPONENT_NODES]; /* found by restore_check, used by restore */

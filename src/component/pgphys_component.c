@@ -101,7 +101,7 @@ static int phys_backup(pf_component_run *run, pf_err *err)
         return -1;
     }
     const char *end_wal = cJSON_GetObjectItem(st->comp, "end_wal")->valuestring;
-    bool archived = wait_for_wal(run->backup_repo, end_wal);
+    bool archived = wait_for_wal(run->repo, end_wal);
     cJSON_AddBoolToObject(st->comp, "wal_archived", archived);
     if (!archived)
         pf_warn("postgres-physical: WAL file %s, which this base backup needs, did not reach "

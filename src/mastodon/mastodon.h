@@ -23,6 +23,7 @@ typedef struct pf_mastodon_backup_opts {
     const char *live; /* Mastodon's live/ directory */
     unsigned only;    /* component mask (pf_component_parse_only); 0: all */
     bool exclude_cache;
+    bool media_from_s3; /* S3_ENABLED: mirror the bucket into media/ (component/s3mirror.h) */
     const char *const *tags;
     size_t ntags;
     bool set_time; /* record time_ns / tz_offset instead of now */
@@ -61,6 +62,8 @@ typedef struct pf_mastodon_backup {
     struct pf_mediacheck *media_check;
     pf_mastodon_safety safety; /* the keys, pgbouncer, search (mastodon/safety.h) */
     pf_pg_dump_opts dump_opts; /* runs both of the above in the dump's snapshot */
+    pf_store *media_bucket;    /* --media-from-s3 with S3_ENABLED: the bucket; else NULL */
+    char media_label[2200];    /* "bucket NAME at ENDPOINT", for messages */
     /* The run in progress (set by pf_mastodon_backup_run): a first backup, which has no
      * parent to measure against, gets its progress total from the database. */
     pf_backup_run *run;
@@ -116,6 +119,9 @@ typedef struct pf_mastodon_restore_opts {
     const char *restore_command; /* what the cluster runs to fetch WAL (cmd/pgphys.h) */
     const char *pg_ctl_options;  /* pg_ctl -o for the recovering cluster, or NULL */
     const char *pg_bindir;       /* NULL: the PG_VERSION's binaries */
+    /* Upload the media to the bucket of the target's .env.production (the existing file when
+     * secrets are not restored, else the snapshot's) instead of writing a directory. */
+    bool media_to_s3;
 } pf_mastodon_restore_opts;
 
 enum { PF_PITR_AUTO = 0, PF_PITR_OFF, PF_PITR_ON };
