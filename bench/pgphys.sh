@@ -217,14 +217,14 @@ create table accounts (id bigint primary key, username text not null, domain tex
   display_name text, note text, created_at timestamptz not null, updated_at timestamptz not null);
 insert into accounts select i, 'user' || i, case when i % 3 = 0 then null else 'host' || (i % 997) || '.example' end,
   'User ' || i, repeat(md5(i::text), 4), now() - i * interval '1 minute', now()
-  from generate_series(1, $((SCALE * 1000))) i;
+  from generate_series(1::bigint, $((SCALE * 1000))) i;
 create unique index on accounts (lower(username), coalesce(lower(domain), ''));
 create table statuses (id bigint primary key, account_id bigint not null references accounts,
   uri text, text text not null, in_reply_to_id bigint, reblog_of_id bigint, visibility int not null,
   created_at timestamptz not null, updated_at timestamptz not null);
 insert into statuses select i, 1 + (i * 7919) % $((SCALE * 1000)), 'https://host.example/statuses/' || i,
-  repeat(md5(i::text) || ' ', 1 + i % 8), case when i % 5 = 0 then i - 1 end, null, i % 4,
-  now() - i * interval '1 second', now() from generate_series(1, $((SCALE * 10000))) i;
+  repeat(md5(i::text) || ' ', (1 + i % 8)::int), case when i % 5 = 0 then i - 1 end, null, i % 4,
+  now() - i * interval '1 second', now() from generate_series(1::bigint, $((SCALE * 10000))) i;
 create index on statuses (account_id, id desc);
 create index on statuses (in_reply_to_id) where in_reply_to_id is not null;
 create index on statuses (created_at);" >/dev/null
