@@ -14,8 +14,8 @@
 #             after BENCH_LOAD_SECONDS of pgbench, a second base backup (permafrost's dedup
 #             against the first, pgBackRest --type=incr); repository sizes; peak RSS.
 #             Also pg_dump -Fc and pg_restore -j2 of the same database, once.
-#   drain     archiving capacity: archiving paused (archive_command = ''), pgbench makes a
-#             backlog of segments, then the tool's archive_command is set and the time until
+#   drain     archiving capacity: archiving paused (archive_command = ''), row updates make a
+#             backlog of BENCH_BACKLOG_SEGMENTS segments, then the tool's archive_command is set and the time until
 #             no .ready file is left gives segments/s (permafrost wal-push, pgbackrest
 #             archive-push, and archive-push with archive-async)
 #   load      pgbench at full speed for BENCH_LOAD_SECONDS with each archive_command: the
@@ -32,7 +32,7 @@
 #
 # Environment: PERMAFROST (binary, default ./permafrost), BENCH_SCALE (pgbench scale,
 # default 200, ~3 GB), BENCH_RUNS (3), BENCH_PARTS ("base drain load rpo"),
-# BENCH_LOAD_SECONDS (60), BENCH_BACKLOG_SECONDS (pgbench time for the drain backlog, 20),
+# BENCH_LOAD_SECONDS (60), BENCH_BACKLOG_SEGMENTS (40),
 # BENCH_RPO_SECONDS (150), BENCH_RPO_RATE (pgbench -R, 20), BENCH_RPO_TOOLS ("permafrost
 # pgbackrest"), BENCH_KEEP=1 keeps WORKDIR (default: removed at the end). Needs root (the
 # cluster runs as postgres), pgbackrest (apt-get install -y pgbackrest) and /usr/bin/time.
@@ -51,7 +51,7 @@ SCALE=${BENCH_SCALE:-200}
 RUNS=${BENCH_RUNS:-3}
 PARTS=${BENCH_PARTS:-base drain load rpo}
 LOAD_S=${BENCH_LOAD_SECONDS:-60}
-BACKLOG_S=${BENCH_BACKLOG_SECONDS:-20}
+BACKLOG=${BENCH_BACKLOG_SEGMENTS:-40}
 RPO_S=${BENCH_RPO_SECONDS:-150}
 RPO_RATE=${BENCH_RPO_RATE:-20}
 RPO_TOOLS=${BENCH_RPO_TOOLS:-permafrost pgbackrest}
@@ -254,11 +254,11 @@ restore_one() {
     opts="$(pg_opts "$RS/run" "$RPORT") -c archive_mode=off"
     t0=$(now)
     if [ "$tool" = permafrost ]; then
-        as_pg /usr/bin/time -f %M -o "$W/rss/restore" "$W/pf" restore latest \
+        as_pg /usr/bin/time -f '%M %U %S' -o "$W/rss/restore" "$W/pf" restore latest \
             --pg-physical-target "$RS/pg" --pg-start --pg-ctl-options "$opts" >"$W/restore.out" 2>&1 ||
             { cat "$W/restore.out"; die "permafrost restore failed"; }
     else
-        as_pg /usr/bin/time -f %M -o "$W/rss/restore" "$W/pgbackrest" restore --pg1-path="$RS/pg" \
+        as_pg /usr/bin/time -f '%M %U %S' -o "$W/rss/restore" "$W/pgbackrest" restore --pg1-path="$RS/pg" \
             >"$W/restore.out" 2>&1 || { cat "$W/restore.out"; die "pgbackrest restore failed"; }
         as_pg "$PGBIN/pg_ctl" -D "$RS/pg" -l "$RS/pg.log" -w -t 600 -o "$opts" start >/dev/null ||
             { cat "$RS/pg.log"; die "the cluster pgbackrest restored does not start"; }
@@ -269,7 +269,9 @@ restore_one() {
     fi
     t1=$(now)
     result base "$tool" "$run" restore_s "$(elapsed "$t0" "$t1")"
-    result base "$tool" "$run" restore_rss_kb "$(cat "$W/rss/restore")"
+    read -r rss u sy <"$W/rss/restore"
+    result base "$tool" "$run" restore_rss_kb "$rss"
+    result base "$tool" "$run" restore_cpu_s "$(python3 -c "print(round($u + $sy, 2))")"
 }
 stop_restored() {
     as_pg "$PGBIN/pg_ctl" -D "$RS/pg" -m immediate -w stop >/dev/null 2>&1 || true
@@ -281,17 +283,19 @@ backup_one() { # TOOL RUN KIND(full|second)
     s0=$(du -sb "$repo" | cut -f1)
     t0=$(now)
     if [ "$tool" = permafrost ]; then
-        as_pg /usr/bin/time -f %M -o "$W/rss/backup" "$W/pf" --json backup --pg-physical \
+        as_pg /usr/bin/time -f '%M %U %S' -o "$W/rss/backup" "$W/pf" --json backup --pg-physical \
             --pg-conninfo "host=$DB/run port=$PORT user=postgres" >"$out" 2>"$out.err" ||
             { cat "$out.err"; die "permafrost backup failed"; }
     else
-        as_pg /usr/bin/time -f %M -o "$W/rss/backup" "$W/pgbackrest" backup \
+        as_pg /usr/bin/time -f '%M %U %S' -o "$W/rss/backup" "$W/pgbackrest" backup \
             --type="$([ "$kind" = full ] && echo full || echo incr)" >"$out" 2>"$out.err" ||
             { cat "$out.err"; die "pgbackrest backup failed"; }
     fi
     t1=$(now)
     result base "$tool" "$run" "${kind}_backup_s" "$(elapsed "$t0" "$t1")"
-    result base "$tool" "$run" "${kind}_backup_rss_kb" "$(cat "$W/rss/backup")"
+    read -r rss u sy <"$W/rss/backup"
+    result base "$tool" "$run" "${kind}_backup_rss_kb" "$rss"
+    result base "$tool" "$run" "${kind}_backup_cpu_s" "$(python3 -c "print(round($u + $sy, 2))")"
     # What the repository grew by: the backup, and the WAL archived while it ran (both
     # tools archive the same segments during the base part).
     result base "$tool" "$run" "${kind}_backup_added_bytes" "$(($(du -sb "$repo" | cut -f1) - s0))"
@@ -341,6 +345,7 @@ sql "alter system set synchronous_commit = off" >/dev/null
 sql "select pg_reload_conf()" >/dev/null
 
 if has drain; then
+    aid=1
     for run in $(seq "$RUNS"); do
         case $((run % 3)) in
         1) order="permafrost pgbackrest pgbackrest-async" ;;
@@ -349,7 +354,13 @@ if has drain; then
         esac
         for tool in $order; do
             set_archive ""
-            as_pg "$PGBIN/pgbench" -h "$DB/run" -p "$PORT" -n -c 4 -j 2 -T "$BACKLOG_S" postgres >/dev/null 2>&1
+            # The same amount of WAL for every tool: row updates (heap, index and full-page
+            # images, as a busy server writes) until BACKLOG segments are written.
+            l0=$(sql "select pg_current_wal_lsn()")
+            while [ "$(sql "select pg_wal_lsn_diff(pg_current_wal_lsn(), '$l0') < $BACKLOG * 16777216")" = t ]; do
+                sql "update pgbench_accounts set abalance = abalance + 1 where aid between $aid and $((aid + 49999))" >/dev/null
+                aid=$(((aid + 50000) % (SCALE * 100000)))
+            done
             sql "select pg_switch_wal()" >/dev/null
             sleep 1
             n=$(ready_count)
@@ -482,6 +493,8 @@ print('|---|---|---|---|---|')
 for m, label in [('full_backup_s', 'full base backup, s (median)'),
                  ('restore_s', 'restore to promotion, s (median)'),
                  ('second_backup_s', 'second backup after load, s'),
+                 ('full_backup_cpu_s', 'full base backup, CPU s of the tool (user+sys)'),
+                 ('restore_cpu_s', 'restore, CPU s of the tool (user+sys, not the server)'),
                  ('full_backup_added_bytes', 'repository growth by a full backup, MiB'),
                  ('second_backup_added_bytes', 'repository growth by the second, MiB'),
                  ('full_backup_rss_kb', 'base backup peak RSS, MiB'),
