@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "repo/hasher.h"
 
 struct pf_dir {
     pf_dir *parent;
@@ -63,6 +64,8 @@ struct pf_archiver {
     /* chunking window: bytes [start, end) of buf are not yet cut */
     uint8_t *buf;
     size_t start, end, cap;
+    pf_hasher *hasher; /* started at the first window with several chunks */
+    int no_hasher;     /* it could not be started: hash in this thread */
     int stream_busy;
     char *skipped[PF_ARCHIVE_SKIPPED_MAX]; /* first unreadable paths, for the snapshot */
     size_t nskipped;
@@ -141,6 +144,7 @@ void pf_archiver_free(pf_archiver *a)
     for (size_t i = 0; i < a->nlinks; i++)
         free(a->links[i].blobs);
     free(a->links);
+    pf_hasher_free(a->hasher);
     for (size_t i = 0; i < a->nusers; i++)
         free(a->users[i].name);
     for (size_t i = 0; i < a->ngroups; i++)
@@ -345,22 +349,41 @@ out:
     return rc;
 }
 
-/* Cuts and saves every chunk that can be decided; with eof, everything. */
+/* Chunks of a window cut before any is hashed: a full window (2 * max) holds a few
+ * dozen at most with the default sizes; more wait for the next round. */
+#define CUT_BATCH 64
+
+/* Cuts and saves every chunk that can be decided; with eof, everything. The chunks of the
+ * window are cut first and hashed together (pf_hasher_ids), then saved in order. */
 static int cut_chunks(pf_archiver *a, chunk_stream *cs, int eof, pf_err *err)
 {
     while (a->end > a->start) {
-        size_t avail = a->end - a->start;
-        size_t n = pf_chunker_cut(&a->r->chunker, a->buf + a->start, avail, eof);
-        if (!n)
+        const uint8_t *p[CUT_BATCH];
+        size_t len[CUT_BATCH], k = 0, pos = a->start;
+        while (k < CUT_BATCH && a->end > pos) {
+            size_t n = pf_chunker_cut(&a->r->chunker, a->buf + pos, a->end - pos, eof);
+            if (!n)
+                break;
+            p[k] = a->buf + pos;
+            len[k++] = n;
+            pos += n;
+        }
+        if (!k)
             break;
-        if (cs->nids == cs->cap) {
-            cs->cap = cs->cap ? cs->cap * 2 : 8;
+        if (cs->nids + k > cs->cap) {
+            while (cs->nids + k > cs->cap)
+                cs->cap = cs->cap ? cs->cap * 2 : 8;
             cs->ids = pf_xrealloc(cs->ids, cs->cap * PF_ID_LEN);
         }
-        if (pf_saver_save(a->s, PF_BLOB_DATA, a->buf + a->start, n, cs->ids[cs->nids], err))
-            return -1;
-        cs->nids++;
-        a->start += n;
+        if (k > 1 && !a->hasher && !a->no_hasher)
+            a->no_hasher = !(a->hasher = pf_hasher_new(&a->r->keys, 0));
+        pf_hasher_ids(a->hasher, &a->r->keys, p, len, k, cs->ids + cs->nids);
+        for (size_t i = 0; i < k; i++) {
+            if (pf_saver_save_hashed(a->s, PF_BLOB_DATA, p[i], len[i], cs->ids[cs->nids], err))
+                return -1;
+            cs->nids++;
+            a->start += len[i];
+        }
     }
     if (a->start == a->end)
         a->start = a->end = 0;

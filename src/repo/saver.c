@@ -194,6 +194,12 @@ int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id
                   pf_err *err)
 {
     pf_blob_id(&s->repo->keys, p, n, id_out);
+    return pf_saver_save_hashed(s, type, p, n, id_out, err);
+}
+
+int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
+                         uint8_t id_out[PF_ID_LEN], pf_err *err)
+{
     if (type == PF_BLOB_TREE)
         pf_repo_cache_tree(s->repo, id_out, p, n);
     pf_blob_loc pending = {.pack = PF_PACK_PENDING, .type = type};
