@@ -582,20 +582,43 @@ out:
     return rc;
 }
 
-static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master, pf_err *err);
+/* One of pass, master or write material (with its key id) opens the repository. */
+typedef struct open_with {
+    const char *pass;
+    const uint8_t *master;
+    const uint8_t *material;
+    const char *key_id;
+} open_with;
+
+static pf_repo *open_common(pf_store *store, const open_with *w, pf_err *err);
 
 pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err)
 {
-    return open_common(store, pass, NULL, err);
+    return open_common(store, &(open_with){.pass = pass}, err);
 }
 
 pf_repo *pf_repo_open_master(pf_store *store, const uint8_t master[PF_KEY_LEN], pf_err *err)
 {
-    return open_common(store, NULL, master, err);
+    return open_common(store, &(open_with){.master = master}, err);
 }
 
-static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master, pf_err *err)
+pf_repo *pf_repo_open_write_material(pf_store *store, const uint8_t *material,
+                                     const char key_id[PF_HEX_ID_LEN + 1], pf_err *err)
 {
+    return open_common(store, &(open_with){.material = material, .key_id = key_id}, err);
+}
+
+int pf_repo_write_material(const pf_repo *r, uint8_t *out)
+{
+    if (!r->keys.write_only)
+        return -1;
+    pf_wk_material_encode(&r->keys, r->mac_key, r->gear, out);
+    return 0;
+}
+
+static pf_repo *open_common(pf_store *store, const open_with *w, pf_err *err)
+{
+    const uint8_t *master = w->master ? w->master : w->material;
     pf_repo *r = repo_alloc(store);
     pf_buf text = PF_BUF_INIT;
     pf_repo_config c;
@@ -619,10 +642,15 @@ static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *ma
     memcpy(r->id, c.id, sizeof r->id);
     r->pack_size = c.pack_size;
     int key_version = 0;
-    if (master)
-        memcpy(r->keys.master, master, PF_KEY_LEN);
-    else if (open_keys(r, pass, &key_version, err))
+    if (w->material) {
+        pf_wk_material_decode(w->material, &r->keys, r->mac_key, r->gear);
+        snprintf(r->key_id, sizeof r->key_id, "%s", w->key_id);
+        key_version = KEY_VERSION_WRITE;
+    } else if (w->master) {
+        memcpy(r->keys.master, w->master, PF_KEY_LEN);
+    } else if (open_keys(r, w->pass, &key_version, err)) {
         goto fail;
+    }
     /* Nothing of the config is acted on before this point but its shape. */
     if (key_version == KEY_VERSION_WRITE && c.version < PF_CONFIG_V3) {
         pf_err_set(err, PF_ECORRUPT,

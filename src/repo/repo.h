@@ -78,6 +78,15 @@ pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err);
 /* Opens with the master key itself (key import --paper). A format-2 config verifies the
  * key (PF_EAUTH when its MAC does not match); a format-1 config cannot. */
 pf_repo *pf_repo_open_master(pf_store *store, const uint8_t master[PF_KEY_LEN], pf_err *err);
+/* Opens with the material of a write-only key (PF_WRITE_MATERIAL_LEN bytes, from
+ * pf_repo_write_material) and that key's id, as the key file would: for the key cache of
+ * wal-push, which must not pay scrypt per segment. The config's MAC verifies the material
+ * (PF_EAUTH when it does not match). */
+pf_repo *pf_repo_open_write_material(pf_store *store, const uint8_t *material,
+                                     const char key_id[PF_HEX_ID_LEN + 1], pf_err *err);
+/* The material of the write-only key r was opened with, into out (PF_WRITE_MATERIAL_LEN
+ * bytes). -1 when r was opened with a full key. */
+int pf_repo_write_material(const pf_repo *r, uint8_t *out);
 void pf_repo_free(pf_repo *r);
 
 /* Key files: seal the master key with a passphrase; id_out gets the new key's id. The key

@@ -95,6 +95,7 @@ APPEND_SSH="ssh -F /dev/null -o IdentitiesOnly=yes -o UserKnownHostsFile=$SSHD_K
 URL=ssh://$(id -un)@127.0.0.1:$SSHD_PORT$REPO
 echo "the full key's passphrase" >"$T/full.pass"
 echo "the write-only key's passphrase" >"$T/wo.pass"
+export PERMAFROST_KEY_CACHE=$T/keycache # wal-push and wal-fetch cache keys: not in $HOME
 # pff: the trusted side (full key, the repository's local path on the backup host).
 # pfw: the backed-up server (write-only key, through the append-only server), its own cache.
 pff() { PERMAFROST_PASSWORD_FILE=$T/full.pass PERMAFROST_CACHE_DIR=$T/cache-trusted timeout -k 5 120 "$PF" --repo "$REPO" "$@"; }
@@ -152,9 +153,17 @@ mkdir -p "$T/wal" "$T/walout"
 head -c 1048576 /dev/urandom >"$WAL"
 run walpush pfw wal-push "$WAL"
 rc_is 0 "wal-push with the write-only key"
+[ "$(stat -c %a "$T"/keycache/*.wkey 2>&1)" = 600 ] && ok "it cached the write-only key (mode 0600)" ||
+    fail "no write-only key cached: $(ls -l "$T/keycache" 2>&1)"
+ls "$T"/keycache/*.key >/dev/null 2>&1 && fail "a master key in the server's key cache"
+# The second push must open with the cached key, not the passphrase (scrypt per segment
+# would not keep up with a busy server): a wrong passphrase file would fail it otherwise.
+cp "$T/wo.pass" "$T/wo.pass.good"
+echo "not-the-write-only-passphrase" >"$T/wo.pass"
 run walpush2 pfw wal-push "$WAL"
-rc_is 0 "wal-push again (it can read the WAL object: already archived)"
-grep -qF "already archived" "$ERR" && ok "it said so" || { fail "no 'already archived'"; show; }
+cp "$T/wo.pass.good" "$T/wo.pass"
+rc_is 0 "wal-push again, opened with the cached write-only key"
+grep -qF "already archived" "$ERR" && ok "it said so (it can read the WAL object)" || { fail "no 'already archived'"; show; }
 
 # backup --live of a Mastodon-shaped server (PostgreSQL, Redis, secrets, media).
 if mastodon_up "$T/masto" >"$L/mastodon-up" 2>&1; then
