@@ -53,18 +53,27 @@ static double wal_wait_seconds(void)
     return v && *v ? atof(v) : 60;
 }
 
-/* Waits (bounded) for the last WAL file the base backup needs: until it is archived the
- * snapshot cannot be restored. */
-static bool wait_for_wal(pf_repo *r, const char *name)
+/* How far into its segment the backup's end position is; 0 (the whole segment) when the
+ * component does not say. */
+static uint64_t end_offset(cJSON *comp)
 {
-    char key[PF_WAL_KEY_MAX];
-    pf_err e = {0};
-    if (pf_wal_key(name, key, &e))
-        return false;
+    cJSON *lsn = cJSON_GetObjectItemCaseSensitive(comp, "end_lsn");
+    cJSON *sz = cJSON_GetObjectItemCaseSensitive(comp, "wal_segment_size");
+    uint64_t pos;
+    if (!cJSON_IsString(lsn) || !cJSON_IsNumber(sz) || sz->valuedouble < 1 ||
+        pf_lsn_parse(lsn->valuestring, &pos))
+        return 0;
+    return pos % (uint64_t)sz->valuedouble;
+}
+
+/* Waits (bounded) for the last WAL file the base backup needs: until it is archived the
+ * snapshot cannot be restored. wal-stream's partial of it does, once it reaches the end
+ * position (a backup on a standby ends where no segment switch follows). */
+static bool wait_for_wal(pf_repo *r, const char *name, uint64_t offset)
+{
     double until = pf_now() + wal_wait_seconds();
     for (;;) {
-        uint64_t size;
-        if (pf_store_stat(r->store, key, &size, &e) == 0)
+        if (pf_wal_has_through(r, name, offset ? offset : UINT64_MAX))
             return true;
         if (pf_now() >= until)
             return false;
@@ -134,7 +143,7 @@ int cmd_backup_pgphys(int argc, char **argv)
         goto out;
     }
     const char *end_wal = cJSON_GetObjectItem(comp, "end_wal")->valuestring;
-    bool archived = wait_for_wal(r, end_wal);
+    bool archived = wait_for_wal(r, end_wal, end_offset(comp));
     cJSON_AddBoolToObject(comp, "wal_archived", archived);
     if (!archived)
         pf_warn("WAL file %s, which this base backup needs, did not reach the repository "
@@ -536,9 +545,10 @@ int cmd_restore_pgphys(int argc, char **argv)
         goto out_nosnap;
     }
     const char *end_wal = comp_str(&s, "end_wal");
-    char key[PF_WAL_KEY_MAX];
-    uint64_t size;
-    if (!end_wal || pf_wal_key(end_wal, key, &err) || pf_store_stat(r->store, key, &size, &err)) {
+    cJSON *comp =
+        s.components ? cJSON_GetObjectItemCaseSensitive(s.components, PF_PGPHYS_DIR) : NULL;
+    uint64_t offset = comp ? end_offset(comp) : 0;
+    if (!end_wal || !pf_wal_has_through(r, end_wal, offset ? offset : UINT64_MAX)) {
         pf_err_set(&err, PF_ENOTFOUND,
                    "base backup %.8s needs WAL file %s, which is not in the repository: it "
                    "cannot become consistent (was archive_command set when it was taken?)",
@@ -565,8 +575,17 @@ int cmd_restore_pgphys(int argc, char **argv)
         rc = pf_cli_fail(&err);
         goto out;
     }
-    /* pg_wal is sent empty; its archive_status too, but make sure. */
+    /* A base backup taken on a standby holds its standby.signal (and primary_conninfo,
+     * cleared below): the restored cluster recovers from the repository and promotes, it
+     * does not become a standby of the old primary. */
     char p[4096];
+    snprintf(p, sizeof p, "%s/standby.signal", target);
+    if (unlink(p) && errno != ENOENT) {
+        pf_err_sys(&err, PF_EIO, "removing %s", p);
+        rc = pf_cli_fail(&err);
+        goto out;
+    }
+    /* pg_wal is sent empty; its archive_status too, but make sure. */
     snprintf(p, sizeof p, "%s/pg_wal", target);
     mkdir(p, 0700);
     snprintf(p, sizeof p, "%s/pg_wal/archive_status", target);
@@ -598,7 +617,8 @@ int cmd_restore_pgphys(int argc, char **argv)
                       utc);
         snprintf(when, sizeof when, "%s", to);
     }
-    pf_buf_append_str(&conf, "recovery_target_timeline = 'latest'\n");
+    pf_buf_append_str(&conf, "recovery_target_timeline = 'latest'\nprimary_conninfo = ''\n"
+                             "primary_slot_name = ''\n");
     if (write_file_at(target, "postgresql.auto.conf", &conf, 1, &err) ||
         write_file_at(target, "recovery.signal", &empty, 0, &err)) {
         rc = pf_cli_fail(&err);
