@@ -798,13 +798,17 @@ static int64_t pushed_at(pf_repo *r, const char *name)
 
 typedef struct newest_ctx {
     char *newest;
+    char streamed[PF_WAL_NAME_MAX + 1];
 } newest_ctx;
 
 static int newest_one(const char *name, void *vctx)
 {
     newest_ctx *c = vctx;
-    if (pf_wal_name_kind(name) == PF_WAL_SEGMENT && strcmp(name, c->newest) > 0)
+    pf_wal_kind k = pf_wal_name_kind(name);
+    if (k == PF_WAL_SEGMENT && strcmp(name, c->newest) > 0)
         snprintf(c->newest, PF_WAL_NAME_MAX + 1, "%s", name);
+    if (k == PF_WAL_STREAMED && strcmp(name, c->streamed) > 0)
+        snprintf(c->streamed, sizeof c->streamed, "%s", name);
     return 0;
 }
 
@@ -812,9 +816,12 @@ int pf_wal_newest(pf_repo *r, char newest[PF_WAL_NAME_MAX + 1], int64_t *pushed_
 {
     newest[0] = 0;
     *pushed_ns = 0;
-    newest_ctx c = {newest};
+    newest_ctx c = {newest, ""};
     if (pf_wal_list(r, newest_one, &c, err))
         return -1;
+    /* wal-stream's part of a later segment is further than any whole one. */
+    if (c.streamed[0] && strncmp(c.streamed, newest, 24) > 0)
+        snprintf(newest, PF_WAL_NAME_MAX + 1, "%s", c.streamed);
     if (newest[0])
         *pushed_ns = pushed_at(r, newest);
     return 0;

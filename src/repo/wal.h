@@ -121,7 +121,8 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
 
 /* The newest archived segment (the highest name: names sort as timeline, then position)
  * into newest ("" when none) and when it was pushed (0 when unknown): the point a restore
- * can reach now, the recovery point objective as it stands. */
+ * can reach now, the recovery point objective as it stands. A streamed partial of a later
+ * segment than the newest whole one is further, and named instead. */
 int pf_wal_newest(pf_repo *r, char newest[PF_WAL_NAME_MAX + 1], int64_t *pushed_ns, pf_err *err);
 
 /* Removes the archived WAL files no physical base backup in the repository needs: a

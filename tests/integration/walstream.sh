@@ -118,6 +118,9 @@ n=$((16#${part:25:8}))
 cmp -s -n "$n" "$W/out/seg2.fetched" "$W/db/pg/pg_wal/$seg2" || fail "the partial's bytes differ from the server's"
 cmp -s -i "$n" -n $((16777216 - n)) "$W/out/seg2.fetched" /dev/zero || fail "the padding is not zeros"
 pf check >"$W/check.out" 2>&1 || fail "check: $(cat "$W/check.out")"
+# status's RPO point is the streamed part, not the older whole segment.
+newest=$(pf --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["wal"]["newest_segment"])')
+case "$newest" in "$seg2".*.partial) ;; *) fail "status names $newest as the newest point, not a part of $seg2" ;; esac
 ok "slot created; $seg arrived whole and exact; $part (a commit's segment, $n bytes) within seconds, fetched padded"
 
 say stop
