@@ -12,6 +12,7 @@
 #include "cmd/live.h"
 #include "cmd/pgphys.h"
 #include "common/log.h"
+#include "common/treesize.h"
 #include "component/component.h"
 #include "mastodon/mastodon.h"
 #include "mastodon/mediacheck.h"
@@ -27,9 +28,15 @@ static const char backup_help[] =
     "With --live, backs up a whole Mastodon server (see 'permafrost backup --live --help').\n"
     "Exit code 3: the snapshot was written but some files could not be read.\n";
 
+/* A first backup of paths has no parent to take its size from: this walk sums them. */
+static pf_treesize *first_total;
+
 static void backup_progress(const pf_backup_run *b, const pf_archive_stats *st)
 {
-    pf_live_progress(b->started, st->files, st->bytes, st->bytes_read, b->estimate);
+    uint64_t estimate = b->estimate;
+    if (!estimate && first_total)
+        estimate = pf_treesize_total(first_total);
+    pf_live_progress(b->started, st->files, st->bytes, st->bytes_read, estimate);
 }
 
 /* The lock, then the run: taken before and released after it, so that a signal removes
@@ -340,6 +347,13 @@ int cmd_backup(int argc, char **argv)
     }
     for (size_t i = 0; i < ntags; i++)
         pf_snapshot_add_tag(&b.snap, tags[i]);
+    if (!b.estimate && pf_g.tty && pf_g.verbosity >= 0) {
+        /* A small tree is summed before the first progress line; a big one goes on being
+         * summed beside the backup, and its total shows when it is known. */
+        first_total = pf_treesize_start(abs, npaths);
+        if (first_total)
+            pf_treesize_wait(first_total, 1.0);
+    }
     for (size_t i = 0; i < npaths; i++) {
         char buf[PATH_MAX];
         const char *name = base_name(abs[i], buf, sizeof buf);
@@ -353,6 +367,8 @@ int cmd_backup(int argc, char **argv)
     }
     rc = commit_and_report(&b, "");
 out:
+    pf_treesize_stop(first_total);
+    first_total = NULL;
     pf_backup_end(&b);
     pf_cli_unlock(lock);
     pf_repo_free(r);

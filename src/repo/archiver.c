@@ -306,6 +306,18 @@ pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *e
     return d;
 }
 
+void pf_dir_take_meta(pf_archiver *a, pf_dir *d, const struct stat *st)
+{
+    free(d->meta.user);
+    free(d->meta.group);
+    d->meta.mode = st->st_mode & 07777;
+    d->meta.uid = st->st_uid;
+    d->meta.gid = st->st_gid;
+    d->meta.user = pf_xstrdup(lookup_name(&a->users, &a->nusers, st->st_uid, 0));
+    d->meta.group = pf_xstrdup(lookup_name(&a->groups, &a->ngroups, st->st_gid, 1));
+    d->meta.mtime_ns = ts_ns(&st->st_mtim);
+}
+
 int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;

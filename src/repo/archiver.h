@@ -9,6 +9,7 @@
 #define PF_ARCHIVER_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "common/err.h"
 #include "common/stream.h"
@@ -49,6 +50,9 @@ size_t pf_archiver_skipped(pf_archiver *a, const char *const **paths);
 pf_dir *pf_archiver_root(pf_archiver *a);
 /* A virtual subdirectory (mode 0755 owned by the current user unless set later). */
 pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *err);
+/* Gives d the mode, owner and times of st (by default a directory begun here is 0755,
+ * the process's own, made now): for a directory that stands for one on disk. */
+void pf_dir_take_meta(pf_archiver *a, pf_dir *d, const struct stat *st);
 /* Writes the directory's tree and adds it to its parent (or, for the root, returns its id
  * in root_id, which may be NULL otherwise). Frees d. */
 int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err);

@@ -26,62 +26,12 @@ export PERMAFROST_CACHE_DIR=$T/cache
 REPO=$T/repo
 L=$T/log
 mkdir -p "$L"
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
-run() {
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -"${1:-15}"; }
-rc_is() {
-    case " $1 " in
-        *" $RC "*) ok "$2" ;;
-        *)
-            fail "$2: exit $RC, wanted $1"
-            show
-            ;;
-    esac
-}
-has() {
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then ok "$what"; else
-        fail "$what: no \"$text\" in"
-        sed 's/^/     | /' "$@" | tail -10
-    fi
-}
-hasnt() {
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then
-        fail "$what: \"$text\" found in"
-        grep -nF -- "$text" "$@" | sed 's/^/     | /' | head -5
-    else ok "$what"; fi
-}
+. "$SRC/tests/lib/counting.sh"
 # is DESCRIPTION WANT EXPR: a value of the last run's JSON output (EXPR indexes `d`).
 is() {
     local got
     got=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($3)" "$OUT" 2>&1)
     if [ "$got" = "$2" ]; then ok "$1"; else fail "$1: got \"$got\", wanted \"$2\""; fi
-}
-same() {
-    if diff -u "$2" "$3" >"$T/diff"; then ok "$1"; else
-        fail "$1"
-        sed 's/^/     | /' "$T/diff" | head -30
-    fi
 }
 pf() { "$PF" --repo "$REPO" "$@"; }
 restore_to() {
