@@ -414,8 +414,23 @@ int cmd_wal_stream(pf_cmd_ctx *c)
         rc = pf_cli_fail(&err);
         goto out;
     }
+    bool retried = false;
     while (!stop_requested) {
-        if (stream_timeline(&s, &tli, &lsn, &ended, &err)) {
+        int failed = stream_timeline(&s, &tli, &lsn, &ended, &err);
+        if (failed && !retried && s.have == 0 && strstr(err.msg, "has already been removed")) {
+            /* The server recycled WAL that never reached the repository (no slot then, or
+             * one dropped): that part is lost to the archive whatever we do; go on from
+             * what the server has, and check names the gap. */
+            retried = true;
+            pf_warn("%s: WAL is missing from the archive from here on until streaming "
+                    "resumes (check names the gap); streaming from the server's %s",
+                    err.msg, restart_lsn ? "slot's restart point" : "current position");
+            pf_err_clear(&err);
+            tli = restart_lsn && restart_tli ? restart_tli : info.tli;
+            lsn = restart_lsn ? restart_lsn : info.xlogpos;
+            continue;
+        }
+        if (failed) {
             pf_err_prefix(&err, "wal-stream");
             rc = pf_cli_fail(&err);
             break;

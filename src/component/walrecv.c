@@ -247,9 +247,21 @@ int pf_walrecv_start(pf_walrecv *w, const char *slot, uint32_t tli, uint64_t lsn
 /* After the server's CopyDone: ours, then the result set naming the next timeline. */
 static int end_of_stream(pf_walrecv *w, pf_walrecv_msg *m, pf_err *err)
 {
-    if (PQputCopyEnd(w->c, NULL) <= 0 || PQflush(w->c))
-        return fail(w, PF_ECONN, "ending the stream", err);
     PGresult *res;
+    if (PQputCopyEnd(w->c, NULL) <= 0 || PQflush(w->c)) {
+        /* No COPY left to end: the server ended it with an error (a WAL segment it no
+         * longer has, say), which the results hold. */
+        char msg[512] = "";
+        while ((res = PQgetResult(w->c))) {
+            if (PQresultStatus(res) == PGRES_FATAL_ERROR && !*msg)
+                one_line(PQresultErrorMessage(res), msg, sizeof msg);
+            PQclear(res);
+        }
+        if (*msg)
+            return pf_err_set(err, PQstatus(w->c) == CONNECTION_OK ? PF_ECOMPONENT : PF_ECONN,
+                              "the stream ended: %s", msg);
+        return fail(w, PF_ECONN, "ending the stream", err);
+    }
     int rc = 0;
     m->kind = PF_WALRECV_END;
     while ((res = PQgetResult(w->c))) {

@@ -13,7 +13,10 @@
 #             to latest: it recovers and promotes with the rows committed on the primary
 #   timeline  wal-stream against the standby; the standby is promoted: the stream of
 #             timeline 1 ends, the receiver follows onto timeline 2 (00000002.history and
-#             timeline-2 WAL in the repository) and check follows the switch
+#             timeline-2 WAL in the repository) and check follows the switch, naming the
+#             fork's segment when it goes missing
+#   recycled  the server recycled WAL that never reached the repository: the receiver warns
+#             and goes on from what the server has; check names the gap
 set -eEuo pipefail
 trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
@@ -218,4 +221,30 @@ grep -q "WAL gap on timeline 2: $seg missing; timeline 2 forks from timeline 1 i
     fail "check does not name the fork's missing segment: $(cat "$W/check.out")"
 mv "$W/fork.saved" "$W/repo/wal/00000002/$seg"
 ok "promotion: the receiver followed onto timeline 2 ($seg, 00000002.history); check follows the fork and names its missing segment"
+say recycled
+# The server recycled WAL that never reached the repository (its slot dropped while the
+# receiver was down): the receiver says so and goes on from what the server has; check
+# names the gap.
+sq "select pg_drop_replication_slot('standby_slot')" >/dev/null
+for i in 1 2 3 4 5 6 7; do
+    sq "insert into t (state) values ('R')"
+    sq "select pg_switch_wal()" >/dev/null
+done
+sq "checkpoint" >/dev/null
+sq "checkpoint" >/dev/null
+next=$(python3 -c "n='$seg6'; print(n[:8] + '%08X%08X' % divmod(int(n[8:16],16)*256 + int(n[16:],16) + 1, 256))")
+[ ! -f "$W/sb/pg/pg_wal/$next" ] || fail "the server still has $next: nothing to test"
+start_stream "$W/stream4.log" "$SCONN" --slot fresh_slot
+wait_for 30 grep -q "has already been removed" "$W/stream4.log" || fail "no warning about recycled WAL"
+wait_for 30 grep -q "streaming timeline 2 from" "$W/stream4.log" || fail "did not go on streaming"
+sq "insert into t (state) values ('S')"
+sq "select pg_switch_wal()" >/dev/null
+seg7=$(sq "select pg_walfile_name(pg_current_wal_insert_lsn())")
+kill -TERM "$STREAM_PID"
+wait "$STREAM_PID" || fail "wal-stream (recycled) did not exit 0"
+rc=0
+pf check >"$W/check.out" 2>&1 || rc=$?
+[ "$rc" = 4 ] && grep -q "WAL gap on timeline 2: $next" "$W/check.out" ||
+    fail "check after recycled WAL: exit $rc, no gap from $next: $(cat "$W/check.out")"
+ok "recycled WAL: the receiver warned and went on; check names the gap from $next"
 echo "all wal-stream tests passed"
