@@ -864,6 +864,24 @@ static int base_needs(const pf_snapshot *snaps, size_t nsnaps, base_need **out, 
     return 0;
 }
 
+/* Whether pack id, which the loaded index does not list, is in the store: then a WAL file
+ * was pushed (pack, index file, object) after the caller loaded the index, as wal-push and
+ * wal-stream do beside a check (both take shared locks); prune, which could have removed
+ * the pack, cannot run meanwhile. */
+static bool newer_pack(pf_repo *r, const uint8_t id[PF_ID_LEN])
+{
+    pthread_mutex_lock(&r->mu);
+    long pos = pf_index_find_pack(r->index, id);
+    pthread_mutex_unlock(&r->mu);
+    if (pos >= 0)
+        return false;
+    char key[80];
+    uint64_t size;
+    pf_err e = {0};
+    pf_pack_key_name(id, key);
+    return pf_store_stat(r->store, key, &size, &e) == 0;
+}
+
 /* Whether segment no of base backup b's span, missing whole on its timeline, is there in
  * another form recovery reads: the end segment as a streamed partial reaching the backup's
  * end, or the first segment of a timeline that forked there (it holds the parent's bytes
@@ -930,6 +948,8 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
             pthread_mutex_lock(&r->mu);
             int has = pf_index_find(r->index, w.chunks[j].e.id) != NULL;
             pthread_mutex_unlock(&r->mu);
+            if (!has && newer_pack(r, w.chunks[j].pack))
+                break; /* pushed after this check loaded the index: not its to judge */
             if (!has) {
                 char hex[PF_HEX_ID_LEN + 1];
                 pf_hex(w.chunks[j].e.id, PF_ID_LEN, hex);
