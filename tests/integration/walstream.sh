@@ -238,8 +238,9 @@ start_stream "$W/stream4.log" "$SCONN" --slot fresh_slot
 wait_for 30 grep -q "has already been removed" "$W/stream4.log" || fail "no warning about recycled WAL"
 wait_for 30 grep -q "streaming timeline 2 from" "$W/stream4.log" || fail "did not go on streaming"
 sq "insert into t (state) values ('S')"
-sq "select pg_switch_wal()" >/dev/null
 seg7=$(sq "select pg_walfile_name(pg_current_wal_insert_lsn())")
+sq "select pg_switch_wal()" >/dev/null
+wait_for 30 in_repo "$seg7" || fail "after the recycled WAL, $seg7 did not arrive whole"
 kill -TERM "$STREAM_PID"
 wait "$STREAM_PID" || fail "wal-stream (recycled) did not exit 0"
 rc=0
