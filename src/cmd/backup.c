@@ -149,15 +149,20 @@ static int commit_and_report(pf_backup_run *b, const char *what)
 
 static const char backup_live_help[] =
     "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media,host]\n"
-    "                         [--exclude-cache] [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
+    "                         [--exclude-cache] [--media-from-s3] [--tag T]...\n"
+    "                         [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
     "taken over the replication protocol, and the uploaded media (public/system or\n"
     "PAPERCLIP_ROOT_PATH; --exclude-cache leaves out cache/, remote media that can be\n"
-    "fetched again). DIR (Mastodon's live/ directory) defaults to 'live' in the config\n"
-    "file, else /home/mastodon/live: '--live' alone takes it. The machine's files go in too\n"
-    "(host/: /etc/letsencrypt, the nginx sites naming LOCAL_DOMAIN, the mastodon-*.service\n"
-    "units and drop-ins, the mastodon crontab) unless the config file says host = no.\n\n"
+    "fetched again). With S3_ENABLED=true the media are in a bucket and left out, unless\n"
+    "--media-from-s3 (config media_from_s3 = true): then the bucket .env.production names\n"
+    "is read with its AWS_* keys into the snapshot's media/; objects whose ETag and size\n"
+    "equal the parent snapshot's are not read again. DIR (Mastodon's live/ directory)\n"
+    "defaults to 'live' in the config file, else /home/mastodon/live: '--live' alone takes\n"
+    "it. The machine's files go in too (host/: /etc/letsencrypt, the nginx sites naming\n"
+    "LOCAL_DOMAIN, the mastodon-*.service units and drop-ins, the mastodon crontab)\n"
+    "unless the config file says host = no.\n\n"
     "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
     "the database and the roles are dumped as postgres (peer authentication), or as the\n"
     "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
@@ -166,15 +171,15 @@ static const char backup_live_help[] =
 
 static int backup_live(int argc, char **argv)
 {
-    static const struct option opts[] = {{"help", no_argument, 0, 'h'},
-                                         {"live", optional_argument, 0, 'L'},
-                                         {"only", required_argument, 0, 'o'},
-                                         {"exclude-cache", no_argument, 0, 'x'},
-                                         {"tag", required_argument, 0, 't'},
-                                         {"time", required_argument, 0, 'T'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"help", no_argument, 0, 'h'},          {"live", optional_argument, 0, 'L'},
+        {"only", required_argument, 0, 'o'},    {"exclude-cache", no_argument, 0, 'x'},
+        {"media-from-s3", no_argument, 0, 'S'}, {"tag", required_argument, 0, 't'},
+        {"time", required_argument, 0, 'T'},    {0, 0, 0, 0}};
     const char *when = NULL, *tags[32];
-    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"), .tags = tags};
+    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"),
+                                 .media_from_s3 = pf_config_true("media_from_s3"),
+                                 .tags = tags};
     pf_err err = {0};
     int c;
     optind = 1;
@@ -190,6 +195,9 @@ static int backup_live(int argc, char **argv)
             break;
         case 'x':
             o.exclude_cache = true;
+            break;
+        case 'S':
+            o.media_from_s3 = true;
             break;
         case 't':
             if (o.ntags < 32)

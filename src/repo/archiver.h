@@ -73,4 +73,18 @@ pf_sink *pf_archive_stream_begin(pf_archiver *a, pf_dir *d, const char *name, ui
 int pf_archive_stream_end(pf_archiver *a, pf_sink *s, pf_err *err);
 void pf_archive_stream_abort(pf_sink *s);
 
+/* For trees built from something other than a disk (the media mirrored from an S3 bucket,
+ * component/s3mirror.h), which decides itself what changed:
+ * - the entry `name` of the parent snapshot's directory that d stands for (found as
+ *   pf_dir_begin found it), or NULL; valid until pf_dir_end(d);
+ * - adding such an entry unread: returns 1 when its content is in the repository (its blobs
+ *   are reused, counted as unchanged), 0 when it is not and must be read again;
+ * - a stream's file time and link (its record of where the bytes came from) before its end;
+ * - an entry that could not be read, warned about by the caller: counted in stats.errors and
+ *   named in the snapshot's skipped list. */
+const pf_node *pf_dir_parent_entry(const pf_dir *d, const char *name);
+int pf_dir_reuse(pf_archiver *a, pf_dir *d, const pf_node *old);
+void pf_archive_stream_meta(pf_sink *s, int64_t mtime_ns, const char *link, size_t link_len);
+void pf_archiver_skip(pf_archiver *a, const char *path);
+
 #endif
