@@ -557,12 +557,23 @@ void pf_cli_unlock(struct pf_lock *l)
     pf_lock_release(l);
 }
 
+static volatile sig_atomic_t *volatile stop_flag;
+
 static void *signal_waiter(void *arg)
 {
     sigset_t *set = arg;
     int sig = 0;
-    if (sigwait(set, &sig))
-        return NULL;
+    for (;;) {
+        if (sigwait(set, &sig))
+            return NULL;
+        /* A long-running command that stops cleanly hears of the first signal; a second
+         * one ends it here as any other. */
+        if (stop_flag && !*stop_flag) {
+            *stop_flag = 1;
+            continue;
+        }
+        break;
+    }
     pthread_mutex_lock(&held_mu);
     for (int i = 0; i < MAX_HELD; i++)
         pf_lock_abandon(held[i]);
@@ -572,6 +583,11 @@ static void *signal_waiter(void *arg)
             "what was uploaded is reused next time\n",
             strsignal(sig));
     _exit(128 + sig);
+}
+
+void pf_cli_signals_stop(volatile sig_atomic_t *flag)
+{
+    stop_flag = flag;
 }
 
 void pf_cli_handle_signals(void)

@@ -4,6 +4,7 @@
 #define PF_CLI_H
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -91,6 +92,9 @@ struct pf_lock *pf_cli_lock(pf_repo *r, bool exclusive, const char *command, pf_
 void pf_cli_unlock(struct pf_lock *l);
 /* SIGINT/SIGTERM/SIGHUP: remove held locks, say what happened, exit 128+signal. */
 void pf_cli_handle_signals(void);
+/* From now on the first SIGINT/SIGTERM/SIGHUP only sets *flag (a long-running command
+ * polls it and stops cleanly); a second one exits as above. */
+void pf_cli_signals_stop(volatile sig_atomic_t *flag);
 
 /* Parallel transfers for r: --connections, else what the store suits (4 for sftp and
  * s3), else 0 (the saver's and restorer's own default for the machine). */

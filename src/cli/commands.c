@@ -83,6 +83,9 @@ const pf_command pf_commands[] = {
      &pf_syntax_wal_push, REPO | PF_CMD_CACHED_KEY, SHARED, SHARED},
     {"wal-fetch", cmd_wal_fetch, "fetch one archived WAL file (restore_command)",
      &pf_syntax_wal_fetch, REPO | PF_CMD_CACHED_KEY, NONE, NONE},
+    /* Long-running: a shared lock for each store only, so that prune is not shut out. */
+    {"wal-stream", cmd_wal_stream, "receive WAL over streaming replication (a service)",
+     &pf_syntax_wal_stream, REPO, NONE, NONE},
 };
 const size_t pf_ncommands = sizeof pf_commands / sizeof *pf_commands;
 

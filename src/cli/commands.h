@@ -124,6 +124,7 @@ int cmd_stats(pf_cmd_ctx *c);
 int cmd_find(pf_cmd_ctx *c);
 int cmd_wal_push(pf_cmd_ctx *c);
 int cmd_wal_fetch(pf_cmd_ctx *c);
+int cmd_wal_stream(pf_cmd_ctx *c);
 int cmd_serve(pf_cmd_ctx *c);
 
 extern const pf_cmd_syntax pf_syntax_init, pf_syntax_snapshots, pf_syntax_ls, pf_syntax_dump,
@@ -131,5 +132,6 @@ extern const pf_cmd_syntax pf_syntax_init, pf_syntax_snapshots, pf_syntax_ls, pf
     pf_syntax_copy, pf_syntax_upgrade, pf_syntax_config, pf_syntax_status, pf_syntax_diff,
     pf_syntax_drill, pf_syntax_stats, pf_syntax_find, pf_syntax_wal_push, pf_syntax_wal_fetch,
     pf_syntax_serve;
+extern const pf_cmd_syntax pf_syntax_wal_stream;
 
 #endif

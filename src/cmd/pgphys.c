@@ -55,17 +55,13 @@ static double wal_wait_seconds(void)
 }
 
 /* Waits (bounded) for the last WAL file the base backup needs: until it is archived the
- * snapshot cannot be restored. */
-static bool wait_for_wal(pf_repo *r, const char *name)
+ * snapshot cannot be restored. wal-stream's partial of it does, once it reaches the end
+ * position (a backup on a standby ends where no segment switch follows). */
+static bool wait_for_wal(pf_repo *r, const char *name, uint64_t offset)
 {
-    char key[PF_WAL_KEY_MAX];
-    pf_err e = {0};
-    if (pf_wal_key(name, key, &e))
-        return false;
     double until = pf_now() + wal_wait_seconds();
     for (;;) {
-        uint64_t size;
-        if (pf_store_stat(r->store, key, &size, &e) == 0)
+        if (pf_wal_has_through(r, name, offset ? offset : UINT64_MAX))
             return true;
         if (pf_now() >= until)
             return false;
@@ -140,7 +136,7 @@ int cmd_backup_pgphys(int argc, char **argv)
         goto out;
     }
     const char *end_wal = cJSON_GetObjectItem(comp, "end_wal")->valuestring;
-    bool archived = wait_for_wal(r, end_wal);
+    bool archived = wait_for_wal(r, end_wal, pf_pgphys_end_offset(comp));
     cJSON_AddBoolToObject(comp, "wal_archived", archived);
     if (!archived)
         pf_warn("WAL file %s, which this base backup needs, did not reach the repository "

@@ -35,7 +35,8 @@ const pf_cmd_syntax pf_syntax_wal_fetch = {
         "Exits 1 when NAME is not in the repository, and 126 when it cannot tell (the\n"
         "repository unreachable, damaged data, a wrong key): PostgreSQL takes any code up to\n"
         "125 for \"not archived\" and would end recovery there, 126 stops it instead. Uses the\n"
-        "key cache as wal-push does.\n",
+        "key cache as wal-push does. A segment that wal-stream stored only in part (the end of\n"
+        "the archive) is given as its longest part, padded with zeros.\n",
     .min_args = 2,
     .max_args = 2};
 
@@ -143,7 +144,10 @@ int cmd_wal_fetch(pf_cmd_ctx *c)
     pf_repo *r = c->repo;
     pf_buf b = PF_BUF_INIT;
     int rc = PF_EXIT_OK;
-    if (pf_wal_fetch(r, name, &b, &err) || write_dest(dest, &b, &err)) {
+    char used[PF_WAL_NAME_MAX + 1];
+    /* A segment not (yet) archived whole may have been streamed in part (wal-stream): the
+     * newest partial is the end of the archive. */
+    if (pf_wal_fetch_segment(r, name, &b, used, &err) || write_dest(dest, &b, &err)) {
         if (err.code == PF_ENOTFOUND) {
             /* Recovery asks for files past the end of the archive as a matter of course:
              * 1 tells it "not there", and the line says so without alarm. */
@@ -156,6 +160,8 @@ int cmd_wal_fetch(pf_cmd_ctx *c)
             rc = WAL_FETCH_UNKNOWN;
         }
     }
+    if (rc == PF_EXIT_OK && used[0])
+        pf_info("%s: the segment's streamed part %s (padded to its whole size)", name, used);
     pf_buf_free(&b);
     return rc;
 }

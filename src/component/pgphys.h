@@ -71,6 +71,10 @@ typedef struct pf_pgphys_restored {
 const char *pf_pgphys_field(const pf_snapshot *s, const char *key);
 /* When s's base backup ended (ns since the epoch); INT64_MAX when s holds none. */
 int64_t pf_pgphys_end_ns(const pf_snapshot *s);
+/* How far into its segment a base backup's end position is (comp: its component entry);
+ * 0, the whole segment, when the entry does not say. A backup on a standby ends where no
+ * segment switch follows: a streamed partial that far in is enough to restore it. */
+uint64_t pf_pgphys_end_offset(const cJSON *comp);
 
 /* Refuses (before anything changes) a target that is a running cluster (PF_EEXIST), or a
  * non-empty directory unless force (then a stopped cluster is moved aside by restore). */

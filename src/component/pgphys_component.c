@@ -26,18 +26,15 @@ static double mono(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Waits (bounded) for WAL file name to be archived: until it is, the base backup cannot
- * become consistent. */
-static bool wait_for_wal(pf_repo *r, const char *name)
+/* Waits (bounded) for WAL file name to be archived, or streamed that far (offset into
+ * it, 0: whole): until it is, the base backup cannot become consistent. */
+static bool wait_for_wal(pf_repo *r, const char *name, uint64_t offset)
 {
-    char key[PF_WAL_KEY_MAX];
-    pf_err e = {0};
-    if (!r || pf_wal_key(name, key, &e))
+    if (!r)
         return false;
     double until = mono() + wal_wait_seconds();
     for (;;) {
-        uint64_t size;
-        if (pf_store_stat(r->store, key, &size, &e) == 0)
+        if (pf_wal_has_through(r, name, offset ? offset : UINT64_MAX))
             return true;
         if (mono() >= until)
             return false;
@@ -101,7 +98,7 @@ static int phys_backup(pf_component_run *run, pf_err *err)
         return -1;
     }
     const char *end_wal = cJSON_GetObjectItem(st->comp, "end_wal")->valuestring;
-    bool archived = wait_for_wal(run->repo, end_wal);
+    bool archived = wait_for_wal(run->repo, end_wal, pf_pgphys_end_offset(st->comp));
     cJSON_AddBoolToObject(st->comp, "wal_archived", archived);
     if (!archived)
         pf_warn("postgres-physical: WAL file %s, which this base backup needs, did not reach "

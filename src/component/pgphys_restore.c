@@ -33,6 +33,17 @@ int64_t pf_pgphys_end_ns(const pf_snapshot *s)
     return t ? strtoll(t, NULL, 10) : INT64_MAX;
 }
 
+uint64_t pf_pgphys_end_offset(const cJSON *comp)
+{
+    cJSON *lsn = comp ? cJSON_GetObjectItemCaseSensitive(comp, "end_lsn") : NULL;
+    cJSON *sz = comp ? cJSON_GetObjectItemCaseSensitive(comp, "wal_segment_size") : NULL;
+    uint64_t pos;
+    if (!cJSON_IsString(lsn) || !cJSON_IsNumber(sz) || sz->valuedouble < 1 ||
+        pf_lsn_parse(lsn->valuestring, &pos))
+        return 0;
+    return pos % (uint64_t)sz->valuedouble;
+}
+
 static double now_mono(void)
 {
     struct timespec ts;
@@ -364,9 +375,9 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
     if (pf_pgphys_restore_check(o, err))
         return -1;
     const char *end_wal = pf_pgphys_field(s, "end_wal");
-    char key[PF_WAL_KEY_MAX];
-    uint64_t size;
-    if (!end_wal || pf_wal_key(end_wal, key, err) || pf_store_stat(r->store, key, &size, err))
+    uint64_t offset = pf_pgphys_end_offset(
+        s->components ? cJSON_GetObjectItemCaseSensitive(s->components, PF_PGPHYS_DIR) : NULL);
+    if (!end_wal || !pf_wal_has_through(r, end_wal, offset ? offset : UINT64_MAX))
         return pf_err_set(err, PF_ENOTFOUND,
                           "base backup %.8s needs WAL file %s, which is not in the repository: "
                           "it cannot become consistent (was archive_command set when it was "
@@ -399,8 +410,16 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
         goto out;
     }
     out->files = rs.files;
-    /* pg_wal is sent empty; its archive_status too, but make sure. */
+    /* A base backup taken on a standby holds its standby.signal (and primary_conninfo,
+     * cleared below): the restored cluster recovers from the repository and promotes, it
+     * does not become a standby of the old primary. */
     char p[4096];
+    snprintf(p, sizeof p, "%s/standby.signal", target);
+    if (unlink(p) && errno != ENOENT) {
+        pf_err_sys(err, PF_EIO, "removing %s", p);
+        goto out;
+    }
+    /* pg_wal is sent empty; its archive_status too, but make sure. */
     snprintf(p, sizeof p, "%s/pg_wal", target);
     mkdir(p, 0700);
     snprintf(p, sizeof p, "%s/pg_wal/archive_status", target);
@@ -425,7 +444,8 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
         pf_buf_printf(&conf, "recovery_target_time = '%s'\nrecovery_target_action = 'promote'\n",
                       utc);
     }
-    pf_buf_append_str(&conf, "recovery_target_timeline = 'latest'\n");
+    pf_buf_append_str(&conf, "recovery_target_timeline = 'latest'\nprimary_conninfo = ''\n"
+                             "primary_slot_name = ''\n");
     if (write_file_at(target, "postgresql.auto.conf", &conf, 1, err) ||
         write_file_at(target, "recovery.signal", &empty, 0, err))
         goto out;

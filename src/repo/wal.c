@@ -35,6 +35,9 @@ pf_wal_kind pf_wal_name_kind(const char *name)
     if (n == 40 && upper_hex(name, 24) && name[24] == '.' && upper_hex(name + 25, 8) &&
         !strcmp(name + 33, ".backup"))
         return PF_WAL_BACKUP;
+    if (n == 41 && upper_hex(name, 24) && name[24] == '.' && upper_hex(name + 25, 8) &&
+        !strcmp(name + 33, ".partial"))
+        return PF_WAL_STREAMED;
     return PF_WAL_NONE;
 }
 
@@ -47,6 +50,57 @@ int pf_wal_key(const char *name, char key[PF_WAL_KEY_MAX], pf_err *err)
                           name ? name : "");
     snprintf(key, PF_WAL_KEY_MAX, "wal/%.8s/%s", name, name);
     return 0;
+}
+
+int pf_wal_streamed_name(const char *segment, uint32_t bytes, char out[PF_WAL_NAME_MAX + 1])
+{
+    if (pf_wal_name_kind(segment) != PF_WAL_SEGMENT)
+        return -1;
+    snprintf(out, PF_WAL_NAME_MAX + 1, "%s.%08X.partial", segment, bytes);
+    return 0;
+}
+
+int pf_lsn_parse(const char *s, uint64_t *lsn)
+{
+    unsigned hi, lo;
+    char tail;
+    if (!s || sscanf(s, "%X/%X%c", &hi, &lo, &tail) != 2)
+        return -1;
+    *lsn = ((uint64_t)hi << 32) | lo;
+    return 0;
+}
+
+int pf_wal_history_switch(const char *text, size_t n, uint32_t tli, uint64_t *switch_lsn,
+                          uint32_t *next_tli)
+{
+    /* Lines "<tli>\t<switch point>\t<reason>" in order, '#' comments, blank lines; the
+     * timeline after the last line is the file's own. */
+    bool found = false;
+    size_t i = 0;
+    while (i < n) {
+        size_t e = i;
+        while (e < n && text[e] != '\n')
+            e++;
+        char line[256];
+        size_t len = e - i < sizeof line - 1 ? e - i : sizeof line - 1;
+        memcpy(line, text + i, len);
+        line[len] = 0;
+        i = e + 1;
+        unsigned t;
+        char lsn[32];
+        if (line[0] == '#' || sscanf(line, "%u %31s", &t, lsn) != 2)
+            continue;
+        if (found) {
+            *next_tli = t;
+            return 0;
+        }
+        if (t == tli) {
+            if (pf_lsn_parse(lsn, switch_lsn))
+                return -1;
+            found = true;
+        }
+    }
+    return found ? 1 : -1; /* 1: the next timeline is the file's own (the caller knows it) */
 }
 
 const char *pf_wal_name_of_key(const char *key)
@@ -87,6 +141,7 @@ typedef struct wal_chunk {
 
 typedef struct wal_obj {
     uint64_t size;
+    uint64_t seg_size; /* a streamed partial's whole segment; 0 for other files */
     uint8_t sha[PF_ID_LEN];
     wal_chunk *chunks;
     size_t n;
@@ -128,6 +183,18 @@ static int decode(const char *name, const pf_buf *plain, wal_obj *w, pf_err *err
         goto out;
     }
     w->size = (uint64_t)sz->valuedouble;
+    const cJSON *ss = cJSON_GetObjectItemCaseSensitive(o, "segment_size");
+    if (ss && (!cJSON_IsNumber(ss) || ss->valuedouble < (double)w->size ||
+               ss->valuedouble > (double)PF_WAL_MAX_FILE)) {
+        pf_err_set(err, PF_ECORRUPT, "WAL object %s: bad segment_size", name);
+        goto out;
+    }
+    w->seg_size = ss ? (uint64_t)ss->valuedouble : 0;
+    if (pf_wal_name_kind(name) == PF_WAL_STREAMED && !w->seg_size) {
+        pf_err_set(err, PF_ECORRUPT, "WAL object %s: a streamed partial without segment_size",
+                   name);
+        goto out;
+    }
     int count = cJSON_GetArraySize(bl);
     w->chunks = calloc(count ? (size_t)count : 1, sizeof *w->chunks);
     if (!w->chunks) {
@@ -202,8 +269,8 @@ static void hexs(const uint8_t *p, char out[PF_HEX_ID_LEN + 1])
     pf_hex(p, PF_ID_LEN, out);
 }
 
-static char *encode(const char *name, uint64_t size, const uint8_t sha[PF_ID_LEN],
-                    const wal_chunk *c, size_t n)
+static char *encode(const char *name, uint64_t size, uint64_t seg_size,
+                    const uint8_t sha[PF_ID_LEN], const wal_chunk *c, size_t n)
 {
     char hex[PF_HEX_ID_LEN + 1], ts[32];
     struct timespec now;
@@ -216,6 +283,8 @@ static char *encode(const char *name, uint64_t size, const uint8_t sha[PF_ID_LEN
     hexs(sha, hex);
     cJSON_AddStringToObject(o, "sha256", hex);
     cJSON_AddStringToObject(o, "time_ns", ts);
+    if (seg_size)
+        cJSON_AddNumberToObject(o, "segment_size", (double)seg_size);
     cJSON *arr = cJSON_AddArrayToObject(o, "blobs");
     for (size_t i = 0; i < n; i++) {
         cJSON *b = cJSON_CreateObject();
@@ -239,8 +308,8 @@ static char *encode(const char *name, uint64_t size, const uint8_t sha[PF_ID_LEN
     return s;
 }
 
-int pf_wal_push(pf_repo *r, const char *name, const void *data, size_t n, int workers,
-                pf_wal_push_result *res, pf_err *err)
+static int push_file(pf_repo *r, const char *name, const void *data, size_t n, uint64_t seg_size,
+                     int workers, pf_wal_push_result *res, pf_err *err)
 {
     char key[PF_WAL_KEY_MAX];
     uint8_t sha[PF_ID_LEN];
@@ -318,7 +387,7 @@ int pf_wal_push(pf_repo *r, const char *name, const void *data, size_t n, int wo
         chunks[i].kind = r->index->packs[l->pack].kind;
     }
     pthread_mutex_unlock(&r->mu);
-    json = encode(name, n, sha, chunks, nc);
+    json = encode(name, n, seg_size, sha, chunks, nc);
     if (!json) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto out;
@@ -336,6 +405,32 @@ out:
     free(json);
     pf_buf_free(&sealed);
     return rc;
+}
+
+int pf_wal_push(pf_repo *r, const char *name, const void *data, size_t n, int workers,
+                pf_wal_push_result *res, pf_err *err)
+{
+    return push_file(r, name, data, n, 0, workers, res, err);
+}
+
+int pf_wal_push_streamed(pf_repo *r, const char *segment, const void *data, size_t n,
+                         uint64_t seg_size, int workers, pf_wal_push_result *res, pf_err *err)
+{
+    char name[PF_WAL_NAME_MAX + 1];
+    if (n > seg_size || seg_size > PF_WAL_MAX_FILE ||
+        pf_wal_streamed_name(segment, (uint32_t)n, name))
+        return pf_err_set(err, PF_EUSAGE, "%.30s: not a segment name, or %zu bytes past its end",
+                          segment ? segment : "", n);
+    return push_file(r, name, data, n, seg_size, workers, res, err);
+}
+
+void pf_wal_forget_chunks(pf_repo *r)
+{
+    pthread_mutex_lock(&r->mu);
+    pf_index_free(r->index);
+    r->index = pf_index_new();
+    r->index_loaded = false;
+    pthread_mutex_unlock(&r->mu);
 }
 
 /* Reads every chunk through the locations the object recorded (hints == true) or through
@@ -364,12 +459,14 @@ static int read_chunks(pf_repo *r, const wal_obj *w, bool hints, pf_buf *out, pf
     return 0;
 }
 
-int pf_wal_fetch(pf_repo *r, const char *name, pf_buf *out, pf_err *err)
+/* As pf_wal_fetch; seg_size gets the object's segment_size (0 but for streamed partials). */
+static int fetch(pf_repo *r, const char *name, pf_buf *out, uint64_t *seg_size, pf_err *err)
 {
     wal_obj w;
     size_t start = out->len;
     if (load(r, name, &w, err))
         return -1;
+    *seg_size = w.seg_size;
     int rc = -1;
     if (!r->index_loaded && read_chunks(r, &w, true, out, err) == 0) {
         rc = 0;
@@ -400,6 +497,116 @@ int pf_wal_fetch(pf_repo *r, const char *name, pf_buf *out, pf_err *err)
     }
     free(w.chunks);
     return rc;
+}
+
+int pf_wal_fetch(pf_repo *r, const char *name, pf_buf *out, pf_err *err)
+{
+    uint64_t seg_size;
+    return fetch(r, name, out, &seg_size, err);
+}
+
+int pf_wal_remember(pf_repo *r, const char *name, pf_err *err)
+{
+    wal_obj w;
+    if (load(r, name, &w, err))
+        return -1;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < w.n; i++) {
+        const wal_chunk *c = &w.chunks[i];
+        pf_blob_loc loc = {.offset = c->e.offset,
+                           .length = c->e.length,
+                           .raw_length = c->e.raw_length,
+                           .type = c->e.type,
+                           .comp = c->e.comp};
+        loc.pack = pf_index_add_pack(r->index, c->pack, c->salt);
+        pf_index_set(r->index, c->e.id, &loc);
+    }
+    pthread_mutex_unlock(&r->mu);
+    free(w.chunks);
+    return 0;
+}
+
+typedef struct streamed_ctx {
+    const char *segment;
+    char *best;
+} streamed_ctx;
+
+static int streamed_one(const char *key, uint64_t size, void *vctx, pf_err *err)
+{
+    (void)size;
+    (void)err;
+    streamed_ctx *c = vctx;
+    const char *name = pf_wal_name_of_key(key);
+    /* Same width, upper-case hex: the longest sorts last. */
+    if (name && pf_wal_name_kind(name) == PF_WAL_STREAMED && !strncmp(name, c->segment, 24) &&
+        strcmp(name, c->best) > 0)
+        snprintf(c->best, PF_WAL_NAME_MAX + 1, "%s", name);
+    return 0;
+}
+
+int pf_wal_newest_streamed(pf_repo *r, const char *segment, char name[PF_WAL_NAME_MAX + 1],
+                           pf_err *err)
+{
+    name[0] = 0;
+    if (pf_wal_name_kind(segment) != PF_WAL_SEGMENT)
+        return pf_err_set(err, PF_EUSAGE, "\"%.30s\" is not a WAL segment name", segment);
+    char folder[16];
+    snprintf(folder, sizeof folder, "wal/%.8s/", segment);
+    streamed_ctx c = {segment, name};
+    pf_err_clear(err);
+    int rc = pf_store_list(r->store, folder, streamed_one, &c, err);
+    if (rc && err->code != PF_ENOTFOUND) {
+        if (!err->code)
+            pf_err_set(err, PF_EGENERIC, "listing %s stopped", folder);
+        return -1;
+    }
+    if (!name[0])
+        return pf_err_set(err, PF_ENOTFOUND, "WAL file %s is not in the repository", segment);
+    return 0;
+}
+
+bool pf_wal_has_through(pf_repo *r, const char *segment, uint64_t bytes)
+{
+    char key[PF_WAL_KEY_MAX], name[PF_WAL_NAME_MAX + 1];
+    uint64_t size;
+    pf_err e = {0};
+    if (pf_wal_key(segment, key, &e))
+        return false;
+    if (pf_store_stat(r->store, key, &size, &e) == 0)
+        return true;
+    return pf_wal_newest_streamed(r, segment, name, &e) == 0 &&
+           strtoull(name + 25, NULL, 16) >= bytes;
+}
+
+int pf_wal_fetch_segment(pf_repo *r, const char *segment, pf_buf *out,
+                         char used[PF_WAL_NAME_MAX + 1], pf_err *err)
+{
+    used[0] = 0;
+    if (pf_wal_fetch(r, segment, out, err) == 0)
+        return 0;
+    if (err->code != PF_ENOTFOUND || pf_wal_name_kind(segment) != PF_WAL_SEGMENT)
+        return -1;
+    pf_err e = {0};
+    char name[PF_WAL_NAME_MAX + 1];
+    if (pf_wal_newest_streamed(r, segment, name, &e)) {
+        if (e.code != PF_ENOTFOUND)
+            *err = e;
+        return -1; /* err still says the segment is not there */
+    }
+    pf_err_clear(err);
+    size_t start = out->len;
+    uint64_t seg_size;
+    if (fetch(r, name, out, &seg_size, err))
+        return -1;
+    /* The segment's unwritten rest: zeros, where recovery finds no next record. */
+    size_t have = out->len - start;
+    if (seg_size > have) {
+        pf_buf_reserve(out, (size_t)(seg_size - have));
+        memset(out->data + out->len, 0, (size_t)(seg_size - have));
+        out->len += (size_t)(seg_size - have);
+    }
+    snprintf(used, PF_WAL_NAME_MAX + 1, "%s", name);
+    return 0;
 }
 
 typedef struct list_ctx {
@@ -468,6 +675,11 @@ static int collect_name(const char *name, void *vctx)
     return 0;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int seg_cmp(const void *a, const void *b)
 {
     const seg *x = a, *y = b;
@@ -510,7 +722,58 @@ static void say(void (*report)(int, const char *, void *), void *ctx, const char
 typedef struct base_need {
     char id[9];
     seg start, end;
+    uint64_t end_off; /* how far into its end segment the backup ends (0: unknown) */
 } base_need;
+
+/* Where a timeline forked from its parent, from its history file's last line. */
+typedef struct fork_pt {
+    uint32_t tli, parent;
+    seg at; /* the segment holding the switch point, numbered as on the new timeline */
+} fork_pt;
+
+/* The forks of every timeline whose history file the repository holds. */
+static int load_forks(pf_repo *r, char **names, size_t n, uint64_t per, fork_pt **out, size_t *nout)
+{
+    *nout = 0;
+    *out = calloc(n + 1, sizeof **out);
+    if (!*out)
+        return -1;
+    uint64_t seg_size = 0x100000000ull / per;
+    for (size_t i = 0; i < n; i++) {
+        if (pf_wal_name_kind(names[i]) != PF_WAL_HISTORY)
+            continue;
+        pf_buf b = PF_BUF_INIT;
+        pf_err e = {0};
+        uint32_t tli = (uint32_t)strtoul(names[i], NULL, 16), parent = 0;
+        uint64_t sw = 0;
+        if (pf_wal_fetch(r, names[i], &b, &e) == 0) {
+            /* The last "<parent> <switch point>" line is where this timeline began. */
+            const char *p = (const char *)b.data, *end = p + b.len;
+            while (p < end) {
+                const char *nl = memchr(p, '\n', (size_t)(end - p));
+                size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+                char line[128], lsn[32];
+                unsigned t;
+                snprintf(line, sizeof line, "%.*s", (int)(len < 127 ? len : 127), p);
+                uint64_t v;
+                if (line[0] != '#' && sscanf(line, "%u %31s", &t, lsn) == 2 &&
+                    pf_lsn_parse(lsn, &v) == 0) {
+                    parent = t;
+                    sw = v;
+                }
+                p += len + 1;
+            }
+        }
+        pf_buf_free(&b);
+        if (!parent || parent >= tli)
+            continue;
+        (*out)[*nout].tli = tli;
+        (*out)[*nout].parent = parent;
+        (*out)[*nout].at = (seg){tli, sw / seg_size};
+        (*nout)++;
+    }
+    return 0;
+}
 
 static const char *comp_str(const pf_snapshot *s, const char *k)
 {
@@ -544,13 +807,17 @@ static int64_t pushed_at(pf_repo *r, const char *name)
 
 typedef struct newest_ctx {
     char *newest;
+    char streamed[PF_WAL_NAME_MAX + 1];
 } newest_ctx;
 
 static int newest_one(const char *name, void *vctx)
 {
     newest_ctx *c = vctx;
-    if (pf_wal_name_kind(name) == PF_WAL_SEGMENT && strcmp(name, c->newest) > 0)
+    pf_wal_kind k = pf_wal_name_kind(name);
+    if (k == PF_WAL_SEGMENT && strcmp(name, c->newest) > 0)
         snprintf(c->newest, PF_WAL_NAME_MAX + 1, "%s", name);
+    if (k == PF_WAL_STREAMED && strcmp(name, c->streamed) > 0)
+        snprintf(c->streamed, sizeof c->streamed, "%s", name);
     return 0;
 }
 
@@ -558,9 +825,12 @@ int pf_wal_newest(pf_repo *r, char newest[PF_WAL_NAME_MAX + 1], int64_t *pushed_
 {
     newest[0] = 0;
     *pushed_ns = 0;
-    newest_ctx c = {newest};
+    newest_ctx c = {newest, ""};
     if (pf_wal_list(r, newest_one, &c, err))
         return -1;
+    /* wal-stream's part of a later segment is further than any whole one. */
+    if (c.streamed[0] && strncmp(c.streamed, newest, 24) > 0)
+        snprintf(newest, PF_WAL_NAME_MAX + 1, "%s", c.streamed);
     if (newest[0])
         *pushed_ns = pushed_at(r, newest);
     return 0;
@@ -594,9 +864,51 @@ static int base_needs(const pf_snapshot *snaps, size_t nsnaps, base_need **out, 
         snprintf(needs[*n].id, sizeof needs[*n].id, "%.8s", snaps[i].id);
         needs[*n].start = seg_of(a, *per);
         needs[*n].end = seg_of(b, *per);
+        const char *el = comp_str(&snaps[i], "end_lsn");
+        uint64_t lsn;
+        if (el && pf_lsn_parse(el, &lsn) == 0)
+            needs[*n].end_off = lsn % (0x100000000ull / *per);
         (*n)++;
     }
     return 0;
+}
+
+/* Whether pack id, which the loaded index does not list, is in the store: then a WAL file
+ * was pushed (pack, index file, object) after the caller loaded the index, as wal-push and
+ * wal-stream do beside a check (both take shared locks); prune, which could have removed
+ * the pack, cannot run meanwhile. */
+static bool newer_pack(pf_repo *r, const uint8_t id[PF_ID_LEN])
+{
+    pthread_mutex_lock(&r->mu);
+    long pos = pf_index_find_pack(r->index, id);
+    pthread_mutex_unlock(&r->mu);
+    if (pos >= 0)
+        return false;
+    char key[80];
+    uint64_t size;
+    pf_err e = {0};
+    pf_pack_key_name(id, key);
+    return pf_store_stat(r->store, key, &size, &e) == 0;
+}
+
+/* Whether segment no of base backup b's span, missing whole on its timeline, is there in
+ * another form recovery reads: the end segment as a streamed partial reaching the backup's
+ * end, or the first segment of a timeline that forked there (it holds the parent's bytes
+ * up to the switch, and recovery crosses over to it). */
+static bool reached(pf_repo *r, const base_need *b, uint64_t no, const seg *segs, size_t nsegs,
+                    const fork_pt *forks, size_t nforks, uint64_t per)
+{
+    char n[25];
+    seg_name((seg){b->start.tli, no}, per, n);
+    if (no == b->end.no && b->end_off && pf_wal_has_through(r, n, b->end_off))
+        return true;
+    for (size_t k = 0; k < nforks; k++) {
+        seg child = {forks[k].tli, no};
+        if (forks[k].parent == b->start.tli && forks[k].at.no == no &&
+            bsearch(&child, segs, nsegs, sizeof *segs, seg_cmp))
+            return true;
+    }
+    return false;
 }
 
 int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx),
@@ -609,7 +921,8 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
     size_t nsnaps = 0;
     seg *segs = NULL;
     base_need *needs = NULL;
-    size_t nsegs = 0, nneeds = 0;
+    size_t nsegs = 0, nneeds = 0, nforks = 0;
+    fork_pt *forks = NULL;
     int rc = -1;
     if (pf_wal_list(r, collect_name, &nc, err) ||
         pf_repo_load_all_snapshots(r, &snaps, &nsnaps, err))
@@ -644,6 +957,8 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
             pthread_mutex_lock(&r->mu);
             int has = pf_index_find(r->index, w.chunks[j].e.id) != NULL;
             pthread_mutex_unlock(&r->mu);
+            if (!has && newer_pack(r, w.chunks[j].pack))
+                break; /* pushed after this check loaded the index: not its to judge */
             if (!has) {
                 char hex[PF_HEX_ID_LEN + 1];
                 pf_hex(w.chunks[j].e.id, PF_ID_LEN, hex);
@@ -658,6 +973,10 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
         }
     }
     qsort(segs, nsegs, sizeof *segs, seg_cmp);
+    if (load_forks(r, nc.names, nc.n, per, &forks, &nforks)) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
 
     /* The chain: on each timeline, continuous from where something needs it to its
      * newest segment. Below the oldest base backup of a timeline, nothing needs WAL;
@@ -675,6 +994,30 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
                 from = needs[k].start.no;
                 any = true;
             }
+        /* A timeline a promotion started is needed from its fork on: the segment holding
+         * the switch point is its first (recovery crosses over there). */
+        const fork_pt *fk = NULL;
+        for (size_t k = 0; k < nforks; k++)
+            if (forks[k].tli == tli)
+                fk = &forks[k];
+        if (!any && fk && fk->at.no < from)
+            from = fk->at.no;
+        if (segs[i].no > from) {
+            char an[25], bn[25];
+            seg_name((seg){tli, from}, per, an);
+            seg_name((seg){tli, segs[i].no - 1}, per, bn);
+            res->gaps++;
+            if (fk && !any)
+                say(report, ctx,
+                    "WAL gap on timeline %u: %s%s%s missing; timeline %u forks from timeline %u "
+                    "in %s, so recovery cannot cross over to it",
+                    tli, an, from + 1 == segs[i].no ? "" : " .. ", from + 1 == segs[i].no ? "" : bn,
+                    tli, fk->parent, an);
+            else
+                say(report, ctx, "WAL gap on timeline %u: %s%s%s missing before its first segment",
+                    tli, an, from + 1 == segs[i].no ? "" : " .. ",
+                    from + 1 == segs[i].no ? "" : bn);
+        }
         for (size_t k = i; k < j; k++) {
             if (segs[k + 1].no == segs[k].no + 1 || segs[k + 1].no <= from)
                 continue;
@@ -701,7 +1044,8 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
     for (size_t k = 0; k < nneeds; k++) {
         for (uint64_t no = needs[k].start.no; no <= needs[k].end.no; no++) {
             seg want = {needs[k].start.tli, no};
-            if (!bsearch(&want, segs, nsegs, sizeof *segs, seg_cmp)) {
+            if (!bsearch(&want, segs, nsegs, sizeof *segs, seg_cmp) &&
+                !reached(r, &needs[k], no, segs, nsegs, forks, nforks, per)) {
                 char n[25];
                 seg_name(want, per, n);
                 say(report, ctx,
@@ -724,6 +1068,7 @@ out:
     free(nc.names);
     pf_snapshots_free(snaps, nsnaps);
     free(segs);
+    free(forks);
     free(needs);
     return rc;
 }
@@ -744,18 +1089,26 @@ int pf_wal_expire(pf_repo *r, bool dry_run, uint64_t *removed, pf_err *err)
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto out;
     }
-    /* No base backup at all: the archive may be waiting for its first one. */
-    if (nneeds == 0) {
-        rc = 0;
-        goto out;
-    }
+    /* Sorted, a segment comes right before its streamed partials, shortest first. */
+    qsort(nc.names, nc.n, sizeof *nc.names, name_cmp);
     for (size_t i = 0; i < nc.n; i++) {
         const char *name = nc.names[i];
         if (pf_wal_name_kind(name) == PF_WAL_HISTORY)
             continue; /* tiny, and recovery reads every timeline's history */
+        bool superseded = false;
+        if (pf_wal_name_kind(name) == PF_WAL_STREAMED) {
+            /* The whole segment or a longer partial of it is there: this one is redundant. */
+            char full[25];
+            snprintf(full, sizeof full, "%.24s", name);
+            const char *want = full;
+            superseded = bsearch(&want, nc.names, nc.n, sizeof *nc.names, name_cmp) ||
+                         (i + 1 < nc.n && pf_wal_name_kind(nc.names[i + 1]) == PF_WAL_STREAMED &&
+                          !strncmp(nc.names[i + 1], name, 24));
+        }
+        /* No base backup at all: the archive may be waiting for its first one. */
+        bool needed = !superseded && nneeds == 0;
         seg s = seg_of(name, per);
-        bool needed = false;
-        for (size_t k = 0; k < nneeds && !needed; k++)
+        for (size_t k = 0; k < nneeds && !needed && !superseded; k++)
             needed = s.tli >= needs[k].start.tli && s.no >= needs[k].start.no;
         if (needed)
             continue;

@@ -27,6 +27,9 @@ typedef enum pf_wal_kind {
     PF_WAL_HISTORY, /* 8 hex ".history" */
     PF_WAL_BACKUP,  /* 24 hex "." 8 hex ".backup" */
     PF_WAL_PARTIAL, /* 24 hex ".partial" */
+    /* 24 hex "." 8 hex ".partial": the first <8 hex> bytes of a segment that wal-stream
+     * is still receiving; a new name for each length, so none is ever replaced */
+    PF_WAL_STREAMED,
 } pf_wal_kind;
 
 /* Longest name: a backup history file (24 + 1 + 8 + 7), with room to spare. */
@@ -41,6 +44,16 @@ typedef enum pf_wal_kind {
 pf_wal_kind pf_wal_name_kind(const char *name);
 /* Fills key with "wal/<tli>/<name>"; -1 (PF_EUSAGE) when name is not a WAL file name. */
 int pf_wal_key(const char *name, char key[PF_WAL_KEY_MAX], pf_err *err);
+/* The streamed-partial name for the first `bytes` bytes of segment (24 hex) into out. */
+int pf_wal_streamed_name(const char *segment, uint32_t bytes, char out[PF_WAL_NAME_MAX + 1]);
+/* "16/B374D848" -> LSN; -1 when malformed. */
+int pf_lsn_parse(const char *s, uint64_t *lsn);
+/* In a timeline history file's text, where timeline tli ended (switched to the next one)
+ * and that next timeline's id: 0, or 1 when tli is the file's last line (the next
+ * timeline is the file's own, which the caller knows; next_tli is left alone). -1 when
+ * tli is not in it. */
+int pf_wal_history_switch(const char *text, size_t n, uint32_t tli, uint64_t *switch_lsn,
+                          uint32_t *next_tli);
 /* The name inside a store key of exactly that shape (tli matching the name), else NULL. */
 const char *pf_wal_name_of_key(const char *key);
 
@@ -55,6 +68,29 @@ typedef struct pf_wal_push_result {
  * bytes. workers <= 0: the saver's default. */
 int pf_wal_push(pf_repo *r, const char *name, const void *data, size_t n, int workers,
                 pf_wal_push_result *res, pf_err *err);
+/* Stores the first n bytes of segment (24 hex) of seg_size bytes as the streamed partial
+ * named by its length (pf_wal_streamed_name), as pf_wal_push stores a file. Chunks r->index
+ * already holds are named, not stored again: seed it with pf_wal_remember. */
+int pf_wal_push_streamed(pf_repo *r, const char *segment, const void *data, size_t n,
+                         uint64_t seg_size, int workers, pf_wal_push_result *res, pf_err *err);
+/* Puts the chunk locations of WAL file `name` into r->index, so that the next push names
+ * them instead of storing them again. Only safe under a lock that keeps prune away, from
+ * taking it until the push is done: the object being there proves its chunks are. */
+int pf_wal_remember(pf_repo *r, const char *name, pf_err *err);
+/* Empties r->index (after a failed push, or when what it held may be gone). */
+void pf_wal_forget_chunks(pf_repo *r);
+/* The longest streamed partial of segment into name; PF_ENOTFOUND when there is none. */
+int pf_wal_newest_streamed(pf_repo *r, const char *segment, char name[PF_WAL_NAME_MAX + 1],
+                           pf_err *err);
+/* Whether the repository holds segment `segment` whole, or a streamed partial of at least
+ * its first `bytes` bytes (recovery can reach that far into it). */
+bool pf_wal_has_through(pf_repo *r, const char *segment, uint64_t bytes);
+/* Segment `segment` for recovery: the archived segment, or when there is none the longest
+ * streamed partial of it, padded with zeros to its segment size (recovery reads the zeros
+ * as the end of WAL). used gets the partial's name, "" when the whole segment was there.
+ * PF_ENOTFOUND when neither is. */
+int pf_wal_fetch_segment(pf_repo *r, const char *segment, pf_buf *out,
+                         char used[PF_WAL_NAME_MAX + 1], pf_err *err);
 /* Appends WAL file `name` to out, checked against its size and SHA-256. PF_ENOTFOUND
  * when it was never archived (or was removed). */
 int pf_wal_fetch(pf_repo *r, const char *name, pf_buf *out, pf_err *err);
@@ -85,13 +121,16 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
 
 /* The newest archived segment (the highest name: names sort as timeline, then position)
  * into newest ("" when none) and when it was pushed (0 when unknown): the point a restore
- * can reach now, the recovery point objective as it stands. */
+ * can reach now, the recovery point objective as it stands. A streamed partial of a later
+ * segment than the newest whole one is further, and named instead. */
 int pf_wal_newest(pf_repo *r, char newest[PF_WAL_NAME_MAX + 1], int64_t *pushed_ns, pf_err *err);
 
 /* Removes the archived WAL files no physical base backup in the repository needs: a
  * segment (or .partial, .backup file) is kept when some base backup started at or before
  * it on its timeline or an earlier one; history files always stay. Nothing is removed
- * while the repository holds no base backup (the archive may be waiting for its first).
+ * while the repository holds no base backup (the archive may be waiting for its first),
+ * except streamed partials that are superseded (the whole segment is there, or a longer
+ * partial of it).
  * Called by prune before it decides what is used, so the chunks of what goes are freed in
  * the same run. removed counts the files (that would be) removed. */
 int pf_wal_expire(pf_repo *r, bool dry_run, uint64_t *removed, pf_err *err);

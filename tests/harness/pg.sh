@@ -9,6 +9,12 @@
 #   pg_start_archiving DIR CMD [PORT]   as pg_start, with wal_level=replica, archive_mode=on,
 #                         archive_command=CMD (%p as PostgreSQL gives it), archive_timeout
 #                         5 s and room for replication connections (base backups)
+#   pg_start_standby DIR PRIMARY_DIR   a streaming standby of the cluster in PRIMARY_DIR
+#                         (pg_basebackup -R over TCP, a free port); sets and writes what
+#                         pg_start does. The primary needs wal_level=replica and wal senders
+#                         (pg_start_archiving, or PG_CONF_EXTRA); PG_CTL_EXTRA (options for
+#                         the server, e.g. "-c full_page_writes=on", which a backup taken on
+#                         the standby needs) applies to pg_start and pg_start_standby
 #   pg_start_peer DIR     a cluster shaped like Debian's default (peer authentication only,
 #                         no TCP, no password); see below
 #   pg_peer_psql DIR OSUSER ARGS...   psql over its socket as OSUSER (peer)
@@ -43,7 +49,7 @@ pg_start() {
     local fixed=${2:-} attempt
     for attempt in 1 2 3 4 5; do
         if harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pgrun/pg.log" -w -t 60 \
-            -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pgrun -c fsync=off -c synchronous_commit=off -c full_page_writes=off ${PG_CTL_EXTRA:-}" \
             start >/dev/null; then
             break
         fi
@@ -75,6 +81,35 @@ archive_mode = on
 archive_command = '${cmd//\'/\'\'}'
 archive_timeout = 5
 max_wal_senders = 4" pg_start "$dir" $port
+}
+
+pg_start_standby() {
+    local dir=$1 primary=$2 port
+    port=$(harness_free_port) || return 1
+    mkdir -p "$dir/pgrun" "$dir/pg"
+    chmod 711 "$dir"
+    chmod 700 "$dir/pg"
+    harness_chown_pg "$dir/pgrun" "$dir/pg"
+    (. "$primary/pg.env" && PGPASSWORD=$PG_SUPERPASS harness_as_owner env PGPASSWORD="$PG_SUPERPASS" \
+        "$HARNESS_PGBIN/pg_basebackup" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_SUPERUSER" -D "$dir/pg" -R \
+        -X stream -c fast) >"$dir/pgrun/basebackup.log" 2>&1 || { cat "$dir/pgrun/basebackup.log" >&2; return 1; }
+    # A standby does not archive (archive_mode = on archives only on a primary).
+    harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$dir/pg" -l "$dir/pgrun/pg.log" -w -t 60 \
+        -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/pgrun -c fsync=off -c synchronous_commit=off ${PG_CTL_EXTRA:-}" \
+        start >/dev/null || { cat "$dir/pgrun/pg.log" >&2; return 1; }
+    harness_on_exit "pg_kill '$dir'"
+    PG_PORT=$port
+    PG_SOCK=$dir/pgrun
+    PG_HOST=127.0.0.1
+    PG_BIN=$HARNESS_PGBIN
+    cat >"$dir/pg.env" <<EOV
+PG_PORT=$port
+PG_SOCK=$dir/pgrun
+PG_HOST=127.0.0.1
+PG_SUPERUSER=$PG_SUPERUSER
+PG_SUPERPASS=$PG_SUPERPASS
+PG_BIN=$HARNESS_PGBIN
+EOV
 }
 
 pg_stop() {

@@ -2,7 +2,8 @@
 # The shipped systemd units and example config (no servers, no running systemd; seconds):
 #   verify   systemd-analyze verify accepts every unit of contrib/systemd (with the paths
 #            pointed at this build), and the backup unit keeps the hardening it promises:
-#            ProtectSystem=strict, no ProtectHome, the capabilities pg_dump-as-postgres needs
+#            ProtectSystem=strict, no ProtectHome, the capabilities pg_dump-as-postgres needs;
+#            the wal-stream service restarts always, as postgres, hardened
 #   week     the check unit's ExecStart, unescaped as systemd does, asks for part
 #            (ISO week % 4) + 1 of 4 on every day of two years, weeks 08 and 09 included,
 #            so four consecutive weeks read all four parts
@@ -35,7 +36,8 @@ has() { # has FILE TEXT
 }
 
 units=(permafrost-backup.service permafrost-backup.timer permafrost-check.service
-    permafrost-check.timer permafrost-drill.service permafrost-drill.timer permafrost-failure@.service)
+    permafrost-check.timer permafrost-drill.service permafrost-drill.timer permafrost-failure@.service
+    permafrost-wal-stream.service)
 for u in "${units[@]}"; do [ -f "$U/$u" ] || fail "contrib/systemd/$u is missing"; done
 
 say verify
@@ -61,6 +63,12 @@ has "$b" "NoNewPrivileges=yes"
 has "$b" "PrivateTmp=yes"
 has "$b" "OnFailure=permafrost-failure@%n.service"
 has "$U/permafrost-check.service" "OnFailure=permafrost-failure@%n.service"
+ws=$U/permafrost-wal-stream.service
+has "$ws" "ExecStart=/usr/local/bin/permafrost wal-stream"
+has "$ws" "Restart=always"
+has "$ws" "User=postgres"
+has "$ws" "ProtectSystem=strict"
+has "$ws" "NoNewPrivileges=yes"
 ! grep -q '^ProtectHome=' "$b" || fail "ProtectHome= in the backup unit: it must read /home/mastodon/live"
 caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$b")
 for c in CAP_SETUID CAP_SETGID CAP_KILL CAP_DAC_READ_SEARCH CAP_FOWNER CAP_CHOWN; do

@@ -33,6 +33,12 @@ static void test_names(void **state)
     assert_int_equal(pf_wal_name_kind("00000002.history"), PF_WAL_HISTORY);
     assert_int_equal(pf_wal_name_kind("000000010000000000000002.00000028.backup"), PF_WAL_BACKUP);
     assert_int_equal(pf_wal_name_kind("000000010000000000000003.partial"), PF_WAL_PARTIAL);
+    assert_int_equal(pf_wal_name_kind("000000010000000000000003.00A3F000.partial"),
+                     PF_WAL_STREAMED);
+    char sn[PF_WAL_NAME_MAX + 1];
+    assert_int_equal(pf_wal_streamed_name("000000010000000000000003", 0xA3F000, sn), 0);
+    assert_string_equal(sn, "000000010000000000000003.00A3F000.partial");
+    assert_int_equal(pf_wal_streamed_name("00000002.history", 1, sn), -1);
     const char *bad[] = {"",
                          "00000001000000000000000",   /* 23 digits */
                          "0000000100000000000000003", /* 25 */
@@ -41,6 +47,8 @@ static void test_names(void **state)
                          "00000002.History",
                          "000000010000000000000002.0000002.backup",
                          "000000010000000000000003.partial.x",
+                         "000000010000000000000003.00a3f000.partial", /* lower case */
+                         "000000010000000000000003.0A3F000.partial",  /* 7 digits */
                          "RECOVERYXLOG",
                          NULL};
     for (int i = 0; bad[i]; i++)
@@ -230,6 +238,139 @@ static void test_empty_file(void **state)
     pf_store_free(mem);
 }
 
+/* The segment in progress, stored as wal-stream does: each length under its own name, the
+ * leading chunks of the previous partial named again rather than stored; a fetch of the
+ * segment gives the longest partial padded to the segment size until the whole segment
+ * is there; prune's expiry removes the superseded partials only. */
+static void test_streamed(void **state)
+{
+    (void)state;
+    pf_store *mem = pf_store_mem_new();
+    pf_repo *r = small_repo(mem);
+    const char *name = "000000010000000000000005";
+    size_t seg_size = 64 * 1024;
+    uint8_t *seg = segment(seg_size, 5);
+    pf_wal_push_result res;
+    pf_err err = {0};
+    char newest[PF_WAL_NAME_MAX + 1], used[PF_WAL_NAME_MAX + 1];
+    pf_buf out = PF_BUF_INIT;
+
+    /* Nothing yet: not found, as for restore_command's exit 1. */
+    assert_int_equal(pf_wal_fetch_segment(r, name, &out, used, &err), -1);
+    assert_int_equal(err.code, PF_ENOTFOUND);
+    assert_false(pf_wal_has_through(r, name, 1));
+
+    pf_wal_forget_chunks(r);
+    assert_int_equal(pf_wal_push_streamed(r, name, seg, 20000, seg_size, 1, &res, &err), 0);
+    uint64_t first = res.bytes_new;
+    /* The next, longer partial: only what changed at the tail is stored again. */
+    pf_wal_forget_chunks(r);
+    assert_int_equal(pf_wal_remember(r, "000000010000000000000005.00004E20.partial", &err), 0);
+    assert_int_equal(pf_wal_push_streamed(r, name, seg, 30000, seg_size, 1, &res, &err), 0);
+    assert_true(res.bytes_new < first);
+    assert_int_equal(pf_wal_push_streamed(r, name, seg, seg_size + 1, seg_size, 1, &res, &err), -1);
+    pf_repo_free(r);
+
+    r = reopen(mem);
+    assert_int_equal(pf_wal_newest_streamed(r, name, newest, &err), 0);
+    assert_string_equal(newest, "000000010000000000000005.00007530.partial");
+    assert_true(pf_wal_has_through(r, name, 30000));
+    assert_false(pf_wal_has_through(r, name, 30001));
+    assert_int_equal(pf_wal_fetch_segment(r, name, &out, used, &err), 0);
+    assert_string_equal(used, "000000010000000000000005.00007530.partial");
+    assert_int_equal(out.len, seg_size);
+    assert_memory_equal(out.data, seg, 30000);
+    for (size_t i = 30000; i < seg_size; i++)
+        if (out.data[i])
+            fail_msg("byte %zu of the padding is %u", i, out.data[i]);
+    pf_buf_reset(&out);
+
+    /* No base backup: only the shorter partial (superseded by the longer) goes. */
+    uint64_t removed;
+    assert_int_equal(pf_wal_expire(r, false, &removed, &err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(pf_wal_newest_streamed(r, name, newest, &err), 0);
+    assert_string_equal(newest, "000000010000000000000005.00007530.partial");
+
+    /* The whole segment: it wins, and the partial left is superseded. */
+    assert_int_equal(pf_wal_push(r, name, seg, seg_size, 1, &res, &err), 0);
+    assert_int_equal(pf_wal_fetch_segment(r, name, &out, used, &err), 0);
+    assert_string_equal(used, "");
+    assert_memory_equal(out.data, seg, seg_size);
+    assert_int_equal(pf_wal_expire(r, false, &removed, &err), 0);
+    assert_int_equal(removed, 1);
+    assert_int_equal(pf_wal_newest_streamed(r, name, newest, &err), -1);
+    assert_int_equal(err.code, PF_ENOTFOUND);
+    pf_buf_free(&out);
+    pf_repo_free(r);
+    free(seg);
+    pf_store_free(mem);
+}
+
+static void count_error(int is_error, const char *msg, void *ctx)
+{
+    (void)msg;
+    if (is_error)
+        (*(int *)ctx)++;
+}
+
+static void mark_none(const uint8_t id[PF_ID_LEN], void *ctx)
+{
+    (void)id;
+    (void)ctx;
+}
+
+/* A check runs beside wal-push and wal-stream (all take shared locks): a WAL file pushed
+ * after the check loaded the index names blobs that index lacks, in a pack it does not
+ * list. That is not damage; a blob missing from a pack the index does list is. */
+static void test_check_beside_push(void **state)
+{
+    (void)state;
+    pf_store *mem = pf_store_mem_new();
+    pf_repo *r = small_repo(mem);
+    pf_err err = {0};
+    pf_wal_push_result res;
+    uint8_t *seg = segment(8192, 9);
+    assert_int_equal(pf_wal_push(r, "000000010000000000000001", seg, 8192, 1, &res, &err), 0);
+    pf_repo_free(r);
+
+    pf_repo *checker = reopen(mem);
+    assert_int_equal(pf_repo_load_index(checker, &err), 0);
+    pf_repo *pusher = reopen(mem);
+    assert_int_equal(pf_wal_push(pusher, "000000010000000000000002", seg + 1, 8000, 1, &res, &err),
+                     0);
+    pf_repo_free(pusher);
+    int errors = 0;
+    pf_wal_check_result wr;
+    assert_int_equal(pf_wal_check(checker, mark_none, count_error, &errors, &wr, &err), 0);
+    assert_int_equal(errors, 0);
+    assert_int_equal(wr.segments, 2);
+    pf_repo_free(checker);
+    free(seg);
+    pf_store_free(mem);
+}
+
+static void test_history(void **state)
+{
+    (void)state;
+    const char *h = "1\t0/5000000\tno recovery target specified\n\n"
+                    "# a comment\n2\t0/9A0C1D8\tat restore point\n";
+    uint64_t lsn;
+    uint32_t next = 0;
+    assert_int_equal(pf_wal_history_switch(h, strlen(h), 1, &lsn, &next), 0);
+    assert_int_equal(lsn, 0x5000000);
+    assert_int_equal(next, 2);
+    next = 0;
+    assert_int_equal(pf_wal_history_switch(h, strlen(h), 2, &lsn, &next), 1);
+    assert_int_equal(lsn, 0x9A0C1D8);
+    assert_int_equal(next, 0); /* the file's own timeline follows: the caller knows it */
+    assert_int_equal(pf_wal_history_switch(h, strlen(h), 3, &lsn, &next), -1);
+    assert_int_equal(pf_lsn_parse("16/B374D848", &lsn), 0);
+    assert_int_equal(lsn, 0x16B374D848ull);
+    assert_int_equal(pf_lsn_parse("16/B374D848x", &lsn), -1);
+    assert_int_equal(pf_lsn_parse("16", &lsn), -1);
+}
+
 int main(void)
 {
     pf_log_set_handler(quiet);
@@ -238,6 +379,9 @@ int main(void)
         cmocka_unit_test(test_push_fetch),
         cmocka_unit_test(test_stale_hints),
         cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_streamed),
+        cmocka_unit_test(test_history),
+        cmocka_unit_test(test_check_beside_push),
     };
     return cmocka_run_group_tests_name("wal", tests, NULL, NULL);
 }
