@@ -40,7 +40,9 @@ static const char restore_help[] =
     "                          [--restore-command CMD] [--pg-start [--pg-ctl-options OPTS]]\n\n"
     "Writes a physical base backup into DATADIR (absent or empty) and sets it up for\n"
     "point-in-time recovery: restore_command = 'permafrost wal-fetch %f %p' (CMD replaces\n"
-    "it), recovery_target_time (local time; 'latest', the default, recovers all archived\n"
+    "it; as root, a copy from DATADIR.permafrost-wal, into which the WAL is fetched first,\n"
+    "removed after --pg-start's promotion), recovery_target_time (local time; 'latest', the "
+    "default, recovers all archived\n"
     "WAL), recovery_target_action = promote, recovery.signal. With SNAPSHOT 'latest' the\n"
     "newest base backup that ended before the target is taken. Start the cluster\n"
     "afterwards; it fetches WAL from the repository, stops at the target and promotes.\n"
@@ -229,6 +231,11 @@ static void sh_quote(pf_buf *b, const char *s)
     pf_buf_append_str(b, "'");
 }
 
+bool pf_pgphys_spool_wal(void)
+{
+    return geteuid() == 0;
+}
+
 /* The restore_command that reaches this repository the way this run did. */
 void pf_pgphys_default_restore_command(pf_buf *cmd)
 {
@@ -340,9 +347,9 @@ int cmd_restore_pgphys(int argc, char **argv)
     }
     if (restore_cmd)
         pf_buf_append_str(&cmd, restore_cmd);
-    else
+    else if (!pf_pgphys_spool_wal())
         pf_pgphys_default_restore_command(&cmd);
-    po.restore_command = (const char *)cmd.data;
+    po.restore_command = cmd.len ? (const char *)cmd.data : NULL;
     po.workers = pf_cli_workers(r);
     pf_pgphys_restored done;
     char when[64] = "the end of the archived WAL";

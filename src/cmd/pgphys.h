@@ -9,10 +9,16 @@ int cmd_backup_pgphys(int argc, char **argv);
  * [--restore-command CMD] */
 int cmd_restore_pgphys(int argc, char **argv);
 
+#include <stdbool.h>
+
 #include "common/buf.h"
 /* Appends the restore_command that reaches this repository the way this run did: this
  * binary, the repository, and the PERMAFROST_* variables that name the passphrase file,
  * the config and the key cache (which the cluster's OS user must be able to read). */
 void pf_pgphys_default_restore_command(pf_buf *cmd);
+/* Whether a restore without --restore-command fetches the WAL ahead instead
+ * (pf_pgphys_restore_opts.restore_command NULL): as root, whose passphrase, config and
+ * repository the cluster's OS user (which runs restore_command) cannot read. */
+bool pf_pgphys_spool_wal(void);
 
 #endif

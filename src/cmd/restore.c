@@ -89,7 +89,9 @@ static const char restore_live_help[] =
     "pg_physical_target; default /var/lib/postgresql/<major>/main, owned by postgres, the\n"
     "cluster's configuration taken from /etc/postgresql/<major>/main when the data directory\n"
     "has none), restore_command = 'permafrost wal-fetch %f %p' (CMD replaces it; the\n"
-    "cluster's OS user must be able to read the passphrase file and the repository),\n"
+    "cluster's OS user must be able to read the passphrase file and the repository; as\n"
+    "root the WAL is fetched ahead into DATADIR.permafrost-wal, owned by postgres, and\n"
+    "copied from there),\n"
     "the recovery target and promote; the cluster is started (pg_ctl -o OPTS) and waited\n"
     "for until it promotes. Then the secrets, Redis and media of the snapshot nearest before\n"
     "the target are restored, and two lines say the time recovery reached and how much\n"
@@ -288,7 +290,7 @@ static int restore_live(int argc, char **argv)
     if (pitr_options(&o, to, &err))
         return pf_cli_fail(&err);
     pf_buf restore_cmd = PF_BUF_INIT;
-    if (!o.restore_command) {
+    if (!o.restore_command && !pf_pgphys_spool_wal()) {
         pf_pgphys_default_restore_command(&restore_cmd);
         o.restore_command = (const char *)restore_cmd.data;
     }

@@ -40,7 +40,10 @@ int pf_pgphys_wal_name(const char *lsn, uint32_t tli, uint64_t seg_size, char ou
 typedef struct pf_pgphys_restore_opts {
     const char *target;          /* the data directory: absent or empty */
     int64_t to_ns;               /* recovery_target_time; INT64_MAX: all the archived WAL */
-    const char *restore_command; /* the restore_command written (cmd/pgphys.h makes one) */
+    const char *restore_command; /* the restore_command written (cmd/pgphys.h makes one);
+                                  * NULL: the WAL is fetched ahead into a spool beside target
+                                  * (component/walspool.h), removed once it has promoted, and
+                                  * copied from there */
     bool start;                  /* pg_ctl start, then wait for the promotion */
     bool force;                  /* a stopped cluster in target is moved aside, not refused */
     const char *ctl_options;     /* pg_ctl -o, or NULL */

@@ -16,6 +16,7 @@
 #include "common/exec.h"
 #include "common/log.h"
 #include "component/pgphys.h"
+#include "component/walspool.h"
 #include "repo/restorer.h"
 #include "repo/wal.h"
 
@@ -397,8 +398,30 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
         return -1;
     find_owner(target);
     pf_node base = {0};
-    pf_buf conf = PF_BUF_INIT, empty = PF_BUF_INIT;
+    pf_buf conf = PF_BUF_INIT, empty = PF_BUF_INIT, spool_cmd = PF_BUF_INIT;
     int rc = -1;
+    const char *restore_command = o->restore_command;
+    char spool[4200] = "";
+    if (!restore_command) {
+        /* Before the data directory is written: a spool that does not fit is refused with
+         * nothing changed. */
+        cJSON *comp =
+            s->components ? cJSON_GetObjectItemCaseSensitive(s->components, PF_PGPHYS_DIR) : NULL;
+        cJSON *sz = comp ? cJSON_GetObjectItemCaseSensitive(comp, "wal_segment_size") : NULL;
+        pf_wal_spool_stats ss;
+        pf_wal_spool_dir(target, spool, sizeof spool);
+        if (pf_wal_spool_fill(r, spool, pf_pgphys_field(s, "start_wal"),
+                              cJSON_IsNumber(sz) ? (uint64_t)sz->valuedouble : 0, fix_uid, fix_gid,
+                              &ss, err)) {
+            pf_err_prefix(err, "fetching the WAL recovery needs ahead");
+            goto out;
+        }
+        pf_info("fetched %" PRIu64 " WAL files (%.1f MiB) into %s: the cluster's user recovers "
+                "from there, not from the repository",
+                ss.files, (double)ss.bytes / (1 << 20), spool);
+        pf_wal_spool_command(spool, &spool_cmd);
+        restore_command = (const char *)spool_cmd.data;
+    }
     if (pf_lookup_path(r, s->tree, PF_PGPHYS_DIR "/base", &base, err)) {
         pf_err_prefix(err, "snapshot %.8s", s->id);
         goto out;
@@ -433,7 +456,7 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
     }
     pf_buf_append_str(&conf, "\n# Written by permafrost restore: point-in-time recovery from "
                              "the repository's WAL archive.\nrestore_command = ");
-    conf_quote(&conf, o->restore_command);
+    conf_quote(&conf, restore_command);
     pf_buf_append_str(&conf, "\n");
     if (o->to_ns != INT64_MAX) {
         time_t secs = (time_t)(o->to_ns / 1000000000);
@@ -452,11 +475,28 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
     snprintf(p, sizeof p, "%s/postgresql.conf", target);
     if (o->own_conf && access(p, F_OK) && write_file_at(target, "postgresql.conf", &empty, 0, err))
         goto out;
-    if (o->start && start_and_wait(o, out, err))
+    if (o->start && start_and_wait(o, out, err)) {
+        if (*spool)
+            pf_warn("the WAL spool %s stays: the cluster may still be recovering from it", spool);
+        *spool = 0;
         goto out;
+    }
+    if (*spool && !o->start)
+        pf_info("the WAL spool %s must stay until the cluster has recovered and promoted; "
+                "remove it then",
+                spool);
     rc = 0;
 out:
+    /* Promoted, the cluster fetches no more WAL (a restore_command left in
+     * postgresql.auto.conf is not run again); not started, it still needs all of it. A
+     * failure leaves nothing to recover from it. */
+    if (*spool && (rc || o->start)) {
+        pf_err re = {0};
+        if (pf_wal_spool_remove(spool, &re))
+            pf_warn("%s", re.msg);
+    }
     pf_node_free(&base);
     pf_buf_free(&conf);
+    pf_buf_free(&spool_cmd);
     return rc;
 }

@@ -10,6 +10,9 @@
 #   running   without --to the base backup is recovered too (to the end of the archive):
 #             a running cluster in the target is refused before anything changes
 #   latest    --to latest recovers every archived row
+#   root      restore as root with a passphrase file and repository only root can read: the
+#             WAL is fetched ahead into a spool postgres owns, the target reached, the spool
+#             removed after the promotion
 #   logical   --to on a repository of logical dumps only is one clear line (exit 2)
 #   drill     the drill also recovers a point in time (its time and RTO said); a WAL segment
 #             deleted from the repository makes it fail, naming the segment, and check
@@ -162,6 +165,44 @@ restore_onto "$W/new2" --to latest
 states=$(restored_psql "$W/new2" "select string_agg(state, '' order by id) from pitr_marks")
 [ "$states" = ABBC ] || fail "--to latest gave '$states', wanted ABBC: $(cat "$W/out.txt" "$W/err.txt")"
 ok "--to latest recovers every archived row: $states"
+
+say root
+# As on a real server: restore run by root, with a passphrase file, config and repository
+# only root can read. PostgreSQL runs restore_command as postgres, so the restore fetches
+# the WAL ahead into a spool postgres owns and restore_command copies from it.
+if [ "$(id -u)" = 0 ]; then
+    cp -a "$W/repo" "$W/rootrepo"
+    mkdir -m 700 "$W/rootkc" "$W/rootcache" "$W/roottmp"
+    cp "$W/pass" "$W/rootpass"
+    cp "$W/pf.conf" "$W/rootpf.conf"
+    chown -R root:root "$W/rootrepo" "$W/rootpass" "$W/rootpf.conf"
+    chmod 700 "$W/rootrepo"
+    chmod 600 "$W/rootpass" "$W/rootpf.conf"
+    cat >"$W/pfroot" <<EOF
+#!/bin/sh
+export PERMAFROST_PASSWORD_FILE=$W/rootpass PERMAFROST_REPO=$W/rootrepo PERMAFROST_KEY_CACHE=$W/rootkc
+export PERMAFROST_CONFIG=$W/rootpf.conf PERMAFROST_CACHE_DIR=$W/rootcache TZ=UTC TMPDIR=$W/roottmp
+unset PERMAFROST_PASSWORD
+exec $W/permafrost "\$@"
+EOF
+    chmod 700 "$W/pfroot"
+    fresh "$W/new4"
+    printf '%s\n' "$NEW_PG_PORT" >"$W/new4/pg.port"
+    run 0 "$W/pfroot" restore --live "$W/new4/live" --to "$target" --pg-physical-target "$W/new4/pg" \
+        --pg-ctl-options "-p $NEW_PG_PORT -c listen_addresses= -c unix_socket_directories=$W/new4/run -c archive_mode=off" \
+        --pg-port "$NEW_PG_PORT" --redis-host 127.0.0.1 --redis-port "$NEW_REDIS_PORT"
+    states=$(restored_psql "$W/new4" "select string_agg(state, '' order by id) from pitr_marks")
+    [ "$states" = ABB ] || fail "PITR as root to $target gave '$states', wanted ABB: $(cat "$W/out.txt" "$W/err.txt")"
+    has "$W/out.txt" "database recovered to $target"
+    grep -qE "fetched [0-9]+ WAL files \([0-9.]+ MiB\) into $W/new4/pg.permafrost-wal" "$W/err.txt" ||
+        fail "no line says what was fetched ahead: $(cat "$W/err.txt")"
+    grep -qF "restore_command = 'cp ''$W/new4/pg.permafrost-wal/%f'' ''%p'''" "$W/new4/pg/postgresql.auto.conf" ||
+        fail "restore_command is not the spool's: $(grep restore_command "$W/new4/pg/postgresql.auto.conf")"
+    [ ! -e "$W/new4/pg.permafrost-wal" ] || fail "the WAL spool stayed after the promotion"
+    ok "as root with a root-only passphrase and repository: $states; $(grep -o 'fetched.*MiB)' "$W/err.txt")"
+else
+    echo "note: the root case needs root (restore as root, recovery as postgres)"
+fi
 
 say logical
 # A repository of logical dumps only: --to is refused in one line, before anything changes.
