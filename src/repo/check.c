@@ -108,6 +108,8 @@ static void check_pack(checker *c, const char *key, const uint8_t id[PF_ID_LEN],
         goto out;
     }
     uint64_t blob_area = size - PF_PACK_TRAILER_LEN - hl;
+    /* Read before the header is fetched into the same buffer, which moves it. */
+    uint8_t kind = pf_pack_trailer_kind(tail);
     const uint8_t *hdr;
     if (read_all) {
         hdr = buf.data + blob_area;
@@ -119,7 +121,7 @@ static void check_pack(checker *c, const char *key, const uint8_t id[PF_ID_LEN],
         }
         hdr = buf.data;
     }
-    if (pf_pack_key_kind(&c->r->keys, pf_pack_trailer_kind(tail), salt, pk, &e) ||
+    if (pf_pack_key_kind(&c->r->keys, kind, salt, pk, &e) ||
         pf_pack_decode_header(pk, hdr, hl, blob_area, &es, &n, &e)) {
         problem(c, 1, "%s: header: %s", key, e.msg);
         goto out;
