@@ -14,7 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "common/log.h"
+#include "repo/readplan.h"
 
 int pf_lookup_path(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *path, pf_node *out,
                    pf_err *err)
@@ -217,11 +220,29 @@ typedef struct link_seen {
     int fd; /* a duplicate of the descriptor the first copy was written through */
 } link_seen;
 
-/* File contents are written by a pool of threads, blob by blob at known offsets, so
- * fetching, decryption and decompression overlap (and, for a remote repository, many
- * range reads are in flight). The walk itself (creating entries) stays on one thread. */
+/* File contents are written by a pool of threads at known offsets, so fetching,
+ * decryption and decompression overlap (and, for a remote repository, several reads are in
+ * flight). The walk itself (creating entries) stays on one thread. The walker gathers the
+ * blobs it needs in a batch; the batch is planned into runs of neighbouring blobs of one
+ * pack (repo/readplan.h), and each run is one read by one worker. */
 #define RESTORE_QUEUE 64
 #define RESTORE_MAX_WORKERS 16
+/* A batch is planned when it holds this many blobs or sealed bytes, or when the workers
+ * run short of work. Bigger batches find longer runs; these hold the planning to a few
+ * packs' worth, so the workers start early. */
+#define RESTORE_BATCH_BLOBS 4096
+#define RESTORE_BATCH_BYTES (64u << 20)
+/* Files open at once (two descriptors each: the file and its directory). The walker stops
+ * opening more at this many and goes on when half of them are done, so a batch still
+ * holds many small files. */
+#define RESTORE_MAX_OPEN 256
+/* Run limits. A run is read whole into one buffer per worker: max_run bounds that memory.
+ * The gap read and thrown away must cost less than the request it saves: on loopback an
+ * s3rver GET costs ~2 ms of server CPU, the time ~600 KiB take to arrive; a local read
+ * costs a system call, the time a page-cache copy of a few KiB takes. */
+#define RESTORE_RUN_MAX (8u << 20)
+#define RESTORE_GAP_REMOTE (256u << 10)
+#define RESTORE_GAP_LOCAL (4u << 10)
 /* Deeper trees than this are refused: a hostile tree could otherwise exhaust the stack
  * (each level is a recursion and an open directory). Far beyond what a backup reads. */
 #define RESTORE_MAX_DEPTH 4096
@@ -247,8 +268,17 @@ typedef struct file_job {
 typedef struct blob_job {
     file_job *f;
     uint8_t id[PF_ID_LEN];
-    uint64_t off;
+    uint64_t off; /* in the file */
+    pf_blob_loc loc;
 } blob_job;
+
+/* One read of a pack's range, and the blobs in it (in pack order). */
+typedef struct run_job {
+    uint32_t pack;
+    uint64_t off, len;
+    size_t n;
+    blob_job blobs[];
+} run_job;
 
 typedef struct owner_name {
     char *name;
@@ -273,10 +303,20 @@ typedef struct rst {
     int nthreads;
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full, idle;
-    blob_job queue[RESTORE_QUEUE];
+    run_job *queue[RESTORE_QUEUE];
     size_t head, count, active;
+    size_t open_files; /* file_jobs not yet finished */
     int stop, failed;
     pf_err first_err;
+    /* the walker's batch, and the planner's scratch (RESTORE_BATCH_BLOBS each) */
+    blob_job *batch;
+    size_t nbatch;
+    uint64_t batch_bytes;
+    pf_read_part *parts;
+    pf_read_run *runs;
+    uint64_t max_gap, max_run;
+    /* reads issued, for tests and the debug log */
+    uint64_t reads;
 } rst;
 
 static void rprogress(rst *x)
@@ -458,7 +498,10 @@ static void file_finish(rst *x, file_job *f)
     }
     close(f->fd);
     close(f->dirfd);
-    (void)x;
+    pthread_mutex_lock(&x->mu);
+    x->open_files--;
+    pthread_cond_broadcast(&x->not_full);
+    pthread_mutex_unlock(&x->mu);
     pf_node_free(&f->node);
     free(f->name);
     free(f->path);
@@ -470,62 +513,131 @@ static file_job *file_release(file_job *f)
     return --f->pending == 0 ? f : NULL;
 }
 
+/* Opens, verifies and writes the blobs of one run read whole into run; returns the first
+ * failure (with its file failed), after which the rest of the run is skipped. */
+static int write_run(rst *x, const run_job *j, const pf_buf *run, const uint8_t pk[PF_KEY_LEN],
+                     const char *pack_name, pf_buf *b, uint64_t *bytes, pf_err *e)
+{
+    for (size_t i = 0; i < j->n; i++) {
+        const blob_job *bj = &j->blobs[i];
+        pthread_mutex_lock(&x->mu);
+        int skip = x->failed || bj->f->failed;
+        pthread_mutex_unlock(&x->mu);
+        if (skip)
+            continue;
+        pf_blob_entry be = {.type = bj->loc.type,
+                            .comp = bj->loc.comp,
+                            .offset = bj->loc.offset,
+                            .length = bj->loc.length,
+                            .raw_length = bj->loc.raw_length};
+        memcpy(be.id, bj->id, PF_ID_LEN);
+        pf_buf_reset(b);
+        int rc = pf_blob_open(&x->r->keys, pk, &be, run->data + (bj->loc.offset - j->off), b, e);
+        if (rc) {
+            char hex[PF_HEX_ID_LEN + 1];
+            pf_hex(bj->id, PF_ID_LEN, hex);
+            pf_err_prefix(e, "blob %.16s in pack %.16s", hex, pack_name + 8);
+        }
+        /* A chunk of zeros becomes a hole: sparse files stay sparse. */
+        for (size_t done = 0; !rc && done < b->len && !is_zero(b->data, b->len);) {
+            ssize_t w = pwrite(bj->f->fd, b->data + done, b->len - done, (off_t)(bj->off + done));
+            if (w < 0 && errno != EINTR)
+                rc = pf_err_sys(e, PF_EIO, "writing %s", bj->f->path);
+            else if (w > 0)
+                done += (size_t)w;
+        }
+        if (rc) {
+            pf_err_prefix(e, "%s", bj->f->path);
+            pthread_mutex_lock(&x->mu);
+            bj->f->failed = 1;
+            pthread_mutex_unlock(&x->mu);
+            return -1;
+        }
+        *bytes += b->len;
+    }
+    return 0;
+}
+
+/* Reads one run with one request and writes its blobs. */
+static int do_run(rst *x, const run_job *j, pf_buf *run, pf_buf *b, uint64_t *bytes, pf_err *e)
+{
+    char name[80];
+    uint8_t pk[PF_KEY_LEN];
+    pthread_mutex_lock(&x->r->mu);
+    pf_pack_info pack = x->r->index->packs[j->pack];
+    pthread_mutex_unlock(&x->r->mu);
+    pf_pack_key_name(pack.id, name);
+    pf_buf_reset(run);
+    int rc = pf_store_get(x->r->store, name, j->off, j->len, run, e);
+    if (!rc && run->len != j->len)
+        rc = pf_err_set(e, PF_ECORRUPT, "%s: short read", name);
+    if (!rc)
+        rc = pf_pack_key(&x->r->keys, pack.salt, pk, e);
+    if (rc) {
+        /* The read failed for every blob in it: name the first and its file. */
+        char hex[PF_HEX_ID_LEN + 1];
+        pf_hex(j->blobs[0].id, PF_ID_LEN, hex);
+        pf_err_prefix(e, "%s: blob %.16s in pack %.16s", j->blobs[0].f->path, hex, name + 8);
+        pthread_mutex_lock(&x->mu);
+        for (size_t i = 0; i < j->n; i++)
+            j->blobs[i].f->failed = 1;
+        pthread_mutex_unlock(&x->mu);
+    } else {
+        rc = write_run(x, j, run, pk, name, b, bytes, e);
+    }
+    OPENSSL_cleanse(pk, sizeof pk);
+    return rc;
+}
+
 static void *writer(void *arg)
 {
     rst *x = arg;
-    pf_buf b = PF_BUF_INIT;
+    pf_buf b = PF_BUF_INIT, run = PF_BUF_INIT;
     pthread_mutex_lock(&x->mu);
     for (;;) {
         while (!x->count && !x->stop)
             pthread_cond_wait(&x->not_empty, &x->mu);
         if (!x->count && x->stop)
             break;
-        blob_job j = x->queue[x->head];
+        run_job *j = x->queue[x->head];
         x->head = (x->head + 1) % RESTORE_QUEUE;
         x->count--;
         x->active++;
         pthread_cond_signal(&x->not_full);
-        int skip = x->failed || j.f->failed;
+        int skip = x->failed;
+        if (!skip)
+            x->reads++;
         pthread_mutex_unlock(&x->mu);
 
         pf_err e = {0};
-        int rc = 0;
-        if (!skip) {
-            pf_buf_reset(&b);
-            rc = pf_repo_load_blob(x->r, j.id, &b, &e);
-            /* A chunk of zeros becomes a hole: sparse files stay sparse. */
-            for (size_t done = 0; !rc && done < b.len && !is_zero(b.data, b.len);) {
-                ssize_t w = pwrite(j.f->fd, b.data + done, b.len - done, (off_t)(j.off + done));
-                if (w < 0 && errno != EINTR)
-                    rc = pf_err_sys(&e, PF_EIO, "writing %s", j.f->path);
-                else if (w > 0)
-                    done += (size_t)w;
-            }
-            if (rc)
-                pf_err_prefix(&e, "%s", j.f->path);
-        }
+        uint64_t bytes = 0;
+        int rc = skip ? 0 : do_run(x, j, &run, &b, &bytes, &e);
+        /* A run buffer is as big as a run: keep it only while it is of a usual size. */
+        if (run.cap > 2 * (size_t)x->max_run)
+            pf_buf_free(&run);
+
         pthread_mutex_lock(&x->mu);
-        if (rc) {
-            j.f->failed = 1;
-            if (!x->failed) {
-                x->failed = 1;
-                x->first_err = e;
+        if (rc && !x->failed) {
+            x->failed = 1;
+            x->first_err = e;
+        }
+        x->st->bytes += bytes;
+        for (size_t i = 0; i < j->n; i++) {
+            file_job *done = file_release(j->blobs[i].f);
+            if (done) {
+                pthread_mutex_unlock(&x->mu);
+                file_finish(x, done);
+                pthread_mutex_lock(&x->mu);
             }
-        } else if (!skip) {
-            x->st->bytes += b.len;
         }
-        file_job *done = file_release(j.f);
-        if (done) {
-            pthread_mutex_unlock(&x->mu);
-            file_finish(x, done);
-            pthread_mutex_lock(&x->mu);
-        }
+        free(j);
         x->active--;
         if (!x->count && !x->active)
             pthread_cond_broadcast(&x->idle);
     }
     pthread_mutex_unlock(&x->mu);
     pf_buf_free(&b);
+    pf_buf_free(&run);
     return NULL;
 }
 
@@ -537,6 +649,61 @@ static int pool_failed(rst *x, pf_err *err)
         *err = x->first_err;
     pthread_mutex_unlock(&x->mu);
     return f;
+}
+
+/* Plans the batch into runs and queues them (or, once the restore has failed, drops them,
+ * releasing their files). Called by the walker with x->mu held. */
+static int flush_batch(rst *x, pf_err *err)
+{
+    size_t n = x->nbatch;
+    x->nbatch = 0;
+    x->batch_bytes = 0;
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        x->parts[i] =
+            (pf_read_part){x->batch[i].loc.pack, x->batch[i].loc.offset, x->batch[i].loc.length, i};
+    size_t nr = pf_read_plan(x->parts, n, x->max_gap, x->max_run, x->runs);
+    int rc = 0;
+    for (size_t r = 0; r < nr; r++) {
+        const pf_read_run *pr = &x->runs[r];
+        run_job *j = x->failed ? NULL : malloc(sizeof *j + pr->count * sizeof j->blobs[0]);
+        if (j) {
+            j->pack = pr->pack;
+            j->off = pr->offset;
+            j->len = pr->length;
+            j->n = pr->count;
+            for (size_t k = 0; k < pr->count; k++)
+                j->blobs[k] = x->batch[x->parts[pr->first + k].tag];
+        }
+        while (j && x->count == RESTORE_QUEUE && !x->failed)
+            pthread_cond_wait(&x->not_full, &x->mu);
+        if (j && !x->failed) {
+            x->queue[(x->head + x->count) % RESTORE_QUEUE] = j;
+            x->count++;
+            pthread_cond_signal(&x->not_empty);
+            continue;
+        }
+        free(j);
+        if (!rc) {
+            if (x->failed)
+                *err = x->first_err;
+            else
+                pf_err_set(err, PF_EGENERIC, "out of memory");
+            rc = -1;
+        }
+        for (size_t k = 0; k < pr->count; k++) {
+            file_job *f = x->batch[x->parts[pr->first + k].tag].f;
+            f->failed = 1;
+            file_job *done = file_release(f);
+            if (done) {
+                pthread_mutex_unlock(&x->mu);
+                file_finish(x, done);
+                pthread_mutex_lock(&x->mu);
+            }
+        }
+    }
+    return rc;
 }
 
 /* Queues the content of a created file; the pool writes it and finishes the file. */
@@ -563,14 +730,17 @@ static int write_file_async(rst *x, int dirfd, int fd, const pf_node *n, const m
     f->m = *m;
     pf_node_copy(&f->node, n);
     f->pending = 1;
+    pthread_mutex_lock(&x->mu);
+    x->open_files++;
+    pthread_mutex_unlock(&x->mu);
     uint64_t off = 0;
     int rc = 0;
     for (size_t i = 0; i < n->nblobs && !rc; i++) {
         pthread_mutex_lock(&x->r->mu);
         pf_blob_loc *l = pf_index_find(x->r->index, n->blobs[i]);
-        uint64_t len = l ? l->raw_length : 0;
+        pf_blob_loc loc = l ? *l : (pf_blob_loc){0};
         pthread_mutex_unlock(&x->r->mu);
-        if (!l) {
+        if (!l || loc.pack == PF_PACK_PENDING) {
             char hex[PF_HEX_ID_LEN + 1];
             pf_hex(n->blobs[i], PF_ID_LEN, hex);
             rc = pf_err_set(err, PF_ECORRUPT, "%s: blob %.16s is missing from the repository",
@@ -578,27 +748,36 @@ static int write_file_async(rst *x, int dirfd, int fd, const pf_node *n, const m
             break;
         }
         pthread_mutex_lock(&x->mu);
-        while (x->count == RESTORE_QUEUE && !x->failed)
-            pthread_cond_wait(&x->not_full, &x->mu);
         if (x->failed) {
             *err = x->first_err;
             rc = -1;
         } else {
-            blob_job *j = &x->queue[(x->head + x->count) % RESTORE_QUEUE];
+            blob_job *j = &x->batch[x->nbatch++];
             j->f = f;
             memcpy(j->id, n->blobs[i], PF_ID_LEN);
             j->off = off;
+            j->loc = loc;
             f->pending++;
-            x->count++;
-            pthread_cond_signal(&x->not_empty);
+            x->batch_bytes += loc.length;
+            /* Plan when the batch is full, or early when the workers are running dry
+             * and a whole run's worth is waiting. */
+            if (x->nbatch == RESTORE_BATCH_BLOBS || x->batch_bytes >= RESTORE_BATCH_BYTES ||
+                (x->count + x->active < (size_t)x->nthreads && x->batch_bytes >= x->max_run))
+                rc = flush_batch(x, err);
         }
         pthread_mutex_unlock(&x->mu);
-        off += len;
+        off += loc.raw_length;
     }
     pthread_mutex_lock(&x->mu);
     if (rc)
         f->failed = 1;
     file_job *done = file_release(f);
+    if (!rc && !done && x->open_files >= RESTORE_MAX_OPEN) {
+        /* Too many files open: let the workers finish half of them. */
+        rc = flush_batch(x, err);
+        while (!rc && x->open_files > RESTORE_MAX_OPEN / 2 && !x->failed)
+            pthread_cond_wait(&x->not_full, &x->mu);
+    }
     pthread_mutex_unlock(&x->mu);
     if (done)
         file_finish(x, done);
@@ -612,6 +791,15 @@ static int pool_start(rst *x, int workers)
     pthread_cond_init(&x->not_empty, NULL);
     pthread_cond_init(&x->not_full, NULL);
     pthread_cond_init(&x->idle, NULL);
+    x->batch = malloc(RESTORE_BATCH_BLOBS * sizeof *x->batch);
+    x->parts = malloc(RESTORE_BATCH_BLOBS * sizeof *x->parts);
+    x->runs = malloc(RESTORE_BATCH_BLOBS * sizeof *x->runs);
+    if (!x->batch || !x->parts || !x->runs) {
+        free(x->batch);
+        free(x->parts);
+        free(x->runs);
+        return -1;
+    }
     if (workers <= 0)
         workers = 4;
     if (workers > RESTORE_MAX_WORKERS)
@@ -619,13 +807,21 @@ static int pool_start(rst *x, int workers)
     for (int i = 0; i < workers; i++)
         if (pthread_create(&x->threads[x->nthreads], NULL, writer, x) == 0)
             x->nthreads++;
-    return x->nthreads ? 0 : -1;
+    if (x->nthreads)
+        return 0;
+    free(x->batch);
+    free(x->parts);
+    free(x->runs);
+    return -1;
 }
 
-/* Waits for every queued write, stops the pool; returns the first write error. */
+/* Queues what the batch holds, waits for every queued write, stops the pool; returns the
+ * first write error. */
 static int pool_stop(rst *x, pf_err *err)
 {
+    pf_err ferr = {0};
     pthread_mutex_lock(&x->mu);
+    int frc = flush_batch(x, &ferr);
     while (x->count || x->active)
         pthread_cond_wait(&x->idle, &x->mu);
     x->stop = 1;
@@ -634,13 +830,20 @@ static int pool_stop(rst *x, pf_err *err)
     for (int i = 0; i < x->nthreads; i++)
         pthread_join(x->threads[i], NULL);
     int failed = x->failed;
-    if (failed && err)
-        *err = x->first_err;
+    if (err) {
+        if (failed)
+            *err = x->first_err;
+        else if (frc)
+            *err = ferr;
+    }
     pthread_mutex_destroy(&x->mu);
     pthread_cond_destroy(&x->not_empty);
     pthread_cond_destroy(&x->not_full);
     pthread_cond_destroy(&x->idle);
-    return failed ? -1 : 0;
+    free(x->batch);
+    free(x->parts);
+    free(x->runs);
+    return failed || frc ? -1 : 0;
 }
 
 /* True when a symlink target, read from a link depth directories below the restore
@@ -1029,6 +1232,10 @@ static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node
     pf_buf_append_str(&x.path, target);
     if (x.path.len > 1 && x.path.data[x.path.len - 1] == '/')
         x.path.data[--x.path.len] = 0;
+    pf_store_props props = pf_store_properties(r->store);
+    x.max_run = x.o->run_max ? x.o->run_max : RESTORE_RUN_MAX;
+    x.max_gap =
+        x.o->gap_max ? x.o->gap_max : (props.remote ? RESTORE_GAP_REMOTE : RESTORE_GAP_LOCAL);
     if (pool_start(&x, x.o->workers)) {
         close(fd);
         pf_buf_free(&x.path);
@@ -1040,6 +1247,7 @@ static int restore_into(pf_repo *r, const uint8_t root[PF_ID_LEN], const pf_node
         *err = perr;
         rc = -1;
     }
+    pf_debug("restore of %s: %llu reads", target, (unsigned long long)x.reads);
     /* Directory times last: creating entries inside a directory changes its mtime. */
     if (!rc && syncfs(fd))
         rc = pf_err_sys(err, PF_EIO, "syncing %s", target);
