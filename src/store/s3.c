@@ -51,6 +51,7 @@ typedef struct s3_store {
     int virtual_host;
     int max_keys;
     uint64_t threshold, part_size;
+    int connections; /* parts of one upload sent at once */
     long timeout;
     pthread_mutex_t mu; /* guards pool */
     CURL *pool[S3_POOL_MAX];
@@ -528,8 +529,79 @@ static void abort_upload(s3_store *s, const char *key, const char *upload_id)
     pf_buf_free(&qs);
 }
 
+/* The parts of one multipart upload, sent by a few threads at once: each takes the next
+ * part number, and the first failure stops the others from starting more. */
+typedef struct part_job {
+    s3_store *s;
+    const char *key, *upload_id;
+    const uint8_t *data;
+    size_t len;
+    uint64_t part;
+    size_t nparts, next;
+    char (*etags)[256];
+    pthread_mutex_t mu;
+    int failed;
+    pf_err err;
+} part_job;
+
+static int upload_part(part_job *pj, size_t i, char etag[256], pf_err *err)
+{
+    uint64_t off = (uint64_t)i * pj->part;
+    size_t n = (size_t)(pj->len - off < pj->part ? pj->len - off : pj->part);
+    pf_buf qs = PF_BUF_INIT;
+    pf_buf_printf(&qs, "partNumber=%zu&uploadId=", i + 1);
+    aws_encode(&qs, pj->upload_id, strlen(pj->upload_id), 0);
+    s3_req pq = {.method = "PUT",
+                 .key = pj->key,
+                 .query = (char *)qs.data,
+                 .body = (const char *)pj->data + off,
+                 .body_len = n};
+    s3_resp pr = {0};
+    int rc = s3_simple(pj->s, "put (upload part)", &pq, &pr, err);
+    pf_buf_free(&pr.err_body);
+    pf_buf_free(&qs);
+    if (rc < 0)
+        return -1;
+    if (!pr.etag[0]) {
+        pf_err_set(err, PF_EIO, "put %s: S3 answered UploadPart %zu without an ETag", pj->key,
+                   i + 1);
+        err->retryable = true;
+        return -1;
+    }
+    snprintf(etag, 256, "%s", pr.etag);
+    return 0;
+}
+
+static void *part_worker(void *arg)
+{
+    part_job *pj = arg;
+    for (;;) {
+        pthread_mutex_lock(&pj->mu);
+        size_t i = pj->next;
+        int stop = pj->failed || i >= pj->nparts;
+        if (!stop)
+            pj->next++;
+        pthread_mutex_unlock(&pj->mu);
+        if (stop)
+            return NULL;
+        pf_err e = {0};
+        if (upload_part(pj, i, pj->etags[i], &e) < 0) {
+            pthread_mutex_lock(&pj->mu);
+            if (!pj->failed) {
+                pj->failed = 1;
+                pj->err = e;
+            }
+            pthread_mutex_unlock(&pj->mu);
+            return NULL;
+        }
+    }
+}
+
 /* Multipart upload: the object appears only when CompleteMultipartUpload succeeds, so put
- * stays atomic; on any failure the upload is aborted so no parts linger (and cost). */
+ * stays atomic; on any failure the upload is aborted so no parts linger (and cost). A
+ * failed part fails the put, which the retry layer repeats whole. Parts go up in parallel
+ * (the store's connections, at most S3_POOL_MAX): one stream per connection is what a
+ * single upload gets from a server that limits each. */
 static int s3_put_multipart(s3_store *s, const char *key, const void *data, size_t len, pf_err *err)
 {
     int rc = -1;
@@ -539,6 +611,11 @@ static int s3_put_multipart(s3_store *s, const char *key, const void *data, size
     if ((len + part - 1) / part > S3_MAX_PARTS)
         part = (len + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
     size_t nparts = (size_t)((len + part - 1) / part);
+    part_job pj = {.s = s, .key = key, .data = data, .len = len, .part = part, .nparts = nparts};
+    pj.etags = calloc(nparts, sizeof *pj.etags);
+    if (!pj.etags)
+        return pf_err_set(err, PF_EIO, "put %s: out of memory", key);
+    pthread_mutex_init(&pj.mu, NULL);
 
     s3_req q = {.method = "POST", .key = key, .query = "uploads="};
     s3_resp r = {.data = &resp_body, .cap = S3_ERRBODY_MAX};
@@ -551,31 +628,28 @@ static int s3_put_multipart(s3_store *s, const char *key, const void *data, size
         err->retryable = true;
         goto out;
     }
+    pj.upload_id = upload_id;
+    int want = s->connections;
+    if (want > S3_POOL_MAX)
+        want = S3_POOL_MAX;
+    if ((size_t)want > nparts)
+        want = (int)nparts;
+    pthread_t th[S3_POOL_MAX];
+    int started = 0;
+    for (int i = 1; i < want; i++)
+        if (pthread_create(&th[started], NULL, part_worker, &pj) == 0)
+            started++;
+    part_worker(&pj); /* this thread sends parts too */
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    if (pj.failed) {
+        *err = pj.err;
+        goto out;
+    }
     pf_buf_append_str(&body, "<CompleteMultipartUpload>");
     for (size_t i = 0; i < nparts; i++) {
-        uint64_t off = (uint64_t)i * part;
-        size_t n = (size_t)(len - off < part ? len - off : part);
-        pf_buf_reset(&qs);
-        pf_buf_printf(&qs, "partNumber=%zu&uploadId=", i + 1);
-        aws_encode(&qs, upload_id, strlen(upload_id), 0);
-        s3_req pq = {.method = "PUT",
-                     .key = key,
-                     .query = (char *)qs.data,
-                     .body = (const char *)data + off,
-                     .body_len = n};
-        s3_resp pr = {0};
-        int prc = s3_simple(s, "put (upload part)", &pq, &pr, err);
-        pf_buf_free(&pr.err_body);
-        if (prc < 0)
-            goto out;
-        if (!pr.etag[0]) {
-            pf_err_set(err, PF_EIO, "put %s: S3 answered UploadPart %zu without an ETag", key,
-                       i + 1);
-            err->retryable = true;
-            goto out;
-        }
         pf_buf_printf(&body, "<Part><PartNumber>%zu</PartNumber><ETag>", i + 1);
-        for (const char *e = pr.etag; *e; e++) {
+        for (const char *e = pj.etags[i]; *e; e++) {
             if (*e == '&')
                 pf_buf_append_str(&body, "&amp;");
             else if (*e == '<')
@@ -621,6 +695,8 @@ out:
     pf_buf_free(&qs);
     pf_buf_free(&body);
     pf_buf_free(&resp_body);
+    pthread_mutex_destroy(&pj.mu);
+    free(pj.etags);
     return rc;
 }
 
@@ -1053,13 +1129,13 @@ pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *er
         (uint64_t)pf_store_env_long("PERMAFROST_S3_PART_SIZE", (long)S3_DEFAULT_PART_SIZE);
     if (s->part_size < 1)
         s->part_size = S3_DEFAULT_PART_SIZE;
+    s->connections = opts->connections > 0 ? opts->connections : 4;
     s->timeout = pf_store_env_long("PERMAFROST_NET_TIMEOUT", 60);
     if (s->timeout < 1)
         s->timeout = 60;
     pf_store *st = pf_store_alloc(&s3_ops, s, url);
     /* Each transfer is one request on a pooled handle: a few overlap the latency. */
-    st->props = (pf_store_props){.remote = true,
-                                 .connections = opts->connections > 0 ? opts->connections : 4};
+    st->props = (pf_store_props){.remote = true, .connections = s->connections};
     return st;
 fail : {
     pf_store tmp = {.ops = &s3_ops, .impl = s};
