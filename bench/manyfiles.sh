@@ -16,8 +16,11 @@
 # files once. A tree of 5 million files takes ~20 GB (one block each) and as many inodes.
 #
 # Environment: MANY_COUNTS ("500000 1000000 2000000"), MANY_TOOLS ("permafrost restic"),
-# MANY_RERUNS (3), PERMAFROST (binary, default ./permafrost), MANY_WORK (default
-# bench/work-many; everything in it is replaced), MANY_KEEP=1 keeps it.
+# MANY_RERUNS (3), MANY_RESTIC_RERUNS (MANY_RERUNS; restic's re-run of a million files
+# takes minutes), MANY_RESTIC_MAX (no limit: above this many files restic is skipped),
+# PERMAFROST (binary, default ./permafrost), MANY_WORK (default bench/work-many;
+# everything in it is replaced), MANY_KEEP=1 keeps it, MANY_REUSE=1 keeps a tree a kept
+# run grew (its size is in MANY_WORK/grown) and grows it on.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +39,11 @@ die() {
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package: time)"
 case " $tools " in *" restic "*) command -v restic >/dev/null || die "restic is missing (apt-get install -y restic)" ;; esac
 
-rm -rf "$work"
+if [ "${MANY_REUSE:-0}" = 1 ] && [ -f "$work/grown" ]; then
+    find "$work" -mindepth 1 -maxdepth 1 ! -name data ! -name grown -exec rm -rf {} +
+else
+    rm -rf "$work"
+fi
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 [ "${MANY_KEEP:-0}" = 1 ] || trap 'rm -rf "$work"' EXIT
@@ -51,6 +58,7 @@ unset PERMAFROST_REPO PERMAFROST_PASSWORD_FILE RESTIC_REPOSITORY
 
 # grow N: adds files until the tree holds N.
 have=0
+[ -f "$work/grown" ] && have=$(cat "$work/grown")
 grow() {
     python3 - "$data" "$have" "$1" <<'EOF'
 import os, sys
@@ -67,6 +75,7 @@ for i in range(start, end):
     os.close(fd)
 EOF
     have=$1
+    echo "$have" >"$work/grown"
 }
 
 results=$work/results.tsv
@@ -88,10 +97,16 @@ step() { # COUNT TOOL STEP CMD...: appends "count tool step wall kib" to results
 
 for n in $counts; do
     t0=$(date +%s)
+    [ "$n" -ge "$have" ] || die "the kept tree holds $have files, more than $n"
     grow "$n"
     sync
     echo "bench: tree of $n files ($(du -sh "$data" | cut -f1)) grown in $(($(date +%s) - t0)) s" >&2
     for t in $tools; do
+        rr=$reruns
+        if [ "$t" = restic ]; then
+            rr=${MANY_RESTIC_RERUNS:-$reruns}
+            [ -z "${MANY_RESTIC_MAX:-}" ] || [ "$n" -le "$MANY_RESTIC_MAX" ] || continue
+        fi
         rm -rf "$work/repo" "$PERMAFROST_CACHE_DIR" "$RESTIC_CACHE_DIR"
         case $t in
         permafrost)
@@ -103,7 +118,7 @@ for n in $counts; do
         *) die "unknown tool $t (permafrost, restic)" ;;
         esac
         step "$n" "$t" backup "${cmd[@]}"
-        for _ in $(seq 1 "$reruns"); do
+        for _ in $(seq 1 "$rr"); do
             step "$n" "$t" unchanged "${cmd[@]}"
         done
         rm -rf "$work/repo"
@@ -118,11 +133,13 @@ r = {}
 for n, t, what, wall, kib in rows:
     r.setdefault((int(n), t, what), []).append((float(wall), int(kib) / 1024))
 counts = sorted({k[0] for k in r})
-med = lambda n, t, w, i: statistics.median(x[i] for x in r[(n, t, w)])
+med = lambda n, t, w, i: statistics.median(x[i] for x in r[(n, t, w)]) if (n, t, w) in r else float("nan")
 print("| files | tool | backup s | backup peak MB | unchanged s (median) | unchanged peak MB |")
 print("|---:|---|---:|---:|---:|---:|")
 for n in counts:
     for t in tools:
+        if (n, t, "backup") not in r:
+            continue
         print("| %d | %s | %.1f | %.0f | %.2f | %.0f |" % (n, t, med(n, t, "backup", 0),
               med(n, t, "backup", 1), med(n, t, "unchanged", 0), med(n, t, "unchanged", 1)))
 if "permafrost" in tools and "restic" in tools:
@@ -132,11 +149,14 @@ if "permafrost" in tools and "restic" in tools:
     for n in counts:
         print("| %d | %.2f | %.2f |" % (n, med(n, "permafrost", "unchanged", 0) / med(n, "restic", "unchanged", 0),
               med(n, "permafrost", "backup", 1) / med(n, "restic", "backup", 1)))
-if len(counts) >= 2:
-    a, b = counts[-2], counts[-1]
-    print()
-    for t in tools:
-        for w in ("backup", "unchanged"):
-            slope = (med(b, t, w, 1) - med(a, t, w, 1)) / ((b - a) / 1e6)
-            print("%s %s: %.1f MB of peak RSS per million files (%d -> %d)" % (t, w, slope, a, b))
+print()
+for t in tools:
+    mine = [n for n in counts if (n, t, "backup") in r]
+    if len(mine) < 2:
+        continue
+    a, b = mine[-2], mine[-1]
+    for w in ("backup", "unchanged"):
+        slope = (med(b, t, w, 1) - med(a, t, w, 1)) / ((b - a) / 1e6)
+        secs = (med(b, t, w, 0) - med(a, t, w, 0)) / ((b - a) / 1e6)
+        print("%s %s: %.1f MB of peak RSS and %.1f s per million files (%d -> %d)" % (t, w, slope, secs, a, b))
 EOF

@@ -67,13 +67,97 @@ int pf_lookup_path(pf_repo *r, const uint8_t root[PF_ID_LEN], const char *path, 
     return 0;
 }
 
+/* A stream reads a file's blobs in order: those that follow each other in one pack come
+ * with one read of at most this many bytes (each prefetch slot holds one such run). */
+#define STREAM_RUN_MAX (4u << 20)
+
+/* How many of blobs ids[0], ids[1], ... (at least one) lie side by side in one pack
+ * within STREAM_RUN_MAX bytes, so that one read fetches them. */
+static size_t run_extent(pf_repo *r, const uint8_t (*ids)[PF_ID_LEN], size_t n)
+{
+    uint32_t pack = 0;
+    uint64_t start = 0, end = 0;
+    size_t k = 0;
+    pthread_mutex_lock(&r->mu);
+    for (; k < n; k++) {
+        const pf_blob_loc *l = pf_index_find(r->index, ids[k]);
+        if (!l || l->pack == PF_PACK_PENDING)
+            break;
+        if (k == 0) {
+            pack = l->pack;
+            start = l->offset;
+        } else if (l->pack != pack || l->offset != end ||
+                   (uint64_t)l->offset + l->length - start > STREAM_RUN_MAX) {
+            break;
+        }
+        end = (uint64_t)l->offset + l->length;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return k ? k : 1;
+}
+
+/* Appends the content of blobs ids[0 .. n) (a run_extent) to out, with one read; each
+ * blob is verified as pf_repo_load_blob does. */
+static int load_run(pf_repo *r, const uint8_t (*ids)[PF_ID_LEN], size_t n, pf_buf *out, pf_err *err)
+{
+    if (n == 1) /* one blob, or one the index lacks: the single read says why */
+        return pf_repo_load_blob(r, ids[0], out, err);
+    pthread_mutex_lock(&r->mu);
+    const pf_blob_loc *fl = pf_index_find(r->index, ids[0]);
+    const pf_blob_loc *ll = pf_index_find(r->index, ids[n - 1]);
+    pf_blob_loc first = fl ? *fl : (pf_blob_loc){0}, last = ll ? *ll : (pf_blob_loc){0};
+    pf_pack_info pack = {0};
+    if (fl && ll && fl->pack != PF_PACK_PENDING)
+        pack = r->index->packs[fl->pack];
+    pthread_mutex_unlock(&r->mu);
+    if (!fl || !ll || first.pack == PF_PACK_PENDING || last.pack != first.pack ||
+        last.offset < first.offset)
+        return pf_err_set(err, PF_ECORRUPT, "blobs moved while being read");
+    uint64_t end = (uint64_t)last.offset + last.length;
+    char name[80];
+    uint8_t pk[PF_KEY_LEN];
+    pf_buf sealed = PF_BUF_INIT;
+    pf_pack_key_name(pack.id, name);
+    int rc = pf_store_get(r->store, name, first.offset, end - first.offset, &sealed, err);
+    if (!rc && sealed.len != end - first.offset)
+        rc = pf_err_set(err, PF_ECORRUPT, "%s: short read", name);
+    if (!rc)
+        rc = pf_pack_key(&r->keys, pack.salt, pk, err);
+    for (size_t i = 0; !rc && i < n; i++) {
+        pthread_mutex_lock(&r->mu);
+        const pf_blob_loc *l = pf_index_find(r->index, ids[i]);
+        pf_blob_loc loc = l ? *l : (pf_blob_loc){0};
+        pthread_mutex_unlock(&r->mu);
+        pf_blob_entry be = {.type = loc.type,
+                            .comp = loc.comp,
+                            .offset = loc.offset,
+                            .length = loc.length,
+                            .raw_length = loc.raw_length};
+        memcpy(be.id, ids[i], PF_ID_LEN);
+        if (!l || loc.offset < first.offset || (uint64_t)loc.offset + loc.length > end)
+            rc = pf_err_set(err, PF_ECORRUPT, "blob moved while being read");
+        else
+            rc = pf_blob_open(&r->keys, pk, &be, sealed.data + (loc.offset - first.offset), out,
+                              err);
+        if (rc) {
+            char hex[PF_HEX_ID_LEN + 1];
+            pf_hex(ids[i], PF_ID_LEN, hex);
+            pf_err_prefix(err, "blob %.16s in pack %.16s", hex, name + 8);
+        }
+    }
+    OPENSSL_cleanse(pk, sizeof pk);
+    pf_buf_free(&sealed);
+    return rc;
+}
+
 int pf_node_write(pf_repo *r, const pf_node *n, pf_sink *sink, pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;
     int rc = 0;
-    for (size_t i = 0; i < n->nblobs && !rc; i++) {
+    for (size_t i = 0, k = 0; i < n->nblobs && !rc; i += k) {
         pf_buf_reset(&b);
-        rc = pf_repo_load_blob(r, n->blobs[i], &b, err);
+        k = run_extent(r, n->blobs + i, n->nblobs - i);
+        rc = load_run(r, n->blobs + i, k, &b, err);
         if (!rc)
             rc = pf_sink_write(sink, b.data, b.len, err);
     }
@@ -81,13 +165,13 @@ int pf_node_write(pf_repo *r, const pf_node *n, pf_sink *sink, pf_err *err)
     return rc;
 }
 
-/* A file's content as a pull stream. Blobs are fetched ahead by a few threads, so a
- * remote repository's latency overlaps with the consumer (pg_restore, Redis). */
+/* A file's content as a pull stream. Runs of blobs are fetched ahead by a few threads, so
+ * a remote repository's latency overlaps with the consumer (pg_restore, Redis). */
 #define PREFETCH 4
 
 typedef struct prefetch_slot {
-    size_t index; /* which blob it holds or loads */
-    int state;    /* 0 empty, 1 loading, 2 ready, 3 failed */
+    size_t first, count; /* which blobs it holds or loads */
+    int state;           /* 0 empty, 1 loading, 2 ready, 3 failed */
     pf_buf data;
     pf_err err;
 } prefetch_slot;
@@ -101,9 +185,10 @@ typedef struct node_source {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     prefetch_slot slots[PREFETCH];
-    size_t next_fetch; /* next blob index to hand to a fetcher */
-    size_t next_read;  /* next blob index the reader consumes */
-    size_t pos;        /* read position inside the current blob */
+    size_t next_fetch;          /* next blob index to hand to a fetcher */
+    size_t fetch_seq, read_seq; /* runs handed out, runs consumed (slot = seq % PREFETCH) */
+    size_t blobs_read;          /* blobs of the runs consumed */
+    size_t pos;                 /* read position inside the current run */
     int stop;
 } node_source;
 
@@ -114,8 +199,8 @@ static void *prefetcher(void *arg)
     for (;;) {
         prefetch_slot *slot = NULL;
         while (!ns->stop) {
-            if (ns->next_fetch < ns->node.nblobs && ns->next_fetch < ns->next_read + PREFETCH) {
-                slot = &ns->slots[ns->next_fetch % PREFETCH];
+            if (ns->next_fetch < ns->node.nblobs && ns->fetch_seq < ns->read_seq + PREFETCH) {
+                slot = &ns->slots[ns->fetch_seq % PREFETCH];
                 if (slot->state == 0)
                     break;
                 slot = NULL;
@@ -124,12 +209,19 @@ static void *prefetcher(void *arg)
         }
         if (ns->stop)
             break;
-        slot->index = ns->next_fetch++;
+        /* The run's extent is decided here, under the lock, so runs are handed out in
+         * order; the read itself happens outside it. */
+        size_t first = ns->next_fetch;
+        size_t n = run_extent(ns->r, ns->node.blobs + first, ns->node.nblobs - first);
+        ns->next_fetch = first + n;
+        ns->fetch_seq++;
+        slot->first = first;
+        slot->count = n;
         slot->state = 1;
         pf_buf_reset(&slot->data);
         pthread_mutex_unlock(&ns->mu);
         pf_err e = {0};
-        int rc = pf_repo_load_blob(ns->r, ns->node.blobs[slot->index], &slot->data, &e);
+        int rc = load_run(ns->r, ns->node.blobs + first, n, &slot->data, &e);
         pthread_mutex_lock(&ns->mu);
         slot->state = rc ? 3 : 2;
         slot->err = e;
@@ -144,11 +236,11 @@ static ssize_t node_read(pf_source *s, void *p, size_t n, pf_err *err)
     node_source *ns = (node_source *)s;
     pthread_mutex_lock(&ns->mu);
     for (;;) {
-        if (ns->next_read >= ns->node.nblobs) {
+        if (ns->blobs_read >= ns->node.nblobs) {
             pthread_mutex_unlock(&ns->mu);
             return 0;
         }
-        prefetch_slot *slot = &ns->slots[ns->next_read % PREFETCH];
+        prefetch_slot *slot = &ns->slots[ns->read_seq % PREFETCH];
         while (slot->state != 2 && slot->state != 3)
             pthread_cond_wait(&ns->cv, &ns->mu);
         if (slot->state == 3) {
@@ -165,9 +257,10 @@ static ssize_t node_read(pf_source *s, void *p, size_t n, pf_err *err)
             pthread_mutex_unlock(&ns->mu);
             return (ssize_t)take;
         }
+        ns->blobs_read += slot->count;
         slot->state = 0;
         ns->pos = 0;
-        ns->next_read++;
+        ns->read_seq++;
         pthread_cond_broadcast(&ns->cv);
     }
 }

@@ -906,6 +906,100 @@ static void test_runs_corrupt(void **state)
     free(t);
 }
 
+/* A sink that collects what it is given. */
+typedef struct collect {
+    pf_sink sink; /* first member */
+    pf_buf b;
+} collect;
+
+static int collect_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+{
+    (void)err;
+    pf_buf_append(&((collect *)s)->b, p, n);
+    return 0;
+}
+
+/* One file of all RUN_FILES blobs, in pack order (order 1) or reversed (order -1). */
+static pf_node stream_node(run_tree *t, uint8_t (*ids)[PF_ID_LEN], int order)
+{
+    for (int i = 0; i < RUN_FILES; i++)
+        memcpy(ids[i], t->blobs[order > 0 ? i : RUN_FILES - 1 - i], PF_ID_LEN);
+    pf_node n = tb_node("stream", PF_NODE_FILE, 0644, 1000000000);
+    n.blobs = ids;
+    n.nblobs = RUN_FILES;
+    n.size = RUN_FILES * RUN_BYTES;
+    return n;
+}
+
+static void expect_stream(const run_tree *t, const pf_buf *b, int order)
+{
+    assert_int_equal(b->len, RUN_FILES * RUN_BYTES);
+    for (int i = 0; i < RUN_FILES; i++)
+        assert_memory_equal(b->data + (size_t)i * RUN_BYTES,
+                            t->data[order > 0 ? i : RUN_FILES - 1 - i], RUN_BYTES);
+}
+
+/* The streams (pg_restore's, Redis's source; dump's sink) read blobs that follow each
+ * other in a pack with one read, and blobs out of pack order one by one, same bytes. */
+static void test_runs_stream(void **state)
+{
+    fixture *f = *state;
+    run_tree *t = calloc(1, sizeof *t);
+    run_tree_make(f, t);
+    uint8_t ids[RUN_FILES][PF_ID_LEN];
+    counting c = {f->r->store, "", 0};
+    snprintf(c.key, sizeof c.key, "%s", t->pack);
+    pf_store *wrap = pf_store_alloc(&counting_ops, &c, "counting");
+    f->r->store = wrap;
+    pf_err err = {0};
+    for (int order = 1; order >= -1; order -= 2) {
+        pf_node n = stream_node(t, ids, order);
+        int want = order > 0 ? 1 : RUN_FILES;
+        c.gets = 0;
+        collect col = {{.write = collect_write}, PF_BUF_INIT};
+        col.sink.ctx = &col;
+        assert_int_equal(pf_node_write(f->r, &n, &col.sink, &err), 0);
+        expect_stream(t, &col.b, order);
+        assert_int_equal(c.gets, want);
+        pf_buf_reset(&col.b);
+        c.gets = 0;
+        pf_source *src = pf_node_source_new(f->r, &n);
+        assert_non_null(src);
+        char buf[777];
+        ssize_t got;
+        while ((got = src->read(src, buf, sizeof buf, &err)) > 0)
+            pf_buf_append(&col.b, buf, (size_t)got);
+        assert_int_equal(got, 0);
+        pf_node_source_free(src);
+        expect_stream(t, &col.b, order);
+        assert_int_equal(c.gets, want);
+        pf_buf_free(&col.b);
+    }
+    /* a damaged blob inside the run: named, and the stream fails */
+    const pf_blob_loc *l = pf_index_find(f->r->index, t->blobs[11]);
+    pf_buf pack = PF_BUF_INIT;
+    assert_int_equal(pf_store_get(c.inner, t->pack, 0, PF_STORE_ALL, &pack, &err), 0);
+    pack.data[l->offset + 3] ^= 1;
+    assert_int_equal(pf_store_put(c.inner, t->pack, pack.data, pack.len, &err), 0);
+    pf_buf_free(&pack);
+    pf_node n = stream_node(t, ids, 1);
+    pf_source *src = pf_node_source_new(f->r, &n);
+    char buf[4096];
+    ssize_t got;
+    while ((got = src->read(src, buf, sizeof buf, &err)) > 0)
+        ;
+    assert_int_equal(got, -1);
+    pf_node_source_free(src);
+    char hex[PF_HEX_ID_LEN + 1];
+    pf_hex(t->blobs[11], PF_ID_LEN, hex);
+    hex[16] = 0;
+    if (!strstr(err.msg, hex))
+        fail_msg("the error does not name blob %s: %s", hex, err.msg);
+    f->r->store = c.inner;
+    pf_store_free(wrap);
+    free(t);
+}
+
 int main(void)
 {
     pf_log_set_handler(quiet);
@@ -925,6 +1019,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runs_adjacent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs_gaps, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runs_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runs_stream, setup, teardown),
     };
     return cmocka_run_group_tests_name("restorer", tests, setup, teardown);
 }
