@@ -739,7 +739,7 @@ typedef struct run_tree {
     uint8_t root[PF_ID_LEN];
     uint8_t blobs[RUN_FILES][PF_ID_LEN];
     uint8_t data[RUN_FILES][RUN_BYTES];
-    char names[RUN_FILES][8];
+    char names[RUN_FILES][16];
     char pack[80];
     uint32_t sealed; /* each blob's sealed length */
 } run_tree;
