@@ -608,14 +608,18 @@ static file_job *file_release(file_job *f)
 }
 
 /* Opens, verifies and writes the blobs of one run read whole into run; returns the first
- * failure (with its file failed), after which the rest of the run is skipped. */
+ * failure, after which the rest of the run is skipped. A blob not written, for whatever
+ * reason, fails its file: a file is finished (sized, kept) only when all of it is there. */
 static int write_run(rst *x, const run_job *j, const pf_buf *run, const uint8_t pk[PF_KEY_LEN],
                      const char *pack_name, pf_buf *b, uint64_t *bytes, pf_err *e)
 {
+    int rc = 0;
     for (size_t i = 0; i < j->n; i++) {
         const blob_job *bj = &j->blobs[i];
         pthread_mutex_lock(&x->mu);
-        int skip = x->failed || bj->f->failed;
+        int skip = rc || x->failed || bj->f->failed;
+        if (skip)
+            bj->f->failed = 1;
         pthread_mutex_unlock(&x->mu);
         if (skip)
             continue;
@@ -626,7 +630,7 @@ static int write_run(rst *x, const run_job *j, const pf_buf *run, const uint8_t 
                             .raw_length = bj->loc.raw_length};
         memcpy(be.id, bj->id, PF_ID_LEN);
         pf_buf_reset(b);
-        int rc = pf_blob_open(&x->r->keys, pk, &be, run->data + (bj->loc.offset - j->off), b, e);
+        rc = pf_blob_open(&x->r->keys, pk, &be, run->data + (bj->loc.offset - j->off), b, e);
         if (rc) {
             char hex[PF_HEX_ID_LEN + 1];
             pf_hex(bj->id, PF_ID_LEN, hex);
@@ -645,11 +649,11 @@ static int write_run(rst *x, const run_job *j, const pf_buf *run, const uint8_t 
             pthread_mutex_lock(&x->mu);
             bj->f->failed = 1;
             pthread_mutex_unlock(&x->mu);
-            return -1;
+            continue;
         }
         *bytes += b->len;
     }
-    return 0;
+    return rc ? -1 : 0;
 }
 
 /* Reads one run with one request and writes its blobs. */
@@ -701,6 +705,8 @@ static void *writer(void *arg)
         int skip = x->failed;
         if (!skip)
             x->reads++;
+        for (size_t i = 0; skip && i < j->n; i++)
+            j->blobs[i].f->failed = 1; /* not written: not kept */
         pthread_mutex_unlock(&x->mu);
 
         pf_err e = {0};
