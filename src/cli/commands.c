@@ -67,7 +67,7 @@ const pf_command pf_commands[] = {
     {"copy", cmd_copy, "copy snapshots into another repository (--to URL)", &pf_syntax_copy, REPO,
      SHARED, SHARED},
     {"key", cmd_key, "list, add, remove, change passphrases; paper export/import", &pf_syntax_key,
-     REPO, NONE, NONE},
+     REPO | PF_CMD_PASSPHRASE, NONE, NONE},
     {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)",
      &pf_syntax_upgrade, REPO | PF_CMD_PASSPHRASE, EXCL, EXCL},
     /* The server side of ssh:// (run by sshd): no repository opened for it, no config read
@@ -161,6 +161,14 @@ int pf_cmd_open(pf_cmd_ctx *c, pf_err *err)
     }
     if (!c->repo)
         return -1;
+    /* A write-only key adds backups and WAL, lists and adds keys (key.c decides which),
+     * and removes stale locks; everything else reads what is stored. */
+    static const char *const write_only_ok[] = {"backup", "wal-push", "unlock", "key"};
+    bool ok = !c->repo->keys.write_only;
+    for (size_t i = 0; !ok && i < sizeof write_only_ok / sizeof *write_only_ok; i++)
+        ok = !strcmp(cmd->name, write_only_ok[i]);
+    if (!ok)
+        return pf_repo_need_full_key(c->repo, cmd->name, err);
     pf_cmd_lock lk = pf_cmd_lock_of(cmd, c->dry_run);
     if (lk == PF_CMD_LOCK_EXCLUSIVE && (cmd->flags & PF_CMD_ROOM_FOR_LOCK) && !c->dry_run)
         c->lock = lock_exclusive(c->repo, cmd->name, err);

@@ -36,6 +36,9 @@ const pf_conf_key pf_conf_keys[] = {
      "Mastodon's live/ directory; plain 'permafrost backup' then backs up the whole server"},
     {"exclude_cache", PF_CONF_BOOL, 0, 0, "backup --live --exclude-cache",
      "leave media cache/ (remote accounts' media, fetched again on demand) out"},
+    {"media_from_s3", PF_CONF_BOOL, 0, 0, "backup --live --media-from-s3",
+     "with S3_ENABLED=true, mirror the media bucket into the snapshot (read with the keys of "
+     ".env.production, incrementally by ETag and size)"},
     {"host", PF_CONF_BOOL, 0, 0, "",
      "keep the machine's files (/etc/letsencrypt, the nginx site, the mastodon-* units, the "
      "crontab) in backup --live (default yes)"},

@@ -154,7 +154,8 @@ pf_repo *pf_cli_open_repo_cached(pf_err *err)
     }
     pf_store_free(st);
     pf_repo *r = pf_cli_open_repo(err);
-    if (r)
+    /* A write-only key has no master key to cache: it opens with its passphrase each run. */
+    if (r && !r->keys.write_only)
         cache_write(r);
     return r;
 }

@@ -524,6 +524,10 @@ int cmd_restore_pgphys(int argc, char **argv)
         fix_gid = pw ? pw->pw_gid : getegid();
     }
     pf_repo *r = pf_cli_open_repo(&err);
+    if (r && pf_repo_need_full_key(r, "restore", &err)) {
+        pf_repo_free(r);
+        r = NULL;
+    }
     if (!r)
         return pf_cli_fail(&err);
     int rc = PF_EXIT_OK;

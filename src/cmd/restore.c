@@ -57,7 +57,7 @@ static const char restore_live_help[] =
     "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media,host]\n"
     "         [--force] [--host-files] [--pg-host H] [--pg-port P] [--pg-admin-user U]\n"
     "         [--jobs N] [--redis-host H] [--redis-port P] [--media-root PATH]\n"
-    "         [--pg-restore-as-admin]\n\n"
+    "         [--pg-restore-as-admin] [--media-to-s3]\n\n"
     "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
     "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
     "the database and restores it with parallel pg_restore, restores the media with their\n"
@@ -69,7 +69,11 @@ static const char restore_live_help[] =
     "pg_restore runs as the owner (DB_USER), which bounds what the dump can do;\n"
     "--pg-restore-as-admin runs it as the admin, for a dump of objects of other roles.\n"
     "The media go to --media-root, else the target's own PAPERCLIP_ROOT_PATH, else\n"
-    "DIR/public/system; a directory outside DIR must be named with --media-root. Other\n"
+    "DIR/public/system; a directory outside DIR must be named with --media-root.\n"
+    "--media-to-s3 uploads them instead to the bucket the target's .env.production names\n"
+    "(S3_BUCKET, S3_ENDPOINT or S3_HOSTNAME, S3_REGION, its AWS_* keys, S3_PERMISSION as\n"
+    "the ACL): the file already there when this restore does not write secrets, else the\n"
+    "snapshot's. Other\n"
     "hosts, ports or media directory than the snapshot's are written into the restored\n"
     ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n"
     "The machine's files (host/) are written back only with --only host or --host-files,\n"
@@ -142,6 +146,7 @@ static int restore_live(int argc, char **argv)
                                          {"media-root", required_argument, 0, 'M'},
                                          {"pg-restore-as-admin", no_argument, 0, 'A'},
                                          {"host-files", no_argument, 0, 'F'},
+                                         {"media-to-s3", no_argument, 0, 'S'},
                                          {0, 0, 0, 0}};
     pf_mastodon_restore_opts o = {.pgbouncer_ini = pf_config_get("pgbouncer_ini"),
                                   .host_root = pf_config_get("host_root")};
@@ -188,6 +193,9 @@ static int restore_live(int argc, char **argv)
         case 'F':
             o.host_files = true;
             break;
+        case 'S':
+            o.media_to_s3 = true;
+            break;
         default:
             return pf_live_usage(restore_live_help, "restore");
         }
@@ -207,6 +215,10 @@ static int restore_live(int argc, char **argv)
         o.pg_host = pf_config_get("restore_pg_host");
     o.pg_admin_password = getenv("PERMAFROST_PG_ADMIN_PASSWORD");
     pf_repo *r = pf_cli_open_repo(&err);
+    if (r && pf_repo_need_full_key(r, "restore", &err)) {
+        pf_repo_free(r);
+        r = NULL;
+    }
     if (!r)
         return pf_cli_fail(&err);
     o.workers = pf_cli_workers(r);
@@ -278,6 +290,10 @@ int cmd_restore(int argc, char **argv)
     }
     pf_err err = {0};
     pf_repo *r = pf_cli_open_repo(&err);
+    if (r && pf_repo_need_full_key(r, "restore", &err)) {
+        pf_repo_free(r);
+        r = NULL;
+    }
     if (!r)
         return pf_cli_fail(&err);
     pf_snapshot s;

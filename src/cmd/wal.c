@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "common/atomicfile.h"
 #include "common/log.h"
 #include "repo/wal.h"
 
@@ -103,33 +104,7 @@ int cmd_wal_push(pf_cmd_ctx *c)
  * segment. */
 static int write_dest(const char *dest, const pf_buf *b, pf_err *err)
 {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.permafrost-tmp", dest) >= sizeof tmp)
-        return pf_err_set(err, PF_EUSAGE, "%s: path too long", dest);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return pf_err_sys(err, PF_EIO, "creating %s", tmp);
-    size_t done = 0;
-    while (done < b->len) {
-        ssize_t w = write(fd, b->data + done, b->len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
-    if (done != b->len || fsync(fd)) {
-        pf_err_sys(err, PF_EIO, "writing %s", tmp);
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    if (close(fd) || rename(tmp, dest)) {
-        pf_err_sys(err, PF_EIO, "writing %s", dest);
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return pf_write_file_atomic(dest, b->data, b->len, 0600, NULL, err);
 }
 
 /* PostgreSQL reads an exit status above 125 as a failure of the command itself and stops

@@ -69,8 +69,14 @@ typedef struct pf_component_settings {
 
     /* media */
     const char *media_root;
-    bool media_in_s3; /* S3_ENABLED: nothing on this disk to back up or restore */
+    bool media_in_s3; /* S3_ENABLED: the uploads are in a bucket, not on this disk */
     bool exclude_cache;
+    /* The media bucket (S3_ENABLED, component/s3mirror.h): at backup mirrored into media/
+     * (--media-from-s3), at restore the target media/ is uploaded to (--media-to-s3); NULL:
+     * none. label names it in messages; acl is S3_PERMISSION for uploads (NULL: none). */
+    pf_store *media_bucket;
+    const char *media_bucket_label;
+    const char *media_acl;
 
     /* backup: what else looks at the media as they are saved (the media check,
      * mastodon/mediacheck.h): told every media file stored. NULL: nothing. (Its queries run

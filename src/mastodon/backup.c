@@ -7,6 +7,7 @@
 #include "component/layout.h"
 #include "mastodon/mastodon.h"
 #include "mastodon/mediacheck.h"
+#include "mastodon/s3media.h"
 
 /* version.rb spells it as three methods: def major / minor / patch, each returning a number. */
 void pf_mastodon_version(const char *live, char *out, size_t n)
@@ -158,6 +159,18 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->media_root = e->paperclip_root;
     s->media_in_s3 = e->s3_enabled;
     s->exclude_cache = o->exclude_cache;
+    /* Issue 16: media kept on S3, mirrored when asked. */
+    if (o->media_from_s3 && e->s3_enabled && (m->only & pf_component_bit(&pf_media_component))) {
+        if (!(m->media_bucket = pf_s3media_open(e, err)))
+            return pf_err_prefix(err, "backup: media");
+        pf_s3media_label(e, m->media_label, sizeof m->media_label);
+        s->media_bucket = m->media_bucket;
+        s->media_bucket_label = m->media_label;
+    } else if (o->media_from_s3 && !e->s3_enabled) {
+        pf_info("media: --media-from-s3 (media_from_s3): S3_ENABLED is not true in %s, so the "
+                "media are on this disk and backed up from there",
+                m->env_path);
+    }
     /* Issue 16: the encryption keys and where they are; a pgbouncer the dump must bypass. */
     bool db = m->only & pf_component_bit(&pf_postgres_component);
     if (pf_safety_backup_prepare(&m->safety, &m->env, m->env_path, o->systemd_unit_path,
@@ -203,7 +216,7 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
 
     unsigned both =
         pf_component_bit(&pf_postgres_component) | pf_component_bit(&pf_media_component);
-    if ((m->only & both) == both && !m->set.media_in_s3) {
+    if ((m->only & both) == both && (!m->set.media_in_s3 || m->media_bucket)) {
         m->media_check = pf_mediacheck_new(m->set.exclude_cache);
         m->set.media_visit = pf_mediacheck_visit;
         m->set.media_visit_ctx = m->media_check;
@@ -213,7 +226,8 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
         const pf_component *c = pf_components[i];
         if (!(m->only & (1u << i)))
             continue;
-        pf_component_run run = {.set = &m->set, .arch = b->arch, .root = pf_archiver_root(b->arch)};
+        pf_component_run run = {
+            .set = &m->set, .arch = b->arch, .root = pf_archiver_root(b->arch), .repo = r};
         int rc = c->backup(&run, err);
         if (rc == 0) {
             cJSON *entry = cJSON_CreateObject();
@@ -258,6 +272,9 @@ void pf_mastodon_backup_free(pf_mastodon_backup *m)
 {
     pf_mediacheck_free(m->media_check);
     m->media_check = NULL;
+    if (m->media_bucket)
+        pf_store_free(m->media_bucket);
+    m->media_bucket = NULL;
     pf_safety_free(&m->safety);
     pf_mastodon_env_free(&m->env);
 }

@@ -22,6 +22,7 @@ typedef struct pf_mastodon_backup_opts {
     const char *live; /* Mastodon's live/ directory */
     unsigned only;    /* component mask (pf_component_parse_only); 0: all */
     bool exclude_cache;
+    bool media_from_s3; /* S3_ENABLED: mirror the bucket into media/ (component/s3mirror.h) */
     const char *const *tags;
     size_t ntags;
     bool set_time; /* record time_ns / tz_offset instead of now */
@@ -51,6 +52,8 @@ typedef struct pf_mastodon_backup {
     struct pf_mediacheck *media_check;
     pf_mastodon_safety safety; /* the keys, pgbouncer, search (mastodon/safety.h) */
     pf_pg_dump_opts dump_opts; /* runs both of the above in the dump's snapshot */
+    pf_store *media_bucket;    /* --media-from-s3 with S3_ENABLED: the bucket; else NULL */
+    char media_label[2200];    /* "bucket NAME at ENDPOINT", for messages */
     /* The run in progress (set by pf_mastodon_backup_run): a first backup, which has no
      * parent to measure against, gets its progress total from the database. */
     pf_backup_run *run;
@@ -95,6 +98,9 @@ typedef struct pf_mastodon_restore_opts {
      * writes below host_root (NULL: "/"). */
     bool host_files;
     const char *host_root;
+    /* Upload the media to the bucket of the target's .env.production (the existing file when
+     * secrets are not restored, else the snapshot's) instead of writing a directory. */
+    bool media_to_s3;
 } pf_mastodon_restore_opts;
 
 #define PF_MASTODON_TODO_MAX 16

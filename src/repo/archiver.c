@@ -306,6 +306,18 @@ pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *e
     return d;
 }
 
+void pf_dir_take_meta(pf_archiver *a, pf_dir *d, const struct stat *st)
+{
+    free(d->meta.user);
+    free(d->meta.group);
+    d->meta.mode = st->st_mode & 07777;
+    d->meta.uid = st->st_uid;
+    d->meta.gid = st->st_gid;
+    d->meta.user = pf_xstrdup(lookup_name(&a->users, &a->nusers, st->st_uid, 0));
+    d->meta.group = pf_xstrdup(lookup_name(&a->groups, &a->ngroups, st->st_gid, 1));
+    d->meta.mtime_ns = ts_ns(&st->st_mtim);
+}
+
 int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;
@@ -468,6 +480,46 @@ void pf_archive_stream_abort(pf_sink *s)
 {
     if (s)
         stream_free((chunk_stream *)s);
+}
+
+const pf_node *pf_dir_parent_entry(const pf_dir *d, const char *name)
+{
+    return pf_tree_find(&d->old, name, strlen(name));
+}
+
+static int blobs_all_known(pf_archiver *a, const pf_node *n);
+
+int pf_dir_reuse(pf_archiver *a, pf_dir *d, const pf_node *old)
+{
+    if (!old || old->type != PF_NODE_FILE || !blobs_all_known(a, old))
+        return 0;
+    pf_tree_add(&d->tree, old);
+    a->stats.files++;
+    a->stats.files_unchanged++;
+    a->stats.bytes += old->size;
+    return 1;
+}
+
+void pf_archive_stream_meta(pf_sink *s, int64_t mtime_ns, const char *link, size_t link_len)
+{
+    chunk_stream *cs = (chunk_stream *)s;
+    cs->node.mtime_ns = mtime_ns;
+    free(cs->node.link);
+    cs->node.link = NULL;
+    cs->node.link_len = 0;
+    if (link_len) {
+        cs->node.link = pf_xrealloc(NULL, link_len + 1);
+        memcpy(cs->node.link, link, link_len);
+        cs->node.link[link_len] = 0;
+        cs->node.link_len = link_len;
+    }
+}
+
+void pf_archiver_skip(pf_archiver *a, const char *path)
+{
+    a->stats.errors++;
+    if (a->nskipped < PF_ARCHIVE_SKIPPED_MAX)
+        a->skipped[a->nskipped++] = pf_xstrdup(path);
 }
 
 /* Reads an open file through the chunker into cs. */

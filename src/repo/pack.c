@@ -5,6 +5,8 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "repo/writekey.h"
+
 void pf_blob_entry_encode(const pf_blob_entry *e, pf_buf *out)
 {
     pf_buf_u8(out, e->type);
@@ -37,12 +39,41 @@ int pf_pack_key(const pf_keys *keys, const uint8_t salt[PF_SALT_LEN], uint8_t ke
                    PF_KEY_LEN, err);
 }
 
+int pf_pack_key_kind(const pf_keys *keys, uint8_t kind, const uint8_t salt[PF_SALT_LEN],
+                     uint8_t key[PF_KEY_LEN], pf_err *err)
+{
+    if (kind == PF_PACK_SEALED)
+        return pf_wk_open_key(keys, salt, PF_WK_PACK_INFO, key, err);
+    if (keys->write_only)
+        return pf_err_set(err, PF_EAUTH, "written under the master key: only a full key opens it");
+    return pf_pack_key(keys, salt, key, err);
+}
+
+uint8_t pf_pack_trailer_kind(const uint8_t *trailer)
+{
+    return memcmp(trailer + PF_SALT_LEN + 4, PF_PACK_SEALED_MAGIC, 4) ? PF_PACK_MASTER
+                                                                      : PF_PACK_SEALED;
+}
+
 int pf_packer_init(pf_packer *pk, const pf_keys *keys, int zstd_level, pf_err *err)
 {
     uint8_t salt[PF_SALT_LEN];
     if (pf_random(salt, PF_SALT_LEN, err))
         return -1;
-    return pf_packer_init_salt(pk, keys, zstd_level, salt, err);
+    int rc = keys->write_only ? pf_packer_init_sealed(pk, keys, zstd_level, salt, err)
+                              : pf_packer_init_salt(pk, keys, zstd_level, salt, err);
+    OPENSSL_cleanse(salt, sizeof salt);
+    return rc;
+}
+
+/* For test vectors, and by pf_packer_init with a random key. */
+int pf_packer_init_sealed(pf_packer *pk, const pf_keys *keys, int zstd_level,
+                          const uint8_t eph_priv[PF_KEY_LEN], pf_err *err)
+{
+    memset(pk, 0, sizeof *pk);
+    pk->zstd_level = zstd_level;
+    pk->kind = PF_PACK_SEALED;
+    return pf_wk_seal_key(keys->pub, eph_priv, PF_WK_PACK_INFO, pk->salt, pk->key, err);
 }
 
 /* For test vectors only (see pack.h): production code uses pf_packer_init. */
@@ -74,8 +105,8 @@ static int worth_compressing(const void *p, size_t n, int level)
     return !ZSTD_isError(c) && c < probe - probe / 32;
 }
 
-int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, const void *p,
-                  size_t n, pf_err *err)
+int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, const void *p, size_t n,
+                  pf_err *err)
 {
     if (n > UINT32_MAX - 1024 || pk->data.len + n + 1024 > UINT32_MAX)
         return pf_err_set(err, PF_EGENERIC, "blob too large for a pack");
@@ -134,7 +165,7 @@ int pf_packer_finish(pf_packer *pk, uint8_t pack_id[PF_ID_LEN], pf_err *err)
         return -1;
     pf_buf_append(&pk->data, pk->salt, PF_SALT_LEN);
     pf_buf_u32le(&pk->data, (uint32_t)(pk->data.len - PF_SALT_LEN - before));
-    pf_buf_append(&pk->data, PF_PACK_MAGIC, 4);
+    pf_buf_append(&pk->data, pk->kind == PF_PACK_SEALED ? PF_PACK_SEALED_MAGIC : PF_PACK_MAGIC, 4);
     pf_sha256(pk->data.data, pk->data.len, pack_id);
     return 0;
 }
@@ -153,7 +184,9 @@ void pf_packer_free(pf_packer *pk)
 int pf_pack_parse_trailer(const uint8_t *trailer, uint64_t pack_size, uint8_t salt[PF_SALT_LEN],
                           uint32_t *header_len, pf_err *err)
 {
-    if (pack_size < PF_PACK_TRAILER_LEN || memcmp(trailer + PF_SALT_LEN + 4, PF_PACK_MAGIC, 4))
+    if (pack_size < PF_PACK_TRAILER_LEN ||
+        (memcmp(trailer + PF_SALT_LEN + 4, PF_PACK_MAGIC, 4) &&
+         memcmp(trailer + PF_SALT_LEN + 4, PF_PACK_SEALED_MAGIC, 4)))
         return pf_err_set(err, PF_ECORRUPT, "not a pack (bad trailer)");
     memcpy(salt, trailer, PF_SALT_LEN);
     uint32_t hl = pf_le32(trailer + PF_SALT_LEN);
@@ -191,8 +224,7 @@ int pf_pack_header_parse(const uint8_t *plain, size_t n, uint64_t blob_area,
 }
 
 int pf_pack_decode_header(const uint8_t key[PF_KEY_LEN], const uint8_t *sealed, size_t n,
-                          uint64_t blob_area, pf_blob_entry **entries, size_t *count,
-                          pf_err *err)
+                          uint64_t blob_area, pf_blob_entry **entries, size_t *count, pf_err *err)
 {
     pf_buf plain = PF_BUF_INIT;
     uint8_t nonce[PF_NONCE_LEN];
