@@ -305,17 +305,17 @@ static void index_snapshot(const pf_index *ix, pf_index_file *f)
     f->npacks = ix->npacks;
     for (size_t i = 0; i < ix->npacks; i++)
         f->packs[i].info = ix->packs[i];
-    for (size_t i = 0; i < ix->nslots; i++)
-        if (ix->slots[i].used && ix->slots[i].loc.pack != PF_PACK_PENDING)
-            f->packs[ix->slots[i].loc.pack].count++;
+    for (size_t i = 0; i < ix->nblobs; i++)
+        if (ix->entries[i].loc.pack != PF_PACK_PENDING)
+            f->packs[ix->entries[i].loc.pack].count++;
     for (size_t i = 0; i < ix->npacks; i++) {
         f->packs[i].entries =
             pf_xcalloc(f->packs[i].count ? f->packs[i].count : 1, sizeof *f->packs[i].entries);
         f->packs[i].count = 0;
     }
-    for (size_t i = 0; i < ix->nslots; i++) {
-        const pf_index_slot *sl = &ix->slots[i];
-        if (!sl->used || sl->loc.pack == PF_PACK_PENDING)
+    for (size_t i = 0; i < ix->nblobs; i++) {
+        const pf_index_entry *sl = &ix->entries[i];
+        if (sl->loc.pack == PF_PACK_PENDING)
             continue;
         pf_index_file_pack *p = &f->packs[sl->loc.pack];
         pf_blob_entry *e = &p->entries[p->count++];
