@@ -62,20 +62,32 @@ static void blob_aad(const pf_blob_entry *e, uint8_t aad[PF_ID_LEN + 2])
     aad[PF_ID_LEN + 1] = e->comp;
 }
 
+int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err)
+{
+    if (pf_random(pk->salt, PF_SALT_LEN, err))
+        return -1;
+    pk->data.len = 0;
+    pk->count = 0;
+    if (!pk->entries)
+        pk->cap = 0;
+    return pf_pack_key(keys, pk->salt, pk->key, err);
+}
+
 /* Media is mostly JPEG/MP4 already: a trial on the first 64 KiB tells cheaply whether
- * compressing the whole blob can pay. */
-static int worth_compressing(const void *p, size_t n, int level)
+ * compressing the whole blob can pay. Level 1 decides as well as the blob's own level
+ * (what is incompressible at 1 is at 3) at half the cost. */
+static int worth_compressing(ZSTD_CCtx *z, pf_buf *tmp, const void *p, size_t n)
 {
     size_t probe = n < 65536 ? n : 65536;
     if (probe < 64)
         return 0;
-    uint8_t tmp[65536 + 1024];
-    size_t c = ZSTD_compress(tmp, sizeof tmp, p, probe, level < 1 ? 1 : level > 3 ? 3 : level);
+    pf_buf_reserve(tmp, ZSTD_compressBound(probe));
+    size_t c = ZSTD_compressCCtx(z, tmp->data, tmp->cap, p, probe, 1);
     return !ZSTD_isError(c) && c < probe - probe / 32;
 }
 
-int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, const void *p,
-                  size_t n, pf_err *err)
+int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, const void *p, size_t n,
+                  pf_err *err)
 {
     if (n > UINT32_MAX - 1024 || pk->data.len + n + 1024 > UINT32_MAX)
         return pf_err_set(err, PF_EGENERIC, "blob too large for a pack");
@@ -83,15 +95,14 @@ int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, cons
     memcpy(e.id, id, PF_ID_LEN);
     const void *plain = p;
     size_t plain_len = n;
-    void *zbuf = NULL;
-    if (pk->zstd_level > 0 && worth_compressing(p, n, pk->zstd_level)) {
+    if (pk->zstd_level > 0 && !pk->zctx && !(pk->zctx = ZSTD_createCCtx()))
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    if (pk->zstd_level > 0 && worth_compressing(pk->zctx, &pk->zbuf, p, n)) {
         size_t bound = ZSTD_compressBound(n);
-        zbuf = malloc(bound);
-        if (!zbuf)
-            return pf_err_set(err, PF_EGENERIC, "out of memory");
-        size_t c = ZSTD_compress(zbuf, bound, p, n, pk->zstd_level);
+        pf_buf_reserve(&pk->zbuf, bound);
+        size_t c = ZSTD_compressCCtx(pk->zctx, pk->zbuf.data, bound, p, n, pk->zstd_level);
         if (!ZSTD_isError(c) && c < n) {
-            plain = zbuf;
+            plain = pk->zbuf.data;
             plain_len = c;
             e.comp = PF_COMP_ZSTD;
         }
@@ -101,7 +112,6 @@ int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, cons
     pf_nonce_from_counter((uint64_t)e.offset + 1, nonce);
     blob_aad(&e, aad);
     int rc = pf_aead_seal(pk->key, nonce, aad, sizeof aad, plain, plain_len, &pk->data, err);
-    free(zbuf);
     if (rc)
         return -1;
     e.length = (uint32_t)(pk->data.len - e.offset);
@@ -146,6 +156,9 @@ void pf_packer_free(pf_packer *pk)
      * buffer that doubled past the pack size (+16 MiB resident per worker). */
     free(pk->data.data);
     free(pk->entries);
+    ZSTD_freeCCtx(pk->zctx);
+    /* Compressed plaintext, like the files it came from (docs/SECURITY.md). */
+    free(pk->zbuf.data);
     OPENSSL_cleanse(pk->key, sizeof pk->key);
     memset(pk, 0, sizeof *pk);
 }
@@ -191,8 +204,7 @@ int pf_pack_header_parse(const uint8_t *plain, size_t n, uint64_t blob_area,
 }
 
 int pf_pack_decode_header(const uint8_t key[PF_KEY_LEN], const uint8_t *sealed, size_t n,
-                          uint64_t blob_area, pf_blob_entry **entries, size_t *count,
-                          pf_err *err)
+                          uint64_t blob_area, pf_blob_entry **entries, size_t *count, pf_err *err)
 {
     pf_buf plain = PF_BUF_INIT;
     uint8_t nonce[PF_NONCE_LEN];

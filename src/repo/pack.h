@@ -48,6 +48,10 @@ typedef struct pf_packer {
     pf_blob_entry *entries;
     size_t count, cap;
     int zstd_level;
+    /* Kept from blob to blob and pack to pack: a fresh zstd context and buffer per blob
+     * cost more (zeroed tables, page faults) than compressing media's first 64 KiB. */
+    void *zctx; /* ZSTD_CCtx, made on first use */
+    pf_buf zbuf;
 } pf_packer;
 
 int pf_packer_init(pf_packer *pk, const pf_keys *keys, int zstd_level, pf_err *err);
@@ -57,11 +61,15 @@ int pf_packer_init(pf_packer *pk, const pf_keys *keys, int zstd_level, pf_err *e
 int pf_packer_init_salt(pf_packer *pk, const pf_keys *keys, int zstd_level,
                         const uint8_t salt[PF_SALT_LEN], pf_err *err);
 /* Compresses (unless it does not pay), seals and appends one blob. */
-int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, const void *p,
-                  size_t n, pf_err *err);
+int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, const void *p, size_t n,
+                  pf_err *err);
 /* Appends header and trailer and computes the pack id (SHA-256 of all its bytes). The
  * packer's data and entries are then the finished pack. */
 int pf_packer_finish(pf_packer *pk, uint8_t pack_id[PF_ID_LEN], pf_err *err);
+/* Starts the next pack in the same packer after the finished one was stored: a new salt
+ * and key, no blobs, the buffers kept for reuse. entries must have been taken (set to
+ * NULL) or are reused. */
+int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err);
 void pf_packer_free(pf_packer *pk);
 
 int pf_pack_key(const pf_keys *keys, const uint8_t salt[PF_SALT_LEN], uint8_t key[PF_KEY_LEN],
@@ -74,8 +82,7 @@ int pf_pack_parse_trailer(const uint8_t *trailer, uint64_t pack_size, uint8_t sa
 /* Opens a sealed header and decodes its entries (malloc'd array, caller frees), checking
  * every entry lies inside the pack's blob area [0, blob_area). */
 int pf_pack_decode_header(const uint8_t key[PF_KEY_LEN], const uint8_t *sealed, size_t n,
-                          uint64_t blob_area, pf_blob_entry **entries, size_t *count,
-                          pf_err *err);
+                          uint64_t blob_area, pf_blob_entry **entries, size_t *count, pf_err *err);
 /* The parser inside pf_pack_decode_header, on the header's plaintext ("PFH1", count,
  * entries). Exposed for tests and fuzzing: this is where untrusted bytes are parsed. */
 int pf_pack_header_parse(const uint8_t *plain, size_t n, uint64_t blob_area,
