@@ -16,12 +16,16 @@
 /* ... or after this many blob entries, so that no index file (and no reader's decoding
  * of it) grows large when blobs are tiny. */
 #define ENTRIES_PER_INDEX 100000
+/* Blob buffers go back to a pool instead of to free(): a blob is larger than malloc's mmap
+ * threshold, so a fresh buffer per blob was an mmap, a page fault per 4 KiB, zeroing and
+ * a munmap. The pool never holds more than the blobs in flight (the queue and one per
+ * worker); a buffer grown by a rare very large blob is freed rather than kept. */
+#define POOL_MAX (QUEUE_DEPTH + MAX_WORKERS + 1)
 
 typedef struct job {
     uint8_t id[PF_ID_LEN];
     uint8_t type;
-    void *data;
-    size_t len;
+    pf_buf data;
 } job;
 
 struct pf_saver {
@@ -35,6 +39,8 @@ struct pf_saver {
     int closing;
     int failed;
     pf_err first_err;
+    pf_buf pool[POOL_MAX];
+    size_t npool;
     pf_index_file pending; /* packs uploaded but not yet in an index file */
     size_t pending_entries;
     int untracked;
@@ -50,6 +56,27 @@ static void fail(pf_saver *s, const pf_err *e)
     }
     pthread_cond_broadcast(&s->not_full);
     pthread_cond_broadcast(&s->not_empty);
+}
+
+static pf_buf pool_take(pf_saver *s)
+{
+    /* caller holds s->mu */
+    pf_buf b = PF_BUF_INIT;
+    if (s->npool)
+        b = s->pool[--s->npool];
+    b.len = 0;
+    return b;
+}
+
+static void pool_give(pf_saver *s, pf_buf *b)
+{
+    /* caller holds s->mu. Blob data is what the files hold: freed without a wipe
+     * (docs/SECURITY.md). */
+    if (b->cap && s->npool < POOL_MAX && b->cap <= 4 * s->repo->chunker.avg + 1)
+        s->pool[s->npool++] = *b;
+    else
+        free(b->data);
+    *b = (pf_buf)PF_BUF_INIT;
 }
 
 static int write_index(pf_saver *s, pf_err *err)
@@ -108,10 +135,12 @@ static void *worker(void *arg)
 {
     pf_saver *s = arg;
     pf_packer pk;
-    int have_packer = 0;
+    int have_packer = 0, pack_open = 0;
     pf_err e = {0};
+    pf_buf done = PF_BUF_INIT; /* the last job's buffer, back to the pool under the lock */
     for (;;) {
         pthread_mutex_lock(&s->mu);
+        pool_give(s, &done);
         while (!s->count && !s->closing && !s->failed)
             pthread_cond_wait(&s->not_empty, &s->mu);
         if (s->failed || (!s->count && s->closing)) {
@@ -127,19 +156,22 @@ static void *worker(void *arg)
         int rc = 0;
         if (!have_packer) {
             rc = pf_packer_init(&pk, &s->repo->keys, s->repo->zstd_level, &e);
-            have_packer = rc == 0;
+            have_packer = pack_open = rc == 0;
             /* A pack ends after the blob that crosses pack_size: room for that up front,
-             * or the buffer would double past it. */
+             * or the buffer would double past it. The buffer then serves every pack this
+             * worker writes. */
             if (have_packer)
                 pf_buf_reserve(&pk.data, s->repo->pack_size + s->repo->chunker.max + 65536);
+        } else if (!pack_open) {
+            rc = pf_packer_next(&pk, &s->repo->keys, &e);
+            pack_open = rc == 0;
         }
         if (!rc)
-            rc = pf_packer_add(&pk, j.id, j.type, j.data, j.len, &e);
-        free(j.data);
+            rc = pf_packer_add(&pk, j.id, j.type, j.data.data, j.data.len, &e);
+        done = j.data;
         if (!rc && pk.data.len >= s->repo->pack_size) {
             rc = upload(s, &pk, &e);
-            pf_packer_free(&pk);
-            have_packer = 0;
+            pack_open = 0;
         }
         if (rc) {
             pthread_mutex_lock(&s->mu);
@@ -149,9 +181,10 @@ static void *worker(void *arg)
         }
     }
     pthread_mutex_lock(&s->mu);
+    pool_give(s, &done);
     int ok = !s->failed;
     pthread_mutex_unlock(&s->mu);
-    if (have_packer && ok && pk.count && upload(s, &pk, &e)) {
+    if (have_packer && pack_open && ok && pk.count && upload(s, &pk, &e)) {
         pthread_mutex_lock(&s->mu);
         fail(s, &e);
         pthread_mutex_unlock(&s->mu);
@@ -213,27 +246,24 @@ int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id
     }
     s->stats.blobs_new++;
     s->stats.bytes_new += n;
+    pf_buf copy = pool_take(s);
     pthread_mutex_unlock(&s->mu);
 
-    void *copy = malloc(n ? n : 1);
-    if (!copy)
-        return pf_err_set(err, PF_EGENERIC, "out of memory");
-    if (n)
-        memcpy(copy, p, n);
+    /* The caller's buffer is its read window, refilled as soon as this returns. */
+    pf_buf_append(&copy, p, n);
     pthread_mutex_lock(&s->mu);
     while (s->count == QUEUE_DEPTH && !s->failed)
         pthread_cond_wait(&s->not_full, &s->mu);
     if (s->failed) {
         *err = s->first_err;
+        pool_give(s, &copy);
         pthread_mutex_unlock(&s->mu);
-        free(copy);
         return -1;
     }
     job *j = &s->queue[(s->head + s->count) % QUEUE_DEPTH];
     memcpy(j->id, id_out, PF_ID_LEN);
     j->type = type;
     j->data = copy;
-    j->len = n;
     s->count++;
     pthread_cond_signal(&s->not_empty);
     pthread_mutex_unlock(&s->mu);
@@ -314,7 +344,9 @@ void pf_saver_free(pf_saver *s)
         join_all(s);
     }
     for (size_t i = 0; i < s->count; i++)
-        free(s->queue[(s->head + i) % QUEUE_DEPTH].data);
+        free(s->queue[(s->head + i) % QUEUE_DEPTH].data.data);
+    for (size_t i = 0; i < s->npool; i++)
+        free(s->pool[i].data);
     pf_index_file_free(&s->pending);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->not_empty);
