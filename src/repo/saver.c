@@ -79,11 +79,37 @@ static void pool_give(pf_saver *s, pf_buf *b)
     *b = (pf_buf)PF_BUF_INIT;
 }
 
+/* The packs an index file names must be durable before it is (docs/FORMAT.md): packs
+ * are put without waiting for the disk, and the index's packs are made durable here in one
+ * batch (the adopted packs of an interrupted backup too: they may not have reached the
+ * disk before that backup died). */
+static int sync_pending(pf_saver *s, pf_err *err)
+{
+    size_t n = s->pending.npacks;
+    char(*names)[80] = malloc(n * sizeof *names);
+    const char **keys = malloc(n * sizeof *keys);
+    if (!names || !keys) {
+        free(names);
+        free(keys);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        pf_pack_key_name(s->pending.packs[i].info.id, names[i]);
+        keys[i] = names[i];
+    }
+    int rc = pf_store_sync(s->repo->store, keys, n, err);
+    free(names);
+    free(keys);
+    return rc ? pf_err_prefix(err, "making packs durable") : 0;
+}
+
 static int write_index(pf_saver *s, pf_err *err)
 {
     /* caller holds s->mu */
     if (!s->pending.npacks)
         return 0;
+    if (sync_pending(s, err))
+        return -1;
     int rc = pf_repo_save_index(s->repo, &s->pending, err);
     if (!rc) {
         pf_index_file_free(&s->pending);
@@ -99,7 +125,7 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     if (pf_packer_finish(pk, pack_id, err))
         return -1;
     pf_pack_key_name(pack_id, name);
-    if (pf_store_put(s->repo->store, name, pk->data.data, pk->data.len, err))
+    if (pf_store_put_unsynced(s->repo->store, name, pk->data.data, pk->data.len, err))
         return pf_err_prefix(err, "uploading pack");
     pf_index_file_pack p = {.count = pk->count, .entries = pk->entries};
     memcpy(p.info.id, pack_id, PF_ID_LEN);
