@@ -139,7 +139,7 @@ int pf_packer_finish(pf_packer *pk, uint8_t pack_id[PF_ID_LEN], pf_err *err)
     size_t before = pk->data.len;
     static const char aad[] = "permafrost pack header";
     int rc = pf_aead_seal(pk->key, nonce, aad, sizeof aad - 1, hdr.data, hdr.len, &pk->data, err);
-    pf_buf_free(&hdr);
+    pf_buf_release(&hdr);
     if (rc)
         return -1;
     pf_buf_append(&pk->data, pk->salt, PF_SALT_LEN);
@@ -157,7 +157,7 @@ void pf_packer_free(pf_packer *pk)
     free(pk->data.data);
     free(pk->entries);
     ZSTD_freeCCtx(pk->zctx);
-    /* Compressed plaintext, like the files it came from (docs/SECURITY.md). */
+    /* Compressed plaintext, like the files it came from (docs/DECISIONS.md). */
     free(pk->zbuf.data);
     OPENSSL_cleanse(pk->key, sizeof pk->key);
     memset(pk, 0, sizeof *pk);
@@ -213,7 +213,7 @@ int pf_pack_decode_header(const uint8_t key[PF_KEY_LEN], const uint8_t *sealed, 
     int rc = pf_aead_open(key, nonce, aad, sizeof aad - 1, sealed, n, &plain, err);
     if (!rc)
         rc = pf_pack_header_parse(plain.data, plain.len, blob_area, entries, count, err);
-    pf_buf_free(&plain);
+    pf_buf_release(&plain);
     return rc;
 }
 
@@ -258,6 +258,6 @@ int pf_blob_open(const pf_keys *keys, const uint8_t pack_key[PF_KEY_LEN], const 
 out:
     if (rc)
         out->len = start;
-    pf_buf_free(&plain);
+    pf_buf_release(&plain); /* the blob's bytes, as restored */
     return rc;
 }

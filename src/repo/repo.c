@@ -946,13 +946,13 @@ static int check_orphan(const char *key, uint64_t size, void *vctx, pf_err *err)
         es = NULL;
     }
     free(es);
-    pf_buf_free(&tail);
+    pf_buf_release(&tail); /* a whole pack: ciphertext */
     return 0;
 skip:
     /* A pack that cannot be read is not reused; check reports it. */
     pf_debug("ignoring unindexed pack %s: %s", key, e.msg);
     free(es);
-    pf_buf_free(&tail);
+    pf_buf_release(&tail);
     return 0;
 }
 
@@ -1010,7 +1010,7 @@ int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_e
     rc = 0;
 out:
     OPENSSL_cleanse(pk, sizeof pk);
-    pf_buf_free(&sealed);
+    pf_buf_release(&sealed);
     return rc;
 }
 

@@ -71,7 +71,7 @@ static pf_buf pool_take(pf_saver *s)
 static void pool_give(pf_saver *s, pf_buf *b)
 {
     /* caller holds s->mu. Blob data is what the files hold: freed without a wipe
-     * (docs/SECURITY.md). */
+     * (docs/DECISIONS.md). */
     if (b->cap && s->npool < POOL_MAX && b->cap <= 4 * s->repo->chunker.avg + 1)
         s->pool[s->npool++] = *b;
     else
