@@ -216,11 +216,11 @@ static int local_sync(pf_store *s, const char *const *keys, size_t n, pf_err *er
         free(path);
     }
     qsort(dirs, nd, sizeof *dirs, cmp_str);
-    for (size_t i = 0; i < nd; i++) {
-        if (!rc && (i == 0 || strcmp(dirs[i], dirs[i - 1])))
+    for (size_t i = 0; i < nd && !rc; i++)
+        if (i == 0 || strcmp(dirs[i], dirs[i - 1]))
             rc = fsync_dir(dirs[i], err);
+    for (size_t i = 0; i < nd; i++)
         free(dirs[i]);
-    }
     free(dirs);
     return rc;
 }
