@@ -19,7 +19,8 @@
 /* Blob buffers go back to a pool instead of to free(): a blob is larger than malloc's mmap
  * threshold, so a fresh buffer per blob was an mmap, a page fault per 4 KiB, zeroing and
  * a munmap. The pool never holds more than the blobs in flight (the queue and one per
- * worker); a buffer grown by a rare very large blob is freed rather than kept. */
+ * worker); a buffer grown past twice the average blob is freed rather than kept, so the pool holds
+ * about what the blobs in flight did before. */
 #define POOL_MAX (QUEUE_DEPTH + MAX_WORKERS + 1)
 
 typedef struct job {
@@ -72,7 +73,7 @@ static void pool_give(pf_saver *s, pf_buf *b)
 {
     /* caller holds s->mu. Blob data is what the files hold: freed without a wipe
      * (docs/DECISIONS.md). */
-    if (b->cap && s->npool < POOL_MAX && b->cap <= 4 * s->repo->chunker.avg + 1)
+    if (b->cap && s->npool < POOL_MAX && b->cap <= 2 * s->repo->chunker.avg + 1)
         s->pool[s->npool++] = *b;
     else
         free(b->data);

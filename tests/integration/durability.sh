@@ -28,6 +28,9 @@ for i in $(seq 1 50); do printf 'small file %d\n' "$i" >"$T/small/s$i"; done
 DATA=$((4 * 10 * 1048576))
 
 pf() { "$PF" --repo "$REPO" "$@"; }
+# LeakSanitizer cannot run under ptrace: a sanitizer build is traced with leak checks off
+# (the same commands run untraced here too, with them on).
+traced() { ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" strace -f -qq "$@"; }
 jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 packs_in() { find "$1/data" -type f -regextype posix-extended -regex '.*/[0-9a-f]{64}' 2>/dev/null | wc -l; }
 count_in() { find "$1/$2" -type f 2>/dev/null | grep -vc '\.tmp-' || true; }
@@ -35,7 +38,7 @@ count_in() { find "$1/$2" -type f 2>/dev/null | grep -vc '\.tmp-' || true; }
 say "order: a trace of a whole backup"
 REPO=$W/order
 run 0 pf init
-run 0 strace -f -qq -y -e trace=fsync,rename -o "$W/trace.txt" "$PF" --repo "$REPO" backup "$T"
+run 0 traced -y -e trace=fsync,rename -o "$W/trace.txt" "$PF" --repo "$REPO" backup "$T"
 python3 - "$W/trace.txt" "$REPO" <<'EOF'
 import os, re, sys
 trace, repo = sys.argv[1], os.path.realpath(sys.argv[2])
@@ -92,7 +95,7 @@ killed_at() {
     REPO=$W/$name
     rm -rf "$REPO" "$W/restore"
     run 0 pf init
-    strace -f -qq -o /dev/null "$@" "$PF" --repo "$REPO" backup "$T" >"$W/kill-out.txt" 2>&1 || rc=$?
+    traced -o /dev/null "$@" "$PF" --repo "$REPO" backup "$T" >"$W/kill-out.txt" 2>&1 || rc=$?
     [ $rc = 137 ] || { cat "$W/kill-out.txt" >&2; fail "$name: backup exited $rc, not killed"; }
     [ "$(count_in "$REPO" snapshots)" = 0 ] || fail "$name: a killed backup left a snapshot"
     LEFT=$(packs_in "$REPO")
