@@ -84,9 +84,9 @@ static void pool_give(pf_saver *s, pf_buf *b)
  * are put without waiting for the disk, and the index's packs are made durable here in one
  * batch (the adopted packs of an interrupted backup too: they may not have reached the
  * disk before that backup died). */
-static int sync_pending(pf_saver *s, pf_err *err)
+static int sync_packs(pf_saver *s, const pf_index_file *f, pf_err *err)
 {
-    size_t n = s->pending.npacks;
+    size_t n = f->npacks;
     char(*names)[80] = malloc(n * sizeof *names);
     const char **keys = malloc(n * sizeof *keys);
     if (!names || !keys) {
@@ -95,7 +95,7 @@ static int sync_pending(pf_saver *s, pf_err *err)
         return pf_err_set(err, PF_EGENERIC, "out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        pf_pack_key_name(s->pending.packs[i].info.id, names[i]);
+        pf_pack_key_name(f->packs[i].info.id, names[i]);
         keys[i] = names[i];
     }
     int rc = pf_store_sync(s->repo->store, keys, n, err);
@@ -104,15 +104,27 @@ static int sync_pending(pf_saver *s, pf_err *err)
     return rc ? pf_err_prefix(err, "making packs durable") : 0;
 }
 
-static int write_index(pf_saver *s, pf_err *err)
+/* Makes the pending packs durable and writes the index file naming them. The caller holds
+ * s->mu and keeps holding it unless `unlock`: then the batch is taken out of pending and
+ * written with s->mu released, so that the other workers and the walk do not wait on the
+ * disk's flush (on failure the saver fails, and no snapshot can name the batch's blobs). */
+static int write_index(pf_saver *s, int unlock, pf_err *err)
 {
-    /* caller holds s->mu */
     if (!s->pending.npacks)
         return 0;
-    if (sync_pending(s, err))
-        return -1;
-    int rc = pf_repo_save_index(s->repo, &s->pending, err);
-    if (!rc) {
+    pf_index_file batch = s->pending;
+    if (unlock) {
+        s->pending = (pf_index_file){0};
+        s->pending_entries = 0;
+        pthread_mutex_unlock(&s->mu);
+    }
+    int rc = sync_packs(s, &batch, err);
+    if (!rc)
+        rc = pf_repo_save_index(s->repo, &batch, err);
+    if (unlock) {
+        pf_index_file_free(&batch);
+        pthread_mutex_lock(&s->mu);
+    } else if (!rc) {
         pf_index_file_free(&s->pending);
         s->pending_entries = 0;
     }
@@ -153,7 +165,7 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     s->stats.bytes_stored += pk->data.len;
     int rc = 0;
     if (s->pending.npacks >= PACKS_PER_INDEX || s->pending_entries >= ENTRIES_PER_INDEX)
-        rc = write_index(s, err);
+        rc = write_index(s, 1, err);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -341,7 +353,7 @@ int pf_saver_finish(pf_saver *s, pf_err *err)
     if (s->failed) {
         *err = s->first_err;
         rc = -1;
-    } else if (write_index(s, err)) {
+    } else if (write_index(s, 0, err)) {
         fail(s, err);
         rc = -1;
     }
