@@ -328,8 +328,9 @@ pf_repo *pf_cli_open_repo(pf_err *err)
     }
     pf_repo *r = pf_repo_open(st, pass, err);
     pf_cli_passphrase_free(pass);
-    /* Remote repositories keep index files and snapshots in a local cache. */
-    if (r && pf_store_properties(r->store).remote) {
+    /* Remote repositories keep index files and snapshots in a local cache; a write-only
+     * key keeps its own trees and snapshots there, whatever the store. */
+    if (r && (pf_store_properties(r->store).remote || r->keys.write_only)) {
         const char *base = getenv("PERMAFROST_CACHE_DIR");
         char path[4096];
         if (!base || !*base) {

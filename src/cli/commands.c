@@ -67,7 +67,7 @@ const pf_command pf_commands[] = {
     {"copy", cmd_copy, "copy snapshots into another repository (--to URL)", &pf_syntax_copy, REPO,
      SHARED, SHARED},
     {"key", cmd_key, "list, add, remove, change passphrases; paper export/import", &pf_syntax_key,
-     REPO, NONE, NONE},
+     REPO | PF_CMD_PASSPHRASE, NONE, NONE},
     {"upgrade", cmd_upgrade, "move a repository of format 1 to format 2 (authenticated config)",
      &pf_syntax_upgrade, REPO | PF_CMD_PASSPHRASE, EXCL, EXCL},
     /* The server side of ssh:// (run by sshd): no repository opened for it, no config read
@@ -104,6 +104,17 @@ pf_cmd_lock pf_cmd_lock_of(const pf_command *cmd, bool dry_run)
  * write; when it fails for lack of space, first the temporary files of killed writes are
  * removed (they belong to no live writer, whatever locks exist: see prune.h), then the
  * reserve object (repo/reserve.h), each followed by a new try. */
+/* A write-only key adds backups and WAL, lists and adds keys (key.c decides which), and
+ * removes stale locks; everything else reads what is stored. */
+static bool write_only_may(const char *command)
+{
+    static const char *const ok[] = {"backup", "wal-push", "unlock", "key"};
+    for (size_t i = 0; i < sizeof ok / sizeof *ok; i++)
+        if (!strcmp(command, ok[i]))
+            return true;
+    return false;
+}
+
 static struct pf_lock *lock_exclusive(pf_repo *r, const char *command, pf_err *err)
 {
     struct pf_lock *l = pf_cli_lock(r, true, command, err);
@@ -155,12 +166,14 @@ int pf_cmd_open(pf_cmd_ctx *c, pf_err *err)
         }
         c->repo = pf_repo_open(st, c->passphrase, err);
     } else if (cmd->flags & PF_CMD_CACHED_KEY) {
-        c->repo = pf_cli_open_repo_cached(err);
+        c->repo = pf_cli_open_repo_cached(write_only_may(cmd->name), err);
     } else {
         c->repo = pf_cli_open_repo(err);
     }
     if (!c->repo)
         return -1;
+    if (c->repo->keys.write_only && !write_only_may(cmd->name))
+        return pf_repo_need_full_key(c->repo, cmd->name, err);
     pf_cmd_lock lk = pf_cmd_lock_of(cmd, c->dry_run);
     if (lk == PF_CMD_LOCK_EXCLUSIVE && (cmd->flags & PF_CMD_ROOM_FOR_LOCK) && !c->dry_run)
         c->lock = lock_exclusive(c->repo, cmd->name, err);

@@ -36,6 +36,9 @@ const pf_conf_key pf_conf_keys[] = {
      "Mastodon's live/ directory; plain 'permafrost backup' then backs up the whole server"},
     {"exclude_cache", PF_CONF_BOOL, 0, 0, "backup --live --exclude-cache",
      "leave media cache/ (remote accounts' media, fetched again on demand) out"},
+    {"media_from_s3", PF_CONF_BOOL, 0, 0, "backup --live --media-from-s3",
+     "with S3_ENABLED=true, mirror the media bucket into the snapshot (read with the keys of "
+     ".env.production, incrementally by ETag and size)"},
     {"host", PF_CONF_BOOL, 0, 0, "",
      "keep the machine's files (/etc/letsencrypt, the nginx site, the mastodon-* units, the "
      "crontab) in backup --live (default yes)"},
@@ -51,6 +54,15 @@ const pf_conf_key pf_conf_keys[] = {
      "PostgreSQL role that backup --live dumps the database as"},
     {"pg_password", PF_CONF_TEXT, 0, 0, "DB_PASS of .env.production",
      "password of pg_user for backup --live"},
+    {"postgres", PF_CONF_TEXT, 0, 0, "backup --live --postgres",
+     "the database as logical (pg_dump, the default), physical (a base backup, for "
+     "point-in-time restore from the WAL archive) or both"},
+    {"pg_physical_conninfo", PF_CONF_TEXT, 0, 0, "",
+     "libpq connection string of a role with REPLICATION for the base backup (default: "
+     "backup --live's connection)"},
+    {"pg_physical_target", PF_CONF_PATH, 0, 0, "restore --live --pg-physical-target",
+     "data directory a point-in-time restore writes (default "
+     "/var/lib/postgresql/<major>/main)"},
     {"redis_host", PF_CONF_TEXT, 0, 0, "REDIS_HOST of .env.production",
      "Redis host that backup --live takes the snapshot from"},
     {"redis_port", PF_CONF_INT, 1, 65535, "REDIS_PORT of .env.production",

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/atomicfile.h"
 #include "common/buf.h"
 
 pf_run_report pf_monitor_report;
@@ -258,9 +259,7 @@ int pf_metrics_write(const char *path, const pf_run_report *r, pf_err *err)
     pf_buf old = PF_BUF_INIT, kept[NFAMILIES], fresh[NFAMILIES], out = PF_BUF_INIT;
     for (size_t i = 0; i < NFAMILIES; i++)
         kept[i] = fresh[i] = (pf_buf)PF_BUF_INIT;
-    int rc = -1, fd = -1;
-    char *tmp = NULL;
-    FILE *f = NULL;
+    int rc = -1;
 
     if (read_previous(path, &old, err) < 0)
         goto out;
@@ -321,46 +320,14 @@ int pf_metrics_write(const char *path, const pf_run_report *r, pf_err *err)
         pf_buf_append(&out, fresh[i].data, fresh[i].len);
     }
 
-    /* node_exporter reads every *.prom file of its directory: the temporary name must not
-     * end in .prom, or a half-written file could be scraped. */
-    if (asprintf(&tmp, "%s.tmp-%ld", path, (long)getpid()) < 0) {
-        tmp = NULL;
-        pf_err_set(err, PF_EGENERIC, "out of memory");
+    /* node_exporter reads every *.prom file of its directory: the temporary name does
+     * not end in .prom, so a half-written file is never scraped. */
+    if (pf_write_file_atomic(path, out.data, out.len, 0644, NULL, err)) {
+        pf_err_prefix(err, "metrics file %s", path);
         goto out;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        pf_err_sys(err, PF_EIO, "metrics file %s: cannot create %s", path, tmp);
-        goto out;
-    }
-    f = fdopen(fd, "w");
-    if (!f) {
-        pf_err_sys(err, PF_EIO, "metrics file %s: cannot write %s", path, tmp);
-        goto out;
-    }
-    fd = -1;
-    int bad = fchmod(fileno(f), 0644) < 0 || fwrite(out.data, 1, out.len, f) != out.len ||
-              fflush(f) != 0 || fsync(fileno(f)) < 0;
-    bad |= fclose(f) != 0;
-    f = NULL;
-    if (bad) {
-        pf_err_sys(err, PF_EIO, "metrics file %s: cannot write %s", path, tmp);
-        goto out;
-    }
-    if (rename(tmp, path) < 0) {
-        pf_err_sys(err, PF_EIO, "metrics file %s: cannot rename %s over it", path, tmp);
-        goto out;
-    }
-    free(tmp);
-    tmp = NULL;
     rc = 0;
 out:
-    if (fd >= 0)
-        close(fd);
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
     pf_buf_free(&old);
     pf_buf_free(&out);
     for (size_t i = 0; i < NFAMILIES; i++) {

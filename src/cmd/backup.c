@@ -12,6 +12,7 @@
 #include "cmd/live.h"
 #include "cmd/pgphys.h"
 #include "common/log.h"
+#include "common/treesize.h"
 #include "component/component.h"
 #include "mastodon/mastodon.h"
 #include "mastodon/mediacheck.h"
@@ -27,9 +28,15 @@ static const char backup_help[] =
     "With --live, backs up a whole Mastodon server (see 'permafrost backup --live --help').\n"
     "Exit code 3: the snapshot was written but some files could not be read.\n";
 
+/* A first backup of paths has no parent to take its size from: this walk sums them. */
+static pf_treesize *first_total;
+
 static void backup_progress(const pf_backup_run *b, const pf_archive_stats *st)
 {
-    pf_live_progress(b->started, st->files, st->bytes, st->bytes_read, b->estimate);
+    uint64_t estimate = b->estimate;
+    if (!estimate && first_total)
+        estimate = pf_treesize_total(first_total);
+    pf_live_progress(b->started, st->files, st->bytes, st->bytes_read, estimate);
 }
 
 /* The lock, then the run: taken before and released after it, so that a signal removes
@@ -141,16 +148,26 @@ static int commit_and_report(pf_backup_run *b, const char *what)
 }
 
 static const char backup_live_help[] =
-    "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media,host]\n"
-    "                         [--exclude-cache] [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
+    "usage: permafrost backup --live [DIR] [--only db,physical,secrets,redis,media,host]\n"
+    "                         [--exclude-cache] [--media-from-s3] [--tag T]...\n"
+    "                         [--time \"YYYY-MM-DD HH:MM:SS\"] [--postgres "
+    "logical|physical|both]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
     "taken over the replication protocol, and the uploaded media (public/system or\n"
     "PAPERCLIP_ROOT_PATH; --exclude-cache leaves out cache/, remote media that can be\n"
-    "fetched again). DIR (Mastodon's live/ directory) defaults to 'live' in the config\n"
-    "file, else /home/mastodon/live: '--live' alone takes it. The machine's files go in too\n"
-    "(host/: /etc/letsencrypt, the nginx sites naming LOCAL_DOMAIN, the mastodon-*.service\n"
-    "units and drop-ins, the mastodon crontab) unless the config file says host = no.\n\n"
+    "fetched again). With S3_ENABLED=true the media are in a bucket and left out, unless\n"
+    "--media-from-s3 (config media_from_s3 = true): then the bucket .env.production names\n"
+    "is read with its AWS_* keys into the snapshot's media/; objects whose ETag and size\n"
+    "equal the parent snapshot's are not read again. DIR (Mastodon's live/ directory)\n"
+    "defaults to 'live' in the config file, else /home/mastodon/live: '--live' alone takes\n"
+    "it. The machine's files go in too (host/: /etc/letsencrypt, the nginx sites naming\n"
+    "LOCAL_DOMAIN, the mastodon-*.service units and drop-ins, the mastodon crontab)\n"
+    "unless the config file says host = no.\n"
+    "--postgres (config: postgres) takes the database as the logical dump (the default),\n"
+    "a physical base backup through the replication protocol (postgres-physical/, for\n"
+    "point-in-time restore with the WAL that archive_command = 'permafrost wal-push %p'\n"
+    "archives; the role needs REPLICATION, pg_physical_conninfo names another), or both.\n\n"
     "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
     "the database and the roles are dumped as postgres (peer authentication), or as the\n"
     "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
@@ -163,11 +180,15 @@ static int backup_live(int argc, char **argv)
                                          {"live", optional_argument, 0, 'L'},
                                          {"only", required_argument, 0, 'o'},
                                          {"exclude-cache", no_argument, 0, 'x'},
+                                         {"media-from-s3", no_argument, 0, 'S'},
                                          {"tag", required_argument, 0, 't'},
                                          {"time", required_argument, 0, 'T'},
+                                         {"postgres", required_argument, 0, 'G'},
                                          {0, 0, 0, 0}};
-    const char *when = NULL, *tags[32];
-    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"), .tags = tags};
+    const char *when = NULL, *tags[32], *pg_mode = pf_config_get("postgres");
+    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"),
+                                 .media_from_s3 = pf_config_true("media_from_s3"),
+                                 .tags = tags};
     pf_err err = {0};
     int c;
     optind = 1;
@@ -184,12 +205,18 @@ static int backup_live(int argc, char **argv)
         case 'x':
             o.exclude_cache = true;
             break;
+        case 'S':
+            o.media_from_s3 = true;
+            break;
         case 't':
             if (o.ntags < 32)
                 tags[o.ntags++] = optarg;
             break;
         case 'T':
             when = optarg;
+            break;
+        case 'G':
+            pg_mode = optarg;
             break;
         default:
             return pf_live_usage(backup_live_help, "backup");
@@ -203,6 +230,9 @@ static int backup_live(int argc, char **argv)
     if (when && pf_parse_local_time(when, &o.time_ns, &o.tz_offset, &err))
         return pf_cli_fail(&err);
     o.set_time = when != NULL;
+    if (pg_mode && pf_mastodon_postgres_mode(pg_mode, &o.postgres_mode, &err))
+        return pf_cli_fail(&err);
+    o.pg_physical_conninfo = pf_config_get("pg_physical_conninfo");
     const char *v;
     o.pg_host = pf_config_get("pg_host");
     o.pg_port = (v = pf_config_get("pg_port")) ? atoi(v) : 0;
@@ -254,7 +284,7 @@ static int is_live_option(const char *a)
 
 static int cmd_backup_live(int argc, char **argv)
 {
-    static const char *const with_arg[] = {"--only", "--tag", "-t", "--time", NULL};
+    static const char *const with_arg[] = {"--only", "--tag", "-t", "--time", "--postgres", NULL};
     return pf_live_run(argc, argv, 0, with_arg, backup_live);
 }
 
@@ -340,6 +370,13 @@ int cmd_backup(int argc, char **argv)
     }
     for (size_t i = 0; i < ntags; i++)
         pf_snapshot_add_tag(&b.snap, tags[i]);
+    if (!b.estimate && pf_g.tty && pf_g.verbosity >= 0) {
+        /* A small tree is summed before the first progress line; a big one goes on being
+         * summed beside the backup, and its total shows when it is known. */
+        first_total = pf_treesize_start(abs, npaths);
+        if (first_total)
+            pf_treesize_wait(first_total, 1.0);
+    }
     for (size_t i = 0; i < npaths; i++) {
         char buf[PATH_MAX];
         const char *name = base_name(abs[i], buf, sizeof buf);
@@ -353,6 +390,8 @@ int cmd_backup(int argc, char **argv)
     }
     rc = commit_and_report(&b, "");
 out:
+    pf_treesize_stop(first_total);
+    first_total = NULL;
     pf_backup_end(&b);
     pf_cli_unlock(lock);
     pf_repo_free(r);

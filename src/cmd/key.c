@@ -11,7 +11,7 @@
 
 const pf_cmd_syntax pf_syntax_key = {
     .usage = "usage: permafrost key list\n"
-             "       permafrost key add [--new-password-file FILE]\n"
+             "       permafrost key add [--write-only] [--new-password-file FILE]\n"
              "       permafrost key remove ID\n"
              "       permafrost key passwd [--new-password-file FILE]\n"
              "       permafrost key export --paper\n"
@@ -19,9 +19,13 @@ const pf_cmd_syntax pf_syntax_key = {
              "Several passphrases can open one repository. 'export --paper' prints the master key\n"
              "as a recovery sheet with a checksum per line: print it and keep it with your other\n"
              "offline secrets. 'import --paper' types it back (from FILE or stdin) and adds a new\n"
-             "passphrase, for when every passphrase is lost.\n",
+             "passphrase, for when every passphrase is lost.\n\n"
+             "'add --write-only' makes a key for the server being backed up: with it backups\n"
+             "and wal-push work and deduplicate, but nothing stored can be read (restore, ls,\n"
+             "check --read-data, prune need a full key). It moves a repository to format 3.\n",
     .longopts = (const struct option[]){{"new-password-file", required_argument, 0, 'N'},
                                         {"paper", no_argument, 0, 'P'},
+                                        {"write-only", no_argument, 0, 'W'},
                                         {0, 0, 0, 0}},
     .min_args = 1,
     .max_args = -1};
@@ -54,13 +58,14 @@ static int list_keys(pf_repo *r)
             cJSON *j = cJSON_CreateObject();
             cJSON_AddStringToObject(j, "id", k[i].id);
             cJSON_AddBoolToObject(j, "current", k[i].current);
+            cJSON_AddBoolToObject(j, "write_only", k[i].write_only);
             cJSON_AddStringToObject(j, "created", k[i].created);
             cJSON_AddStringToObject(j, "host", k[i].host);
             cJSON_AddStringToObject(j, "user", k[i].user);
             cJSON_AddItemToArray(arr, j);
         } else {
-            printf("%c %.8s  %-20s  %s@%s\n", k[i].current ? '*' : ' ', k[i].id, k[i].created,
-                   k[i].user, k[i].host);
+            printf("%c %.8s  %-20s  %s@%s%s\n", k[i].current ? '*' : ' ', k[i].id, k[i].created,
+                   k[i].user, k[i].host, k[i].write_only ? "  write-only" : "");
         }
     }
     if (arr)
@@ -150,10 +155,12 @@ static int import_paper(const char *file, const char *newfile)
 int cmd_key(pf_cmd_ctx *c)
 {
     const char *newfile = NULL;
-    bool paper = false;
+    bool paper = false, write_only = false;
     for (size_t i = 0; i < c->nopts; i++) {
         if (c->opts[i].c == 'N')
             newfile = c->opts[i].arg;
+        else if (c->opts[i].c == 'W')
+            write_only = true;
         else
             paper = true;
     }
@@ -175,12 +182,39 @@ int cmd_key(pf_cmd_ctx *c)
     if (!strcmp(sub, "export") && !paper) {
         return pf_cli_usage(NULL, "key export needs --paper");
     }
+    if (write_only && strcmp(sub, "add")) {
+        return pf_cli_usage(NULL, "--write-only goes with 'key add'");
+    }
     pf_err err = {0};
     if (pf_cmd_open(c, &err))
         return pf_cli_fail(&err);
     pf_repo *r = c->repo;
     int rc = PF_EXIT_OK;
     char id[PF_HEX_ID_LEN + 1];
+    if (strcmp(sub, "list") &&
+        pf_repo_need_full_key(r, strcmp(sub, "export") ? "key changes" : "key export --paper",
+                              &err))
+        return pf_cli_fail(&err);
+    if (write_only) {
+        char *pass = new_passphrase(newfile, &err);
+        int was = r->format;
+        if (pass && c->passphrase && !strcmp(pass, c->passphrase))
+            pf_err_set(&err, PF_EUSAGE,
+                       "the write-only key needs a passphrase of its own: this one opens a full "
+                       "key");
+        else if (pass && !pf_repo_add_write_key(r, pass, id, &err)) {
+            if (pf_g.json)
+                key_result(id, NULL);
+            else if (pf_g.verbosity >= 0)
+                printf("added write-only key %.8s%s: give the server being backed up this "
+                       "passphrase only; keep the full key's off it\n",
+                       id, was < r->format ? " (the repository is now of format 3)" : "");
+            pf_cli_passphrase_free(pass);
+            return PF_EXIT_OK;
+        }
+        pf_cli_passphrase_free(pass);
+        return pf_cli_fail(&err);
+    }
     if (!strcmp(sub, "list")) {
         rc = list_keys(r);
     } else if (!strcmp(sub, "remove")) {

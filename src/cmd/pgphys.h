@@ -9,4 +9,10 @@ int cmd_backup_pgphys(int argc, char **argv);
  * [--restore-command CMD] */
 int cmd_restore_pgphys(int argc, char **argv);
 
+#include "common/buf.h"
+/* Appends the restore_command that reaches this repository the way this run did: this
+ * binary, the repository, and the PERMAFROST_* variables that name the passphrase file,
+ * the config and the key cache (which the cluster's OS user must be able to read). */
+void pf_pgphys_default_restore_command(pf_buf *cmd);
+
 #endif

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -57,7 +58,9 @@ static const char restore_live_help[] =
     "usage: permafrost restore SNAPSHOT --live [DIR] [--only db,secrets,redis,media,host]\n"
     "         [--force] [--host-files] [--pg-host H] [--pg-port P] [--pg-admin-user U]\n"
     "         [--jobs N] [--redis-host H] [--redis-port P] [--media-root PATH]\n"
-    "         [--pg-restore-as-admin]\n\n"
+    "         [--pg-restore-as-admin] [--media-to-s3]\n"
+    "       permafrost restore [SNAPSHOT] --live [DIR] --to \"YYYY-MM-DD HH:MM:SS\"|latest\n"
+    "         [--pg-physical-target DATADIR] [--pg-ctl-options OPTS] [--restore-command CMD]\n\n"
     "Rebuilds a Mastodon server from a snapshot on a machine where PostgreSQL and Redis\n"
     "are installed, running and empty: writes DIR/.env.production, creates the roles and\n"
     "the database and restores it with parallel pg_restore, restores the media with their\n"
@@ -69,12 +72,28 @@ static const char restore_live_help[] =
     "pg_restore runs as the owner (DB_USER), which bounds what the dump can do;\n"
     "--pg-restore-as-admin runs it as the admin, for a dump of objects of other roles.\n"
     "The media go to --media-root, else the target's own PAPERCLIP_ROOT_PATH, else\n"
-    "DIR/public/system; a directory outside DIR must be named with --media-root. Other\n"
+    "DIR/public/system; a directory outside DIR must be named with --media-root.\n"
+    "--media-to-s3 uploads them instead to the bucket the target's .env.production names\n"
+    "(S3_BUCKET, S3_ENDPOINT or S3_HOSTNAME, S3_REGION, its AWS_* keys, S3_PERMISSION as\n"
+    "the ACL): the file already there when this restore does not write secrets, else the\n"
+    "snapshot's. Other\n"
     "hosts, ports or media directory than the snapshot's are written into the restored\n"
     ".env.production (nothing else in it changes). DIR defaults as for backup --live.\n"
     "The machine's files (host/) are written back only with --only host or --host-files,\n"
     "below host_root of the config file (default /), each listed first as new, the same or\n"
-    "different; a different one is replaced only with --force.\n";
+    "different; a different one is replaced only with --force.\n\n"
+    "Point in time (a snapshot taken with postgres = physical or both): --to recovers the\n"
+    "database to that time (local), or to the end of the archived WAL with 'latest', the\n"
+    "default when the snapshot holds a base backup. The cluster must be stopped or absent:\n"
+    "the newest base backup that ended before the target is written into DATADIR (config\n"
+    "pg_physical_target; default /var/lib/postgresql/<major>/main, owned by postgres, the\n"
+    "cluster's configuration taken from /etc/postgresql/<major>/main when the data directory\n"
+    "has none), restore_command = 'permafrost wal-fetch %f %p' (CMD replaces it; the\n"
+    "cluster's OS user must be able to read the passphrase file and the repository),\n"
+    "the recovery target and promote; the cluster is started (pg_ctl -o OPTS) and waited\n"
+    "for until it promotes. Then the secrets, Redis and media of the snapshot nearest before\n"
+    "the target are restored, and two lines say the time recovery reached and how much\n"
+    "older those are than the database.\n";
 
 static void print_restored(const pf_mastodon_restore_opts *o, const pf_mastodon_restored *m)
 {
@@ -127,6 +146,44 @@ static void print_finish(const pf_mastodon_restore_opts *o, const pf_mastodon_re
     pf_buf_free(&only);
 }
 
+/* --to: a time or latest (a point-in-time restore); without it, one happens only when the
+ * snapshot holds a base backup. */
+static int pitr_options(pf_mastodon_restore_opts *o, const char *to, pf_err *err)
+{
+    if (!to)
+        return 0;
+    o->pitr = PF_PITR_ON;
+    o->to_ns = INT64_MAX;
+    int32_t tz;
+    if (strcmp(to, "latest") && pf_parse_local_time(to, &o->to_ns, &tz, err))
+        return pf_err_prefix(err, "--to");
+    return 0;
+}
+
+/* After a point-in-time restore: where the database got to, and how far the other
+ * components are from it. */
+static void print_pitr(const pf_mastodon_restored *m)
+{
+    char when[32] = "", rest[32];
+    time_t t;
+    struct tm tm;
+    int64_t at = m->reached_ns ? m->reached_ns : m->db_end_ns;
+    if (at && at != INT64_MAX) {
+        t = (time_t)(at / 1000000000);
+        localtime_r(&t, &tm);
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    }
+    t = (time_t)(m->rest_ns / 1000000000);
+    localtime_r(&t, &tm);
+    strftime(rest, sizeof rest, "%Y-%m-%d %H:%M:%S", &tm);
+    printf("database recovered to %s from base backup %.8s into %s (%s)\n",
+           *when ? when : "an unknown time", m->db_id, m->data_dir,
+           *m->reached ? m->reached : "the end of the base backup: no later transaction archived");
+    double stale = at && at != INT64_MAX ? (double)(at - m->rest_ns) / 1e9 : 0;
+    printf("secrets, Redis and media are from snapshot %.8s (%s): %.0f s %s than the database\n",
+           m->id, rest, stale < 0 ? -stale : stale, stale < 0 ? "newer" : "older");
+}
+
 static int restore_live(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
@@ -142,9 +199,16 @@ static int restore_live(int argc, char **argv)
                                          {"media-root", required_argument, 0, 'M'},
                                          {"pg-restore-as-admin", no_argument, 0, 'A'},
                                          {"host-files", no_argument, 0, 'F'},
+                                         {"to", required_argument, 0, 'T'},
+                                         {"pg-physical-target", required_argument, 0, 'D'},
+                                         {"pg-ctl-options", required_argument, 0, 'O'},
+                                         {"restore-command", required_argument, 0, 'C'},
+                                         {"media-to-s3", no_argument, 0, 'S'},
                                          {0, 0, 0, 0}};
     pf_mastodon_restore_opts o = {.pgbouncer_ini = pf_config_get("pgbouncer_ini"),
-                                  .host_root = pf_config_get("host_root")};
+                                  .host_root = pf_config_get("host_root"),
+                                  .pg_data_dir = pf_config_get("pg_physical_target")};
+    const char *to = NULL;
     pf_err err = {0};
     int c;
     optind = 1;
@@ -188,11 +252,28 @@ static int restore_live(int argc, char **argv)
         case 'F':
             o.host_files = true;
             break;
+        case 'T':
+            to = optarg;
+            break;
+        case 'D':
+            o.pg_data_dir = optarg;
+            break;
+        case 'O':
+            o.pg_ctl_options = optarg;
+            break;
+        case 'C':
+            o.restore_command = optarg;
+            break;
+        case 'S':
+            o.media_to_s3 = true;
+            break;
         default:
             return pf_live_usage(restore_live_help, "restore");
         }
     }
-    if (optind != argc - 1 || !o.live) {
+    if (to && optind == argc && o.live)
+        o.snapshot = "latest"; /* with --to, the snapshot is chosen by time */
+    else if (optind != argc - 1 || !o.live) {
         if (pf_g.json)
             return pf_cli_usage(NULL, "restore --live needs one SNAPSHOT and --live DIR");
         fputs(restore_live_help, stderr);
@@ -201,14 +282,28 @@ static int restore_live(int argc, char **argv)
     if (o.media_root && o.media_root[0] != '/') {
         return pf_cli_usage(NULL, "--media-root needs an absolute path (got \"%s\")", o.media_root);
     }
-    o.snapshot = argv[optind];
+    if (!o.snapshot)
+        o.snapshot = argv[optind];
     const int ref = optind; /* getopt moved the snapshot after the options */
+    if (pitr_options(&o, to, &err))
+        return pf_cli_fail(&err);
+    pf_buf restore_cmd = PF_BUF_INIT;
+    if (!o.restore_command) {
+        pf_pgphys_default_restore_command(&restore_cmd);
+        o.restore_command = (const char *)restore_cmd.data;
+    }
     if (!o.pg_host)
         o.pg_host = pf_config_get("restore_pg_host");
     o.pg_admin_password = getenv("PERMAFROST_PG_ADMIN_PASSWORD");
     pf_repo *r = pf_cli_open_repo(&err);
-    if (!r)
+    if (r && pf_repo_need_full_key(r, "restore", &err)) {
+        pf_repo_free(r);
+        r = NULL;
+    }
+    if (!r) {
+        pf_buf_free(&restore_cmd);
         return pf_cli_fail(&err);
+    }
     o.workers = pf_cli_workers(r);
     pf_mastodon_restored done = {0};
     int rc = PF_EXIT_OK;
@@ -219,20 +314,39 @@ static int restore_live(int argc, char **argv)
             print_finish(&o, &done, argc, argv, ref);
     } else {
         pf_progress_done();
+        if (done.pitr && !pf_g.json && pf_g.verbosity >= 0)
+            print_pitr(&done);
         print_restored(&o, &done);
     }
     pf_mastodon_restored_free(&done);
     pf_cli_unlock(lock);
     pf_repo_free(r);
+    pf_buf_free(&restore_cmd);
     return rc;
 }
 
 static int cmd_restore_live(int argc, char **argv)
 {
-    static const char *const with_arg[] = {
-        "--only", "--pg-host",    "--pg-port",    "--pg-admin-user", "--jobs",
-        "-j",     "--redis-host", "--redis-port", "--media-root",    NULL};
-    return pf_live_run(argc, argv, 1, with_arg, restore_live);
+    static const char *const with_arg[] = {"--only",
+                                           "--pg-host",
+                                           "--pg-port",
+                                           "--pg-admin-user",
+                                           "--jobs",
+                                           "-j",
+                                           "--redis-host",
+                                           "--redis-port",
+                                           "--media-root",
+                                           "--to",
+                                           "--pg-physical-target",
+                                           "--pg-ctl-options",
+                                           "--restore-command",
+                                           NULL};
+    /* With --to the snapshot operand may be left out: restore --live DIR --to TIME. */
+    int npos = 1;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--to") || !strncmp(argv[i], "--to=", 5))
+            npos = 0;
+    return pf_live_run(argc, argv, npos, with_arg, restore_live);
 }
 
 int cmd_restore(int argc, char **argv)
@@ -240,8 +354,9 @@ int cmd_restore(int argc, char **argv)
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--live") || !strncmp(argv[i], "--live=", 7))
             return cmd_restore_live(argc, argv);
-        else if (!strcmp(argv[i], "--pg-physical-target") ||
-                 !strncmp(argv[i], "--pg-physical-target=", 21))
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--pg-physical-target") ||
+            !strncmp(argv[i], "--pg-physical-target=", 21))
             return cmd_restore_pgphys(argc, argv);
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
                                          {"target", required_argument, 0, 't'},
@@ -278,6 +393,10 @@ int cmd_restore(int argc, char **argv)
     }
     pf_err err = {0};
     pf_repo *r = pf_cli_open_repo(&err);
+    if (r && pf_repo_need_full_key(r, "restore", &err)) {
+        pf_repo_free(r);
+        r = NULL;
+    }
     if (!r)
         return pf_cli_fail(&err);
     pf_snapshot s;

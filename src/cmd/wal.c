@@ -5,12 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "common/atomicfile.h"
 #include "common/log.h"
 #include "repo/wal.h"
 
@@ -37,8 +39,19 @@ const pf_cmd_syntax pf_syntax_wal_fetch = {
     .min_args = 2,
     .max_args = 2};
 
-static int read_file(const char *path, pf_buf *out, pf_err *err)
+/* Maps the file rather than reading it: a segment is 16 MiB that would otherwise be copied
+ * into fresh memory (page faults, zeroing) and wiped again when freed, which was a third of
+ * a push's CPU. PostgreSQL neither writes nor truncates a segment it is archiving. */
+typedef struct wal_map {
+    const uint8_t *data;
+    size_t len;
+    void *map; /* NULL for an empty file */
+} wal_map;
+
+static int map_file(const char *path, wal_map *m, pf_err *err)
 {
+    static const uint8_t none[1];
+    memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return pf_err_sys(err, PF_EIO, "opening %s", path);
@@ -50,22 +63,26 @@ static int read_file(const char *path, pf_buf *out, pf_err *err)
                           "1 GiB)",
                           path);
     }
-    pf_buf_reserve(out, (size_t)st.st_size);
-    for (;;) {
-        char chunk[1 << 16];
-        ssize_t n = read(fd, chunk, sizeof chunk);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
+    m->len = (size_t)st.st_size;
+    m->data = none;
+    if (m->len) {
+        m->map = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+        if (m->map == MAP_FAILED) {
+            m->map = NULL;
             close(fd);
             return pf_err_sys(err, PF_EIO, "reading %s", path);
         }
-        if (n == 0)
-            break;
-        pf_buf_append(out, chunk, (size_t)n);
+        m->data = m->map;
     }
     close(fd);
     return 0;
+}
+
+static void unmap_file(wal_map *m)
+{
+    if (m->map)
+        munmap(m->map, m->len);
+    m->map = NULL;
 }
 
 int cmd_wal_push(pf_cmd_ctx *c)
@@ -74,11 +91,11 @@ int cmd_wal_push(pf_cmd_ctx *c)
     const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     pf_err err = {0};
     char key[PF_WAL_KEY_MAX];
-    pf_buf data = PF_BUF_INIT;
-    if (pf_wal_key(name, key, &err) || read_file(path, &data, &err))
+    wal_map data;
+    if (pf_wal_key(name, key, &err) || map_file(path, &data, &err))
         return pf_cli_fail(&err);
     if (pf_cmd_open(c, &err)) {
-        pf_buf_free(&data);
+        unmap_file(&data);
         pf_err_prefix(&err, "wal-push %s", name);
         return pf_cli_fail(&err);
     }
@@ -95,7 +112,7 @@ int cmd_wal_push(pf_cmd_ctx *c)
         pf_human_bytes(res.bytes_new, h, sizeof h);
         pf_debug("%s archived (%s stored)", name, h);
     }
-    pf_buf_free(&data);
+    unmap_file(&data);
     return rc;
 }
 
@@ -103,33 +120,7 @@ int cmd_wal_push(pf_cmd_ctx *c)
  * segment. */
 static int write_dest(const char *dest, const pf_buf *b, pf_err *err)
 {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.permafrost-tmp", dest) >= sizeof tmp)
-        return pf_err_set(err, PF_EUSAGE, "%s: path too long", dest);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return pf_err_sys(err, PF_EIO, "creating %s", tmp);
-    size_t done = 0;
-    while (done < b->len) {
-        ssize_t w = write(fd, b->data + done, b->len - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            break;
-        done += (size_t)w;
-    }
-    if (done != b->len || fsync(fd)) {
-        pf_err_sys(err, PF_EIO, "writing %s", tmp);
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    if (close(fd) || rename(tmp, dest)) {
-        pf_err_sys(err, PF_EIO, "writing %s", dest);
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    return pf_write_file_atomic(dest, b->data, b->len, 0600, NULL, err);
 }
 
 /* PostgreSQL reads an exit status above 125 as a failure of the command itself and stops

@@ -5,9 +5,13 @@
 #include <string.h>
 
 /* Backup order (component/layout.h says why). */
-const pf_component *const pf_components[] = {&pf_secrets_component, &pf_postgres_component,
-                                             &pf_redis_component,   &pf_media_component,
-                                             &pf_host_component,    NULL};
+const pf_component *const pf_components[] = {&pf_secrets_component,
+                                             &pf_postgres_component,
+                                             &pf_pgphys_component,
+                                             &pf_redis_component,
+                                             &pf_media_component,
+                                             &pf_host_component,
+                                             NULL};
 
 size_t pf_component_count(void)
 {

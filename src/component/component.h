@@ -27,6 +27,7 @@
 #include "common/buf.h"
 #include "common/err.h"
 #include "component/owner.h"
+#include "component/pgphys.h"
 #include "component/postgres.h"
 #include "component/redis.h"
 #include "repo/archiver.h"
@@ -63,14 +64,27 @@ typedef struct pf_component_settings {
                                      * ("DB_PASS of /x/.env.production"); NULL: nobody */
     pf_pg_restore_opts pg_restore;
 
+    /* postgres-physical (pgphys.h) */
+    const char *pg_physical_conninfo;     /* backup: libpq conninfo of a role with REPLICATION;
+                                           * NULL: pg above */
+    const pf_pgphys_restore_opts *pgphys; /* restore: where, and to which time */
+    const pf_snapshot *pgphys_snap;       /* restore: the snapshot whose base backup is used
+                                           * (the newest that ended before the target) */
+
     /* redis */
     pf_redis_conn redis;
     const pf_redis_conn *sidekiq; /* Sidekiq's own Redis; NULL: it shares redis */
 
     /* media */
     const char *media_root;
-    bool media_in_s3; /* S3_ENABLED: nothing on this disk to back up or restore */
+    bool media_in_s3; /* S3_ENABLED: the uploads are in a bucket, not on this disk */
     bool exclude_cache;
+    /* The media bucket (S3_ENABLED, component/s3mirror.h): at backup mirrored into media/
+     * (--media-from-s3), at restore the target media/ is uploaded to (--media-to-s3); NULL:
+     * none. label names it in messages; acl is S3_PERMISSION for uploads (NULL: none). */
+    pf_store *media_bucket;
+    const char *media_bucket_label;
+    const char *media_acl;
 
     /* backup: what else looks at the media as they are saved (the media check,
      * mastodon/mediacheck.h): told every media file stored. NULL: nothing. (Its queries run
@@ -92,7 +106,7 @@ typedef struct pf_component_run {
     /* backup */
     pf_archiver *arch;
     pf_dir *root; /* the snapshot's root: the component adds its folder */
-    /* restore */
+    /* the repository: restored from, or (backup) written (a base backup waits for its WAL) */
     pf_repo *repo;
     const uint8_t *tree;              /* the snapshot's root tree */
     pf_node node[PF_COMPONENT_NODES]; /* found by restore_check, used by restore */
@@ -119,8 +133,11 @@ typedef struct pf_component {
     int (*verify)(pf_component_run *run, pf_err *err);
 } pf_component;
 
-extern const pf_component pf_secrets_component, pf_postgres_component, pf_redis_component,
-    pf_media_component, pf_host_component;
+extern const pf_component pf_secrets_component, pf_postgres_component, pf_pgphys_component,
+    pf_redis_component, pf_media_component, pf_host_component;
+
+/* After the postgres-physical restore of run: how far recovery came; NULL before. */
+const pf_pgphys_restored *pf_pgphys_component_result(const pf_component_run *run);
 
 /* The registry, in backup order; NULL-terminated. Bit i of a component mask is
  * pf_components[i]. */

@@ -311,6 +311,17 @@ static int archive_kept(pf_component_run *run, pf_dir *host, const candidates *c
                 rc = -1;
             else {
                 snprintf(open_name[depth], sizeof open_name[0], "%s", parts[depth]);
+                /* The directory as it is here, for a machine that has none yet. */
+                char dir[4200], on_disk[4200];
+                size_t used = 0;
+                dir[0] = 0;
+                for (int i = 0; i <= depth; i++)
+                    used += (size_t)snprintf(dir + used, sizeof dir - used, "%s%s", i ? "/" : "",
+                                             parts[i]);
+                join(on_disk, sizeof on_disk, root, dir);
+                struct stat st;
+                if (!lstat(on_disk, &st) && S_ISDIR(st.st_mode))
+                    pf_dir_take_meta(run->arch, stack[depth + 1], &st);
                 depth++;
             }
         }

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/atomicfile.h"
 #include "common/log.h"
 #include "component/component.h"
 #include "component/layout.h"
@@ -134,34 +135,10 @@ static void env_text_set(pf_buf *text, const char *key, const char *value)
 static int write_secrets(const pf_buf *text, const pf_node *n, const char *path,
                          const pf_app_owner *owner, pf_err *err)
 {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.permafrost-tmp", path);
-    unlink(tmp);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return pf_err_sys(err, PF_EIO, "cannot create %s", tmp);
-    int rc = 0;
-    for (size_t off = 0; off < text->len && !rc;) {
-        ssize_t w = write(fd, text->data + off, text->len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            rc = pf_err_sys(err, PF_EIO, "writing %s", tmp);
-        else
-            off += (size_t)w;
-    }
-    if (!rc && owner && fchown(fd, owner->uid, owner->gid))
-        pf_warn("cannot give %s to %s: %s", path, owner->name, strerror(errno));
-    if (!rc && fchmod(fd, n->mode & 0777))
-        rc = pf_err_sys(err, PF_EIO, "chmod %s", tmp);
-    if (!rc && fsync(fd))
-        rc = pf_err_sys(err, PF_EIO, "fsync %s", tmp);
-    close(fd);
-    if (!rc && rename(tmp, path))
-        rc = pf_err_sys(err, PF_EIO, "rename to %s", path);
-    if (rc)
-        unlink(tmp);
-    return rc;
+    pf_file_owner as =
+        owner ? (pf_file_owner){owner->uid, owner->gid, owner->name} : (pf_file_owner){0};
+    return pf_write_file_atomic(path, text->data, text->len, n->mode & 0777, owner ? &as : NULL,
+                                err);
 }
 
 static int secrets_restore(pf_component_run *run, pf_err *err)

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "drill/pitr.h"
 #include "drill/scratch.h"
 #include "mastodon/env.h"
 #include "mastodon/mastodon.h"
@@ -166,7 +167,8 @@ static int compare_file(media_walk *w, const char *rel, const pf_node *n)
         ssize_t got = pread(fd, disk.data, blob.len, (off_t)total);
         if (got != (ssize_t)blob.len || memcmp(disk.data, blob.data, blob.len)) {
             snprintf(w->first_bad, sizeof w->first_bad,
-                     "%.200s: differs from the snapshot at byte %llu", rel, (unsigned long long)total);
+                     "%.200s: differs from the snapshot at byte %llu", rel,
+                     (unsigned long long)total);
             bad = 1;
         }
         total += blob.len;
@@ -194,7 +196,8 @@ static int walk_media(media_walk *w, const uint8_t tree[PF_ID_LEN], const char *
     for (size_t i = 0; i < t.count && rc == 0 && !w->first_bad[0] && w->compared < w->want; i++) {
         const pf_node *n = &t.nodes[i];
         char rel[4096];
-        if (snprintf(rel, sizeof rel, "%s%s%.255s", prefix, *prefix ? "/" : "", n->name) >= (int)sizeof rel)
+        if (snprintf(rel, sizeof rel, "%s%s%.255s", prefix, *prefix ? "/" : "", n->name) >=
+            (int)sizeof rel)
             continue; /* deeper than any path a restore writes */
         if (n->type == PF_NODE_DIR && n->nblobs == 1)
             rc = walk_media(w, n->blobs[0], rel, depth + 1);
@@ -322,6 +325,9 @@ static void record(pf_repo *r, const pf_drill_result *res, int exit_code, const 
     rec.detail = cJSON_CreateObject();
     cJSON_AddNumberToObject(rec.detail, "total_seconds",
                             (double)(int64_t)(res->total_seconds * 1000) / 1000);
+    if (res->pitr_seconds > 0)
+        cJSON_AddNumberToObject(rec.detail, "pitr_seconds",
+                                (double)(int64_t)(res->pitr_seconds * 1000) / 1000);
     for (size_t i = 0; i < res->nchecks; i++)
         cJSON_AddBoolToObject(rec.detail, res->checks[i].name, res->checks[i].ok);
     pf_err e = {0};
@@ -354,7 +360,8 @@ int pf_drill_run(pf_repo *r, const pf_drill_opts *o, pf_drill_result *res, pf_er
                                    .redis_socket = sc.redis_socket,
                                    .no_sidekiq = true,
                                    .media_root = media_root,
-                                   .workers = o->workers};
+                                   .workers = o->workers,
+                                   .pitr = PF_PITR_OFF};
     pf_mastodon_restored done = {0};
     double r0 = mono();
     int rc = pf_mastodon_restore(r, &ro, &done, err);
@@ -371,10 +378,14 @@ int pf_drill_run(pf_repo *r, const pf_drill_opts *o, pf_drill_result *res, pf_er
     }
     char dbname[256] = "mastodon_production";
     prove_secrets(sc.live_dir, res, dbname, sizeof dbname);
-    prove_database(&sc, &s, dbname, res);
-    prove_keys(r, &sc, &s, dbname, res);
+    if (pf_mastodon_has_logical(&s)) {
+        prove_database(&sc, &s, dbname, res);
+        prove_keys(r, &sc, &s, dbname, res);
+    }
     prove_media(r, &s, media_root, o->media_sample ? o->media_sample : 20, res);
     prove_redis(&sc, &s, res);
+    if (pf_mastodon_has_physical(&s) && res->nchecks < PF_DRILL_CHECKS_MAX)
+        pf_drill_pitr(r, &s, &sc, o, &res->checks[res->nchecks++], &res->pitr_seconds);
     res->ok = true;
     for (size_t i = 0; i < res->nchecks; i++)
         res->ok &= res->checks[i].ok;

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "repo/repo.h"
@@ -21,6 +22,10 @@ typedef struct pf_drill_opts {
     size_t media_sample;   /* media files compared byte for byte (0: 20) */
     int workers;
     bool keep; /* leave the scratch servers running and say where (debugging) */
+    /* A snapshot with a base backup is also recovered to a point in time (drill/pitr.c):
+     * to_ns (0: the end of the archived WAL), fetching WAL with restore_command. */
+    int64_t to_ns;
+    const char *restore_command;
 } pf_drill_opts;
 
 #define PF_DRILL_CHECKS_MAX 16
@@ -37,6 +42,7 @@ typedef struct pf_drill_result {
     char snapshot[2 * 32 + 1];
     double restore_seconds; /* the RTO: restoring the whole server */
     double total_seconds;   /* with the scratch servers and the proofs */
+    double pitr_seconds;    /* the point-in-time recovery's RTO; 0: none was drilled */
     pf_drill_check checks[PF_DRILL_CHECKS_MAX];
     size_t nchecks;
     bool ok; /* every check held */

@@ -7,6 +7,7 @@
 #include "component/layout.h"
 #include "mastodon/mastodon.h"
 #include "mastodon/mediacheck.h"
+#include "mastodon/s3media.h"
 
 /* version.rb spells it as three methods: def major / minor / patch, each returning a number. */
 void pf_mastodon_version(const char *live, char *out, size_t n)
@@ -111,11 +112,40 @@ static int in_dump_snapshot(PGconn *conn, void *ctx, pf_err *err)
     return m->media_check ? pf_mediacheck_in_snapshot(conn, m->media_check, err) : 0;
 }
 
+int pf_mastodon_postgres_mode(const char *word, unsigned *mode, pf_err *err)
+{
+    if (!strcmp(word, "logical"))
+        *mode = PF_POSTGRES_LOGICAL;
+    else if (!strcmp(word, "physical"))
+        *mode = PF_POSTGRES_PHYSICAL;
+    else if (!strcmp(word, "both"))
+        *mode = PF_POSTGRES_LOGICAL | PF_POSTGRES_PHYSICAL;
+    else
+        return pf_err_set(err, PF_EUSAGE,
+                          "postgres = \"%s\": use logical (pg_dump), physical (a base backup, "
+                          "with WAL archiving) or both",
+                          word);
+    return 0;
+}
+
+/* The components a mode leaves in: every one but the database form it does not take. */
+static unsigned pg_mode_mask(unsigned mode)
+{
+    unsigned mask = pf_component_all();
+    if (!(mode & PF_POSTGRES_PHYSICAL))
+        mask &= ~pf_component_bit(&pf_pgphys_component);
+    if (mode && !(mode & PF_POSTGRES_LOGICAL))
+        mask &= ~pf_component_bit(&pf_postgres_component);
+    return mask;
+}
+
 int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_opts *o, pf_err *err)
 {
     memset(m, 0, sizeof *m);
     m->o = o;
     m->only = o->only ? o->only : pf_component_all();
+    if (!o->only)
+        m->only &= pg_mode_mask(o->postgres_mode);
     if (o->no_host && !o->only)
         m->only &= ~pf_component_bit(&pf_host_component);
     if (pf_mastodon_env_load(o->live, &m->env, err)) {
@@ -158,6 +188,18 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->media_root = e->paperclip_root;
     s->media_in_s3 = e->s3_enabled;
     s->exclude_cache = o->exclude_cache;
+    /* Issue 16: media kept on S3, mirrored when asked. */
+    if (o->media_from_s3 && e->s3_enabled && (m->only & pf_component_bit(&pf_media_component))) {
+        if (!(m->media_bucket = pf_s3media_open(e, err)))
+            return pf_err_prefix(err, "backup: media");
+        pf_s3media_label(e, m->media_label, sizeof m->media_label);
+        s->media_bucket = m->media_bucket;
+        s->media_bucket_label = m->media_label;
+    } else if (o->media_from_s3 && !e->s3_enabled) {
+        pf_info("media: --media-from-s3 (media_from_s3): S3_ENABLED is not true in %s, so the "
+                "media are on this disk and backed up from there",
+                m->env_path);
+    }
     /* Issue 16: the encryption keys and where they are; a pgbouncer the dump must bypass. */
     bool db = m->only & pf_component_bit(&pf_postgres_component);
     if (pf_safety_backup_prepare(&m->safety, &m->env, m->env_path, o->systemd_unit_path,
@@ -169,6 +211,7 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->secrets_extra_ctx = &m->safety;
     s->host_root = o->host_root;
     s->host_exclude = o->host_exclude;
+    s->pg_physical_conninfo = o->pg_physical_conninfo;
     s->local_domain = e->local_domain;
     return 0;
 }
@@ -188,8 +231,12 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
     pf_snapshot_add_tag(&b->snap, "mastodon");
     /* The machine's files are an extra: a server backed up without them (host = no) is
      * still whole. */
-    unsigned whole = pf_component_all() & ~pf_component_bit(&pf_host_component);
-    b->snap.kind = (m->only & whole) == whole ? PF_SNAP_MASTODON : PF_SNAP_MASTODON_PARTIAL;
+    /* The database in either form (or both) makes it whole. */
+    const unsigned db =
+        pf_component_bit(&pf_postgres_component) | pf_component_bit(&pf_pgphys_component);
+    unsigned whole = pf_component_all() & ~pf_component_bit(&pf_host_component) & ~db;
+    b->snap.kind =
+        (m->only & whole) == whole && (m->only & db) ? PF_SNAP_MASTODON : PF_SNAP_MASTODON_PARTIAL;
     for (size_t i = 0; i < o->ntags; i++)
         pf_snapshot_add_tag(&b->snap, o->tags[i]);
     b->snap.components = cJSON_CreateObject();
@@ -203,7 +250,7 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
 
     unsigned both =
         pf_component_bit(&pf_postgres_component) | pf_component_bit(&pf_media_component);
-    if ((m->only & both) == both && !m->set.media_in_s3) {
+    if ((m->only & both) == both && (!m->set.media_in_s3 || m->media_bucket)) {
         m->media_check = pf_mediacheck_new(m->set.exclude_cache);
         m->set.media_visit = pf_mediacheck_visit;
         m->set.media_visit_ctx = m->media_check;
@@ -213,7 +260,8 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
         const pf_component *c = pf_components[i];
         if (!(m->only & (1u << i)))
             continue;
-        pf_component_run run = {.set = &m->set, .arch = b->arch, .root = pf_archiver_root(b->arch)};
+        pf_component_run run = {
+            .set = &m->set, .arch = b->arch, .root = pf_archiver_root(b->arch), .repo = r};
         int rc = c->backup(&run, err);
         if (rc == 0) {
             cJSON *entry = cJSON_CreateObject();
@@ -258,6 +306,9 @@ void pf_mastodon_backup_free(pf_mastodon_backup *m)
 {
     pf_mediacheck_free(m->media_check);
     m->media_check = NULL;
+    if (m->media_bucket)
+        pf_store_free(m->media_bucket);
+    m->media_bucket = NULL;
     pf_safety_free(&m->safety);
     pf_mastodon_env_free(&m->env);
 }

@@ -17,11 +17,13 @@
 #include "mastodon/safety.h"
 #include "repo/backup_run.h"
 #include "repo/repo.h"
+#include "repo/resolve.h"
 
 typedef struct pf_mastodon_backup_opts {
     const char *live; /* Mastodon's live/ directory */
     unsigned only;    /* component mask (pf_component_parse_only); 0: all */
     bool exclude_cache;
+    bool media_from_s3; /* S3_ENABLED: mirror the bucket into media/ (component/s3mirror.h) */
     const char *const *tags;
     size_t ntags;
     bool set_time; /* record time_ns / tz_offset instead of now */
@@ -37,7 +39,16 @@ typedef struct pf_mastodon_backup_opts {
     /* host component: left out (host = no), its root and its excludes; NULL: "/", none */
     bool no_host;
     const char *host_root, *host_exclude;
+    /* The database as a logical dump, a physical base backup or both (config `postgres`);
+     * 0: logical. With only set, only decides. */
+    unsigned postgres_mode;
+    const char *pg_physical_conninfo; /* the base backup's connection; NULL: the app's */
 } pf_mastodon_backup_opts;
+
+#define PF_POSTGRES_LOGICAL 1u
+#define PF_POSTGRES_PHYSICAL 2u
+/* "logical", "physical" or "both" into *mode; -1 (PF_EUSAGE) for anything else. */
+int pf_mastodon_postgres_mode(const char *word, unsigned *mode, pf_err *err);
 
 typedef struct pf_mastodon_backup {
     const pf_mastodon_backup_opts *o;
@@ -51,6 +62,8 @@ typedef struct pf_mastodon_backup {
     struct pf_mediacheck *media_check;
     pf_mastodon_safety safety; /* the keys, pgbouncer, search (mastodon/safety.h) */
     pf_pg_dump_opts dump_opts; /* runs both of the above in the dump's snapshot */
+    pf_store *media_bucket;    /* --media-from-s3 with S3_ENABLED: the bucket; else NULL */
+    char media_label[2200];    /* "bucket NAME at ENDPOINT", for messages */
     /* The run in progress (set by pf_mastodon_backup_run): a first backup, which has no
      * parent to measure against, gets its progress total from the database. */
     pf_backup_run *run;
@@ -95,7 +108,23 @@ typedef struct pf_mastodon_restore_opts {
      * writes below host_root (NULL: "/"). */
     bool host_files;
     const char *host_root;
+    /* Point-in-time restore (mastodon/pitr.c): the database from the newest base backup
+     * that ended before to_ns, recovered from the WAL archive, and the other components
+     * from the snapshot nearest before to_ns. PF_PITR_AUTO does it (to the end of the
+     * archive) when the snapshot holds a base backup, PF_PITR_ON always (--to), and
+     * PF_PITR_OFF never (the logical dump, if any). */
+    int pitr;
+    int64_t to_ns;               /* PF_PITR_ON: the target; INT64_MAX: the end of the archive */
+    const char *pg_data_dir;     /* NULL: /var/lib/postgresql/<major>/main (Debian's) */
+    const char *restore_command; /* what the cluster runs to fetch WAL (cmd/pgphys.h) */
+    const char *pg_ctl_options;  /* pg_ctl -o for the recovering cluster, or NULL */
+    const char *pg_bindir;       /* NULL: the PG_VERSION's binaries */
+    /* Upload the media to the bucket of the target's .env.production (the existing file when
+     * secrets are not restored, else the snapshot's) instead of writing a directory. */
+    bool media_to_s3;
 } pf_mastodon_restore_opts;
+
+enum { PF_PITR_AUTO = 0, PF_PITR_OFF, PF_PITR_ON };
 
 #define PF_MASTODON_TODO_MAX 16
 
@@ -111,6 +140,15 @@ typedef struct pf_mastodon_restored {
      * of those restored before it, so the command can say what is left and how to finish
      * (cli/finish.h). id names the snapshot then too. 0 when nothing failed that way. */
     unsigned failed, restored, selected;
+    /* A point-in-time restore: the base backup's snapshot, where recovery stopped (the log's
+     * line and its time, 0 when it names none), when the base backup ended, and the time of
+     * the snapshot the other components came from. */
+    bool pitr;
+    char db_id[2 * PF_ID_LEN + 1];
+    char reached[256];
+    int64_t reached_ns, db_end_ns, rest_ns;
+    unsigned gaps;
+    char data_dir[4096], conf_dir[4096]; /* the cluster's data and configuration directories */
 } pf_mastodon_restored;
 
 /* Resolves the snapshot in r (locked, index loaded), checks every selected component
@@ -121,6 +159,31 @@ typedef struct pf_mastodon_restored {
 int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastodon_restored *out,
                         pf_err *err);
 void pf_mastodon_restored_free(pf_mastodon_restored *out);
+
+/* Whether s holds a base backup (a postgres-physical component) / a logical dump. */
+bool pf_mastodon_has_physical(const pf_snapshot *s);
+bool pf_mastodon_has_logical(const pf_snapshot *s);
+/* The snapshots of a point-in-time restore to o->to_ns: *db, the newest complete
+ * whole-server snapshot whose base backup ended at or before it, and *rest, the newest
+ * complete whole-server snapshot taken at or before it (o->snapshot other than "latest":
+ * both that one). A repository whose whole-server snapshots hold no base backup is one
+ * clear PF_EUSAGE line. Free both in every case. */
+int pf_mastodon_pitr_pick(pf_repo *r, const pf_mastodon_restore_opts *o,
+                          const pf_snapshot_want *want, pf_snapshot *rest, pf_snapshot *db,
+                          pf_err *err);
+/* The snapshots of a restore: as pf_mastodon_pitr_pick when o->pitr says so (*pitr set),
+ * else o->snapshot resolved into *rest (and *db only when it holds a base backup that
+ * PF_PITR_AUTO recovers). */
+int pf_mastodon_restore_pick(pf_repo *r, const pf_mastodon_restore_opts *o,
+                             const pf_snapshot_want *want, pf_snapshot *rest, pf_snapshot *db,
+                             bool *pitr, pf_err *err);
+/* The components a restore of s takes: a point-in-time restore recovers the base backup in
+ * place of the logical dump; otherwise a base backup is left out. */
+unsigned pf_mastodon_pitr_only(unsigned only, const pf_mastodon_restore_opts *o,
+                               const pf_snapshot *s, bool pitr);
+/* Debian's data directory of a cluster of s's major version: /var/lib/postgresql/N/main,
+ * and its configuration directory /etc/postgresql/N/main. */
+void pf_mastodon_pitr_dirs(const pf_snapshot *s, char *data, size_t nd, char *conf, size_t nc);
 
 /* Mastodon's version from <live>/lib/mastodon/version.rb ("4.2.1"), or "" when unknown. */
 void pf_mastodon_version(const char *live, char *out, size_t n);

@@ -11,6 +11,7 @@
 #include "component/layout.h"
 #include "mastodon/mastodon.h"
 #include "mastodon/mediacheck.h"
+#include "mastodon/s3media.h"
 #include "repo/resolve.h"
 #include "repo/restorer.h"
 
@@ -274,6 +275,107 @@ static void refetch_left(const pf_snapshot *s, const char *live, const pf_app_ow
     free(lines);
 }
 
+/* Where and to when a point-in-time restore recovers the database (mastodon/pitr.c). */
+static void pitr_settings(const pf_mastodon_restore_opts *o, const pf_snapshot *db,
+                          pf_mastodon_restored *out, pf_pgphys_restore_opts *po)
+{
+    char data_dir[4096];
+    pf_mastodon_pitr_dirs(db, data_dir, sizeof data_dir, out->conf_dir, sizeof out->conf_dir);
+    snprintf(out->data_dir, sizeof out->data_dir, "%s", o->pg_data_dir ? o->pg_data_dir : data_dir);
+    *po = (pf_pgphys_restore_opts){.target = out->data_dir,
+                                   .to_ns = o->to_ns ? o->to_ns : INT64_MAX,
+                                   .restore_command = o->restore_command,
+                                   .start = true,
+                                   .force = o->force,
+                                   .ctl_options = o->pg_ctl_options,
+                                   .pg_bindir = o->pg_bindir,
+                                   .config_dir = o->pg_data_dir ? NULL : out->conf_dir,
+                                   .workers = o->workers};
+}
+
+static void pitr_result(const pf_component_run *run, const pf_snapshot *rest,
+                        pf_mastodon_restored *out)
+{
+    const pf_pgphys_restored *p = pf_pgphys_component_result(run);
+    out->pitr = true;
+    memcpy(out->db_id, run->set->pgphys_snap->id, sizeof out->db_id);
+    out->rest_ns = rest->time_ns;
+    if (!p)
+        return;
+    snprintf(out->reached, sizeof out->reached, "%s", p->reached);
+    out->reached_ns = p->reached_ns;
+    out->db_end_ns = p->end_ns;
+    out->gaps = p->gaps;
+}
+
+/* --media-to-s3: opens the bucket of the target's .env.production (when this restore does not
+ * write it, and it is there: own) or else of the snapshot's, for the media component. */
+static int open_media_bucket(const char *live, const char *env_path, const pf_mastodon_env *snap,
+                             bool own, pf_mastodon_env *target, pf_component_settings *set,
+                             char *label, size_t ln, pf_err *err)
+{
+    const pf_mastodon_env *be = snap;
+    const char *from = "the snapshot's .env.production";
+    pf_err ignored = {0};
+    if (own && pf_mastodon_env_load(live, target, &ignored) == 0) {
+        be = target;
+        from = env_path;
+    }
+    if (!(set->media_bucket = pf_s3media_open(be, err)))
+        return pf_err_prefix(err, "restore: media: --media-to-s3 with the S3 settings of %s", from);
+    pf_s3media_label(be, label, ln);
+    set->media_bucket_label = label;
+    /* Mastodon's own default ACL; S3_PERMISSION= (empty) for buckets without ACLs. */
+    const char *perm = pf_mastodon_env_get(be, "S3_PERMISSION");
+    set->media_acl = perm ? perm : "public-read";
+    pf_info("media: to %s (the S3 settings of %s)", label, from);
+    return 0;
+}
+
+static size_t media_index(void)
+{
+    size_t i = 0;
+    while (pf_components[i] && pf_components[i] != &pf_media_component)
+        i++;
+    return i;
+}
+
+/* Does the snapshot hold the media of a server that kept them on S3 (backup
+ * --media-from-s3)? */
+static bool mirrored(const pf_snapshot *s)
+{
+    cJSON *m = s->components ? cJSON_GetObjectItemCaseSensitive(s->components, "media") : NULL;
+    cJSON *src = m ? cJSON_GetObjectItemCaseSensitive(m, "source") : NULL;
+    return cJSON_IsString(src) && !strcmp(src->valuestring, "s3");
+}
+
+/* Where the media went (restored: this restore wrote them), against where the restored
+ * .env.production makes Mastodon look. */
+static void media_left(const pf_mastodon_env *env, const pf_component_settings *set,
+                       const char *media_root, bool held, bool restored, pf_mastodon_restored *out)
+{
+    if (!held)
+        return; /* out->media_in_s3 says it: they stayed in the bucket */
+    out->media_in_s3 = false;
+    if (!restored)
+        return;
+    char label[2200];
+    if (set->media_bucket && !env->s3_enabled)
+        todo_add(out,
+                 "the media were uploaded to %s, but .env.production has no S3_ENABLED=true: set "
+                 "it (and S3_BUCKET, S3_ENDPOINT, S3_REGION, the AWS_* keys) so that Mastodon "
+                 "serves them from there",
+                 set->media_bucket_label);
+    else if (!set->media_bucket && env->s3_enabled) {
+        pf_s3media_label(env, label, sizeof label);
+        todo_add(out,
+                 "the media were restored into %s, but .env.production has S3_ENABLED=true: "
+                 "Mastodon looks for them in %s. Upload them there (restore --only media "
+                 "--media-to-s3) or set S3_ENABLED=false",
+                 media_root, label);
+    }
+}
+
 int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastodon_restored *out,
                         pf_err *err)
 {
@@ -294,15 +396,23 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
                               .complete = true,
                               .components = nwanted ? wanted : NULL,
                               .ncomponents = nwanted};
-    pf_snapshot s;
-    if (pf_snapshot_resolve(r, o->snapshot, &whole, &s, err))
+    pf_snapshot s, sdb;
+    bool pitr;
+    if (pf_mastodon_restore_pick(r, o, &whole, &s, &sdb, &pitr, err)) {
+        pf_snapshot_free(&s);
+        pf_snapshot_free(&sdb);
         return -1;
+    }
+    only = pf_mastodon_pitr_only(only, o, &s, pitr);
     double started = pf_backup_now();
     int rc = -1;
     pf_node n_env = {0};
     pf_mastodon_env env = {0};
     pf_buf envtext = PF_BUF_INIT;
     char *media_root = NULL, *snap_media = NULL;
+    pf_mastodon_env s3env = {0}; /* --media-to-s3: the target's own .env.production */
+    pf_store *bucket = NULL;
+    char bucket_label[2200] = "";
     pf_component_run runs[8];
     memset(runs, 0, sizeof runs);
     const char *live = o->live;
@@ -391,17 +501,34 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
     }
     if (o->redis_port)
         set.redis.port = o->redis_port;
+    pf_pgphys_restore_opts po;
+    if (pitr) {
+        pitr_settings(o, &sdb, out, &po);
+        set.pgphys = &po;
+        set.pgphys_snap = &sdb;
+    }
+
+    /* Issue 16: --media-to-s3, the bucket of the target's .env.production. */
+    const unsigned media_bit = pf_component_bit(&pf_media_component);
+    if (o->media_to_s3 && (only & media_bit) &&
+        open_media_bucket(live, env_path, &env, !(only & secrets_bit), &s3env, &set, bucket_label,
+                          sizeof bucket_label, err))
+        goto out;
+    bucket = set.media_bucket;
 
     /* Issue 16, before any other check: a target whose .env.production has other
      * encryption keys than the snapshot (mastodon:setup run again), and a pgbouncer where
      * PostgreSQL itself is needed. */
-    const unsigned pg_bit = pf_component_bit(&pf_postgres_component);
+    const unsigned pg_bit = pf_component_bit(&pf_postgres_component),
+                   phys_bit = pf_component_bit(&pf_pgphys_component);
     char pg_real_host[256];
-    if ((only & pg_bit) && (pf_safety_restore_keys_check(r, s.tree, have_secrets ? &env : NULL,
-                                                         env_path, o->force, err) ||
-                            pf_safety_restore_pg(&set.pg_restore, o->pgbouncer_ini, pg_real_host,
-                                                 sizeof pg_real_host, err))) {
-        pf_component_error(err, "restore", &pf_postgres_component, &runs[0]);
+    if ((only & (pg_bit | phys_bit)) &&
+        (pf_safety_restore_keys_check(r, s.tree, have_secrets ? &env : NULL, env_path, o->force,
+                                      err) ||
+         ((only & pg_bit) && pf_safety_restore_pg(&set.pg_restore, o->pgbouncer_ini, pg_real_host,
+                                                  sizeof pg_real_host, err)))) {
+        pf_component_error(err, "restore",
+                           only & pg_bit ? &pf_postgres_component : &pf_pgphys_component, &runs[0]);
         goto out;
     }
 
@@ -439,9 +566,13 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
             goto out;
         }
         out->restored |= 1u << i;
+        if (c == &pf_pgphys_component)
+            pitr_result(&runs[i], &s, out);
     }
     out->domain = env.local_domain ? strdup(env.local_domain) : NULL;
     what_is_left(o, &s, &env, &owner, &e, only & host_bit, out);
+    media_left(&env, &set, media_root, runs[media_index()].node[0].type != 0 || mirrored(&s),
+               (only & media_bit) != 0, out);
     if (only & pf_component_bit(&pf_media_component))
         refetch_left(&s, live, &owner, out);
     out->seconds = pf_backup_now() - started;
@@ -452,12 +583,16 @@ out:
             pf_node_free(&runs[i].node[k]);
         free(runs[i].state);
     }
+    if (bucket)
+        pf_store_free(bucket);
+    pf_mastodon_env_free(&s3env);
     free(media_root);
     free(snap_media);
     pf_buf_free(&envtext);
     pf_mastodon_env_free(&env);
     pf_node_free(&n_env);
     pf_snapshot_free(&s);
+    pf_snapshot_free(&sdb);
     return rc;
 }
 

@@ -62,6 +62,18 @@ static char *dup_or_null(const char *s)
     return s ? strdup(s) : NULL;
 }
 
+void pf_s3media_label(const pf_mastodon_env *env, char *out, size_t n)
+{
+    char url[2048], region[128];
+    pf_err e = {0};
+    if (pf_s3media_url(env, url, sizeof url, region, sizeof region, &e)) {
+        snprintf(out, n, "the media bucket");
+        return;
+    }
+    const char *b = strrchr(url, '/');
+    snprintf(out, n, "bucket %s at %.*s", b + 1, (int)(b - (url + 3)), url + 3);
+}
+
 pf_store *pf_s3media_open(const pf_mastodon_env *env, pf_err *err)
 {
     char url[2048], region[128];
@@ -85,7 +97,12 @@ pf_store *pf_s3media_open(const pf_mastodon_env *env, pf_err *err)
     put_env(names[0], ak);
     put_env(names[1], sk);
     put_env(names[2], NULL);
-    pf_store_opts o = {.s3_region = region, .retries = 0};
+    /* No retry layer: the mirror's client (store/s3.h) needs the driver itself, and retries
+     * its reads. */
+    pf_store_opts o = {.s3_region = region, .retries = -1};
+    /* Mastodon talks to an S3_ENDPOINT in path style unless S3_OVERRIDE_PATH_STYLE=true. */
+    const char *override = get(env, "S3_OVERRIDE_PATH_STYLE");
+    o.s3_virtual_host = get(env, "S3_ENDPOINT") && override && !strcmp(override, "true");
     pf_store *s = pf_store_open(url, &o, err);
     for (int i = 0; i < 3; i++) {
         put_env(names[i], saved[i]);

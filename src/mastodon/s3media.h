@@ -7,8 +7,12 @@
  *   region    S3_REGION (default us-east-1)
  *   keys      AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY of .env.production, never those of
  *             permafrost's own environment (which may be the repository's).
+ *   style     path style (bucket in the path), or the bucket in the host name when
+ *             S3_ENDPOINT is set with S3_OVERRIDE_PATH_STYLE=true, as Mastodon does.
+ * S3_ALIAS_HOST (and S3_CLOUDFRONT_HOST) only name where browsers fetch the files, a CDN in
+ * front of the bucket: never read from. S3_PERMISSION is the ACL uploads get (restore).
  * The mirror itself (backup --media-from-s3, incremental by ETag and size, restore to a
- * directory or a bucket) is not built yet. */
+ * directory or a bucket) is component/s3mirror.h; this opens the bucket for it. */
 #ifndef PF_MASTODON_S3MEDIA_H
 #define PF_MASTODON_S3MEDIA_H
 
@@ -23,6 +27,10 @@
  * "S3_ENABLED=true but S3_BUCKET is not set". */
 int pf_s3media_url(const pf_mastodon_env *env, char *url, size_t n, char *region, size_t rn,
                    pf_err *err);
+
+/* "bucket NAME at https://endpoint", for messages ("the media bucket" when the settings are
+ * incomplete). */
+void pf_s3media_label(const pf_mastodon_env *env, char *out, size_t n);
 
 /* Opens the media bucket with .env.production's credentials (PF_EUSAGE when they are not
  * set there). The process's own AWS_* variables are put back before this returns. */

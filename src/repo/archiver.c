@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "repo/hasher.h"
 
 struct pf_dir {
     pf_dir *parent;
@@ -63,6 +64,8 @@ struct pf_archiver {
     /* chunking window: bytes [start, end) of buf are not yet cut */
     uint8_t *buf;
     size_t start, end, cap;
+    pf_hasher *hasher; /* started at the first window with several chunks */
+    int no_hasher;     /* it could not be started: hash in this thread */
     int stream_busy;
     char *skipped[PF_ARCHIVE_SKIPPED_MAX]; /* first unreadable paths, for the snapshot */
     size_t nskipped;
@@ -141,6 +144,7 @@ void pf_archiver_free(pf_archiver *a)
     for (size_t i = 0; i < a->nlinks; i++)
         free(a->links[i].blobs);
     free(a->links);
+    pf_hasher_free(a->hasher);
     for (size_t i = 0; i < a->nusers; i++)
         free(a->users[i].name);
     for (size_t i = 0; i < a->ngroups; i++)
@@ -306,6 +310,18 @@ pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *e
     return d;
 }
 
+void pf_dir_take_meta(pf_archiver *a, pf_dir *d, const struct stat *st)
+{
+    free(d->meta.user);
+    free(d->meta.group);
+    d->meta.mode = st->st_mode & 07777;
+    d->meta.uid = st->st_uid;
+    d->meta.gid = st->st_gid;
+    d->meta.user = pf_xstrdup(lookup_name(&a->users, &a->nusers, st->st_uid, 0));
+    d->meta.group = pf_xstrdup(lookup_name(&a->groups, &a->ngroups, st->st_gid, 1));
+    d->meta.mtime_ns = ts_ns(&st->st_mtim);
+}
+
 int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;
@@ -333,22 +349,41 @@ out:
     return rc;
 }
 
-/* Cuts and saves every chunk that can be decided; with eof, everything. */
+/* Chunks of a window cut before any is hashed: a full window (2 * max) holds a few
+ * dozen at most with the default sizes; more wait for the next round. */
+#define CUT_BATCH 64
+
+/* Cuts and saves every chunk that can be decided; with eof, everything. The chunks of the
+ * window are cut first and hashed together (pf_hasher_ids), then saved in order. */
 static int cut_chunks(pf_archiver *a, chunk_stream *cs, int eof, pf_err *err)
 {
     while (a->end > a->start) {
-        size_t avail = a->end - a->start;
-        size_t n = pf_chunker_cut(&a->r->chunker, a->buf + a->start, avail, eof);
-        if (!n)
+        const uint8_t *p[CUT_BATCH];
+        size_t len[CUT_BATCH], k = 0, pos = a->start;
+        while (k < CUT_BATCH && a->end > pos) {
+            size_t n = pf_chunker_cut(&a->r->chunker, a->buf + pos, a->end - pos, eof);
+            if (!n)
+                break;
+            p[k] = a->buf + pos;
+            len[k++] = n;
+            pos += n;
+        }
+        if (!k)
             break;
-        if (cs->nids == cs->cap) {
-            cs->cap = cs->cap ? cs->cap * 2 : 8;
+        if (cs->nids + k > cs->cap) {
+            while (cs->nids + k > cs->cap)
+                cs->cap = cs->cap ? cs->cap * 2 : 8;
             cs->ids = pf_xrealloc(cs->ids, cs->cap * PF_ID_LEN);
         }
-        if (pf_saver_save(a->s, PF_BLOB_DATA, a->buf + a->start, n, cs->ids[cs->nids], err))
-            return -1;
-        cs->nids++;
-        a->start += n;
+        if (k > 1 && !a->hasher && !a->no_hasher)
+            a->no_hasher = !(a->hasher = pf_hasher_new(&a->r->keys, 0));
+        pf_hasher_ids(a->hasher, &a->r->keys, p, len, k, cs->ids + cs->nids);
+        for (size_t i = 0; i < k; i++) {
+            if (pf_saver_save_hashed(a->s, PF_BLOB_DATA, p[i], len[i], cs->ids[cs->nids], err))
+                return -1;
+            cs->nids++;
+            a->start += len[i];
+        }
     }
     if (a->start == a->end)
         a->start = a->end = 0;
@@ -468,6 +503,46 @@ void pf_archive_stream_abort(pf_sink *s)
 {
     if (s)
         stream_free((chunk_stream *)s);
+}
+
+const pf_node *pf_dir_parent_entry(const pf_dir *d, const char *name)
+{
+    return pf_tree_find(&d->old, name, strlen(name));
+}
+
+static int blobs_all_known(pf_archiver *a, const pf_node *n);
+
+int pf_dir_reuse(pf_archiver *a, pf_dir *d, const pf_node *old)
+{
+    if (!old || old->type != PF_NODE_FILE || !blobs_all_known(a, old))
+        return 0;
+    pf_tree_add(&d->tree, old);
+    a->stats.files++;
+    a->stats.files_unchanged++;
+    a->stats.bytes += old->size;
+    return 1;
+}
+
+void pf_archive_stream_meta(pf_sink *s, int64_t mtime_ns, const char *link, size_t link_len)
+{
+    chunk_stream *cs = (chunk_stream *)s;
+    cs->node.mtime_ns = mtime_ns;
+    free(cs->node.link);
+    cs->node.link = NULL;
+    cs->node.link_len = 0;
+    if (link_len) {
+        cs->node.link = pf_xrealloc(NULL, link_len + 1);
+        memcpy(cs->node.link, link, link_len);
+        cs->node.link[link_len] = 0;
+        cs->node.link_len = link_len;
+    }
+}
+
+void pf_archiver_skip(pf_archiver *a, const char *path)
+{
+    a->stats.errors++;
+    if (a->nskipped < PF_ARCHIVE_SKIPPED_MAX)
+        a->skipped[a->nskipped++] = pf_xstrdup(path);
 }
 
 /* Reads an open file through the chunker into cs. */

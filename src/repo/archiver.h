@@ -9,6 +9,7 @@
 #define PF_ARCHIVER_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "common/err.h"
 #include "common/stream.h"
@@ -49,6 +50,9 @@ size_t pf_archiver_skipped(pf_archiver *a, const char *const **paths);
 pf_dir *pf_archiver_root(pf_archiver *a);
 /* A virtual subdirectory (mode 0755 owned by the current user unless set later). */
 pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *err);
+/* Gives d the mode, owner and times of st (by default a directory begun here is 0755,
+ * the process's own, made now): for a directory that stands for one on disk. */
+void pf_dir_take_meta(pf_archiver *a, pf_dir *d, const struct stat *st);
 /* Writes the directory's tree and adds it to its parent (or, for the root, returns its id
  * in root_id, which may be NULL otherwise). Frees d. */
 int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err);
@@ -68,5 +72,19 @@ pf_sink *pf_archive_stream_begin(pf_archiver *a, pf_dir *d, const char *name, ui
 /* Finishes the stream and adds the file (abort: drops it). Frees the sink. */
 int pf_archive_stream_end(pf_archiver *a, pf_sink *s, pf_err *err);
 void pf_archive_stream_abort(pf_sink *s);
+
+/* For trees built from something other than a disk (the media mirrored from an S3 bucket,
+ * component/s3mirror.h), which decides itself what changed:
+ * - the entry `name` of the parent snapshot's directory that d stands for (found as
+ *   pf_dir_begin found it), or NULL; valid until pf_dir_end(d);
+ * - adding such an entry unread: returns 1 when its content is in the repository (its blobs
+ *   are reused, counted as unchanged), 0 when it is not and must be read again;
+ * - a stream's file time and link (its record of where the bytes came from) before its end;
+ * - an entry that could not be read, warned about by the caller: counted in stats.errors and
+ *   named in the snapshot's skipped list. */
+const pf_node *pf_dir_parent_entry(const pf_dir *d, const char *name);
+int pf_dir_reuse(pf_archiver *a, pf_dir *d, const pf_node *old);
+void pf_archive_stream_meta(pf_sink *s, int64_t mtime_ns, const char *link, size_t link_len);
+void pf_archiver_skip(pf_archiver *a, const char *path);
 
 #endif

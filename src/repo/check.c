@@ -119,7 +119,7 @@ static void check_pack(checker *c, const char *key, const uint8_t id[PF_ID_LEN],
         }
         hdr = buf.data;
     }
-    if (pf_pack_key(&c->r->keys, salt, pk, &e) ||
+    if (pf_pack_key_kind(&c->r->keys, pf_pack_trailer_kind(tail), salt, pk, &e) ||
         pf_pack_decode_header(pk, hdr, hl, blob_area, &es, &n, &e)) {
         problem(c, 1, "%s: header: %s", key, e.msg);
         goto out;

@@ -70,10 +70,11 @@ int pf_config_parse(const void *text, size_t n, pf_repo_config *c, pf_err *err)
         pf_err_set(err, PF_ENOREPO, "config is not a permafrost repository config");
         goto out;
     }
-    if (ver->valuedouble != PF_CONFIG_V1 && ver->valuedouble != PF_CONFIG_V2) {
+    if (ver->valuedouble != PF_CONFIG_V1 && ver->valuedouble != PF_CONFIG_V2 &&
+        ver->valuedouble != PF_CONFIG_V3) {
         pf_err_set(err, PF_ENOREPO,
                    "repository format version %g is not supported by this permafrost (it reads "
-                   "1 and 2): use a newer permafrost",
+                   "1, 2 and 3): use a newer permafrost",
                    ver->valuedouble);
         goto out;
     }
@@ -105,8 +106,9 @@ int pf_config_parse(const void *text, size_t n, pf_repo_config *c, pf_err *err)
     if (!cJSON_IsString(mac) || !pf_name_is_id(mac->valuestring) ||
         pf_unhex(mac->valuestring, c->mac, sizeof c->mac)) {
         pf_err_set(err, PF_ECORRUPT,
-                   "config of format 2 has no valid \"mac\": refusing the repository (its "
-                   "config was damaged or tampered with)");
+                   "config of format %d has no valid \"mac\": refusing the repository (its "
+                   "config was damaged or tampered with)",
+                   c->version);
         goto out;
     }
     if (!ps_ok || only_fields(o, top_v2, 5) || only_fields(ch, chunker_fields, 3)) {
@@ -170,27 +172,48 @@ void pf_config_mac_message(const pf_repo_config *c, uint8_t msg[PF_CONFIG_MAC_MS
     put_u32(msg + 52, c->pack_size);
 }
 
-int pf_config_mac(const uint8_t master[PF_KEY_LEN], const pf_repo_config *c, uint8_t mac[PF_ID_LEN],
-                  pf_err *err)
+int pf_config_mac_key(const uint8_t master[PF_KEY_LEN], uint8_t key[PF_KEY_LEN], pf_err *err)
 {
-    uint8_t key[PF_KEY_LEN], msg[PF_CONFIG_MAC_MSG_LEN];
+    return pf_hkdf(master, PF_KEY_LEN, NULL, 0, MAC_INFO, key, PF_KEY_LEN, err);
+}
+
+static int mac_with(const uint8_t key[PF_KEY_LEN], const pf_repo_config *c, uint8_t mac[PF_ID_LEN],
+                    pf_err *err)
+{
+    uint8_t msg[PF_CONFIG_MAC_MSG_LEN];
     unsigned int len = PF_ID_LEN;
-    if (pf_hkdf(master, PF_KEY_LEN, NULL, 0, MAC_INFO, key, sizeof key, err))
-        return -1;
     pf_config_mac_message(c, msg);
-    int ok = HMAC(EVP_sha256(), key, sizeof key, msg, sizeof msg, mac, &len) != NULL;
-    OPENSSL_cleanse(key, sizeof key);
+    int ok = HMAC(EVP_sha256(), key, PF_KEY_LEN, msg, sizeof msg, mac, &len) != NULL;
     return ok ? 0 : pf_err_set(err, PF_EGENERIC, "HMAC failed");
 }
 
-int pf_config_verify(const uint8_t master[PF_KEY_LEN], const pf_repo_config *c, pf_err *err)
+int pf_config_mac(const uint8_t master[PF_KEY_LEN], const pf_repo_config *c, uint8_t mac[PF_ID_LEN],
+                  pf_err *err)
+{
+    uint8_t key[PF_KEY_LEN];
+    int rc = pf_config_mac_key(master, key, err) ? -1 : mac_with(key, c, mac, err);
+    OPENSSL_cleanse(key, sizeof key);
+    return rc;
+}
+
+int pf_config_verify_key(const uint8_t mac_key[PF_KEY_LEN], const pf_repo_config *c, pf_err *err)
 {
     uint8_t want[PF_ID_LEN];
     if (c->version < PF_CONFIG_V2)
         return 0;
-    if (pf_config_mac(master, c, want, err))
+    if (mac_with(mac_key, c, want, err))
         return -1;
     if (CRYPTO_memcmp(want, c->mac, sizeof want))
         return pf_err_set(err, PF_ECORRUPT, "config fails authentication (its MAC is wrong)");
     return 0;
+}
+
+int pf_config_verify(const uint8_t master[PF_KEY_LEN], const pf_repo_config *c, pf_err *err)
+{
+    uint8_t key[PF_KEY_LEN];
+    if (c->version < PF_CONFIG_V2)
+        return 0;
+    int rc = pf_config_mac_key(master, key, err) ? -1 : pf_config_verify_key(key, c, err);
+    OPENSSL_cleanse(key, sizeof key);
+    return rc;
 }

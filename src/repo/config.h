@@ -22,6 +22,10 @@
 
 #define PF_CONFIG_V1 1
 #define PF_CONFIG_V2 2
+/* Format 3 is format 2 plus write-only keys: the repository has an X25519 key pair, and
+ * objects sealed to its public key or under the writers' key (docs/FORMAT.md §18). Its
+ * config has format 2's fields; only the version differs. */
+#define PF_CONFIG_V3 3
 /* The format init writes. */
 #define PF_CONFIG_CURRENT PF_CONFIG_V2
 /* Length of the binary message the MAC covers. */
@@ -49,6 +53,11 @@ void pf_config_mac_message(const pf_repo_config *c, uint8_t msg[PF_CONFIG_MAC_MS
 /* HMAC-SHA256(HKDF(master, none, "permafrost config mac"), message). */
 int pf_config_mac(const uint8_t master[PF_KEY_LEN], const pf_repo_config *c, uint8_t mac[PF_ID_LEN],
                   pf_err *err);
+/* HKDF(master, none, "permafrost config mac"): what a write-only key holds instead of the
+ * master key to check config. */
+int pf_config_mac_key(const uint8_t master[PF_KEY_LEN], uint8_t key[PF_KEY_LEN], pf_err *err);
+/* As pf_config_verify with the MAC key itself. */
+int pf_config_verify_key(const uint8_t mac_key[PF_KEY_LEN], const pf_repo_config *c, pf_err *err);
 /* Format 2: 0 when c->mac is right for master, PF_ECORRUPT otherwise (the caller says
  * whether a changed config or a wrong key is the likelier cause). Format 1: 0. */
 int pf_config_verify(const uint8_t master[PF_KEY_LEN], const pf_repo_config *c, pf_err *err);

@@ -3,6 +3,7 @@
 #ifndef PF_CRYPTO_H
 #define PF_CRYPTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,13 @@
 typedef struct pf_keys {
     uint8_t master[PF_KEY_LEN];
     uint8_t id_key[PF_KEY_LEN]; /* HMAC key for blob ids */
+    /* Format 3 (repo/writekey.h): the writers' key, and the repository's X25519 pair. */
+    uint8_t writer_key[PF_KEY_LEN];
+    uint8_t priv[PF_KEY_LEN];
+    uint8_t pub[PF_KEY_LEN];
+    bool has_pair;
+    /* Opened with a write-only key: master and priv are unknown (zero). */
+    bool write_only;
 } pf_keys;
 
 int pf_random(void *p, size_t n, pf_err *err);
@@ -39,12 +47,10 @@ int pf_scrypt(const char *pass, size_t passlen, const uint8_t *salt, size_t salt
  * ciphertext||tag (n + 16 bytes) to out; open appends the plaintext, and fails with
  * PF_ECORRUPT when authentication fails. */
 void pf_nonce_from_counter(uint64_t counter, uint8_t nonce[PF_NONCE_LEN]);
-int pf_aead_seal(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN],
-                 const void *aad, size_t aadlen, const void *p, size_t n, pf_buf *out,
-                 pf_err *err);
-int pf_aead_open(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN],
-                 const void *aad, size_t aadlen, const void *c, size_t n, pf_buf *out,
-                 pf_err *err);
+int pf_aead_seal(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN], const void *aad,
+                 size_t aadlen, const void *p, size_t n, pf_buf *out, pf_err *err);
+int pf_aead_open(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN], const void *aad,
+                 size_t aadlen, const void *c, size_t n, pf_buf *out, pf_err *err);
 
 void pf_hex(const uint8_t *p, size_t n, char *out); /* out has 2n+1 bytes */
 /* Parses exactly 2n hex digits; returns -1 on anything else. */

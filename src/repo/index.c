@@ -148,16 +148,36 @@ uint32_t pf_index_add_pack(pf_index *ix, const uint8_t id[PF_ID_LEN],
     }
     memcpy(ix->packs[ix->npacks].id, id, PF_ID_LEN);
     memcpy(ix->packs[ix->npacks].salt, salt, PF_SALT_LEN);
+    ix->packs[ix->npacks].kind = PF_PACK_MASTER;
     ix->npacks++;
     *pack_probe(ix, id) = (uint32_t)ix->npacks;
     return (uint32_t)ix->npacks - 1;
 }
 
+uint32_t pf_index_add_pack_info(pf_index *ix, const pf_pack_info *info)
+{
+    uint32_t pos = pf_index_add_pack(ix, info->id, info->salt);
+    if (info->kind == PF_PACK_SEALED)
+        ix->packs[pos].kind = PF_PACK_SEALED;
+    return pos;
+}
+
 #define INDEX_MAGIC "PFI1"
+/* Format 3: a kind byte after each pack's salt. */
+#define INDEX_MAGIC_KINDS "PFI2"
+
+static int any_sealed(const pf_index_file *f)
+{
+    for (size_t i = 0; i < f->npacks; i++)
+        if (f->packs[i].info.kind == PF_PACK_SEALED)
+            return 1;
+    return 0;
+}
 
 void pf_index_file_encode(const pf_index_file *f, pf_buf *out)
 {
-    pf_buf_append(out, INDEX_MAGIC, 4);
+    int kinds = any_sealed(f);
+    pf_buf_append(out, kinds ? INDEX_MAGIC_KINDS : INDEX_MAGIC, 4);
     pf_buf_u32le(out, (uint32_t)f->nsupersedes);
     for (size_t i = 0; i < f->nsupersedes; i++)
         pf_buf_append(out, f->supersedes[i], PF_ID_LEN);
@@ -166,6 +186,8 @@ void pf_index_file_encode(const pf_index_file *f, pf_buf *out)
         const pf_index_file_pack *p = &f->packs[i];
         pf_buf_append(out, p->info.id, PF_ID_LEN);
         pf_buf_append(out, p->info.salt, PF_SALT_LEN);
+        if (kinds)
+            pf_buf_u8(out, p->info.kind == PF_PACK_SEALED ? PF_PACK_SEALED : PF_PACK_MASTER);
         pf_buf_u32le(out, (uint32_t)p->count);
         for (size_t j = 0; j < p->count; j++)
             pf_blob_entry_encode(&p->entries[j], out);
@@ -179,8 +201,10 @@ int pf_index_file_decode(const uint8_t *p, size_t n, pf_index_file *f, pf_err *e
     pf_reader_init(&r, p, n);
     const uint8_t *b;
     uint32_t ns, np;
-    if (pf_reader_bytes(&r, 4, &b) || memcmp(b, INDEX_MAGIC, 4) || pf_reader_u32le(&r, &ns) ||
-        (uint64_t)ns * PF_ID_LEN > pf_reader_left(&r))
+    int kinds = 0;
+    if (pf_reader_bytes(&r, 4, &b) ||
+        (memcmp(b, INDEX_MAGIC, 4) && !(kinds = !memcmp(b, INDEX_MAGIC_KINDS, 4))) ||
+        pf_reader_u32le(&r, &ns) || (uint64_t)ns * PF_ID_LEN > pf_reader_left(&r))
         goto bad;
     f->supersedes = xcalloc(ns, PF_ID_LEN);
     f->nsupersedes = ns;
@@ -196,12 +220,16 @@ int pf_index_file_decode(const uint8_t *p, size_t n, pf_index_file *f, pf_err *e
         pf_index_file_pack *pk = &f->packs[i];
         const uint8_t *id, *salt;
         uint32_t cnt;
+        uint8_t kind = 0; /* PFI1: every pack is PF_PACK_MASTER, which 0 reads as */
         if (pf_reader_bytes(&r, PF_ID_LEN, &id) || pf_reader_bytes(&r, PF_SALT_LEN, &salt) ||
+            (kinds &&
+             (pf_reader_u8(&r, &kind) || (kind != PF_PACK_MASTER && kind != PF_PACK_SEALED))) ||
             pf_reader_u32le(&r, &cnt) || (uint64_t)cnt * PF_PACK_ENTRY_LEN > pf_reader_left(&r))
             goto bad;
         f->npacks = i + 1;
         memcpy(pk->info.id, id, PF_ID_LEN);
         memcpy(pk->info.salt, salt, PF_SALT_LEN);
+        pk->info.kind = kind;
         pk->entries = xcalloc(cnt, sizeof *pk->entries);
         pk->count = cnt;
         for (uint32_t j = 0; j < cnt; j++)
@@ -229,7 +257,7 @@ void pf_index_merge(pf_index *ix, const pf_index_file *f)
 {
     for (size_t i = 0; i < f->npacks; i++) {
         const pf_index_file_pack *p = &f->packs[i];
-        uint32_t pos = pf_index_add_pack(ix, p->info.id, p->info.salt);
+        uint32_t pos = pf_index_add_pack_info(ix, &p->info);
         for (size_t j = 0; j < p->count; j++) {
             const pf_blob_entry *e = &p->entries[j];
             pf_blob_loc loc = {pos, e->offset, e->length, e->raw_length, e->type, e->comp};

@@ -23,6 +23,7 @@ typedef struct pf_blob_loc {
 typedef struct pf_pack_info {
     uint8_t id[PF_ID_LEN];
     uint8_t salt[PF_SALT_LEN];
+    uint8_t kind; /* PF_PACK_MASTER or PF_PACK_SEALED (repo/pack.h) */
 } pf_pack_info;
 
 typedef struct pf_index_slot {
@@ -46,6 +47,8 @@ void pf_index_free(pf_index *ix);
 /* Returns the pack's position, adding it when new. */
 uint32_t pf_index_add_pack(pf_index *ix, const uint8_t id[PF_ID_LEN],
                            const uint8_t salt[PF_SALT_LEN]);
+/* As pf_index_add_pack, keeping the pack's kind. */
+uint32_t pf_index_add_pack_info(pf_index *ix, const pf_pack_info *info);
 /* Returns the pack's position or -1. */
 long pf_index_find_pack(const pf_index *ix, const uint8_t id[PF_ID_LEN]);
 /* Adds a blob; when it is already present, keeps the existing location unless that one
@@ -71,6 +74,7 @@ typedef struct pf_index_file {
     size_t nsupersedes;
 } pf_index_file;
 
+/* "PFI1" when every pack is PF_PACK_MASTER, else "PFI2", which gives each pack its kind. */
 void pf_index_file_encode(const pf_index_file *f, pf_buf *out);
 int pf_index_file_decode(const uint8_t *p, size_t n, pf_index_file *f, pf_err *err);
 void pf_index_file_free(pf_index_file *f);

@@ -65,6 +65,8 @@ int pf_keyfile_list(pf_repo *r, pf_keyfile_info **out, size_t *n, pf_err *err)
         v[i].host = field(o, "host");
         v[i].user = field(o, "user");
         v[i].current = !strcmp(k.v[i], r->key_id);
+        cJSON *kind = o ? cJSON_GetObjectItem(o, "kind") : NULL;
+        v[i].write_only = cJSON_IsString(kind) && !strcmp(kind->valuestring, "write-only");
         cJSON_Delete(o);
     }
     *out = v;

@@ -15,7 +15,8 @@ typedef struct pf_keyfile_info {
     /* From the key file's description; "" when it has none or cannot be read (a listing
      * shows every key, even one that no longer parses). Owned by the array. */
     char *created, *host, *user;
-    bool current; /* the key that opened r */
+    bool current;    /* the key that opened r */
+    bool write_only; /* a write-only key ("kind": "write-only", format 3) */
 } pf_keyfile_info;
 
 /* Every key file of r (names that are not key ids are skipped), in the store's order.

@@ -5,6 +5,8 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "repo/writekey.h"
+
 void pf_blob_entry_encode(const pf_blob_entry *e, pf_buf *out)
 {
     pf_buf_u8(out, e->type);
@@ -37,12 +39,41 @@ int pf_pack_key(const pf_keys *keys, const uint8_t salt[PF_SALT_LEN], uint8_t ke
                    PF_KEY_LEN, err);
 }
 
+int pf_pack_key_kind(const pf_keys *keys, uint8_t kind, const uint8_t salt[PF_SALT_LEN],
+                     uint8_t key[PF_KEY_LEN], pf_err *err)
+{
+    if (kind == PF_PACK_SEALED)
+        return pf_wk_open_key(keys, salt, PF_WK_PACK_INFO, key, err);
+    if (keys->write_only)
+        return pf_err_set(err, PF_EAUTH, "written under the master key: only a full key opens it");
+    return pf_pack_key(keys, salt, key, err);
+}
+
+uint8_t pf_pack_trailer_kind(const uint8_t *trailer)
+{
+    return memcmp(trailer + PF_SALT_LEN + 4, PF_PACK_SEALED_MAGIC, 4) ? PF_PACK_MASTER
+                                                                      : PF_PACK_SEALED;
+}
+
 int pf_packer_init(pf_packer *pk, const pf_keys *keys, int zstd_level, pf_err *err)
 {
     uint8_t salt[PF_SALT_LEN];
     if (pf_random(salt, PF_SALT_LEN, err))
         return -1;
-    return pf_packer_init_salt(pk, keys, zstd_level, salt, err);
+    int rc = keys->write_only ? pf_packer_init_sealed(pk, keys, zstd_level, salt, err)
+                              : pf_packer_init_salt(pk, keys, zstd_level, salt, err);
+    OPENSSL_cleanse(salt, sizeof salt);
+    return rc;
+}
+
+/* For test vectors, and by pf_packer_init with a random key. */
+int pf_packer_init_sealed(pf_packer *pk, const pf_keys *keys, int zstd_level,
+                          const uint8_t eph_priv[PF_KEY_LEN], pf_err *err)
+{
+    memset(pk, 0, sizeof *pk);
+    pk->zstd_level = zstd_level;
+    pk->kind = PF_PACK_SEALED;
+    return pf_wk_seal_key(keys->pub, eph_priv, PF_WK_PACK_INFO, pk->salt, pk->key, err);
 }
 
 /* For test vectors only (see pack.h): production code uses pf_packer_init. */
@@ -64,13 +95,21 @@ static void blob_aad(const pf_blob_entry *e, uint8_t aad[PF_ID_LEN + 2])
 
 int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err)
 {
-    if (pf_random(pk->salt, PF_SALT_LEN, err))
-        return -1;
-    pk->data.len = 0;
-    pk->count = 0;
-    if (!pk->entries)
-        pk->cap = 0;
-    return pf_pack_key(keys, pk->salt, pk->key, err);
+    /* A new pack as pf_packer_init makes it (a fresh salt or ephemeral key, of the kind
+     * the keys write), with this packer's buffers carried over. */
+    pf_buf data = pk->data, zbuf = pk->zbuf;
+    void *zctx = pk->zctx;
+    pf_blob_entry *entries = pk->entries;
+    size_t cap = entries ? pk->cap : 0;
+    OPENSSL_cleanse(pk->key, sizeof pk->key);
+    int rc = pf_packer_init(pk, keys, pk->zstd_level, err);
+    pk->data = data;
+    pf_buf_reset(&pk->data);
+    pk->zbuf = zbuf;
+    pk->zctx = zctx;
+    pk->entries = entries;
+    pk->cap = cap;
+    return rc;
 }
 
 /* Media is mostly JPEG/MP4 already: a trial on the first 64 KiB tells cheaply whether
@@ -144,7 +183,7 @@ int pf_packer_finish(pf_packer *pk, uint8_t pack_id[PF_ID_LEN], pf_err *err)
         return -1;
     pf_buf_append(&pk->data, pk->salt, PF_SALT_LEN);
     pf_buf_u32le(&pk->data, (uint32_t)(pk->data.len - PF_SALT_LEN - before));
-    pf_buf_append(&pk->data, PF_PACK_MAGIC, 4);
+    pf_buf_append(&pk->data, pk->kind == PF_PACK_SEALED ? PF_PACK_SEALED_MAGIC : PF_PACK_MAGIC, 4);
     pf_sha256(pk->data.data, pk->data.len, pack_id);
     return 0;
 }
@@ -166,7 +205,9 @@ void pf_packer_free(pf_packer *pk)
 int pf_pack_parse_trailer(const uint8_t *trailer, uint64_t pack_size, uint8_t salt[PF_SALT_LEN],
                           uint32_t *header_len, pf_err *err)
 {
-    if (pack_size < PF_PACK_TRAILER_LEN || memcmp(trailer + PF_SALT_LEN + 4, PF_PACK_MAGIC, 4))
+    if (pack_size < PF_PACK_TRAILER_LEN ||
+        (memcmp(trailer + PF_SALT_LEN + 4, PF_PACK_MAGIC, 4) &&
+         memcmp(trailer + PF_SALT_LEN + 4, PF_PACK_SEALED_MAGIC, 4)))
         return pf_err_set(err, PF_ECORRUPT, "not a pack (bad trailer)");
     memcpy(salt, trailer, PF_SALT_LEN);
     uint32_t hl = pf_le32(trailer + PF_SALT_LEN);

@@ -22,6 +22,11 @@ enum { PF_COMP_NONE = 0, PF_COMP_ZSTD = 1 };
 #define PF_PACK_TRAILER_LEN (PF_SALT_LEN + 4 + 4)
 #define PF_PACK_ENTRY_LEN 46
 #define PF_PACK_MAGIC "PFP1"
+/* A pack sealed to the repository's public key (format 3, written with a write-only key):
+ * the trailer's 32 bytes are the ephemeral public key instead of a salt. */
+#define PF_PACK_SEALED_MAGIC "PFP2"
+/* A pack's kind; 0 (zeroed memory) reads as PF_PACK_MASTER. */
+enum { PF_PACK_MASTER = 1, PF_PACK_SEALED = 2 };
 #define PF_PACK_HEADER_MAGIC "PFH1"
 /* A header larger than this is refused before anything is allocated from it. */
 #define PF_PACK_MAX_HEADER (64u << 20)
@@ -45,6 +50,7 @@ typedef struct pf_packer {
     pf_buf data;
     uint8_t salt[PF_SALT_LEN];
     uint8_t key[PF_KEY_LEN];
+    uint8_t kind; /* PF_PACK_MASTER, or PF_PACK_SEALED (salt holds the ephemeral key) */
     pf_blob_entry *entries;
     size_t count, cap;
     int zstd_level;
@@ -54,7 +60,12 @@ typedef struct pf_packer {
     pf_buf zbuf;
 } pf_packer;
 
+/* A pack under the master key, or, when keys are write-only, one sealed to the repository's
+ * public key. */
 int pf_packer_init(pf_packer *pk, const pf_keys *keys, int zstd_level, pf_err *err);
+/* A sealed pack with a given ephemeral private key: for the known-answer tests only. */
+int pf_packer_init_sealed(pf_packer *pk, const pf_keys *keys, int zstd_level,
+                          const uint8_t eph_priv[PF_KEY_LEN], pf_err *err);
 /* As pf_packer_init with a given salt instead of a random one. Exists only so that the
  * known-answer test vectors of docs/FORMAT.md can be reproduced; a real pack must always
  * get a fresh random salt (its key, and so its nonces, depend on it). */
@@ -74,6 +85,14 @@ void pf_packer_free(pf_packer *pk);
 
 int pf_pack_key(const pf_keys *keys, const uint8_t salt[PF_SALT_LEN], uint8_t key[PF_KEY_LEN],
                 pf_err *err);
+/* The key of a pack of either kind: for PF_PACK_SEALED, salt is the ephemeral public key
+ * and only a full key opens it (PF_EAUTH with write-only keys); a PF_PACK_MASTER pack
+ * needs the master key as well. */
+int pf_pack_key_kind(const pf_keys *keys, uint8_t kind, const uint8_t salt[PF_SALT_LEN],
+                     uint8_t key[PF_KEY_LEN], pf_err *err);
+/* PF_PACK_MASTER or PF_PACK_SEALED from a trailer's magic (one that
+ * pf_pack_parse_trailer accepted). */
+uint8_t pf_pack_trailer_kind(const uint8_t *trailer);
 
 /* Parses the trailer (the last PF_PACK_TRAILER_LEN bytes of a pack of pack_size bytes):
  * gives the salt and the header's sealed length, checked against the pack size. */

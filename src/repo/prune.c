@@ -1,6 +1,7 @@
 #include "repo/prune.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,8 @@ typedef struct pruner {
     pf_prune_stats *st;
     pf_idset used, trees_seen, kept_blobs;
     pf_idset listed, multi; /* packs listed by one index file / by more than one */
+    /* Where kept packs are said to hold each used blob, until a rewrite relies on it. */
+    pf_index *kept;
     ids_list index_files;
     pf_err *err;
 } pruner;
@@ -67,12 +70,14 @@ static int trust_header(pruner *p, pf_index_file_pack *pk)
         pf_store_get(p->r->store, key, size - PF_PACK_TRAILER_LEN, PF_PACK_TRAILER_LEN, &b, &e) ||
         pf_pack_parse_trailer(b.data, size, salt, &hl, &e))
         goto fail;
+    uint8_t kind = pf_pack_trailer_kind(b.data);
     pf_buf_reset(&b);
     if (pf_store_get(p->r->store, key, size - PF_PACK_TRAILER_LEN - hl, hl, &b, &e) ||
-        pf_pack_key(&p->r->keys, salt, pkey, &e) ||
+        pf_pack_key_kind(&p->r->keys, kind, salt, pkey, &e) ||
         pf_pack_decode_header(pkey, b.data, b.len, size - PF_PACK_TRAILER_LEN - hl, &es, &n, &e))
         goto fail;
     memcpy(pk->info.salt, salt, PF_SALT_LEN);
+    pk->info.kind = kind;
 done:
     free(pk->entries);
     pk->entries = es;
@@ -135,7 +140,7 @@ static int recover_damaged(pruner *p)
             continue;
         }
         for (size_t j = 0; j < f.npacks; j++)
-            pf_index_add_pack(r->index, f.packs[j].info.id, f.packs[j].info.salt);
+            pf_index_add_pack_info(r->index, &f.packs[j].info);
         pf_index_file_free(&f);
     }
     if (!damaged)
@@ -233,6 +238,46 @@ static int decide(pruner *p, const pf_index_file_pack *pk, uint64_t *used_bytes,
     return unused_pct > p->o->max_unused ? REWRITE : KEEP;
 }
 
+/* A rewrite does not copy a used blob that a kept pack is said to hold, but only once
+ * that copy was read and matched its id: an index file added through an append-only server
+ * can claim any blob for a pack that lacks it, and the rewrite would then delete the only
+ * real copy (docs/SECURITY.md §5). A copy this prune made itself was opened already. */
+static bool kept_copy_ok(pruner *p, const uint8_t id[PF_ID_LEN])
+{
+    pf_blob_loc *l = pf_index_find(p->kept, id);
+    if (!l)
+        return true;
+    pf_pack_info pack = p->kept->packs[l->pack];
+    pf_blob_entry e = {.type = l->type,
+                       .comp = l->comp,
+                       .offset = l->offset,
+                       .length = l->length,
+                       .raw_length = l->raw_length};
+    memcpy(e.id, id, PF_ID_LEN);
+    char key[80];
+    pf_buf sealed = PF_BUF_INIT, plain = PF_BUF_INIT;
+    uint8_t pkey[PF_KEY_LEN];
+    pf_err e2 = {0};
+    pf_pack_key_name(pack.id, key);
+    bool ok = !pf_store_get(p->r->store, key, e.offset, e.length, &sealed, &e2) &&
+              sealed.len == e.length &&
+              !pf_pack_key_kind(&p->r->keys, pack.kind, pack.salt, pkey, &e2) &&
+              !pf_blob_open(&p->r->keys, pkey, &e, sealed.data, &plain, &e2);
+    if (ok)
+        pf_index_remove(p->kept, id); /* checked once */
+    else {
+        char hex[PF_HEX_ID_LEN + 1];
+        pf_hex(id, PF_ID_LEN, hex);
+        pf_warn("prune: blob %.16s is not in %s as an index file says (%s): copying it from "
+                "the pack being rewritten",
+                hex, key, e2.msg[0] ? e2.msg : "short read");
+    }
+    OPENSSL_cleanse(pkey, sizeof pkey);
+    pf_buf_free(&sealed);
+    pf_buf_free(&plain);
+    return ok;
+}
+
 static int repack(pruner *p, pf_saver *sv, const pf_index_file_pack *pk)
 {
     char key[80];
@@ -241,11 +286,12 @@ static int repack(pruner *p, pf_saver *sv, const pf_index_file_pack *pk)
     int rc = -1;
     pf_pack_key_name(pk->info.id, key);
     if (pf_store_get(p->r->store, key, 0, PF_STORE_ALL, &data, p->err) ||
-        pf_pack_key(&p->r->keys, pk->info.salt, pkey, p->err))
+        pf_pack_key_kind(&p->r->keys, pk->info.kind, pk->info.salt, pkey, p->err))
         goto out;
     for (size_t i = 0; i < pk->count; i++) {
         const pf_blob_entry *e = &pk->entries[i];
-        if (!pf_idset_has(&p->used, e->id) || !pf_idset_add(&p->kept_blobs, e->id))
+        if (!pf_idset_has(&p->used, e->id) ||
+            (!pf_idset_add(&p->kept_blobs, e->id) && kept_copy_ok(p, e->id)))
             continue;
         if ((uint64_t)e->offset + e->length > data.len) {
             pf_err_set(p->err, PF_ECORRUPT, "%s is shorter than its index says", key);
@@ -329,6 +375,7 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                 .kept_blobs = PF_IDSET_INIT,
                 .listed = PF_IDSET_INIT,
                 .multi = PF_IDSET_INIT,
+                .kept = pf_index_new(),
                 .err = err};
     pf_pack_list sp = {0};
     pf_saver *sv = NULL;
@@ -376,7 +423,7 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
             goto out;
         for (size_t j = 0; j < f.npacks; j++) {
             pf_index_file_pack *pk = &f.packs[j];
-            uint32_t pos = pf_index_add_pack(r->index, pk->info.id, pk->info.salt);
+            uint32_t pos = pf_index_add_pack_info(r->index, &pk->info);
             for (size_t k = 0; k < pk->count; k++) {
                 const pf_blob_entry *e = &pk->entries[k];
                 if (e->type == PF_BLOB_TREE) {
@@ -423,9 +470,15 @@ int pf_prune(pf_repo *r, const pf_prune_opts *o, pf_prune_stats *st, pf_err *err
                     st->blobs_unused++;
             if (d == KEEP) {
                 st->packs_kept++;
+                uint32_t pos = pf_index_add_pack_info(p.kept, &pk->info);
                 for (size_t k = 0; k < pk->count; k++)
-                    if (pf_idset_has(&p.used, pk->entries[k].id))
-                        pf_idset_add(&p.kept_blobs, pk->entries[k].id);
+                    if (pf_idset_has(&p.used, pk->entries[k].id)) {
+                        const pf_blob_entry *e = &pk->entries[k];
+                        pf_blob_loc loc = {pos,           e->offset, e->length,
+                                           e->raw_length, e->type,   e->comp};
+                        pf_idset_add(&p.kept_blobs, e->id);
+                        pf_index_add(p.kept, e->id, &loc);
+                    }
             } else {
                 pf_idset_add(&drop, pk->info.id);
                 if (d == DROP) {
@@ -559,6 +612,7 @@ out:
     pf_idset_free(&carried);
     pf_idset_free(&p.listed);
     pf_idset_free(&p.multi);
+    pf_index_free(p.kept);
     r->index_loaded = 0;
     return rc;
 }

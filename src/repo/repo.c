@@ -1,9 +1,12 @@
 #include "repo/repo.h"
 
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <stdio.h>
@@ -15,8 +18,10 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "repo/idset.h"
 #include "repo/names.h"
 #include "repo/pack.h"
+#include "repo/writekey.h"
 
 #define DEFAULT_CHUNK_MIN (512u << 10)
 #define DEFAULT_CHUNK_AVG (1u << 20)
@@ -30,6 +35,13 @@
 #define MAX_OBJECT (1u << 30)
 #define KEY_AAD_V1 "permafrost key"
 #define KEY_AAD_V2 "permafrost key v2 "
+#define KEY_AAD_WRITE "permafrost write-only key "
+/* Key file version 3: a write-only key (format 3 only). */
+#define KEY_VERSION_WRITE 3
+/* Sealed objects: under the master key, under the writers' key, sealed to the public key. */
+#define OBJECT_MAGIC_WRITER "PFOW"
+#define OBJECT_MAGIC_SEALED "PFOP"
+#define WRITER_OBJECT_INFO "permafrost writer object key"
 
 static pf_repo *repo_alloc(pf_store *store)
 {
@@ -84,10 +96,14 @@ static size_t key_aad(int version, const char *repo_id, char out[96])
 {
     if (version < PF_CONFIG_V2)
         return (size_t)snprintf(out, 96, "%s", KEY_AAD_V1);
+    if (version == KEY_VERSION_WRITE)
+        return (size_t)snprintf(out, 96, "%s%s", KEY_AAD_WRITE, repo_id);
     return (size_t)snprintf(out, 96, "%s%s", KEY_AAD_V2, repo_id);
 }
 
-int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1], pf_err *err)
+/* Writes a key file of version `version` sealing secret[0..n) under pass. */
+static int write_key_file(pf_repo *r, int version, const char *pass, const uint8_t *secret,
+                          size_t n, char id_out[PF_HEX_ID_LEN + 1], pf_err *err)
 {
     int rc = -1;
     uint8_t salt[PF_SALT_LEN], kek[PF_KEY_LEN], nonce[PF_NONCE_LEN];
@@ -95,13 +111,12 @@ int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1]
     pf_buf sealed = PF_BUF_INIT;
     char *hex = NULL, *text = NULL;
     cJSON *o = NULL;
-    int version = r->format >= PF_CONFIG_V2 ? 2 : 1;
     size_t aadlen = key_aad(version, r->id, aad);
     if (pf_random(salt, sizeof salt, err) ||
         pf_scrypt(pass, strlen(pass), salt, sizeof salt, KDF_N, KDF_R, KDF_P, kek, err))
         goto out;
     pf_nonce_from_counter(0, nonce);
-    if (pf_aead_seal(kek, nonce, aad, aadlen, r->keys.master, PF_KEY_LEN, &sealed, err))
+    if (pf_aead_seal(kek, nonce, aad, aadlen, secret, n, &sealed, err))
         goto out;
     hex = malloc(2 * sealed.len + 1);
     if (!hex) {
@@ -115,6 +130,8 @@ int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1]
     struct passwd *pw = getpwuid(getuid());
     o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "version", version);
+    if (version == KEY_VERSION_WRITE)
+        cJSON_AddStringToObject(o, "kind", "write-only");
     cJSON_AddStringToObject(o, "created", when);
     cJSON_AddStringToObject(o, "host", host);
     cJSON_AddStringToObject(o, "user", pw ? pw->pw_name : "");
@@ -144,12 +161,39 @@ out:
     return rc;
 }
 
+int pf_repo_need_full_key(const pf_repo *r, const char *what, pf_err *err)
+{
+    if (!r->keys.write_only)
+        return 0;
+    return pf_err_set(err, PF_EAUTH,
+                      "%s needs a full key: key %.8s is write-only (it adds backups but reads "
+                      "nothing stored); run it on a trusted machine with a full key's "
+                      "passphrase, or the paper key ('key import --paper')",
+                      what, r->key_id);
+}
+
+int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1], pf_err *err)
+{
+    if (pf_repo_need_full_key(r, "adding a key", err))
+        return -1;
+    int version = r->format >= PF_CONFIG_V2 ? 2 : 1;
+    return write_key_file(r, version, pass, r->keys.master, PF_KEY_LEN, id_out, err);
+}
+
 static int derive_all(pf_repo *r, uint32_t cmin, uint32_t cavg, uint32_t cmax, pf_err *err)
 {
     /* Chunks larger than PF_MAX_BLOB would be written but could never be read back. */
     if (cmin < 64 || cmax > PF_MAX_BLOB)
         return pf_err_set(err, PF_EUSAGE, "invalid chunker parameters min=%u max=%u", cmin, cmax);
-    if (pf_keys_derive(&r->keys, err))
+    if (r->keys.write_only) {
+        /* No master key to derive the gear table from: the key file carried it. */
+        if (pf_chunker_init(&r->chunker, r->keys.id_key, cmin, cavg, cmax, err))
+            return -1;
+        for (int i = 0; i < 256; i++)
+            r->chunker.gear[i] = pf_le64(r->gear + 8 * i);
+        return 0;
+    }
+    if (pf_keys_derive(&r->keys, err) || (r->format >= PF_CONFIG_V3 && pf_wk_derive(&r->keys, err)))
         return -1;
     return pf_chunker_init(&r->chunker, r->keys.master, cmin, cavg, cmax, err);
 }
@@ -235,6 +279,112 @@ int pf_repo_upgrade(pf_repo *r, const char *pass, char new_key_id[PF_HEX_ID_LEN 
     return 0;
 }
 
+typedef struct key_ids_list {
+    char (*v)[PF_HEX_ID_LEN + 1];
+    size_t n;
+} key_ids_list;
+
+typedef struct id_list {
+    uint8_t (*v)[PF_ID_LEN];
+    size_t n;
+} id_list;
+
+static int collect_id(const char *id, void *ctx)
+{
+    id_list *l = ctx;
+    l->v = pf_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    pf_unhex(id, l->v[l->n++], PF_ID_LEN);
+    return 0;
+}
+
+/* One index file listing every blob of the in-memory index, by pack. */
+static void index_snapshot(const pf_index *ix, pf_index_file *f)
+{
+    *f = (pf_index_file){0};
+    f->packs = pf_xcalloc(ix->npacks ? ix->npacks : 1, sizeof *f->packs);
+    f->npacks = ix->npacks;
+    for (size_t i = 0; i < ix->npacks; i++)
+        f->packs[i].info = ix->packs[i];
+    for (size_t i = 0; i < ix->nslots; i++)
+        if (ix->slots[i].used && ix->slots[i].loc.pack != PF_PACK_PENDING)
+            f->packs[ix->slots[i].loc.pack].count++;
+    for (size_t i = 0; i < ix->npacks; i++) {
+        f->packs[i].entries =
+            pf_xcalloc(f->packs[i].count ? f->packs[i].count : 1, sizeof *f->packs[i].entries);
+        f->packs[i].count = 0;
+    }
+    for (size_t i = 0; i < ix->nslots; i++) {
+        const pf_index_slot *sl = &ix->slots[i];
+        if (!sl->used || sl->loc.pack == PF_PACK_PENDING)
+            continue;
+        pf_index_file_pack *p = &f->packs[sl->loc.pack];
+        pf_blob_entry *e = &p->entries[p->count++];
+        memcpy(e->id, sl->id, PF_ID_LEN);
+        e->type = sl->loc.type;
+        e->comp = sl->loc.comp;
+        e->offset = sl->loc.offset;
+        e->length = sl->loc.length;
+        e->raw_length = sl->loc.raw_length;
+    }
+}
+
+/* Format 2 -> 3. Config first (a format-3 config opens with format-2 keys, and until then
+ * nothing else differs), then one index file under the writers' key repeating all there
+ * are, which writers could not read otherwise; nothing stored is changed. */
+static int upgrade_v3(pf_repo *r, pf_err *err)
+{
+    id_list old = {0};
+    pf_index_file f = {0};
+    int rc = -1;
+    if (pf_repo_load_index(r, err) || pf_repo_list_objects(r, "index", collect_id, &old, err))
+        goto out;
+    r->format = PF_CONFIG_V3;
+    if (pf_wk_derive(&r->keys, err) || write_config(r, err))
+        goto out;
+    pthread_mutex_lock(&r->mu);
+    index_snapshot(r->index, &f);
+    pthread_mutex_unlock(&r->mu);
+    f.supersedes = old.v;
+    f.nsupersedes = old.n;
+    old.v = NULL;
+    if (f.npacks && pf_repo_save_index(r, &f, err)) {
+        pf_err_prefix(err, "format 3: writing the index file writers read (the repository is "
+                           "of format 3 now; a prune from a full key writes it too)");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(old.v);
+    pf_index_file_free(&f);
+    return rc;
+}
+
+int pf_repo_add_write_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1], pf_err *err)
+{
+    if (pf_repo_need_full_key(r, "creating a write-only key", err))
+        return -1;
+    if (r->format < PF_CONFIG_V2)
+        return pf_err_set(err, PF_EUSAGE,
+                          "repository %s has format 1: run 'permafrost upgrade' first, then add "
+                          "the write-only key",
+                          r->store->location);
+    if (r->format < PF_CONFIG_V3 && upgrade_v3(r, err))
+        return -1;
+    uint8_t mac_key[PF_KEY_LEN], gear[PF_GEAR_LEN], material[PF_WRITE_MATERIAL_LEN];
+    int rc = -1;
+    if (pf_config_mac_key(r->keys.master, mac_key, err) ||
+        pf_hkdf(r->keys.master, PF_KEY_LEN, NULL, 0, "permafrost chunker gear", gear, sizeof gear,
+                err))
+        goto out;
+    pf_wk_material_encode(&r->keys, mac_key, gear, material);
+    rc = write_key_file(r, KEY_VERSION_WRITE, pass, material, sizeof material, id_out, err);
+out:
+    OPENSSL_cleanse(mac_key, sizeof mac_key);
+    OPENSSL_cleanse(gear, sizeof gear);
+    OPENSSL_cleanse(material, sizeof material);
+    return rc;
+}
+
 /* One key file, read and checked but not yet tried. */
 typedef struct key_file {
     char name[8 + PF_HEX_ID_LEN + 1];
@@ -243,7 +393,8 @@ typedef struct key_file {
     uint64_t n;
     uint32_t r, p;
     uint8_t salt[PF_SALT_LEN];
-    uint8_t sealed[PF_KEY_LEN + PF_TAG_LEN];
+    uint8_t sealed[PF_WRITE_MATERIAL_LEN + PF_TAG_LEN];
+    size_t sealed_len; /* master key (full) or write material (write-only), tag included */
 } key_file;
 
 typedef struct key_list {
@@ -304,8 +455,10 @@ static int read_key(pf_store *store, key_file *k, pf_err *err)
     const char *salt_hex = o ? str(o, "salt") : NULL, *sealed_hex = o ? str(o, "sealed") : NULL;
     double ver = o ? num(o, "version") : -1;
     double n = o ? num(o, "N") : -1, rr = o ? num(o, "r") : -1, p = o ? num(o, "p") : -1;
+    k->sealed_len =
+        ver == KEY_VERSION_WRITE ? PF_WRITE_MATERIAL_LEN + PF_TAG_LEN : PF_KEY_LEN + PF_TAG_LEN;
     if (!salt_hex || !sealed_hex || pf_unhex(salt_hex, k->salt, sizeof k->salt) ||
-        pf_unhex(sealed_hex, k->sealed, sizeof k->sealed) || (ver != 1 && ver != 2)) {
+        pf_unhex(sealed_hex, k->sealed, k->sealed_len) || (ver != 1 && ver != 2 && ver != 3)) {
         pf_err_set(err, PF_ECORRUPT, "key file %s is malformed: skipped", k->name);
         goto out;
     }
@@ -338,7 +491,7 @@ out:
  * -1 = error. */
 static int try_key(pf_repo *r, const key_file *k, const char *pass, pf_err *err)
 {
-    pf_buf master = PF_BUF_INIT;
+    pf_buf secret = PF_BUF_INIT;
     uint8_t kek[PF_KEY_LEN], nonce[PF_NONCE_LEN];
     char aad[96];
     size_t aadlen = key_aad(k->version, r->id, aad);
@@ -347,25 +500,33 @@ static int try_key(pf_repo *r, const key_file *k, const char *pass, pf_err *err)
         goto out;
     pf_nonce_from_counter(0, nonce);
     pf_err ignored;
-    if (pf_aead_open(kek, nonce, aad, aadlen, k->sealed, sizeof k->sealed, &master, &ignored)) {
+    if (pf_aead_open(kek, nonce, aad, aadlen, k->sealed, k->sealed_len, &secret, &ignored)) {
         rc = 1;
         goto out;
     }
-    memcpy(r->keys.master, master.data, PF_KEY_LEN);
+    if (k->version == KEY_VERSION_WRITE)
+        pf_wk_material_decode(secret.data, &r->keys, r->mac_key, r->gear);
+    else
+        memcpy(r->keys.master, secret.data, PF_KEY_LEN);
     rc = 0;
 out:
     OPENSSL_cleanse(kek, sizeof kek);
-    pf_buf_free(&master);
+    pf_buf_free(&secret);
     return rc;
 }
 
-/* Cheapest first: the keys permafrost writes open before any costly one is tried. */
+/* Cheapest first: the keys permafrost writes open before any costly one is tried. Write-only
+ * keys before full keys of the same cost: the backed-up server opens the repository for
+ * every backup and every WAL segment, the trusted side seldom. */
 static int key_cost_cmp(const void *a, const void *b)
 {
     const key_file *x = a, *y = b;
+    int wx = x->version == KEY_VERSION_WRITE, wy = y->version == KEY_VERSION_WRITE;
     uint64_t cx = x->n * x->r * x->p, cy = y->n * y->r * y->p;
     if (cx != cy)
         return cx < cy ? -1 : 1;
+    if (wx != wy)
+        return wy - wx;
     return strcmp(x->name, y->name);
 }
 
@@ -421,20 +582,43 @@ out:
     return rc;
 }
 
-static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master, pf_err *err);
+/* One of pass, master or write material (with its key id) opens the repository. */
+typedef struct open_with {
+    const char *pass;
+    const uint8_t *master;
+    const uint8_t *material;
+    const char *key_id;
+} open_with;
+
+static pf_repo *open_common(pf_store *store, const open_with *w, pf_err *err);
 
 pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err)
 {
-    return open_common(store, pass, NULL, err);
+    return open_common(store, &(open_with){.pass = pass}, err);
 }
 
 pf_repo *pf_repo_open_master(pf_store *store, const uint8_t master[PF_KEY_LEN], pf_err *err)
 {
-    return open_common(store, NULL, master, err);
+    return open_common(store, &(open_with){.master = master}, err);
 }
 
-static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *master, pf_err *err)
+pf_repo *pf_repo_open_write_material(pf_store *store, const uint8_t *material,
+                                     const char key_id[PF_HEX_ID_LEN + 1], pf_err *err)
 {
+    return open_common(store, &(open_with){.material = material, .key_id = key_id}, err);
+}
+
+int pf_repo_write_material(const pf_repo *r, uint8_t *out)
+{
+    if (!r->keys.write_only)
+        return -1;
+    pf_wk_material_encode(&r->keys, r->mac_key, r->gear, out);
+    return 0;
+}
+
+static pf_repo *open_common(pf_store *store, const open_with *w, pf_err *err)
+{
+    const uint8_t *master = w->master ? w->master : w->material;
     pf_repo *r = repo_alloc(store);
     pf_buf text = PF_BUF_INIT;
     pf_repo_config c;
@@ -458,11 +642,24 @@ static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *ma
     memcpy(r->id, c.id, sizeof r->id);
     r->pack_size = c.pack_size;
     int key_version = 0;
-    if (master)
-        memcpy(r->keys.master, master, PF_KEY_LEN);
-    else if (open_keys(r, pass, &key_version, err))
+    if (w->material) {
+        pf_wk_material_decode(w->material, &r->keys, r->mac_key, r->gear);
+        snprintf(r->key_id, sizeof r->key_id, "%s", w->key_id);
+        key_version = KEY_VERSION_WRITE;
+    } else if (w->master) {
+        memcpy(r->keys.master, w->master, PF_KEY_LEN);
+    } else if (open_keys(r, w->pass, &key_version, err)) {
         goto fail;
+    }
     /* Nothing of the config is acted on before this point but its shape. */
+    if (key_version == KEY_VERSION_WRITE && c.version < PF_CONFIG_V3) {
+        pf_err_set(err, PF_ECORRUPT,
+                   "%s: config says format %d, but key %.8s is a write-only key, which only "
+                   "format 3 has: config was replaced (tampered with, or restored from an old "
+                   "copy); refusing the repository",
+                   store->location, c.version, r->key_id);
+        goto fail;
+    }
     if (key_version >= PF_CONFIG_V2 && c.version < PF_CONFIG_V2) {
         pf_err_set(err, PF_ECORRUPT,
                    "%s: config says format 1, but key %.8s belongs to a repository of format "
@@ -472,7 +669,8 @@ static pf_repo *open_common(pf_store *store, const char *pass, const uint8_t *ma
         goto fail;
     }
     pf_err e = {0};
-    if (pf_config_verify(r->keys.master, &c, &e)) {
+    if (r->keys.write_only ? pf_config_verify_key(r->mac_key, &c, &e)
+                           : pf_config_verify(r->keys.master, &c, &e)) {
         if (master)
             pf_err_set(err, PF_EAUTH,
                        "%s: this master key does not authenticate the repository's config "
@@ -499,20 +697,69 @@ fail:
     return NULL;
 }
 
+/* Which key seals a new object: in format 3, what every writer must read (index files,
+ * locks, WAL objects) goes under the writers' key, and snapshots and run records under the
+ * master key, or sealed to the public key by a write-only key. */
+static int object_mode(const pf_keys *keys, const char *kind)
+{
+    if (!keys->has_pair)
+        return PF_OBJECT_MASTER;
+    if (!strcmp(kind, "snapshots") || !strcmp(kind, "runs"))
+        return keys->write_only ? PF_OBJECT_SEALED : PF_OBJECT_MASTER;
+    return PF_OBJECT_WRITER;
+}
+
 int pf_object_seal(const pf_keys *keys, const char *kind, const void *p, size_t n, pf_buf *out,
                    pf_err *err)
 {
-    uint8_t salt[PF_SALT_LEN];
-    if (pf_random(salt, sizeof salt, err))
+    uint8_t secret[PF_SALT_LEN];
+    if (pf_random(secret, sizeof secret, err))
         return -1;
-    return pf_object_seal_salt(keys, kind, salt, p, n, out, err);
+    int rc = pf_object_seal_as(keys, object_mode(keys, kind), kind, secret, p, n, out, err);
+    OPENSSL_cleanse(secret, sizeof secret);
+    return rc;
 }
 
 /* For test vectors only (see repo.h): production code uses pf_object_seal. */
 int pf_object_seal_salt(const pf_keys *keys, const char *kind, const uint8_t salt[PF_SALT_LEN],
                         const void *p, size_t n, pf_buf *out, pf_err *err)
 {
-    uint8_t key[PF_KEY_LEN], nonce[PF_NONCE_LEN];
+    return pf_object_seal_as(keys, PF_OBJECT_MASTER, kind, salt, p, n, out, err);
+}
+
+static const char *object_magic(int mode)
+{
+    return mode == PF_OBJECT_SEALED   ? OBJECT_MAGIC_SEALED
+           : mode == PF_OBJECT_WRITER ? OBJECT_MAGIC_WRITER
+                                      : OBJECT_MAGIC;
+}
+
+/* The object key of mode from the 32 bytes after the magic (a salt, or for a sealed
+ * object the ephemeral public key). */
+static int object_key(const pf_keys *keys, int mode, const uint8_t head[PF_SALT_LEN],
+                      uint8_t key[PF_KEY_LEN], pf_err *err)
+{
+    if (mode == PF_OBJECT_SEALED)
+        return pf_wk_open_key(keys, head, PF_WK_OBJECT_INFO, key, err);
+    if (mode == PF_OBJECT_WRITER) {
+        if (!keys->has_pair)
+            return pf_err_set(err, PF_ECORRUPT,
+                              "sealed under a writers' key, which a repository of this format "
+                              "does not have");
+        return pf_hkdf(keys->writer_key, PF_KEY_LEN, head, PF_SALT_LEN, WRITER_OBJECT_INFO, key,
+                       PF_KEY_LEN, err);
+    }
+    if (keys->write_only)
+        return pf_err_set(err, PF_EAUTH, "sealed under the master key: only a full key opens it");
+    return pf_hkdf(keys->master, PF_KEY_LEN, head, PF_SALT_LEN, "permafrost object key", key,
+                   PF_KEY_LEN, err);
+}
+
+int pf_object_seal_as(const pf_keys *keys, int mode, const char *kind,
+                      const uint8_t secret[PF_SALT_LEN], const void *p, size_t n, pf_buf *out,
+                      pf_err *err)
+{
+    uint8_t key[PF_KEY_LEN], nonce[PF_NONCE_LEN], head[PF_SALT_LEN];
     size_t bound = ZSTD_compressBound(n);
     uint8_t *z = malloc(bound ? bound : 1);
     int rc = -1;
@@ -523,12 +770,17 @@ int pf_object_seal_salt(const pf_keys *keys, const char *kind, const uint8_t sal
         pf_err_set(err, PF_EGENERIC, "compression failed");
         goto out;
     }
-    if (pf_hkdf(keys->master, PF_KEY_LEN, salt, PF_SALT_LEN, "permafrost object key", key,
-                sizeof key, err))
-        goto out;
+    if (mode == PF_OBJECT_SEALED) {
+        if (pf_wk_seal_key(keys->pub, secret, PF_WK_OBJECT_INFO, head, key, err))
+            goto out;
+    } else {
+        memcpy(head, secret, PF_SALT_LEN);
+        if (object_key(keys, mode, head, key, err))
+            goto out;
+    }
     pf_nonce_from_counter(0, nonce);
-    pf_buf_append(out, OBJECT_MAGIC, 4);
-    pf_buf_append(out, salt, PF_SALT_LEN);
+    pf_buf_append(out, object_magic(mode), 4);
+    pf_buf_append(out, head, PF_SALT_LEN);
     rc = pf_aead_seal(key, nonce, kind, strlen(kind), z, zn, out, err);
 out:
     OPENSSL_cleanse(key, sizeof key);
@@ -541,11 +793,15 @@ int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size
 {
     uint8_t key[PF_KEY_LEN], nonce[PF_NONCE_LEN];
     pf_buf z = PF_BUF_INIT;
-    int rc = -1;
-    if (n < 4 + PF_SALT_LEN + PF_TAG_LEN || memcmp(p, OBJECT_MAGIC, 4))
+    int rc = -1, mode = 0;
+    if (n >= 4 + PF_SALT_LEN + PF_TAG_LEN)
+        mode = !memcmp(p, OBJECT_MAGIC, 4)          ? PF_OBJECT_MASTER
+               : !memcmp(p, OBJECT_MAGIC_WRITER, 4) ? PF_OBJECT_WRITER
+               : !memcmp(p, OBJECT_MAGIC_SEALED, 4) ? PF_OBJECT_SEALED
+                                                    : 0;
+    if (!mode)
         return pf_err_set(err, PF_ECORRUPT, "not a permafrost object");
-    if (pf_hkdf(keys->master, PF_KEY_LEN, p + 4, PF_SALT_LEN, "permafrost object key", key,
-                sizeof key, err))
+    if (object_key(keys, mode, p + 4, key, err))
         return -1;
     pf_nonce_from_counter(0, nonce);
     if (pf_aead_open(key, nonce, kind, strlen(kind), p + 4 + PF_SALT_LEN, n - 4 - PF_SALT_LEN, &z,
@@ -840,6 +1096,7 @@ typedef struct load_index_ctx {
     pf_err *err;
     int failed;
     int damaged;
+    pf_idset *superseded; /* write-only: ids that loaded index files repeat */
 } load_index_ctx;
 
 static int load_one_index(const char *id, void *vctx)
@@ -848,6 +1105,12 @@ static int load_one_index(const char *id, void *vctx)
     pf_index_file f;
     pf_err e = {0};
     if (pf_repo_load_index_file(c->r, id, &f, &e)) {
+        if (e.code == PF_EAUTH && c->r->keys.write_only) {
+            /* Written under the master key before the upgrade to format 3: the index
+             * file the upgrade wrote repeats it for writers. */
+            pf_debug("index %.12s: %s; skipped", id, e.msg);
+            return 0;
+        }
         if (e.code == PF_ECORRUPT) {
             /* A damaged index file must not stop every backup: its packs still carry
              * their own headers, from which the index is rebuilt below. */
@@ -865,16 +1128,56 @@ static int load_one_index(const char *id, void *vctx)
     pthread_mutex_lock(&c->r->mu);
     pf_index_merge(c->r->index, &f);
     pthread_mutex_unlock(&c->r->mu);
+    for (size_t i = 0; c->superseded && i < f.nsupersedes; i++)
+        pf_idset_add(c->superseded, f.supersedes[i]);
     pf_index_file_free(&f);
     return 0;
+}
+
+static int collect_hex(const char *id, void *ctx)
+{
+    key_ids_list *l = ctx;
+    l->v = pf_xrealloc(l->v, (l->n + 1) * sizeof *l->v);
+    memcpy(l->v[l->n++], id, PF_HEX_ID_LEN + 1);
+    return 0;
+}
+
+/* A write-only key cannot open the index files written under the master key before format
+ * 3, which the upgrade's index file repeats (its supersedes). Those it has cached (the
+ * ones it can open) go first, so the others named there are not fetched at every backup
+ * only to be skipped. */
+static int load_index_writer(pf_repo *r, load_index_ctx *c, pf_err *err)
+{
+    key_ids_list l = {0};
+    pf_idset sup = PF_IDSET_INIT;
+    c->superseded = &sup;
+    int rc = pf_repo_list_objects(r, "index", collect_hex, &l, err);
+    for (int pass = 0; pass < 2 && !rc && !c->failed; pass++)
+        for (size_t i = 0; i < l.n && !c->failed; i++) {
+            char name[128];
+            uint8_t id[PF_ID_LEN];
+            cache_name("index", l.v[i], name, sizeof name);
+            int cached =
+                r->cache_fd >= 0 && faccessat(r->cache_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+            if (cached != (pass == 0) || pf_unhex(l.v[i], id, PF_ID_LEN) ||
+                (pass == 1 && pf_idset_has(&sup, id)))
+                continue;
+            load_one_index(l.v[i], c);
+        }
+    free(l.v);
+    pf_idset_free(&sup);
+    c->superseded = NULL;
+    return rc;
 }
 
 int pf_repo_load_index(pf_repo *r, pf_err *err)
 {
     if (r->index_loaded)
         return 0;
-    load_index_ctx c = {r, err, 0, 0};
-    if (pf_repo_list_objects(r, "index", load_one_index, &c, err) || c.failed)
+    load_index_ctx c = {r, err, 0, 0, NULL};
+    if ((r->keys.write_only ? load_index_writer(r, &c, err)
+                            : pf_repo_list_objects(r, "index", load_one_index, &c, err)) ||
+        c.failed)
         return -1;
     if (c.damaged && pf_repo_index_orphan_packs(r, &r->recovered, err))
         return -1;
@@ -927,14 +1230,16 @@ static int check_orphan(const char *key, uint64_t size, void *vctx, pf_err *err)
         pf_err_set(&e, PF_ECORRUPT, "content does not match its name");
         goto skip;
     }
-    if (pf_pack_parse_trailer(tail.data + size - PF_PACK_TRAILER_LEN, size, salt, &hl, &e) ||
-        pf_pack_key(&c->r->keys, salt, pk, &e) ||
-        pf_pack_decode_header(pk, tail.data + size - PF_PACK_TRAILER_LEN - hl, hl,
-                              size - PF_PACK_TRAILER_LEN - hl, &es, &n, &e))
+    const uint8_t *trailer = tail.data + size - PF_PACK_TRAILER_LEN;
+    uint8_t kind = pf_pack_trailer_kind(trailer);
+    if (pf_pack_parse_trailer(trailer, size, salt, &hl, &e) ||
+        pf_pack_key_kind(&c->r->keys, kind, salt, pk, &e) ||
+        pf_pack_decode_header(pk, trailer - hl, hl, size - PF_PACK_TRAILER_LEN - hl, &es, &n, &e))
         goto skip;
     pf_index_file_pack p = {.count = n, .entries = es};
     memcpy(p.info.id, id, PF_ID_LEN);
     memcpy(p.info.salt, salt, PF_SALT_LEN);
+    p.info.kind = kind;
     pf_index_file one = {.packs = &p, .npacks = 1};
     pthread_mutex_lock(&c->r->mu);
     pf_index_merge(c->r->index, &one);
@@ -1002,7 +1307,7 @@ int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_e
                        .raw_length = loc.raw_length};
     memcpy(e.id, id, PF_ID_LEN);
     if (pf_store_get(r->store, name, loc.offset, loc.length, &sealed, err) ||
-        pf_pack_key(&r->keys, pack.salt, pk, err) ||
+        pf_pack_key_kind(&r->keys, pack.kind, pack.salt, pk, err) ||
         pf_blob_open(&r->keys, pk, &e, sealed.data, out, err)) {
         pf_err_prefix(err, "blob %.16s in pack %.16s", hex, name + 8);
         goto out;
@@ -1014,10 +1319,192 @@ out:
     return rc;
 }
 
+/* The writer's own trees and snapshots (write-only keys): it cannot read them back from
+ * the store, so it keeps their plaintext in its cache folder for change detection. A tree
+ * is named by its id, which is the HMAC of its bytes under the id key; a snapshot's file
+ * carries an HMAC under the writers' key. Both are checked when read. */
+static void cache_put(pf_repo *r, const char *dir, const char *id, const void *a, size_t an,
+                      const void *b, size_t bn)
+{
+    pf_buf buf = PF_BUF_INIT;
+    pf_buf_append(&buf, a, an);
+    pf_buf_append(&buf, b, bn);
+    cache_write(r, dir, id, &buf);
+    pf_buf_free(&buf);
+}
+
+void pf_repo_cache_tree(pf_repo *r, const uint8_t id[PF_ID_LEN], const void *p, size_t n)
+{
+    if (!r->keys.write_only || r->cache_fd < 0)
+        return;
+    char hex[PF_HEX_ID_LEN + 1], name[128];
+    pf_hex(id, PF_ID_LEN, hex);
+    cache_name("wtree", hex, name, sizeof name);
+    if (faccessat(r->cache_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+        return;
+    cache_put(r, "wtree", hex, p, n, NULL, 0);
+}
+
+static int cached_tree(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_err *err)
+{
+    char hex[PF_HEX_ID_LEN + 1];
+    uint8_t got[PF_ID_LEN];
+    pf_hex(id, PF_ID_LEN, hex);
+    if (r->cache_fd < 0 || cache_read(r, "wtree", hex, out))
+        return pf_repo_need_full_key(r, "reading a tree this machine did not write", err);
+    pf_blob_id(&r->keys, out->data, out->len, got);
+    if (CRYPTO_memcmp(got, id, PF_ID_LEN)) {
+        cache_drop(r, "wtree", hex);
+        return pf_err_set(err, PF_ECORRUPT, "cached tree %.16s is damaged: removed", hex);
+    }
+    return 0;
+}
+
+static void snapshot_mac(const pf_repo *r, const char *id, const void *p, size_t n,
+                         uint8_t mac[PF_ID_LEN])
+{
+    unsigned int len = PF_ID_LEN;
+    pf_buf m = PF_BUF_INIT;
+    pf_buf_append(&m, "permafrost cached snapshot ", 27);
+    pf_buf_append(&m, id, PF_HEX_ID_LEN);
+    pf_buf_append(&m, p, n);
+    HMAC(EVP_sha256(), r->keys.writer_key, PF_KEY_LEN, m.data, m.len, mac, &len);
+    pf_buf_free(&m);
+}
+
+static void cache_snapshot(pf_repo *r, const char *id, const char *text)
+{
+    if (!r->keys.write_only || r->cache_fd < 0)
+        return;
+    uint8_t mac[PF_ID_LEN];
+    snapshot_mac(r, id, text, strlen(text), mac);
+    cache_put(r, "wsnap", id, mac, sizeof mac, text, strlen(text));
+}
+
+/* 0 with the plaintext, or -1 (err PF_EAUTH) when it is not this writer's own. */
+static int cached_snapshot(pf_repo *r, const char *id, pf_buf *out, pf_err *err)
+{
+    pf_buf b = PF_BUF_INIT;
+    uint8_t mac[PF_ID_LEN];
+    int rc = -1;
+    if (r->cache_fd < 0 || cache_read(r, "wsnap", id, &b) || b.len < PF_ID_LEN) {
+        pf_repo_need_full_key(r, "reading a snapshot this machine did not write", err);
+        goto out;
+    }
+    snapshot_mac(r, id, b.data + PF_ID_LEN, b.len - PF_ID_LEN, mac);
+    if (CRYPTO_memcmp(mac, b.data, PF_ID_LEN)) {
+        cache_drop(r, "wsnap", id);
+        pf_repo_need_full_key(r, "reading a snapshot this machine did not write", err);
+        goto out;
+    }
+    pf_buf_append(out, b.data + PF_ID_LEN, b.len - PF_ID_LEN);
+    rc = 0;
+out:
+    pf_buf_free(&b);
+    return rc;
+}
+
+typedef struct cached_snap {
+    char id[PF_HEX_ID_LEN + 1];
+    pf_snapshot s;
+    bool keep;
+} cached_snap;
+
+/* What makes a snapshot a candidate parent of another (backup_run.c): host, paths, tags. */
+static bool same_lineage(const pf_snapshot *a, const pf_snapshot *b)
+{
+    if (strcmp(a->host ? a->host : "", b->host ? b->host : "") || a->npaths != b->npaths ||
+        a->ntags != b->ntags)
+        return false;
+    for (size_t i = 0; i < a->npaths; i++)
+        if (strcmp(a->paths[i], b->paths[i]))
+            return false;
+    for (size_t i = 0; i < a->ntags; i++)
+        if (strcmp(a->tags[i], b->tags[i]))
+            return false;
+    return true;
+}
+
+static void reach_trees(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_idset *seen)
+{
+    if (pf_idset_has(seen, id))
+        return;
+    pf_idset_add(seen, id);
+    pf_buf b = PF_BUF_INIT;
+    pf_tree t = {0};
+    pf_err e = {0};
+    if (!cached_tree(r, id, &b, &e) && !pf_tree_decode(b.data, b.len, &t, &e))
+        for (size_t i = 0; i < t.count; i++)
+            if (t.nodes[i].type == PF_NODE_DIR && t.nodes[i].nblobs == 1)
+                reach_trees(r, t.nodes[i].blobs[0], seen);
+    pf_tree_free(&t);
+    pf_buf_free(&b);
+}
+
+/* Keeps the writer's cache to what change detection uses: the newest snapshot of each
+ * host, path list and tags (a backup's parent is the newest of its own), and the trees
+ * they reach; the rest is removed, so the cache does not grow with every backup. */
+static void trim_writer_cache(pf_repo *r)
+{
+    int fd = dup(r->cache_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    cached_snap *v = NULL;
+    size_t n = 0;
+    char(*trees)[PF_HEX_ID_LEN + 1] = NULL;
+    size_t ntrees = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strncmp(de->d_name, "wtree-", 6) && pf_name_is_id(de->d_name + 6)) {
+            trees = pf_xrealloc(trees, (ntrees + 1) * sizeof *trees);
+            memcpy(trees[ntrees++], de->d_name + 6, PF_HEX_ID_LEN + 1);
+        } else if (!strncmp(de->d_name, "wsnap-", 6) && pf_name_is_id(de->d_name + 6)) {
+            pf_buf b = PF_BUF_INIT;
+            pf_err e = {0};
+            v = pf_xrealloc(v, (n + 1) * sizeof *v);
+            memset(&v[n], 0, sizeof v[n]);
+            memcpy(v[n].id, de->d_name + 6, PF_HEX_ID_LEN + 1);
+            if (!cached_snapshot(r, v[n].id, &b, &e) &&
+                !pf_snapshot_decode((const char *)b.data, b.len, &v[n].s, &e))
+                n++;
+            pf_buf_free(&b);
+        }
+    }
+    closedir(d);
+    pf_idset seen = PF_IDSET_INIT;
+    for (size_t i = 0; i < n; i++) {
+        v[i].keep = true;
+        for (size_t j = 0; j < n && v[i].keep; j++)
+            if (j != i && same_lineage(&v[i].s, &v[j].s) &&
+                (v[j].s.time_ns > v[i].s.time_ns ||
+                 (v[j].s.time_ns == v[i].s.time_ns && strcmp(v[j].id, v[i].id) > 0)))
+                v[i].keep = false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].keep)
+            reach_trees(r, v[i].s.tree, &seen);
+        else
+            cache_drop(r, "wsnap", v[i].id);
+        pf_snapshot_free(&v[i].s);
+    }
+    for (size_t i = 0; i < ntrees; i++) {
+        uint8_t id[PF_ID_LEN];
+        if (!pf_unhex(trees[i], id, PF_ID_LEN) && !pf_idset_has(&seen, id))
+            cache_drop(r, "wtree", trees[i]);
+    }
+    pf_idset_free(&seen);
+    free(v);
+    free(trees);
+}
+
 int pf_repo_load_tree(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_tree *t, pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;
-    int rc = pf_repo_load_blob(r, id, &b, err);
+    int rc = r->keys.write_only ? cached_tree(r, id, &b, err) : pf_repo_load_blob(r, id, &b, err);
     if (!rc)
         rc = pf_tree_decode(b.data, b.len, t, err);
     pf_buf_free(&b);
@@ -1075,7 +1562,8 @@ int pf_repo_resolve_snapshot(pf_repo *r, const char *ref, char id_out[PF_HEX_ID_
 static int load_snapshot_id(pf_repo *r, const char *id, pf_snapshot *s, pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;
-    int rc = pf_repo_load_object(r, "snapshots", id, &b, err);
+    int rc = r->keys.write_only ? cached_snapshot(r, id, &b, err)
+                                : pf_repo_load_object(r, "snapshots", id, &b, err);
     if (!rc && pf_snapshot_decode((const char *)b.data, b.len, s, err)) {
         pf_err_prefix(err, "snapshot %.12s", id);
         rc = -1;
@@ -1100,6 +1588,10 @@ int pf_repo_save_snapshot(pf_repo *r, pf_snapshot *s, pf_err *err)
     if (!text)
         return pf_err_set(err, PF_EGENERIC, "out of memory");
     int rc = pf_repo_save_object(r, "snapshots", text, strlen(text), s->id, err);
+    if (!rc && r->keys.write_only && r->cache_fd >= 0) {
+        cache_snapshot(r, s->id, text);
+        trim_writer_cache(r);
+    }
     cJSON_free(text);
     return rc;
 }
@@ -1125,6 +1617,8 @@ static int load_all_one(const char *id, void *vctx)
     }
     pf_err e = {0};
     if (load_snapshot_id(c->r, id, &c->v[c->n], &e)) {
+        if (e.code == PF_EAUTH && c->r->keys.write_only)
+            return 0; /* not this writer's own: it has no way to read it, and needs not */
         if (e.code == PF_ECORRUPT) {
             /* One damaged snapshot must not hide the others or stop the next backup. */
             pf_warn("skipping damaged snapshot %.8s: %s (run 'permafrost check')", id, e.msg);

@@ -24,7 +24,7 @@
  * file is read and tried before anything authenticates it, so these bound what a store
  * attacker can make an open cost. */
 #define PF_KEY_FILES_MAX 64
-#define PF_KEY_FILE_MAX_BYTES 4096
+#define PF_KEY_FILE_MAX_BYTES 8192
 #define PF_KDF_MAX_MEM (256ull << 20)
 #define PF_KDF_MAX_WORK (1ull << 21)
 
@@ -47,6 +47,9 @@ typedef struct pf_repo {
     /* Packs that only a damaged index file listed, re-read from their headers when the
      * index was loaded: the next index file written (by backup) must list them again. */
     pf_index_file recovered;
+    /* Opened with a write-only key (keys.write_only): its config MAC key and gear table. */
+    uint8_t mac_key[PF_KEY_LEN];
+    uint8_t gear[2048];
 } pf_repo;
 
 /* Uses <base>/<repository id>/ as the metadata cache (created as needed). Only objects
@@ -75,12 +78,33 @@ pf_repo *pf_repo_open(pf_store *store, const char *pass, pf_err *err);
 /* Opens with the master key itself (key import --paper). A format-2 config verifies the
  * key (PF_EAUTH when its MAC does not match); a format-1 config cannot. */
 pf_repo *pf_repo_open_master(pf_store *store, const uint8_t master[PF_KEY_LEN], pf_err *err);
+/* Opens with the material of a write-only key (PF_WRITE_MATERIAL_LEN bytes, from
+ * pf_repo_write_material) and that key's id, as the key file would: for the key cache of
+ * wal-push, which must not pay scrypt per segment. The config's MAC verifies the material
+ * (PF_EAUTH when it does not match). */
+pf_repo *pf_repo_open_write_material(pf_store *store, const uint8_t *material,
+                                     const char key_id[PF_HEX_ID_LEN + 1], pf_err *err);
+/* The material of the write-only key r was opened with, into out (PF_WRITE_MATERIAL_LEN
+ * bytes). -1 when r was opened with a full key. */
+int pf_repo_write_material(const pf_repo *r, uint8_t *out);
 void pf_repo_free(pf_repo *r);
 
 /* Key files: seal the master key with a passphrase; id_out gets the new key's id. The key
  * file has the repository's format: in format 2 it is bound to the repository id, and a
  * key of format 2 refuses a config of format 1. */
 int pf_repo_add_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1], pf_err *err);
+
+/* 0 when r was opened with a full key; else PF_EAUTH with one line saying that `what`
+ * needs a full key, naming the write-only key that opened r and what to use instead. */
+int pf_repo_need_full_key(const pf_repo *r, const char *what, pf_err *err);
+
+/* Creates a write-only key (docs/FORMAT.md §18) sealed under pass, which must differ from
+ * the passphrase that opened r. r must have been opened with a full key. A repository of
+ * format 2 becomes format 3 first: config is written again as format 3, then an index file
+ * that writers can read, repeating every index file there is (which stay as they are, as
+ * does everything else stored). Format 1: PF_EUSAGE ('permafrost upgrade' first). */
+int pf_repo_add_write_key(pf_repo *r, const char *pass, char id_out[PF_HEX_ID_LEN + 1],
+                          pf_err *err);
 
 /* Sealed metadata objects under dir/ ("snapshots", "index", "locks"), named by the
  * SHA-256 of their stored bytes; kind binds the content to its use. */
@@ -101,6 +125,16 @@ int pf_object_open(const pf_keys *keys, const char *kind, const uint8_t *p, size
  * a fresh random salt (the object key, under which the nonce is always 0, depends on it). */
 int pf_object_seal_salt(const pf_keys *keys, const char *kind, const uint8_t salt[PF_SALT_LEN],
                         const void *p, size_t n, pf_buf *out, pf_err *err);
+/* The three ways an object is sealed (docs/FORMAT.md §8, §18): "PFO1" under the master key,
+ * "PFOW" under the writers' key, "PFOP" to the repository's public key. pf_object_seal
+ * picks one by the object's folder and the keys; pf_object_open reads any of them that
+ * the keys can (PF_EAUTH when they cannot: a write-only key and "PFO1" or "PFOP"). */
+enum { PF_OBJECT_MASTER = 1, PF_OBJECT_WRITER = 2, PF_OBJECT_SEALED = 3 };
+/* As pf_object_seal in a given mode, with secret the salt (master, writer) or the
+ * ephemeral private key (sealed). For the known-answer tests. */
+int pf_object_seal_as(const pf_keys *keys, int mode, const char *kind,
+                      const uint8_t secret[PF_SALT_LEN], const void *p, size_t n, pf_buf *out,
+                      pf_err *err);
 
 /* Format 1 -> 2: writes config with its MAC (from the values it has now), then a key file
  * of format 2 for pass (the passphrase that opened r), then removes the key file of format
@@ -137,7 +171,13 @@ void pf_pack_key_name(const uint8_t id[PF_ID_LEN], char out[80]);
 
 /* Loads one blob (any type) by id, verifying it; appends plaintext to out. */
 int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_err *err);
+/* With a write-only key, trees come from the cache of the writer's own (below): the only
+ * ones it can read. */
 int pf_repo_load_tree(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_tree *t, pf_err *err);
+/* A tree the writer saves (p the encoding, id its blob id): with a write-only key and a
+ * cache folder, kept there so that the next backup can compare against it. A no-op with a
+ * full key. */
+void pf_repo_cache_tree(pf_repo *r, const uint8_t id[PF_ID_LEN], const void *p, size_t n);
 int pf_repo_has_blob(pf_repo *r, const uint8_t id[PF_ID_LEN]);
 
 /* Snapshots: ref is "latest" (here simply the newest) or a unique id prefix. Commands

@@ -6,6 +6,7 @@
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -773,7 +774,8 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
             return pf_err_set(err, PF_ECORRUPT,
                               "tree more than %d directories deep (hostile or damaged) at %s",
                               RESTORE_MAX_DEPTH, path);
-        if (mkdirat(dirfd, name, 0700) && errno != EEXIST)
+        bool made = mkdirat(dirfd, name, 0700) == 0;
+        if (!made && errno != EEXIST)
             return pf_err_sys(err, PF_EIO, "cannot create directory %s", path);
         /* O_NOFOLLOW: a symlink swapped in since is refused, not entered. */
         int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -782,7 +784,10 @@ static int restore_node(rst *x, int dirfd, const pf_node *n, const char *rel, pf
         x->depth++;
         int rc = restore_dir_contents(x, fd, n->blobs[0], rel, err);
         x->depth--;
-        if (!rc && inc == 0)
+        /* A directory only on the way to what is restored keeps what it has here; one
+         * the restore had to make gets its recorded mode and owner (a cron spool made
+         * 0700 root would lock crontab(1) out). */
+        if (!rc && (inc == 0 || made))
             meta_fd(fd, &m, (const char *)x->path.data);
         close(fd);
         if (rc)

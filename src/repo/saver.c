@@ -143,6 +143,7 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     pf_index_file_pack p = {.count = pk->count, .entries = pk->entries};
     memcpy(p.info.id, pack_id, PF_ID_LEN);
     memcpy(p.info.salt, pk->salt, PF_SALT_LEN);
+    p.info.kind = pk->kind;
     pf_index_file one = {.packs = &p, .npacks = 1};
     if (!s->untracked) {
         pthread_mutex_lock(&s->repo->mu);
@@ -265,6 +266,14 @@ int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id
                   pf_err *err)
 {
     pf_blob_id(&s->repo->keys, p, n, id_out);
+    return pf_saver_save_hashed(s, type, p, n, id_out, err);
+}
+
+int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
+                         uint8_t id_out[PF_ID_LEN], pf_err *err)
+{
+    if (type == PF_BLOB_TREE)
+        pf_repo_cache_tree(s->repo, id_out, p, n);
     pf_blob_loc pending = {.pack = PF_PACK_PENDING, .type = type};
     int is_new = 1;
     if (!s->untracked) {

@@ -159,7 +159,8 @@ cJSON *pf_status_collect(pf_repo *r, int64_t now, pf_err *err)
     cJSON_AddItemToObject(out, "hosts", hosts);
 
     cJSON *repo = cJSON_CreateObject();
-    static const char *const prefixes[] = {"data/", "index/", "snapshots/", "keys/", "runs/"};
+    static const char *const prefixes[] = {"data/", "index/", "snapshots/",
+                                           "keys/", "runs/",  "wal/"};
     size_ctx total = {0}, packs = {0};
     int rc = 0;
     for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0] && rc == 0; i++) {

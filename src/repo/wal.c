@@ -82,6 +82,7 @@ int pf_wal_open(const pf_keys *keys, const char *name, const uint8_t *p, size_t 
 typedef struct wal_chunk {
     pf_blob_entry e;
     uint8_t pack[PF_ID_LEN], salt[PF_SALT_LEN];
+    uint8_t kind; /* the pack's: "sealed":true when PF_PACK_SEALED (format 3) */
 } wal_chunk;
 
 typedef struct wal_obj {
@@ -150,6 +151,8 @@ static int decode(const char *name, const pf_buf *plain, wal_obj *w, pf_err *err
         }
         c->e.type = (uint8_t)type;
         c->e.comp = (uint8_t)comp;
+        c->kind = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "sealed")) ? PF_PACK_SEALED
+                                                                              : PF_PACK_MASTER;
         total += c->e.raw_length;
         w->n++;
     }
@@ -222,6 +225,8 @@ static char *encode(const char *name, uint64_t size, const uint8_t sha[PF_ID_LEN
         cJSON_AddStringToObject(b, "pack", hex);
         hexs(c[i].salt, hex);
         cJSON_AddStringToObject(b, "salt", hex);
+        if (c[i].kind == PF_PACK_SEALED)
+            cJSON_AddBoolToObject(b, "sealed", 1);
         cJSON_AddNumberToObject(b, "type", c[i].e.type);
         cJSON_AddNumberToObject(b, "comp", c[i].e.comp);
         cJSON_AddNumberToObject(b, "offset", c[i].e.offset);
@@ -310,6 +315,7 @@ int pf_wal_push(pf_repo *r, const char *name, const void *data, size_t n, int wo
         chunks[i].e.length = l->length;
         memcpy(chunks[i].pack, r->index->packs[l->pack].id, PF_ID_LEN);
         memcpy(chunks[i].salt, r->index->packs[l->pack].salt, PF_SALT_LEN);
+        chunks[i].kind = r->index->packs[l->pack].kind;
     }
     pthread_mutex_unlock(&r->mu);
     json = encode(name, n, sha, chunks, nc);
@@ -345,7 +351,10 @@ static int read_chunks(pf_repo *r, const wal_obj *w, bool hints, pf_buf *out, pf
                                .type = c->e.type,
                                .comp = c->e.comp};
             pthread_mutex_lock(&r->mu);
-            loc.pack = pf_index_add_pack(r->index, c->pack, c->salt);
+            pf_pack_info info = {.kind = c->kind};
+            memcpy(info.id, c->pack, PF_ID_LEN);
+            memcpy(info.salt, c->salt, PF_SALT_LEN);
+            loc.pack = pf_index_add_pack_info(r->index, &info);
             pf_index_set(r->index, c->e.id, &loc);
             pthread_mutex_unlock(&r->mu);
         }
@@ -579,8 +588,8 @@ static int base_needs(const pf_snapshot *snaps, size_t nsnaps, base_need **out, 
     *per = 0x100000000ull / seg_size;
     for (size_t i = 0; i < nsnaps; i++) {
         const char *a = comp_str(&snaps[i], "start_wal"), *b = comp_str(&snaps[i], "end_wal");
-        if (snaps[i].kind != PF_SNAP_PG_PHYSICAL || pf_wal_name_kind(a) != PF_WAL_SEGMENT ||
-            pf_wal_name_kind(b) != PF_WAL_SEGMENT)
+        /* A base backup of its own (pg-physical) or a whole server's postgres-physical. */
+        if (pf_wal_name_kind(a) != PF_WAL_SEGMENT || pf_wal_name_kind(b) != PF_WAL_SEGMENT)
             continue;
         snprintf(needs[*n].id, sizeof needs[*n].id, "%.8s", snaps[i].id);
         needs[*n].start = seg_of(a, *per);

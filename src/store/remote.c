@@ -411,31 +411,43 @@ out:
     return rc;
 }
 
+/* A request (in b, built by the caller) answered by one frame of type `want`, whose
+ * numbers land in a and bv (either may be NULL). The server's error frame, or any other
+ * frame, is the error; op and subject name the request in it. Frees b. */
+static int one_reply(pf_store *s, pf_buf *b, const char *op, const char *subject, uint8_t want,
+                     uint64_t *a, uint64_t *bv, pf_err *err)
+{
+    pf_proto_msg *m = malloc(sizeof *m);
+    if (!m)
+        abort();
+    int rc = -1;
+    conn *c = request(s, b, b, m, err);
+    if (c) {
+        if (m->type == PF_PT_ERR)
+            server_error(s, op, subject, m, err);
+        else if (m->type != want)
+            unexpected(s, c, op, m, err);
+        else {
+            if (a)
+                *a = m->a;
+            if (bv)
+                *bv = m->b;
+            rc = 0;
+        }
+        release(s, c);
+    }
+    pf_buf_free(b);
+    free(m);
+    return rc;
+}
+
 static int remote_stat(pf_store *s, const char *key, uint64_t *size, pf_err *err)
 {
     if (pf_store_check_key(key, err) < 0)
         return -1;
     pf_buf b = PF_BUF_INIT;
-    pf_proto_msg *m = malloc(sizeof *m);
-    if (!m)
-        abort();
     pf_proto_keyed(&b, PF_PT_STAT, key, 0, 0);
-    int rc = -1;
-    conn *c = request(s, &b, &b, m, err);
-    if (c) {
-        if (m->type == PF_PT_ERR)
-            server_error(s, "stat", key, m, err);
-        else if (m->type != PF_PT_SIZE)
-            unexpected(s, c, "stat", m, err);
-        else {
-            *size = m->a;
-            rc = 0;
-        }
-        release(s, c);
-    }
-    pf_buf_free(&b);
-    free(m);
-    return rc;
+    return one_reply(s, &b, "stat", key, PF_PT_SIZE, size, NULL, err);
 }
 
 static int remote_remove(pf_store *s, const char *key, pf_err *err)
@@ -443,24 +455,8 @@ static int remote_remove(pf_store *s, const char *key, pf_err *err)
     if (pf_store_check_key(key, err) < 0)
         return -1;
     pf_buf b = PF_BUF_INIT;
-    pf_proto_msg *m = malloc(sizeof *m);
-    if (!m)
-        abort();
     pf_proto_keyed(&b, PF_PT_REMOVE, key, 0, 0);
-    int rc = -1;
-    conn *c = request(s, &b, &b, m, err);
-    if (c) {
-        if (m->type == PF_PT_ERR)
-            server_error(s, "remove", key, m, err);
-        else if (m->type != PF_PT_OK)
-            unexpected(s, c, "remove", m, err);
-        else
-            rc = 0;
-        release(s, c);
-    }
-    pf_buf_free(&b);
-    free(m);
-    return rc;
+    return one_reply(s, &b, "remove", key, PF_PT_OK, NULL, NULL, err);
 }
 
 static int remote_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err)
@@ -524,27 +520,8 @@ static int remote_sweep_tmp(pf_store *s, int64_t before, uint64_t *removed, uint
                             pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;
-    pf_proto_msg *m = malloc(sizeof *m);
-    if (!m)
-        abort();
     pf_proto_sweep(&b, before);
-    int rc = -1;
-    conn *c = request(s, &b, &b, m, err);
-    if (c) {
-        if (m->type == PF_PT_ERR)
-            server_error(s, "sweep", "temporary files", m, err);
-        else if (m->type != PF_PT_SWEPT)
-            unexpected(s, c, "sweep", m, err);
-        else {
-            *removed = m->a;
-            *bytes = m->b;
-            rc = 0;
-        }
-        release(s, c);
-    }
-    pf_buf_free(&b);
-    free(m);
-    return rc;
+    return one_reply(s, &b, "sweep", "temporary files", PF_PT_SWEPT, removed, bytes, err);
 }
 
 static void remote_free(pf_store *s)

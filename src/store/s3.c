@@ -33,6 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "store/s3.h"
 
 #define S3_DEFAULT_THRESHOLD (64ull << 20)
 #define S3_DEFAULT_PART_SIZE (16ull << 20)
@@ -56,6 +59,8 @@ typedef struct s3_store {
     CURL *pool[S3_POOL_MAX];
     int npool;
 } s3_store;
+
+static char *xstrndup(const char *p, size_t n);
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -225,7 +230,9 @@ typedef struct s3_req {
     const char *query; /* canonical query string or NULL */
     const void *body;  /* sent for PUT/POST (may be NULL with body_len 0) */
     size_t body_len;
-    const char *range; /* "bytes=a-b" or NULL */
+    const char *range;          /* "bytes=a-b" or NULL */
+    const char *content_type;   /* of a body; NULL: application/octet-stream */
+    const char *const *headers; /* more header lines ("Name: value"), NULL-terminated; or NULL */
 } s3_req;
 
 typedef struct s3_resp {
@@ -240,6 +247,7 @@ typedef struct s3_resp {
     int overflow;     /* the server sent more than cap */
     pf_buf err_body;  /* a non-2xx body, up to S3_ERRBODY_MAX */
     char etag[256];
+    char content_type[256];
     int64_t cr_start; /* first byte of Content-Range, -1 when absent */
     CURL *h;
 } s3_resp;
@@ -281,12 +289,29 @@ static size_t on_write(char *p, size_t sz, size_t nm, void *ud)
     return total;
 }
 
+/* Copies the value of a header line [p, p+n) whose name takes `from` bytes, trimmed; left
+ * empty when it does not fit. */
+static void header_value(const char *p, size_t n, size_t from, char *dst, size_t dn)
+{
+    size_t i = from;
+    while (i < n && (p[i] == ' ' || p[i] == '\t'))
+        i++;
+    size_t j = n;
+    while (j > i && (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' '))
+        j--;
+    if (j - i < dn) {
+        memcpy(dst, p + i, j - i);
+        dst[j - i] = 0;
+    }
+}
+
 static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
 {
     s3_resp *r = ud;
     size_t n = sz * nm;
     if (n > 5 && strncmp(p, "HTTP/", 5) == 0) {
         r->etag[0] = 0; /* a new response (after 100 Continue or a redirect) */
+        r->content_type[0] = 0;
         r->cr_start = -1;
     }
     if (n > 20 && strncasecmp(p, "content-range: bytes ", 21) == 0) {
@@ -298,18 +323,10 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
         }
         r->cr_start = digits && i < n && p[i] == '-' ? (int64_t)v : -1;
     }
-    if (n > 5 && strncasecmp(p, "etag:", 5) == 0) {
-        size_t i = 5;
-        while (i < n && (p[i] == ' ' || p[i] == '\t'))
-            i++;
-        size_t j = n;
-        while (j > i && (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' '))
-            j--;
-        if (j - i < sizeof r->etag) {
-            memcpy(r->etag, p + i, j - i);
-            r->etag[j - i] = 0;
-        }
-    }
+    if (n > 5 && strncasecmp(p, "etag:", 5) == 0)
+        header_value(p, n, 5, r->etag, sizeof r->etag);
+    if (n > 13 && strncasecmp(p, "content-type:", 13) == 0)
+        header_value(p, n, 13, r->content_type, sizeof r->content_type);
     return n;
 }
 
@@ -387,8 +404,13 @@ static int s3_perform(s3_store *s, const s3_req *q, s3_resp *resp, pf_err *err)
     if (has_body) {
         /* No "Expect:" override here: curl 7.88 signs the emptied header and S3 then
          * rejects the signature. */
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/octet-stream");
+        pf_buf_reset(&line);
+        pf_buf_printf(&line, "Content-Type: %s",
+                      q->content_type ? q->content_type : "application/octet-stream");
+        hdrs = curl_slist_append(hdrs, (char *)line.data);
     }
+    for (const char *const *x = q->headers; x && *x; x++)
+        hdrs = curl_slist_append(hdrs, *x);
     if (!hdrs) {
         pf_err_set(err, PF_EIO, "S3: out of memory building headers");
         goto out;
@@ -506,121 +528,168 @@ static int s3_simple(s3_store *s, const char *op, const s3_req *q, s3_resp *r, p
 
 /* ---- operations ---- */
 
-static int s3_put_single(s3_store *s, const char *key, const void *data, size_t len, pf_err *err)
+/* What an upload sends besides its bytes: Content-Type and more header lines (both may be
+ * NULL). */
+typedef struct put_meta {
+    const char *content_type;
+    const char *const *headers;
+} put_meta;
+
+static int s3_put_single(s3_store *s, const char *key, const void *data, size_t len,
+                         const put_meta *m, pf_err *err)
 {
-    s3_req q = {.method = "PUT", .key = key, .body = data, .body_len = len};
+    s3_req q = {.method = "PUT",
+                .key = key,
+                .body = data,
+                .body_len = len,
+                .content_type = m ? m->content_type : NULL,
+                .headers = m ? m->headers : NULL};
     s3_resp r = {0};
     int rc = s3_simple(s, "put", &q, &r, err);
     pf_buf_free(&r.err_body);
     return rc;
 }
 
-static void abort_upload(s3_store *s, const char *key, const char *upload_id)
+/* A multipart upload in progress: parts are sent one by one, in order. */
+typedef struct s3_upload {
+    s3_store *s;
+    char *key;
+    char upload_id[1024];
+    pf_buf done; /* the CompleteMultipartUpload body so far */
+    size_t nparts;
+} s3_upload;
+
+static void upload_abort(s3_upload *u)
+{
+    if (u->upload_id[0]) {
+        pf_buf qs = PF_BUF_INIT;
+        pf_buf_append_str(&qs, "uploadId=");
+        aws_encode(&qs, u->upload_id, strlen(u->upload_id), 0);
+        s3_req q = {.method = "DELETE", .key = u->key, .query = (char *)qs.data};
+        s3_resp r = {0};
+        pf_err ignored = {0};
+        s3_simple(u->s, "abort upload", &q, &r, &ignored);
+        pf_buf_free(&r.err_body);
+        pf_buf_free(&qs);
+    }
+    free(u->key);
+    pf_buf_free(&u->done);
+    memset(u, 0, sizeof *u);
+}
+
+static int upload_begin(s3_store *s, const char *key, const put_meta *m, s3_upload *u, pf_err *err)
+{
+    memset(u, 0, sizeof *u);
+    pf_buf resp_body = PF_BUF_INIT;
+    s3_req q = {.method = "POST",
+                .key = key,
+                .query = "uploads=",
+                .content_type = m ? m->content_type : NULL,
+                .headers = m ? m->headers : NULL};
+    s3_resp r = {.data = &resp_body, .cap = S3_ERRBODY_MAX};
+    int rc = s3_simple(s, "put (start multipart upload)", &q, &r, err);
+    pf_buf_free(&r.err_body);
+    if (rc == 0) {
+        xml_text(&resp_body, "UploadId", u->upload_id, sizeof u->upload_id);
+        if (!u->upload_id[0]) {
+            rc = pf_err_set(err, PF_EIO,
+                            "put %s: S3 answered CreateMultipartUpload without an UploadId", key);
+            err->retryable = true;
+        }
+    }
+    pf_buf_free(&resp_body);
+    if (rc == 0) {
+        u->s = s;
+        u->key = xstrndup(key, strlen(key));
+        pf_buf_append_str(&u->done, "<CompleteMultipartUpload>");
+    }
+    return rc;
+}
+
+static int upload_part(s3_upload *u, const void *data, size_t n, pf_err *err)
 {
     pf_buf qs = PF_BUF_INIT;
-    pf_buf_append_str(&qs, "uploadId=");
-    aws_encode(&qs, upload_id, strlen(upload_id), 0);
-    s3_req q = {.method = "DELETE", .key = key, .query = (char *)qs.data};
-    s3_resp r = {0};
-    pf_err ignored = {0};
-    s3_simple(s, "abort upload", &q, &r, &ignored);
-    pf_buf_free(&r.err_body);
+    size_t i = u->nparts + 1;
+    pf_buf_printf(&qs, "partNumber=%zu&uploadId=", i);
+    aws_encode(&qs, u->upload_id, strlen(u->upload_id), 0);
+    s3_req pq = {
+        .method = "PUT", .key = u->key, .query = (char *)qs.data, .body = data, .body_len = n};
+    s3_resp pr = {0};
+    int rc = s3_simple(u->s, "put (upload part)", &pq, &pr, err);
+    pf_buf_free(&pr.err_body);
     pf_buf_free(&qs);
+    if (rc < 0)
+        return -1;
+    if (!pr.etag[0]) {
+        pf_err_set(err, PF_EIO, "put %s: S3 answered UploadPart %zu without an ETag", u->key, i);
+        err->retryable = true;
+        return -1;
+    }
+    pf_buf_printf(&u->done, "<Part><PartNumber>%zu</PartNumber><ETag>", i);
+    for (const char *e = pr.etag; *e; e++) {
+        if (*e == '&')
+            pf_buf_append_str(&u->done, "&amp;");
+        else if (*e == '<')
+            pf_buf_append_str(&u->done, "&lt;");
+        else if (*e == '>')
+            pf_buf_append_str(&u->done, "&gt;");
+        else
+            pf_buf_u8(&u->done, (uint8_t)*e);
+    }
+    pf_buf_append_str(&u->done, "</ETag></Part>");
+    u->nparts = i;
+    return 0;
+}
+
+/* Completes the upload; on failure the caller aborts it. */
+static int upload_complete(s3_upload *u, pf_err *err)
+{
+    pf_buf qs = PF_BUF_INIT, resp_body = PF_BUF_INIT;
+    pf_buf_append_str(&u->done, "</CompleteMultipartUpload>");
+    pf_buf_append_str(&qs, "uploadId=");
+    aws_encode(&qs, u->upload_id, strlen(u->upload_id), 0);
+    s3_req cq = {.method = "POST",
+                 .key = u->key,
+                 .query = (char *)qs.data,
+                 .body = u->done.data,
+                 .body_len = u->done.len};
+    s3_resp cr = {.data = &resp_body, .cap = S3_ERRBODY_MAX};
+    int rc = s3_simple(u->s, "put (complete multipart upload)", &cq, &cr, err);
+    pf_buf_free(&cr.err_body);
+    /* S3 may answer 200 and still report an error in the body. */
+    if (rc == 0 && resp_body.data && memmem(resp_body.data, resp_body.len, "<Error>", 7)) {
+        cr.status = 500;
+        cr.err_body = resp_body;
+        resp_body = (pf_buf)PF_BUF_INIT;
+        s3_status_error(u->s, "put (complete multipart upload)", u->key, &cr, err);
+        pf_buf_free(&cr.err_body);
+        rc = -1;
+    }
+    if (rc == 0)
+        u->upload_id[0] = 0; /* completed: nothing to abort */
+    pf_buf_free(&qs);
+    pf_buf_free(&resp_body);
+    return rc;
 }
 
 /* Multipart upload: the object appears only when CompleteMultipartUpload succeeds, so put
  * stays atomic; on any failure the upload is aborted so no parts linger (and cost). */
 static int s3_put_multipart(s3_store *s, const char *key, const void *data, size_t len, pf_err *err)
 {
-    int rc = -1;
-    char upload_id[1024] = "";
-    pf_buf qs = PF_BUF_INIT, body = PF_BUF_INIT, resp_body = PF_BUF_INIT;
     uint64_t part = s->part_size;
     if ((len + part - 1) / part > S3_MAX_PARTS)
         part = (len + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
     size_t nparts = (size_t)((len + part - 1) / part);
-
-    s3_req q = {.method = "POST", .key = key, .query = "uploads="};
-    s3_resp r = {.data = &resp_body, .cap = S3_ERRBODY_MAX};
-    if (s3_simple(s, "put (start multipart upload)", &q, &r, err) < 0)
-        goto out;
-    xml_text(&resp_body, "UploadId", upload_id, sizeof upload_id);
-    if (!upload_id[0]) {
-        pf_err_set(err, PF_EIO, "put %s: S3 answered CreateMultipartUpload without an UploadId",
-                   key);
-        err->retryable = true;
-        goto out;
-    }
-    pf_buf_append_str(&body, "<CompleteMultipartUpload>");
-    for (size_t i = 0; i < nparts; i++) {
+    s3_upload u;
+    int rc = upload_begin(s, key, NULL, &u, err);
+    for (size_t i = 0; rc == 0 && i < nparts; i++) {
         uint64_t off = (uint64_t)i * part;
         size_t n = (size_t)(len - off < part ? len - off : part);
-        pf_buf_reset(&qs);
-        pf_buf_printf(&qs, "partNumber=%zu&uploadId=", i + 1);
-        aws_encode(&qs, upload_id, strlen(upload_id), 0);
-        s3_req pq = {.method = "PUT",
-                     .key = key,
-                     .query = (char *)qs.data,
-                     .body = (const char *)data + off,
-                     .body_len = n};
-        s3_resp pr = {0};
-        int prc = s3_simple(s, "put (upload part)", &pq, &pr, err);
-        pf_buf_free(&pr.err_body);
-        if (prc < 0)
-            goto out;
-        if (!pr.etag[0]) {
-            pf_err_set(err, PF_EIO, "put %s: S3 answered UploadPart %zu without an ETag", key,
-                       i + 1);
-            err->retryable = true;
-            goto out;
-        }
-        pf_buf_printf(&body, "<Part><PartNumber>%zu</PartNumber><ETag>", i + 1);
-        for (const char *e = pr.etag; *e; e++) {
-            if (*e == '&')
-                pf_buf_append_str(&body, "&amp;");
-            else if (*e == '<')
-                pf_buf_append_str(&body, "&lt;");
-            else if (*e == '>')
-                pf_buf_append_str(&body, "&gt;");
-            else
-                pf_buf_u8(&body, (uint8_t)*e);
-        }
-        pf_buf_append_str(&body, "</ETag></Part>");
+        rc = upload_part(&u, (const char *)data + off, n, err);
     }
-    pf_buf_append_str(&body, "</CompleteMultipartUpload>");
-
-    pf_buf_reset(&qs);
-    pf_buf_append_str(&qs, "uploadId=");
-    aws_encode(&qs, upload_id, strlen(upload_id), 0);
-    pf_buf_reset(&resp_body);
-    s3_req cq = {.method = "POST",
-                 .key = key,
-                 .query = (char *)qs.data,
-                 .body = body.data,
-                 .body_len = body.len};
-    s3_resp cr = {.data = &resp_body, .cap = S3_ERRBODY_MAX};
-    int crc = s3_simple(s, "put (complete multipart upload)", &cq, &cr, err);
-    pf_buf_free(&cr.err_body);
-    if (crc < 0)
-        goto out;
-    /* S3 may answer 200 and still report an error in the body. */
-    if (resp_body.data && memmem(resp_body.data, resp_body.len, "<Error>", 7)) {
-        cr.status = 500;
-        pf_buf_free(&cr.err_body);
-        cr.err_body = resp_body;
-        resp_body = (pf_buf)PF_BUF_INIT;
-        s3_status_error(s, "put (complete multipart upload)", key, &cr, err);
-        pf_buf_free(&cr.err_body);
-        goto out;
-    }
-    upload_id[0] = 0; /* completed: nothing to abort */
-    rc = 0;
-out:
-    if (rc < 0 && upload_id[0])
-        abort_upload(s, key, upload_id);
-    pf_buf_free(&qs);
-    pf_buf_free(&body);
-    pf_buf_free(&resp_body);
+    if (rc == 0)
+        rc = upload_complete(&u, err);
+    upload_abort(&u);
     return rc;
 }
 
@@ -631,14 +700,12 @@ static int s3_put(pf_store *st, const char *key, const void *data, size_t len, p
         return -1;
     if (len > s->threshold)
         return s3_put_multipart(s, key, data, len, err);
-    return s3_put_single(s, key, data, len, err);
+    return s3_put_single(s, key, data, len, NULL, err);
 }
 
-static int s3_stat(pf_store *st, const char *key, uint64_t *size, pf_err *err)
+/* HEAD of any key (the caller has checked it). */
+static int stat_key(s3_store *s, const char *key, uint64_t *size, pf_err *err)
 {
-    s3_store *s = st->impl;
-    if (pf_store_check_key(key, err) < 0)
-        return -1;
     s3_req q = {.method = "HEAD", .key = key};
     s3_resp r = {0};
     int rc = s3_simple(s, "stat", &q, &r, err);
@@ -653,20 +720,26 @@ static int s3_stat(pf_store *st, const char *key, uint64_t *size, pf_err *err)
     return rc;
 }
 
-static int s3_get(pf_store *st, const char *key, uint64_t off, uint64_t len, pf_buf *out,
-                  pf_err *err)
+static int s3_stat(pf_store *st, const char *key, uint64_t *size, pf_err *err)
 {
-    s3_store *s = st->impl;
+    if (pf_store_check_key(key, err) < 0)
+        return -1;
+    return stat_key(st->impl, key, size, err);
+}
+
+/* GET of [off, off+len) of any key (the caller has checked it); the reply's headers stay in
+ * *rh (its ETag and Content-Type) when rh is not NULL. */
+static int get_key(s3_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out,
+                   s3_resp *rh, pf_err *err)
+{
     size_t start = out->len;
     char range[64];
     uint64_t size, n;
     int rc = -1;
-    if (pf_store_check_key(key, err) < 0)
-        return -1;
     /* S3 cannot express an empty range, and answers 416 for "bytes=size-": ask for the
      * size instead, so both behave as the contract says. */
     if (len == 0) {
-        if (s3_stat(st, key, &size, err) < 0)
+        if (stat_key(s, key, &size, err) < 0)
             return pf_err_prefix(err, "get");
         return pf_store_check_range(key, size, off, len, &n, err);
     }
@@ -697,7 +770,7 @@ static int s3_get(pf_store *st, const char *key, uint64_t off, uint64_t len, pf_
         if (len == PF_STORE_ALL) {
             /* "bytes=off-" with off == size is a legal empty read for us. */
             out->len = start;
-            if (s3_stat(st, key, &size, err) < 0) {
+            if (stat_key(s, key, &size, err) < 0) {
                 pf_err_prefix(err, "get");
                 goto out;
             }
@@ -734,7 +807,19 @@ out:
         out->data[start] = 0;
     }
     pf_buf_free(&r.err_body);
+    if (rh) {
+        memcpy(rh->etag, r.etag, sizeof r.etag);
+        memcpy(rh->content_type, r.content_type, sizeof r.content_type);
+    }
     return rc;
+}
+
+static int s3_get(pf_store *st, const char *key, uint64_t off, uint64_t len, pf_buf *out,
+                  pf_err *err)
+{
+    if (pf_store_check_key(key, err) < 0)
+        return -1;
+    return get_key(st->impl, key, off, len, out, NULL, err);
 }
 
 static int s3_remove(pf_store *st, const char *key, pf_err *err)
@@ -1066,4 +1151,284 @@ fail : {
     s3_free(&tmp);
     return NULL;
 }
+}
+
+/* ---- objects of a bucket that is not a repository (store/s3.h) ---- */
+
+static s3_store *s3_of(pf_store *st, pf_err *err)
+{
+    if (st && st->ops == &s3_ops)
+        return st->impl;
+    pf_err_set(err, PF_EUSAGE, "%s is not an S3 bucket opened without the retry layer",
+               st ? st->location : "(none)");
+    return NULL;
+}
+
+/* A key as a bucket may hold it: 1..1024 bytes, no NUL (S3's own rule); no dot segments, which
+ * would change the URL's path. */
+static int raw_key_ok(const char *key, pf_err *err)
+{
+    size_t n = strlen(key);
+    if (n == 0 || n > PF_STORE_KEY_MAX)
+        return pf_err_set(err, PF_EUSAGE, "S3 key of %zu bytes: 1 to %d allowed", n,
+                          PF_STORE_KEY_MAX);
+    for (const char *c = key; *c;) {
+        size_t l = strcspn(c, "/");
+        if ((l == 1 && c[0] == '.') || (l == 2 && c[0] == '.' && c[1] == '.'))
+            return pf_err_set(err, PF_EUSAGE, "S3 key %.200s has a . or .. segment", key);
+        c += l;
+        if (*c)
+            c++;
+    }
+    return 0;
+}
+
+/* "2026-12-01T16:34:17.123Z" as nanoseconds since the epoch; 0 when it is not that. */
+static int64_t iso_time_ns(const char *t)
+{
+    struct tm tm = {0};
+    int ms = 0;
+    const char *p = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!p)
+        return 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            if (digits < 3) {
+                ms = ms * 10 + (*p - '0');
+                digits++;
+            }
+        while (digits++ < 3)
+            ms *= 10;
+    }
+    if (*p != 'Z')
+        return 0;
+    time_t secs = timegm(&tm);
+    if (secs == (time_t)-1)
+        return 0;
+    return (int64_t)secs * 1000000000 + (int64_t)ms * 1000000;
+}
+
+int pf_s3_objects_page(const pf_buf *body, pf_s3_object_cb cb, void *ctx, char **token, pf_err *err)
+{
+    const char *p = (const char *)body->data, *end = p + body->len, *v, *next;
+    size_t vn;
+    pf_buf key = PF_BUF_INIT, etag = PF_BUF_INIT, when = PF_BUF_INIT;
+    int rc = 0;
+    *token = NULL;
+    if (!p || !memmem(p, body->len, "<ListBucketResult", 17)) {
+        rc = pf_err_set(err, PF_EIO, "list: S3 answered with something that is not a listing");
+        err->retryable = true;
+        goto out;
+    }
+    while (p < end && xml_elem(p, (size_t)(end - p), "Contents", &v, &vn, &next)) {
+        const char *kv, *sv, *ev, *tv;
+        size_t kn, sn, en, tn;
+        p = next;
+        if (!xml_elem(v, vn, "Key", &kv, &kn, NULL) || !xml_elem(v, vn, "Size", &sv, &sn, NULL)) {
+            rc = pf_err_set(err, PF_EIO, "list: S3 listing entry without Key or Size");
+            goto out;
+        }
+        pf_buf_reset(&key);
+        pf_buf_reset(&etag);
+        pf_buf_reset(&when);
+        if (xml_unescape(&key, kv, kn) < 0 || !key.data) {
+            rc = pf_err_set(err, PF_EIO, "list: S3 listing has a key that does not decode");
+            goto out;
+        }
+        uint64_t size = 0;
+        bool size_ok = sn > 0 && sn <= 19;
+        for (size_t i = 0; size_ok && i < sn; i++) {
+            size_ok = sv[i] >= '0' && sv[i] <= '9';
+            size = size * 10 + (uint64_t)(sv[i] - '0');
+        }
+        if (!size_ok) {
+            rc = pf_err_set(err, PF_EIO, "list: S3 listing has a bad Size for %.200s",
+                            (char *)key.data);
+            goto out;
+        }
+        if (xml_elem(v, vn, "ETag", &ev, &en, NULL) && en < 256)
+            xml_unescape(&etag, ev, en);
+        if (xml_elem(v, vn, "LastModified", &tv, &tn, NULL) && tn < 64)
+            xml_unescape(&when, tv, tn);
+        pf_s3_object o = {.key = (char *)key.data,
+                          .size = size,
+                          .etag = etag.data ? (char *)etag.data : "",
+                          .mtime_ns = when.data ? iso_time_ns((char *)when.data) : 0};
+        rc = cb(&o, ctx, err);
+        if (rc != 0)
+            goto out;
+    }
+    char trunc[16];
+    xml_text(body, "IsTruncated", trunc, sizeof trunc);
+    if (!strcmp(trunc, "true")) {
+        char tok[2048];
+        xml_text(body, "NextContinuationToken", tok, sizeof tok);
+        if (!tok[0]) {
+            rc = pf_err_set(err, PF_EIO,
+                            "list: S3 listing is truncated but has no NextContinuationToken");
+            goto out;
+        }
+        *token = xstrndup(tok, strlen(tok));
+    }
+out:
+    pf_buf_free(&key);
+    pf_buf_free(&etag);
+    pf_buf_free(&when);
+    return rc;
+}
+
+int pf_s3_list_objects(pf_store *st, const char *prefix, pf_s3_object_cb cb, void *ctx, pf_err *err)
+{
+    s3_store *s = s3_of(st, err);
+    if (!s)
+        return -1;
+    pf_buf qs = PF_BUF_INIT, body = PF_BUF_INIT;
+    char *token = NULL, *prev = NULL;
+    int rc = -1;
+    if (!prefix)
+        prefix = "";
+    for (;;) {
+        pf_buf_reset(&qs);
+        if (token) {
+            pf_buf_append_str(&qs, "continuation-token=");
+            aws_encode(&qs, token, strlen(token), 0);
+            pf_buf_append_str(&qs, "&");
+        }
+        pf_buf_printf(&qs, "list-type=2&max-keys=%d&prefix=", s->max_keys);
+        aws_encode(&qs, prefix, strlen(prefix), 0);
+        pf_buf_reset(&body);
+        s3_req q = {.method = "GET", .query = (char *)qs.data};
+        s3_resp r = {.data = &body, .cap = S3_LISTBODY_MAX};
+        if (s3_perform(s, &q, &r, err) < 0) {
+            pf_err_prefix(err, "list bucket %s", s->bucket);
+            pf_buf_free(&r.err_body);
+            goto out;
+        }
+        if (r.status < 200 || r.status >= 300) {
+            s3_status_error(s, "list", prefix, &r, err);
+            pf_buf_free(&r.err_body);
+            goto out;
+        }
+        pf_buf_free(&r.err_body);
+        free(prev);
+        prev = token;
+        rc = pf_s3_objects_page(&body, cb, ctx, &token, err);
+        if (rc != 0)
+            goto out;
+        rc = -1;
+        if (!token)
+            break;
+        if (prev && !strcmp(prev, token)) {
+            pf_err_set(err, PF_EIO, "list bucket %s: S3 returned the same continuation token twice",
+                       s->bucket);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(token);
+    free(prev);
+    pf_buf_free(&qs);
+    pf_buf_free(&body);
+    return rc;
+}
+
+int pf_s3_get_object(pf_store *st, const char *key, uint64_t off, uint64_t len, pf_buf *out,
+                     pf_s3_reply *reply, pf_err *err)
+{
+    s3_store *s = s3_of(st, err);
+    if (!s || raw_key_ok(key, err) < 0)
+        return -1;
+    s3_resp rh = {0};
+    int rc = get_key(s, key, off, len, out, &rh, err);
+    if (reply) {
+        memcpy(reply->etag, rh.etag, sizeof reply->etag);
+        memcpy(reply->content_type, rh.content_type, sizeof reply->content_type);
+    }
+    return rc;
+}
+
+/* The header lines of pf_s3_put_opts, in lines[] (at most 3) and their storage. */
+static void put_headers(const pf_s3_put_opts *o, char store[2][320], const char *lines[3],
+                        put_meta *m)
+{
+    int n = 0;
+    if (o && o->acl && *o->acl) {
+        snprintf(store[0], sizeof store[0], "x-amz-acl: %s", o->acl);
+        lines[n++] = store[0];
+    }
+    if (o && o->cache_control && *o->cache_control) {
+        snprintf(store[1], sizeof store[1], "Cache-Control: %s", o->cache_control);
+        lines[n++] = store[1];
+    }
+    lines[n] = NULL;
+    m->content_type = o && o->content_type && *o->content_type ? o->content_type : NULL;
+    m->headers = lines;
+}
+
+int pf_s3_put_object(pf_store *st, const char *key, const void *data, size_t len,
+                     const pf_s3_put_opts *o, pf_err *err)
+{
+    s3_store *s = s3_of(st, err);
+    if (!s || raw_key_ok(key, err) < 0)
+        return -1;
+    char store[2][320];
+    const char *lines[3];
+    put_meta m;
+    put_headers(o, store, lines, &m);
+    return s3_put_single(s, key, data, len, &m, err);
+}
+
+size_t pf_s3_part_size(pf_store *st)
+{
+    pf_err ignored = {0};
+    s3_store *s = s3_of(st, &ignored);
+    return s ? (size_t)s->part_size : 0;
+}
+
+struct pf_s3_upload {
+    s3_upload u;
+};
+
+pf_s3_upload *pf_s3_upload_begin(pf_store *st, const char *key, const pf_s3_put_opts *o,
+                                 pf_err *err)
+{
+    s3_store *s = s3_of(st, err);
+    if (!s || raw_key_ok(key, err) < 0)
+        return NULL;
+    char store[2][320];
+    const char *lines[3];
+    put_meta m;
+    put_headers(o, store, lines, &m);
+    pf_s3_upload *up = calloc(1, sizeof *up);
+    if (!up)
+        abort();
+    if (upload_begin(s, key, &m, &up->u, err) < 0) {
+        free(up);
+        return NULL;
+    }
+    return up;
+}
+
+int pf_s3_upload_part(pf_s3_upload *up, const void *data, size_t len, pf_err *err)
+{
+    if (up->u.nparts >= S3_MAX_PARTS)
+        return pf_err_set(err, PF_EUSAGE, "put %s: more than %d parts", up->u.key, S3_MAX_PARTS);
+    return upload_part(&up->u, data, len, err);
+}
+
+int pf_s3_upload_end(pf_s3_upload *up, pf_err *err)
+{
+    int rc = upload_complete(&up->u, err);
+    pf_s3_upload_abort(up);
+    return rc;
+}
+
+void pf_s3_upload_abort(pf_s3_upload *up)
+{
+    if (!up)
+        return;
+    upload_abort(&up->u);
+    free(up);
 }

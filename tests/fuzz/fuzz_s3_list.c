@@ -1,12 +1,14 @@
 /* libFuzzer: an S3 ListObjectsV2 page comes from whoever controls the bucket. Reading one
  * must never crash, hang or leak, and every key it reports must be a valid store key under
- * the prefix (so no path built from it can leave the repository). */
+ * the prefix (so no path built from it can leave the repository). The media mirror's reading
+ * of it (pf_s3_objects_page) runs on the same input. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/internal.h"
+#include "store/s3.h"
 #include "store/s3_list.h"
 
 static int on_key(const char *key, uint64_t size, void *ctx, pf_err *list_err)
@@ -17,6 +19,17 @@ static int on_key(const char *key, uint64_t size, void *ctx, pf_err *list_err)
     if (pf_store_check_key(key, &err) != 0)
         abort();
     (*(int *)ctx)++;
+    return 0;
+}
+
+/* The media mirror's reading of the same page (store/s3.h): keys are passed on as listed,
+ * but every string must be a terminated one. */
+static int on_object(const pf_s3_object *o, void *ctx, pf_err *err)
+{
+    (void)err;
+    if (!o->key || !o->etag)
+        abort();
+    *(size_t *)ctx += strlen(o->key) + strlen(o->etag);
     return 0;
 }
 
@@ -31,6 +44,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != 0 && token)
         abort();
     if (token && !*token)
+        abort();
+    free(token);
+    token = NULL;
+    size_t chars = 0;
+    rc = pf_s3_objects_page(&body, on_object, &chars, &token, &err);
+    if ((rc != 0 && token) || (token && !*token))
         abort();
     free(token);
     pf_buf_free(&body);

@@ -43,6 +43,9 @@ mkdir -p "$H/etc/letsencrypt/archive/harness.example" "$H/etc/letsencrypt/live/h
     "$H/etc/letsencrypt/renewal" "$H/etc/nginx/sites-available" "$H/etc/nginx/sites-enabled" \
     "$H/etc/systemd/system/mastodon-web.service.d" "$H/var/spool/cron/crontabs"
 chmod 700 "$H/etc/letsencrypt/archive" "$H/etc/letsencrypt/live"
+# As Debian's cron package makes it: the sticky, group-writable spool crontab(1) needs.
+chgrp 4243 "$H/var/spool/cron/crontabs"
+chmod 1730 "$H/var/spool/cron/crontabs"
 echo "-----BEGIN PRIVATE KEY----- host-test-key-material" >"$H/etc/letsencrypt/archive/harness.example/privkey1.pem"
 chmod 600 "$H/etc/letsencrypt/archive/harness.example/privkey1.pem"
 echo "-----BEGIN CERTIFICATE-----" >"$H/etc/letsencrypt/archive/harness.example/fullchain1.pem"
@@ -160,6 +163,16 @@ has "$W/both.txt" "would write $H/var/spool/cron/crontabs/mastodon (new)"
 cmp -s "$W/hostroot.orig/var/spool/cron/crontabs/mastodon" "$H/var/spool/cron/crontabs/mastodon" ||
     fail "crontab not restored"
 ok "only new files: no --force needed"
+
+# A machine without cron's spool yet: the directories on the way are made as they were,
+# not 0700 (crontab(1) could not write a 0700 root-owned crontabs directory).
+rm -rf "$H/var/spool/cron"
+run 0 pf restore latest --live "$NEW/live" --only host
+[ "$(stat -c '%a %g' "$H/var/spool/cron/crontabs")" = "1730 4243" ] ||
+    fail "a crontabs directory made by the restore is $(stat -c '%a %g' "$H/var/spool/cron/crontabs"), was 1730 4243"
+cmp -s "$W/hostroot.orig/var/spool/cron/crontabs/mastodon" "$H/var/spool/cron/crontabs/mastodon" ||
+    fail "crontab not restored into a new spool"
+ok "directories on the way that the restore makes get their recorded mode and owner"
 
 mv "$H/etc/nginx/sites-enabled" "$W/sites-enabled.real"
 ln -s "$W/sites-enabled.real" "$H/etc/nginx/sites-enabled"

@@ -212,7 +212,7 @@ if part config; then
     tamper "an extra field" "d['chunker2'] = {}" 4 "a field it must not have"
     tamper "a changed id" "d['id'] = ('0' if d['id'][0] != '0' else '1') + d['id'][1:]" 12 "wrong passphrase"
     tamper "downgraded to format 1" "d['version'] = 1; d.pop('mac', None); d['chunker']['min'] = 65536" 4 "config says format 1"
-    tamper "format 3" "d['version'] = 3" 10 "not supported"
+    tamper "format 4" "d['version'] = 4" 10 "not supported"
     cp "$T/cconfig.good" "$C/config"
     run c-good pf --repo "$C" check
     rc_is 0 "config: the original config opens and checks"

@@ -23,61 +23,8 @@ mkdir -p "$L"
 export PERMAFROST_PASSWORD=mastodon-test-passphrase
 export PERMAFROST_CACHE_DIR=$T/cache
 REPO=$T/repo
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
+. "$SRC/tests/lib/counting.sh"
 
-# run NAME CMD...: stdout/stderr in $L/NAME.out/.err, exit status in RC, OUT/ERR the files.
-run() {
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -"${1:-15}"; }
-# rc_is "WANT..." DESCRIPTION: the last run's status is one of WANT.
-rc_is() {
-    case " $1 " in
-        *" $RC "*) ok "$2" ;;
-        *)
-            fail "$2: exit $RC, wanted $1"
-            show
-            ;;
-    esac
-}
-# has / hasnt DESCRIPTION TEXT [FILE...]: the last run's output (or FILEs) does (not) hold TEXT.
-has() {
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then ok "$what"; else
-        fail "$what: no \"$text\" in"
-        sed 's/^/     | /' "$@" | tail -10
-    fi
-}
-hasnt() {
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then
-        fail "$what: \"$text\" found in"
-        grep -nF -- "$text" "$@" | sed 's/^/     | /' | head -5
-    else ok "$what"; fi
-}
-same() { # DESCRIPTION FILE1 FILE2
-    if diff -u "$2" "$3" >"$T/diff"; then ok "$1"; else
-        fail "$1"
-        sed 's/^/     | /' "$T/diff" | head -30
-    fi
-}
 section() { sed -n "/^# $2\$/,/^# /p" "$1" | sed '/^# /d'; }
 
 pf() { "$PF" --repo "$REPO" "$@"; }

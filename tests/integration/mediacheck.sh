@@ -11,7 +11,10 @@
 #   restore --force: a stray file, a stray directory and a stray symlink in the media tree
 #   go (named at -v), what the symlink points to stays;
 #   a restore failing in the media step (a full disk) says what was restored and prints the
-#   command that finishes the job, and that command does.
+#   command that finishes the job, and that command does;
+#   the media in an S3 bucket (S3_ENABLED=true): left there without --media-from-s3;
+#   mirrored with it and checked against the database as local ones are (an object the
+#   database needs gone from the bucket: exit 3), the whole server restored from the mirror.
 set -uo pipefail
 
 SRC=${PF_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -26,62 +29,12 @@ export PERMAFROST_CACHE_DIR=$T/cache
 REPO=$T/repo
 L=$T/log
 mkdir -p "$L"
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
-run() {
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -"${1:-15}"; }
-rc_is() {
-    case " $1 " in
-        *" $RC "*) ok "$2" ;;
-        *)
-            fail "$2: exit $RC, wanted $1"
-            show
-            ;;
-    esac
-}
-has() {
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then ok "$what"; else
-        fail "$what: no \"$text\" in"
-        sed 's/^/     | /' "$@" | tail -10
-    fi
-}
-hasnt() {
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then
-        fail "$what: \"$text\" found in"
-        grep -nF -- "$text" "$@" | sed 's/^/     | /' | head -5
-    else ok "$what"; fi
-}
+. "$SRC/tests/lib/counting.sh"
 # is DESCRIPTION WANT EXPR: a value of the last run's JSON output (EXPR indexes `d`).
 is() {
     local got
     got=$(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($3)" "$OUT" 2>&1)
     if [ "$got" = "$2" ]; then ok "$1"; else fail "$1: got \"$got\", wanted \"$2\""; fi
-}
-same() {
-    if diff -u "$2" "$3" >"$T/diff"; then ok "$1"; else
-        fail "$1"
-        sed 's/^/     | /' "$T/diff" | head -30
-    fi
 }
 pf() { "$PF" --repo "$REPO" "$@"; }
 restore_to() {
@@ -255,6 +208,48 @@ if [ "$(id -u)" = 0 ]; then
 else
     fail "the half-failed restore mounts a tmpfs: run as root"
 fi
+
+# ---- media kept on S3, mirrored (issue 16) ------------------------------------------------------
+# The same media in an s3rver bucket instead of public/system: backup --live --media-from-s3
+# checks them against the database as it does local ones, and a whole-server restore writes
+# them into public/system.
+. "$SRC/tests/harness/s3rver.sh"
+s3rver_start "$T/s3" "" media >/dev/null || die "cannot start s3rver"
+(cd "$SYS" && find . -type f | sed 's|^\./||') | while read -r k; do
+    curl -sf -X PUT --data-binary @"$SYS/$k" -H 'Content-Type: application/octet-stream' \
+        "$S3RVER_ENDPOINT/media/$k" >/dev/null || echo "PUT $k failed"
+done >"$T/puts"
+[ -s "$T/puts" ] && fail "filling the bucket: $(head -3 "$T/puts")"
+cp "$OLD/live/.env.production" "$T/env.local"
+sed -i 's/^S3_ENABLED=false/S3_ENABLED=true/' "$OLD/live/.env.production"
+printf '%s\n' S3_BUCKET=media "S3_ENDPOINT=$S3RVER_ENDPOINT" S3_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER >>"$OLD/live/.env.production"
+mv "$SYS" "$T/sys.local" # this machine has no media: they are in the bucket
+run s3-plain pf --json backup --live "$OLD/live"
+rc_is 0 "S3_ENABLED without --media-from-s3: the media stay in the bucket"
+is "without the mirror: no media check" "skipped: S3_ENABLED=true None" \
+    'd["components"]["media"]["status"], d.get("media_check")'
+run s3 pf --json backup --live "$OLD/live" --media-from-s3
+rc_is 0 "backup --media-from-s3 of a whole server"
+S3SNAP=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$OUT")
+is "mirror: checked against the database" "7 7 0 1" \
+    'd["media_check"]["referenced"], d["media_check"]["present"], d["media_check"]["missing"], d["media_check"]["unreferenced"]'
+is "mirror: the cache too" "5 5" 'd["media_check"]["cache_referenced"], d["media_check"]["cache_present"]'
+curl -sf -X DELETE "$S3RVER_ENDPOINT/media/media_attachments/files/000/000/001/original/a1b2c3d4.jpg" >/dev/null ||
+    fail "DELETE from the bucket"
+run s3-missing pf --json backup --live "$OLD/live" --media-from-s3
+rc_is 3 "an object the database needs gone from the bucket: exit 3"
+is "mirror: the missing object named" "1 ['media_attachments/files/000/000/001/original/a1b2c3d4.jpg']" \
+    'd["media_check"]["missing"], d["media_check"]["missing_sample"]'
+is "mirror: the rest not read again" "0" 'd["components"]["media"]["read"]'
+wipe "$NEW"
+run s3-restore restore_to "$NEW" "$S3SNAP"
+rc_is 0 "restore --live of the mirrored snapshot"
+same "restore: public/system holds the bucket's media" <(files "$T/sys.local") <(files "$NEW/live/public/system")
+has "restore: what is left says Mastodon looks in the bucket" "Mastodon looks for them in bucket media at"
+hasnt "restore: not 'the media were not in this snapshot'" "it was not in this snapshot"
+mv "$T/sys.local" "$SYS"
+cp "$T/env.local" "$OLD/live/.env.production"
 
 [ "$FAILED" = 0 ] || {
     echo "$FAILED failed"

@@ -110,6 +110,15 @@ grep -aqE ' of [0-9.]+ [KMG]?i?B \([0-9]+%\)' "$W/tty.txt" ||
     fail "no total and percentage in the restore's progress: $(tr '\r' '\n' <"$W/tty.txt")"
 cmp "$W/src/c" "$W/restored/src/c" || fail "restored src/c differs"
 ok "a restore on a terminal shows its total and a percentage"
+# A first backup of paths has no parent snapshot: its total comes from a walk beside it.
+mkdir -p "$W/first/sub"
+head -c 300000 /dev/urandom >"$W/first/sub/big"
+echo small >"$W/first/small"
+script -qec "$PF backup $W/first" /dev/null >"$W/tty.txt" 2>&1 ||
+    fail "a first backup on a terminal failed: $(cat "$W/tty.txt")"
+grep -aqE ' of 29[0-9.]+ KiB \([0-9]+%\)' "$W/tty.txt" ||
+    fail "no total in a first backup's progress: $(tr '\r' '\n' <"$W/tty.txt")"
+ok "a first backup of paths on a terminal shows its total and a percentage"
 
 say ping
 python3 "$SRC/tests/harness/http_recorder.py" "$W/port" "$W/http.log" &

@@ -2,7 +2,8 @@
 # `permafrost serve` behind a real sshd on loopback, reached through ssh:// repositories:
 #   - an append-only key (forced command `permafrost serve --append-only --restrict-to-path
 #     DIR`): init, backup, check --read-data, restore (exact), copy into it, backup --live of
-#     a Mastodon-shaped server (tests/harness/mastodon.sh); a client that
+#     a Mastodon-shaped server (tests/harness/mastodon.sh) and restore --live of it onto
+#     blank servers (the digest equal); a client that
 #     tries to delete a pack, overwrite an index file, delete a snapshot or sweep is refused
 #     with one clear line and the repository is byte-for-byte unchanged; forget and prune
 #     are refused before they start; --restrict-to-path escapes ('..', a path outside, a
@@ -143,6 +144,27 @@ if mastodon_up "$T/masto" >"$L/mastodon-up" 2>&1; then
         st=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['components']['$c']['status'])" "$OUT" 2>/dev/null)
         [ "$st" = ok ] && ok "backup --live: $c ok" || fail "backup --live: component $c: $st"
     done
+    # ...and restore --live from it onto blank servers: reading needs nothing refused.
+    if mastodon_blank "$T/masto-new" >"$L/mastodon-blank" 2>&1; then
+        (
+            . "$T/masto-new/pg.env"
+            . "$T/masto-new/redis.env"
+            PERMAFROST_PG_ADMIN_PASSWORD=$PG_SUPERPASS pfa --repo "$URL" restore latest \
+                --live "$T/masto-new/live" --pg-host 127.0.0.1 --pg-port "$PG_PORT" \
+                --pg-admin-user "$PG_SUPERUSER" --redis-host 127.0.0.1 --redis-port "$REDIS_PORT"
+        ) >"$L/restore-live.out" 2>"$L/restore-live.err"
+        RC=$? OUT=$L/restore-live.out ERR=$L/restore-live.err
+        rc_is 0 "restore --live through the append-only server"
+        mastodon_digest "$T/masto" >"$T/digest.old"
+        mastodon_digest "$T/masto-new" >"$T/digest.new"
+        if diff -u "$T/digest.old" "$T/digest.new" >"$L/digest.diff"; then
+            ok "the restored server has the original's digest"
+        else
+            fail "the restored server differs: $(head -20 "$L/digest.diff")"
+        fi
+    else
+        fail "cannot start the blank target servers: $(tail -3 "$L/mastodon-blank")"
+    fi
 else
     fail "cannot start the Mastodon-shaped server: $(tail -3 "$L/mastodon-up")"
 fi

@@ -33,57 +33,7 @@ export PERMAFROST_CACHE_DIR=$T/cache
 export AWS_SECRET_ACCESS_KEY=aws-secret-never-in-a-child-51c7
 export AWS_ACCESS_KEY_ID=AKIASTANDARDTEST
 REPO=$T/repo
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
-run() {
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -"${1:-15}"; }
-rc_is() {
-    case " $1 " in
-        *" $RC "*) ok "$2" ;;
-        *)
-            fail "$2: exit $RC, wanted $1"
-            show
-            ;;
-    esac
-}
-has() {
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then ok "$what"; else
-        fail "$what: no \"$text\" in"
-        sed 's/^/     | /' "$@" | tail -10
-    fi
-}
-hasnt() {
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then
-        fail "$what: \"$text\" found in"
-        grep -nF -- "$text" "$@" | sed 's/^/     | /' | head -5
-    else ok "$what"; fi
-}
-same() {
-    if diff -u "$2" "$3" >"$T/diff"; then ok "$1"; else
-        fail "$1"
-        sed 's/^/     | /' "$T/diff" | head -30
-    fi
-}
+. "$SRC/tests/lib/counting.sh"
 owner_is() { # DESCRIPTION PATH USER:GROUP [MODE]
     local got want="$3${4:+ $4}"
     got=$(stat -c "%U:%G${4:+ %a}" "$2" 2>&1)

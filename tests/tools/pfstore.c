@@ -7,6 +7,10 @@
  *                               index files that list every pack with one made-up blob
  *                               only, and prints their ids: what an attacker holding the
  *                               key and the append-only SSH key can add to mislead prune
+ *                               (with a write-only key: the index files it can read)
+ *   pfstore URL forge-snapshot [TREE]  with $PERMAFROST_PASSWORD (a write-only key, say),
+ *                               adds a snapshot of host "attacker" whose root tree is TREE
+ *                               (64 hex; default: an id no tree has), prints its id
  *
  * No retry layer, so a refusal shows as the driver reports it. Exit status: 0 on success,
  * 10 + pf_err code on failure (the message on stderr). */
@@ -61,6 +65,10 @@ static int forge_index(pf_store *s, int copies, pf_err *err)
         rc = pf_repo_load_object(r, "index", l.v[i], &plain, err) ||
              pf_index_file_decode(plain.data, plain.len, &f, err);
         pf_buf_free(&plain);
+        if (rc && err->code == PF_EAUTH && r->keys.write_only) {
+            rc = 0; /* written under the master key: a write-only key lists it elsewhere */
+            continue;
+        }
         for (size_t j = 0; rc == 0 && j < f.npacks; j++) {
             bool seen = false; /* each pack once, however many index files list it */
             for (size_t k = 0; k < forged.npacks && !seen; k++)
@@ -93,6 +101,32 @@ static int forge_index(pf_store *s, int copies, pf_err *err)
     }
     pf_index_file_free(&forged);
     free(l.v);
+    pf_repo_free(r);
+    return rc;
+}
+
+static int forge_snapshot(pf_store *s, const char *tree, pf_err *err)
+{
+    pf_repo *r = pf_repo_open(s, getenv("PERMAFROST_PASSWORD"), err);
+    if (!r)
+        return -1;
+    pf_snapshot snap;
+    pf_snapshot_init(&snap);
+    snap.time_ns = (int64_t)4102444800 * 1000000000; /* 2100: the newest */
+    snap.host = strdup("attacker");
+    snap.user = strdup("attacker");
+    if (tree && pf_unhex(tree, snap.tree, PF_ID_LEN)) {
+        pf_err_set(err, PF_EUSAGE, "TREE must be 64 hex digits");
+        pf_snapshot_free(&snap);
+        pf_repo_free(r);
+        return -1;
+    }
+    if (!tree)
+        memset(snap.tree, 0xa5, PF_ID_LEN);
+    int rc = pf_repo_save_snapshot(r, &snap, err);
+    if (!rc)
+        printf("%s\n", snap.id);
+    pf_snapshot_free(&snap);
     pf_repo_free(r);
     return rc;
 }
@@ -134,6 +168,9 @@ int main(int argc, char **argv)
     } else if (!strcmp(op, "forge-index") && argc <= 4) {
         rc = forge_index(s, argc == 4 ? atoi(argv[3]) : 1, &err);
         return rc ? fail(&err) : 0; /* the repository owned the store */
+    } else if (!strcmp(op, "forge-snapshot") && argc <= 4) {
+        rc = forge_snapshot(s, argc == 4 ? argv[3] : NULL, &err);
+        return rc ? fail(&err) : 0;
     } else if (!strcmp(op, "sweep") && argc == 3) {
         uint64_t removed, bytes;
         rc = pf_store_sweep_tmp(s, (int64_t)1 << 40, &removed, &bytes, &err);

@@ -22,20 +22,23 @@ static unsigned bit(const pf_component *c)
 static void test_registry_order_and_names(void **state)
 {
     (void)state;
-    /* Backup order: secrets, database, Redis, media, host (layout.h says why). */
-    assert_int_equal(pf_component_count(), 5);
+    /* Backup order: secrets, database (logical, then physical), Redis, media, host
+     * (layout.h says why). */
+    assert_int_equal(pf_component_count(), 6);
     assert_ptr_equal(pf_components[0], &pf_secrets_component);
     assert_ptr_equal(pf_components[1], &pf_postgres_component);
-    assert_ptr_equal(pf_components[2], &pf_redis_component);
-    assert_ptr_equal(pf_components[3], &pf_media_component);
-    assert_ptr_equal(pf_components[4], &pf_host_component);
-    assert_null(pf_components[5]);
+    assert_ptr_equal(pf_components[2], &pf_pgphys_component);
+    assert_ptr_equal(pf_components[3], &pf_redis_component);
+    assert_ptr_equal(pf_components[4], &pf_media_component);
+    assert_ptr_equal(pf_components[5], &pf_host_component);
+    assert_null(pf_components[6]);
     assert_string_equal(pf_secrets_component.name, PF_LAYOUT_SECRETS);
     assert_string_equal(pf_postgres_component.name, "postgres");
     assert_string_equal(pf_redis_component.name, "redis");
     assert_string_equal(pf_media_component.name, "media");
     assert_string_equal(pf_host_component.name, PF_LAYOUT_HOST);
-    assert_int_equal(pf_component_all(), 31);
+    assert_string_equal(pf_pgphys_component.name, "postgres-physical");
+    assert_int_equal(pf_component_all(), 63);
     for (size_t i = 0; pf_components[i]; i++) {
         const pf_component *c = pf_components[i];
         assert_int_equal(pf_component_bit(c), 1u << i);
@@ -59,6 +62,8 @@ static void test_find(void **state)
     assert_ptr_equal(pf_component_find("redis"), &pf_redis_component);
     assert_ptr_equal(pf_component_find("media"), &pf_media_component);
     assert_ptr_equal(pf_component_find("host"), &pf_host_component);
+    assert_ptr_equal(pf_component_find("physical"), &pf_pgphys_component);
+    assert_ptr_equal(pf_component_find("postgres-physical"), &pf_pgphys_component);
     assert_null(pf_component_find("Media"));
     assert_null(pf_component_find(""));
     assert_null(pf_component_find("disk"));
@@ -73,7 +78,8 @@ static void test_only_valid(void **state)
     assert_int_equal(m, bit(&pf_postgres_component));
     assert_int_equal(pf_component_parse_only("secrets,media", &m, &err), 0);
     assert_int_equal(m, bit(&pf_secrets_component) | bit(&pf_media_component));
-    assert_int_equal(pf_component_parse_only("media,redis,database,secrets,host", &m, &err), 0);
+    assert_int_equal(
+        pf_component_parse_only("media,redis,database,physical,secrets,host", &m, &err), 0);
     assert_int_equal(m, pf_component_all());
     assert_int_equal(pf_component_parse_only("host", &m, &err), 0);
     assert_int_equal(m, bit(&pf_host_component));
@@ -100,8 +106,9 @@ static void test_only_unknown(void **state)
     unsigned m = 0;
     assert_int_equal(pf_component_parse_only("redis,disk", &m, &err), -1);
     assert_int_equal(err.code, PF_EUSAGE);
-    assert_string_equal(err.msg,
-                        "--only: unknown component \"disk\" (use secrets, db, redis, media, host)");
+    assert_string_equal(
+        err.msg,
+        "--only: unknown component \"disk\" (use secrets, db, physical, redis, media, host)");
     assert_null(strchr(err.msg, '\n'));
     memset(&err, 0, sizeof err);
     assert_int_equal(pf_component_parse_only("DB", &m, &err), -1);
@@ -115,7 +122,8 @@ static void test_only_empty(void **state)
     unsigned m = 5;
     assert_int_equal(pf_component_parse_only("", &m, &err), -1);
     assert_int_equal(err.code, PF_EUSAGE);
-    assert_string_equal(err.msg, "--only needs at least one of secrets, db, redis, media, host");
+    assert_string_equal(err.msg,
+                        "--only needs at least one of secrets, db, physical, redis, media, host");
     memset(&err, 0, sizeof err);
     assert_int_equal(pf_component_parse_only(",,", &m, &err), -1);
     assert_int_equal(err.code, PF_EUSAGE);

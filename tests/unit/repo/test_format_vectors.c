@@ -19,6 +19,7 @@
 #include "repo/pack.h"
 #include "repo/repo.h"
 #include "repo/tree.h"
+#include "repo/writekey.h"
 #include "store/store.h"
 
 #define V_MASTER "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
@@ -77,6 +78,39 @@
     "{\"version\":2,\"created\":\"2026-01-01T00:00:00Z\",\"host\":\"vector\",\"user\":"            \
     "\"vector\",\"kdf\":\"scrypt\",\"N\":32768,\"r\":8,\"p\":1,\"salt\":\"" V_KEY_SALT             \
     "\",\"sealed\":\"" V_SEALED_MASTER_V2 "\"}"
+#define V_WRITER_KEY "b9f3b4254e239f807bd2c98723b68215aca6f1850335541f9ecec319498a5412"
+#define V_PRIV "f57819ed7d7d2dae7307f71d6183a705c05a3c16e168933d28e3e78334328fd1"
+#define V_PUB "3071c342f271463bfd953da15762a937ad711e814d7b83fbc0acd7073e623555"
+#define V_EPH "d0d1d2d3d4d5d6d7d8d9dadbdcdddedfe0e1e2e3e4e5e6e7e8e9eaebecedeeef"
+#define V_EPH_PUB "6b3ee67463583cbe3dc08fe9d0765c2666ff5210dd527c9d8705e44927c80d55"
+#define V_SEALED_PACK_KEY "2ccc9838b83ebf4fca2b4d66a5f637a50d2f87d935b601c701265b7cbc7a32e5"
+#define V_SEALED_OBJECT_KEY "147975b765770d9ba01a39e25278bc70f0d4f1d156c4f0f54e7c49bce78d5886"
+#define V_WRITER_OBJECT_KEY "d42b711899d0ca2ca5337f3278a37be80b2732942f4d9e29072a314467586c13"
+#define V_SEALED_PACK                                                                              \
+    "35ae475b504272acf8f4fd591a317be59378d88beb69541d0282d21a8022d58d"                             \
+    "9fb1157dc20c904836df1bdc3326b9d17beb4faa2e9b0810b15e4642998a1f88"                             \
+    "a8b4d6129f85ee35dfeee6e6fb7a6287c24fc33338dbe733c6e46dc67bed8fa3"                             \
+    "079fb77fad928ba86b3ee67463583cbe3dc08fe9d0765c2666ff5210dd527c9d"                             \
+    "8705e44927c80d554600000050465032"
+#define V_SEALED_PACK_ID "714201f1c263d8ff522c58166d18132296987db57a5ef4cb17a50e03cdfa913f"
+#define V_INDEX_KINDS                                                                              \
+    "504649320000000001000000714201f1c263d8ff522c58166d18132296987db5"                             \
+    "7a5ef4cb17a50e03cdfa913f6b3ee67463583cbe3dc08fe9d0765c2666ff5210"                             \
+    "dd527c9d8705e44927c80d550201000000010030498e05206d76b56f5fa2050a"                             \
+    "91c54461c53e72ce978dcd03ccd8ff1165845a000000002200000012000000"
+#define V_WRITER_OBJECT                                                                            \
+    "50464f57a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babb"                             \
+    "bcbdbebf4bf14ddd1c34d27e57d6f1daf3aed11d799eeb2e553fede4f7d6c3d2"                             \
+    "e43a9d13c0527b43125a80839eae1b43e3825b"
+#define V_SEALED_OBJECT                                                                            \
+    "50464f506b3ee67463583cbe3dc08fe9d0765c2666ff5210dd527c9d8705e449"                             \
+    "27c80d5578bfd0f22fa1f23c5f254860cc884de363ff34abff7c126825c18423"                             \
+    "09d048acb17d44beb4dd51ec9360bfa730625b"
+#define V_SEALED_OBJECT_ID "a45be1f7ca14457ef30d5bf98590195b88c7567ed9caa074586028e876698a84"
+#define V_CONFIG_MAC_V3 "ffccd889bd370fb5292a6a697a22404e6a6a98e0228c6d9566ffc7e1c6be9832"
+#define V_CONFIG_V3                                                                                \
+    "{\"version\":3,\"id\":\"" V_REPO_ID "\",\"chunker\":{\"min\":256,\"avg\":1024,\"max\":"       \
+    "4096},\"pack_size\":1048576,\"mac\":\"" V_CONFIG_MAC_V3 "\"}"
 #define V_GEAR0 "e5e6a40af1f9769e"
 #define V_GEAR1 "75bb22b35741bb22"
 #define V_GEAR2 "b4406d41f5a00259"
@@ -605,6 +639,170 @@ static void test_config_mac(void **state)
     pf_repo_free(r);
 }
 
+/* Format 3 (write-only keys): the key pair and the writers' key from M, a pack and objects
+ * sealed with a fixed ephemeral key, the index file with kinds; then a repository of
+ * format 3 from frozen bytes, opened with a full key and with a write-only key. */
+static void test_write_only(void **state)
+{
+    (void)state;
+    pf_keys k, w;
+    pf_err err = {0};
+    uint8_t eph[PF_KEY_LEN], eph_pub[PF_KEY_LEN], key[PF_KEY_LEN], salt[PF_SALT_LEN];
+    uint8_t id[PF_ID_LEN], pack_id[PF_ID_LEN];
+    vector_keys(&k);
+    assert_int_equal(pf_wk_derive(&k, &err), 0);
+    expect_hex(k.writer_key, PF_KEY_LEN, V_WRITER_KEY);
+    expect_hex(k.priv, PF_KEY_LEN, V_PRIV);
+    expect_hex(k.pub, PF_KEY_LEN, V_PUB);
+    unhex_fixed(V_EPH, eph, PF_KEY_LEN);
+    unhex_fixed(V_SALT, salt, PF_SALT_LEN);
+    unhex_fixed(V_BLOB_ID, id, PF_ID_LEN);
+    assert_int_equal(pf_wk_seal_key(k.pub, eph, PF_WK_PACK_INFO, eph_pub, key, &err), 0);
+    expect_hex(eph_pub, PF_KEY_LEN, V_EPH_PUB);
+    expect_hex(key, PF_KEY_LEN, V_SEALED_PACK_KEY);
+    assert_int_equal(pf_wk_open_key(&k, eph_pub, PF_WK_PACK_INFO, key, &err), 0);
+    expect_hex(key, PF_KEY_LEN, V_SEALED_PACK_KEY);
+    assert_int_equal(pf_wk_seal_key(k.pub, eph, PF_WK_OBJECT_INFO, eph_pub, key, &err), 0);
+    expect_hex(key, PF_KEY_LEN, V_SEALED_OBJECT_KEY);
+    assert_int_equal(pf_hkdf(k.writer_key, PF_KEY_LEN, salt, PF_SALT_LEN,
+                             "permafrost writer object key", key, PF_KEY_LEN, &err),
+                     0);
+    expect_hex(key, PF_KEY_LEN, V_WRITER_OBJECT_KEY);
+
+    pf_packer pk;
+    assert_int_equal(pf_packer_init_sealed(&pk, &k, 0, eph, &err), 0);
+    assert_int_equal(pf_packer_add(&pk, id, PF_BLOB_DATA, plain_text, strlen(plain_text), &err), 0);
+    assert_int_equal(pf_packer_finish(&pk, pack_id, &err), 0);
+    expect_hex(pk.data.data, pk.data.len, V_SEALED_PACK);
+    expect_hex(pack_id, PF_ID_LEN, V_SEALED_PACK_ID);
+    pf_index_file_pack fp = {.count = pk.count, .entries = pk.entries};
+    memcpy(fp.info.id, pack_id, PF_ID_LEN);
+    memcpy(fp.info.salt, pk.salt, PF_SALT_LEN);
+    fp.info.kind = PF_PACK_SEALED;
+    pf_index_file f = {.packs = &fp, .npacks = 1}, g;
+    pf_buf b = PF_BUF_INIT;
+    pf_index_file_encode(&f, &b);
+    expect_hex(b.data, b.len, V_INDEX_KINDS);
+    assert_int_equal(pf_index_file_decode(b.data, b.len, &g, &err), 0);
+    assert_int_equal(g.packs[0].info.kind, PF_PACK_SEALED);
+    pf_index_file_free(&g);
+    b.data[4 + 4 + 4 + 64] = 7; /* an unknown kind */
+    assert_int_equal(pf_index_file_decode(b.data, b.len, &g, &err), -1);
+    pf_buf_reset(&b);
+
+    assert_int_equal(pf_object_seal_as(&k, PF_OBJECT_WRITER, "index", salt, V_OBJECT_PLAIN,
+                                       strlen(V_OBJECT_PLAIN), &b, &err),
+                     0);
+    expect_hex(b.data, b.len, V_WRITER_OBJECT);
+    pf_buf_reset(&b);
+    assert_int_equal(pf_object_seal_as(&k, PF_OBJECT_SEALED, "snapshots", eph, V_OBJECT_PLAIN,
+                                       strlen(V_OBJECT_PLAIN), &b, &err),
+                     0);
+    expect_hex(b.data, b.len, V_SEALED_OBJECT);
+    uint8_t oid[PF_ID_LEN];
+    pf_sha256(b.data, b.len, oid);
+    expect_hex(oid, PF_ID_LEN, V_SEALED_OBJECT_ID);
+    pf_buf_reset(&b);
+
+    /* A write-only key's material: what it can open and what it cannot. */
+    uint8_t mac_key[PF_KEY_LEN], gear[PF_GEAR_LEN], m[PF_WRITE_MATERIAL_LEN], mk2[PF_KEY_LEN];
+    uint8_t gear2[PF_GEAR_LEN];
+    assert_int_equal(pf_config_mac_key(k.master, mac_key, &err), 0);
+    expect_hex(mac_key, PF_KEY_LEN, V_CONFIG_MAC_KEY);
+    assert_int_equal(
+        pf_hkdf(k.master, PF_KEY_LEN, NULL, 0, "permafrost chunker gear", gear, sizeof gear, &err),
+        0);
+    pf_wk_material_encode(&k, mac_key, gear, m);
+    pf_wk_material_decode(m, &w, mk2, gear2);
+    assert_true(w.write_only);
+    assert_memory_equal(w.id_key, k.id_key, PF_KEY_LEN);
+    assert_memory_equal(w.pub, k.pub, PF_KEY_LEN);
+    uint8_t zero[PF_KEY_LEN] = {0};
+    assert_memory_equal(w.master, zero, PF_KEY_LEN);
+    assert_memory_equal(w.priv, zero, PF_KEY_LEN);
+    size_t n;
+    uint8_t *obj = unhex(V_WRITER_OBJECT, &n);
+    assert_int_equal(pf_object_open(&w, "index", obj, n, &b, &err), 0);
+    assert_string_equal((const char *)b.data, V_OBJECT_PLAIN);
+    pf_buf_reset(&b);
+    free(obj);
+    obj = unhex(V_SEALED_OBJECT, &n);
+    assert_int_equal(pf_object_open(&w, "snapshots", obj, n, &b, &err), -1);
+    assert_int_equal(err.code, PF_EAUTH);
+    assert_int_equal(pf_object_open(&k, "snapshots", obj, n, &b, &err), 0);
+    assert_string_equal((const char *)b.data, V_OBJECT_PLAIN);
+    pf_buf_reset(&b);
+    obj[40] ^= 1;
+    assert_int_equal(pf_object_open(&k, "snapshots", obj, n, &b, &err), -1);
+    free(obj);
+    obj = unhex(V_OBJECT, &n);
+    assert_int_equal(pf_object_open(&w, "snapshots", obj, n, &b, &err), -1);
+    assert_int_equal(err.code, PF_EAUTH);
+    free(obj);
+    assert_int_equal(pf_pack_key_kind(&w, PF_PACK_SEALED, eph_pub, key, &err), -1);
+    assert_int_equal(err.code, PF_EAUTH);
+    assert_int_equal(pf_pack_key_kind(&w, PF_PACK_MASTER, salt, key, &err), -1);
+    assert_int_equal(err.code, PF_EAUTH);
+    /* An ephemeral key of small order (here 0) gives no key at all. */
+    assert_int_equal(pf_pack_key_kind(&k, PF_PACK_SEALED, zero, key, &err), -1);
+    assert_int_equal(err.code, PF_ECORRUPT);
+
+    /* The repository: format-3 config, the format-2 key file, the sealed pack and an index
+     * file for writers that lists it. */
+    pf_store *s = pf_store_mem_new();
+    assert_int_equal(pf_store_put(s, "config", V_CONFIG_V3, strlen(V_CONFIG_V3), &err), 0);
+    char key_name[80] = "keys/", name[128];
+    pf_sha256(V_KEY_FILE_V2, strlen(V_KEY_FILE_V2), oid);
+    pf_hex(oid, PF_ID_LEN, key_name + 5);
+    assert_int_equal(pf_store_put(s, key_name, V_KEY_FILE_V2, strlen(V_KEY_FILE_V2), &err), 0);
+    put_hex(s, "data/71/" V_SEALED_PACK_ID, V_SEALED_PACK);
+    pf_buf plain = PF_BUF_INIT;
+    pf_index_file_encode(&f, &plain);
+    assert_int_equal(
+        pf_object_seal_as(&k, PF_OBJECT_WRITER, "index", salt, plain.data, plain.len, &b, &err), 0);
+    pf_sha256(b.data, b.len, oid);
+    strcpy(name, "index/");
+    pf_hex(oid, PF_ID_LEN, name + 6);
+    assert_int_equal(pf_store_put(s, name, b.data, b.len, &err), 0);
+    pf_buf_reset(&b);
+    pf_packer_free(&pk);
+
+    pf_repo *r = pf_repo_open(s, V_PASS, &err);
+    if (!r)
+        fail_msg("open: %s", err.msg);
+    assert_int_equal(r->format, 3);
+    assert_false(r->keys.write_only);
+    expect_hex(r->keys.pub, PF_KEY_LEN, V_PUB);
+    assert_int_equal(pf_repo_load_index(r, &err), 0);
+    assert_int_equal(pf_repo_load_blob(r, id, &b, &err), 0);
+    assert_string_equal((const char *)b.data, plain_text);
+    pf_buf_reset(&b);
+    char wid[PF_HEX_ID_LEN + 1];
+    assert_int_equal(pf_repo_add_write_key(r, V_PASS " (write-only)", wid, &err), 0);
+    pf_chunker full_chunker = r->chunker;
+    r->store = NULL; /* the store goes on to the next open */
+    pf_repo_free(r);
+
+    r = pf_repo_open(s, V_PASS " (write-only)", &err);
+    if (!r)
+        fail_msg("open write-only: %s", err.msg);
+    assert_true(r->keys.write_only);
+    assert_string_equal(r->key_id, wid);
+    expect_hex(r->keys.id_key, PF_KEY_LEN, V_ID_KEY);
+    assert_memory_equal(r->chunker.gear, full_chunker.gear, sizeof full_chunker.gear);
+    assert_int_equal(pf_repo_load_index(r, &err), 0);
+    assert_true(pf_repo_has_blob(r, id)); /* deduplicates */
+    assert_int_equal(pf_repo_load_blob(r, id, &b, &err), -1);
+    assert_int_equal(err.code, PF_EAUTH);
+    assert_int_equal(pf_repo_need_full_key(r, "restore", &err), -1);
+    assert_non_null(strstr(err.msg, "write-only"));
+    assert_int_equal(pf_repo_add_key(r, "x", wid, &err), -1);
+    assert_int_equal(pf_repo_add_write_key(r, "x", wid, &err), -1);
+    pf_repo_free(r);
+    pf_buf_free(&b);
+    pf_buf_free(&plain);
+}
+
 /* Every vector above must appear in docs/FORMAT.md (whitespace ignored, so wrapped hex
  * counts). Skipped when the tests do not run from the source tree. */
 static void test_document_agrees(void **state)
@@ -668,6 +866,28 @@ static void test_document_agrees(void **state)
         "permafrost object key",
         "permafrost chunker gear",
         "permafrost pack header",
+        V_WRITER_KEY,
+        V_PRIV,
+        V_PUB,
+        V_EPH,
+        V_EPH_PUB,
+        V_SEALED_PACK_KEY,
+        V_SEALED_OBJECT_KEY,
+        V_WRITER_OBJECT_KEY,
+        V_SEALED_PACK,
+        V_SEALED_PACK_ID,
+        V_INDEX_KINDS,
+        V_WRITER_OBJECT,
+        V_SEALED_OBJECT,
+        V_SEALED_OBJECT_ID,
+        V_CONFIG_MAC_V3,
+        V_CONFIG_V3,
+        "permafrost writer key",
+        "permafrost repository x25519",
+        "permafrost sealed pack key",
+        "permafrost sealed object key",
+        "permafrost writer object key",
+        "permafrost write-only key ",
         "6364136223846793005",
         "1442695040888963407",
     };
@@ -700,6 +920,7 @@ int main(void)
         cmocka_unit_test(test_tree),
         cmocka_unit_test(test_key_file_and_repository),
         cmocka_unit_test(test_config_mac),
+        cmocka_unit_test(test_write_only),
         cmocka_unit_test(test_document_agrees),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -190,7 +190,7 @@ static void test_config_parse(void **state)
             fail_msg("accepted %s", text);
     }
     snprintf(text, sizeof text,
-             "{\"version\":3,\"id\":\"%s\",\"chunker\":{\"min\":256,\"avg\":1024,\"max\":4096}}",
+             "{\"version\":4,\"id\":\"%s\",\"chunker\":{\"min\":256,\"avg\":1024,\"max\":4096}}",
              ID);
     assert_int_equal(parse(text, &c, &err), -1);
     assert_int_equal(err.code, PF_ENOREPO);

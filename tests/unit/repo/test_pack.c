@@ -304,7 +304,11 @@ static void test_trailer(void **state)
     pf_put_le32(t + PF_SALT_LEN, UINT32_MAX);
     assert_int_equal(pf_pack_parse_trailer(t, UINT64_MAX, salt, &hl, &err), -1);
     pf_put_le32(t + PF_SALT_LEN, 100);
-    t[PF_PACK_TRAILER_LEN - 1] = '2';
+    assert_int_equal(pf_pack_trailer_kind(t), PF_PACK_MASTER);
+    t[PF_PACK_TRAILER_LEN - 1] = '2'; /* "PFP2": sealed to the public key (format 3) */
+    assert_int_equal(pf_pack_parse_trailer(t, 1000, salt, &hl, &err), 0);
+    assert_int_equal(pf_pack_trailer_kind(t), PF_PACK_SEALED);
+    t[PF_PACK_TRAILER_LEN - 1] = '3';
     assert_int_equal(pf_pack_parse_trailer(t, 1000, salt, &hl, &err), -1);
     assert_int_equal(err.code, PF_ECORRUPT);
 }

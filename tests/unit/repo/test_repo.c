@@ -156,7 +156,7 @@ static void test_bad_config(void **state)
         const char *chunker, *version;
         int code;
     } cases[] = {
-        {"{\"min\":256,\"avg\":1024,\"max\":4096}", "3", PF_ENOREPO},
+        {"{\"min\":256,\"avg\":1024,\"max\":4096}", "4", PF_ENOREPO},
         {"{\"min\":256,\"avg\":1024,\"max\":4096}", "2", PF_ECORRUPT}, /* no mac */
         {"{\"min\":256,\"avg\":1024,\"max\":4096}", "\"1\"", PF_ENOREPO},
         {"{\"min\":1e300,\"avg\":1e301,\"max\":1e302}", "1", PF_ECORRUPT},

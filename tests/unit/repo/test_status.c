@@ -118,8 +118,20 @@ static void test_collect(void **state)
     cJSON *repo = cJSON_GetObjectItem(st, "repository");
     assert_int_equal(cJSON_GetObjectItem(repo, "snapshots")->valueint, 5);
     assert_int_equal(cJSON_GetObjectItem(repo, "added_7d_bytes")->valueint, 300 + 20 + 1 + 7);
-    assert_true(cJSON_GetObjectItem(repo, "bytes")->valuedouble > 0);
+    double bytes = cJSON_GetObjectItem(repo, "bytes")->valuedouble;
+    assert_true(bytes > 0);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(st, "locks")), 0);
+    cJSON_Delete(st);
+
+    /* The WAL archive is part of the repository's size. */
+    static char segment[5000];
+    assert_int_equal(pf_store_put(r->store, "wal/00000001/000000010000000000000001", segment,
+                                  sizeof segment, &err),
+                     0);
+    st = pf_status_collect(r, NOW, &err);
+    assert_non_null(st);
+    repo = cJSON_GetObjectItem(st, "repository");
+    assert_true(cJSON_GetObjectItem(repo, "bytes")->valuedouble == bytes + sizeof segment);
     cJSON_Delete(st);
     pf_repo_free(r);
 }
