@@ -727,8 +727,12 @@ static int c_remove(pf_store *s, const char *key, pf_err *err)
 {
     return pf_store_remove(((counting *)s->impl)->inner, key, err);
 }
-static const struct pf_store_ops counting_ops = {"counting", c_put,    c_get, c_stat,
-                                                 c_list,     c_remove, NULL,  NULL};
+static const struct pf_store_ops counting_ops = {.name = "counting",
+                                                 .put = c_put,
+                                                 .get = c_get,
+                                                 .stat = c_stat,
+                                                 .list = c_list,
+                                                 .remove = c_remove};
 
 #define RUN_FILES 20
 #define RUN_BYTES 1000
