@@ -36,6 +36,8 @@ const pf_conf_key pf_conf_keys[] = {
      "Mastodon's live/ directory; plain 'permafrost backup' then backs up the whole server"},
     {"exclude_cache", PF_CONF_BOOL, 0, 0, "backup --live --exclude-cache",
      "leave media cache/ (remote accounts' media, fetched again on demand) out"},
+    {"pg_fresh_dump", PF_CONF_BOOL, 0, 0, "backup --live --fresh-dump",
+     "always run pg_dump, even when the database has not changed since the last backup"},
     {"host", PF_CONF_BOOL, 0, 0, "",
      "keep the machine's files (/etc/letsencrypt, the nginx site, the mastodon-* units, the "
      "crontab) in backup --live (default yes)"},

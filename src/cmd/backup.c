@@ -142,7 +142,8 @@ static int commit_and_report(pf_backup_run *b, const char *what)
 
 static const char backup_live_help[] =
     "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media,host]\n"
-    "                         [--exclude-cache] [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
+    "                         [--exclude-cache] [--fresh-dump] [--tag T]...\n"
+    "                         [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
     "taken over the replication protocol, and the uploaded media (public/system or\n"
@@ -150,7 +151,11 @@ static const char backup_live_help[] =
     "fetched again). DIR (Mastodon's live/ directory) defaults to 'live' in the config\n"
     "file, else /home/mastodon/live: '--live' alone takes it. The machine's files go in too\n"
     "(host/: /etc/letsencrypt, the nginx sites naming LOCAL_DOMAIN, the mastodon-*.service\n"
-    "units and drop-ins, the mastodon crontab) unless the config file says host = no.\n\n"
+    "units and drop-ins, the mastodon crontab) unless the config file says host = no.\n"
+    "The media walk starts as soon as the dump's snapshot exists and runs beside the dump.\n"
+    "When the database has not changed since the last snapshot (no transaction ended,\n"
+    "none in progress, the same sequences), its dump is reused unread; --fresh-dump (or\n"
+    "pg_fresh_dump = yes) always runs pg_dump.\n\n"
     "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
     "the database and the roles are dumped as postgres (peer authentication), or as the\n"
     "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
@@ -163,11 +168,14 @@ static int backup_live(int argc, char **argv)
                                          {"live", optional_argument, 0, 'L'},
                                          {"only", required_argument, 0, 'o'},
                                          {"exclude-cache", no_argument, 0, 'x'},
+                                         {"fresh-dump", no_argument, 0, 'F'},
                                          {"tag", required_argument, 0, 't'},
                                          {"time", required_argument, 0, 'T'},
                                          {0, 0, 0, 0}};
     const char *when = NULL, *tags[32];
-    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"), .tags = tags};
+    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"),
+                                 .fresh_dump = pf_config_true("pg_fresh_dump"),
+                                 .tags = tags};
     pf_err err = {0};
     int c;
     optind = 1;
@@ -183,6 +191,9 @@ static int backup_live(int argc, char **argv)
             break;
         case 'x':
             o.exclude_cache = true;
+            break;
+        case 'F':
+            o.fresh_dump = true;
             break;
         case 't':
             if (o.ntags < 32)

@@ -531,6 +531,77 @@ static int run_dump_client(const pf_pg_conn *c, const envlist *env, const char *
     return pf_exec_run(&o, NULL, err);
 }
 
+/* ---- the state a dump is judged on for reuse (DECISIONS.md, "When a dump is reused") --- */
+
+/* One text value of a one-row query, or "" when it fails (autocommit: nothing to undo). */
+static void query_text(PGconn *conn, const char *sql, char *out, size_t n)
+{
+    PGresult *r = PQexec(conn, sql);
+    out[0] = 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+/* Before the snapshot, outside any transaction: which cluster (its system identifier when
+ * this user may read it, and the postmaster's start) and which database. "" on a standby
+ * (its snapshots follow replay: not judged) or a server older than 10. */
+static void state_before(PGconn *conn, char *out, size_t n)
+{
+    char rec[16], who[160], sysid[64];
+    out[0] = 0;
+    if (PQserverVersion(conn) < 100000)
+        return;
+    query_text(conn, "SELECT pg_is_in_recovery()::text", rec, sizeof rec);
+    if (strcmp(rec, "false"))
+        return;
+    query_text(conn,
+               "SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text "
+               "|| '@' || pg_postmaster_start_time()::text",
+               who, sizeof who);
+    query_text(conn, "SELECT system_identifier::text FROM pg_control_system()", sysid,
+               sizeof sysid);
+    if (who[0])
+        snprintf(out, n, "cluster=%s db=%s", sysid[0] ? sysid : "?", who);
+}
+
+/* Inside the snapshot: its xmax (one past the newest transaction id that had finished,
+ * with its epoch) when no transaction below it is still in progress, and the sequences
+ * (a nextval() has no transaction id); else "". Any transaction that writes anything
+ * finishes with an id at or above that xmax and so moves it (DECISIONS.md). In a savepoint:
+ * a failing query must not end the dump's transaction. */
+static void state_in_snapshot(PGconn *conn, const char *before, const char *client, char *out,
+                              size_t n)
+{
+    out[0] = 0;
+    if (!before[0])
+        return;
+    PGresult *r = PQexec(conn, "SAVEPOINT pf_state");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return;
+    bool v13 = PQserverVersion(conn) >= 130000;
+    char sql[800];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM %s(%s)), %s(%s)::text, (SELECT md5(coalesce("
+             "string_agg(format('%%I.%%I=%%s', schemaname, sequencename, last_value), ',' "
+             "ORDER BY schemaname, sequencename), '')) FROM pg_sequences)",
+             v13 ? "pg_snapshot_xip" : "txid_snapshot_xip",
+             v13 ? "pg_current_snapshot()" : "txid_current_snapshot()",
+             v13 ? "pg_snapshot_xmax" : "txid_snapshot_xmax",
+             v13 ? "pg_current_snapshot()" : "txid_current_snapshot()");
+    r = PQexec(conn, sql);
+    ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (ok && !strcmp(PQgetvalue(r, 0, 0), "0"))
+        snprintf(out, n, "%s xmax=%s seq=%s pg_dump=%s", before, PQgetvalue(r, 0, 1),
+                 PQgetvalue(r, 0, 2), client);
+    PQclear(r);
+    r = PQexec(conn, ok ? "RELEASE SAVEPOINT pf_state"
+                        : "ROLLBACK TO SAVEPOINT pf_state; RELEASE SAVEPOINT pf_state");
+    PQclear(r);
+}
+
 int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dopts, pf_sink *sink,
                pf_err *err)
 {
@@ -542,6 +613,9 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
     counting_sink cs;
     counting_init(&cs, sink);
     info->dump_bytes = 0;
+    info->state[0] = 0;
+    info->reused = false;
+    char before[320] = "";
     if (!info->pg_dump[0]) {
         pf_err_set(err, PF_EUSAGE, "pf_pg_dump needs the info of pf_pg_probe");
         goto out;
@@ -551,6 +625,7 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
     conn = pg_connect(c, err);
     if (!conn)
         goto out;
+    state_before(conn, before, sizeof before);
     if (pg_exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0)
         goto out;
     PGresult *r = PQexec(conn, "SELECT pg_export_snapshot()");
@@ -562,6 +637,7 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
         info->counts_in_dump_snapshot = true;
         if (dopts && dopts->in_snapshot && dopts->in_snapshot(conn, dopts->ctx, err) < 0)
             goto out;
+        state_in_snapshot(conn, before, info->client_version, info->state, sizeof info->state);
     } else {
         char msg[700];
         one_line(PQerrorMessage(conn), msg, sizeof msg);
@@ -575,6 +651,14 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
         info->counts_in_dump_snapshot = false;
     }
 
+    if (dopts && dopts->ready)
+        dopts->ready(dopts->ready_ctx);
+    if (dopts && dopts->reuse && dopts->reuse_state && info->state[0] &&
+        !strcmp(dopts->reuse_state, info->state) && dopts->reuse(dopts->reuse_ctx)) {
+        info->reused = true;
+        rc = 0;
+        goto out;
+    }
     env_conn(&env, c->host, c->port, or_default(c->user, DEFAULT_USER),
              or_default(c->dbname, DEFAULT_DB), c->password, c->sslmode);
     snprintf(snaparg, sizeof snaparg, "--snapshot=%s", snapshot);
@@ -1244,8 +1328,17 @@ out:
 typedef struct pg_job {
     const pf_pg_conn *conn;
     pf_pg_info *info;
-    const pf_pg_dump_opts *dump_opts;
+    pf_pg_dump_opts dump_opts;
+    pf_component_run *run;
+    pf_dir *dir;
+    const char *name;
 } pg_job;
+
+/* What a backup learned, for describe. */
+typedef struct pg_state {
+    pf_pg_info info;
+    char reused_from[2 * PF_ID_LEN + 1]; /* the snapshot whose pg_dump is reused; "" */
+} pg_state;
 
 static int produce_globals(void *ctx, pf_sink *sink, pf_err *err)
 {
@@ -1253,10 +1346,32 @@ static int produce_globals(void *ctx, pf_sink *sink, pf_err *err)
     return pf_pg_dump_globals(j->conn, j->info, sink, err);
 }
 
-static int produce_dump(void *ctx, pf_sink *sink, pf_err *err)
+static void dump_ready(void *ctx)
+{
+    pf_component_run *run = ctx;
+    if (run->ready)
+        run->ready(run);
+}
+
+/* The parent's dump goes into this snapshot unread; the snapshot it names is the one that
+ * ran pg_dump (a parent that reused one passes its origin on). */
+static bool reuse_parent_dump(void *ctx)
 {
     pg_job *j = ctx;
-    return pf_pg_dump(j->conn, j->info, j->dump_opts, sink, err);
+    pf_err e = {0};
+    if (pf_archive_reuse(j->run->arch, j->dir, j->name, &e)) {
+        pf_info("postgres: the parent's dump cannot be reused (%s); dumping", e.msg);
+        return false;
+    }
+    pg_state *st = j->run->state;
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(j->run->parent, "dump_reused_from");
+    const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(j->run->parent, "dump_bytes");
+    snprintf(st->reused_from, sizeof st->reused_from, "%s",
+             cJSON_IsString(from) ? from->valuestring : j->run->parent_id);
+    st->info.dump_bytes = cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0;
+    pf_info("postgres: the database has not changed since snapshot %.8s: its dump is reused",
+            st->reused_from);
+    return true;
 }
 
 static void dump_name(const char *dbname, char *out, size_t n)
@@ -1264,14 +1379,32 @@ static void dump_name(const char *dbname, char *out, size_t n)
     snprintf(out, n, "%s%s", or_default(dbname, DEFAULT_DB), PF_LAYOUT_PG_DUMP_SUFFIX);
 }
 
+/* The dump, or the parent's when opts->reuse_state says nothing changed. */
+static int add_dump(pg_job *j, pf_err *err)
+{
+    pf_sink *sink = pf_archive_stream_begin(j->run->arch, j->dir, j->name, 0600, err);
+    if (!sink)
+        return -1;
+    if (pf_pg_dump(j->conn, j->info, &j->dump_opts, sink, err)) {
+        pf_archive_stream_abort(sink);
+        return -1;
+    }
+    if (j->info->reused) {
+        pf_archive_stream_abort(sink);
+        return 0;
+    }
+    return pf_archive_stream_end(j->run->arch, sink, err);
+}
+
 static int postgres_backup(pf_component_run *run, pf_err *err)
 {
     const pf_component_settings *set = run->set;
     const pf_pg_conn *pg = &set->pg;
-    pf_pg_info *info = calloc(1, sizeof *info);
-    if (!info)
+    pg_state *st = calloc(1, sizeof *st);
+    if (!st)
         return pf_err_set(err, PF_EGENERIC, "out of memory");
-    run->state = info;
+    run->state = st;
+    pf_pg_info *info = &st->info;
     /* As root on a standard install: the superuser over the socket when it gets in (it
      * reads every table and the roles' passwords), else the app's own user. */
     pf_pg_conn pg_db, pg_su;
@@ -1297,17 +1430,28 @@ static int postgres_backup(pf_component_run *run, pf_err *err)
             return -1;
         }
     }
-    pg_job job = {use, info, set->pg_dump};
+    char name[512];
+    dump_name(pg->dbname, name, sizeof name);
+    pg_job job = {.conn = use, .info = info, .run = run, .name = name};
+    if (set->pg_dump)
+        job.dump_opts = *set->pg_dump;
+    job.dump_opts.ready = dump_ready;
+    job.dump_opts.ready_ctx = run;
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(run->parent, "dump_state");
+    if (cJSON_IsString(ps) && run->parent_id && !set->pg_fresh_dump) {
+        job.dump_opts.reuse_state = ps->valuestring;
+        job.dump_opts.reuse = reuse_parent_dump;
+        job.dump_opts.reuse_ctx = &job;
+    }
     pf_dir *d = pf_dir_begin(run->arch, run->root, PF_LAYOUT_POSTGRES, err);
     if (!d)
         return -1;
-    char name[512];
-    dump_name(pg->dbname, name, sizeof name);
+    job.dir = d;
     if (pf_component_stream(run->arch, d, PF_LAYOUT_PG_GLOBALS, produce_globals, &job, err))
         goto fail;
     pf_info("postgres: pg_dump %s (server %s, client %s)", pg->dbname, info->server_version,
             info->client_version);
-    if (pf_component_stream(run->arch, d, name, produce_dump, &job, err))
+    if (add_dump(&job, err))
         goto fail;
     return pf_dir_end(run->arch, d, NULL, err);
 fail:
@@ -1317,10 +1461,15 @@ fail:
 
 static void postgres_describe(pf_component_run *run, cJSON *entry, cJSON *manifest)
 {
-    const pf_pg_info *info = run->state;
+    const pg_state *st = run->state;
+    const pf_pg_info *info = &st->info;
     cJSON_AddStringToObject(entry, "status", "ok");
     cJSON_AddStringToObject(entry, "database", run->set->pg.dbname);
     cJSON_AddNumberToObject(entry, "dump_bytes", (double)info->dump_bytes);
+    if (info->state[0])
+        cJSON_AddStringToObject(entry, "dump_state", info->state);
+    if (st->reused_from[0])
+        cJSON_AddStringToObject(entry, "dump_reused_from", st->reused_from);
     cJSON_AddStringToObject(manifest, "postgres", info->server_version);
     cJSON_AddStringToObject(manifest, "pg_dump", info->client_version);
     cJSON_AddNumberToObject(manifest, "accounts", (double)info->accounts);
@@ -1359,6 +1508,7 @@ static const char *const postgres_aliases[] = {"db", "database", NULL};
 
 const pf_component pf_postgres_component = {.name = PF_LAYOUT_POSTGRES,
                                             .aliases = postgres_aliases,
+                                            .ready_early = true,
                                             .backup = postgres_backup,
                                             .describe = postgres_describe,
                                             .restore_check = postgres_restore_check,

@@ -22,6 +22,7 @@ typedef struct pf_mastodon_backup_opts {
     const char *live; /* Mastodon's live/ directory */
     unsigned only;    /* component mask (pf_component_parse_only); 0: all */
     bool exclude_cache;
+    bool fresh_dump; /* never reuse the parent's dump (DECISIONS.md) */
     const char *const *tags;
     size_t ntags;
     bool set_time; /* record time_ns / tz_offset instead of now */
