@@ -142,7 +142,7 @@ static int commit_and_report(pf_backup_run *b, const char *what)
 
 static const char backup_live_help[] =
     "usage: permafrost backup --live [DIR] [--only db,secrets,redis,media,host]\n"
-    "                         [--exclude-cache] [--fresh-dump] [--tag T]...\n"
+    "                         [--exclude-cache] [--fresh-dump] [--pg-dump-jobs N] [--tag T]...\n"
     "                         [--time \"YYYY-MM-DD HH:MM:SS\"]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
@@ -155,7 +155,9 @@ static const char backup_live_help[] =
     "The media walk starts as soon as the dump's snapshot exists and runs beside the dump.\n"
     "When the database has not changed since the last snapshot (no transaction ended,\n"
     "none in progress, the same sequences), its dump is reused unread; --fresh-dump (or\n"
-    "pg_fresh_dump = yes) always runs pg_dump.\n\n"
+    "pg_fresh_dump = yes) always runs pg_dump. --pg-dump-jobs N (pg_dump_jobs) dumps a big\n"
+    "database with pg_dump -Fd -j N, storing each table's file as it is done (it says how\n"
+    "much room it needs in TMPDIR first); restore reads either kind.\n\n"
     "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
     "the database and the roles are dumped as postgres (peer authentication), or as the\n"
     "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
@@ -169,13 +171,16 @@ static int backup_live(int argc, char **argv)
                                          {"only", required_argument, 0, 'o'},
                                          {"exclude-cache", no_argument, 0, 'x'},
                                          {"fresh-dump", no_argument, 0, 'F'},
+                                         {"pg-dump-jobs", required_argument, 0, 'J'},
                                          {"tag", required_argument, 0, 't'},
                                          {"time", required_argument, 0, 'T'},
                                          {0, 0, 0, 0}};
     const char *when = NULL, *tags[32];
-    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"),
-                                 .fresh_dump = pf_config_true("pg_fresh_dump"),
-                                 .tags = tags};
+    pf_mastodon_backup_opts o = {
+        .exclude_cache = pf_config_true("exclude_cache"),
+        .fresh_dump = pf_config_true("pg_fresh_dump"),
+        .dump_jobs = pf_config_get("pg_dump_jobs") ? atoi(pf_config_get("pg_dump_jobs")) : 1,
+        .tags = tags};
     pf_err err = {0};
     int c;
     optind = 1;
@@ -194,6 +199,11 @@ static int backup_live(int argc, char **argv)
             break;
         case 'F':
             o.fresh_dump = true;
+            break;
+        case 'J':
+            o.dump_jobs = atoi(optarg);
+            if (o.dump_jobs < 1 || o.dump_jobs > 64)
+                return pf_cli_usage(NULL, "--pg-dump-jobs takes 1 to 64 (got \"%s\")", optarg);
             break;
         case 't':
             if (o.ntags < 32)

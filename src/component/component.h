@@ -60,6 +60,7 @@ typedef struct pf_component_settings {
     pf_pg_conn pg;                  /* backup: the app's connection */
     const pf_pg_dump_opts *pg_dump; /* backup: what runs in the dump's snapshot; NULL: none */
     bool pg_fresh_dump;             /* backup: never reuse the parent's dump */
+    int pg_dump_jobs;               /* backup: > 1: pg_dump -Fd -j N, file by file */
     const char *pg_password_from;   /* backup: who supplied pg.password, for a refusal
                                      * ("DB_PASS of /x/.env.production"); NULL: nobody */
     pf_pg_restore_opts pg_restore;

@@ -1,8 +1,10 @@
 #include "component/postgres.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <glob.h>
 #include <libpq-fe.h>
 #include <pwd.h>
@@ -10,7 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -168,6 +174,31 @@ static void join_path(char *out, size_t cap, const char *dir, const char *name)
     int n = snprintf(out, cap, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= cap)
         out[0] = 0;
+}
+
+/* nftw callbacks: remove a tree; give it to one user. */
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+static pthread_mutex_t chown_mu = PTHREAD_MUTEX_INITIALIZER;
+static int chown_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return lchown(path, chown_uid, chown_gid);
+}
+
+static void remove_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- finding the client binaries ------------------------------------------------------ */
@@ -602,6 +633,193 @@ static void state_in_snapshot(PGconn *conn, const char *before, const char *clie
     PQclear(r);
 }
 
+/* ---- the parallel dump (pg_dump -Fd -j N) ----------------------------------------------- */
+
+/* Bytes of the `jobs` largest tables (what the workers hold at once) and of all of them
+ * with the large objects (the worst case, when storing falls behind), in the dump's
+ * snapshot; a savepoint keeps the transaction whole if a query fails (both 0 then). */
+static void dir_room(PGconn *conn, int jobs, uint64_t *at_once, uint64_t *all)
+{
+    *at_once = *all = 0;
+    PGresult *r = PQexec(conn, "SAVEPOINT pf_room");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return;
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(sum(s), 0)::bigint + pg_table_size('pg_largeobject'), "
+             "coalesce(sum(s) FILTER (WHERE rn <= %d), 0)::bigint FROM (SELECT s, row_number() "
+             "OVER (ORDER BY s DESC) rn FROM (SELECT pg_table_size(c.oid) s FROM pg_class c "
+             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND "
+             "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
+             "'pg_toast%%') x) t",
+             jobs);
+    r = PQexec(conn, sql);
+    ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (ok) {
+        *all = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        *at_once = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    }
+    PQclear(r);
+    r = PQexec(conn, ok ? "RELEASE SAVEPOINT pf_room"
+                        : "ROLLBACK TO SAVEPOINT pf_room; RELEASE SAVEPOINT pf_room");
+    PQclear(r);
+}
+
+typedef struct dir_runner {
+    pf_exec_opts eo;
+    int rc;
+    pf_err err;
+    int done_fd; /* written once pg_dump has exited */
+} dir_runner;
+
+static void *dir_runner_main(void *arg)
+{
+    dir_runner *d = arg;
+    d->rc = pf_exec_run(&d->eo, NULL, &d->err);
+    char one = 1;
+    if (write(d->done_fd, &one, 1) < 0) {
+        /* the reader polls for it; nothing else to tell */
+    }
+    return NULL;
+}
+
+/* The table of contents is written, and blobs.toc appended to, by pg_dump's leader: they
+ * are taken only after it has exited. */
+static bool written_last(const char *name)
+{
+    return !strcmp(name, "toc.dat") || !strcmp(name, "blobs.toc");
+}
+
+static int hand_over(const pf_pg_dump_opts *o, const char *dir, const char *name, pf_err *err)
+{
+    char path[PATH_MAX];
+    join_path(path, sizeof path, dir, name);
+    if (o->file_done(o->file_ctx, path, name, err) < 0)
+        return -1;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return pf_err_sys(err, PF_EIO, "cannot remove %s", path);
+    return 0;
+}
+
+/* Every file still in dir (after pg_dump exited), then dir itself. */
+static int hand_over_rest(const pf_pg_dump_opts *o, const char *dir, pf_err *err)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort), rc = 0;
+    if (n < 0)
+        return pf_err_sys(err, PF_EIO, "cannot list %s", dir);
+    for (int i = 0; i < n; i++) {
+        if (!rc && names[i]->d_name[0] != '.')
+            rc = hand_over(o, dir, names[i]->d_name, err);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int dump_dir(const pf_pg_conn *c, PGconn *conn, const envlist *env, const char *snaparg,
+                    pf_pg_info *info, const pf_pg_dump_opts *o, pf_err *err)
+{
+    const char *base = o->tmpdir && *o->tmpdir ? o->tmpdir : getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/var/tmp";
+    uint64_t at_once, all;
+    dir_room(conn, o->jobs, &at_once, &all);
+    struct statvfs vfs;
+    uint64_t avail = statvfs(base, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
+    pf_info("postgres: pg_dump -Fd -j %d into %s: needs %.1f MiB there (the %d largest tables "
+            "at once), %.1f MiB at worst (the whole database, if storing falls behind); %.1f MiB "
+            "free",
+            o->jobs, base, (double)at_once / (1 << 20), o->jobs, (double)all / (1 << 20),
+            (double)avail / (1 << 20));
+    if (avail < at_once)
+        return pf_err_set(err, PF_EIO,
+                          "%s has %.1f MiB free, pg_dump -Fd -j %d needs %.1f MiB: free room, set "
+                          "TMPDIR elsewhere, or pg_dump_jobs = 1 (one stream, nothing on disk)",
+                          base, (double)avail / (1 << 20), o->jobs, (double)at_once / (1 << 20));
+    char dir[PATH_MAX], jobs[32];
+    snprintf(dir, sizeof dir, "%s/permafrost-pgdump-XXXXXX", base);
+    if (!mkdtemp(dir))
+        return pf_err_sys(err, PF_EIO, "cannot create a temporary directory in %s", base);
+    int rc = -1, ifd = -1, pfd[2] = {-1, -1};
+    bool started = false;
+    pthread_t th;
+    dir_runner d = {.done_fd = -1};
+    if (c->os_user) {
+        struct passwd *pw = getpwnam(c->os_user);
+        if (!pw || chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
+            pf_err_sys(err, PF_EIO, "cannot give %s to the OS user %s", dir, c->os_user);
+            goto out;
+        }
+    }
+    ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd < 0 || inotify_add_watch(ifd, dir, IN_CLOSE_WRITE) < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
+        pf_err_sys(err, PF_EIO, "cannot watch %s", dir);
+        goto out;
+    }
+    snprintf(jobs, sizeof jobs, "--jobs=%d", o->jobs);
+    const char *argv[] = {info->pg_dump, "--format=directory", "-Z0", jobs, "-f", dir, snaparg,
+                          NULL};
+    d.eo = (pf_exec_opts){.argv = argv,
+                          .env = (const char *const *)env->item,
+                          .user = c->os_user,
+                          .cwd = "/",
+                          .name = "pg_dump"};
+    d.done_fd = pfd[1];
+    if (pthread_create(&th, NULL, dir_runner_main, &d) != 0) {
+        pf_err_set(err, PF_EGENERIC, "cannot start a thread for pg_dump");
+        goto out;
+    }
+    started = true;
+    int failed = 0;
+    pf_err ferr = {0};
+    for (bool exited = false; !exited;) {
+        struct pollfd p[2] = {{.fd = ifd, .events = POLLIN}, {.fd = pfd[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        exited = p[1].revents != 0;
+        char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+        ssize_t n;
+        while ((n = read(ifd, buf, sizeof buf)) > 0) {
+            for (char *q = buf; q < buf + n;) {
+                struct inotify_event *ev = (struct inotify_event *)q;
+                q += sizeof *ev + ev->len;
+                if (!ev->len || failed || written_last(ev->name))
+                    continue;
+                /* Stored while pg_dump goes on: a storing error waits for it to end. */
+                if (hand_over(o, dir, ev->name, &ferr) < 0)
+                    failed = 1;
+            }
+        }
+    }
+    pthread_join(th, NULL);
+    started = false;
+    if (d.rc < 0) {
+        *err = d.err;
+        goto out;
+    }
+    if (failed) {
+        *err = ferr;
+        goto out;
+    }
+    if (hand_over_rest(o, dir, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (started)
+        pthread_join(th, NULL);
+    if (ifd >= 0)
+        close(ifd);
+    if (pfd[0] >= 0)
+        close(pfd[0]);
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    remove_tree(dir);
+    return rc;
+}
+
 int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dopts, pf_sink *sink,
                pf_err *err)
 {
@@ -637,7 +855,10 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
         info->counts_in_dump_snapshot = true;
         if (dopts && dopts->in_snapshot && dopts->in_snapshot(conn, dopts->ctx, err) < 0)
             goto out;
-        state_in_snapshot(conn, before, info->client_version, info->state, sizeof info->state);
+        char client[96];
+        snprintf(client, sizeof client, "%s%s", info->client_version,
+                 dopts && dopts->jobs > 1 && dopts->file_done ? " -Fd" : "");
+        state_in_snapshot(conn, before, client, info->state, sizeof info->state);
     } else {
         char msg[700];
         one_line(PQerrorMessage(conn), msg, sizeof msg);
@@ -662,6 +883,12 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
     env_conn(&env, c->host, c->port, or_default(c->user, DEFAULT_USER),
              or_default(c->dbname, DEFAULT_DB), c->password, c->sslmode);
     snprintf(snaparg, sizeof snaparg, "--snapshot=%s", snapshot);
+    if (dopts && dopts->jobs > 1 && dopts->file_done) {
+        if (dump_dir(c, conn, &env, snapshot[0] ? snaparg : NULL, info, dopts, err) < 0)
+            goto out;
+        rc = 0;
+        goto out;
+    }
     const char *argv[] = {info->pg_dump, "--format=custom", "-Z0", snapshot[0] ? snaparg : NULL,
                           NULL};
     if (run_dump_client(c, &env, argv, &cs.sink, "pg_dump", err) < 0)
@@ -1052,6 +1279,44 @@ static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *fi
     return rc;
 }
 
+/* A directory-format dump written out by o->fill_dir into DIR/database.dir, readable by
+ * whoever runs pg_restore. */
+static int spool_dir(const rctx *r, char *dir, size_t dcap, char *file, size_t fcap, pf_err *err)
+{
+    const char *base = r->o->tmpdir;
+    if (!base || !*base)
+        base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/var/tmp";
+    snprintf(dir, dcap, "%s/permafrost-pg-XXXXXX", base);
+    if (!mkdtemp(dir)) {
+        int e = errno;
+        dir[0] = 0;
+        errno = e;
+        return pf_err_sys(err, PF_EIO, "cannot create a temporary directory in %s", base);
+    }
+    join_path(file, fcap, dir, "database.dir");
+    if (mkdir(file, 0700) < 0)
+        return pf_err_sys(err, PF_EIO, "cannot create %s", file);
+    if (r->o->fill_dir(r->o->fill_ctx, file, err) < 0)
+        return -1;
+    if (r->restore_os) {
+        struct passwd *pw = getpwnam(r->restore_os);
+        int rc = -1;
+        if (pw) {
+            pthread_mutex_lock(&chown_mu);
+            chown_uid = pw->pw_uid;
+            chown_gid = pw->pw_gid;
+            rc =
+                chown(dir, pw->pw_uid, pw->pw_gid) < 0 ? -1 : nftw(file, chown_entry, 16, FTW_PHYS);
+            pthread_mutex_unlock(&chown_mu);
+        }
+        if (rc != 0)
+            return pf_err_sys(err, PF_EIO, "cannot give %s to the OS user %s", dir, r->restore_os);
+    }
+    return 0;
+}
+
 /* An identifier as pg_dump writes it: lower-case plain, or double-quoted without quotes
  * inside. Anything else is refused: these names end up in SQL we run as the admin. */
 static bool plain_ident(const char *s, size_t n)
@@ -1238,7 +1503,8 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
         goto out;
     }
 
-    if (spool(&r, dump, dir, sizeof dir, file, sizeof file, err) < 0)
+    if ((dump ? spool(&r, dump, dir, sizeof dir, file, sizeof file, err)
+              : spool_dir(&r, dir, sizeof dir, file, sizeof file, err)) < 0)
         goto out;
     bool as_owner = strcmp(r.restore_role, r.admin) != 0;
     if (as_owner) {
@@ -1310,8 +1576,10 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
     }
     rc = 0;
 out:
-    if (file[0])
+    if (file[0] && dump)
         unlink(file);
+    else if (file[0])
+        remove_tree(file);
     if (list[0])
         unlink(list);
     if (dir[0])
@@ -1332,6 +1600,7 @@ typedef struct pg_job {
     pf_component_run *run;
     pf_dir *dir;
     const char *name;
+    pf_dir *files; /* a parallel dump: the folder its files go into */
 } pg_job;
 
 /* What a backup learned, for describe. */
@@ -1374,14 +1643,46 @@ static bool reuse_parent_dump(void *ctx)
     return true;
 }
 
-static void dump_name(const char *dbname, char *out, size_t n)
+static void dump_name(const char *dbname, bool dir, char *out, size_t n)
 {
-    snprintf(out, n, "%s%s", or_default(dbname, DEFAULT_DB), PF_LAYOUT_PG_DUMP_SUFFIX);
+    snprintf(out, n, "%s%s", or_default(dbname, DEFAULT_DB),
+             dir ? PF_LAYOUT_PG_DIR_SUFFIX : PF_LAYOUT_PG_DUMP_SUFFIX);
+}
+
+static int store_file(void *ctx, const char *path, const char *name, pf_err *err)
+{
+    pg_job *j = ctx;
+    struct stat st;
+    if (stat(path, &st) == 0)
+        j->info->dump_bytes += (uint64_t)st.st_size;
+    return pf_archive_path(j->run->arch, j->files, name, path, NULL, err);
+}
+
+/* A parallel dump: its files into the folder <db>.dir as pg_dump closes them. */
+static int add_dump_dir(pg_job *j, pf_err *err)
+{
+    j->files = pf_dir_begin(j->run->arch, j->dir, j->name, err);
+    if (!j->files)
+        return -1;
+    j->dump_opts.jobs = j->run->set->pg_dump_jobs;
+    j->dump_opts.file_done = store_file;
+    j->dump_opts.file_ctx = j;
+    if (pf_pg_dump(j->conn, j->info, &j->dump_opts, NULL, err)) {
+        pf_dir_abort(j->files);
+        return -1;
+    }
+    if (j->info->reused) {
+        pf_dir_abort(j->files);
+        return 0;
+    }
+    return pf_dir_end(j->run->arch, j->files, NULL, err);
 }
 
 /* The dump, or the parent's when opts->reuse_state says nothing changed. */
 static int add_dump(pg_job *j, pf_err *err)
 {
+    if (j->run->set->pg_dump_jobs > 1)
+        return add_dump_dir(j, err);
     pf_sink *sink = pf_archive_stream_begin(j->run->arch, j->dir, j->name, 0600, err);
     if (!sink)
         return -1;
@@ -1431,7 +1732,7 @@ static int postgres_backup(pf_component_run *run, pf_err *err)
         }
     }
     char name[512];
-    dump_name(pg->dbname, name, sizeof name);
+    dump_name(pg->dbname, set->pg_dump_jobs > 1, name, sizeof name);
     pg_job job = {.conn = use, .info = info, .run = run, .name = name};
     if (set->pg_dump)
         job.dump_opts = *set->pg_dump;
@@ -1480,25 +1781,53 @@ static void postgres_describe(pf_component_run *run, cJSON *entry, cJSON *manife
 static int postgres_restore_check(pf_component_run *run, pf_err *err)
 {
     char name[512], path[600];
-    dump_name(run->set->pg_restore.dbname, name, sizeof name);
-    snprintf(path, sizeof path, "%s/%s", PF_LAYOUT_POSTGRES, name);
     if (pf_lookup_path(run->repo, run->tree, PF_LAYOUT_POSTGRES "/" PF_LAYOUT_PG_GLOBALS,
-                       &run->node[0], err) ||
-        pf_lookup_path(run->repo, run->tree, path, &run->node[1], err))
+                       &run->node[0], err))
         return -1;
+    /* The dump is one file, or the folder of a parallel dump's files. */
+    dump_name(run->set->pg_restore.dbname, false, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", PF_LAYOUT_POSTGRES, name);
+    pf_err e1 = {0};
+    if (pf_lookup_path(run->repo, run->tree, path, &run->node[1], &e1)) {
+        /* Not found: the missing .dump is what is reported when there is no folder either. */
+        dump_name(run->set->pg_restore.dbname, true, name, sizeof name);
+        snprintf(path, sizeof path, "%s/%s", PF_LAYOUT_POSTGRES, name);
+        pf_err e2 = {0};
+        if (e1.code != PF_ENOTFOUND ||
+            pf_lookup_path(run->repo, run->tree, path, &run->node[1], &e2) ||
+            run->node[1].type != PF_NODE_DIR) {
+            *err = e1;
+            return -1;
+        }
+    }
     return pf_pg_restore_check(&run->set->pg_restore, err);
+}
+
+/* A parallel dump's folder, written out for pg_restore -j. */
+static int fill_dump_dir(void *ctx, const char *dir, pf_err *err)
+{
+    pf_component_run *run = ctx;
+    pf_restore_opts ro = {.workers = run->set->workers};
+    pf_restore_stats rs = {0};
+    return pf_restore_dir_into(run->repo, &run->node[1], dir, &ro, &rs, err);
 }
 
 static int postgres_restore(pf_component_run *run, pf_err *err)
 {
     pf_info("postgres: restoring %s", run->set->pg_restore.dbname);
+    bool is_dir = run->node[1].type == PF_NODE_DIR;
+    pf_pg_restore_opts o = run->set->pg_restore;
+    if (is_dir) {
+        o.fill_dir = fill_dump_dir;
+        o.fill_ctx = run;
+    }
     pf_source *g = pf_node_source_new(run->repo, &run->node[0]);
-    pf_source *d = pf_node_source_new(run->repo, &run->node[1]);
+    pf_source *d = is_dir ? NULL : pf_node_source_new(run->repo, &run->node[1]);
     int rc = -1;
-    if (!g || !d)
+    if (!g || (!d && !is_dir))
         pf_err_set(err, PF_EGENERIC, "out of memory");
     else
-        rc = pf_pg_restore(&run->set->pg_restore, g, d, err);
+        rc = pf_pg_restore(&o, g, d, err);
     pf_node_source_free(g);
     pf_node_source_free(d);
     return rc;

@@ -115,6 +115,17 @@ typedef struct pf_pg_dump_opts {
     const char *reuse_state;
     bool (*reuse)(void *reuse_ctx);
     void *reuse_ctx;
+    /* A parallel dump: jobs > 1 runs `pg_dump -Fd -j jobs` into a new directory under
+     * tmpdir (NULL: $TMPDIR, else /var/tmp) instead of streaming one custom-format file,
+     * after saying how much room it needs there (the `jobs` largest tables at once, the
+     * whole database at worst) and refusing (PF_EIO) when the room is not there. Each
+     * table file is handed to file_done, from the calling thread, as soon as pg_dump has
+     * closed it, and removed once file_done returns 0; the table of contents last. The
+     * sink is then not written. */
+    int jobs;
+    const char *tmpdir;
+    int (*file_done)(void *file_ctx, const char *path, const char *name, pf_err *err);
+    void *file_ctx;
 } pf_pg_dump_opts;
 
 /* Streams `pg_dump -Fc -Z0` of conn->dbname into `sink`, nothing on disk. `info` must
@@ -152,6 +163,11 @@ typedef struct pf_pg_restore_opts {
                                  * owner: for a dump holding objects of other roles */
     const char *tmpdir;         /* where the dump is spooled for a parallel restore;
                                  * NULL: $TMPDIR, else /var/tmp */
+    /* A dump in directory format (pg_dump -Fd, pg_dump_jobs > 1): pf_pg_restore is given no
+     * dump stream but calls fill_dir to write the dump's files into `dir` (new, empty,
+     * under tmpdir), then restores from it; NULL: the dump is a custom-format stream. */
+    int (*fill_dir)(void *ctx, const char *dir, pf_err *err);
+    void *fill_ctx;
 } pf_pg_restore_opts;
 
 /* Refuses to restore over data: returns -1 with PF_EEXIST when o->dbname exists and holds

@@ -160,6 +160,7 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->media_in_s3 = e->s3_enabled;
     s->exclude_cache = o->exclude_cache;
     s->pg_fresh_dump = o->fresh_dump;
+    s->pg_dump_jobs = o->dump_jobs;
     /* Issue 16: the encryption keys and where they are; a pgbouncer the dump must bypass. */
     bool db = m->only & pf_component_bit(&pf_postgres_component);
     if (pf_safety_backup_prepare(&m->safety, &m->env, m->env_path, o->systemd_unit_path,

@@ -583,12 +583,16 @@ static int blobs_all_known(pf_archiver *a, const pf_node *n)
 int pf_archive_reuse(pf_archiver *a, pf_dir *d, const char *name, pf_err *err)
 {
     const pf_node *old = pf_tree_find(&d->old, name, strlen(name));
-    if (!old || old->type != PF_NODE_FILE)
+    if (!old || (old->type != PF_NODE_FILE && old->type != PF_NODE_DIR))
         return pf_err_set(err, PF_ENOTFOUND, "the parent snapshot has no file %s", name);
     if (!blobs_all_known(a, old))
         return pf_err_set(err, PF_ENOTFOUND,
                           "the parent snapshot's %s names data the index does not have", name);
     pf_tree_add(&d->tree, old);
+    if (old->type == PF_NODE_DIR) {
+        a->stats.dirs++;
+        return 0;
+    }
     a->stats.files++;
     a->stats.files_unchanged++;
     a->stats.bytes += old->size;

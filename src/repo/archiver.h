@@ -76,10 +76,11 @@ void pf_dir_abort(pf_dir *d);
 int pf_archive_path(pf_archiver *a, pf_dir *d, const char *name, const char *fs_path,
                     const char *const *excludes, pf_err *err);
 
-/* Adds the parent snapshot's file `name` of d to d as it was (same blobs, same metadata),
- * unread: for a producer that knows its output would be the same (an unchanged
- * database's dump). PF_ENOTFOUND when the parent has no such file or the index lacks a
- * blob of it. */
+/* Adds the parent snapshot's file (or directory) `name` of d to d as it was (same blobs,
+ * same metadata), unread: for a producer that knows its output would be the same (an
+ * unchanged database's dump). PF_ENOTFOUND when the parent has no such entry or the index
+ * lacks a blob of it (of a directory: its tree; what the tree names is the parent's, which
+ * a snapshot keeps). */
 int pf_archive_reuse(pf_archiver *a, pf_dir *d, const char *name, pf_err *err);
 
 /* A regular file whose bytes arrive through a sink. */
