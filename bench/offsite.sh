@@ -26,7 +26,10 @@
 # BENCH_TARGETS (default "local s3 sftp"); BENCH_CONNECTIONS sets --connections for the
 # remote targets (default: the driver's default, 4); BENCH_FLOOR=0 skips the floors; PERMAFROST (binary, default
 # ./permafrost); BENCH_WORK (default bench/work-offsite; replaced); BENCH_KEEP=1 keeps it;
-# BENCH_DROP_CACHES=1 drops the page cache before every step (root only).
+# BENCH_DROP_CACHES=1 drops the page cache before every step (root only);
+# BENCH_BEFORE=BINARY also restores every snapshot with that (older) permafrost, right
+# after the restore by PERMAFROST, in alternating order, and adds its columns, so a change
+# to restore is compared before/after within one run.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,6 +40,8 @@ targets=${BENCH_TARGETS:-local s3 sftp}
 PF=${PERMAFROST:-./permafrost}
 case "$PF" in /*) ;; *) PF=$PWD/$PF ;; esac
 runs=${BENCH_RUNS:-1}
+before=${BENCH_BEFORE:-}
+[ -z "$before" ] || case "$before" in /*) ;; *) before=$PWD/$before ;; esac
 
 die() {
     echo "bench: $*" >&2
@@ -218,9 +223,20 @@ for run in $(seq 1 "$runs"); do
         step "$t" backup "$PF" --repo "$u" --ssh-key "${SSHD_KEY:-/dev/null}" "${conn[@]}" -q backup "$data"
         rm -rf "$work/restore"
         sync
-        step "$t" restore "$PF" --repo "$u" --ssh-key "${SSHD_KEY:-/dev/null}" "${conn[@]}" -q restore latest --target "$work/restore"
-        got=$(du -sb "$work/restore/data" | cut -f1)
-        [ "$got" = "$total" ] || die "$t restored $got bytes, expected $total"
+        order="restore"
+        if [ -n "$before" ]; then
+            [ $((run % 2)) = 1 ] && order="restore restore-before" || order="restore-before restore"
+        fi
+        for what in $order; do
+            bin=$PF
+            [ "$what" = restore ] || bin=$before
+            rm -rf "$work/restore"
+            sync
+            step "$t" "$what" "$bin" --repo "$u" --ssh-key "${SSHD_KEY:-/dev/null}" "${conn[@]}" -q restore latest --target "$work/restore"
+            got=$(du -sb "$work/restore/data" | cut -f1)
+            [ "$got" = "$total" ] || die "$t restored $got bytes, expected $total ($what)"
+            cmp -s "$data/large/1.bin" "$work/restore/data/large/1.bin" || die "$t: restored large/1.bin differs ($what)"
+        done
         rm -rf "$work/restore"
         [ "$t" = local ] && [ ! -d "$packs" ] && cp -al "$work/local-repo/data" "$packs"
         wipe_repo "$t"
@@ -240,11 +256,12 @@ for run in $(seq 1 "$runs"); do
 done
 
 # --- the table ----------------------------------------------------------------------------
-python3 - "$results" "$total_mib" "$targets $floors" <<'EOF'
+python3 - "$results" "$total_mib" "$targets $floors" "$before" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 mib = float(sys.argv[2])
 targets = sys.argv[3].split()
+before = len(sys.argv) > 4 and sys.argv[4] != ""
 runs = {}
 for t, step, wall, kib, cpu, scpu in rows:
     runs.setdefault((t, step), []).append((float(wall), float(kib), float(cpu), float(scpu)))
@@ -277,11 +294,28 @@ for t in targets:
     cells.append("-" if t.endswith("-floor") else
                  "%.0f / %.0f" % (med(t, "backup", 1) / 1024, med(t, "restore", 1) / 1024))
     print("| " + " | ".join(cells) + " |")
+if before:
+    print()
+    print("Restore before/after (BENCH_BEFORE), same runs, medians; %% of local = remote MiB/s "
+          "/ local MiB/s of the same binary:")
+    print()
+    print("| target | before s | before % of local | after s | after % of local | after / before "
+          "| RSS MiB before / after | CPU before / after |")
+    print("|---|---|---|---|---|---|---|---|")
+    for t in targets:
+        if t.endswith("-floor"):
+            continue
+        b, a = med(t, "restore-before", 0), med(t, "restore", 0)
+        pb = "-" if t == "local" else "%.0f%%" % (100 * med("local", "restore-before", 0) / b)
+        pa = "-" if t == "local" else "%.0f%%" % (100 * med("local", "restore", 0) / a)
+        print("| %s | %.2f | %s | %.2f | %s | %.2f | %.0f / %.0f | %.1f / %.1f |" % (
+            t, b, pb, a, pa, a / b, med(t, "restore-before", 1) / 1024,
+            med(t, "restore", 1) / 1024, med(t, "restore-before", 2), med(t, "restore", 2)))
 if n > 1:
     print()
     print("Wall seconds of every run:")
     print()
-    for step in ("backup", "restore"):
+    for step in ("backup", "restore") + (("restore-before",) if before else ()):
         print("- %s: %s" % (step, "; ".join("%s %s" % (t, " ".join("%.2f" % r[0] for r in runs[(t, step)])) for t in targets)))
 EOF
 echo

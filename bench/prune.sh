@@ -21,7 +21,9 @@
 # Environment: PRUNE_BLOBS ("1000000"; a list measures each), PRUNE_BATCHES ("1 10"),
 # PRUNE_BLOB_BYTES ("64 1024": each blob's size; tiny blobs make packs of ~170,000 blobs,
 # 1 KiB ones ~24,000, so the second shows what is per blob and what per pack),
-# PRUNE_LIMIT_MB (200), PRUNE_WORK (a directory with room for ~0.5 GB per million blobs;
+# PRUNE_LIMIT_MB (200), PERMAFROST (the binary measured; default ./permafrost, built),
+# PRUNE_BEFORE (an older binary: every command is measured with it too, right after, on
+# its own fresh copy, so before and after come from one run), PRUNE_WORK (a directory with room for ~0.5 GB per million blobs;
 # default a temporary one, removed at the end). Exits 1 when a prune's peak RSS is over
 # the limit. Prints a Markdown table.
 set -euo pipefail
@@ -35,7 +37,8 @@ LIMIT_MB=${PRUNE_LIMIT_MB:-200}
 [ -x /usr/bin/time ] || { echo "bench/prune.sh: needs /usr/bin/time (Debian package time)" >&2; exit 2; }
 
 make -s permafrost build/bench/prune_blobs >/dev/null
-PF=$SRC/permafrost
+PF=${PERMAFROST:-$SRC/permafrost}
+BEFORE=${PRUNE_BEFORE:-}
 TOOL=$SRC/build/bench/prune_blobs
 
 if [ -n "${PRUNE_WORK:-}" ]; then
@@ -87,17 +90,21 @@ for n in $BLOBS; do
             "$(find "$base/index" -type f | wc -l) index files"
         repo=$W/run
         fresh() { rm -rf "$repo"; cp -al "$base" "$repo"; }
-        fresh
-        measure "check" "$PF" --repo "$repo" check
-        measure "prune --dry-run" "$PF" --repo "$repo" prune --dry-run
-        measure "prune" "$PF" --repo "$repo" prune
-        [ $PEAK_MB -le "$LIMIT_MB" ] || over=1
-        measure "prune again" "$PF" --repo "$repo" prune
-        [ $PEAK_MB -le "$LIMIT_MB" ] || over=1
-        measure "check after" "$PF" --repo "$repo" check
-        if [ "${PRUNE_READ_DATA:-0}" = 1 ]; then
-            measure "check --read-data" "$PF" --repo "$repo" check --read-data
-        fi
+        for bin in "$PF" $BEFORE; do
+            tag=""
+            [ "$bin" = "$PF" ] || tag=" (before)"
+            fresh
+            measure "check$tag" "$bin" --repo "$repo" check
+            measure "prune --dry-run$tag" "$bin" --repo "$repo" prune --dry-run
+            measure "prune$tag" "$bin" --repo "$repo" prune
+            [ -n "$tag" ] || [ $PEAK_MB -le "$LIMIT_MB" ] || over=1
+            measure "prune again$tag" "$bin" --repo "$repo" prune
+            [ -n "$tag" ] || [ $PEAK_MB -le "$LIMIT_MB" ] || over=1
+            measure "check after$tag" "$bin" --repo "$repo" check
+            if [ "${PRUNE_READ_DATA:-0}" = 1 ]; then
+                measure "check --read-data$tag" "$bin" --repo "$repo" check --read-data
+            fi
+        done
         rm -rf "$repo" "$base"
     done
   done

@@ -17,7 +17,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "repo/archiver.h"
+#include "repo/backup_run.h"
 #include "repo/pack.h"
+#include "repo/saver.h"
 
 
 static uint64_t splitmix64(uint64_t *s)
@@ -70,8 +73,9 @@ int main(int argc, char **argv)
         return die(&err, "open");
     char *paths[] = {"prune-bench"};
     pf_backup_run b;
+    pf_backup_opts bo = {.program = "prune_blobs"};
     int rc = 1;
-    if (pf_backup_begin(&b, r, NULL, paths, 1, &err)) {
+    if (pf_backup_begin(&b, r, &bo, NULL, paths, 1, &err)) {
         die(&err, "begin");
         goto out;
     }

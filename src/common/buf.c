@@ -93,6 +93,13 @@ void pf_buf_free(pf_buf *b)
     b->len = b->cap = 0;
 }
 
+void pf_buf_release(pf_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
 uint8_t *pf_buf_detach(pf_buf *b, size_t *len)
 {
     uint8_t *p = b->data;

@@ -13,7 +13,10 @@ typedef struct pf_buf {
     size_t cap;
 } pf_buf;
 
-#define PF_BUF_INIT {NULL, 0, 0}
+#define PF_BUF_INIT                                                                                \
+    {                                                                                              \
+        NULL, 0, 0                                                                                 \
+    }
 
 /* Ensures room for `extra` more bytes past len. Aborts on out-of-memory. */
 void pf_buf_reserve(pf_buf *b, size_t extra);
@@ -27,6 +30,11 @@ void pf_buf_u64le(pf_buf *b, uint64_t v);
 void pf_buf_reset(pf_buf *b);
 /* Frees the memory, wiping it first (buffers may hold key material or plaintext). */
 void pf_buf_free(pf_buf *b);
+/* Frees the memory without the wipe, for buffers on the data path that hold only
+ * ciphertext or the bytes of the files being backed up or restored: the files themselves,
+ * the page cache and the restored copy hold the same bytes, and the wipe of every blob
+ * was a measurable part of a restore's CPU (docs/DECISIONS.md). Never for key material. */
+void pf_buf_release(pf_buf *b);
 /* Gives the data to the caller (who frees it with free()) and leaves b empty. */
 uint8_t *pf_buf_detach(pf_buf *b, size_t *len);
 

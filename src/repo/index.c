@@ -33,80 +33,105 @@ void pf_index_free(pf_index *ix)
 {
     if (!ix)
         return;
+    free(ix->entries);
     free(ix->slots);
     free(ix->packs);
     free(ix->pack_slots);
     free(ix);
 }
 
-static pf_index_slot *probe(const pf_index *ix, const uint8_t *id)
+/* The slot holding id, or the empty slot where it would go. */
+static uint32_t *probe(const pf_index *ix, const uint8_t *id)
 {
     size_t mask = ix->nslots - 1;
     for (size_t i = id_hash(id) & mask;; i = (i + 1) & mask) {
-        pf_index_slot *s = &ix->slots[i];
-        if (!s->used || !memcmp(s->id, id, PF_ID_LEN))
-            return s;
+        uint32_t v = ix->slots[i];
+        if (!v || !memcmp(ix->entries[v - 1].id, id, PF_ID_LEN))
+            return &ix->slots[i];
     }
 }
 
 static void grow(pf_index *ix)
 {
-    pf_index_slot *old = ix->slots;
-    size_t n = ix->nslots;
+    free(ix->slots);
     ix->nslots *= 2;
     ix->slots = xcalloc(ix->nslots, sizeof *ix->slots);
-    for (size_t i = 0; i < n; i++)
-        if (old[i].used)
-            *probe(ix, old[i].id) = old[i];
-    free(old);
+    for (size_t i = 0; i < ix->nblobs; i++)
+        *probe(ix, ix->entries[i].id) = (uint32_t)i + 1;
 }
 
 bool pf_index_add(pf_index *ix, const uint8_t id[PF_ID_LEN], const pf_blob_loc *loc)
 {
     if ((ix->nblobs + 1) * 10 > ix->nslots * 7)
         grow(ix);
-    pf_index_slot *s = probe(ix, id);
-    if (s->used) {
-        if (s->loc.pack == PF_PACK_PENDING && loc->pack != PF_PACK_PENDING)
-            s->loc = *loc;
+    uint32_t *s = probe(ix, id);
+    if (*s) {
+        pf_blob_loc *have = &ix->entries[*s - 1].loc;
+        if (have->pack == PF_PACK_PENDING && loc->pack != PF_PACK_PENDING)
+            *have = *loc;
         return false;
     }
-    memcpy(s->id, id, PF_ID_LEN);
-    s->loc = *loc;
-    s->used = 1;
-    ix->nblobs++;
+    if (ix->nblobs == ix->entries_cap) {
+        /* Doubling realloc: past the mmap threshold glibc moves the pages (mremap), it
+         * does not copy them, so the old and the new array are never both resident. */
+        size_t cap = ix->entries_cap ? ix->entries_cap * 2 : 1024;
+        pf_index_entry *e = realloc(ix->entries, cap * sizeof *e);
+        if (!e) {
+            fprintf(stderr, "permafrost: out of memory\n");
+            abort();
+        }
+        ix->entries = e;
+        ix->entries_cap = cap;
+    }
+    pf_index_entry *e = &ix->entries[ix->nblobs];
+    memset(e, 0, sizeof *e);
+    memcpy(e->id, id, PF_ID_LEN);
+    e->loc = *loc;
+    *s = (uint32_t)++ix->nblobs;
     return true;
 }
 
 void pf_index_set(pf_index *ix, const uint8_t id[PF_ID_LEN], const pf_blob_loc *loc)
 {
     if (!pf_index_add(ix, id, loc))
-        probe(ix, id)->loc = *loc;
+        ix->entries[*probe(ix, id) - 1].loc = *loc;
 }
 
 pf_blob_loc *pf_index_find(const pf_index *ix, const uint8_t id[PF_ID_LEN])
 {
-    pf_index_slot *s = probe(ix, id);
-    return s->used ? &s->loc : NULL;
+    uint32_t v = *probe(ix, id);
+    return v ? &ix->entries[v - 1].loc : NULL;
+}
+
+long pf_index_pos(const pf_index *ix, const uint8_t id[PF_ID_LEN])
+{
+    uint32_t v = *probe(ix, id);
+    return v ? (long)v - 1 : -1;
 }
 
 void pf_index_remove(pf_index *ix, const uint8_t id[PF_ID_LEN])
 {
-    pf_index_slot *s = probe(ix, id);
-    if (!s->used)
+    uint32_t *s = probe(ix, id);
+    if (!*s)
         return;
+    size_t pos = *s - 1;
     /* Backward-shift deletion keeps every remaining probe chain unbroken. */
     size_t mask = ix->nslots - 1;
     size_t i = (size_t)(s - ix->slots);
-    for (size_t j = (i + 1) & mask; ix->slots[j].used; j = (j + 1) & mask) {
-        size_t home = id_hash(ix->slots[j].id) & mask;
+    for (size_t j = (i + 1) & mask; ix->slots[j]; j = (j + 1) & mask) {
+        size_t home = id_hash(ix->entries[ix->slots[j] - 1].id) & mask;
         if (((j - home) & mask) >= ((j - i) & mask)) {
             ix->slots[i] = ix->slots[j];
             i = j;
         }
     }
-    memset(&ix->slots[i], 0, sizeof ix->slots[i]);
-    ix->nblobs--;
+    ix->slots[i] = 0;
+    /* The last entry fills the hole, so entries stay dense. */
+    size_t last = --ix->nblobs;
+    if (pos != last) {
+        ix->entries[pos] = ix->entries[last];
+        *probe(ix, ix->entries[pos].id) = (uint32_t)pos + 1;
+    }
 }
 
 static uint32_t *pack_probe(const pf_index *ix, const uint8_t *id)

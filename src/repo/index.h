@@ -1,5 +1,8 @@
 /* The in-memory index: blob id -> where it lives (pack, offset, lengths), and the list
- * of known packs with their salts. Open addressing over the (uniformly random) ids.
+ * of known packs with their salts. Entries are kept dense, in one array (52 bytes each);
+ * a table of 4-byte positions, open addressing over the (uniformly random) ids, finds
+ * them. So a million blobs take ~60 MB, not the ~120 MB of a table of whole entries at
+ * its load factor, and growing the table copies positions, not entries.
  * Not thread-safe by itself: the repository serialises access. */
 #ifndef PF_INDEX_H
 #define PF_INDEX_H
@@ -26,15 +29,18 @@ typedef struct pf_pack_info {
     uint8_t kind; /* PF_PACK_MASTER or PF_PACK_SEALED (repo/pack.h) */
 } pf_pack_info;
 
-typedef struct pf_index_slot {
-    uint8_t id[PF_ID_LEN];
+typedef struct pf_index_entry {
     pf_blob_loc loc;
-    uint8_t used;
-} pf_index_slot;
+    uint8_t id[PF_ID_LEN];
+} pf_index_entry;
 
 typedef struct pf_index {
-    pf_index_slot *slots;
-    size_t nslots, nblobs;
+    /* entries[0 .. nblobs): every blob, in no particular order (removal moves the last
+     * one into the hole); positions stay valid until the next add or remove */
+    pf_index_entry *entries;
+    size_t nblobs, entries_cap;
+    uint32_t *slots; /* 0 = empty, else position + 1 */
+    size_t nslots;
     pf_pack_info *packs;
     size_t npacks, packs_cap;
     /* pack id -> position in packs, for de-duplicating packs */
@@ -57,6 +63,9 @@ bool pf_index_add(pf_index *ix, const uint8_t id[PF_ID_LEN], const pf_blob_loc *
 /* Replaces a blob's location unconditionally (used when a pending blob lands). */
 void pf_index_set(pf_index *ix, const uint8_t id[PF_ID_LEN], const pf_blob_loc *loc);
 pf_blob_loc *pf_index_find(const pf_index *ix, const uint8_t id[PF_ID_LEN]);
+/* The blob's position in entries, or -1: for callers that keep a byte per blob beside
+ * the index (check's marks) instead of a set of ids of their own. */
+long pf_index_pos(const pf_index *ix, const uint8_t id[PF_ID_LEN]);
 void pf_index_remove(pf_index *ix, const uint8_t id[PF_ID_LEN]);
 
 /* An index file's content (before sealing): the packs it describes, each with its

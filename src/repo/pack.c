@@ -93,15 +93,35 @@ static void blob_aad(const pf_blob_entry *e, uint8_t aad[PF_ID_LEN + 2])
     aad[PF_ID_LEN + 1] = e->comp;
 }
 
+int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err)
+{
+    /* A new pack as pf_packer_init makes it (a fresh salt or ephemeral key, of the kind
+     * the keys write), with this packer's buffers carried over. */
+    pf_buf data = pk->data, zbuf = pk->zbuf;
+    void *zctx = pk->zctx;
+    pf_blob_entry *entries = pk->entries;
+    size_t cap = entries ? pk->cap : 0;
+    OPENSSL_cleanse(pk->key, sizeof pk->key);
+    int rc = pf_packer_init(pk, keys, pk->zstd_level, err);
+    pk->data = data;
+    pf_buf_reset(&pk->data);
+    pk->zbuf = zbuf;
+    pk->zctx = zctx;
+    pk->entries = entries;
+    pk->cap = cap;
+    return rc;
+}
+
 /* Media is mostly JPEG/MP4 already: a trial on the first 64 KiB tells cheaply whether
- * compressing the whole blob can pay. */
-static int worth_compressing(const void *p, size_t n, int level)
+ * compressing the whole blob can pay. Level 1 decides as well as the blob's own level
+ * (what is incompressible at 1 is at 3) at half the cost. */
+static int worth_compressing(ZSTD_CCtx *z, pf_buf *tmp, const void *p, size_t n)
 {
     size_t probe = n < 65536 ? n : 65536;
     if (probe < 64)
         return 0;
-    uint8_t tmp[65536 + 1024];
-    size_t c = ZSTD_compress(tmp, sizeof tmp, p, probe, level < 1 ? 1 : level > 3 ? 3 : level);
+    pf_buf_reserve(tmp, ZSTD_compressBound(probe));
+    size_t c = ZSTD_compressCCtx(z, tmp->data, tmp->cap, p, probe, 1);
     return !ZSTD_isError(c) && c < probe - probe / 32;
 }
 
@@ -114,15 +134,14 @@ int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, cons
     memcpy(e.id, id, PF_ID_LEN);
     const void *plain = p;
     size_t plain_len = n;
-    void *zbuf = NULL;
-    if (pk->zstd_level > 0 && worth_compressing(p, n, pk->zstd_level)) {
+    if (pk->zstd_level > 0 && !pk->zctx && !(pk->zctx = ZSTD_createCCtx()))
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    if (pk->zstd_level > 0 && worth_compressing(pk->zctx, &pk->zbuf, p, n)) {
         size_t bound = ZSTD_compressBound(n);
-        zbuf = malloc(bound);
-        if (!zbuf)
-            return pf_err_set(err, PF_EGENERIC, "out of memory");
-        size_t c = ZSTD_compress(zbuf, bound, p, n, pk->zstd_level);
+        pf_buf_reserve(&pk->zbuf, bound);
+        size_t c = ZSTD_compressCCtx(pk->zctx, pk->zbuf.data, bound, p, n, pk->zstd_level);
         if (!ZSTD_isError(c) && c < n) {
-            plain = zbuf;
+            plain = pk->zbuf.data;
             plain_len = c;
             e.comp = PF_COMP_ZSTD;
         }
@@ -132,7 +151,6 @@ int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, cons
     pf_nonce_from_counter((uint64_t)e.offset + 1, nonce);
     blob_aad(&e, aad);
     int rc = pf_aead_seal(pk->key, nonce, aad, sizeof aad, plain, plain_len, &pk->data, err);
-    free(zbuf);
     if (rc)
         return -1;
     e.length = (uint32_t)(pk->data.len - e.offset);
@@ -160,7 +178,7 @@ int pf_packer_finish(pf_packer *pk, uint8_t pack_id[PF_ID_LEN], pf_err *err)
     size_t before = pk->data.len;
     static const char aad[] = "permafrost pack header";
     int rc = pf_aead_seal(pk->key, nonce, aad, sizeof aad - 1, hdr.data, hdr.len, &pk->data, err);
-    pf_buf_free(&hdr);
+    pf_buf_release(&hdr);
     if (rc)
         return -1;
     pf_buf_append(&pk->data, pk->salt, PF_SALT_LEN);
@@ -177,6 +195,9 @@ void pf_packer_free(pf_packer *pk)
      * buffer that doubled past the pack size (+16 MiB resident per worker). */
     free(pk->data.data);
     free(pk->entries);
+    ZSTD_freeCCtx(pk->zctx);
+    /* Compressed plaintext, like the files it came from (docs/DECISIONS.md). */
+    free(pk->zbuf.data);
     OPENSSL_cleanse(pk->key, sizeof pk->key);
     memset(pk, 0, sizeof *pk);
 }
@@ -233,7 +254,7 @@ int pf_pack_decode_header(const uint8_t key[PF_KEY_LEN], const uint8_t *sealed, 
     int rc = pf_aead_open(key, nonce, aad, sizeof aad - 1, sealed, n, &plain, err);
     if (!rc)
         rc = pf_pack_header_parse(plain.data, plain.len, blob_area, entries, count, err);
-    pf_buf_free(&plain);
+    pf_buf_release(&plain);
     return rc;
 }
 
@@ -278,6 +299,6 @@ int pf_blob_open(const pf_keys *keys, const uint8_t pack_key[PF_KEY_LEN], const 
 out:
     if (rc)
         out->len = start;
-    pf_buf_free(&plain);
+    pf_buf_release(&plain); /* the blob's bytes, as restored */
     return rc;
 }

@@ -54,6 +54,10 @@ typedef struct pf_packer {
     pf_blob_entry *entries;
     size_t count, cap;
     int zstd_level;
+    /* Kept from blob to blob and pack to pack: a fresh zstd context and buffer per blob
+     * cost more (zeroed tables, page faults) than compressing media's first 64 KiB. */
+    void *zctx; /* ZSTD_CCtx, made on first use */
+    pf_buf zbuf;
 } pf_packer;
 
 /* A pack under the master key, or, when keys are write-only, one sealed to the repository's
@@ -73,6 +77,10 @@ int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, cons
 /* Appends header and trailer and computes the pack id (SHA-256 of all its bytes). The
  * packer's data and entries are then the finished pack. */
 int pf_packer_finish(pf_packer *pk, uint8_t pack_id[PF_ID_LEN], pf_err *err);
+/* Starts the next pack in the same packer after the finished one was stored: a new salt
+ * and key, no blobs, the buffers kept for reuse. entries must have been taken (set to
+ * NULL) or are reused. */
+int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err);
 void pf_packer_free(pf_packer *pk);
 
 int pf_pack_key(const pf_keys *keys, const uint8_t salt[PF_SALT_LEN], uint8_t key[PF_KEY_LEN],

@@ -305,17 +305,17 @@ static void index_snapshot(const pf_index *ix, pf_index_file *f)
     f->npacks = ix->npacks;
     for (size_t i = 0; i < ix->npacks; i++)
         f->packs[i].info = ix->packs[i];
-    for (size_t i = 0; i < ix->nslots; i++)
-        if (ix->slots[i].used && ix->slots[i].loc.pack != PF_PACK_PENDING)
-            f->packs[ix->slots[i].loc.pack].count++;
+    for (size_t i = 0; i < ix->nblobs; i++)
+        if (ix->entries[i].loc.pack != PF_PACK_PENDING)
+            f->packs[ix->entries[i].loc.pack].count++;
     for (size_t i = 0; i < ix->npacks; i++) {
         f->packs[i].entries =
             pf_xcalloc(f->packs[i].count ? f->packs[i].count : 1, sizeof *f->packs[i].entries);
         f->packs[i].count = 0;
     }
-    for (size_t i = 0; i < ix->nslots; i++) {
-        const pf_index_slot *sl = &ix->slots[i];
-        if (!sl->used || sl->loc.pack == PF_PACK_PENDING)
+    for (size_t i = 0; i < ix->nblobs; i++) {
+        const pf_index_entry *sl = &ix->entries[i];
+        if (sl->loc.pack == PF_PACK_PENDING)
             continue;
         pf_index_file_pack *p = &f->packs[sl->loc.pack];
         pf_blob_entry *e = &p->entries[p->count++];
@@ -1218,17 +1218,23 @@ static int check_orphan(const char *key, uint64_t size, void *vctx, pf_err *err)
     size_t n = 0;
     uint32_t hl;
     pf_err e = {0};
-    if (size < PF_PACK_TRAILER_LEN ||
-        pf_store_get(c->r->store, key, size - PF_PACK_TRAILER_LEN, PF_PACK_TRAILER_LEN, &tail,
-                     &e) ||
-        pf_pack_parse_trailer(tail.data, size, salt, &hl, &e))
+    uint8_t sum[PF_ID_LEN];
+    /* Packs are made durable in a batch before the index that names them: one that no
+     * index names may have been cut short or damaged by a crash of the machine, with a
+     * header that still reads. Only a pack whose bytes hash to its name is reused (this
+     * reads what one interrupted backup wrote since its last index, once). */
+    if (size < PF_PACK_TRAILER_LEN || pf_store_get(c->r->store, key, 0, PF_STORE_ALL, &tail, &e))
         goto skip;
-    uint8_t kind = pf_pack_trailer_kind(tail.data);
-    pf_buf_reset(&tail);
-    if (pf_store_get(c->r->store, key, size - PF_PACK_TRAILER_LEN - hl, hl, &tail, &e) ||
+    pf_sha256(tail.data, tail.len, sum);
+    if (tail.len != size || memcmp(sum, id, PF_ID_LEN)) {
+        pf_err_set(&e, PF_ECORRUPT, "content does not match its name");
+        goto skip;
+    }
+    const uint8_t *trailer = tail.data + size - PF_PACK_TRAILER_LEN;
+    uint8_t kind = pf_pack_trailer_kind(trailer);
+    if (pf_pack_parse_trailer(trailer, size, salt, &hl, &e) ||
         pf_pack_key_kind(&c->r->keys, kind, salt, pk, &e) ||
-        pf_pack_decode_header(pk, tail.data, tail.len, size - PF_PACK_TRAILER_LEN - hl, &es, &n,
-                              &e))
+        pf_pack_decode_header(pk, trailer - hl, hl, size - PF_PACK_TRAILER_LEN - hl, &es, &n, &e))
         goto skip;
     pf_index_file_pack p = {.count = n, .entries = es};
     memcpy(p.info.id, id, PF_ID_LEN);
@@ -1245,13 +1251,13 @@ static int check_orphan(const char *key, uint64_t size, void *vctx, pf_err *err)
         es = NULL;
     }
     free(es);
-    pf_buf_free(&tail);
+    pf_buf_release(&tail); /* a whole pack: ciphertext */
     return 0;
 skip:
     /* A pack that cannot be read is not reused; check reports it. */
     pf_debug("ignoring unindexed pack %s: %s", key, e.msg);
     free(es);
-    pf_buf_free(&tail);
+    pf_buf_release(&tail);
     return 0;
 }
 
@@ -1309,7 +1315,7 @@ int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_e
     rc = 0;
 out:
     OPENSSL_cleanse(pk, sizeof pk);
-    pf_buf_free(&sealed);
+    pf_buf_release(&sealed);
     return rc;
 }
 

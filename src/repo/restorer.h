@@ -49,6 +49,11 @@ typedef struct pf_restore_opts {
      * (not those that merely lead to an `include`d path). */
     int exact;
     int workers; /* threads writing file contents; 0 = default (4) */
+    /* Reads: blobs of a pack that lie side by side are fetched together, with one read of
+     * at most run_max bytes (each worker holds one run in memory), skipping over at most
+     * gap_max unneeded bytes between two of them (cheaper than a second request).
+     * 0 = defaults: 8 MiB; 256 KiB for a remote store, 4 KiB for a local one. */
+    uint64_t run_max, gap_max;
     pf_restore_progress_fn progress;
     void *progress_ctx;
 } pf_restore_opts;

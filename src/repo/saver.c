@@ -16,12 +16,17 @@
 /* ... or after this many blob entries, so that no index file (and no reader's decoding
  * of it) grows large when blobs are tiny. */
 #define ENTRIES_PER_INDEX 100000
+/* Blob buffers go back to a pool instead of to free(): a blob is larger than malloc's mmap
+ * threshold, so a fresh buffer per blob was an mmap, a page fault per 4 KiB, zeroing and
+ * a munmap. The pool never holds more than the blobs in flight (the queue and one per
+ * worker); a buffer grown past twice the average blob is freed rather than kept, so the pool holds
+ * about what the blobs in flight did before. */
+#define POOL_MAX (QUEUE_DEPTH + MAX_WORKERS + 1)
 
 typedef struct job {
     uint8_t id[PF_ID_LEN];
     uint8_t type;
-    void *data;
-    size_t len;
+    pf_buf data;
 } job;
 
 struct pf_saver {
@@ -35,6 +40,8 @@ struct pf_saver {
     int closing;
     int failed;
     pf_err first_err;
+    pf_buf pool[POOL_MAX];
+    size_t npool;
     pf_index_file pending; /* packs uploaded but not yet in an index file */
     size_t pending_entries;
     int untracked;
@@ -52,13 +59,72 @@ static void fail(pf_saver *s, const pf_err *e)
     pthread_cond_broadcast(&s->not_empty);
 }
 
-static int write_index(pf_saver *s, pf_err *err)
+static pf_buf pool_take(pf_saver *s)
 {
     /* caller holds s->mu */
+    pf_buf b = PF_BUF_INIT;
+    if (s->npool)
+        b = s->pool[--s->npool];
+    b.len = 0;
+    return b;
+}
+
+static void pool_give(pf_saver *s, pf_buf *b)
+{
+    /* caller holds s->mu. Blob data is what the files hold: freed without a wipe
+     * (docs/DECISIONS.md). */
+    if (b->cap && s->npool < POOL_MAX && b->cap <= 2 * s->repo->chunker.avg + 1)
+        s->pool[s->npool++] = *b;
+    else
+        free(b->data);
+    *b = (pf_buf)PF_BUF_INIT;
+}
+
+/* The packs an index file names must be durable before it is (docs/FORMAT.md): packs
+ * are put without waiting for the disk, and the index's packs are made durable here in one
+ * batch (the adopted packs of an interrupted backup too: they may not have reached the
+ * disk before that backup died). */
+static int sync_packs(pf_saver *s, const pf_index_file *f, pf_err *err)
+{
+    size_t n = f->npacks;
+    char(*names)[80] = malloc(n * sizeof *names);
+    const char **keys = malloc(n * sizeof *keys);
+    if (!names || !keys) {
+        free(names);
+        free(keys);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        pf_pack_key_name(f->packs[i].info.id, names[i]);
+        keys[i] = names[i];
+    }
+    int rc = pf_store_sync(s->repo->store, keys, n, err);
+    free(names);
+    free(keys);
+    return rc ? pf_err_prefix(err, "making packs durable") : 0;
+}
+
+/* Makes the pending packs durable and writes the index file naming them. The caller holds
+ * s->mu and keeps holding it unless `unlock`: then the batch is taken out of pending and
+ * written with s->mu released, so that the other workers and the walk do not wait on the
+ * disk's flush (on failure the saver fails, and no snapshot can name the batch's blobs). */
+static int write_index(pf_saver *s, int unlock, pf_err *err)
+{
     if (!s->pending.npacks)
         return 0;
-    int rc = pf_repo_save_index(s->repo, &s->pending, err);
-    if (!rc) {
+    pf_index_file batch = s->pending;
+    if (unlock) {
+        s->pending = (pf_index_file){0};
+        s->pending_entries = 0;
+        pthread_mutex_unlock(&s->mu);
+    }
+    int rc = sync_packs(s, &batch, err);
+    if (!rc)
+        rc = pf_repo_save_index(s->repo, &batch, err);
+    if (unlock) {
+        pf_index_file_free(&batch);
+        pthread_mutex_lock(&s->mu);
+    } else if (!rc) {
         pf_index_file_free(&s->pending);
         s->pending_entries = 0;
     }
@@ -72,7 +138,7 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     if (pf_packer_finish(pk, pack_id, err))
         return -1;
     pf_pack_key_name(pack_id, name);
-    if (pf_store_put(s->repo->store, name, pk->data.data, pk->data.len, err))
+    if (pf_store_put_unsynced(s->repo->store, name, pk->data.data, pk->data.len, err))
         return pf_err_prefix(err, "uploading pack");
     pf_index_file_pack p = {.count = pk->count, .entries = pk->entries};
     memcpy(p.info.id, pack_id, PF_ID_LEN);
@@ -100,7 +166,7 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     s->stats.bytes_stored += pk->data.len;
     int rc = 0;
     if (s->pending.npacks >= PACKS_PER_INDEX || s->pending_entries >= ENTRIES_PER_INDEX)
-        rc = write_index(s, err);
+        rc = write_index(s, 1, err);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -109,10 +175,12 @@ static void *worker(void *arg)
 {
     pf_saver *s = arg;
     pf_packer pk;
-    int have_packer = 0;
+    int have_packer = 0, pack_open = 0;
     pf_err e = {0};
+    pf_buf done = PF_BUF_INIT; /* the last job's buffer, back to the pool under the lock */
     for (;;) {
         pthread_mutex_lock(&s->mu);
+        pool_give(s, &done);
         while (!s->count && !s->closing && !s->failed)
             pthread_cond_wait(&s->not_empty, &s->mu);
         if (s->failed || (!s->count && s->closing)) {
@@ -128,19 +196,22 @@ static void *worker(void *arg)
         int rc = 0;
         if (!have_packer) {
             rc = pf_packer_init(&pk, &s->repo->keys, s->repo->zstd_level, &e);
-            have_packer = rc == 0;
+            have_packer = pack_open = rc == 0;
             /* A pack ends after the blob that crosses pack_size: room for that up front,
-             * or the buffer would double past it. */
+             * or the buffer would double past it. The buffer then serves every pack this
+             * worker writes. */
             if (have_packer)
                 pf_buf_reserve(&pk.data, s->repo->pack_size + s->repo->chunker.max + 65536);
+        } else if (!pack_open) {
+            rc = pf_packer_next(&pk, &s->repo->keys, &e);
+            pack_open = rc == 0;
         }
         if (!rc)
-            rc = pf_packer_add(&pk, j.id, j.type, j.data, j.len, &e);
-        free(j.data);
+            rc = pf_packer_add(&pk, j.id, j.type, j.data.data, j.data.len, &e);
+        done = j.data;
         if (!rc && pk.data.len >= s->repo->pack_size) {
             rc = upload(s, &pk, &e);
-            pf_packer_free(&pk);
-            have_packer = 0;
+            pack_open = 0;
         }
         if (rc) {
             pthread_mutex_lock(&s->mu);
@@ -150,9 +221,10 @@ static void *worker(void *arg)
         }
     }
     pthread_mutex_lock(&s->mu);
+    pool_give(s, &done);
     int ok = !s->failed;
     pthread_mutex_unlock(&s->mu);
-    if (have_packer && ok && pk.count && upload(s, &pk, &e)) {
+    if (have_packer && pack_open && ok && pk.count && upload(s, &pk, &e)) {
         pthread_mutex_lock(&s->mu);
         fail(s, &e);
         pthread_mutex_unlock(&s->mu);
@@ -222,27 +294,24 @@ int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
     }
     s->stats.blobs_new++;
     s->stats.bytes_new += n;
+    pf_buf copy = pool_take(s);
     pthread_mutex_unlock(&s->mu);
 
-    void *copy = malloc(n ? n : 1);
-    if (!copy)
-        return pf_err_set(err, PF_EGENERIC, "out of memory");
-    if (n)
-        memcpy(copy, p, n);
+    /* The caller's buffer is its read window, refilled as soon as this returns. */
+    pf_buf_append(&copy, p, n);
     pthread_mutex_lock(&s->mu);
     while (s->count == QUEUE_DEPTH && !s->failed)
         pthread_cond_wait(&s->not_full, &s->mu);
     if (s->failed) {
         *err = s->first_err;
+        pool_give(s, &copy);
         pthread_mutex_unlock(&s->mu);
-        free(copy);
         return -1;
     }
     job *j = &s->queue[(s->head + s->count) % QUEUE_DEPTH];
     memcpy(j->id, id_out, PF_ID_LEN);
     j->type = type;
     j->data = copy;
-    j->len = n;
     s->count++;
     pthread_cond_signal(&s->not_empty);
     pthread_mutex_unlock(&s->mu);
@@ -293,7 +362,7 @@ int pf_saver_finish(pf_saver *s, pf_err *err)
     if (s->failed) {
         *err = s->first_err;
         rc = -1;
-    } else if (write_index(s, err)) {
+    } else if (write_index(s, 0, err)) {
         fail(s, err);
         rc = -1;
     }
@@ -323,7 +392,9 @@ void pf_saver_free(pf_saver *s)
         join_all(s);
     }
     for (size_t i = 0; i < s->count; i++)
-        free(s->queue[(s->head + i) % QUEUE_DEPTH].data);
+        free(s->queue[(s->head + i) % QUEUE_DEPTH].data.data);
+    for (size_t i = 0; i < s->npool; i++)
+        free(s->pool[i].data);
     pf_index_file_free(&s->pending);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->not_empty);

@@ -2,6 +2,9 @@
  * DIR/data/ab/<id>. put writes "<name>.tmp-<random>" in the same directory, fsyncs it,
  * renames it over the name and fsyncs the directory, so after put returns the object is
  * durable and a reader (or a crash) only ever sees the old object or the whole new one.
+ * put_unsynced does the same without the two fsyncs (a reader, or a killed process, still
+ * sees only whole objects: the rename comes after the last write) and asks the kernel to
+ * start writing the file back, so that sync's fsyncs of the batch find little left to do.
  * Temporary files left by a crash are invisible to list; sweep_tmp removes old ones. Nothing is
  * shared between calls but the directory name, so every operation is safe from several threads. */
 #include "store/store.h"
@@ -75,7 +78,7 @@ out:
 /* noreplace: fail with PF_EEXIST rather than replace an existing object (the append-only
  * server's put), deciding atomically so that two writers cannot both create it. */
 static int put_mode(pf_store *s, const char *key, const void *data, size_t len, bool noreplace,
-                    pf_err *err)
+                    bool durable, pf_err *err)
 {
     local_store *ls = s->impl;
     char *path = NULL, *tmp = NULL;
@@ -101,10 +104,14 @@ static int put_mode(pf_store *s, const char *key, const void *data, size_t len, 
         pf_err_sys(err, PF_EIO, "cannot write %s", tmp);
         goto out;
     }
-    if (fsync(fd) < 0) {
+    if (durable && fsync(fd) < 0) {
         pf_err_sys(err, PF_EIO, "cannot sync %s", tmp);
         goto out;
     }
+    /* Only a hint (the writeback starts now, while the next object is made): sync's fsync
+     * reports what fails. */
+    if (!durable)
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
     if (close(fd) < 0) {
         fd = -1;
         pf_err_sys(err, PF_EIO, "cannot write %s", tmp);
@@ -132,11 +139,14 @@ static int put_mode(pf_store *s, const char *key, const void *data, size_t len, 
     }
     free(tmp);
     tmp = NULL;
-    /* The rename is durable only once the directory entry is. */
-    char *slash = strrchr(path, '/');
-    *slash = 0;
-    rc = fsync_dir(path, err);
-    *slash = '/';
+    rc = 0;
+    if (durable) {
+        /* The rename is durable only once the directory entry is. */
+        char *slash = strrchr(path, '/');
+        *slash = 0;
+        rc = fsync_dir(path, err);
+        *slash = '/';
+    }
 out:
     if (fd >= 0)
         close(fd);
@@ -150,12 +160,69 @@ out:
 
 static int local_put(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
 {
-    return put_mode(s, key, data, len, false, err);
+    return put_mode(s, key, data, len, false, true, err);
+}
+
+static int local_put_unsynced(pf_store *s, const char *key, const void *data, size_t len,
+                              pf_err *err)
+{
+    return put_mode(s, key, data, len, false, false, err);
 }
 
 int pf_store_local_put_new(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
 {
-    return put_mode(s, key, data, len, true, err);
+    return put_mode(s, key, data, len, true, true, err);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Every file first, then each directory once (sorted, so duplicates are neighbours): the
+ * directories that name them, and theirs, which put may have created for them. */
+static int local_sync(pf_store *s, const char *const *keys, size_t n, pf_err *err)
+{
+    local_store *ls = s->impl;
+    char **dirs = calloc(2 * n + 1, sizeof *dirs);
+    if (!dirs)
+        abort();
+    size_t nd = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (pf_store_check_key(keys[i], err) < 0) {
+            rc = -1;
+            break;
+        }
+        char *path = local_path(ls, keys[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            rc = pf_err_sys(err, errno == ENOENT ? PF_ENOTFOUND : PF_EIO,
+                            "cannot open %s to sync it", path);
+        else if (fsync(fd) < 0)
+            rc = pf_err_sys(err, PF_EIO, "cannot sync %s", path);
+        if (fd >= 0)
+            close(fd);
+        for (int up = 0; up < 2 && !rc; up++) {
+            char *slash = strrchr(path, '/');
+            if (!slash || slash == path || (size_t)(slash - path) < strlen(ls->dir))
+                break;
+            *slash = 0;
+            dirs[nd] = strdup(path);
+            if (!dirs[nd])
+                abort();
+            nd++;
+        }
+        free(path);
+    }
+    qsort(dirs, nd, sizeof *dirs, cmp_str);
+    for (size_t i = 0; i < nd && !rc; i++)
+        if (i == 0 || strcmp(dirs[i], dirs[i - 1]))
+            rc = fsync_dir(dirs[i], err);
+    for (size_t i = 0; i < nd; i++)
+        free(dirs[i]);
+    free(dirs);
+    return rc;
 }
 
 static int local_get(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out,
@@ -422,6 +489,8 @@ static const struct pf_store_ops local_ops = {
     .remove = local_remove,
     .free = local_free,
     .sweep_tmp = local_sweep_tmp,
+    .put_unsynced = local_put_unsynced,
+    .sync = local_sync,
 };
 
 /* The directory need not exist yet (init creates it with the first put); a path that

@@ -1,10 +1,10 @@
 /* The retry layer: wraps any driver and tries an operation again while it fails with
  * err->retryable set, sleeping base * 2^n (capped) with jitter in between and logging one
  * warning per retry. Permanent errors return at once. All five operations are safe to
- * repeat: put replaces the object whole; get drops whatever a failed attempt appended;
- * remove treats "not found" after a failed attempt as done (the failed attempt may have
- * removed it); list remembers the keys it has passed on so a listing restarted after a
- * failure still calls back once per key.
+ * repeat: put (and put_unsynced) replaces the object whole; sync syncs the batch again; get drops
+ * whatever a failed attempt appended; remove treats "not found" after a failed attempt as done (the
+ * failed attempt may have removed it); list remembers the keys it has passed on so a listing
+ * restarted after a failure still calls back once per key.
  *
  * PERMAFROST_RETRY_BASE_MS overrides the first delay (default 200 ms) so tests run fast. */
 #include "store/store.h"
@@ -85,6 +85,32 @@ static int retry_put(pf_store *s, const char *key, const void *data, size_t len,
         pf_err_clear(err);
         rc = pf_store_put(r->inner, key, data, len, err);
         if (rc == 0 || !again(r, "put", key, attempt, err))
+            return rc;
+    }
+}
+
+static int retry_put_unsynced(pf_store *s, const char *key, const void *data, size_t len,
+                              pf_err *err)
+{
+    retry_store *r = s->impl;
+    int rc;
+    for (int attempt = 1;; attempt++) {
+        pf_err_clear(err);
+        rc = pf_store_put_unsynced(r->inner, key, data, len, err);
+        if (rc == 0 || !again(r, "put", key, attempt, err))
+            return rc;
+    }
+}
+
+/* Syncing again what is already durable costs little: the whole batch is repeated. */
+static int retry_sync(pf_store *s, const char *const *keys, size_t n, pf_err *err)
+{
+    retry_store *r = s->impl;
+    int rc;
+    for (int attempt = 1;; attempt++) {
+        pf_err_clear(err);
+        rc = pf_store_sync(r->inner, keys, n, err);
+        if (rc == 0 || !again(r, "sync", NULL, attempt, err))
             return rc;
     }
 }
@@ -255,6 +281,8 @@ static const struct pf_store_ops retry_ops = {
     .remove = retry_remove,
     .free = retry_free,
     .sweep_tmp = retry_sweep_tmp,
+    .put_unsynced = retry_put_unsynced,
+    .sync = retry_sync,
 };
 
 pf_store *pf_store_retry_new(pf_store *inner, int attempts)

@@ -54,6 +54,7 @@ typedef struct s3_store {
     int virtual_host;
     int max_keys;
     uint64_t threshold, part_size;
+    int connections; /* parts of one upload sent at once */
     long timeout;
     pthread_mutex_t mu; /* guards pool */
     CURL *pool[S3_POOL_MAX];
@@ -606,10 +607,12 @@ static int upload_begin(s3_store *s, const char *key, const put_meta *m, s3_uplo
     return rc;
 }
 
-static int upload_part(s3_upload *u, const void *data, size_t n, pf_err *err)
+/* Sends part number i (from 1) and copies its ETag to etag. Reads u only, so several
+ * threads may send parts of one upload at once. */
+static int upload_send(const s3_upload *u, size_t i, const void *data, size_t n, char etag[256],
+                       pf_err *err)
 {
     pf_buf qs = PF_BUF_INIT;
-    size_t i = u->nparts + 1;
     pf_buf_printf(&qs, "partNumber=%zu&uploadId=", i);
     aws_encode(&qs, u->upload_id, strlen(u->upload_id), 0);
     s3_req pq = {
@@ -625,8 +628,16 @@ static int upload_part(s3_upload *u, const void *data, size_t n, pf_err *err)
         err->retryable = true;
         return -1;
     }
+    snprintf(etag, 256, "%s", pr.etag);
+    return 0;
+}
+
+/* Adds the next part (number u->nparts + 1) to the completion body. */
+static void upload_record(s3_upload *u, const char *etag)
+{
+    size_t i = u->nparts + 1;
     pf_buf_printf(&u->done, "<Part><PartNumber>%zu</PartNumber><ETag>", i);
-    for (const char *e = pr.etag; *e; e++) {
+    for (const char *e = etag; *e; e++) {
         if (*e == '&')
             pf_buf_append_str(&u->done, "&amp;");
         else if (*e == '<')
@@ -638,6 +649,14 @@ static int upload_part(s3_upload *u, const void *data, size_t n, pf_err *err)
     }
     pf_buf_append_str(&u->done, "</ETag></Part>");
     u->nparts = i;
+}
+
+static int upload_part(s3_upload *u, const void *data, size_t n, pf_err *err)
+{
+    char etag[256];
+    if (upload_send(u, u->nparts + 1, data, n, etag, err) < 0)
+        return -1;
+    upload_record(u, etag);
     return 0;
 }
 
@@ -672,24 +691,90 @@ static int upload_complete(s3_upload *u, pf_err *err)
     return rc;
 }
 
+/* The parts of one multipart upload of a buffer, sent by a few threads at once: each
+ * takes the next part number; the first failure stops the others from starting more. */
+typedef struct part_job {
+    const s3_upload *u;
+    const uint8_t *data;
+    size_t len;
+    uint64_t part;
+    size_t nparts, next;
+    char (*etags)[256];
+    pthread_mutex_t mu;
+    int failed;
+    pf_err err;
+} part_job;
+
+static void *part_worker(void *arg)
+{
+    part_job *pj = arg;
+    for (;;) {
+        pthread_mutex_lock(&pj->mu);
+        size_t i = pj->next;
+        int stop = pj->failed || i >= pj->nparts;
+        if (!stop)
+            pj->next++;
+        pthread_mutex_unlock(&pj->mu);
+        if (stop)
+            return NULL;
+        uint64_t off = (uint64_t)i * pj->part;
+        size_t n = (size_t)(pj->len - off < pj->part ? pj->len - off : pj->part);
+        pf_err e = {0};
+        if (upload_send(pj->u, i + 1, pj->data + off, n, pj->etags[i], &e) < 0) {
+            pthread_mutex_lock(&pj->mu);
+            if (!pj->failed) {
+                pj->failed = 1;
+                pj->err = e;
+            }
+            pthread_mutex_unlock(&pj->mu);
+            return NULL;
+        }
+    }
+}
+
 /* Multipart upload: the object appears only when CompleteMultipartUpload succeeds, so put
- * stays atomic; on any failure the upload is aborted so no parts linger (and cost). */
+ * stays atomic; on any failure the upload is aborted so no parts linger (and cost). A
+ * failed part fails the put, which the retry layer repeats whole. Parts go up in parallel
+ * (the store's connections, at most S3_POOL_MAX): one stream per connection is what a
+ * single upload gets from a server that limits each. */
 static int s3_put_multipart(s3_store *s, const char *key, const void *data, size_t len, pf_err *err)
 {
     uint64_t part = s->part_size;
     if ((len + part - 1) / part > S3_MAX_PARTS)
         part = (len + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
     size_t nparts = (size_t)((len + part - 1) / part);
+    part_job pj = {.data = data, .len = len, .part = part, .nparts = nparts};
+    pj.etags = calloc(nparts, sizeof *pj.etags);
+    if (!pj.etags)
+        return pf_err_set(err, PF_EIO, "put %s: out of memory", key);
+    pthread_mutex_init(&pj.mu, NULL);
     s3_upload u;
     int rc = upload_begin(s, key, NULL, &u, err);
-    for (size_t i = 0; rc == 0 && i < nparts; i++) {
-        uint64_t off = (uint64_t)i * part;
-        size_t n = (size_t)(len - off < part ? len - off : part);
-        rc = upload_part(&u, (const char *)data + off, n, err);
+    if (rc == 0) {
+        pj.u = &u;
+        int want = s->connections > S3_POOL_MAX ? S3_POOL_MAX : s->connections;
+        if ((size_t)want > nparts)
+            want = (int)nparts;
+        pthread_t th[S3_POOL_MAX];
+        int started = 0;
+        for (int i = 1; i < want; i++)
+            if (pthread_create(&th[started], NULL, part_worker, &pj) == 0)
+                started++;
+        part_worker(&pj); /* this thread sends parts too */
+        for (int i = 0; i < started; i++)
+            pthread_join(th[i], NULL);
+        if (pj.failed) {
+            *err = pj.err;
+            rc = -1;
+        }
     }
+    for (size_t i = 0; rc == 0 && i < nparts; i++)
+        upload_record(&u, pj.etags[i]);
     if (rc == 0)
         rc = upload_complete(&u, err);
     upload_abort(&u);
+    pthread_mutex_destroy(&pj.mu);
+    free(pj.etags);
     return rc;
 }
 
@@ -1138,13 +1223,13 @@ pf_store *pf_store_s3_new(const char *url, const pf_store_opts *opts, pf_err *er
         (uint64_t)pf_store_env_long("PERMAFROST_S3_PART_SIZE", (long)S3_DEFAULT_PART_SIZE);
     if (s->part_size < 1)
         s->part_size = S3_DEFAULT_PART_SIZE;
+    s->connections = opts->connections > 0 ? opts->connections : 4;
     s->timeout = pf_store_env_long("PERMAFROST_NET_TIMEOUT", 60);
     if (s->timeout < 1)
         s->timeout = 60;
     pf_store *st = pf_store_alloc(&s3_ops, s, url);
     /* Each transfer is one request on a pooled handle: a few overlap the latency. */
-    st->props = (pf_store_props){.remote = true,
-                                 .connections = opts->connections > 0 ? opts->connections : 4};
+    st->props = (pf_store_props){.remote = true, .connections = s->connections};
     return st;
 fail : {
     pf_store tmp = {.ops = &s3_ops, .impl = s};

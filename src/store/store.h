@@ -21,6 +21,14 @@
  * - sweep_tmp is optional (NULL for drivers whose put leaves nothing behind when killed,
  *   as S3 and memory): it removes the driver's own temporary objects last modified before
  *   `before` (Unix seconds), which no key names and no list shows, and counts them.
+ * - put_unsynced and sync are optional and go together (NULL for drivers whose put is
+ *   durable when it returns, as S3, SFTP and ssh://, where the helpers below fall back to
+ *   put and to nothing). put_unsynced is put without waiting for the disk: every reader,
+ *   and a process killed at any moment, sees the object whole or not at all, but a crash
+ *   of the machine may lose it or leave it damaged until a later sync naming it returned.
+ *   sync makes the named objects durable (whichever put wrote them) with the directory
+ *   entries that name them. Many puts behind one sync let the disk write them together
+ *   instead of one flush per object.
  * - All operations may be called from several threads at once.
  * - Transient failures set err->retryable. */
 #ifndef PF_STORE_H
@@ -47,6 +55,8 @@ struct pf_store_ops {
     int (*remove)(pf_store *s, const char *key, pf_err *err);
     void (*free)(pf_store *s);
     int (*sweep_tmp)(pf_store *s, int64_t before, uint64_t *removed, uint64_t *bytes, pf_err *err);
+    int (*put_unsynced)(pf_store *s, const char *key, const void *data, size_t len, pf_err *err);
+    int (*sync)(pf_store *s, const char *const *keys, size_t n, pf_err *err);
 };
 
 /* What a store is, for callers that tune themselves to it (a local cache of index files,
@@ -124,6 +134,17 @@ static inline int pf_store_sweep_tmp(pf_store *s, int64_t before, uint64_t *remo
 {
     *removed = *bytes = 0;
     return s->ops->sweep_tmp ? s->ops->sweep_tmp(s, before, removed, bytes, err) : 0;
+}
+/* put, durable only after pf_store_sync names the key (see the contract above). */
+static inline int pf_store_put_unsynced(pf_store *s, const char *key, const void *data, size_t len,
+                                        pf_err *err)
+{
+    return s->ops->put_unsynced ? s->ops->put_unsynced(s, key, data, len, err)
+                                : s->ops->put(s, key, data, len, err);
+}
+static inline int pf_store_sync(pf_store *s, const char *const *keys, size_t n, pf_err *err)
+{
+    return s->ops->sync ? s->ops->sync(s, keys, n, err) : 0;
 }
 void pf_store_free(pf_store *s);
 

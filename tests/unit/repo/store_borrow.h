@@ -26,8 +26,8 @@ static int b_remove(pf_store *s, const char *key, pf_err *err)
 {
     return pf_store_remove(s->impl, key, err);
 }
-static const struct pf_store_ops borrow_ops = {"borrow", b_put,    b_get, b_stat,
-                                               b_list,   b_remove, NULL,  NULL};
+static const struct pf_store_ops borrow_ops = {"borrow", b_put, b_get, b_stat, b_list,
+                                               b_remove, NULL,  NULL,  NULL,   NULL};
 
 static pf_store *borrow(pf_store *inner)
 {

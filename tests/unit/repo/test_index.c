@@ -69,13 +69,24 @@ static void test_many(void **state)
     }
     pf_index_remove(ix, id); /* absent: nothing happens */
     assert_int_equal(ix->nblobs, N / 2);
+    /* Entries stay dense: every remaining id has its own position below nblobs, and the
+     * entry there is its own. */
+    uint8_t *seen = calloc(N / 2, 1);
     for (uint32_t i = 0; i < N; i++) {
         id_of(i, id);
-        if (i % 2)
+        long pos = pf_index_pos(ix, id);
+        if (i % 2) {
             expect_loc(ix, id, i);
-        else
+            assert_true(pos >= 0 && (size_t)pos < ix->nblobs);
+            assert_memory_equal(ix->entries[pos].id, id, PF_ID_LEN);
+            assert_int_equal(seen[pos], 0);
+            seen[pos] = 1;
+        } else {
             assert_null(pf_index_find(ix, id));
+            assert_int_equal(pos, -1);
+        }
     }
+    free(seen);
     pf_index_free(ix);
     pf_index_free(NULL);
 }

@@ -79,8 +79,8 @@ static int o_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ct
     return rc;
 }
 
-static const struct pf_store_ops ordered_ops = {"ordered", o_put,    o_get, o_stat,
-                                                o_list,    o_remove, NULL,  NULL};
+static const struct pf_store_ops ordered_ops = {"ordered", o_put, o_get, o_stat, o_list,
+                                                o_remove,  NULL,  NULL,  NULL,   NULL};
 
 static pf_store *ordered(pf_store *inner)
 {

@@ -25,6 +25,7 @@
 #include "repo/repo.h"
 #include "repo/restorer.h"
 #include "repo/saver.h"
+#include "store/internal.h"
 #include "store/store.h"
 #include "tree_build.h"
 
@@ -694,16 +695,347 @@ static void test_special(void **state)
     }
 }
 
+/* ---- reads: runs of neighbouring blobs ---- */
+
+/* A store that forwards to the repository's own and counts the reads of one key. */
+typedef struct counting {
+    pf_store *inner;
+    char key[80];
+    int gets;
+} counting;
+
+static int c_put(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
+{
+    return pf_store_put(((counting *)s->impl)->inner, key, data, len, err);
+}
+static int c_get(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out, pf_err *err)
+{
+    counting *c = s->impl;
+    if (!strcmp(key, c->key))
+        __atomic_add_fetch(&c->gets, 1, __ATOMIC_SEQ_CST);
+    return pf_store_get(c->inner, key, off, len, out, err);
+}
+static int c_stat(pf_store *s, const char *key, uint64_t *size, pf_err *err)
+{
+    return pf_store_stat(((counting *)s->impl)->inner, key, size, err);
+}
+static int c_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err)
+{
+    return pf_store_list(((counting *)s->impl)->inner, prefix, cb, ctx, err);
+}
+static int c_remove(pf_store *s, const char *key, pf_err *err)
+{
+    return pf_store_remove(((counting *)s->impl)->inner, key, err);
+}
+static const struct pf_store_ops counting_ops = {.name = "counting",
+                                                 .put = c_put,
+                                                 .get = c_get,
+                                                 .stat = c_stat,
+                                                 .list = c_list,
+                                                 .remove = c_remove};
+
+#define RUN_FILES 20
+#define RUN_BYTES 1000
+
+/* RUN_FILES files of RUN_BYTES incompressible bytes each, their blobs saved by one saver
+ * in one pack, side by side, in the order of the names f00..f19. */
+typedef struct run_tree {
+    uint8_t root[PF_ID_LEN];
+    uint8_t blobs[RUN_FILES][PF_ID_LEN];
+    uint8_t data[RUN_FILES][RUN_BYTES];
+    char names[RUN_FILES][16];
+    char pack[80];
+    uint32_t sealed; /* each blob's sealed length */
+} run_tree;
+
+static void run_tree_make(fixture *f, run_tree *t)
+{
+    pf_err err = {0};
+    pf_saver *sv = pf_saver_new(f->r, 1, &err);
+    assert_non_null(sv);
+    uint32_t x = 12345;
+    for (int i = 0; i < RUN_FILES; i++) {
+        for (int k = 0; k < RUN_BYTES; k++) {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            t->data[i][k] = (uint8_t)x;
+        }
+        if (pf_saver_save(sv, PF_BLOB_DATA, t->data[i], RUN_BYTES, t->blobs[i], &err))
+            fail_msg("save: %s", err.msg);
+    }
+    if (pf_saver_finish(sv, &err))
+        fail_msg("save: %s", err.msg);
+    pf_saver_free(sv);
+    pf_node nodes[RUN_FILES];
+    for (int i = 0; i < RUN_FILES; i++) {
+        snprintf(t->names[i], sizeof t->names[i], "f%02d", i);
+        nodes[i] = tb_node(t->names[i], PF_NODE_FILE, 0644, 1000000000);
+        nodes[i].blobs = &t->blobs[i];
+        nodes[i].nblobs = 1;
+        nodes[i].size = RUN_BYTES;
+    }
+    tb_save_tree(f->r, nodes, RUN_FILES, t->root);
+    const pf_blob_loc *first = pf_index_find(f->r->index, t->blobs[0]);
+    assert_non_null(first);
+    pf_pack_key_name(f->r->index->packs[first->pack].id, t->pack);
+    t->sealed = first->length;
+    for (int i = 1; i < RUN_FILES; i++) {
+        const pf_blob_loc *l = pf_index_find(f->r->index, t->blobs[i]);
+        assert_int_equal(l->pack, first->pack);
+        assert_int_equal(l->length, t->sealed);
+        assert_int_equal(l->offset, first->offset + (uint32_t)i * t->sealed);
+    }
+}
+
+/* Restores t (or the names in include) with o through a counting store; returns the
+ * number of reads of the data pack, or -1 (err set) when the restore failed. */
+static int counted_restore(fixture *f, const run_tree *t, pf_restore_opts *o, pf_err *err)
+{
+    counting c = {f->r->store, "", 0};
+    snprintf(c.key, sizeof c.key, "%s", t->pack);
+    pf_store *wrap = pf_store_alloc(&counting_ops, &c, "counting");
+    f->r->store = wrap;
+    int rc = restore(f, t->root, o, NULL, err);
+    f->r->store = c.inner;
+    pf_store_free(wrap); /* ops->free is NULL: the inner store stays */
+    return rc ? -1 : c.gets;
+}
+
+static void files_match(fixture *f, const run_tree *t, int only_odd)
+{
+    for (int i = 0; i < RUN_FILES; i++) {
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", f->target, t->names[i]);
+        FILE *fp = fopen(p, "rb");
+        if (only_odd && i % 2 == 0) {
+            assert_null(fp);
+            continue;
+        }
+        if (!fp)
+            fail_msg("%s is missing", p);
+        uint8_t got[RUN_BYTES + 1];
+        size_t n = fread(got, 1, sizeof got, fp);
+        fclose(fp);
+        assert_int_equal(n, RUN_BYTES);
+        assert_memory_equal(got, t->data[i], RUN_BYTES);
+    }
+}
+
+/* Neighbouring blobs come with one read, at most run_max bytes each; the files are whole. */
+static void test_runs_adjacent(void **state)
+{
+    fixture *f = *state;
+    run_tree *t = calloc(1, sizeof *t);
+    run_tree_make(f, t);
+    pf_err err = {0};
+    scratch(f);
+    pf_restore_opts o = {0};
+    assert_int_equal(counted_restore(f, t, &o, &err), 1);
+    files_match(f, t, 0);
+    scratch_done(f);
+    /* three blobs a run: ceil(20 / 3) reads */
+    scratch(f);
+    o.run_max = 3 * t->sealed;
+    assert_int_equal(counted_restore(f, t, &o, &err), 7);
+    files_match(f, t, 0);
+    scratch_done(f);
+    /* one blob a run: a read each, as before runs */
+    scratch(f);
+    o.run_max = 1;
+    assert_int_equal(counted_restore(f, t, &o, &err), RUN_FILES);
+    files_match(f, t, 0);
+    scratch_done(f);
+    free(t);
+}
+
+/* Every other file: the unneeded blob between two is read over when the gap is allowed,
+ * and not when it is one byte too big. */
+static void test_runs_gaps(void **state)
+{
+    fixture *f = *state;
+    run_tree *t = calloc(1, sizeof *t);
+    run_tree_make(f, t);
+    const char *odd[RUN_FILES / 2 + 1] = {0};
+    for (int i = 1, k = 0; i < RUN_FILES; i += 2)
+        odd[k++] = t->names[i];
+    pf_err err = {0};
+    scratch(f);
+    pf_restore_opts o = {.include = odd, .gap_max = t->sealed};
+    assert_int_equal(counted_restore(f, t, &o, &err), 1);
+    files_match(f, t, 1);
+    scratch_done(f);
+    scratch(f);
+    o.gap_max = t->sealed - 1;
+    assert_int_equal(counted_restore(f, t, &o, &err), RUN_FILES / 2);
+    files_match(f, t, 1);
+    scratch_done(f);
+    free(t);
+}
+
+/* One damaged blob inside a run: the restore fails naming that blob and its file, leaves
+ * no such file behind, and a run's other blobs are not mistaken for it. */
+static void test_runs_corrupt(void **state)
+{
+    fixture *f = *state;
+    run_tree *t = calloc(1, sizeof *t);
+    run_tree_make(f, t);
+    const pf_blob_loc *l = pf_index_find(f->r->index, t->blobs[7]);
+    pf_buf pack = PF_BUF_INIT;
+    pf_err err = {0};
+    assert_int_equal(pf_store_get(f->r->store, t->pack, 0, PF_STORE_ALL, &pack, &err), 0);
+    pack.data[l->offset + l->length / 2] ^= 0x40;
+    assert_int_equal(pf_store_put(f->r->store, t->pack, pack.data, pack.len, &err), 0);
+    pf_buf_free(&pack);
+    scratch(f);
+    pf_restore_opts o = {.workers = 1};
+    assert_int_equal(counted_restore(f, t, &o, &err), -1);
+    assert_int_equal(err.code, PF_ECORRUPT);
+    char hex[PF_HEX_ID_LEN + 1];
+    pf_hex(t->blobs[7], PF_ID_LEN, hex);
+    hex[16] = 0;
+    if (!strstr(err.msg, hex) || !strstr(err.msg, "/f07"))
+        fail_msg("the error does not name blob %s of f07: %s", hex, err.msg);
+    char p[600];
+    snprintf(p, sizeof p, "%s/f07", f->target);
+    struct stat st;
+    assert_int_equal(lstat(p, &st), -1);
+    /* the blobs before it in the same run were written whole */
+    for (int i = 0; i < 7; i++) {
+        snprintf(p, sizeof p, "%s/%s", f->target, t->names[i]);
+        assert_int_equal(stat(p, &st), 0);
+        assert_int_equal(st.st_size, RUN_BYTES);
+    }
+    /* those after it were not written: their files are gone, not left full of holes */
+    for (int i = 8; i < RUN_FILES; i++) {
+        snprintf(p, sizeof p, "%s/%s", f->target, t->names[i]);
+        FILE *fp = fopen(p, "rb");
+        if (!fp)
+            continue;
+        uint8_t got[RUN_BYTES];
+        size_t n = fread(got, 1, sizeof got, fp);
+        fclose(fp);
+        if (n != RUN_BYTES || memcmp(got, t->data[i], RUN_BYTES))
+            fail_msg("%s was left with wrong bytes", p);
+    }
+    scratch_done(f);
+    free(t);
+}
+
+/* A sink that collects what it is given. */
+typedef struct collect {
+    pf_sink sink; /* first member */
+    pf_buf b;
+} collect;
+
+static int collect_write(pf_sink *s, const void *p, size_t n, pf_err *err)
+{
+    (void)err;
+    pf_buf_append(&((collect *)s)->b, p, n);
+    return 0;
+}
+
+/* One file of all RUN_FILES blobs, in pack order (order 1) or reversed (order -1). */
+static pf_node stream_node(run_tree *t, uint8_t (*ids)[PF_ID_LEN], int order)
+{
+    for (int i = 0; i < RUN_FILES; i++)
+        memcpy(ids[i], t->blobs[order > 0 ? i : RUN_FILES - 1 - i], PF_ID_LEN);
+    pf_node n = tb_node("stream", PF_NODE_FILE, 0644, 1000000000);
+    n.blobs = ids;
+    n.nblobs = RUN_FILES;
+    n.size = RUN_FILES * RUN_BYTES;
+    return n;
+}
+
+static void expect_stream(const run_tree *t, const pf_buf *b, int order)
+{
+    assert_int_equal(b->len, RUN_FILES * RUN_BYTES);
+    for (int i = 0; i < RUN_FILES; i++)
+        assert_memory_equal(b->data + (size_t)i * RUN_BYTES,
+                            t->data[order > 0 ? i : RUN_FILES - 1 - i], RUN_BYTES);
+}
+
+/* The streams (pg_restore's, Redis's source; dump's sink) read blobs that follow each
+ * other in a pack with one read, and blobs out of pack order one by one, same bytes. */
+static void test_runs_stream(void **state)
+{
+    fixture *f = *state;
+    run_tree *t = calloc(1, sizeof *t);
+    run_tree_make(f, t);
+    uint8_t ids[RUN_FILES][PF_ID_LEN];
+    counting c = {f->r->store, "", 0};
+    snprintf(c.key, sizeof c.key, "%s", t->pack);
+    pf_store *wrap = pf_store_alloc(&counting_ops, &c, "counting");
+    f->r->store = wrap;
+    pf_err err = {0};
+    for (int order = 1; order >= -1; order -= 2) {
+        pf_node n = stream_node(t, ids, order);
+        int want = order > 0 ? 1 : RUN_FILES;
+        c.gets = 0;
+        collect col = {{.write = collect_write}, PF_BUF_INIT};
+        col.sink.ctx = &col;
+        assert_int_equal(pf_node_write(f->r, &n, &col.sink, &err), 0);
+        expect_stream(t, &col.b, order);
+        assert_int_equal(c.gets, want);
+        pf_buf_reset(&col.b);
+        c.gets = 0;
+        pf_source *src = pf_node_source_new(f->r, &n);
+        assert_non_null(src);
+        char buf[777];
+        ssize_t got;
+        while ((got = src->read(src, buf, sizeof buf, &err)) > 0)
+            pf_buf_append(&col.b, buf, (size_t)got);
+        assert_int_equal(got, 0);
+        pf_node_source_free(src);
+        expect_stream(t, &col.b, order);
+        assert_int_equal(c.gets, want);
+        pf_buf_free(&col.b);
+    }
+    /* a damaged blob inside the run: named, and the stream fails */
+    const pf_blob_loc *l = pf_index_find(f->r->index, t->blobs[11]);
+    pf_buf pack = PF_BUF_INIT;
+    assert_int_equal(pf_store_get(c.inner, t->pack, 0, PF_STORE_ALL, &pack, &err), 0);
+    pack.data[l->offset + 3] ^= 1;
+    assert_int_equal(pf_store_put(c.inner, t->pack, pack.data, pack.len, &err), 0);
+    pf_buf_free(&pack);
+    pf_node n = stream_node(t, ids, 1);
+    pf_source *src = pf_node_source_new(f->r, &n);
+    char buf[4096];
+    ssize_t got;
+    while ((got = src->read(src, buf, sizeof buf, &err)) > 0)
+        ;
+    assert_int_equal(got, -1);
+    pf_node_source_free(src);
+    char hex[PF_HEX_ID_LEN + 1];
+    pf_hex(t->blobs[11], PF_ID_LEN, hex);
+    hex[16] = 0;
+    if (!strstr(err.msg, hex))
+        fail_msg("the error does not name blob %s: %s", hex, err.msg);
+    f->r->store = c.inner;
+    pf_store_free(wrap);
+    free(t);
+}
+
 int main(void)
 {
     pf_log_set_handler(quiet);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ns_to_timespec), cmocka_unit_test(test_hostile_names),
-        cmocka_unit_test(test_link_then_dir),  cmocka_unit_test(test_outside_links),
-        cmocka_unit_test(test_too_deep),       cmocka_unit_test(test_preplanted),
-        cmocka_unit_test(test_swapped_during), cmocka_unit_test(test_failed_file_removed_by_fd),
-        cmocka_unit_test(test_times),          cmocka_unit_test(test_owner_names),
-        cmocka_unit_test(test_special),        cmocka_unit_test(test_exact),
+        cmocka_unit_test(test_ns_to_timespec),
+        cmocka_unit_test(test_hostile_names),
+        cmocka_unit_test(test_link_then_dir),
+        cmocka_unit_test(test_outside_links),
+        cmocka_unit_test(test_too_deep),
+        cmocka_unit_test(test_preplanted),
+        cmocka_unit_test(test_swapped_during),
+        cmocka_unit_test(test_failed_file_removed_by_fd),
+        cmocka_unit_test(test_times),
+        cmocka_unit_test(test_owner_names),
+        cmocka_unit_test(test_special),
+        cmocka_unit_test(test_exact),
+        cmocka_unit_test_setup_teardown(test_runs_adjacent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runs_gaps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runs_corrupt, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runs_stream, setup, teardown),
     };
     return cmocka_run_group_tests_name("restorer", tests, setup, teardown);
 }

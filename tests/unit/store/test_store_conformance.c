@@ -612,6 +612,51 @@ static void test_atomic_replace(void **state)
             fail_msg("%s", jobs[i].msg);
 }
 
+/* put_unsynced is a put that needs a sync to be durable: a reader sees every object whole
+ * at once, sync of what was put (by either put) succeeds, and on drivers that sync, a key
+ * that was never put is an error, not a silent success. */
+static void test_put_unsynced(void **state)
+{
+    pf_store *s = S(state);
+    pf_err err = {0};
+    uint8_t data[3][70000];
+    const char *keys[] = {"data/aa/unsynced-0", "data/ab/unsynced-1", "data/aa/unsynced-2",
+                          "config-unsynced"};
+    for (int i = 0; i < 3; i++) {
+        fill(data[i], sizeof data[i], 40 + (uint32_t)i);
+        if (pf_store_put_unsynced(s, keys[i], data[i], sizeof data[i], &err))
+            fail_msg("put_unsynced %s: %s", keys[i], err.msg);
+    }
+    put_ok(s, keys[3], "synced", 6);
+    pf_buf b = PF_BUF_INIT;
+    for (int i = 0; i < 3; i++) {
+        pf_buf_reset(&b);
+        assert_int_equal(pf_store_get(s, keys[i], 0, PF_STORE_ALL, &b, &err), 0);
+        assert_int_equal(b.len, sizeof data[i]);
+        assert_memory_equal(b.data, data[i], sizeof data[i]);
+    }
+    pf_buf_free(&b);
+    struct keylist l = {0};
+    assert_int_equal(pf_store_list(s, "data/", collect_cb, &l, &err), 0);
+    size_t seen = 0;
+    for (size_t i = 0; i < l.n; i++)
+        seen += strstr(l.keys[i], "unsynced-") != NULL;
+    keylist_free(&l);
+    assert_int_equal(seen, 3);
+    if (pf_store_sync(s, keys, 4, &err))
+        fail_msg("sync: %s", err.msg);
+    assert_int_equal(pf_store_sync(s, keys, 0, &err), 0);
+    const char *missing[] = {"data/ac/never-put"};
+    int rc = pf_store_sync(s, missing, 1, &err);
+    if (!strcmp(cur_url, "local")) {
+        assert_int_equal(rc, -1);
+        assert_int_equal(err.code, PF_ENOTFOUND);
+        assert_non_null(strstr(err.msg, "never-put"));
+    }
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pf_store_remove(s, keys[i], &err), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_put_get),        cmocka_unit_test(test_range),
     cmocka_unit_test(test_not_found),      cmocka_unit_test(test_overwrite),
@@ -619,7 +664,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_remove),         cmocka_unit_test(test_odd_keys),
     cmocka_unit_test(test_large),          cmocka_unit_test(test_concurrent_puts),
     cmocka_unit_test(test_atomic_replace), cmocka_unit_test(test_list_cb_error),
-    cmocka_unit_test(test_properties),
+    cmocka_unit_test(test_properties),     cmocka_unit_test(test_put_unsynced),
 };
 
 static int run(const char *url)

@@ -116,8 +116,8 @@ static void f_free(pf_store *s)
     pf_store_free(f->mem);
 }
 
-static const struct pf_store_ops flaky_ops = {"flaky", f_put,    f_get,  f_stat,
-                                              f_list,  f_remove, f_free, NULL};
+static const struct pf_store_ops flaky_ops = {"flaky",  f_put,  f_get, f_stat, f_list,
+                                              f_remove, f_free, NULL,  NULL,   NULL};
 
 static int warnings;
 static void count_log(int level, const char *msg)
