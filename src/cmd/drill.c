@@ -77,8 +77,12 @@ int cmd_drill(pf_cmd_ctx *c)
         return pf_cli_fail(&err);
     o.workers = pf_cli_workers(c->repo);
     pf_buf restore_cmd = PF_BUF_INIT;
-    pf_pgphys_default_restore_command(&restore_cmd);
-    o.restore_command = (const char *)restore_cmd.data;
+    /* As root (the drill timer), the scratch cluster's postgres user could not read the
+     * passphrase or the repository: the WAL is fetched into a spool beside it instead. */
+    if (!pf_pgphys_spool_wal()) {
+        pf_pgphys_default_restore_command(&restore_cmd);
+        o.restore_command = (const char *)restore_cmd.data;
+    }
     pf_drill_result res;
     int rc = pf_drill_run(c->repo, &o, &res, &err);
     pf_buf_free(&restore_cmd);

@@ -10,7 +10,7 @@
 #   running   without --to the base backup is recovered too (to the end of the archive):
 #             a running cluster in the target is refused before anything changes
 #   latest    --to latest recovers every archived row
-#   root      restore as root with a passphrase file and repository only root can read: the
+#   root      restore (and drill) as root with a passphrase file and repository only root can read: the
 #             WAL is fetched ahead into a spool postgres owns, the target reached, the spool
 #             removed after the promotion
 #   logical   --to on a repository of logical dumps only is one clear line (exit 2)
@@ -172,7 +172,8 @@ say root
 # the WAL ahead into a spool postgres owns and restore_command copies from it.
 if [ "$(id -u)" = 0 ]; then
     cp -a "$W/repo" "$W/rootrepo"
-    mkdir -m 700 "$W/rootkc" "$W/rootcache" "$W/roottmp"
+    mkdir -m 700 "$W/rootkc" "$W/rootcache"
+    mkdir -m 1777 "$W/roottmp" # as /tmp is: the drill's pg_restore runs as the app's user
     cp "$W/pass" "$W/rootpass"
     cp "$W/pf.conf" "$W/rootpf.conf"
     chown -R root:root "$W/rootrepo" "$W/rootpass" "$W/rootpf.conf"
@@ -200,6 +201,11 @@ EOF
         fail "restore_command is not the spool's: $(grep restore_command "$W/new4/pg/postgresql.auto.conf")"
     [ ! -e "$W/new4/pg.permafrost-wal" ] || fail "the WAL spool stayed after the promotion"
     ok "as root with a root-only passphrase and repository: $states; $(grep -o 'fetched.*MiB)' "$W/err.txt")"
+    # The drill timer runs as root too: its point in time is recovered from a spool as well.
+    run 0 "$W/pfroot" drill --tmp "$S"
+    has "$W/out.txt" "ok   point in time"
+    [ -z "$(ls -A "$S")" ] || fail "the root drill left $(ls -A "$S") behind"
+    ok "a drill as root recovers its point in time: $(grep 'point in time' "$W/out.txt")"
 else
     echo "note: the root case needs root (restore as root, recovery as postgres)"
 fi
