@@ -39,6 +39,11 @@ const pf_conf_key pf_conf_keys[] = {
     {"media_from_s3", PF_CONF_BOOL, 0, 0, "backup --live --media-from-s3",
      "with S3_ENABLED=true, mirror the media bucket into the snapshot (read with the keys of "
      ".env.production, incrementally by ETag and size)"},
+    {"pg_fresh_dump", PF_CONF_BOOL, 0, 0, "backup --live --fresh-dump",
+     "always run pg_dump, even when the database has not changed since the last backup"},
+    {"pg_dump_jobs", PF_CONF_INT, 1, 64, "backup --live --pg-dump-jobs",
+     "parallel pg_dump -Fd -j N for a big database, stored file by file (default 1: one "
+     "stream, nothing on disk)"},
     {"host", PF_CONF_BOOL, 0, 0, "",
      "keep the machine's files (/etc/letsencrypt, the nginx site, the mastodon-* units, the "
      "crontab) in backup --live (default yes)"},

@@ -149,9 +149,9 @@ static int commit_and_report(pf_backup_run *b, const char *what)
 
 static const char backup_live_help[] =
     "usage: permafrost backup --live [DIR] [--only db,physical,secrets,redis,media,host]\n"
-    "                         [--exclude-cache] [--media-from-s3] [--tag T]...\n"
-    "                         [--time \"YYYY-MM-DD HH:MM:SS\"] [--postgres "
-    "logical|physical|both]\n\n"
+    "                         [--exclude-cache] [--media-from-s3] [--fresh-dump]\n"
+    "                         [--pg-dump-jobs N] [--tag T]... [--time \"YYYY-MM-DD HH:MM:SS\"]\n"
+    "                         [--postgres logical|physical|both]\n\n"
     "Backs up a Mastodon server as one snapshot: .env.production, the PostgreSQL database\n"
     "(pg_dump streamed, roles with pg_dumpall --globals-only), a consistent Redis snapshot\n"
     "taken over the replication protocol, and the uploaded media (public/system or\n"
@@ -167,7 +167,13 @@ static const char backup_live_help[] =
     "--postgres (config: postgres) takes the database as the logical dump (the default),\n"
     "a physical base backup through the replication protocol (postgres-physical/, for\n"
     "point-in-time restore with the WAL that archive_command = 'permafrost wal-push %p'\n"
-    "archives; the role needs REPLICATION, pg_physical_conninfo names another), or both.\n\n"
+    "archives; the role needs REPLICATION, pg_physical_conninfo names another), or both.\n"
+    "The media walk starts as soon as the dump's snapshot exists and runs beside the dump.\n"
+    "When the database has not changed since the last snapshot (no transaction ended,\n"
+    "none in progress, the same sequences), its dump is reused unread; --fresh-dump (or\n"
+    "pg_fresh_dump = yes) always runs pg_dump. --pg-dump-jobs N (pg_dump_jobs) dumps a big\n"
+    "database with pg_dump -Fd -j N, storing each table's file as it is done (it says how\n"
+    "much room it needs in TMPDIR first); restore reads either kind.\n\n"
     "As root with DB_HOST a socket directory and no DB_PASS (Mastodon's standard install),\n"
     "the database and the roles are dumped as postgres (peer authentication), or as the\n"
     "OS user named by DB_USER when postgres cannot connect. If any selected component\n"
@@ -181,14 +187,19 @@ static int backup_live(int argc, char **argv)
                                          {"only", required_argument, 0, 'o'},
                                          {"exclude-cache", no_argument, 0, 'x'},
                                          {"media-from-s3", no_argument, 0, 'S'},
+                                         {"fresh-dump", no_argument, 0, 'F'},
+                                         {"pg-dump-jobs", required_argument, 0, 'J'},
                                          {"tag", required_argument, 0, 't'},
                                          {"time", required_argument, 0, 'T'},
                                          {"postgres", required_argument, 0, 'G'},
                                          {0, 0, 0, 0}};
     const char *when = NULL, *tags[32], *pg_mode = pf_config_get("postgres");
-    pf_mastodon_backup_opts o = {.exclude_cache = pf_config_true("exclude_cache"),
-                                 .media_from_s3 = pf_config_true("media_from_s3"),
-                                 .tags = tags};
+    pf_mastodon_backup_opts o = {
+        .exclude_cache = pf_config_true("exclude_cache"),
+        .media_from_s3 = pf_config_true("media_from_s3"),
+        .fresh_dump = pf_config_true("pg_fresh_dump"),
+        .dump_jobs = pf_config_get("pg_dump_jobs") ? atoi(pf_config_get("pg_dump_jobs")) : 1,
+        .tags = tags};
     pf_err err = {0};
     int c;
     optind = 1;
@@ -207,6 +218,14 @@ static int backup_live(int argc, char **argv)
             break;
         case 'S':
             o.media_from_s3 = true;
+            break;
+        case 'F':
+            o.fresh_dump = true;
+            break;
+        case 'J':
+            o.dump_jobs = atoi(optarg);
+            if (o.dump_jobs < 1 || o.dump_jobs > 64)
+                return pf_cli_usage(NULL, "--pg-dump-jobs takes 1 to 64 (got \"%s\")", optarg);
             break;
         case 't':
             if (o.ntags < 32)

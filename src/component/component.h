@@ -60,6 +60,8 @@ typedef struct pf_component_settings {
     /* postgres */
     pf_pg_conn pg;                  /* backup: the app's connection */
     const pf_pg_dump_opts *pg_dump; /* backup: what runs in the dump's snapshot; NULL: none */
+    bool pg_fresh_dump;             /* backup: never reuse the parent's dump */
+    int pg_dump_jobs;               /* backup: > 1: pg_dump -Fd -j N, file by file */
     const char *pg_password_from;   /* backup: who supplied pg.password, for a refusal
                                      * ("DB_PASS of /x/.env.production"); NULL: nobody */
     pf_pg_restore_opts pg_restore;
@@ -110,6 +112,16 @@ typedef struct pf_component_run {
     pf_repo *repo;
     const uint8_t *tree;              /* the snapshot's root tree */
     pf_node node[PF_COMPONENT_NODES]; /* found by restore_check, used by restore */
+    /* backup: the component's entry in the parent snapshot's components (what it recorded
+     * last time, e.g. the state its dump was judged on) and that snapshot's id; NULL when
+     * there is no parent or it has no such entry. */
+    const cJSON *parent;
+    const char *parent_id;
+    /* backup: a component marked `ready_early` calls ready(run) once, when the components
+     * after it may start (postgres: its dump's snapshot exists). Set by the orchestrator;
+     * NULL when it runs the components one after another. */
+    void (*ready)(struct pf_component_run *run);
+    void *ready_ctx;
     /* the component's own */
     void *state;      /* e.g. what a backup learned, for describe */
     const char *part; /* set on failure to name a part: "sidekiq" gives "redis (sidekiq)" */
@@ -118,6 +130,11 @@ typedef struct pf_component_run {
 typedef struct pf_component {
     const char *name;
     const char *const *aliases; /* other --only words (NULL-terminated), or NULL */
+    /* backup calls run->ready before it finishes, from its own thread: the orchestrator
+     * may run it beside the components after it, with an archiver of its own
+     * (pf_archiver_fork), starting them when ready is called. Its describe then runs after
+     * they have. */
+    bool ready_early;
     /* Adds the component's folder to run->root. On failure nothing of it is recorded
      * (the orchestrator writes no snapshot). */
     int (*backup)(pf_component_run *run, pf_err *err);

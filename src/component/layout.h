@@ -26,6 +26,8 @@
 #define PF_LAYOUT_ENV_FILE ".env.production"
 #define PF_LAYOUT_PG_GLOBALS "globals.sql"
 #define PF_LAYOUT_PG_DUMP_SUFFIX ".dump" /* after DB_NAME */
+/* ... or, dumped with pg_dump -Fd -j N (pg_dump_jobs), a folder of its files */
+#define PF_LAYOUT_PG_DIR_SUFFIX ".dir"
 #define PF_LAYOUT_REDIS_RDB "dump.rdb"
 #define PF_LAYOUT_SIDEKIQ_RDB "sidekiq.rdb"
 

@@ -1,8 +1,10 @@
 #include "component/postgres.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <glob.h>
 #include <libpq-fe.h>
 #include <pwd.h>
@@ -10,7 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -168,6 +174,31 @@ static void join_path(char *out, size_t cap, const char *dir, const char *name)
     int n = snprintf(out, cap, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= cap)
         out[0] = 0;
+}
+
+/* nftw callbacks: remove a tree; give it to one user. */
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+static uid_t chown_uid;
+static gid_t chown_gid;
+static pthread_mutex_t chown_mu = PTHREAD_MUTEX_INITIALIZER;
+static int chown_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return lchown(path, chown_uid, chown_gid);
+}
+
+static void remove_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* ---- finding the client binaries ------------------------------------------------------ */
@@ -531,6 +562,264 @@ static int run_dump_client(const pf_pg_conn *c, const envlist *env, const char *
     return pf_exec_run(&o, NULL, err);
 }
 
+/* ---- the state a dump is judged on for reuse (DECISIONS.md, "When a dump is reused") --- */
+
+/* One text value of a one-row query, or "" when it fails (autocommit: nothing to undo). */
+static void query_text(PGconn *conn, const char *sql, char *out, size_t n)
+{
+    PGresult *r = PQexec(conn, sql);
+    out[0] = 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        snprintf(out, n, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+}
+
+/* Before the snapshot, outside any transaction: which cluster (its system identifier when
+ * this user may read it, and the postmaster's start) and which database. "" on a standby
+ * (its snapshots follow replay: not judged) or a server older than 10. */
+static void state_before(PGconn *conn, char *out, size_t n)
+{
+    char rec[16], who[160], sysid[64];
+    out[0] = 0;
+    if (PQserverVersion(conn) < 100000)
+        return;
+    query_text(conn, "SELECT pg_is_in_recovery()::text", rec, sizeof rec);
+    if (strcmp(rec, "false"))
+        return;
+    query_text(conn,
+               "SELECT (SELECT oid FROM pg_database WHERE datname = current_database())::text "
+               "|| '@' || pg_postmaster_start_time()::text",
+               who, sizeof who);
+    query_text(conn, "SELECT system_identifier::text FROM pg_control_system()", sysid,
+               sizeof sysid);
+    if (who[0])
+        snprintf(out, n, "cluster=%s db=%s", sysid[0] ? sysid : "?", who);
+}
+
+/* Inside the snapshot: its xmax (one past the newest transaction id that had finished,
+ * with its epoch) when no transaction below it is still in progress, and the sequences
+ * (a nextval() has no transaction id); else "". Any transaction that writes anything
+ * finishes with an id at or above that xmax and so moves it (DECISIONS.md). In a savepoint:
+ * a failing query must not end the dump's transaction. */
+static void state_in_snapshot(PGconn *conn, const char *before, const char *client, char *out,
+                              size_t n)
+{
+    out[0] = 0;
+    if (!before[0])
+        return;
+    PGresult *r = PQexec(conn, "SAVEPOINT pf_state");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return;
+    bool v13 = PQserverVersion(conn) >= 130000;
+    char sql[800];
+    snprintf(sql, sizeof sql,
+             "SELECT (SELECT count(*) FROM %s(%s)), %s(%s)::text, (SELECT md5(coalesce("
+             "string_agg(format('%%I.%%I=%%s', schemaname, sequencename, last_value), ',' "
+             "ORDER BY schemaname, sequencename), '')) FROM pg_sequences)",
+             v13 ? "pg_snapshot_xip" : "txid_snapshot_xip",
+             v13 ? "pg_current_snapshot()" : "txid_current_snapshot()",
+             v13 ? "pg_snapshot_xmax" : "txid_snapshot_xmax",
+             v13 ? "pg_current_snapshot()" : "txid_current_snapshot()");
+    r = PQexec(conn, sql);
+    ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (ok && !strcmp(PQgetvalue(r, 0, 0), "0"))
+        snprintf(out, n, "%s xmax=%s seq=%s pg_dump=%s", before, PQgetvalue(r, 0, 1),
+                 PQgetvalue(r, 0, 2), client);
+    PQclear(r);
+    r = PQexec(conn, ok ? "RELEASE SAVEPOINT pf_state"
+                        : "ROLLBACK TO SAVEPOINT pf_state; RELEASE SAVEPOINT pf_state");
+    PQclear(r);
+}
+
+/* ---- the parallel dump (pg_dump -Fd -j N) ----------------------------------------------- */
+
+/* Bytes of the `jobs` largest tables (what the workers hold at once) and of all of them
+ * with the large objects (the worst case, when storing falls behind), in the dump's
+ * snapshot; a savepoint keeps the transaction whole if a query fails (both 0 then). */
+static void dir_room(PGconn *conn, int jobs, uint64_t *at_once, uint64_t *all)
+{
+    *at_once = *all = 0;
+    PGresult *r = PQexec(conn, "SAVEPOINT pf_room");
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok)
+        return;
+    char sql[700];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(sum(s), 0)::bigint + pg_table_size('pg_largeobject'), "
+             "coalesce(sum(s) FILTER (WHERE rn <= %d), 0)::bigint FROM (SELECT s, row_number() "
+             "OVER (ORDER BY s DESC) rn FROM (SELECT pg_table_size(c.oid) s FROM pg_class c "
+             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND "
+             "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE "
+             "'pg_toast%%') x) t",
+             jobs);
+    r = PQexec(conn, sql);
+    ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (ok) {
+        *all = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        *at_once = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    }
+    PQclear(r);
+    r = PQexec(conn, ok ? "RELEASE SAVEPOINT pf_room"
+                        : "ROLLBACK TO SAVEPOINT pf_room; RELEASE SAVEPOINT pf_room");
+    PQclear(r);
+}
+
+typedef struct dir_runner {
+    pf_exec_opts eo;
+    int rc;
+    pf_err err;
+    int done_fd; /* written once pg_dump has exited */
+} dir_runner;
+
+static void *dir_runner_main(void *arg)
+{
+    dir_runner *d = arg;
+    d->rc = pf_exec_run(&d->eo, NULL, &d->err);
+    char one = 1;
+    if (write(d->done_fd, &one, 1) < 0) {
+        /* the reader polls for it; nothing else to tell */
+    }
+    return NULL;
+}
+
+/* The table of contents is written, and blobs.toc appended to, by pg_dump's leader: they
+ * are taken only after it has exited. */
+static bool written_last(const char *name)
+{
+    return !strcmp(name, "toc.dat") || !strcmp(name, "blobs.toc");
+}
+
+static int hand_over(const pf_pg_dump_opts *o, const char *dir, const char *name, pf_err *err)
+{
+    char path[PATH_MAX];
+    join_path(path, sizeof path, dir, name);
+    if (o->file_done(o->file_ctx, path, name, err) < 0)
+        return -1;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return pf_err_sys(err, PF_EIO, "cannot remove %s", path);
+    return 0;
+}
+
+/* Every file still in dir (after pg_dump exited), then dir itself. */
+static int hand_over_rest(const pf_pg_dump_opts *o, const char *dir, pf_err *err)
+{
+    struct dirent **names = NULL;
+    int n = scandir(dir, &names, NULL, alphasort), rc = 0;
+    if (n < 0)
+        return pf_err_sys(err, PF_EIO, "cannot list %s", dir);
+    for (int i = 0; i < n; i++) {
+        if (!rc && names[i]->d_name[0] != '.')
+            rc = hand_over(o, dir, names[i]->d_name, err);
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+static int dump_dir(const pf_pg_conn *c, PGconn *conn, const envlist *env, const char *snaparg,
+                    pf_pg_info *info, const pf_pg_dump_opts *o, pf_err *err)
+{
+    const char *base = o->tmpdir && *o->tmpdir ? o->tmpdir : getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/var/tmp";
+    uint64_t at_once, all;
+    dir_room(conn, o->jobs, &at_once, &all);
+    struct statvfs vfs;
+    uint64_t avail = statvfs(base, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
+    pf_info("postgres: pg_dump -Fd -j %d into %s: needs %.1f MiB there (the %d largest tables "
+            "at once), %.1f MiB at worst (the whole database, if storing falls behind); %.1f MiB "
+            "free",
+            o->jobs, base, (double)at_once / (1 << 20), o->jobs, (double)all / (1 << 20),
+            (double)avail / (1 << 20));
+    if (avail < at_once)
+        return pf_err_set(err, PF_EIO,
+                          "%s has %.1f MiB free, pg_dump -Fd -j %d needs %.1f MiB: free room, set "
+                          "TMPDIR elsewhere, or pg_dump_jobs = 1 (one stream, nothing on disk)",
+                          base, (double)avail / (1 << 20), o->jobs, (double)at_once / (1 << 20));
+    char dir[PATH_MAX], jobs[32];
+    snprintf(dir, sizeof dir, "%s/permafrost-pgdump-XXXXXX", base);
+    if (!mkdtemp(dir))
+        return pf_err_sys(err, PF_EIO, "cannot create a temporary directory in %s", base);
+    int rc = -1, ifd = -1, pfd[2] = {-1, -1};
+    bool started = false;
+    pthread_t th;
+    dir_runner d = {.done_fd = -1};
+    if (c->os_user) {
+        struct passwd *pw = getpwnam(c->os_user);
+        if (!pw || chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
+            pf_err_sys(err, PF_EIO, "cannot give %s to the OS user %s", dir, c->os_user);
+            goto out;
+        }
+    }
+    ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (ifd < 0 || inotify_add_watch(ifd, dir, IN_CLOSE_WRITE) < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
+        pf_err_sys(err, PF_EIO, "cannot watch %s", dir);
+        goto out;
+    }
+    snprintf(jobs, sizeof jobs, "--jobs=%d", o->jobs);
+    const char *argv[] = {info->pg_dump, "--format=directory", "-Z0", jobs, "-f", dir, snaparg,
+                          NULL};
+    d.eo = (pf_exec_opts){.argv = argv,
+                          .env = (const char *const *)env->item,
+                          .user = c->os_user,
+                          .cwd = "/",
+                          .name = "pg_dump"};
+    d.done_fd = pfd[1];
+    if (pthread_create(&th, NULL, dir_runner_main, &d) != 0) {
+        pf_err_set(err, PF_EGENERIC, "cannot start a thread for pg_dump");
+        goto out;
+    }
+    started = true;
+    int failed = 0;
+    pf_err ferr = {0};
+    for (bool exited = false; !exited;) {
+        struct pollfd p[2] = {{.fd = ifd, .events = POLLIN}, {.fd = pfd[0], .events = POLLIN}};
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            break;
+        exited = p[1].revents != 0;
+        char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+        ssize_t n;
+        while ((n = read(ifd, buf, sizeof buf)) > 0) {
+            for (char *q = buf; q < buf + n;) {
+                struct inotify_event *ev = (struct inotify_event *)q;
+                q += sizeof *ev + ev->len;
+                if (!ev->len || failed || written_last(ev->name))
+                    continue;
+                /* Stored while pg_dump goes on: a storing error waits for it to end. */
+                if (hand_over(o, dir, ev->name, &ferr) < 0)
+                    failed = 1;
+            }
+        }
+    }
+    pthread_join(th, NULL);
+    started = false;
+    if (d.rc < 0) {
+        *err = d.err;
+        goto out;
+    }
+    if (failed) {
+        *err = ferr;
+        goto out;
+    }
+    if (hand_over_rest(o, dir, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (started)
+        pthread_join(th, NULL);
+    if (ifd >= 0)
+        close(ifd);
+    if (pfd[0] >= 0)
+        close(pfd[0]);
+    if (pfd[1] >= 0)
+        close(pfd[1]);
+    remove_tree(dir);
+    return rc;
+}
+
 int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dopts, pf_sink *sink,
                pf_err *err)
 {
@@ -542,6 +831,9 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
     counting_sink cs;
     counting_init(&cs, sink);
     info->dump_bytes = 0;
+    info->state[0] = 0;
+    info->reused = false;
+    char before[320] = "";
     if (!info->pg_dump[0]) {
         pf_err_set(err, PF_EUSAGE, "pf_pg_dump needs the info of pf_pg_probe");
         goto out;
@@ -551,6 +843,7 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
     conn = pg_connect(c, err);
     if (!conn)
         goto out;
+    state_before(conn, before, sizeof before);
     if (pg_exec_ok(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err) < 0)
         goto out;
     PGresult *r = PQexec(conn, "SELECT pg_export_snapshot()");
@@ -562,6 +855,10 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
         info->counts_in_dump_snapshot = true;
         if (dopts && dopts->in_snapshot && dopts->in_snapshot(conn, dopts->ctx, err) < 0)
             goto out;
+        char client[96];
+        snprintf(client, sizeof client, "%s%s", info->client_version,
+                 dopts && dopts->jobs > 1 && dopts->file_done ? " -Fd" : "");
+        state_in_snapshot(conn, before, client, info->state, sizeof info->state);
     } else {
         char msg[700];
         one_line(PQerrorMessage(conn), msg, sizeof msg);
@@ -575,9 +872,23 @@ int pf_pg_dump(const pf_pg_conn *c, pf_pg_info *info, const pf_pg_dump_opts *dop
         info->counts_in_dump_snapshot = false;
     }
 
+    if (dopts && dopts->ready)
+        dopts->ready(dopts->ready_ctx);
+    if (dopts && dopts->reuse && dopts->reuse_state && info->state[0] &&
+        !strcmp(dopts->reuse_state, info->state) && dopts->reuse(dopts->reuse_ctx)) {
+        info->reused = true;
+        rc = 0;
+        goto out;
+    }
     env_conn(&env, c->host, c->port, or_default(c->user, DEFAULT_USER),
              or_default(c->dbname, DEFAULT_DB), c->password, c->sslmode);
     snprintf(snaparg, sizeof snaparg, "--snapshot=%s", snapshot);
+    if (dopts && dopts->jobs > 1 && dopts->file_done) {
+        if (dump_dir(c, conn, &env, snapshot[0] ? snaparg : NULL, info, dopts, err) < 0)
+            goto out;
+        rc = 0;
+        goto out;
+    }
     const char *argv[] = {info->pg_dump, "--format=custom", "-Z0", snapshot[0] ? snaparg : NULL,
                           NULL};
     if (run_dump_client(c, &env, argv, &cs.sink, "pg_dump", err) < 0)
@@ -968,6 +1279,44 @@ static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *fi
     return rc;
 }
 
+/* A directory-format dump written out by o->fill_dir into DIR/database.dir, readable by
+ * whoever runs pg_restore. */
+static int spool_dir(const rctx *r, char *dir, size_t dcap, char *file, size_t fcap, pf_err *err)
+{
+    const char *base = r->o->tmpdir;
+    if (!base || !*base)
+        base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/var/tmp";
+    snprintf(dir, dcap, "%s/permafrost-pg-XXXXXX", base);
+    if (!mkdtemp(dir)) {
+        int e = errno;
+        dir[0] = 0;
+        errno = e;
+        return pf_err_sys(err, PF_EIO, "cannot create a temporary directory in %s", base);
+    }
+    join_path(file, fcap, dir, "database.dir");
+    if (mkdir(file, 0700) < 0)
+        return pf_err_sys(err, PF_EIO, "cannot create %s", file);
+    if (r->o->fill_dir(r->o->fill_ctx, file, err) < 0)
+        return -1;
+    if (r->restore_os) {
+        struct passwd *pw = getpwnam(r->restore_os);
+        int rc = -1;
+        if (pw) {
+            pthread_mutex_lock(&chown_mu);
+            chown_uid = pw->pw_uid;
+            chown_gid = pw->pw_gid;
+            rc =
+                chown(dir, pw->pw_uid, pw->pw_gid) < 0 ? -1 : nftw(file, chown_entry, 16, FTW_PHYS);
+            pthread_mutex_unlock(&chown_mu);
+        }
+        if (rc != 0)
+            return pf_err_sys(err, PF_EIO, "cannot give %s to the OS user %s", dir, r->restore_os);
+    }
+    return 0;
+}
+
 /* An identifier as pg_dump writes it: lower-case plain, or double-quoted without quotes
  * inside. Anything else is refused: these names end up in SQL we run as the admin. */
 static bool plain_ident(const char *s, size_t n)
@@ -1154,7 +1503,8 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
         goto out;
     }
 
-    if (spool(&r, dump, dir, sizeof dir, file, sizeof file, err) < 0)
+    if ((dump ? spool(&r, dump, dir, sizeof dir, file, sizeof file, err)
+              : spool_dir(&r, dir, sizeof dir, file, sizeof file, err)) < 0)
         goto out;
     bool as_owner = strcmp(r.restore_role, r.admin) != 0;
     if (as_owner) {
@@ -1226,8 +1576,10 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
     }
     rc = 0;
 out:
-    if (file[0])
+    if (file[0] && dump)
         unlink(file);
+    else if (file[0])
+        remove_tree(file);
     if (list[0])
         unlink(list);
     if (dir[0])
@@ -1244,8 +1596,18 @@ out:
 typedef struct pg_job {
     const pf_pg_conn *conn;
     pf_pg_info *info;
-    const pf_pg_dump_opts *dump_opts;
+    pf_pg_dump_opts dump_opts;
+    pf_component_run *run;
+    pf_dir *dir;
+    const char *name;
+    pf_dir *files; /* a parallel dump: the folder its files go into */
 } pg_job;
+
+/* What a backup learned, for describe. */
+typedef struct pg_state {
+    pf_pg_info info;
+    char reused_from[2 * PF_ID_LEN + 1]; /* the snapshot whose pg_dump is reused; "" */
+} pg_state;
 
 static int produce_globals(void *ctx, pf_sink *sink, pf_err *err)
 {
@@ -1253,25 +1615,97 @@ static int produce_globals(void *ctx, pf_sink *sink, pf_err *err)
     return pf_pg_dump_globals(j->conn, j->info, sink, err);
 }
 
-static int produce_dump(void *ctx, pf_sink *sink, pf_err *err)
+static void dump_ready(void *ctx)
 {
-    pg_job *j = ctx;
-    return pf_pg_dump(j->conn, j->info, j->dump_opts, sink, err);
+    pf_component_run *run = ctx;
+    if (run->ready)
+        run->ready(run);
 }
 
-static void dump_name(const char *dbname, char *out, size_t n)
+/* The parent's dump goes into this snapshot unread; the snapshot it names is the one that
+ * ran pg_dump (a parent that reused one passes its origin on). */
+static bool reuse_parent_dump(void *ctx)
 {
-    snprintf(out, n, "%s%s", or_default(dbname, DEFAULT_DB), PF_LAYOUT_PG_DUMP_SUFFIX);
+    pg_job *j = ctx;
+    pf_err e = {0};
+    if (pf_archive_reuse(j->run->arch, j->dir, j->name, &e)) {
+        pf_info("postgres: the parent's dump cannot be reused (%s); dumping", e.msg);
+        return false;
+    }
+    pg_state *st = j->run->state;
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(j->run->parent, "dump_reused_from");
+    const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(j->run->parent, "dump_bytes");
+    snprintf(st->reused_from, sizeof st->reused_from, "%s",
+             cJSON_IsString(from) ? from->valuestring : j->run->parent_id);
+    st->info.dump_bytes = cJSON_IsNumber(bytes) ? (uint64_t)bytes->valuedouble : 0;
+    pf_info("postgres: the database has not changed since snapshot %.8s: its dump is reused",
+            st->reused_from);
+    return true;
+}
+
+static void dump_name(const char *dbname, bool dir, char *out, size_t n)
+{
+    snprintf(out, n, "%s%s", or_default(dbname, DEFAULT_DB),
+             dir ? PF_LAYOUT_PG_DIR_SUFFIX : PF_LAYOUT_PG_DUMP_SUFFIX);
+}
+
+static int store_file(void *ctx, const char *path, const char *name, pf_err *err)
+{
+    pg_job *j = ctx;
+    struct stat st;
+    if (stat(path, &st) == 0)
+        j->info->dump_bytes += (uint64_t)st.st_size;
+    return pf_archive_path(j->run->arch, j->files, name, path, NULL, err);
+}
+
+/* A parallel dump: its files into the folder <db>.dir as pg_dump closes them. */
+static int add_dump_dir(pg_job *j, pf_err *err)
+{
+    j->files = pf_dir_begin(j->run->arch, j->dir, j->name, err);
+    if (!j->files)
+        return -1;
+    j->dump_opts.jobs = j->run->set->pg_dump_jobs;
+    j->dump_opts.file_done = store_file;
+    j->dump_opts.file_ctx = j;
+    if (pf_pg_dump(j->conn, j->info, &j->dump_opts, NULL, err)) {
+        pf_dir_abort(j->files);
+        return -1;
+    }
+    if (j->info->reused) {
+        pf_dir_abort(j->files);
+        return 0;
+    }
+    return pf_dir_end(j->run->arch, j->files, NULL, err);
+}
+
+/* The dump, or the parent's when opts->reuse_state says nothing changed. */
+static int add_dump(pg_job *j, pf_err *err)
+{
+    if (j->run->set->pg_dump_jobs > 1)
+        return add_dump_dir(j, err);
+    pf_sink *sink = pf_archive_stream_begin(j->run->arch, j->dir, j->name, 0600, err);
+    if (!sink)
+        return -1;
+    if (pf_pg_dump(j->conn, j->info, &j->dump_opts, sink, err)) {
+        pf_archive_stream_abort(sink);
+        return -1;
+    }
+    if (j->info->reused) {
+        pf_archive_stream_abort(sink);
+        return 0;
+    }
+    return pf_archive_stream_end(j->run->arch, sink, err);
 }
 
 static int postgres_backup(pf_component_run *run, pf_err *err)
 {
     const pf_component_settings *set = run->set;
     const pf_pg_conn *pg = &set->pg;
-    pf_pg_info *info = calloc(1, sizeof *info);
-    if (!info)
+    pg_state *st = calloc(1, sizeof *st);
+    if (!st)
         return pf_err_set(err, PF_EGENERIC, "out of memory");
-    run->state = info;
+    run->state = st;
+    pf_pg_info *info = &st->info;
     /* As root on a standard install: the superuser over the socket when it gets in (it
      * reads every table and the roles' passwords), else the app's own user. */
     pf_pg_conn pg_db, pg_su;
@@ -1297,17 +1731,28 @@ static int postgres_backup(pf_component_run *run, pf_err *err)
             return -1;
         }
     }
-    pg_job job = {use, info, set->pg_dump};
+    char name[512];
+    dump_name(pg->dbname, set->pg_dump_jobs > 1, name, sizeof name);
+    pg_job job = {.conn = use, .info = info, .run = run, .name = name};
+    if (set->pg_dump)
+        job.dump_opts = *set->pg_dump;
+    job.dump_opts.ready = dump_ready;
+    job.dump_opts.ready_ctx = run;
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(run->parent, "dump_state");
+    if (cJSON_IsString(ps) && run->parent_id && !set->pg_fresh_dump) {
+        job.dump_opts.reuse_state = ps->valuestring;
+        job.dump_opts.reuse = reuse_parent_dump;
+        job.dump_opts.reuse_ctx = &job;
+    }
     pf_dir *d = pf_dir_begin(run->arch, run->root, PF_LAYOUT_POSTGRES, err);
     if (!d)
         return -1;
-    char name[512];
-    dump_name(pg->dbname, name, sizeof name);
+    job.dir = d;
     if (pf_component_stream(run->arch, d, PF_LAYOUT_PG_GLOBALS, produce_globals, &job, err))
         goto fail;
     pf_info("postgres: pg_dump %s (server %s, client %s)", pg->dbname, info->server_version,
             info->client_version);
-    if (pf_component_stream(run->arch, d, name, produce_dump, &job, err))
+    if (add_dump(&job, err))
         goto fail;
     return pf_dir_end(run->arch, d, NULL, err);
 fail:
@@ -1317,10 +1762,15 @@ fail:
 
 static void postgres_describe(pf_component_run *run, cJSON *entry, cJSON *manifest)
 {
-    const pf_pg_info *info = run->state;
+    const pg_state *st = run->state;
+    const pf_pg_info *info = &st->info;
     cJSON_AddStringToObject(entry, "status", "ok");
     cJSON_AddStringToObject(entry, "database", run->set->pg.dbname);
     cJSON_AddNumberToObject(entry, "dump_bytes", (double)info->dump_bytes);
+    if (info->state[0])
+        cJSON_AddStringToObject(entry, "dump_state", info->state);
+    if (st->reused_from[0])
+        cJSON_AddStringToObject(entry, "dump_reused_from", st->reused_from);
     cJSON_AddStringToObject(manifest, "postgres", info->server_version);
     cJSON_AddStringToObject(manifest, "pg_dump", info->client_version);
     cJSON_AddNumberToObject(manifest, "accounts", (double)info->accounts);
@@ -1331,25 +1781,53 @@ static void postgres_describe(pf_component_run *run, cJSON *entry, cJSON *manife
 static int postgres_restore_check(pf_component_run *run, pf_err *err)
 {
     char name[512], path[600];
-    dump_name(run->set->pg_restore.dbname, name, sizeof name);
-    snprintf(path, sizeof path, "%s/%s", PF_LAYOUT_POSTGRES, name);
     if (pf_lookup_path(run->repo, run->tree, PF_LAYOUT_POSTGRES "/" PF_LAYOUT_PG_GLOBALS,
-                       &run->node[0], err) ||
-        pf_lookup_path(run->repo, run->tree, path, &run->node[1], err))
+                       &run->node[0], err))
         return -1;
+    /* The dump is one file, or the folder of a parallel dump's files. */
+    dump_name(run->set->pg_restore.dbname, false, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", PF_LAYOUT_POSTGRES, name);
+    pf_err e1 = {0};
+    if (pf_lookup_path(run->repo, run->tree, path, &run->node[1], &e1)) {
+        /* Not found: the missing .dump is what is reported when there is no folder either. */
+        dump_name(run->set->pg_restore.dbname, true, name, sizeof name);
+        snprintf(path, sizeof path, "%s/%s", PF_LAYOUT_POSTGRES, name);
+        pf_err e2 = {0};
+        if (e1.code != PF_ENOTFOUND ||
+            pf_lookup_path(run->repo, run->tree, path, &run->node[1], &e2) ||
+            run->node[1].type != PF_NODE_DIR) {
+            *err = e1;
+            return -1;
+        }
+    }
     return pf_pg_restore_check(&run->set->pg_restore, err);
+}
+
+/* A parallel dump's folder, written out for pg_restore -j. */
+static int fill_dump_dir(void *ctx, const char *dir, pf_err *err)
+{
+    pf_component_run *run = ctx;
+    pf_restore_opts ro = {.workers = run->set->workers};
+    pf_restore_stats rs = {0};
+    return pf_restore_dir_into(run->repo, &run->node[1], dir, &ro, &rs, err);
 }
 
 static int postgres_restore(pf_component_run *run, pf_err *err)
 {
     pf_info("postgres: restoring %s", run->set->pg_restore.dbname);
+    bool is_dir = run->node[1].type == PF_NODE_DIR;
+    pf_pg_restore_opts o = run->set->pg_restore;
+    if (is_dir) {
+        o.fill_dir = fill_dump_dir;
+        o.fill_ctx = run;
+    }
     pf_source *g = pf_node_source_new(run->repo, &run->node[0]);
-    pf_source *d = pf_node_source_new(run->repo, &run->node[1]);
+    pf_source *d = is_dir ? NULL : pf_node_source_new(run->repo, &run->node[1]);
     int rc = -1;
-    if (!g || !d)
+    if (!g || (!d && !is_dir))
         pf_err_set(err, PF_EGENERIC, "out of memory");
     else
-        rc = pf_pg_restore(&run->set->pg_restore, g, d, err);
+        rc = pf_pg_restore(&o, g, d, err);
     pf_node_source_free(g);
     pf_node_source_free(d);
     return rc;
@@ -1359,6 +1837,7 @@ static const char *const postgres_aliases[] = {"db", "database", NULL};
 
 const pf_component pf_postgres_component = {.name = PF_LAYOUT_POSTGRES,
                                             .aliases = postgres_aliases,
+                                            .ready_early = true,
                                             .backup = postgres_backup,
                                             .describe = postgres_describe,
                                             .restore_check = postgres_restore_check,

@@ -70,7 +70,12 @@ typedef struct pf_pg_info {
     char client_version[64]; /* pg_dump --version, e.g. "15.5" */
     char pg_dump[PATH_MAX];
     char pg_dumpall[PATH_MAX];
-    uint64_t dump_bytes;    /* bytes written by the last pf_pg_dump */
+    uint64_t dump_bytes; /* bytes written by the last pf_pg_dump */
+    /* What the last pf_pg_dump's snapshot was judged on for a later reuse: cluster,
+     * database, WAL insert position before the snapshot, the sequences; "" when it cannot
+     * be judged (writers in progress, a standby, an old server). */
+    char state[512];
+    bool reused;            /* the last pf_pg_dump ran no pg_dump: opts->reuse took the parent's */
     uint64_t globals_bytes; /* bytes written by the last pf_pg_dump_globals */
 } pf_pg_info;
 
@@ -96,6 +101,31 @@ typedef struct pf_pg_dump_opts {
      * not called and the dump fails (PF_ECOMPONENT) rather than run it on another view. */
     int (*in_snapshot)(PGconn *conn, void *ctx, pf_err *err);
     void *ctx;
+    /* Called once, from pf_pg_dump's thread, when the dump's snapshot exists and
+     * in_snapshot has returned, before pg_dump reads a row: whatever is read elsewhere from
+     * then on is at least as new as the dump (a file a dumped row names is on disk by
+     * then). Not called when pf_pg_dump fails before that point. NULL: nobody waits. */
+    void (*ready)(void *ready_ctx);
+    void *ready_ctx;
+    /* Dump reuse (docs/DECISIONS.md, "When a dump is reused"): the state a parent's dump
+     * recorded (pf_pg_info.state). When this database's state, judged in this dump's
+     * snapshot, is the same, `reuse` is called there; when it returns true (it took the
+     * parent's dump into the snapshot being written), no pg_dump runs, nothing is written
+     * to the sink and info->reused is set. NULL or "": always dump. */
+    const char *reuse_state;
+    bool (*reuse)(void *reuse_ctx);
+    void *reuse_ctx;
+    /* A parallel dump: jobs > 1 runs `pg_dump -Fd -j jobs` into a new directory under
+     * tmpdir (NULL: $TMPDIR, else /var/tmp) instead of streaming one custom-format file,
+     * after saying how much room it needs there (the `jobs` largest tables at once, the
+     * whole database at worst) and refusing (PF_EIO) when the room is not there. Each
+     * table file is handed to file_done, from the calling thread, as soon as pg_dump has
+     * closed it, and removed once file_done returns 0; the table of contents last. The
+     * sink is then not written. */
+    int jobs;
+    const char *tmpdir;
+    int (*file_done)(void *file_ctx, const char *path, const char *name, pf_err *err);
+    void *file_ctx;
 } pf_pg_dump_opts;
 
 /* Streams `pg_dump -Fc -Z0` of conn->dbname into `sink`, nothing on disk. `info` must
@@ -133,6 +163,11 @@ typedef struct pf_pg_restore_opts {
                                  * owner: for a dump holding objects of other roles */
     const char *tmpdir;         /* where the dump is spooled for a parallel restore;
                                  * NULL: $TMPDIR, else /var/tmp */
+    /* A dump in directory format (pg_dump -Fd, pg_dump_jobs > 1): pf_pg_restore is given no
+     * dump stream but calls fill_dir to write the dump's files into `dir` (new, empty,
+     * under tmpdir), then restores from it; NULL: the dump is a custom-format stream. */
+    int (*fill_dir)(void *ctx, const char *dir, pf_err *err);
+    void *fill_ctx;
 } pf_pg_restore_opts;
 
 /* Refuses to restore over data: returns -1 with PF_EEXIST when o->dbname exists and holds

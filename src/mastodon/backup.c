@@ -1,4 +1,5 @@
 /* backup --live: see mastodon.h. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +201,8 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
                 "media are on this disk and backed up from there",
                 m->env_path);
     }
+    s->pg_fresh_dump = o->fresh_dump;
+    s->pg_dump_jobs = o->dump_jobs;
     /* Issue 16: the encryption keys and where they are; a pgbouncer the dump must bypass. */
     bool db = m->only & pf_component_bit(&pf_postgres_component);
     if (pf_safety_backup_prepare(&m->safety, &m->env, m->env_path, o->systemd_unit_path,
@@ -214,6 +217,171 @@ int pf_mastodon_backup_prepare(pf_mastodon_backup *m, const pf_mastodon_backup_o
     s->pg_physical_conninfo = o->pg_physical_conninfo;
     s->local_domain = e->local_domain;
     return 0;
+}
+
+/* ---- the component runner ------------------------------------------------------------
+ * Components run in registry order. One marked ready_early (postgres) runs in a thread of
+ * its own with a fork of the archiver, and the components after it start when it says it
+ * is ready (its dump's snapshot exists): the dump and the media walk then overlap, and
+ * the media are still read after the snapshot the dump shows (component.c says why that
+ * order). The runner knows no component by name. */
+
+typedef struct comp_job {
+    const pf_component *c;
+    pf_component_run run;
+    cJSON *entry; /* describe's, once backup succeeded */
+    int rc;
+    pf_err err;
+    /* a component in a thread of its own */
+    pf_archiver *fork;
+    pthread_t thread;
+    bool threaded;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool ready, done;
+} comp_job;
+
+static void job_ready(pf_component_run *run)
+{
+    comp_job *j = run->ready_ctx;
+    pthread_mutex_lock(&j->mu);
+    j->ready = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void *job_thread(void *arg)
+{
+    comp_job *j = arg;
+    j->rc = j->c->backup(&j->run, &j->err);
+    pthread_mutex_lock(&j->mu);
+    j->done = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+/* Waits until j is ready (or done, when ready is false). */
+static void job_wait(comp_job *j, bool until_done)
+{
+    pthread_mutex_lock(&j->mu);
+    while (!j->done && (until_done || !j->ready))
+        pthread_cond_wait(&j->cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Starts j in a thread with a fork of the archiver and returns when the components after
+ * it may start. Falls back to running it here when no thread can be had. */
+static void job_start(comp_job *j, pf_backup_run *b)
+{
+    pf_err e = {0};
+    j->fork = pf_archiver_fork(b->arch, &e);
+    if (j->fork) {
+        j->run.arch = j->fork;
+        j->run.root = pf_archiver_root(j->fork);
+        j->run.ready = job_ready;
+        j->run.ready_ctx = j;
+        pthread_mutex_init(&j->mu, NULL);
+        pthread_cond_init(&j->cv, NULL);
+        if (pthread_create(&j->thread, NULL, job_thread, j) == 0) {
+            j->threaded = true;
+            job_wait(j, false);
+            return;
+        }
+        pthread_mutex_destroy(&j->mu);
+        pthread_cond_destroy(&j->cv);
+        pf_archiver_free(j->fork);
+        j->fork = NULL;
+        j->run.arch = b->arch;
+        j->run.root = pf_archiver_root(b->arch);
+        j->run.ready = NULL;
+    }
+    j->rc = j->c->backup(&j->run, &j->err);
+}
+
+/* Waits for a threaded job and takes what its archiver holds into the main one. */
+static void job_finish(comp_job *j, pf_backup_run *b)
+{
+    if (!j->threaded)
+        return;
+    job_wait(j, true);
+    pthread_join(j->thread, NULL);
+    pthread_mutex_destroy(&j->mu);
+    pthread_cond_destroy(&j->cv);
+    j->threaded = false;
+    pf_archiver_join(b->arch, j->fork);
+    j->fork = NULL;
+}
+
+static int run_components(pf_mastodon_backup *m, pf_backup_run *b, pf_err *err)
+{
+    size_t n = pf_component_count();
+    comp_job *jobs = calloc(n, sizeof *jobs);
+    if (!jobs)
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    char parent_id[2 * PF_ID_LEN + 1];
+    snprintf(parent_id, sizeof parent_id, "%s", b->snap.parent);
+    unsigned later = 0; /* selected components after i */
+    for (size_t i = 0; i < n; i++)
+        if (m->only & (1u << i))
+            later |= 1u << i;
+    comp_job *failed = NULL;
+    for (size_t i = 0; i < n && !failed; i++) {
+        comp_job *j = &jobs[i];
+        j->c = pf_components[i];
+        later &= ~(1u << i);
+        if (!(m->only & (1u << i)))
+            continue;
+        j->run = (pf_component_run){
+            .set = &m->set,
+            .arch = b->arch,
+            .root = pf_archiver_root(b->arch),
+            .repo = b->repo,
+            .parent = cJSON_GetObjectItemCaseSensitive(b->parent_components, j->c->name),
+            .parent_id = parent_id[0] ? parent_id : NULL};
+        if (j->c->ready_early && later)
+            job_start(j, b);
+        else
+            j->rc = j->c->backup(&j->run, &j->err);
+        bool gone = !j->threaded;
+        if (j->threaded) { /* failed before it was ready: nothing after it may start */
+            pthread_mutex_lock(&j->mu);
+            gone = j->done;
+            pthread_mutex_unlock(&j->mu);
+        }
+        if (gone && j->rc)
+            failed = j;
+    }
+    for (size_t i = 0; i < n; i++) {
+        job_finish(&jobs[i], b);
+        if (jobs[i].c && jobs[i].rc && (!failed || failed > &jobs[i]))
+            failed = &jobs[i];
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        comp_job *j = &jobs[i];
+        if (j->c && (m->only & (1u << i)) && !failed) {
+            cJSON *entry = cJSON_CreateObject();
+            j->c->describe(&j->run, entry, b->snap.manifest);
+            cJSON_AddItemToObject(b->snap.components, j->c->name, entry);
+        }
+    }
+    if (failed) {
+        /* What was uploaded stays indexed for the next run to reuse; no snapshot names
+         * it. */
+        pf_backup_abandon(b);
+        *err = failed->err;
+        pf_component_error(err, "backup", failed->c, &failed->run);
+        if (err->code != PF_ECONN && err->code != PF_EAUTH && err->code != PF_ENOTFOUND &&
+            err->code != PF_EUSAGE)
+            err->code = PF_ECOMPONENT;
+        m->component_failed = true;
+        rc = -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(jobs[i].run.state);
+    free(jobs);
+    return rc;
 }
 
 int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_opts *bo,
@@ -256,31 +424,8 @@ int pf_mastodon_backup_run(pf_mastodon_backup *m, pf_repo *r, const pf_backup_op
         m->set.media_visit_ctx = m->media_check;
     }
 
-    for (size_t i = 0; pf_components[i]; i++) {
-        const pf_component *c = pf_components[i];
-        if (!(m->only & (1u << i)))
-            continue;
-        pf_component_run run = {
-            .set = &m->set, .arch = b->arch, .root = pf_archiver_root(b->arch), .repo = r};
-        int rc = c->backup(&run, err);
-        if (rc == 0) {
-            cJSON *entry = cJSON_CreateObject();
-            c->describe(&run, entry, b->snap.manifest);
-            cJSON_AddItemToObject(b->snap.components, c->name, entry);
-        }
-        free(run.state);
-        if (rc) {
-            /* What was uploaded stays indexed for the next run to reuse; no snapshot
-             * names it. */
-            pf_backup_abandon(b);
-            pf_component_error(err, "backup", c, &run);
-            if (err->code != PF_ECONN && err->code != PF_EAUTH && err->code != PF_ENOTFOUND &&
-                err->code != PF_EUSAGE)
-                err->code = PF_ECOMPONENT;
-            m->component_failed = true;
-            return -1;
-        }
-    }
+    if (run_components(m, b, err))
+        return -1;
     if (m->media_check) {
         pf_mediacheck_seal(m->media_check); /* the media walk did, unless it stored none */
         pf_mediacheck_result(m->media_check, &b->snap.media_check);

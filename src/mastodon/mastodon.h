@@ -24,6 +24,8 @@ typedef struct pf_mastodon_backup_opts {
     unsigned only;    /* component mask (pf_component_parse_only); 0: all */
     bool exclude_cache;
     bool media_from_s3; /* S3_ENABLED: mirror the bucket into media/ (component/s3mirror.h) */
+    bool fresh_dump;    /* never reuse the parent's dump (DECISIONS.md) */
+    int dump_jobs;      /* > 1: pg_dump -Fd -j N, stored file by file */
     const char *const *tags;
     size_t ntags;
     bool set_time; /* record time_ns / tz_offset instead of now */

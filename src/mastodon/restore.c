@@ -1,5 +1,6 @@
 /* restore --live: see mastodon.h. */
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -376,6 +377,65 @@ static void media_left(const pf_mastodon_env *env, const pf_component_settings *
     }
 }
 
+/* ---- the component runner ------------------------------------------------------------
+ * On restore the components are independent (each writes its own server or directory, and
+ * every check ran before): they all run at once, one thread each, so the database's
+ * pg_restore and the media's writes overlap. A failure stops nothing already running; the
+ * first failing component in registry order is the one reported, and out->restored holds
+ * every one that finished. The runner knows no component by name. */
+
+typedef struct restore_job {
+    const pf_component *c;
+    pf_component_run *run;
+    pthread_t thread;
+    bool started;
+    int rc;
+    pf_err err;
+} restore_job;
+
+static void *restore_thread(void *arg)
+{
+    restore_job *j = arg;
+    j->rc = j->c->restore(j->run, &j->err);
+    return NULL;
+}
+
+static int restore_components(pf_component_run *runs, unsigned only, pf_mastodon_restored *out,
+                              pf_err *err)
+{
+    restore_job jobs[8];
+    size_t n = pf_component_count();
+    memset(jobs, 0, sizeof jobs);
+    for (size_t i = 0; i < n && i < 8; i++) {
+        restore_job *j = &jobs[i];
+        j->c = pf_components[i];
+        j->run = &runs[i];
+        if (!(only & (1u << i)))
+            continue;
+        /* Without a thread it runs here, in turn. */
+        j->started = pthread_create(&j->thread, NULL, restore_thread, j) == 0;
+        if (!j->started)
+            restore_thread(j);
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n && i < 8; i++) {
+        restore_job *j = &jobs[i];
+        if (!(only & (1u << i)))
+            continue;
+        if (j->started)
+            pthread_join(j->thread, NULL);
+        if (!j->rc) {
+            out->restored |= 1u << i;
+        } else if (!rc) {
+            *err = j->err;
+            pf_component_error(err, "restore", j->c, j->run);
+            out->failed = 1u << i;
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastodon_restored *out,
                         pf_err *err)
 {
@@ -556,19 +616,12 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
         }
     memcpy(out->id, s.id, sizeof out->id);
     out->selected = only;
-    for (size_t i = 0; i < ncomp; i++) {
-        const pf_component *c = pf_components[i];
-        if (!(only & (1u << i)))
-            continue;
-        if (c->restore(&runs[i], err)) {
-            pf_component_error(err, "restore", c, &runs[i]);
-            out->failed = 1u << i;
-            goto out;
-        }
-        out->restored |= 1u << i;
-        if (c == &pf_pgphys_component)
+    int failed = restore_components(runs, only, out, err);
+    for (size_t i = 0; i < ncomp; i++)
+        if ((out->restored & (1u << i)) && pf_components[i] == &pf_pgphys_component)
             pitr_result(&runs[i], &s, out);
-    }
+    if (failed)
+        goto out;
     out->domain = env.local_domain ? strdup(env.local_domain) : NULL;
     what_is_left(o, &s, &env, &owner, &e, only & host_bit, out);
     media_left(&env, &set, media_root, runs[media_index()].node[0].type != 0 || mirrored(&s),

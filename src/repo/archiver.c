@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +70,13 @@ struct pf_archiver {
     int stream_busy;
     char *skipped[PF_ARCHIVE_SKIPPED_MAX]; /* first unreadable paths, for the snapshot */
     size_t nskipped;
+    /* Forks (pf_archiver_fork): the main archiver's progress line sums the statistics each
+     * archiver last published under progress_mu; a fork points to its main. */
+    pf_archiver *main;
+    pf_archiver *forks[PF_ARCHIVE_FORKS_MAX];
+    size_t nforks;
+    pthread_mutex_t progress_mu;
+    pf_archive_stats published;
 };
 
 static const char *lookup_name(idname **tab, size_t *n, uint32_t id, int is_group)
@@ -115,6 +123,7 @@ pf_archiver *pf_archiver_new(pf_repo *r, pf_saver *s, const uint8_t *parent_root
         memcpy(a->parent_root, parent_root, PF_ID_LEN);
         a->has_parent = 1;
     }
+    pthread_mutex_init(&a->progress_mu, NULL);
     a->cap = 2 * r->chunker.max;
     a->buf = malloc(a->cap);
     a->root = calloc(1, sizeof *a->root);
@@ -152,7 +161,64 @@ void pf_archiver_free(pf_archiver *a)
     free(a->users);
     free(a->groups);
     free(a->buf);
+    if (a->main) {
+        pthread_mutex_lock(&a->main->progress_mu);
+        for (size_t i = 0; i < a->main->nforks; i++)
+            if (a->main->forks[i] == a)
+                a->main->forks[i] = a->main->forks[--a->main->nforks];
+        pthread_mutex_unlock(&a->main->progress_mu);
+    }
+    pthread_mutex_destroy(&a->progress_mu);
     free(a);
+}
+
+pf_archiver *pf_archiver_fork(pf_archiver *a, pf_err *err)
+{
+    if (a->main || a->nforks == PF_ARCHIVE_FORKS_MAX) {
+        pf_err_set(err, PF_EGENERIC, "too many archivers at once");
+        return NULL;
+    }
+    pf_archiver *f = pf_archiver_new(a->r, a->s, NULL, err);
+    if (!f)
+        return NULL;
+    /* The same parent: a fork's directories find their old trees (change detection) as
+     * the main archiver's would. The root's own old tree is copied, not reloaded. */
+    if (a->has_parent) {
+        memcpy(f->parent_root, a->parent_root, PF_ID_LEN);
+        f->has_parent = 1;
+        for (size_t i = 0; a->root && i < a->root->old.count; i++)
+            pf_tree_add(&f->root->old, &a->root->old.nodes[i]);
+    }
+    f->main = a;
+    pthread_mutex_lock(&a->progress_mu);
+    a->forks[a->nforks++] = f;
+    pthread_mutex_unlock(&a->progress_mu);
+    return f;
+}
+
+static void stats_add(pf_archive_stats *to, const pf_archive_stats *s)
+{
+    to->files += s->files;
+    to->dirs += s->dirs;
+    to->others += s->others;
+    to->files_unchanged += s->files_unchanged;
+    to->bytes += s->bytes;
+    to->bytes_read += s->bytes_read;
+    to->errors += s->errors;
+}
+
+void pf_archiver_join(pf_archiver *a, pf_archiver *fork)
+{
+    if (!fork)
+        return;
+    for (size_t i = 0; fork->root && i < fork->root->tree.count; i++)
+        pf_tree_add(&a->root->tree, &fork->root->tree.nodes[i]);
+    stats_add(&a->stats, &fork->stats);
+    for (size_t i = 0; i < fork->nskipped && a->nskipped < PF_ARCHIVE_SKIPPED_MAX; i++) {
+        a->skipped[a->nskipped++] = fork->skipped[i];
+        fork->skipped[i] = NULL;
+    }
+    pf_archiver_free(fork);
 }
 
 void pf_archiver_set_progress(pf_archiver *a, pf_progress_fn fn, void *ctx)
@@ -180,7 +246,8 @@ size_t pf_archiver_skipped(pf_archiver *a, const char *const **paths)
 
 static void progress(pf_archiver *a, const char *current)
 {
-    if (!a->progress)
+    pf_archiver *m = a->main ? a->main : a;
+    if (!m->progress)
         return;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -189,7 +256,18 @@ static void progress(pf_archiver *a, const char *current)
     if (dt < 0.2)
         return;
     a->last_progress = now;
-    a->progress(&a->stats, current, a->progress_ctx);
+    if (!a->main && !a->nforks) {
+        a->progress(&a->stats, current, a->progress_ctx);
+        return;
+    }
+    /* One line for all threads: each archiver's statistics as it last published them. */
+    pthread_mutex_lock(&m->progress_mu);
+    a->published = a->stats;
+    pf_archive_stats sum = m->published;
+    for (size_t i = 0; i < m->nforks; i++)
+        stats_add(&sum, &m->forks[i]->published);
+    m->progress(&sum, current, m->progress_ctx);
+    pthread_mutex_unlock(&m->progress_mu);
 }
 
 pf_dir *pf_archiver_root(pf_archiver *a)
@@ -575,6 +653,25 @@ static int blobs_all_known(pf_archiver *a, const pf_node *n)
         if (!pf_repo_has_blob(a->r, n->blobs[i]))
             return 0;
     return 1;
+}
+
+int pf_archive_reuse(pf_archiver *a, pf_dir *d, const char *name, pf_err *err)
+{
+    const pf_node *old = pf_tree_find(&d->old, name, strlen(name));
+    if (!old || (old->type != PF_NODE_FILE && old->type != PF_NODE_DIR))
+        return pf_err_set(err, PF_ENOTFOUND, "the parent snapshot has no file %s", name);
+    if (!blobs_all_known(a, old))
+        return pf_err_set(err, PF_ENOTFOUND,
+                          "the parent snapshot's %s names data the index does not have", name);
+    pf_tree_add(&d->tree, old);
+    if (old->type == PF_NODE_DIR) {
+        a->stats.dirs++;
+        return 0;
+    }
+    a->stats.files++;
+    a->stats.files_unchanged++;
+    a->stats.bytes += old->size;
+    return 0;
 }
 
 static hardlink *find_link(pf_archiver *a, uint64_t dev, uint64_t ino)

@@ -46,6 +46,20 @@ void pf_archiver_stats(pf_archiver *a, pf_archive_stats *out);
 #define PF_ARCHIVE_SKIPPED_MAX 20
 size_t pf_archiver_skipped(pf_archiver *a, const char *const **paths);
 
+/* A second archiver of the same backup, for another thread: the same repository, saver
+ * (which takes blobs from any thread) and parent snapshot, but its own chunking window,
+ * statistics and root directory, so that the two threads share nothing they write. What
+ * the fork adds to its root becomes a's with pf_archiver_join. Its progress goes to a's
+ * callback as one line: the sums of what each archiver last published (a lock, taken at
+ * most every 0.2 s per archiver). At most PF_ARCHIVE_FORKS_MAX forks at once; a fork
+ * cannot fork. */
+#define PF_ARCHIVE_FORKS_MAX 4
+pf_archiver *pf_archiver_fork(pf_archiver *a, pf_err *err);
+/* Moves the entries of fork's root into a's root and adds its statistics and unreadable
+ * paths to a's, then frees fork. From a's thread, once fork's thread has finished with
+ * it. NULL: nothing. */
+void pf_archiver_join(pf_archiver *a, pf_archiver *fork);
+
 /* The root directory of the snapshot. */
 pf_dir *pf_archiver_root(pf_archiver *a);
 /* A virtual subdirectory (mode 0755 owned by the current user unless set later). */
@@ -65,6 +79,13 @@ void pf_dir_abort(pf_dir *d);
  * unreadable fs_path itself is an error. */
 int pf_archive_path(pf_archiver *a, pf_dir *d, const char *name, const char *fs_path,
                     const char *const *excludes, pf_err *err);
+
+/* Adds the parent snapshot's file (or directory) `name` of d to d as it was (same blobs,
+ * same metadata), unread: for a producer that knows its output would be the same (an
+ * unchanged database's dump). PF_ENOTFOUND when the parent has no such entry or the index
+ * lacks a blob of it (of a directory: its tree; what the tree names is the parent's, which
+ * a snapshot keeps). */
+int pf_archive_reuse(pf_archiver *a, pf_dir *d, const char *name, pf_err *err);
 
 /* A regular file whose bytes arrive through a sink. */
 pf_sink *pf_archive_stream_begin(pf_archiver *a, pf_dir *d, const char *name, uint32_t mode,

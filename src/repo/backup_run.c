@@ -89,6 +89,8 @@ int pf_backup_begin(pf_backup_run *b, pf_repo *r, const pf_backup_opts *o, const
         memcpy(b->snap.parent, parent->id, sizeof b->snap.parent);
         cJSON *v = parent->stats ? cJSON_GetObjectItemCaseSensitive(parent->stats, "bytes") : NULL;
         b->estimate = cJSON_IsNumber(v) ? (uint64_t)v->valuedouble : 0;
+        if (parent->components)
+            b->parent_components = cJSON_Duplicate(parent->components, 1);
         pf_debug("parent snapshot %.8s", parent->id);
     }
     b->saver = pf_saver_new(r, o->workers, err);
@@ -156,6 +158,8 @@ void pf_backup_end(pf_backup_run *b)
     pf_archiver_free(b->arch);
     pf_saver_free(b->saver);
     pf_snapshot_free(&b->snap);
+    cJSON_Delete(b->parent_components);
+    b->parent_components = NULL;
     b->arch = NULL;
     b->saver = NULL;
 }

@@ -35,6 +35,9 @@ struct pf_backup_run {
     pf_snapshot snap;
     double started;    /* monotonic seconds, as pf_backup_now */
     uint64_t estimate; /* bytes of the parent snapshot, for an ETA */
+    /* The parent snapshot's components (a copy; NULL: no parent, or it recorded none):
+     * what each component learned last time, e.g. the state a dump was judged on. */
+    cJSON *parent_components;
     pf_backup_progress_fn progress;
     void *ctx;
 };
