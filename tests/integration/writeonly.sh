@@ -36,26 +36,7 @@ chmod 755 "$T"
 harness_on_exit "rm -rf '$T'"
 L=$T/log
 mkdir -p "$L"
-FAILED=0
-ok() { echo "ok   writeonly: $*"; }
-fail() {
-    echo "FAIL writeonly: $*"
-    FAILED=$((FAILED + 1))
-}
-run() { # NAME CMD...: output in $L/NAME.out/.err, status in RC
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -12; }
-rc_is() { # WANT DESCRIPTION
-    if [ "$RC" = "$1" ]; then ok "$2"; else
-        fail "$2: exit $RC, wanted $1"
-        show
-    fi
-}
+. "$SRC/tests/lib/counting.sh"
 refused_line() { # DESCRIPTION WANT_RC TEXT...: failed with WANT_RC, one line holding each TEXT
     local what=$1 want=$2 t
     shift 2
