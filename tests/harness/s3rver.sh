@@ -20,21 +20,44 @@ s3rver_start() {
         echo "s3rver_start: $bin is missing: run scripts/install-deps.sh" >&2
         return 1
     fi
-    [ -n "$port" ] || port=$(harness_free_port) || return 1
+    local fixed=$port attempt
     mkdir -p "$dir/s3rver"
-    NODE_OPTIONS="${NODE_OPTIONS:-} --openssl-legacy-provider" "$bin" --directory "$dir/s3rver" --port "$port" --address 127.0.0.1 --silent \
-        --configure-bucket "$bucket" >"$dir/s3rver.log" 2>&1 &
-    S3RVER_PID=$!
     harness_on_exit s3rver_stop
-    if ! harness_wait_port "$port" 30; then
-        cat "$dir/s3rver.log" >&2
-        return 1
-    fi
+    # A free port can be taken by another program before s3rver binds it: then another.
+    for attempt in 1 2 3; do
+        [ -n "$fixed" ] || port=$(harness_free_port) || return 1
+        NODE_OPTIONS="${NODE_OPTIONS:-} --openssl-legacy-provider" "$bin" --directory "$dir/s3rver" --port "$port" --address 127.0.0.1 --silent \
+            --configure-bucket "$bucket" >"$dir/s3rver.log" 2>&1 &
+        S3RVER_PID=$!
+        s3rver_wait "$port" && break
+        s3rver_stop
+        if [ -n "$fixed" ] || [ "$attempt" = 3 ] || ! grep -q EADDRINUSE "$dir/s3rver.log"; then
+            cat "$dir/s3rver.log" >&2
+            return 1
+        fi
+    done
     export S3RVER_PID S3RVER_PORT=$port
     export S3RVER_ENDPOINT="http://127.0.0.1:$port"
     export S3RVER_URL="s3:http://127.0.0.1:$port/$bucket"
     export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_DEFAULT_REGION=us-east-1
     unset AWS_SESSION_TOKEN
+}
+
+# s3rver_wait PORT: until the s3rver just started accepts on PORT (0), or it has exited
+# or 30 s went by (1). Not harness_wait_port: a program that took the port first could be
+# what accepts.
+s3rver_wait() {
+    local port=$1 i
+    for i in $(seq 1 300); do
+        kill -0 "$S3RVER_PID" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            kill -0 "$S3RVER_PID" 2>/dev/null && return 0
+            return 1
+        fi
+        sleep 0.1
+    done
+    echo "harness: s3rver does not listen on 127.0.0.1:$port after 30 s" >&2
+    return 1
 }
 
 s3rver_stop() {
