@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Backup and restore throughput of the same data to a local repository, to S3 (s3rver)
-# and to SFTP (OpenSSH's sshd), both on loopback, in one run.
+# Backup and restore throughput of the same data to a local repository, to S3 (s3rver),
+# to SFTP (OpenSSH's sshd) and to `permafrost serve --append-only` behind the same sshd
+# (ssh://, a forced command, as README's "Protecting backups" sets it up), all on
+# loopback, in one run.
 #
 #   bench/offsite.sh [SIZE_MIB]
 #
@@ -23,7 +25,7 @@
 # with permafrost: on loopback, the server's CPU is part of the cost.
 #
 # Environment: BENCH_RUNS (default 1) repeats everything and reports medians;
-# BENCH_TARGETS (default "local s3 sftp"); BENCH_CONNECTIONS sets --connections for the
+# BENCH_TARGETS (default "local s3 sftp ssh"); BENCH_CONNECTIONS sets --connections for the
 # remote targets (default: the driver's default, 4); BENCH_FLOOR=0 skips the floors; PERMAFROST (binary, default
 # ./permafrost); BENCH_WORK (default bench/work-offsite; replaced); BENCH_KEEP=1 keeps it;
 # BENCH_DROP_CACHES=1 drops the page cache before every step (root only);
@@ -36,7 +38,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 size_mib=${1:-${BENCH_SIZE_MIB:-1024}}
 work=${BENCH_WORK:-$here/work-offsite}
-targets=${BENCH_TARGETS:-local s3 sftp}
+targets=${BENCH_TARGETS:-local s3 sftp ssh}
 PF=${PERMAFROST:-./permafrost}
 case "$PF" in /*) ;; *) PF=$PWD/$PF ;; esac
 runs=${BENCH_RUNS:-1}
@@ -106,7 +108,8 @@ for t in $targets; do
             s3rver_stop
             [ $i = 3 ] && die "cannot start s3rver: $(tail -3 "$work/s3/s3rver.log")"
         done ;;
-    sftp)
+    sftp | ssh)
+        [ -n "${SSHD_PORT:-}" ] && continue
         for i in 1 2 3; do
             sshd_start "$work/sshd" >/dev/null 2>&1 && break
             sshd_stop
@@ -114,8 +117,14 @@ for t in $targets; do
         done
         mkdir -p "$work/home/.ssh"
         cp "$SSHD_KNOWN_HOSTS" "$work/home/.ssh/known_hosts"
+        # ssh://: a second key whose forced command is the append-only server.
+        ssh-keygen -q -t ed25519 -N '' -C serve -f "$work/serve_key"
+        mkdir -p "$SSHD_ROOT/serve"
+        echo "command=\"$PF serve --append-only --restrict-to-path $SSHD_ROOT/serve\",restrict $(cat "$work/serve_key.pub")" \
+            >>"$SSHD_DIR/authorized_keys"
+        export PERMAFROST_SSH="ssh -F /dev/null -o IdentitiesOnly=yes -i $work/serve_key -o UserKnownHostsFile=$SSHD_KNOWN_HOSTS -o StrictHostKeyChecking=yes"
         ;;
-    *) die "unknown target $t (local, s3, sftp)" ;;
+    *) die "unknown target $t (local, s3, sftp, ssh)" ;;
     esac
 done
 
@@ -124,6 +133,7 @@ url() {
     local) echo "$work/local-repo" ;;
     s3) echo "$S3RVER_URL/repo" ;;
     sftp) echo "$SSHD_URL/repo" ;;
+    ssh) echo "ssh://$(id -un)@127.0.0.1:$SSHD_PORT$SSHD_ROOT/serve/repo" ;;
     esac
 }
 wipe_repo() {
@@ -131,6 +141,7 @@ wipe_repo() {
     local) rm -rf "$work/local-repo" ;;
     s3) rm -rf "$work/s3/s3rver/bench/repo" ;;
     sftp) rm -rf "$SSHD_ROOT/repo" ;;
+    ssh) rm -rf "$SSHD_ROOT/serve/repo" ;;
     esac
     rm -rf "$PERMAFROST_CACHE_DIR"
 }
@@ -175,7 +186,7 @@ server_ticks() {
     local pids=""
     case ${1%-floor} in
     s3) pids=$S3RVER_PID ;;
-    sftp) pids="$SSHD_PID $(ps -o pid= --ppid "$SSHD_PID" | tr '\n' ' ')"
+    sftp | ssh) pids="$SSHD_PID $(ps -o pid= --ppid "$SSHD_PID" | tr '\n' ' ')"
         for p in $(ps -o pid= --ppid "$SSHD_PID"); do pids="$pids $(ps -o pid= --ppid "$p" | tr '\n' ' ')"; done ;;
     *) echo 0; return ;;
     esac
@@ -217,10 +228,13 @@ for run in $(seq 1 "$runs"); do
     for t in $targets; do
         wipe_repo "$t"
         u=$(url "$t")
-        HOME=$work/home "$PF" --repo "$u" --ssh-key "${SSHD_KEY:-/dev/null}" init >"$work/$t.init.log" 2>&1 ||
+        # ssh:// authenticates with the serve key of PERMAFROST_SSH, not sftp's.
+        kopt=(--ssh-key "${SSHD_KEY:-/dev/null}")
+        [ "$t" = ssh ] && kopt=()
+        HOME=$work/home "$PF" --repo "$u" "${kopt[@]}" init >"$work/$t.init.log" 2>&1 ||
             die "$t init failed: $(tail -n 5 "$work/$t.init.log")"
         sync
-        step "$t" backup "$PF" --repo "$u" --ssh-key "${SSHD_KEY:-/dev/null}" "${conn[@]}" -q backup "$data"
+        step "$t" backup "$PF" --repo "$u" "${kopt[@]}" "${conn[@]}" -q backup "$data"
         rm -rf "$work/restore"
         sync
         order="restore"
@@ -232,7 +246,7 @@ for run in $(seq 1 "$runs"); do
             [ "$what" = restore ] || bin=$before
             rm -rf "$work/restore"
             sync
-            step "$t" "$what" "$bin" --repo "$u" --ssh-key "${SSHD_KEY:-/dev/null}" "${conn[@]}" -q restore latest --target "$work/restore"
+            step "$t" "$what" "$bin" --repo "$u" "${kopt[@]}" "${conn[@]}" -q restore latest --target "$work/restore"
             got=$(du -sb "$work/restore/data" | cut -f1)
             [ "$got" = "$total" ] || die "$t restored $got bytes, expected $total ($what)"
             cmp -s "$data/large/1.bin" "$work/restore/data/large/1.bin" || die "$t: restored large/1.bin differs ($what)"
