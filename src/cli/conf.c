@@ -42,7 +42,7 @@ const pf_conf_key pf_conf_keys[] = {
     {"pg_fresh_dump", PF_CONF_BOOL, 0, 0, "backup --live --fresh-dump",
      "always run pg_dump, even when the database has not changed since the last backup"},
     {"pg_dump_jobs", PF_CONF_INT, 1, 64, "backup --live --pg-dump-jobs",
-     "parallel pg_dump -Fd -j N for a big database, stored file by file (default 1: one "
+     "parallel pg_dump -Fd -j N for a big database, into TMPDIR (default 1: one "
      "stream, nothing on disk)"},
     {"host", PF_CONF_BOOL, 0, 0, "",
      "keep the machine's files (/etc/letsencrypt, the nginx site, the mastodon-* units, the "

@@ -12,9 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <pthread.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -667,31 +665,6 @@ static void dir_room(PGconn *conn, int jobs, uint64_t *at_once, uint64_t *all)
     PQclear(r);
 }
 
-typedef struct dir_runner {
-    pf_exec_opts eo;
-    int rc;
-    pf_err err;
-    int done_fd; /* written once pg_dump has exited */
-} dir_runner;
-
-static void *dir_runner_main(void *arg)
-{
-    dir_runner *d = arg;
-    d->rc = pf_exec_run(&d->eo, NULL, &d->err);
-    char one = 1;
-    if (write(d->done_fd, &one, 1) < 0) {
-        /* the reader polls for it; nothing else to tell */
-    }
-    return NULL;
-}
-
-/* The table of contents is written, and blobs.toc appended to, by pg_dump's leader: they
- * are taken only after it has exited. */
-static bool written_last(const char *name)
-{
-    return !strcmp(name, "toc.dat") || !strcmp(name, "blobs.toc");
-}
-
 static int hand_over(const pf_pg_dump_opts *o, const char *dir, const char *name, pf_err *err)
 {
     char path[PATH_MAX];
@@ -729,24 +702,20 @@ static int dump_dir(const pf_pg_conn *c, PGconn *conn, const envlist *env, const
     dir_room(conn, o->jobs, &at_once, &all);
     struct statvfs vfs;
     uint64_t avail = statvfs(base, &vfs) == 0 ? (uint64_t)vfs.f_bavail * vfs.f_frsize : 0;
-    pf_info("postgres: pg_dump -Fd -j %d into %s: needs %.1f MiB there (the %d largest tables "
-            "at once), %.1f MiB at worst (the whole database, if storing falls behind); %.1f MiB "
-            "free",
-            o->jobs, base, (double)at_once / (1 << 20), o->jobs, (double)all / (1 << 20),
-            (double)avail / (1 << 20));
-    if (avail < at_once)
+    (void)at_once;
+    pf_info("postgres: pg_dump -Fd -j %d into %s: needs %.1f MiB there (the whole database, "
+            "stored once pg_dump has ended); %.1f MiB free",
+            o->jobs, base, (double)all / (1 << 20), (double)avail / (1 << 20));
+    if (avail < all)
         return pf_err_set(err, PF_EIO,
                           "%s has %.1f MiB free, pg_dump -Fd -j %d needs %.1f MiB: free room, set "
                           "TMPDIR elsewhere, or pg_dump_jobs = 1 (one stream, nothing on disk)",
-                          base, (double)avail / (1 << 20), o->jobs, (double)at_once / (1 << 20));
+                          base, (double)avail / (1 << 20), o->jobs, (double)all / (1 << 20));
     char dir[PATH_MAX], jobs[32];
     snprintf(dir, sizeof dir, "%s/permafrost-pgdump-XXXXXX", base);
     if (!mkdtemp(dir))
         return pf_err_sys(err, PF_EIO, "cannot create a temporary directory in %s", base);
-    int rc = -1, ifd = -1, pfd[2] = {-1, -1};
-    bool started = false;
-    pthread_t th;
-    dir_runner d = {.done_fd = -1};
+    int rc = -1;
     if (c->os_user) {
         struct passwd *pw = getpwnam(c->os_user);
         if (!pw || chown(dir, pw->pw_uid, pw->pw_gid) < 0) {
@@ -754,68 +723,23 @@ static int dump_dir(const pf_pg_conn *c, PGconn *conn, const envlist *env, const
             goto out;
         }
     }
-    ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (ifd < 0 || inotify_add_watch(ifd, dir, IN_CLOSE_WRITE) < 0 || pipe2(pfd, O_CLOEXEC) < 0) {
-        pf_err_sys(err, PF_EIO, "cannot watch %s", dir);
-        goto out;
-    }
+    /* The files are stored once pg_dump has exited, not as each is closed: pg_dump may write
+     * a table file it has closed once again (a second IN_CLOSE_WRITE of one file was seen),
+     * and only its exit says that every file is whole. */
     snprintf(jobs, sizeof jobs, "--jobs=%d", o->jobs);
     const char *argv[] = {info->pg_dump, "--format=directory", "-Z0", jobs, "-f", dir, snaparg,
                           NULL};
-    d.eo = (pf_exec_opts){.argv = argv,
-                          .env = (const char *const *)env->item,
-                          .user = c->os_user,
-                          .cwd = "/",
-                          .name = "pg_dump"};
-    d.done_fd = pfd[1];
-    if (pthread_create(&th, NULL, dir_runner_main, &d) != 0) {
-        pf_err_set(err, PF_EGENERIC, "cannot start a thread for pg_dump");
+    pf_exec_opts eo = {.argv = argv,
+                       .env = (const char *const *)env->item,
+                       .user = c->os_user,
+                       .cwd = "/",
+                       .name = "pg_dump"};
+    if (pf_exec_run(&eo, NULL, err) < 0)
         goto out;
-    }
-    started = true;
-    int failed = 0;
-    pf_err ferr = {0};
-    for (bool exited = false; !exited;) {
-        struct pollfd p[2] = {{.fd = ifd, .events = POLLIN}, {.fd = pfd[0], .events = POLLIN}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
-            break;
-        exited = p[1].revents != 0;
-        char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-        ssize_t n;
-        while ((n = read(ifd, buf, sizeof buf)) > 0) {
-            for (char *q = buf; q < buf + n;) {
-                struct inotify_event *ev = (struct inotify_event *)q;
-                q += sizeof *ev + ev->len;
-                if (!ev->len || failed || written_last(ev->name))
-                    continue;
-                /* Stored while pg_dump goes on: a storing error waits for it to end. */
-                if (hand_over(o, dir, ev->name, &ferr) < 0)
-                    failed = 1;
-            }
-        }
-    }
-    pthread_join(th, NULL);
-    started = false;
-    if (d.rc < 0) {
-        *err = d.err;
-        goto out;
-    }
-    if (failed) {
-        *err = ferr;
-        goto out;
-    }
     if (hand_over_rest(o, dir, err) < 0)
         goto out;
     rc = 0;
 out:
-    if (started)
-        pthread_join(th, NULL);
-    if (ifd >= 0)
-        close(ifd);
-    if (pfd[0] >= 0)
-        close(pfd[0]);
-    if (pfd[1] >= 0)
-        close(pfd[1]);
     remove_tree(dir);
     return rc;
 }
