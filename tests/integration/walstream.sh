@@ -97,6 +97,14 @@ wait_for() { # SECONDS CMD...: until CMD succeeds, bounded
 in_repo() { [ -f "$W/repo/wal/${1:0:8}/$1" ]; }
 streamed_of() { ls "$W/repo/wal/${1:0:8}/" 2>/dev/null | grep "^$1\.[0-9A-F]\{8\}\.partial$" | sort | tail -1; }
 has_streamed() { [ -n "$(streamed_of "$1")" ]; }
+# streamed_through SEG BYTES: the repository holds SEG whole, or a streamed partial of at
+# least its first BYTES (a partial stored before the commit waited for is not enough).
+streamed_through() {
+    local p
+    in_repo "$1" && return 0
+    p=$(streamed_of "$1")
+    [ -n "$p" ] && [ $((16#$(echo "$p" | cut -d. -f2))) -ge "$2" ]
+}
 
 say stream
 start_stream "$W/stream1.log" "$CONN"
@@ -172,7 +180,8 @@ archived=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["components"]
 [ "$archived" = True ] || fail "the standby backup's end WAL did not reach the repository: $(cat "$W/b.err")"
 q "insert into t (state) values ('F')"
 seg=$(q "select pg_walfile_name(pg_current_wal_insert_lsn())")
-wait_for 10 has_streamed "$seg" || fail "F's commit did not reach the repository"
+off=$(q "select (pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % (select setting::bigint from pg_settings where name = 'wal_segment_size')")
+wait_for 10 streamed_through "$seg" "$off" || fail "F's commit did not reach the repository"
 mkdir -m 700 "$W/r1"
 harness_chown_pg "$W/r1"
 port=$(harness_free_port)
