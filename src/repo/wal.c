@@ -972,7 +972,8 @@ int pf_wal_check(pf_repo *r, void (*mark)(const uint8_t id[PF_ID_LEN], void *ctx
             res->segments++;
         }
     }
-    qsort(segs, nsegs, sizeof *segs, seg_cmp);
+    if (nsegs)
+        qsort(segs, nsegs, sizeof *segs, seg_cmp);
     if (load_forks(r, nc.names, nc.n, per, &forks, &nforks)) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto out;
@@ -1090,7 +1091,8 @@ int pf_wal_expire(pf_repo *r, bool dry_run, uint64_t *removed, pf_err *err)
         goto out;
     }
     /* Sorted, a segment comes right before its streamed partials, shortest first. */
-    qsort(nc.names, nc.n, sizeof *nc.names, name_cmp);
+    if (nc.n) /* qsort of NULL is undefined, even for no elements */
+        qsort(nc.names, nc.n, sizeof *nc.names, name_cmp);
     for (size_t i = 0; i < nc.n; i++) {
         const char *name = nc.names[i];
         if (pf_wal_name_kind(name) == PF_WAL_HISTORY)
