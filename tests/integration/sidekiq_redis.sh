@@ -29,7 +29,7 @@ mastodon_blank "$T/new"
 mkdir -p "$T/new/sk"
 redis-server --port "$SK_PORT" --bind 127.0.0.1 --dir "$T/new/sk" --daemonize yes \
     --pidfile "$T/new/sk/pid" --save '' >/dev/null
-harness_on_exit sh -c "kill \$(cat '$T/new/sk/pid') 2>/dev/null || true"
+harness_on_exit "kill \$(cat '$T/new/sk/pid') 2>/dev/null || true"
 for _ in $(seq 50); do redis-cli -p "$SK_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 . "$T/new/mastodon.env"
 . "$T/new/pg.env"
