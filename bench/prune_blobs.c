@@ -2,15 +2,14 @@
  *
  *   PERMAFROST_PASSWORD=... prune_blobs REPO N [BATCHES [BLOB_BYTES [FILES_PER_DIR]]]
  *
- * Writes N distinct data blobs of BLOB_BYTES (default 64, at most 65536) straight through the saver (what a backup of N
- * small files stores, without N files on disk), in BATCHES savers one after the other
- * (default 1; each writes its own index files, as that many backups would), then, in the
- * same run, one snapshot whose
- * tree "blobs/dNNNNN/fNNNNNNN" holds every other one as a file (the archiver's streams:
- * each file is one chunk, found already stored). So the repository has N data blobs, half
- * of them used, spread evenly over every pack: a prune has to rewrite every pack.
- * Uses only the library (build/libpf.a): the repository is opened, locked and committed
- * the way `permafrost backup` does it. */
+ * Writes N distinct data blobs of BLOB_BYTES (default 64, at most 65536) straight through the saver
+ * (what a backup of N small files stores, without N files on disk), in BATCHES savers one after the
+ * other (default 1; each writes its own index files, as that many backups would), then, in the same
+ * run, one snapshot whose tree "blobs/dNNNNN/fNNNNNNN" holds every other one as a file (the
+ * archiver's streams: each file is one chunk, found already stored). So the repository has N data
+ * blobs, half of them used, spread evenly over every pack: a prune has to rewrite every pack. Uses
+ * only the library (build/libpf.a): the repository is opened, locked and committed the way
+ * `permafrost backup` does it. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +20,6 @@
 #include "repo/backup_run.h"
 #include "repo/pack.h"
 #include "repo/saver.h"
-
 
 static uint64_t splitmix64(uint64_t *s)
 {
@@ -141,8 +139,7 @@ int main(int argc, char **argv)
             goto out;
         }
         content(i, buf, blob_len);
-        if (pf_sink_write(sink, buf, blob_len, &err) ||
-            pf_archive_stream_end(b.arch, sink, &err)) {
+        if (pf_sink_write(sink, buf, blob_len, &err) || pf_archive_stream_end(b.arch, sink, &err)) {
             die(&err, "file");
             goto out;
         }
