@@ -27,42 +27,7 @@ export PERMAFROST_CACHE_DIR=$T/cache
 REPO=$T/repo
 L=$T/log
 mkdir -p "$L"
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
-run() {
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -"${1:-15}"; }
-rc_is() {
-    if [ "$RC" = "$1" ]; then ok "$2"; else
-        fail "$2: exit $RC, wanted $1"
-        show
-    fi
-}
-has() {
-    if grep -qF -- "$2" "$OUT" "$ERR"; then ok "$1"; else
-        fail "$1: no \"$2\" in"
-        show 10
-    fi
-}
-same() {
-    if diff -u "$2" "$3" >"$T/diff"; then ok "$1"; else
-        fail "$1"
-        sed 's/^/     | /' "$T/diff" | head -30
-    fi
-}
+. "$SRC/tests/lib/counting.sh"
 # the last snapshot's field: snap EXPR (EXPR indexes s, the snapshot's JSON)
 snap() {
     "$PF" --repo "$REPO" --json snapshots 2>/dev/null |
