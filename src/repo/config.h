@@ -32,7 +32,7 @@
 #define PF_CONFIG_MAC_MSG_LEN 56
 
 typedef struct pf_repo_config {
-    int version;                /* PF_CONFIG_V1 or PF_CONFIG_V2 */
+    int version;                /* PF_CONFIG_V1, V2 or V3 */
     char id[2 * PF_ID_LEN + 1]; /* repository id, 64 lower-case hex digits */
     uint32_t chunk_min, chunk_avg, chunk_max;
     /* Target pack size. Format 1: a value outside [1 MiB, 1 GiB] or a missing one reads as

@@ -16,7 +16,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     pf_err err = {0};
     if (pf_config_parse(data, size, &c, &err))
         return 0;
-    if ((c.version != PF_CONFIG_V1 && c.version != PF_CONFIG_V2) || !pf_name_is_id(c.id))
+    if ((c.version != PF_CONFIG_V1 && c.version != PF_CONFIG_V2 && c.version != PF_CONFIG_V3) ||
+        !pf_name_is_id(c.id))
         abort();
     uint32_t avg = c.chunk_avg;
     if (!(c.chunk_min >= 64 && c.chunk_min < avg && avg < c.chunk_max &&
@@ -31,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     free(text);
     uint8_t master[PF_KEY_LEN] = {0}, other[PF_KEY_LEN] = {1};
-    c.version = PF_CONFIG_V2;
+    if (c.version == PF_CONFIG_V1)
+        c.version = PF_CONFIG_V2;
     if (pf_config_mac(master, &c, c.mac, &err) || pf_config_verify(master, &c, &err) ||
         !pf_config_verify(other, &c, &err))
         abort();
