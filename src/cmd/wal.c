@@ -247,7 +247,8 @@ int cmd_wal_push(pf_cmd_ctx *c)
         return pf_cli_fail(&err);
     dir_of(path, wal_dir, sizeof wal_dir);
     snprintf(status_dir, sizeof status_dir, "%s/archive_status", wal_dir);
-    int dfd = batch > 1 ? pf_wal_ready_open(wal_dir, false) : -1;
+    /* Consulted whatever --batch says: an entry is only ever trusted for what it proves. */
+    int dfd = pf_wal_ready_open(wal_dir, false);
     if (dfd >= 0 && spool_vouches(dfd, name, &data)) {
         pf_debug("%s was stored with the segments before it", name);
         close(dfd);

@@ -4,6 +4,10 @@
 #   push      the same file twice succeeds, other bytes under its name are refused (exit 6,
 #             one line naming it), wal-fetch gives the bytes back, a name never archived
 #             is exit 1; the second push derives no key (the cached key opened it)
+#   batch     a pg_wal with a backlog of .ready segments: one call stores the file and the
+#             ready segments after it (--batch N), the next call for one of them returns 0
+#             from the spool without the key or a write; an entry whose file's bytes or
+#             repository object do not match is not trusted; stale entries are swept
 #   archive   pg_switch_wal(): the segment is in the repository within a bounded wait,
 #             byte for byte the server's
 #   offline   the repository unreachable: archiving fails, PostgreSQL keeps the segment
@@ -17,7 +21,7 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
 PF=${PERMAFROST:-$PWD/permafrost}
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
-PARTS=${WAL_PARTS:-push archive offline kill prune}
+PARTS=${WAL_PARTS:-push batch archive offline kill prune}
 . "$HARNESS/pg.sh"
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-wal.XXXXXX")
@@ -122,6 +126,88 @@ if has push; then
     rm "$W/repo/wal/0000000F/$M"
     # Timeline 15 was made up: out of the way of the server's real segments below.
     rm -r "$W/repo/wal/0000000F"
+fi
+
+if has batch; then
+    say batch
+    # A pg_wal of our own, shaped as PostgreSQL leaves it with a backlog: segments and
+    # their archive_status/*.ready files (timeline 0E, which the server never uses).
+    B=$W/files/b/pg_wal
+    harness_as_owner mkdir -p "$B/archive_status"
+    seg() { echo 0000000E00000000000000$1; }
+    for i in 01 02 03 04 05 06; do
+        wal_file "b/pg_wal/$(seg $i)" 1
+        harness_as_owner touch "$B/archive_status/$(seg $i).ready"
+    done
+    pf wal-push --batch 4 "$B/$(seg 01)"
+    for i in 01 02 03 04; do
+        [ -f "$W/repo/wal/0000000E/$(seg $i)" ] || fail "batch: $(seg $i) not stored with $(seg 01)"
+    done
+    [ ! -e "$W/repo/wal/0000000E/$(seg 05)" ] || fail "batch: more files than --batch 4 pushed"
+    spool=$(ls -d "$W/kc/wal-ready/"*)
+    [ "$(ls "$spool" | sort | tr '\n' ' ')" = "$(seg 02) $(seg 03) $(seg 04) " ] ||
+        fail "batch: spool holds $(ls "$spool")"
+    [ "$(stat -c %a "$spool")" = 700 ] && [ "$(stat -c %a "$spool/$(seg 02)")" = 600 ] ||
+        fail "batch: spool modes $(stat -c %a "$spool" "$spool/$(seg 02)")"
+    # The next call needs neither the key nor a write: with no cached key and a wrong
+    # passphrase, only the spool's check can let it succeed.
+    mv "$W/kc" "$W/kc.away"
+    mkdir -m 700 "$W/kc"
+    harness_chown_pg "$W/kc"
+    mv "$W/kc.away/wal-ready" "$W/kc/"
+    cp "$W/pass" "$W/pass.good"
+    printf 'not-the-passphrase\n' >"$W/pass"
+    find "$W/repo" -type f | sort >"$W/files.before"
+    harness_as_owner mv "$B/archive_status/$(seg 01).ready" "$B/archive_status/$(seg 01).done"
+    pf -v wal-push "$B/$(seg 02)" 2>"$W/err" || fail "batch: the call for $(seg 02): $(cat "$W/err")"
+    grep -q "stored with the segments before it" "$W/err" || fail "batch: $(cat "$W/err")"
+    find "$W/repo" -type f | sort | cmp -s - "$W/files.before" || fail "batch: the call for $(seg 02) wrote to the repository"
+    [ ! -e "$spool/$(seg 02)" ] || fail "batch: the entry of $(seg 02) was not used up"
+    ok "--batch 4: the 3 ready segments after the first stored in the same run; the call for the next returned 0 from the spool (no key, nothing written)"
+
+    # Other bytes under a name the spool vouches for: the entry is not trusted, the push
+    # is refused as any push of other bytes is.
+    harness_as_owner sh -c "printf X | dd of='$B/$(seg 03)' bs=1 seek=5000 conv=notrunc 2>/dev/null"
+    cp "$W/pass.good" "$W/pass"
+    rc=0
+    pf wal-push --batch 1 "$B/$(seg 03)" 2>"$W/err" || rc=$?
+    [ "$rc" = 6 ] && grep -q "already archived with other content" "$W/err" ||
+        fail "batch: changed bytes under a spooled name: exit $rc ($(cat "$W/err"))"
+    [ ! -e "$spool/$(seg 03)" ] || fail "batch: the entry that did not match is still there"
+    # The object the entry names is gone (removed by hand): the entry is not trusted, the
+    # file is stored again.
+    rm "$W/repo/wal/0000000E/$(seg 04)"
+    pf wal-push --batch 1 "$B/$(seg 04)" 2>"$W/err" || fail "batch: $(seg 04) after its object was removed: $(cat "$W/err")"
+    [ -f "$W/repo/wal/0000000E/$(seg 04)" ] || fail "batch: $(seg 04) not stored again"
+    [ -z "$(ls "$spool")" ] || fail "batch: entries left: $(ls "$spool")"
+    ok "a spool entry is not trusted when the file's bytes or the repository's object do not match"
+
+    # The default batch takes every ready segment after the file; the entry of one that
+    # stops being .ready (archived some other way) is swept by the next batch; --batch 1
+    # pushes only its file.
+    for i in 01 02 03 04; do
+        harness_as_owner rm -f "$B/archive_status/$(seg $i).ready"
+    done
+    pf wal-push "$B/$(seg 05)"
+    [ -f "$W/repo/wal/0000000E/$(seg 06)" ] && [ -f "$spool/$(seg 06)" ] ||
+        fail "batch: the default batch did not store and note $(seg 06)"
+    harness_as_owner rm "$B/archive_status/$(seg 05).ready" "$B/archive_status/$(seg 06).ready"
+    for i in 07 08; do
+        wal_file "b/pg_wal/$(seg $i)" 1
+        harness_as_owner touch "$B/archive_status/$(seg $i).ready"
+    done
+    pf wal-push --batch 1 "$B/$(seg 07)"
+    [ ! -e "$W/repo/wal/0000000E/$(seg 08)" ] || fail "batch: --batch 1 pushed $(seg 08)"
+    harness_as_owner rm "$B/archive_status/$(seg 07).ready"
+    pf wal-push "$B/$(seg 08)"
+    [ -z "$(ls "$spool")" ] || fail "batch: the entry of $(seg 06), no longer ready, was not swept: $(ls "$spool")"
+    for i in 01 02 04 05 06 07 08; do
+        pf wal-fetch "$(seg $i)" "$W/files/f" && cmp -s "$W/files/f" "$B/$(seg $i)" ||
+            fail "batch: $(seg $i) fetched differs"
+    done
+    pf check >"$W/check.out" 2>&1 || fail "batch: check: $(cat "$W/check.out")"
+    ok "the default batch stores the ready segments after its file; --batch 1 only its file; stale entries swept; all fetch back byte for byte, check passes"
+    rm -r "$W/repo/wal/0000000E"
 fi
 
 if has archive || has offline; then
