@@ -16,15 +16,17 @@
 #   permafrost        wal-push %p (the default batch of 8)
 #   permafrost-b1     wal-push --batch 1 %p (one segment per call, no spool)
 #   pgbackrest        archive-push %p
+#   pgbackrest-l1     archive-push --compress-level=1 %p (the zstd level permafrost's WAL
+#                     uses, for a like-for-like comparison)
 #   pgbackrest-async  archive-push with archive-async (its background pusher is not under
 #                     /usr/bin/time: its CPU and RSS are not counted, its time is)
-# Settings chosen for comparability: permafrost's defaults (zstd level 3, AES-256-GCM);
+# Settings chosen for comparability: permafrost's defaults (WAL at zstd level 1, AES-256-GCM);
 # pgBackRest compress-type=zst, compress-level=3, repo1-cipher-type=aes-256-cbc,
 # process-max=2. Prints the raw lines (WORKDIR/results.tsv) and a Markdown table of medians
 # and ratios.
 #
 # Environment: PERMAFROST (binary, default ./permafrost), BENCH_SCALE (10), BENCH_RUNS (3),
-# BENCH_BACKLOG_SEGMENTS (24), BENCH_TOOLS (the four above), BENCH_KEEP=1 keeps WORKDIR.
+# BENCH_BACKLOG_SEGMENTS (24), BENCH_TOOLS (the five above), BENCH_KEEP=1 keeps WORKDIR.
 # Needs root (the cluster runs as postgres), pgbackrest and /usr/bin/time.
 set -euo pipefail
 
@@ -39,7 +41,7 @@ case "$W" in /*) ;; *) W=$PWD/$W ;; esac
 SCALE=${BENCH_SCALE:-10}
 RUNS=${BENCH_RUNS:-3}
 BACKLOG=${BENCH_BACKLOG_SEGMENTS:-24}
-TOOLS=${BENCH_TOOLS:-permafrost permafrost-b1 pgbackrest pgbackrest-async}
+TOOLS=${BENCH_TOOLS:-permafrost permafrost-b1 pgbackrest pgbackrest-l1 pgbackrest-async}
 PGBIN=$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null || true)
 
 die() {
@@ -126,6 +128,7 @@ archive_cmd() { # TOOL RUN
     permafrost) echo "$t $W/pf wal-push %p" ;;
     permafrost-b1) echo "$t $W/pf wal-push --batch 1 %p" ;;
     pgbackrest) echo "$t $W/pgbackrest archive-push %p" ;;
+    pgbackrest-l1) echo "$t $W/pgbackrest --compress-level=1 archive-push %p" ;;
     pgbackrest-async) echo "$t $W/pgbackrest --archive-async archive-push %p" ;;
     both) echo "$W/pf wal-push --batch 1 %p && $W/pgbackrest archive-push %p" ;;
     esac

@@ -91,6 +91,13 @@ typedef struct pf_wal_batch_file {
  * Returns -1 only when the batch as a whole failed (the saver, the store): then every file
  * not already archived has rc -1 with that error. Otherwise each file's rc says. */
 int pf_wal_push_batch(pf_repo *r, pf_wal_batch_file *files, size_t n, int workers, pf_err *err);
+/* What a batch compresses and packs with (docs/DECISIONS.md, "WAL at zstd level 1"): the
+ * archiver waits on every push while pg_wal fills, WAL is kept only for the PITR window,
+ * and level 1 costs a quarter less CPU than 3 for a few per cent more bytes; packs of at
+ * most 4 MiB hold a few segments each, so that a batch's buffers stay small and prune
+ * frees expired WAL in whole packs. */
+#define PF_WAL_ZSTD_LEVEL 1
+#define PF_WAL_PACK_SIZE (4u << 20)
 /* Stores the first n bytes of segment (24 hex) of seg_size bytes as the streamed partial
  * named by its length (pf_wal_streamed_name), as pf_wal_push stores a file. Chunks r->index
  * already holds are named, not stored again: seed it with pf_wal_remember. */
