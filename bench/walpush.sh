@@ -227,8 +227,13 @@ EOF
     done
 done
 set_archive ""
-# Both archives hold what was pushed: permafrost's is checked whole.
-as_pg "$W/pf" check >"$W/check.log" 2>&1 || { cat "$W/check.log"; die "permafrost check failed"; }
+# permafrost's repository holds only the drains it served: check may name those gaps and
+# nothing else.
+as_pg "$W/pf" check >"$W/check.log" 2>&1 || true
+if grep '^error:' "$W/check.log" | grep -qv '^error: WAL gap on timeline'; then
+    cat "$W/check.log"
+    die "permafrost check found damage"
+fi
 
 say "done"
 cat "$R"
