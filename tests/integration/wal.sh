@@ -12,8 +12,9 @@
 #             byte for byte the server's
 #   offline   the repository unreachable: archiving fails, PostgreSQL keeps the segment
 #             (.ready) and retries; once it is back the segment arrives
-#   kill      kill -9 at several moments of a wal-push: the repository has the file whole
-#             or not at all, check finds no damage, a new push completes it
+#   kill      kill -9 at several moments of a wal-push (and of a batch): the repository has
+#             each file whole or not at all (and no spool entry for one it lacks), check
+#             finds no damage, a new push completes it
 #   prune     prune keeps every archived file fetchable
 # WAL_PARTS="push kill" runs some parts only.
 set -eEuo pipefail
@@ -308,6 +309,51 @@ if has kill; then
     kpf wal-fetch $K "$W/k.out"
     cmp "$W/k.src" "$W/k.out" || fail "push after the kills: not whole"
     ok "kill -9 during wal-push leaves the file whole or absent, never half; check passes"
+
+    # The same during a batch: every object there is whole, every spool entry names one.
+    KB=$W/kb/pg_wal
+    mkdir -p "$KB/archive_status"
+    for i in 1 2 3 4; do
+        head -c $((8 * 1048576)) /dev/urandom >"$KB/0000000F00000000000000B$i"
+        touch "$KB/archive_status/0000000F00000000000000B$i.ready"
+    done
+    # "objects": as soon as the first object is there, while the others are written.
+    for at in 0.1s 0.5s objects; do
+        rm -rf "$W/krepo/wal/0000000F" "$W/kkc/wal-ready"
+        env "${KENV[@]}" "$PF" wal-push "$KB/0000000F00000000000000B1" &
+        BG=$!
+        if [ "$at" = objects ]; then
+            for ((i = 0; i < 6000; i++)); do
+                [ -f "$W/krepo/wal/0000000F/0000000F00000000000000B1" ] || ! kill -0 "$BG" 2>/dev/null && break
+                sleep 0.01
+            done
+        else
+            sleep "${at%s}"
+        fi
+        kill -9 "$BG" 2>/dev/null || true
+        wait "$BG" 2>/dev/null || true
+        BG=
+        stored=0
+        for i in 1 2 3 4; do
+            K=0000000F00000000000000B$i
+            if [ -f "$W/krepo/wal/0000000F/$K" ]; then
+                kpf wal-fetch $K "$W/k.out" && cmp -s "$KB/$K" "$W/k.out" ||
+                    fail "batch killed at ${at}: $K is not whole"
+                stored=$((stored + 1))
+            elif [ -n "$(ls "$W/kkc/wal-ready/"*/$K 2>/dev/null)" ]; then
+                fail "batch killed at ${at}: a spool entry for $K, which is not stored"
+            fi
+        done
+        kpf check >"$W/check.out" 2>&1 || fail "batch killed at ${at}: check: $(cat "$W/check.out")"
+        echo "batch killed at ${at}: $stored of 4 stored"
+    done
+    kpf wal-push "$KB/0000000F00000000000000B1"
+    for i in 2 3 4; do
+        kpf wal-push "$KB/0000000F00000000000000B$i"
+        kpf wal-fetch 0000000F00000000000000B$i "$W/k.out" && cmp -s "$KB/0000000F00000000000000B$i" "$W/k.out" ||
+            fail "batch after the kills: B$i not whole"
+    done
+    ok "kill -9 during a batch leaves each file whole or absent and no spool entry for an absent one; check passes"
 fi
 
 if has prune; then
