@@ -8,6 +8,9 @@
 #   stop      SIGTERM: exit 0, and what arrived before it is stored; while it is down the
 #             slot keeps the WAL, and a restart resumes at the repository's newest segment
 #             with nothing missing (check finds no gap)
+#   reconnect the walsender is terminated, then the server restarts, under the running
+#             receiver: it connects again by itself and later commits reach the repository
+#             with no gap; a refused password exits 12 without retrying
 #   replica   a streaming standby of the primary: backup --pg-physical against the standby
 #             (its end segment in the repository through wal-stream's partial), restored
 #             to latest: it recovers and promotes with the rows committed on the primary
@@ -164,6 +167,52 @@ wait_for 30 in_repo "$seg3" || fail "after a restart, $seg3 (completed while dow
 grep -q "streaming timeline 1 from" "$W/stream2.log" || fail "no start line"
 pf check >"$W/check.out" 2>&1 || fail "check after the restart: $(cat "$W/check.out")"
 ok "SIGTERM stored up to $held and exited 0; restarted, it caught up with $seg3; no gap"
+
+say reconnect
+# The walsender is killed, then the server restarts, under the running receiver: it says
+# so, connects again by itself (no exit, no systemd), and commits made afterwards reach the
+# repository; check finds no gap. A refused password is no reason to try again: exit 12.
+q "create table u (id serial primary key, at timestamptz default clock_timestamp())"
+walsender() { q "select pid from pg_stat_replication where application_name = 'permafrost-wal-stream'"; }
+streams_in() { grep -c "streaming timeline 1 from" "$1" || true; }
+# through_commit: the repository holds the WAL up to the last commit (whole or streamed)
+through_commit() {
+    local seg off
+    seg=$(q "select pg_walfile_name(pg_current_wal_insert_lsn())")
+    off=$(q "select (pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % 16777216")
+    wait_for 20 streamed_through "$seg" "$off"
+}
+wait_for 20 test -n "$(walsender)" || fail "no walsender for the receiver"
+n0=$(streams_in "$W/stream2.log")
+q "select pg_terminate_backend($(walsender))" >/dev/null
+wait_for 20 grep -q "connecting again in 1 s (attempt 1)" "$W/stream2.log" ||
+    fail "no reconnect line after the walsender was terminated"
+streamed_again() { [ "$(streams_in "$W/stream2.log")" -gt "$n0" ]; }
+wait_for 30 streamed_again || fail "the receiver did not stream again after the walsender was terminated"
+kill -0 "$STREAM_PID" || fail "wal-stream exited when its walsender was terminated"
+q "insert into u default values"
+through_commit || fail "a commit after the reconnect did not reach the repository"
+n1=$(streams_in "$W/stream2.log")
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/db/pg" -m fast -w restart >/dev/null
+restreamed() { [ "$(streams_in "$W/stream2.log")" -gt "$n1" ]; }
+wait_for 40 restreamed || fail "the receiver did not stream again after the server restarted"
+kill -0 "$STREAM_PID" || fail "wal-stream exited when the server restarted"
+q "insert into u default values"
+through_commit || fail "a commit after the server's restart did not reach the repository"
+seg=$(q "select pg_walfile_name(pg_current_wal_insert_lsn())")
+q "select pg_switch_wal()" >/dev/null
+wait_for 30 in_repo "$seg" || fail "$seg did not arrive whole after the restart"
+pf wal-fetch "$seg" "$W/out/seg.reconnect"
+cmp -s "$W/db/pg/pg_wal/$seg" "$W/out/seg.reconnect" || fail "$seg differs from the server's after the reconnects"
+pf check >"$W/check.out" 2>&1 || fail "check after the reconnects: $(cat "$W/check.out")"
+attempts=$(grep -c "connecting again in" "$W/stream2.log")
+rc=0
+timeout 60 "$W/pf" wal-stream --pg-conninfo "host=127.0.0.1 port=$PG_PORT user=$PG_SUPERUSER password=wrong" \
+    >"$W/streamauth.log" 2>&1 || rc=$?
+[ "$rc" = 12 ] || fail "wal-stream with a wrong password exited $rc, wanted 12 (refused): $(cat "$W/streamauth.log")"
+grep -q "password authentication failed" "$W/streamauth.log" && ! grep -q "connecting again" "$W/streamauth.log" ||
+    fail "a refused password: $(cat "$W/streamauth.log")"
+ok "walsender terminated, then the server restarted: the receiver connected again ($attempts attempts logged), later commits and $seg reached the repository, no gap; a wrong password exits 12 at once"
 
 say replica
 pg_start_standby "$W/sb" "$W/db"
