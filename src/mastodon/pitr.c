@@ -185,10 +185,10 @@ cJSON *pf_mastodon_pitr_json(const pf_mastodon_restored *m, int64_t to_ns)
     add_time(r, "time", m->rest_ns);
     /* Positive: secrets, Redis and media are that much older than the database. */
     if (at)
-        cJSON_AddNumberToObject(r, "older_than_database_s",
+        cJSON_AddNumberToObject(r, "older_than_database_seconds",
                                 (double)((at - m->rest_ns) / 1000000) / 1000);
     else
-        cJSON_AddNullToObject(r, "older_than_database_s");
+        cJSON_AddNullToObject(r, "older_than_database_seconds");
     cJSON_AddNumberToObject(j, "wal_gaps", m->gaps);
     return j;
 }

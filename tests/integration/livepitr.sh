@@ -182,12 +182,14 @@ assert t(p["reached"]) >= int(c_at), (p["reached"], c_at)
 assert p["base_backup"]["snapshot"] == backup_id, (p["base_backup"], backup_id)
 assert t(p["base_backup"]["ended"]) <= t(p["reached"]), p
 assert d["snapshot"] == p["rest"]["snapshot"] == backup_id, (d["snapshot"], p["rest"])
-stale = p["rest"]["older_than_database_s"]
+stale = p["rest"]["older_than_database_seconds"]
 assert abs(stale - (t(p["reached"]) - t(p["rest"]["time"]))) < 1.001, p
 assert stale > 0 and p["data_dir"] == data_dir and p["wal_gaps"] == 0, p
 print(f"reached {p['reached']}, rest {stale:.0f} s older")
 PY
-ok "--to latest recovers every archived row: $states; --json: $(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["pitr"]; print(p["target"], p["reached"], p["base_backup"]["snapshot"][:8], p["rest"]["older_than_database_s"])' "$W/out.txt")"
+python3 "$PF_SRC/tests/lib/check_json.py" "$PF_SRC/docs/JSON.md" restore "$W/out.txt" >/dev/null ||
+    fail "the restore's JSON does not match docs/JSON.md: $(python3 "$PF_SRC/tests/lib/check_json.py" "$PF_SRC/docs/JSON.md" restore "$W/out.txt" 2>&1)"
+ok "--to latest recovers every archived row: $states; --json: $(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["pitr"]; print(p["target"], p["reached"], p["base_backup"]["snapshot"][:8], p["rest"]["older_than_database_seconds"])' "$W/out.txt")"
 
 say root
 # As on a real server: restore run by root, with a passphrase file, config and repository

@@ -4,7 +4,8 @@
 #   stream    a physical slot is created; a switched segment arrives whole, byte for byte the
 #             server's, under the name wal-push gives it; a commit in the segment still
 #             being written arrives within seconds as a streamed partial; wal-fetch of that
-#             segment gives the partial padded to the segment size; check passes
+#             segment gives the partial padded to the segment size; check passes;
+#             snapshots and status name the newest point as segment + bytes, partial
 #   stop      SIGTERM: exit 0, and what arrived before it is stored; while it is down the
 #             slot keeps the WAL, and a restart resumes at the repository's newest segment
 #             with nothing missing (check finds no gap)
@@ -135,6 +136,19 @@ pf check >"$W/check.out" 2>&1 || fail "check: $(cat "$W/check.out")"
 # status's RPO point is the streamed part, not the older whole segment.
 newest=$(pf --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["wal"]["newest_segment"])')
 case "$newest" in "$seg2".*.partial) ;; *) fail "status names $newest as the newest point, not a part of $seg2" ;; esac
+# ... and snapshots and status say how far into it (at least as far: the receiver may store
+# a longer part meanwhile), and that it is partial.
+newest_bytes=$((16#$(echo "$newest" | cut -d. -f2)))
+pf snapshots >"$W/snaps.out" 2>&1
+said=$(sed -n "s/^WAL archived up to segment $seg2 + \([0-9]*\) bytes, a streamed partial (pushed .*/\1/p" "$W/snaps.out")
+[ -n "$said" ] && [ "$said" -ge "$newest_bytes" ] ||
+    fail "snapshots does not say the newest point is $newest_bytes+ bytes into $seg2, partial: $(tail -2 "$W/snaps.out")"
+pf --json status | python3 -c "
+import json, sys
+w = json.load(sys.stdin)['wal']
+assert w['partial'] is True and w['partial_bytes'] >= $newest_bytes, w
+assert w['partial_bytes'] == int(w['newest_segment'].split('.')[1], 16), w
+" || fail "status --json does not say the newest point is partial, $newest_bytes+ bytes"
 ok "slot created; $seg arrived whole and exact; $part (a commit's segment, $n bytes) within seconds, fetched padded"
 
 say stop
