@@ -56,6 +56,7 @@ typedef struct stream {
     char last[PF_WAL_NAME_MAX + 1];
     uint64_t flushed; /* everything before it is durable in the repository */
     double interval;
+    bool started; /* the server accepted START_REPLICATION in this session */
 } stream;
 
 static void seg_name(const stream *s, char out[25])
@@ -257,6 +258,7 @@ static int stream_timeline(stream *s, uint32_t *tli, uint64_t *lsn, bool *ended,
         s->flushed = s->seg_start;
     if (pf_walrecv_start(s->w, s->slot, *tli, s->seg_start, err))
         return -1;
+    s->started = true;
     char at[24];
     pf_lsn_format(s->seg_start, at);
     pf_info("streaming timeline %u from %s%s%s", *tli, at, s->slot ? " through slot " : "",
@@ -370,14 +372,14 @@ static int stream_timeline(stream *s, uint32_t *tli, uint64_t *lsn, bool *ended,
 
 /* One connection's worth: connects, reads the slot, stores the history files and streams,
  * following timeline switches, until a stop is asked for (0) or something fails (-1).
- * *streamed says whether streaming began, which resets the caller's backoff. */
-static int session(stream *s, const char *conninfo, bool *streamed, pf_err *err)
+ * s->started says whether the server began streaming, which resets the caller's backoff. */
+static int session(stream *s, const char *conninfo, pf_err *err)
 {
     pf_walrecv_info info;
     uint64_t restart_lsn = 0, lsn;
     uint32_t restart_tli = 0, tli;
     bool created = false, ended;
-    *streamed = false;
+    s->started = false;
     if (!(s->w = pf_walrecv_connect(conninfo, &info, err)) ||
         pf_walrecv_slot(s->w, s->slot, &restart_lsn, &restart_tli, &created, err))
         goto fail;
@@ -399,7 +401,6 @@ static int session(stream *s, const char *conninfo, bool *streamed, pf_err *err)
         goto fail;
     bool retried = false;
     while (!stop_requested) {
-        *streamed = true;
         if (stream_timeline(s, &tli, &lsn, &ended, err)) {
             if (!retried && s->have == 0 && strstr(err->msg, "has already been removed")) {
                 /* The server recycled WAL that never reached the repository (no slot then,
@@ -481,15 +482,14 @@ int cmd_wal_stream(pf_cmd_ctx *c)
      * once streaming resumes. */
     unsigned attempt = 0;
     for (;;) {
-        bool streamed;
-        if (session(&s, conninfo, &streamed, &err) == 0)
+        if (session(&s, conninfo, &err) == 0)
             break;
         if (!worth_retrying(&err) || stop_requested) {
             pf_err_prefix(&err, "wal-stream");
             rc = pf_cli_fail(&err);
             break;
         }
-        if (streamed)
+        if (s.started)
             attempt = 0;
         attempt++;
         double wait = attempt > 5 ? RECONNECT_MAX_S : (double)(1u << (attempt - 1));

@@ -86,15 +86,23 @@ static int fail(pf_walrecv *w, int code, const char *what, pf_err *err)
     return pf_err_set(err, code, "%s: %s", what, msg);
 }
 
-/* What a server's error means to a caller that would try again: classes 08 (connection
- * exception), 53 (too many connections) and 57 (shutdown, "starting up") pass, as do 55006
- * (the slot still held by the walsender of a connection just lost, until it exits) and a
- * broken connection; anything else the server refused. */
+/* Whether a SQLSTATE says that trying again later may work: classes 08 (connection
+ * exception), 53 (too many connections, out of memory) but 53400 (max_replication_slots
+ * reached: no slot until someone changes the configuration) and 57 (shutting down,
+ * starting up), and 55006 (the slot still held by the walsender of a connection just
+ * lost, until that one exits). */
+static bool transient_state(const char *st)
+{
+    return !strncmp(st, "08", 2) || (!strncmp(st, "53", 2) && strcmp(st, "53400")) ||
+           !strncmp(st, "57", 2) || !strcmp(st, "55006");
+}
+
+/* What a server's error means to a caller that would try again: a broken connection or a
+ * transient state is PF_ECONN; anything else the server refused. */
 static int code_of(pf_walrecv *w, const PGresult *res)
 {
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (PQstatus(w->c) != CONNECTION_OK || (st && (!strncmp(st, "08", 2) || !strncmp(st, "53", 2) ||
-                                                   !strncmp(st, "57", 2) || !strcmp(st, "55006"))))
+    if (PQstatus(w->c) != CONNECTION_OK || (st && transient_state(st)))
         return PF_ECONN;
     return PF_ECOMPONENT;
 }
@@ -186,8 +194,7 @@ static PGconn *connect_classified(const char *const *keys, const char *const *va
     int code = PF_ECONN;
     if (PQconnectionNeedsPassword(c) || !strncmp(state, "28", 2) || !strcmp(state, "42501"))
         code = PF_EAUTH;
-    else if (*state && strncmp(state, "08", 2) && strncmp(state, "53", 2) &&
-             strncmp(state, "57", 2))
+    else if (*state && !transient_state(state))
         code = PF_ECOMPONENT;
     if (timed_out)
         pf_err_set(err, code, "cannot connect: no answer within %d s", CONNECT_TIMEOUT_MS / 1000);
