@@ -11,7 +11,8 @@
 #             with nothing missing (check finds no gap)
 #   reconnect the walsender is terminated, then the server restarts, under the running
 #             receiver: it connects again by itself and later commits reach the repository
-#             with no gap; a refused password exits 12 without retrying
+#             with no gap; a refused password exits 12 without retrying, as does a slot
+#             that cannot be created
 #   replica   a streaming standby of the primary: backup --pg-physical against the standby
 #             (its end segment in the repository through wal-stream's partial), restored
 #             to latest: it recovers and promotes with the rows committed on the primary
@@ -226,7 +227,16 @@ timeout 60 "$W/pf" wal-stream --pg-conninfo "host=127.0.0.1 port=$PG_PORT user=$
 [ "$rc" = 12 ] || fail "wal-stream with a wrong password exited $rc, wanted 12 (refused): $(cat "$W/streamauth.log")"
 grep -q "password authentication failed" "$W/streamauth.log" && ! grep -q "connecting again" "$W/streamauth.log" ||
     fail "a refused password: $(cat "$W/streamauth.log")"
-ok "walsender terminated, then the server restarted: the receiver connected again ($attempts attempts logged), later commits and $seg reached the repository, no gap; a wrong password exits 12 at once"
+# No slot can be created (max_replication_slots reached): no retry either.
+free=$(q "select current_setting('max_replication_slots')::int - count(*) from pg_replication_slots")
+for ((i = 0; i < free; i++)); do q "select pg_create_physical_replication_slot('filler_$i')" >/dev/null; done
+rc=0
+timeout 60 "$W/pf" wal-stream --pg-conninfo "$CONN" --slot no_room >"$W/streamslot.log" 2>&1 || rc=$?
+for ((i = 0; i < free; i++)); do q "select pg_drop_replication_slot('filler_$i')" >/dev/null; done
+[ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "all replication slots are in use" "$W/streamslot.log" &&
+    ! grep -q "connecting again" "$W/streamslot.log" ||
+    fail "wal-stream without room for its slot: exit $rc: $(cat "$W/streamslot.log")"
+ok "walsender terminated, then the server restarted: the receiver connected again ($attempts attempts logged), later commits and $seg reached the repository, no gap; a wrong password exits 12 at once, no room for a slot exits $rc"
 
 say replica
 pg_start_standby "$W/sb" "$W/db"
