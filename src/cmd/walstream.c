@@ -501,10 +501,12 @@ int cmd_wal_stream(pf_cmd_ctx *c)
         if (stop_requested)
             break;
     }
-    if (rc == PF_EXIT_OK) {
+    if (rc == PF_EXIT_OK && s.flushed) {
         char at[24];
         pf_lsn_format(s.flushed, at);
         pf_info("stopped: the repository holds the WAL up to %s", at);
+    } else if (rc == PF_EXIT_OK) {
+        pf_info("stopped before the server streamed anything");
     }
     free(s.buf);
     return rc;

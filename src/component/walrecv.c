@@ -178,6 +178,8 @@ static PGconn *connect_classified(const char *const *keys, const char *const *va
             continue;
         }
         if (!strncmp(p, "FATAL:  ", 8) && sqlstate_at(p + 8)) {
+            if (n + 8 >= sizeof msg)
+                break;
             memcpy(msg + n, p, 8);
             n += 8;
             if (!*state)
