@@ -23,6 +23,7 @@
  * written once, so this only matters for retries and locks. */
 #include "store/store.h"
 #include "common/alloc.h"
+#include "common/log.h"
 #include "store/internal.h"
 
 #include <errno.h>
@@ -494,6 +495,85 @@ static int authenticate(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
                       tl ? tried : "no key: none of ~/.ssh/id_ed25519, id_ecdsa, id_rsa exists");
 }
 
+/* The transport's algorithms: only ciphers and MACs without known weaknesses (no CBC, RC4,
+ * 3DES, Blowfish, CAST, MD5, RIPEMD or SHA-1), cheapest first. libssh2 (1.10 and later)
+ * decrypts and encrypts every cipher one 16-byte block per libcrypto call, whatever the
+ * cipher, so that call's fixed cost, not the rounds, makes most of an SFTP transfer's
+ * client CPU (bench/RESULTS.md, "SFTP throughput"); aes128-ctr is the cheapest of the
+ * counter modes it has (it has no AEAD: no aes-gcm, no chacha20-poly1305). The MAC hashes
+ * each packet once in bulk; SHA-256 has SHA-NI on current x86 CPUs and is ahead of
+ * SHA-512. Compression stays off: what permafrost sends is compressed and encrypted
+ * already. Key exchange and host key algorithms are left as libssh2 and
+ * restrict_host_keys() set them. */
+static const struct {
+    int method;
+    const char *prefs, *what;
+} transport_prefs[] = {
+    {LIBSSH2_METHOD_CRYPT_CS, "aes128-ctr,aes256-ctr,aes192-ctr", "cipher"},
+    {LIBSSH2_METHOD_CRYPT_SC, "aes128-ctr,aes256-ctr,aes192-ctr", "cipher"},
+    {LIBSSH2_METHOD_MAC_CS, "hmac-sha2-256,hmac-sha2-512", "MAC"},
+    {LIBSSH2_METHOD_MAC_SC, "hmac-sha2-256,hmac-sha2-512", "MAC"},
+    {LIBSSH2_METHOD_COMP_CS, "none", "compression"},
+    {LIBSSH2_METHOD_COMP_SC, "none", "compression"},
+};
+
+static int set_transport_prefs(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
+{
+    for (size_t i = 0; i < sizeof transport_prefs / sizeof transport_prefs[0]; i++) {
+        if (libssh2_session_method_pref(ssh, transport_prefs[i].method, transport_prefs[i].prefs) !=
+            0)
+            return pf_err_set(err, PF_EIO,
+                              "cannot connect to %s: this libssh2 offers no %s of %s: %s", s->host,
+                              transport_prefs[i].what, transport_prefs[i].prefs, ssh_msg(ssh));
+    }
+    return 0;
+}
+
+/* What the handshake chose, for -v (and for benchmarks: which cipher a transfer paid for). */
+static void log_transport(const sftp_store *s, LIBSSH2_SESSION *ssh)
+{
+    const char *cs = libssh2_session_methods(ssh, LIBSSH2_METHOD_CRYPT_CS);
+    const char *sc = libssh2_session_methods(ssh, LIBSSH2_METHOD_CRYPT_SC);
+    const char *mcs = libssh2_session_methods(ssh, LIBSSH2_METHOD_MAC_CS);
+    const char *msc = libssh2_session_methods(ssh, LIBSSH2_METHOD_MAC_SC);
+    const char *kex = libssh2_session_methods(ssh, LIBSSH2_METHOD_KEX);
+    pf_debug("sftp: session to %s port %d: key exchange %s, cipher %s / %s, MAC %s / %s "
+             "(sent / received)",
+             s->host, s->port, kex ? kex : "?", cs ? cs : "?", sc ? sc : "?", mcs ? mcs : "?",
+             msc ? msc : "?");
+}
+
+/* After a handshake that found no methods in common: were they the cipher or MAC (the
+ * server offers only what transport_prefs leaves out) rather than the host key? One more
+ * handshake with libssh2's own lists (and the same host key restriction) tells; it is
+ * closed at once, never authenticated nor used. On 1, `chosen` names what that handshake
+ * agreed on. */
+static int refused_transport(sftp_store *s, char *chosen, size_t cap)
+{
+    pf_err ignored = {0};
+    unsigned known = 0;
+    char kinds[96];
+    int weak = 0, fd = tcp_connect(s, &ignored);
+    if (fd < 0)
+        return 0;
+    LIBSSH2_SESSION *ssh = libssh2_session_init();
+    if (ssh) {
+        libssh2_session_set_blocking(ssh, 1);
+        libssh2_session_set_timeout(ssh, s->timeout * 1000);
+        if (restrict_host_keys(s, ssh, &known, kinds, sizeof kinds, &ignored) == 0 &&
+            libssh2_session_handshake(ssh, fd) == 0) {
+            const char *c = libssh2_session_methods(ssh, LIBSSH2_METHOD_CRYPT_SC);
+            const char *m = libssh2_session_methods(ssh, LIBSSH2_METHOD_MAC_SC);
+            snprintf(chosen, cap, "%s with %s", c ? c : "?", m ? m : "?");
+            weak = 1;
+        }
+        libssh2_session_disconnect(ssh, "bye");
+        libssh2_session_free(ssh);
+    }
+    close(fd);
+    return weak;
+}
+
 static int conn_open(sftp_store *s, conn *c, pf_err *err)
 {
     c->sock = tcp_connect(s, err);
@@ -506,11 +586,23 @@ static int conn_open(sftp_store *s, conn *c, pf_err *err)
     }
     libssh2_session_set_blocking(c->ssh, 1);
     libssh2_session_set_timeout(c->ssh, s->timeout * 1000);
+    if (set_transport_prefs(s, c->ssh, err) < 0)
+        goto fail;
     unsigned known = 0;
     char kinds[96];
     if (restrict_host_keys(s, c->ssh, &known, kinds, sizeof kinds, err) < 0)
         goto fail;
     if (libssh2_session_handshake(c->ssh, c->sock) != 0) {
+        char chosen[128];
+        if (libssh2_session_last_errno(c->ssh) == LIBSSH2_ERROR_KEX_FAILURE &&
+            refused_transport(s, chosen, sizeof chosen)) {
+            pf_err_set(err, PF_EAUTH,
+                       "SSH server %s port %d offers only ciphers or MACs that permafrost "
+                       "refuses as weak (it would have used %s): enable aes128-ctr or "
+                       "aes256-ctr and hmac-sha2-256 or hmac-sha2-512 on the server",
+                       s->host, s->port, chosen);
+            goto fail;
+        }
         if (known && libssh2_session_last_errno(c->ssh) == LIBSSH2_ERROR_KEX_FAILURE) {
             pf_err_set(err, PF_EAUTH,
                        "SSH server %s port %d shows no host key of the kind %s records for it "
@@ -526,6 +618,7 @@ static int conn_open(sftp_store *s, conn *c, pf_err *err)
     }
     if (check_host_key(s, c->ssh, err) < 0 || authenticate(s, c->ssh, err) < 0)
         goto fail;
+    log_transport(s, c->ssh);
     c->sftp = libssh2_sftp_init(c->ssh);
     if (!c->sftp) {
         int e = libssh2_session_last_errno(c->ssh);
