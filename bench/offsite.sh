@@ -269,6 +269,16 @@ for run in $(seq 1 "$runs"); do
     done
 done
 
+# What the SFTP sessions negotiated (cipher and MAC decide most of libssh2's CPU per byte).
+sftp_algs=""
+case " $targets " in *" sftp "*)
+    wipe_repo sftp
+    HOME=$work/home "$PF" --repo "$(url sftp)" --ssh-key "$SSHD_KEY" init >/dev/null 2>&1 &&
+        sftp_algs=$(HOME=$work/home "$PF" --repo "$(url sftp)" --ssh-key "$SSHD_KEY" -v snapshots 2>&1 |
+            sed -n 's/^permafrost: sftp: session to [^:]*: //p' | head -1)
+    wipe_repo sftp ;;
+esac
+
 # --- the table ----------------------------------------------------------------------------
 python3 - "$results" "$total_mib" "$targets $floors" "$before" <<'EOF'
 import statistics, sys
@@ -336,4 +346,4 @@ echo
 echo "data: $total_mib MiB of random bytes ($big_n x $big_mib MiB + $small_n x 1 MiB); $(nproc) cores;" \
     "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); permafrost $("$PF" --version | cut -d' ' -f2);" \
     "connections: ${BENCH_CONNECTIONS:-default}; s3rver $(node -p 'require(process.argv[1]).version' "$root/build/node/node_modules/s3rver/package.json" 2>/dev/null || echo '?');" \
-    "$(sshd -V 2>&1 | head -1 || true)"
+    "$(sshd -V 2>&1 | head -1 || true)"${sftp_algs:+; sftp: $sftp_algs}
