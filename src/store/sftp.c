@@ -524,14 +524,41 @@ static const struct {
     {LIBSSH2_METHOD_COMP_SC, "none", "compression"},
 };
 
+/* The names of `list` this libssh2 has for `method`, in list's order, into out ("" when
+ * none). libssh2_session_method_pref would drop the others itself, but 1.10 does it with an
+ * overlapping memcpy (undefined behaviour; AddressSanitizer aborts), so it only ever gets
+ * names it knows. */
+static void supported_only(LIBSSH2_SESSION *ssh, int method, const char *list, char *out,
+                           size_t cap)
+{
+    const char **algs = NULL;
+    int n = libssh2_session_supported_algs(ssh, method, &algs);
+    size_t ol = 0;
+    out[0] = 0;
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        for (int k = 0; k < n; k++) {
+            if (strlen(algs[k]) == len && !memcmp(algs[k], p, len) && ol + len + 2 <= cap) {
+                ol += (size_t)snprintf(out + ol, cap - ol, "%s%.*s", ol ? "," : "", (int)len, p);
+                break;
+            }
+        }
+        p += len + (comma != NULL);
+    }
+    if (n > 0 && algs)
+        libssh2_free(ssh, algs);
+}
+
 static int set_transport_prefs(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
 {
     for (size_t i = 0; i < sizeof transport_prefs / sizeof transport_prefs[0]; i++) {
-        if (libssh2_session_method_pref(ssh, transport_prefs[i].method, transport_prefs[i].prefs) !=
-            0)
-            return pf_err_set(err, PF_EIO,
-                              "cannot connect to %s: this libssh2 offers no %s of %s: %s", s->host,
-                              transport_prefs[i].what, transport_prefs[i].prefs, ssh_msg(ssh));
+        char prefs[256];
+        supported_only(ssh, transport_prefs[i].method, transport_prefs[i].prefs, prefs,
+                       sizeof prefs);
+        if (!prefs[0] || libssh2_session_method_pref(ssh, transport_prefs[i].method, prefs) != 0)
+            return pf_err_set(err, PF_EIO, "cannot connect to %s: this libssh2 offers no %s of %s",
+                              s->host, transport_prefs[i].what, transport_prefs[i].prefs);
     }
     return 0;
 }
