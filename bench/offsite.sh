@@ -320,7 +320,7 @@ for t in targets:
     print("| " + " | ".join(cells) + " |")
 if before:
     print()
-    print("Restore before/after (BENCH_BEFORE), same runs, medians; %% of local = remote MiB/s "
+    print("Restore before/after (BENCH_BEFORE), same runs, medians; % of local = remote MiB/s "
           "/ local MiB/s of the same binary:")
     print()
     print("| target | before s | before % of local | after s | after % of local | after / before "
@@ -340,7 +340,8 @@ if n > 1:
     print("Wall seconds of every run:")
     print()
     for step in ("backup", "restore") + (("restore-before",) if before else ()):
-        print("- %s: %s" % (step, "; ".join("%s %s" % (t, " ".join("%.2f" % r[0] for r in runs[(t, step)])) for t in targets)))
+        print("- %s: %s" % (step, "; ".join("%s %s" % (t, " ".join("%.2f" % r[0] for r in runs[(t, step)]))
+                                            for t in targets if (t, step) in runs)))
 EOF
 echo
 echo "data: $total_mib MiB of random bytes ($big_n x $big_mib MiB + $small_n x 1 MiB); $(nproc) cores;" \
