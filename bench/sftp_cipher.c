@@ -1,6 +1,6 @@
 /* What libssh2's transport costs per byte in libcrypto, against what the same cipher and
  * MAC cost when called in bulk: the bound of SFTP throughput (bench/RESULTS.md, "SFTP
- * throughput, engineer h6").
+ * throughput: what bounds it").
  *
  *   cc -O2 -o /tmp/sftp_cipher bench/sftp_cipher.c -lcrypto && /tmp/sftp_cipher [MIB]
  *

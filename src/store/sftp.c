@@ -501,8 +501,8 @@ static int authenticate(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
  * 1.11, the encrypt-then-MAC MACs) for servers that offer nothing else.
  * libssh2 (1.10, and 1.11 and master alike) decrypts and encrypts one 16-byte block per
  * libcrypto call whatever the cipher, so that call's fixed cost, not the cipher's rounds,
- * makes most of an SFTP transfer's extra client CPU (bench/RESULTS.md, "SFTP throughput,
- * engineer h6"); aes128-ctr is the cheapest counter mode, and stays first until an AEAD is
+ * makes most of an SFTP transfer's extra client CPU (bench/RESULTS.md, "SFTP throughput:
+ * what bounds it"); aes128-ctr is the cheapest counter mode, and stays first until an AEAD is
  * measured faster through libssh2. The MAC hashes each packet once, in bulk; SHA-256 has
  * SHA-NI on current x86 CPUs and is ahead of SHA-512. Compression stays off: what
  * permafrost sends is compressed and encrypted already. Key exchange and host key
