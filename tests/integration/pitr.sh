@@ -10,6 +10,8 @@
 #             A and B; after promotion it archives on timeline 2 (00000002.history arrives)
 #   latest    --to latest recovers every archived commit (A, B and C)
 #   timeline  recovery along timeline 2 fetches 00000002.history and follows the fork
+#   collector --pg-start waits for the promotion itself, not for a log line (a cluster
+#             with logging_collector on writes none where restore can read it)
 #   kill      kill -9 during a base backup: no snapshot, check passes, the next succeeds
 #   refuse    a non-empty target is refused (exit 6)
 #   gap       a deleted segment: check names it (exit 4) and the base backup it cuts
@@ -184,6 +186,25 @@ tli=$(pg_psql "$W/restored4" -Atc "select timeline_id from pg_control_checkpoint
 [ "$tli" -ge 3 ] || fail "recovery along timeline 2 should promote to timeline 3, is on $tli"
 ok "recovery follows the archived 00000002.history onto timeline 2: $states, now on timeline $tli"
 harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored4/pg" -m fast -w stop >/dev/null
+
+say collector
+# A cluster that logs through logging_collector writes nothing more to pg_ctl's -l file:
+# --pg-start still returns as soon as it has promoted, and not before (pg_is_in_recovery()
+# is false at once). Archiving off: this timeline stays out of the repository.
+mkdir -m 700 "$W/restored5" "$W/restored5/run"
+harness_chown_pg "$W/restored5" "$W/restored5/run"
+port=$(harness_free_port)
+printf 'PG_PORT=%s\nPG_BIN=%s\n' "$port" "$HARNESS_PGBIN" >"$W/restored5/pg.env"
+harness_on_exit "harness_as_owner '$HARNESS_PGBIN/pg_ctl' -D '$W/restored5/pg' -m immediate -w stop"
+PERMAFROST_PROMOTE_WAIT=120 pf restore "$id1" --pg-physical-target "$W/restored5/pg" --to "$target" --pg-start \
+    --pg-ctl-options "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$W/restored5/run -c fsync=off -c archive_mode=off -c logging_collector=on -c log_directory=$W/restored5/run" \
+    >"$W/r6.out" 2>&1 || fail "restore --pg-start with logging_collector: $(cat "$W/r6.out")"
+[ "$(pg_psql "$W/restored5" -Atc "select pg_is_in_recovery()")" = f ] ||
+    fail "restore --pg-start returned before the cluster promoted"
+states=$(pg_psql "$W/restored5" -Atc "select string_agg(state, '' order by id) from t")
+[ "$states" = ABB ] || fail "PITR with logging_collector gave states '$states', wanted ABB"
+ok "--pg-start with logging_collector: returned once promoted, states $states"
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored5/pg" -m fast -w stop >/dev/null
 
 say kill
 # kill -9 in the middle of a base backup: no snapshot, nothing damaged, the next one works.
