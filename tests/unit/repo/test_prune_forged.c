@@ -123,37 +123,57 @@ static void quiet(int level, const char *msg)
     (void)level, (void)msg;
 }
 
-static void test_forged_index_first(void **state)
+/* Six files of 150000 pseudo-random bytes each (xorshift from seed + i) in dir: enough
+ * for several packs. */
+static void write_files(const char *dir, uint32_t seed)
 {
-    (void)state;
-    pf_err err = {0};
-    char dir[] = "/tmp/pf-prune-forged-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    /* Files that need several packs. */
     for (int i = 0; i < 6; i++) {
         char path[256];
         snprintf(path, sizeof path, "%s/f%d", dir, i);
         FILE *f = fopen(path, "wb");
         assert_non_null(f);
-        uint32_t x = 2463534242u + (uint32_t)i;
+        uint32_t x = seed + (uint32_t)i;
         for (int j = 0; j < 150000; j++) {
             x ^= x << 13, x ^= x >> 17, x ^= x << 5;
             fputc((int)(x & 0xff), f);
         }
         fclose(f);
     }
-    pf_store *mem = pf_store_mem_new();
+}
+
+/* A repository on mem (listed in order) with small chunks and 256 KiB packs. */
+static pf_repo *small_repo(pf_store *mem)
+{
+    pf_err err = {0};
     pf_repo_init_opts io = {.chunk_min = 4096, .chunk_avg = 16384, .chunk_max = 65536};
     pf_repo *r = pf_repo_init(ordered(mem), "pw", &io, &err);
     assert_non_null(r);
     r->pack_size = 256 << 10;
+    return r;
+}
+
+static void backup(pf_repo *r, const char *dir)
+{
+    pf_err err = {0};
     pf_backup_run b = {0};
     pf_backup_opts bo = {.workers = 1, .program = "test"};
-    char *paths[] = {dir};
+    char *paths[] = {(char *)dir};
     assert_int_equal(pf_backup_begin(&b, r, &bo, NULL, paths, 1, &err), 0);
     assert_int_equal(pf_archive_path(b.arch, pf_archiver_root(b.arch), "src", dir, NULL, &err), 0);
     assert_int_equal(pf_backup_commit(&b, &err), 0);
     pf_backup_end(&b);
+}
+
+static void test_forged_index_first(void **state)
+{
+    (void)state;
+    pf_err err = {0};
+    char dir[] = "/tmp/pf-prune-forged-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    write_files(dir, 2463534242u);
+    pf_store *mem = pf_store_mem_new();
+    pf_repo *r = small_repo(mem);
+    backup(r, dir);
     int packs = count(mem, "data/");
     assert_true(packs >= 2);
 
@@ -266,18 +286,6 @@ static void genuine_blobs(pf_repo *r, pf_idset *out)
     pf_pack_list_free(&l);
 }
 
-static void backup(pf_repo *r, const char *dir)
-{
-    pf_err err = {0};
-    pf_backup_run b = {0};
-    pf_backup_opts bo = {.workers = 1, .program = "test"};
-    char *paths[] = {(char *)dir};
-    assert_int_equal(pf_backup_begin(&b, r, &bo, NULL, paths, 1, &err), 0);
-    assert_int_equal(pf_archive_path(b.arch, pf_archiver_root(b.arch), "src", dir, NULL, &err), 0);
-    assert_int_equal(pf_backup_commit(&b, &err), 0);
-    pf_backup_end(&b);
-}
-
 /* The rewrite: a pack with used and unused blobs is rewritten, and a used blob that a kept
  * pack holds is not copied again. An attacker's index file that claims every real blob for
  * a pack of garbage that only it lists made prune delete the only real copies (every
@@ -289,23 +297,9 @@ static void test_forged_kept_copy(void **state)
     pf_err err = {0};
     char dir[] = "/tmp/pf-prune-kept-XXXXXX";
     assert_non_null(mkdtemp(dir));
-    for (int i = 0; i < 6; i++) {
-        char path[256];
-        snprintf(path, sizeof path, "%s/f%d", dir, i);
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        uint32_t x = 91u + (uint32_t)i;
-        for (int j = 0; j < 150000; j++) {
-            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-            fputc((int)(x & 0xff), f);
-        }
-        fclose(f);
-    }
+    write_files(dir, 91u);
     pf_store *mem = pf_store_mem_new();
-    pf_repo_init_opts io = {.chunk_min = 4096, .chunk_avg = 16384, .chunk_max = 65536};
-    pf_repo *r = pf_repo_init(ordered(mem), "pw", &io, &err);
-    assert_non_null(r);
-    r->pack_size = 256 << 10;
+    pf_repo *r = small_repo(mem);
     backup(r, dir);
     struct ids first_snap = {0};
     assert_int_equal(pf_repo_list_objects(r, "snapshots", add_id, &first_snap, &err), 0);
