@@ -1413,6 +1413,34 @@ static void expected_peer(redisContext *ctx, char *out, size_t cap)
     snprintf(out, cap, "127.0.0.1");
 }
 
+/* The target cut the transfer: why, from what it says now. A client that re-pointed it
+ * meanwhile (REPLICAOF) shows as another master or none; still ours means it gave up by
+ * itself (repl-timeout, no room for the temporary RDB: its log says). Its data is as it
+ * was: a load replaces the dataset only once the whole RDB has arrived. */
+static void explain_cut(redisContext *ctx, const char *ip, int port, pf_err *err)
+{
+    char *rep = NULL, host[INET6_ADDRSTRLEN + 8] = "", mport[16] = "", ours[16];
+    pf_err ignored = {0};
+    if (err->code != PF_EIO || ctl_info(ctx, "replication", &rep, &ignored) < 0)
+        return;
+    info_field(rep, "master_host", host, sizeof host);
+    info_field(rep, "master_port", mport, sizeof mport);
+    free(rep);
+    snprintf(ours, sizeof ours, "%d", port);
+    if (!host[0])
+        pf_err_prefix(err, "the target stopped replicating during the load (REPLICAOF NO ONE from "
+                           "another client?); its data is as it was");
+    else if (strcmp(host, ip) != 0 || strcmp(mport, ours) != 0)
+        pf_err_prefix(err,
+                      "the target was pointed at another master (%s:%s) during the load "
+                      "(REPLICAOF from another client?); its data is as it was",
+                      host, mport);
+    else
+        pf_err_prefix(err, "the target dropped the transfer (its log says why: repl-timeout, no "
+                           "room for the temporary RDB?); its data is as it was, the load can be "
+                           "run again");
+}
+
 int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_redis_info *info,
                       pf_err *err)
 {
@@ -1540,8 +1568,10 @@ int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_r
         s.fd = -1;
     }
     int has_keys = -1;
-    if (send_payload(&s, psync, capa_eof, src, size, &has_keys, &info->rdb_bytes, err) < 0)
+    if (send_payload(&s, psync, capa_eof, src, size, &has_keys, &info->rdb_bytes, err) < 0) {
+        explain_cut(ctx, ip, port, err);
         goto out;
+    }
     if (wait_loaded(ctx, s.fd, err) < 0)
         goto out;
     r = ctl_cmd(ctx, PF_ECOMPONENT, err, "REPLICAOF NO ONE");

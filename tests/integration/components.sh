@@ -316,6 +316,43 @@ expect 0 "redis: a load into a server still loading its dump waits until it has 
     fail "redis: the load into the restarted server gave other data"
 redis_stop "$T/slow"
 
+# Another client re-points the target in the middle of a transfer: the load fails saying
+# so, and the target's data is as it was (nothing loaded). The RDB comes through a FIFO
+# that holds back all but its first 256 KiB until the REPLICAOF NO ONE is done.
+mkfifo "$T/cut.fifo"
+python3 - "$T/big.rdb" "$T/cut.fifo" "$T/cut.done" <<'PY' &
+import os, sys, time
+data = open(sys.argv[1], "rb").read()
+with open(sys.argv[2], "wb") as out:
+    out.write(data[:262144])
+    out.flush()
+    for _ in range(600):
+        if os.path.exists(sys.argv[3]):
+            break
+        time.sleep(0.05)
+    try:
+        out.write(data[262144:])
+    except BrokenPipeError:
+        pass
+PY
+feeder=$!
+PFCOMP_UNKNOWN_SIZE=1 "$PFCOMP" redis-load --port "$DST_REDISPORT" "$T/cut.fifo" >"$T/out" 2>"$T/err" &
+loader=$!
+for ((i = 0; i < 300; i++)); do
+    redis_cli "$T/dst" info replication | tr -d '\r' | grep -qx 'master_sync_in_progress:1' && break
+    sleep 0.05
+done
+redis_cli "$T/dst" replicaof no one >/dev/null
+touch "$T/cut.done"
+rc=0
+wait "$loader" || rc=$?
+wait "$feeder" 2>/dev/null || true
+[ "$rc" != 0 ] && ok "redis: a transfer cut by another client fails (exit $rc)" ||
+    fail "redis: a transfer cut by another client succeeded"
+has "redis: the failure says the target stopped replicating" "the target stopped replicating during the load"
+[ "$(redis_cli "$T/dst" dbsize)" = 0 ] && ok "redis: the cut transfer loaded nothing" ||
+    fail "redis: the cut transfer left $(redis_cli "$T/dst" dbsize) keys"
+
 # Passwords and ACL users.
 redis_start "$T/rpw" --pass 'r3dis pw!' --user nosync 'ns pw' '~*' '&*' '+@all' -sync -psync \
     --user nothing 'no pw' '~*' '+ping' '+info' >/dev/null
