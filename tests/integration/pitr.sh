@@ -24,6 +24,7 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 PF=${PERMAFROST:-$PWD/permafrost}
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 . "$HARNESS/pg.sh"
+. "$HARNESS/pfserver.sh"
 export TZ=UTC
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-pitr.XXXXXX")
@@ -40,25 +41,10 @@ fail() {
     exit 1
 }
 
-chmod 711 "$W"
-: >"$W/empty.conf"
-chmod 644 "$W/empty.conf"
-printf 'pitr-test-passphrase\n' >"$W/pass"
-cat >"$W/pf" <<EOF
-#!/bin/sh
-export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
-export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=30 TZ=UTC
-unset PERMAFROST_PASSWORD
-exec $W/permafrost "\$@"
-EOF
-chmod 755 "$W/pf"
-# The server's OS user runs the binary: a copy here, since the build tree may be in a home
-# it cannot enter (/root on a fresh machine is 0700).
-cp "$PF" "$W/permafrost"
-chmod 755 "$W/permafrost"
+pf_server_home "$W" pitr-test-passphrase
+pf_server_wrapper "$W" pf "$W/repo" PERMAFROST_LOCK_WAIT=30 TZ=UTC
 mkdir -m 700 "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
-harness_chown_pg "$W/pass" "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
-chmod 600 "$W/pass"
+harness_chown_pg "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
 pf() { harness_as_owner "$W/pf" "$@"; }
 pf init >/dev/null
 
@@ -209,8 +195,7 @@ harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored5/pg" -m fast -w stop >/
 say kill
 # kill -9 in the middle of a base backup: no snapshot, nothing damaged, the next one works.
 # Another cluster, so another repository (two clusters' WAL names would collide).
-sed "s|$W/repo|$W/repo2|" "$W/pf" >"$W/pf2"
-chmod 755 "$W/pf2"
+pf_server_wrapper "$W" pf2 "$W/repo2" PERMAFROST_LOCK_WAIT=30 TZ=UTC
 mkdir -m 700 "$W/repo2"
 harness_chown_pg "$W/repo2"
 pf2() { harness_as_owner "$W/pf2" "$@"; }
