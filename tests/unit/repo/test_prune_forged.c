@@ -164,16 +164,40 @@ static void backup(pf_repo *r, const char *dir)
     pf_backup_end(&b);
 }
 
+/* A directory of write_files(seed) backed up into a small_repo() on a memory store. */
+typedef struct fixture {
+    char dir[64];
+    pf_store *mem;
+    pf_repo *r;
+} fixture;
+
+static void fixture_up(fixture *fx, const char *name, uint32_t seed)
+{
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/pf-prune-%s-XXXXXX", name);
+    assert_non_null(mkdtemp(fx->dir));
+    write_files(fx->dir, seed);
+    fx->mem = pf_store_mem_new();
+    fx->r = small_repo(fx->mem);
+    backup(fx->r, fx->dir);
+}
+
+static void fixture_down(fixture *fx)
+{
+    pf_repo_free(fx->r);
+    pf_store_free(fx->mem);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_forged_index_first(void **state)
 {
     (void)state;
     pf_err err = {0};
-    char dir[] = "/tmp/pf-prune-forged-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    write_files(dir, 2463534242u);
-    pf_store *mem = pf_store_mem_new();
-    pf_repo *r = small_repo(mem);
-    backup(r, dir);
+    fixture fx;
+    fixture_up(&fx, "forged", 2463534242u);
+    pf_store *mem = fx.mem;
+    pf_repo *r = fx.r;
     int packs = count(mem, "data/");
     assert_true(packs >= 2);
 
@@ -217,11 +241,7 @@ static void test_forged_index_first(void **state)
     assert_int_equal(st.packs_deleted, 0);
     assert_int_equal(count(mem, "data/"), packs);
 
-    pf_repo_free(r);
-    pf_store_free(mem);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_down(&fx);
 }
 
 /* Every blob of the tree id reads back and matches its id; returns how many there are.
@@ -295,12 +315,11 @@ static void test_forged_kept_copy(void **state)
 {
     (void)state;
     pf_err err = {0};
-    char dir[] = "/tmp/pf-prune-kept-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    write_files(dir, 91u);
-    pf_store *mem = pf_store_mem_new();
-    pf_repo *r = small_repo(mem);
-    backup(r, dir);
+    fixture fx;
+    fixture_up(&fx, "kept", 91u);
+    pf_store *mem = fx.mem;
+    pf_repo *r = fx.r;
+    const char *dir = fx.dir;
     struct ids first_snap = {0};
     assert_int_equal(pf_repo_list_objects(r, "snapshots", add_id, &first_snap, &err), 0);
     /* The second snapshot keeps half of the files; the first is forgotten, so the packs
@@ -378,11 +397,7 @@ static void test_forged_kept_copy(void **state)
     pf_idset_free(&have);
     pf_idset_free(&used);
     pf_snapshot_free(&s);
-    pf_repo_free(r);
-    pf_store_free(mem);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_down(&fx);
 }
 
 int main(void)
