@@ -181,5 +181,10 @@ void pf_wal_print_newest(pf_repo *r)
     struct tm tm;
     if (ns && localtime_r(&t, &tm))
         strftime(when, sizeof when, "pushed %Y-%m-%d %H:%M:%S %z", &tm);
-    printf("WAL archived up to segment %s (%s)\n", newest, when);
+    /* wal-stream's streamed partial is a point inside its segment, not the segment. */
+    if (pf_wal_name_kind(newest) == PF_WAL_STREAMED)
+        printf("WAL archived up to segment %.24s + %lu bytes, a streamed partial (%s)\n", newest,
+               strtoul(newest + 25, NULL, 16), when);
+    else
+        printf("WAL archived up to segment %s (%s)\n", newest, when);
 }
