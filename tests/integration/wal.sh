@@ -24,6 +24,7 @@ PF=${PERMAFROST:-$PWD/permafrost}
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 PARTS=${WAL_PARTS:-push batch archive offline kill prune}
 . "$HARNESS/pg.sh"
+. "$HARNESS/pfserver.sh"
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-wal.XXXXXX")
 BG=
@@ -44,25 +45,9 @@ has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Everything the server's OS user runs goes through $W/pf, which carries the environment an
 # archive_command would get from a real setup (password file, repository, key cache).
-chmod 711 "$W"
-: >"$W/empty.conf"
-printf 'wal-test-passphrase\n' >"$W/pass"
-cat >"$W/pf" <<EOF
-#!/bin/sh
-export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
-export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=5
-unset PERMAFROST_PASSWORD
-exec $W/permafrost "\$@"
-EOF
-chmod 755 "$W/pf"
-# The server's OS user runs the binary: a copy here, since the build tree may be in a home
-# it cannot enter (/root on a fresh machine is 0700).
-cp "$PF" "$W/permafrost"
-chmod 755 "$W/permafrost"
-chmod 644 "$W/empty.conf"
 harness_as_owner true # fails early when the postgres user is missing
-harness_chown_pg "$W/pass"
-chmod 600 "$W/pass"
+pf_server_home "$W" wal-test-passphrase
+pf_server_wrapper "$W" pf "$W/repo" PERMAFROST_LOCK_WAIT=5
 mkdir "$W/repo" "$W/files" "$W/kc"
 chmod 700 "$W/kc"
 harness_chown_pg "$W/repo" "$W/files" "$W/kc"
