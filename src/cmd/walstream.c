@@ -59,6 +59,16 @@ typedef struct stream {
     bool started; /* the server accepted START_REPLICATION in this session */
 } stream;
 
+/* Sleeps up to secs, waking early for a stop. */
+static void pause_for(double secs)
+{
+    double until = pf_now() + secs;
+    while (!stop_requested && pf_now() < until) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static void seg_name(const stream *s, char out[25])
 {
     uint64_t segno = s->seg_start / s->seg_size, per = 0x100000000ull / s->seg_size;
@@ -327,10 +337,7 @@ static int stream_timeline(stream *s, uint32_t *tli, uint64_t *lsn, bool *ended,
                         return -1;
                     pf_warn("%s; trying again in %.0f s", err->msg, s->interval);
                     pf_err_clear(err);
-                    struct timespec ts = {
-                        (time_t)s->interval,
-                        (long)((s->interval - (double)(time_t)s->interval) * 1e9)};
-                    nanosleep(&ts, NULL);
+                    pause_for(s->interval);
                 }
                 begin_segment(s, s->seg_start + s->seg_size);
                 reply = true;
@@ -380,8 +387,13 @@ static int session(stream *s, const char *conninfo, pf_err *err)
     uint32_t restart_tli = 0, tli;
     bool created = false, ended;
     s->started = false;
-    if (!(s->w = pf_walrecv_connect(conninfo, &info, err)) ||
-        pf_walrecv_slot(s->w, s->slot, &restart_lsn, &restart_tli, &created, err))
+    if (!(s->w = pf_walrecv_connect(conninfo, &stop_requested, &info, err))) {
+        if (!stop_requested)
+            return -1;
+        pf_err_clear(err); /* a stop while connecting is a stop, not a failure */
+        return 0;
+    }
+    if (pf_walrecv_slot(s->w, s->slot, &restart_lsn, &restart_tli, &created, err))
         goto fail;
     if (created)
         pf_info("created the physical replication slot %s: the server keeps the WAL that has not "
@@ -439,16 +451,6 @@ static bool worth_retrying(const pf_err *err)
 {
     return err->code == PF_ECONN || err->code == PF_EIO || err->code == PF_ELOCKED ||
            err->retryable;
-}
-
-/* Sleeps up to secs, waking early for a stop. */
-static void pause_for(double secs)
-{
-    double until = pf_now() + secs;
-    while (!stop_requested && pf_now() < until) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
 }
 
 int cmd_wal_stream(pf_cmd_ctx *c)
