@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -67,6 +68,28 @@ static void pause_for(double secs)
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* The segment buffer is a mapping of its own: its pages are resident only once WAL was
+ * written into them, and are given back once the segment is stored whole, so that what
+ * wal-stream holds is the current segment's bytes so far, not always 16 MiB. */
+static uint8_t *buf_new(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void buf_release(stream *s)
+{
+    if (s->buf)
+        madvise(s->buf, s->seg_size, MADV_DONTNEED); /* reads as zeros again: have is 0 */
+}
+
+static void buf_free(stream *s)
+{
+    if (s->buf)
+        munmap(s->buf, s->seg_size);
+    s->buf = NULL;
 }
 
 static void seg_name(const stream *s, char out[25])
@@ -340,6 +363,7 @@ static int stream_timeline(stream *s, uint32_t *tli, uint64_t *lsn, bool *ended,
                     pause_for(s->interval);
                 }
                 begin_segment(s, s->seg_start + s->seg_size);
+                buf_release(s);
                 reply = true;
             }
         }
@@ -399,12 +423,10 @@ static int session(stream *s, const char *conninfo, pf_err *err)
         pf_info("created the physical replication slot %s: the server keeps the WAL that has not "
                 "reached the repository",
                 s->slot);
-    if (s->buf && s->seg_size != info.seg_size) {
-        free(s->buf);
-        s->buf = NULL;
-    }
+    if (s->buf && s->seg_size != info.seg_size)
+        buf_free(s);
     s->seg_size = info.seg_size;
-    if (!s->buf && !(s->buf = malloc(s->seg_size))) {
+    if (!s->buf && !(s->buf = buf_new(s->seg_size))) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto fail;
     }
@@ -510,6 +532,6 @@ int cmd_wal_stream(pf_cmd_ctx *c)
     } else if (rc == PF_EXIT_OK) {
         pf_info("stopped before the server streamed anything");
     }
-    free(s.buf);
+    buf_free(&s);
     return rc;
 }
