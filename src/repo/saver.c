@@ -9,6 +9,10 @@
 #include "repo/pack.h"
 
 #define QUEUE_DEPTH 8
+/* ... and at most this many bytes of blobs (one blob however large): with megabyte chunks
+ * eight queued blobs were 8-16 MiB of a base backup's peak memory, more than keeps the
+ * workers busy. */
+#define QUEUE_BYTES (4u << 20)
 #define MAX_WORKERS 16
 /* An index file is written after this many new packs, so that an interrupted backup
  * leaves most of its work indexed. */
@@ -40,6 +44,7 @@ struct pf_saver {
     pthread_cond_t hashed; /* a list's pending count went down */
     job queue[QUEUE_DEPTH];
     size_t head, count;
+    size_t queued_bytes; /* of the blobs in the queue */
     int closing;
     int failed;
     pf_err first_err;
@@ -62,6 +67,7 @@ static void fail(pf_saver *s, const pf_err *e)
     }
     /* No worker takes a job after a failure: the queued ones are dropped here, so that a
      * list waits only for the jobs workers hold. */
+    s->queued_bytes = 0;
     for (; s->count; s->count--, s->head = (s->head + 1) % QUEUE_DEPTH) {
         job *j = &s->queue[s->head];
         if (j->list)
@@ -71,6 +77,12 @@ static void fail(pf_saver *s, const pf_err *e)
     pthread_cond_broadcast(&s->not_full);
     pthread_cond_broadcast(&s->not_empty);
     pthread_cond_broadcast(&s->hashed);
+}
+
+static int queue_full(const pf_saver *s, size_t n)
+{
+    /* caller holds s->mu */
+    return s->count == QUEUE_DEPTH || (s->count && s->queued_bytes + n > QUEUE_BYTES);
 }
 
 static pf_buf pool_take(pf_saver *s)
@@ -204,6 +216,7 @@ static void *worker(void *arg)
         job j = s->queue[s->head];
         s->head = (s->head + 1) % QUEUE_DEPTH;
         s->count--;
+        s->queued_bytes -= j.data.len;
         pthread_cond_signal(&s->not_full);
         pthread_mutex_unlock(&s->mu);
 
@@ -342,7 +355,7 @@ int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
     /* The caller's buffer is its read window, refilled as soon as this returns. */
     pf_buf_append(&copy, p, n);
     pthread_mutex_lock(&s->mu);
-    while (s->count == QUEUE_DEPTH && !s->failed)
+    while (queue_full(s, n) && !s->failed)
         pthread_cond_wait(&s->not_full, &s->mu);
     if (s->failed) {
         *err = s->first_err;
@@ -355,6 +368,7 @@ int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
     j->type = type;
     j->data = copy;
     j->list = NULL;
+    s->queued_bytes += n;
     s->count++;
     pthread_cond_signal(&s->not_empty);
     pthread_mutex_unlock(&s->mu);
@@ -384,7 +398,7 @@ int pf_saver_append(pf_saver *s, pf_blob_list *l, pf_buf *data, pf_err *err)
         l->ids = ids;
         l->cap = cap;
     }
-    while (s->count == QUEUE_DEPTH && !s->failed)
+    while (queue_full(s, data->len) && !s->failed)
         pthread_cond_wait(&s->not_full, &s->mu);
     if (s->failed) {
         *err = s->first_err;
@@ -398,6 +412,7 @@ int pf_saver_append(pf_saver *s, pf_blob_list *l, pf_buf *data, pf_err *err)
     j->list = l;
     j->slot = l->n++;
     l->pending++;
+    s->queued_bytes += data->len;
     *data = (pf_buf)PF_BUF_INIT;
     s->count++;
     pthread_cond_signal(&s->not_empty);
