@@ -3,7 +3,8 @@
  * pf_chunker_cut and hashing each chunk with pf_blob_id gives (the format's chunk ids,
  * docs/FORMAT.md), whatever the write sizes, the number of workers, or whether the bytes
  * come through a sink or from a file on disk; the blobs read back as the content; and a
- * tree of the same content is the same tree blob every time (the same snapshot bytes). */
+ * tree of the same content is the same tree blob every time (the same snapshot bytes). A
+ * saver that fails while a stream's chunks are queued ends the stream with its error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "repo/archiver.h"
 #include "repo/chunker.h"
 #include "repo/saver.h"
+#include "store/internal.h"
 
 #define MIN 1024
 #define AVG 4096
@@ -238,13 +240,79 @@ static void test_abort_midway(void **state)
     free(p);
 }
 
+/* A store whose pack uploads fail once fail_packs is set (the repository's own objects
+ * still go through). */
+static int fail_packs;
+
+static int f_put(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
+{
+    if (fail_packs && !strncmp(key, "data/", 5))
+        return pf_err_set(err, PF_EIO, "disk full (test)");
+    return pf_store_put(s->impl, key, data, len, err);
+}
+static int f_get(pf_store *s, const char *key, uint64_t off, uint64_t len, pf_buf *out, pf_err *err)
+{
+    return pf_store_get(s->impl, key, off, len, out, err);
+}
+static int f_stat(pf_store *s, const char *key, uint64_t *size, pf_err *err)
+{
+    return pf_store_stat(s->impl, key, size, err);
+}
+static int f_list(pf_store *s, const char *prefix, pf_store_list_cb cb, void *ctx, pf_err *err)
+{
+    return pf_store_list(s->impl, prefix, cb, ctx, err);
+}
+static int f_remove(pf_store *s, const char *key, pf_err *err)
+{
+    return pf_store_remove(s->impl, key, err);
+}
+static const struct pf_store_ops failing_ops = {"failing", f_put, f_get, f_stat, f_list,
+                                                f_remove,  NULL,  NULL,  NULL,   NULL};
+
+static void test_saver_fails_midway(void **state)
+{
+    (void)state;
+    pf_store *mem = pf_store_mem_new();
+    pf_err err = {0};
+    pf_repo_init_opts o = {.chunk_min = MIN, .chunk_avg = AVG, .chunk_max = MAX};
+    fail_packs = 0;
+    pf_repo *r = pf_repo_init(pf_store_alloc(&failing_ops, mem, "memory"), "pw", &o, &err);
+    assert_non_null(r);
+    fail_packs = 1;
+    /* More than a pack (16 MiB), so that an upload fails while chunks are queued. */
+    size_t n = 40u << 20;
+    uint8_t *p = content(n, 3);
+    pf_saver *sv = pf_saver_new(r, 2, &err);
+    assert_non_null(sv);
+    pf_archiver *a = pf_archiver_new(r, sv, NULL, &err);
+    assert_non_null(a);
+    pf_sink *k = pf_archive_stream_begin(a, pf_archiver_root(a), "f", 0600, &err);
+    assert_non_null(k);
+    int rc = 0;
+    for (size_t off = 0; off < n && !rc; off += 65536)
+        rc = pf_sink_write(k, p + off, 65536, &err);
+    if (!rc) {
+        rc = pf_archive_stream_end(a, k, &err);
+    } else {
+        pf_archive_stream_abort(k);
+    }
+    assert_int_not_equal(rc, 0);
+    assert_non_null(strstr(err.msg, "disk full (test)"));
+    pf_err e2 = {0};
+    assert_int_not_equal(pf_saver_finish(sv, &e2), 0);
+    pf_saver_free(sv);
+    pf_archiver_free(a);
+    pf_repo_free(r);
+    pf_store_free(mem);
+    free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stream_ids),
-        cmocka_unit_test(test_same_tree_each_round),
-        cmocka_unit_test(test_file_ids),
-        cmocka_unit_test(test_abort_midway),
+        cmocka_unit_test(test_stream_ids),         cmocka_unit_test(test_same_tree_each_round),
+        cmocka_unit_test(test_file_ids),           cmocka_unit_test(test_abort_midway),
+        cmocka_unit_test(test_saver_fails_midway),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
