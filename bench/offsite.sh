@@ -269,6 +269,16 @@ for run in $(seq 1 "$runs"); do
     done
 done
 
+# What the SFTP sessions negotiated (cipher and MAC decide most of libssh2's CPU per byte).
+sftp_algs=""
+case " $targets " in *" sftp "*)
+    wipe_repo sftp
+    HOME=$work/home "$PF" --repo "$(url sftp)" --ssh-key "$SSHD_KEY" init >/dev/null 2>&1 &&
+        sftp_algs=$(HOME=$work/home "$PF" --repo "$(url sftp)" --ssh-key "$SSHD_KEY" -v snapshots 2>&1 |
+            sed -n 's/^permafrost: sftp: session to [^:]*: //p' | head -1)
+    wipe_repo sftp ;;
+esac
+
 # --- the table ----------------------------------------------------------------------------
 python3 - "$results" "$total_mib" "$targets $floors" "$before" <<'EOF'
 import statistics, sys
@@ -310,7 +320,7 @@ for t in targets:
     print("| " + " | ".join(cells) + " |")
 if before:
     print()
-    print("Restore before/after (BENCH_BEFORE), same runs, medians; %% of local = remote MiB/s "
+    print("Restore before/after (BENCH_BEFORE), same runs, medians; % of local = remote MiB/s "
           "/ local MiB/s of the same binary:")
     print()
     print("| target | before s | before % of local | after s | after % of local | after / before "
@@ -330,10 +340,11 @@ if n > 1:
     print("Wall seconds of every run:")
     print()
     for step in ("backup", "restore") + (("restore-before",) if before else ()):
-        print("- %s: %s" % (step, "; ".join("%s %s" % (t, " ".join("%.2f" % r[0] for r in runs[(t, step)])) for t in targets)))
+        print("- %s: %s" % (step, "; ".join("%s %s" % (t, " ".join("%.2f" % r[0] for r in runs[(t, step)]))
+                                            for t in targets if (t, step) in runs)))
 EOF
 echo
 echo "data: $total_mib MiB of random bytes ($big_n x $big_mib MiB + $small_n x 1 MiB); $(nproc) cores;" \
     "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); permafrost $("$PF" --version | cut -d' ' -f2);" \
     "connections: ${BENCH_CONNECTIONS:-default}; s3rver $(node -p 'require(process.argv[1]).version' "$root/build/node/node_modules/s3rver/package.json" 2>/dev/null || echo '?');" \
-    "$(sshd -V 2>&1 | head -1 || true)"
+    "$(sshd -V 2>&1 | head -1 || true)"${sftp_algs:+; sftp: $sftp_algs}

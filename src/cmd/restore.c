@@ -41,10 +41,13 @@ static void restore_progress(const pf_restore_stats *st, const char *current, vo
 
 /* The JSON of every restore: the snapshot, what a plain restore wrote (st; NULL for a
  * whole server) and how long it took. */
-static void print_restore_json(const char *id, const pf_restore_stats *st, double seconds)
+static void print_restore_json(const char *id, const pf_restore_stats *st, double seconds,
+                               cJSON *pitr)
 {
     cJSON *j = cJSON_CreateObject();
     cJSON_AddStringToObject(j, "snapshot", id);
+    if (pitr)
+        cJSON_AddItemToObject(j, "pitr", pitr);
     if (st) {
         cJSON_AddNumberToObject(j, "files", (double)st->files);
         cJSON_AddNumberToObject(j, "dirs", (double)st->dirs);
@@ -100,7 +103,8 @@ static const char restore_live_help[] =
 static void print_restored(const pf_mastodon_restore_opts *o, const pf_mastodon_restored *m)
 {
     if (pf_g.json) {
-        print_restore_json(m->id, NULL, m->seconds);
+        print_restore_json(m->id, NULL, m->seconds,
+                           m->pitr ? pf_mastodon_pitr_json(m, o->to_ns) : NULL);
         return;
     }
     if (pf_g.verbosity < 0)
@@ -169,8 +173,8 @@ static void print_pitr(const pf_mastodon_restored *m)
     char when[32] = "", rest[32];
     time_t t;
     struct tm tm;
-    int64_t at = m->reached_ns ? m->reached_ns : m->db_end_ns;
-    if (at && at != INT64_MAX) {
+    int64_t at = pf_mastodon_pitr_reached(m);
+    if (at) {
         t = (time_t)(at / 1000000000);
         localtime_r(&t, &tm);
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
@@ -181,7 +185,7 @@ static void print_pitr(const pf_mastodon_restored *m)
     printf("database recovered to %s from base backup %.8s into %s (%s)\n",
            *when ? when : "an unknown time", m->db_id, m->data_dir,
            *m->reached ? m->reached : "the end of the base backup: no later transaction archived");
-    double stale = at && at != INT64_MAX ? (double)(at - m->rest_ns) / 1e9 : 0;
+    double stale = at ? (double)(at - m->rest_ns) / 1e9 : 0;
     printf("secrets, Redis and media are from snapshot %.8s (%s): %.0f s %s than the database\n",
            m->id, rest, stale < 0 ? -stale : stale, stale < 0 ? "newer" : "older");
 }
@@ -452,7 +456,7 @@ int cmd_restore(int argc, char **argv)
     }
     pf_progress_done();
     if (pf_g.json) {
-        print_restore_json(s.id, &st, pf_now() - started);
+        print_restore_json(s.id, &st, pf_now() - started, NULL);
     } else if (pf_g.verbosity >= 0) {
         char b[32];
         pf_human_bytes(st.bytes, b, sizeof b);

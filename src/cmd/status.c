@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -113,6 +114,11 @@ int cmd_status(pf_cmd_ctx *c)
     if (pf_wal_newest(c->repo, newest, &pushed_ns, &err) == 0 && newest[0]) {
         cJSON *w = cJSON_AddObjectToObject(st, "wal");
         cJSON_AddStringToObject(w, "newest_segment", newest);
+        /* A streamed partial: the point is that many bytes into its segment. */
+        bool part = pf_wal_name_kind(newest) == PF_WAL_STREAMED;
+        cJSON_AddBoolToObject(w, "partial", part);
+        if (part)
+            cJSON_AddNumberToObject(w, "partial_bytes", (double)strtoul(newest + 25, NULL, 16));
         pf_json_add_time(w, "time", pushed_ns); /* docs/JSON.md, "status" */
         cJSON_AddNumberToObject(w, "age_seconds", (double)(time(NULL) - pushed_ns / 1000000000));
     }

@@ -25,7 +25,10 @@ const pf_cmd_syntax pf_syntax_wal_stream = {
         "at the end of the archive. Through the physical replication slot NAME (default\n"
         "permafrost, created when missing) the server keeps whatever has not reached the\n"
         "repository while the receiver is down. Runs until SIGTERM, which stores what it\n"
-        "has and exits 0; a timeline switch on the server is followed. CONNINFO is a libpq\n"
+        "has and exits 0; a timeline switch on the server is followed. A lost connection or\n"
+        "an unreachable repository is tried again after 1, 2, 4 ... 30 s; it exits non-zero\n"
+        "only for what a retry cannot fix (refused authentication, no slot possible, a\n"
+        "repository refusing the data). CONNINFO is a libpq\n"
         "connection string (PG* variables fill in the rest); the role needs REPLICATION.\n"
         "contrib/systemd/permafrost-wal-stream.service runs it as a service.\n",
     .longopts = (const struct option[]){{"pg-conninfo", required_argument, 0, 'c'},
@@ -35,6 +38,9 @@ const pf_cmd_syntax pf_syntax_wal_stream = {
     .max_args = 0};
 
 static volatile sig_atomic_t stop_requested;
+
+/* The longest wait between two connection attempts. */
+#define RECONNECT_MAX_S 30.0
 
 /* The segment being received: seg_start is its first LSN; its first `have` bytes are in
  * buf, the first `stored` of them durable in the repository (as `last`). */
@@ -50,6 +56,7 @@ typedef struct stream {
     char last[PF_WAL_NAME_MAX + 1];
     uint64_t flushed; /* everything before it is durable in the repository */
     double interval;
+    bool started; /* the server accepted START_REPLICATION in this session */
 } stream;
 
 static void seg_name(const stream *s, char out[25])
@@ -251,6 +258,7 @@ static int stream_timeline(stream *s, uint32_t *tli, uint64_t *lsn, bool *ended,
         s->flushed = s->seg_start;
     if (pf_walrecv_start(s->w, s->slot, *tli, s->seg_start, err))
         return -1;
+    s->started = true;
     char at[24];
     pf_lsn_format(s->seg_start, at);
     pf_info("streaming timeline %u from %s%s%s", *tli, at, s->slot ? " through slot " : "",
@@ -362,6 +370,87 @@ static int stream_timeline(stream *s, uint32_t *tli, uint64_t *lsn, bool *ended,
     return 0;
 }
 
+/* One connection's worth: connects, reads the slot, stores the history files and streams,
+ * following timeline switches, until a stop is asked for (0) or something fails (-1).
+ * s->started says whether the server began streaming, which resets the caller's backoff. */
+static int session(stream *s, const char *conninfo, pf_err *err)
+{
+    pf_walrecv_info info;
+    uint64_t restart_lsn = 0, lsn;
+    uint32_t restart_tli = 0, tli;
+    bool created = false, ended;
+    s->started = false;
+    if (!(s->w = pf_walrecv_connect(conninfo, &info, err)) ||
+        pf_walrecv_slot(s->w, s->slot, &restart_lsn, &restart_tli, &created, err))
+        goto fail;
+    if (created)
+        pf_info("created the physical replication slot %s: the server keeps the WAL that has not "
+                "reached the repository",
+                s->slot);
+    if (s->buf && s->seg_size != info.seg_size) {
+        free(s->buf);
+        s->buf = NULL;
+    }
+    s->seg_size = info.seg_size;
+    if (!s->buf && !(s->buf = malloc(s->seg_size))) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto fail;
+    }
+    if (choose_start(s, &info, restart_lsn, restart_tli, &tli, &lsn, err) ||
+        store_histories(s, info.tli, err))
+        goto fail;
+    bool retried = false;
+    while (!stop_requested) {
+        if (stream_timeline(s, &tli, &lsn, &ended, err)) {
+            if (!retried && s->have == 0 && strstr(err->msg, "has already been removed")) {
+                /* The server recycled WAL that never reached the repository (no slot then,
+                 * or one dropped): that part is lost to the archive whatever we do; go on
+                 * from what the server has, and check names the gap. */
+                retried = true;
+                pf_warn("%s: WAL is missing from the archive from here on until streaming "
+                        "resumes (check names the gap); streaming from the server's %s",
+                        err->msg, restart_lsn ? "slot's restart point" : "current position");
+                pf_err_clear(err);
+                tli = restart_lsn && restart_tli ? restart_tli : info.tli;
+                lsn = restart_lsn ? restart_lsn : info.xlogpos;
+                continue;
+            }
+            goto fail;
+        }
+        if (!ended)
+            break;
+        if (store_histories(s, tli, err))
+            goto fail;
+    }
+    pf_walrecv_close(s->w);
+    s->w = NULL;
+    return 0;
+fail:
+    pf_walrecv_close(s->w);
+    s->w = NULL;
+    return -1;
+}
+
+/* Whether connecting again may fix it: the server gone, restarting or full, the network,
+ * a repository that is unreachable or locked for now. Refusals (authentication, a slot
+ * that cannot be created, a logical slot, different bytes under a stored name, a
+ * damaged or wrong repository) stay. */
+static bool worth_retrying(const pf_err *err)
+{
+    return err->code == PF_ECONN || err->code == PF_EIO || err->code == PF_ELOCKED ||
+           err->retryable;
+}
+
+/* Sleeps up to secs, waking early for a stop. */
+static void pause_for(double secs)
+{
+    double until = pf_now() + secs;
+    while (!stop_requested && pf_now() < until) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int cmd_wal_stream(pf_cmd_ctx *c)
 {
     const char *conninfo = NULL, *slot = "permafrost";
@@ -386,70 +475,39 @@ int cmd_wal_stream(pf_cmd_ctx *c)
     pf_cli_signals_stop(&stop_requested);
 
     stream s = {.r = c->repo, .slot = slot, .interval = interval};
-    pf_walrecv_info info;
-    uint64_t restart_lsn = 0;
-    uint32_t restart_tli = 0, tli;
-    uint64_t lsn;
-    bool created = false, ended;
     int rc = PF_EXIT_OK;
-    if (!(s.w = pf_walrecv_connect(conninfo, &info, &err)) ||
-        pf_walrecv_slot(s.w, slot, &restart_lsn, &restart_tli, &created, &err)) {
-        pf_err_prefix(&err, "wal-stream");
-        rc = pf_cli_fail(&err);
-        goto out;
-    }
-    if (created)
-        pf_info("created the physical replication slot %s: the server keeps the WAL that has not "
-                "reached the repository",
-                slot);
-    s.seg_size = info.seg_size;
-    if (!(s.buf = malloc(s.seg_size))) {
-        pf_err_set(&err, PF_EGENERIC, "out of memory");
-        rc = pf_cli_fail(&err);
-        goto out;
-    }
-    if (choose_start(&s, &info, restart_lsn, restart_tli, &tli, &lsn, &err) ||
-        store_histories(&s, info.tli, &err)) {
-        pf_err_prefix(&err, "wal-stream");
-        rc = pf_cli_fail(&err);
-        goto out;
-    }
-    bool retried = false;
-    while (!stop_requested) {
-        int failed = stream_timeline(&s, &tli, &lsn, &ended, &err);
-        if (failed && !retried && s.have == 0 && strstr(err.msg, "has already been removed")) {
-            /* The server recycled WAL that never reached the repository (no slot then, or
-             * one dropped): that part is lost to the archive whatever we do; go on from
-             * what the server has, and check names the gap. */
-            retried = true;
-            pf_warn("%s: WAL is missing from the archive from here on until streaming "
-                    "resumes (check names the gap); streaming from the server's %s",
-                    err.msg, restart_lsn ? "slot's restart point" : "current position");
-            pf_err_clear(&err);
-            tli = restart_lsn && restart_tli ? restart_tli : info.tli;
-            lsn = restart_lsn ? restart_lsn : info.xlogpos;
-            continue;
-        }
-        if (failed) {
+    /* A lost connection is met here, not by a restart of the service: what arrived is
+     * stored, then the next session resumes at the repository's newest segment, the slot
+     * having kept the rest. The wait doubles from 1 s to RECONNECT_MAX_S and starts over
+     * once streaming resumes. */
+    unsigned attempt = 0;
+    for (;;) {
+        if (session(&s, conninfo, &err) == 0)
+            break;
+        if (!worth_retrying(&err) || stop_requested) {
             pf_err_prefix(&err, "wal-stream");
             rc = pf_cli_fail(&err);
             break;
         }
-        if (!ended)
+        if (s.started)
+            attempt = 0;
+        attempt++;
+        double wait = attempt > 5 ? RECONNECT_MAX_S : (double)(1u << (attempt - 1));
+        if (wait > RECONNECT_MAX_S)
+            wait = RECONNECT_MAX_S;
+        pf_warn("wal-stream: %s; connecting again in %.0f s (attempt %u)", err.msg, wait, attempt);
+        pf_err_clear(&err);
+        pause_for(wait);
+        if (stop_requested)
             break;
-        if (store_histories(&s, tli, &err)) {
-            pf_err_prefix(&err, "wal-stream");
-            rc = pf_cli_fail(&err);
-            break;
-        }
     }
-    if (rc == PF_EXIT_OK) {
+    if (rc == PF_EXIT_OK && s.flushed) {
         char at[24];
         pf_lsn_format(s.flushed, at);
         pf_info("stopped: the repository holds the WAL up to %s", at);
+    } else if (rc == PF_EXIT_OK) {
+        pf_info("stopped before the server streamed anything");
     }
-out:
-    pf_walrecv_close(s.w);
     free(s.buf);
     return rc;
 }

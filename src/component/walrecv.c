@@ -6,10 +6,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/select.h>
 #include <time.h>
 
 #include "repo/wal.h"
+
+/* How long a connection attempt may take (libpq's connect_timeout is not applied to
+ * PQconnectPoll). */
+#define CONNECT_TIMEOUT_MS 30000
 
 struct pf_walrecv {
     PGconn *c;
@@ -59,10 +64,17 @@ int pf_walrecv_parse(const uint8_t *p, size_t n, pf_walrecv_msg *m)
 
 static void one_line(const char *msg, char *out, size_t n)
 {
-    snprintf(out, n, "%s", msg ? msg : "");
-    for (char *c = out; *c; c++)
-        if (*c == '\n')
-            *c = (c[1] ? ' ' : 0);
+    /* libpq's messages run over lines, indented by tabs: one line, single spaces. */
+    size_t k = 0;
+    for (const char *c = msg ? msg : ""; *c && k + 1 < n; c++) {
+        char ch = (*c == '\n' || *c == '\t') ? ' ' : *c;
+        if (ch == ' ' && (k == 0 || out[k - 1] == ' '))
+            continue;
+        out[k++] = ch;
+    }
+    while (k && out[k - 1] == ' ')
+        k--;
+    out[k] = 0;
 }
 
 static int fail(pf_walrecv *w, int code, const char *what, pf_err *err)
@@ -74,6 +86,27 @@ static int fail(pf_walrecv *w, int code, const char *what, pf_err *err)
     return pf_err_set(err, code, "%s: %s", what, msg);
 }
 
+/* Whether a SQLSTATE says that trying again later may work: classes 08 (connection
+ * exception), 53 (too many connections, out of memory) but 53400 (max_replication_slots
+ * reached: no slot until someone changes the configuration) and 57 (shutting down,
+ * starting up), and 55006 (the slot still held by the walsender of a connection just
+ * lost, until that one exits). */
+static bool transient_state(const char *st)
+{
+    return !strncmp(st, "08", 2) || (!strncmp(st, "53", 2) && strcmp(st, "53400")) ||
+           !strncmp(st, "57", 2) || !strcmp(st, "55006");
+}
+
+/* What a server's error means to a caller that would try again: a broken connection or a
+ * transient state is PF_ECONN; anything else the server refused. */
+static int code_of(pf_walrecv *w, const PGresult *res)
+{
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (PQstatus(w->c) != CONNECTION_OK || (st && transient_state(st)))
+        return PF_ECONN;
+    return PF_ECOMPONENT;
+}
+
 /* Runs a command that answers with one result set; *res is the caller's to clear. */
 static int query(pf_walrecv *w, const char *sql, PGresult **res, pf_err *err)
 {
@@ -81,12 +114,96 @@ static int query(pf_walrecv *w, const char *sql, PGresult **res, pf_err *err)
     if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
         char msg[512];
         one_line(PQresultErrorMessage(*res), msg, sizeof msg);
+        int code = code_of(w, *res);
         PQclear(*res);
         *res = NULL;
-        return pf_err_set(err, PQstatus(w->c) == CONNECTION_OK ? PF_ECOMPONENT : PF_ECONN, "%s: %s",
-                          sql, *msg ? msg : PQerrorMessage(w->c));
+        return pf_err_set(err, code, "%s: %s", sql, *msg ? msg : PQerrorMessage(w->c));
     }
     return 0;
+}
+
+static bool sqlstate_at(const char *p)
+{
+    for (int i = 0; i < 5; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'A' && p[i] <= 'Z')))
+            return false;
+    return p[5] == ':';
+}
+
+/* Connects, telling a refusal that trying again cannot fix (PF_EAUTH: authentication, no
+ * REPLICATION privilege; PF_ECOMPONENT: no such database, a bad connection string) from one
+ * it may (PF_ECONN: nothing listening, the server starting up or shutting down, too many
+ * connections). The server's SQLSTATE is in the message only at the verbose level, so the
+ * connection is made at that level and the code taken out of the message again. */
+static PGconn *connect_classified(const char *const *keys, const char *const *vals, pf_err *err)
+{
+    PGconn *c = PQconnectStartParams(keys, vals, 1);
+    if (!c) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        return NULL;
+    }
+    bool timed_out = false;
+    if (PQstatus(c) != CONNECTION_BAD) {
+        PQsetErrorVerbosity(c, PQERRORS_VERBOSE);
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+        while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            long left = CONNECT_TIMEOUT_MS -
+                        ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+            if (left <= 0) {
+                timed_out = true;
+                break;
+            }
+            struct pollfd p = {PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
+            if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
+                pf_err_sys(err, PF_ECONN, "cannot connect: waiting for the server");
+                PQfinish(c);
+                return NULL;
+            }
+            st = PQconnectPoll(c);
+        }
+        PQsetErrorVerbosity(c, PQERRORS_DEFAULT);
+    }
+    if (!timed_out && PQstatus(c) == CONNECTION_OK)
+        return c;
+    /* The message without its SQLSTATE and LOCATION line, as libpq says it by default. */
+    char msg[512], state[6] = "";
+    size_t n = 0;
+    for (const char *p = PQerrorMessage(c); *p && n + 1 < sizeof msg;) {
+        if (!strncmp(p, "LOCATION:", 9)) {
+            p += strcspn(p, "\n");
+            p += *p == '\n';
+            continue;
+        }
+        if (!strncmp(p, "FATAL:  ", 8) && sqlstate_at(p + 8)) {
+            if (n + 8 >= sizeof msg)
+                break;
+            memcpy(msg + n, p, 8);
+            n += 8;
+            if (!*state)
+                memcpy(state, p + 8, 5);
+            p += 8 + 7;
+            continue;
+        }
+        msg[n++] = *p == '\n' ? ' ' : *p;
+        p++;
+    }
+    while (n && msg[n - 1] == ' ')
+        n--;
+    msg[n] = 0;
+    int code = PF_ECONN;
+    if (PQconnectionNeedsPassword(c) || !strncmp(state, "28", 2) || !strcmp(state, "42501"))
+        code = PF_EAUTH;
+    else if (*state && !transient_state(state))
+        code = PF_ECOMPONENT;
+    if (timed_out)
+        pf_err_set(err, code, "cannot connect: no answer within %d s", CONNECT_TIMEOUT_MS / 1000);
+    else
+        pf_err_set(err, code, "cannot connect: %s", msg);
+    PQfinish(c);
+    return NULL;
 }
 
 pf_walrecv *pf_walrecv_connect(const char *conninfo, pf_walrecv_info *info, pf_err *err)
@@ -99,9 +216,22 @@ pf_walrecv *pf_walrecv_connect(const char *conninfo, pf_walrecv_info *info, pf_e
         pf_err_set(err, PF_EGENERIC, "out of memory");
         return NULL;
     }
-    w->c = PQconnectdbParams(keys, vals, 1);
-    if (!w->c || PQstatus(w->c) != CONNECTION_OK) {
-        fail(w, PF_ECONN, "cannot connect", err);
+    /* A connection string that does not parse is no reason to try again. */
+    const char *cs = conninfo ? conninfo : "";
+    if (strchr(cs, '=') || !strncmp(cs, "postgres://", 11) || !strncmp(cs, "postgresql://", 13)) {
+        char *why = NULL;
+        PQconninfoOption *o = PQconninfoParse(cs, &why);
+        if (!o) {
+            char msg[512];
+            one_line(why ? why : "out of memory", msg, sizeof msg);
+            PQfreemem(why);
+            pf_err_set(err, PF_EUSAGE, "the connection string does not parse: %s", msg);
+            pf_walrecv_close(w);
+            return NULL;
+        }
+        PQconninfoFree(o);
+    }
+    if (!(w->c = connect_classified(keys, vals, err))) {
         pf_walrecv_close(w);
         return NULL;
     }
@@ -236,9 +366,9 @@ int pf_walrecv_start(pf_walrecv *w, const char *slot, uint32_t tli, uint64_t lsn
     if (PQresultStatus(res) != PGRES_COPY_BOTH) {
         char msg[512];
         one_line(PQresultErrorMessage(res), msg, sizeof msg);
+        int code = code_of(w, res);
         PQclear(res);
-        return pf_err_set(err, PQstatus(w->c) == CONNECTION_OK ? PF_ECOMPONENT : PF_ECONN, "%s: %s",
-                          sql, *msg ? msg : PQerrorMessage(w->c));
+        return pf_err_set(err, code, "%s: %s", sql, *msg ? msg : PQerrorMessage(w->c));
     }
     PQclear(res);
     return 0;
@@ -252,14 +382,16 @@ static int end_of_stream(pf_walrecv *w, pf_walrecv_msg *m, pf_err *err)
         /* No COPY left to end: the server ended it with an error (a WAL segment it no
          * longer has, say), which the results hold. */
         char msg[512] = "";
+        int code = PF_ECONN;
         while ((res = PQgetResult(w->c))) {
-            if (PQresultStatus(res) == PGRES_FATAL_ERROR && !*msg)
+            if (PQresultStatus(res) == PGRES_FATAL_ERROR && !*msg) {
                 one_line(PQresultErrorMessage(res), msg, sizeof msg);
+                code = code_of(w, res);
+            }
             PQclear(res);
         }
         if (*msg)
-            return pf_err_set(err, PQstatus(w->c) == CONNECTION_OK ? PF_ECOMPONENT : PF_ECONN,
-                              "the stream ended: %s", msg);
+            return pf_err_set(err, code, "the stream ended: %s", msg);
         return fail(w, PF_ECONN, "ending the stream", err);
     }
     int rc = 0;
@@ -274,8 +406,7 @@ static int end_of_stream(pf_walrecv *w, pf_walrecv_msg *m, pf_err *err)
                    st != PGRES_COPY_BOTH && !rc) {
             char msg[512];
             one_line(PQresultErrorMessage(res), msg, sizeof msg);
-            rc = pf_err_set(err, PQstatus(w->c) == CONNECTION_OK ? PF_ECOMPONENT : PF_ECONN,
-                            "the stream ended: %s", msg);
+            rc = pf_err_set(err, code_of(w, res), "the stream ended: %s", msg);
         }
         PQclear(res);
     }

@@ -5,8 +5,10 @@
  * the WAL becomes is the caller's (cmd/walstream.c).
  *
  * Positions are LSNs as 64-bit integers. Every call returns 0, or -1 with err set:
- * PF_ECONN when the server cannot be reached or the connection broke, PF_ECOMPONENT when
- * the server refused a command. */
+ * PF_ECONN when the server cannot be reached, the connection broke or the server is
+ * starting up, shutting down or full (trying again later may work), PF_EAUTH when it
+ * refused us (authentication, no REPLICATION privilege), PF_EUSAGE for a connection
+ * string that does not parse, PF_ECOMPONENT when the server refused a command. */
 #ifndef PF_COMPONENT_WALRECV_H
 #define PF_COMPONENT_WALRECV_H
 

@@ -162,6 +162,15 @@ int pf_mastodon_restore(pf_repo *r, const pf_mastodon_restore_opts *o, pf_mastod
                         pf_err *err);
 void pf_mastodon_restored_free(pf_mastodon_restored *out);
 
+/* After a point-in-time restore: the time the database reached (recovery's stop, else the
+ * base backup's end; 0 unknown), and every fact the restore reports as JSON: "target"
+ * (RFC 3339, or "latest" when to_ns is 0 or INT64_MAX), "reached", "reached_by"
+ * (recovery | base_backup_end), "recovery_line", "base_backup" {snapshot, ended},
+ * "data_dir", "rest" {snapshot, time, older_than_database_seconds: positive when the secrets,
+ * Redis and media are older than the database}, "wal_gaps". */
+int64_t pf_mastodon_pitr_reached(const pf_mastodon_restored *m);
+cJSON *pf_mastodon_pitr_json(const pf_mastodon_restored *m, int64_t to_ns);
+
 /* Whether s holds a base backup (a postgres-physical component) / a logical dump. */
 bool pf_mastodon_has_physical(const pf_snapshot *s);
 bool pf_mastodon_has_logical(const pf_snapshot *s);

@@ -8,6 +8,7 @@
 #include "component/layout.h"
 #include "component/pgphys.h"
 #include "mastodon/mastodon.h"
+#include "repo/status.h"
 
 bool pf_mastodon_has_physical(const pf_snapshot *s)
 {
@@ -142,4 +143,52 @@ unsigned pf_mastodon_pitr_only(unsigned only, const pf_mastodon_restore_opts *o,
     if (!o->only && !pf_mastodon_has_logical(s) && pf_mastodon_has_physical(s))
         only &= ~pg; /* a base backup alone, not recovered (a drill recovers it itself) */
     return only;
+}
+
+int64_t pf_mastodon_pitr_reached(const pf_mastodon_restored *m)
+{
+    int64_t at = m->reached_ns ? m->reached_ns : m->db_end_ns;
+    return at == INT64_MAX ? 0 : at;
+}
+
+static void add_time(cJSON *o, const char *key, int64_t ns)
+{
+    char t[40];
+    pf_time_rfc3339(ns, t, sizeof t);
+    cJSON_AddStringToObject(o, key, t);
+}
+
+cJSON *pf_mastodon_pitr_json(const pf_mastodon_restored *m, int64_t to_ns)
+{
+    cJSON *j = cJSON_CreateObject();
+    if (to_ns && to_ns != INT64_MAX)
+        add_time(j, "target", to_ns);
+    else
+        cJSON_AddStringToObject(j, "target", "latest");
+    int64_t at = pf_mastodon_pitr_reached(m);
+    if (at)
+        add_time(j, "reached", at);
+    else
+        cJSON_AddNullToObject(j, "reached");
+    /* What says so: the recovery's stop line, or none when no transaction followed the
+     * base backup (then the reached time is the base backup's end). */
+    cJSON_AddStringToObject(j, "reached_by", m->reached_ns ? "recovery" : "base_backup_end");
+    if (*m->reached)
+        cJSON_AddStringToObject(j, "recovery_line", m->reached);
+    cJSON *b = cJSON_AddObjectToObject(j, "base_backup");
+    cJSON_AddStringToObject(b, "snapshot", m->db_id);
+    if (m->db_end_ns && m->db_end_ns != INT64_MAX)
+        add_time(b, "ended", m->db_end_ns);
+    cJSON_AddStringToObject(j, "data_dir", m->data_dir);
+    cJSON *r = cJSON_AddObjectToObject(j, "rest");
+    cJSON_AddStringToObject(r, "snapshot", m->id);
+    add_time(r, "time", m->rest_ns);
+    /* Positive: secrets, Redis and media are that much older than the database. */
+    if (at)
+        cJSON_AddNumberToObject(r, "older_than_database_seconds",
+                                (double)((at - m->rest_ns) / 1000000) / 1000);
+    else
+        cJSON_AddNullToObject(r, "older_than_database_seconds");
+    cJSON_AddNumberToObject(j, "wal_gaps", m->gaps);
+    return j;
 }

@@ -23,6 +23,7 @@
  * written once, so this only matters for retries and locks. */
 #include "store/store.h"
 #include "common/alloc.h"
+#include "common/log.h"
 #include "store/internal.h"
 
 #include <errno.h>
@@ -494,6 +495,119 @@ static int authenticate(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
                       tl ? tried : "no key: none of ~/.ssh/id_ed25519, id_ecdsa, id_rsa exists");
 }
 
+/* The transport's algorithms: only ciphers and MACs without known weaknesses (no CBC, RC4,
+ * 3DES, Blowfish, CAST, MD5, RIPEMD or SHA-1); names this libssh2 lacks are dropped by
+ * libssh2_session_method_pref, so the lists also hold what newer ones add (the AEADs from
+ * 1.11, the encrypt-then-MAC MACs) for servers that offer nothing else.
+ * libssh2 (1.10, and 1.11 and master alike) decrypts and encrypts one 16-byte block per
+ * libcrypto call whatever the cipher, so that call's fixed cost, not the cipher's rounds,
+ * makes most of an SFTP transfer's extra client CPU (bench/RESULTS.md, "SFTP throughput:
+ * what bounds it"); aes128-ctr is the cheapest counter mode, and stays first until an AEAD is
+ * measured faster through libssh2. The MAC hashes each packet once, in bulk; SHA-256 has
+ * SHA-NI on current x86 CPUs and is ahead of SHA-512. Compression stays off: what
+ * permafrost sends is compressed and encrypted already. Key exchange and host key
+ * algorithms are left as libssh2 and restrict_host_keys() set them. */
+#define SFTP_CIPHERS                                                                               \
+    "aes128-ctr,aes256-ctr,aes192-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com,"              \
+    "chacha20-poly1305@openssh.com"
+#define SFTP_MACS                                                                                  \
+    "hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha2-256,hmac-sha2-512"
+static const struct {
+    int method;
+    const char *prefs, *what;
+} transport_prefs[] = {
+    {LIBSSH2_METHOD_CRYPT_CS, SFTP_CIPHERS, "cipher"},
+    {LIBSSH2_METHOD_CRYPT_SC, SFTP_CIPHERS, "cipher"},
+    {LIBSSH2_METHOD_MAC_CS, SFTP_MACS, "MAC"},
+    {LIBSSH2_METHOD_MAC_SC, SFTP_MACS, "MAC"},
+    {LIBSSH2_METHOD_COMP_CS, "none", "compression"},
+    {LIBSSH2_METHOD_COMP_SC, "none", "compression"},
+};
+
+/* The names of `list` this libssh2 has for `method`, in list's order, into out ("" when
+ * none). libssh2_session_method_pref would drop the others itself, but 1.10 does it with an
+ * overlapping memcpy (undefined behaviour; AddressSanitizer aborts), so it only ever gets
+ * names it knows. */
+static void supported_only(LIBSSH2_SESSION *ssh, int method, const char *list, char *out,
+                           size_t cap)
+{
+    const char **algs = NULL;
+    int n = libssh2_session_supported_algs(ssh, method, &algs);
+    size_t ol = 0;
+    out[0] = 0;
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        for (int k = 0; k < n; k++) {
+            if (strlen(algs[k]) == len && !memcmp(algs[k], p, len) && ol + len + 2 <= cap) {
+                ol += (size_t)snprintf(out + ol, cap - ol, "%s%.*s", ol ? "," : "", (int)len, p);
+                break;
+            }
+        }
+        p += len + (comma != NULL);
+    }
+    if (n > 0 && algs)
+        libssh2_free(ssh, algs);
+}
+
+static int set_transport_prefs(sftp_store *s, LIBSSH2_SESSION *ssh, pf_err *err)
+{
+    for (size_t i = 0; i < sizeof transport_prefs / sizeof transport_prefs[0]; i++) {
+        char prefs[256];
+        supported_only(ssh, transport_prefs[i].method, transport_prefs[i].prefs, prefs,
+                       sizeof prefs);
+        if (!prefs[0] || libssh2_session_method_pref(ssh, transport_prefs[i].method, prefs) != 0)
+            return pf_err_set(err, PF_EIO, "cannot connect to %s: this libssh2 offers no %s of %s",
+                              s->host, transport_prefs[i].what, transport_prefs[i].prefs);
+    }
+    return 0;
+}
+
+/* What the handshake chose, for -v (and for benchmarks: which cipher a transfer paid for). */
+static void log_transport(const sftp_store *s, LIBSSH2_SESSION *ssh)
+{
+    const char *cs = libssh2_session_methods(ssh, LIBSSH2_METHOD_CRYPT_CS);
+    const char *sc = libssh2_session_methods(ssh, LIBSSH2_METHOD_CRYPT_SC);
+    const char *mcs = libssh2_session_methods(ssh, LIBSSH2_METHOD_MAC_CS);
+    const char *msc = libssh2_session_methods(ssh, LIBSSH2_METHOD_MAC_SC);
+    const char *kex = libssh2_session_methods(ssh, LIBSSH2_METHOD_KEX);
+    pf_debug("sftp: session to %s port %d: key exchange %s, cipher %s / %s, MAC %s / %s "
+             "(sent / received)",
+             s->host, s->port, kex ? kex : "?", cs ? cs : "?", sc ? sc : "?", mcs ? mcs : "?",
+             msc ? msc : "?");
+}
+
+/* After a handshake that found no methods in common: were they the cipher or MAC (the
+ * server offers only what transport_prefs leaves out) rather than the host key? One more
+ * handshake with libssh2's own lists (and the same host key restriction) tells; it is
+ * closed at once, never authenticated nor used. On 1, `chosen` names what that handshake
+ * agreed on. */
+static int refused_transport(sftp_store *s, char *chosen, size_t cap)
+{
+    pf_err ignored = {0};
+    unsigned known = 0;
+    char kinds[96];
+    int weak = 0, fd = tcp_connect(s, &ignored);
+    if (fd < 0)
+        return 0;
+    LIBSSH2_SESSION *ssh = libssh2_session_init();
+    if (ssh) {
+        libssh2_session_set_blocking(ssh, 1);
+        libssh2_session_set_timeout(ssh, s->timeout * 1000);
+        if (restrict_host_keys(s, ssh, &known, kinds, sizeof kinds, &ignored) == 0 &&
+            libssh2_session_handshake(ssh, fd) == 0) {
+            const char *c = libssh2_session_methods(ssh, LIBSSH2_METHOD_CRYPT_SC);
+            const char *m = libssh2_session_methods(ssh, LIBSSH2_METHOD_MAC_SC);
+            snprintf(chosen, cap, "%s with %s", c ? c : "?", m ? m : "?");
+            weak = 1;
+        }
+        libssh2_session_disconnect(ssh, "bye");
+        libssh2_session_free(ssh);
+    }
+    close(fd);
+    return weak;
+}
+
 static int conn_open(sftp_store *s, conn *c, pf_err *err)
 {
     c->sock = tcp_connect(s, err);
@@ -506,11 +620,24 @@ static int conn_open(sftp_store *s, conn *c, pf_err *err)
     }
     libssh2_session_set_blocking(c->ssh, 1);
     libssh2_session_set_timeout(c->ssh, s->timeout * 1000);
+    if (set_transport_prefs(s, c->ssh, err) < 0)
+        goto fail;
     unsigned known = 0;
     char kinds[96];
     if (restrict_host_keys(s, c->ssh, &known, kinds, sizeof kinds, err) < 0)
         goto fail;
     if (libssh2_session_handshake(c->ssh, c->sock) != 0) {
+        char chosen[128];
+        if (libssh2_session_last_errno(c->ssh) == LIBSSH2_ERROR_KEX_FAILURE &&
+            refused_transport(s, chosen, sizeof chosen)) {
+            pf_err_set(err, PF_EAUTH,
+                       "SSH server %s port %d offers only ciphers or MACs that permafrost "
+                       "refuses as weak (it would have used %s): enable aes128-ctr or "
+                       "aes256-ctr and hmac-sha2-256 or hmac-sha2-512 on the server (OpenSSH "
+                       "has them by default)",
+                       s->host, s->port, chosen);
+            goto fail;
+        }
         if (known && libssh2_session_last_errno(c->ssh) == LIBSSH2_ERROR_KEX_FAILURE) {
             pf_err_set(err, PF_EAUTH,
                        "SSH server %s port %d shows no host key of the kind %s records for it "
@@ -526,6 +653,7 @@ static int conn_open(sftp_store *s, conn *c, pf_err *err)
     }
     if (check_host_key(s, c->ssh, err) < 0 || authenticate(s, c->ssh, err) < 0)
         goto fail;
+    log_transport(s, c->ssh);
     c->sftp = libssh2_sftp_init(c->ssh);
     if (!c->sftp) {
         int e = libssh2_session_last_errno(c->ssh);

@@ -139,7 +139,11 @@ EOF
 run 0 pf --json backup "$T"
 stored=$(jget "$W/out.txt" 'int(d["stats"]["bytes_stored"])')
 echo "  the next backup stored $stored bytes (the damaged pack's blobs again)"
-[ "$stored" -gt 1048576 ] || fail "the damaged pack was reused"
+# A reused pack would make it store (almost) nothing, as after the other kills; stored again,
+# its blobs are about its size (which varies: which packs the kill leaves depends on timing).
+victim_bytes=$(stat -c %s "$victim")
+[ "$stored" -ge $((victim_bytes / 2)) ] ||
+    fail "the damaged pack was reused (stored $stored bytes, the pack has $victim_bytes)"
 # It is in no index (check names it so), and check --read-data tells it is damaged until
 # prune removes it.
 run 0 pf -v check

@@ -9,7 +9,8 @@
 #             come back; one line says where recovery got to, one how stale the rest is
 #   running   without --to the base backup is recovered too (to the end of the archive):
 #             a running cluster in the target is refused before anything changes
-#   latest    --to latest recovers every archived row
+#   latest    --to latest recovers every archived row; --json says the target, the time
+#             reached, the base backup used and how much older secrets, Redis and media are
 #   root      restore (and drill) as root with a passphrase file and repository only root can read: the
 #             WAL is fetched ahead into a spool postgres owns, the target reached, the spool
 #             removed after the promotion
@@ -86,6 +87,7 @@ assert p["status"] == "ok" and p["wal_archived"] is True, p
 print(p["end_wal"])
 PY
 end_wal=$(cat "$W/end_wal")
+backup_id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$W/out.txt")
 ok "backup --live with postgres = both: the dump and the base backup (end segment $end_wal archived)"
 
 say pitr
@@ -127,7 +129,7 @@ restore_onto() { # DIR ARGS...: restore --live onto the fresh machine DIR
     local dir=$1
     shift
     printf '%s\n' "$NEW_PG_PORT" >"$dir/pg.port"
-    prun 0 restore --live "$dir/live" "$@" --pg-physical-target "$dir/pg" \
+    prun 0 ${RESTORE_JSON:-} restore --live "$dir/live" "$@" --pg-physical-target "$dir/pg" \
         --pg-ctl-options "-p $NEW_PG_PORT -c listen_addresses= -c unix_socket_directories=$dir/run -c archive_mode=off" \
         --pg-port "$NEW_PG_PORT" --redis-host 127.0.0.1 --redis-port "$NEW_REDIS_PORT"
 }
@@ -161,10 +163,33 @@ ok "without --to the base backup is recovered; a running cluster is refused: $(t
 
 say latest
 fresh "$W/new2"
-restore_onto "$W/new2" --to latest
+RESTORE_JSON=--json restore_onto "$W/new2" --to latest
 states=$(restored_psql "$W/new2" "select string_agg(state, '' order by id) from pitr_marks")
 [ "$states" = ABBC ] || fail "--to latest gave '$states', wanted ABBC: $(cat "$W/out.txt" "$W/err.txt")"
-ok "--to latest recovers every archived row: $states"
+# --json says what the human lines say: the target, the time reached (at or after C's
+# commit), the base backup used, and how much older the secrets, Redis and media are.
+c_at=$(restored_psql "$W/new2" "select extract(epoch from max(at)) from pitr_marks")
+python3 - "$W/out.txt" "$backup_id" "$c_at" "$W/new2/pg" <<'PY' || fail "the restore's JSON: $(cat "$W/out.txt")"
+import json, sys
+from datetime import datetime
+d = json.load(open(sys.argv[1]))
+backup_id, c_at, data_dir = sys.argv[2], float(sys.argv[3]), sys.argv[4]
+p = d["pitr"]
+t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+assert p["target"] == "latest", p
+assert p["reached_by"] == "recovery", p
+assert t(p["reached"]) >= int(c_at), (p["reached"], c_at)
+assert p["base_backup"]["snapshot"] == backup_id, (p["base_backup"], backup_id)
+assert t(p["base_backup"]["ended"]) <= t(p["reached"]), p
+assert d["snapshot"] == p["rest"]["snapshot"] == backup_id, (d["snapshot"], p["rest"])
+stale = p["rest"]["older_than_database_seconds"]
+assert abs(stale - (t(p["reached"]) - t(p["rest"]["time"]))) < 1.001, p
+assert stale > 0 and p["data_dir"] == data_dir and p["wal_gaps"] == 0, p
+print(f"reached {p['reached']}, rest {stale:.0f} s older")
+PY
+python3 "$PF_SRC/tests/lib/check_json.py" "$PF_SRC/docs/JSON.md" restore "$W/out.txt" >/dev/null ||
+    fail "the restore's JSON does not match docs/JSON.md: $(python3 "$PF_SRC/tests/lib/check_json.py" "$PF_SRC/docs/JSON.md" restore "$W/out.txt" 2>&1)"
+ok "--to latest recovers every archived row: $states; --json: $(python3 -c 'import json,sys; p=json.load(open(sys.argv[1]))["pitr"]; print(p["target"], p["reached"], p["base_backup"]["snapshot"][:8], p["rest"]["older_than_database_seconds"])' "$W/out.txt")"
 
 say root
 # As on a real server: restore run by root, with a passphrase file, config and repository

@@ -15,6 +15,10 @@
 #   kill        the server killed (-9) during a ~100 MB backup: the backup fails cleanly
 #               (no hang, no crash, no snapshot); after a restart check passes and the next
 #               backup succeeds, reusing the packs that were uploaded
+#   cut         sftp: a restore of ~36 MB through 4 connections gives identical files when a
+#               session is dropped in the middle of a pack read (the read is retried on a new
+#               session); a server that drops every session at its first pack read makes the
+#               restore fail with one clear line within the retry budget, no hang
 # OFFSITE_PARTS="basics copy" runs some parts only; OFFSITE_BIG_MB (100) sizes the big tree.
 # Prints ok/FAIL lines; exits 1 when anything failed.
 set -uo pipefail
@@ -22,7 +26,7 @@ set -uo pipefail
 SRC=${PF_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 PF=${PERMAFROST:-$SRC/permafrost}
 LIB=${PF_TESTLIB:-$SRC/tests/lib}
-PARTS=${OFFSITE_PARTS:-basics mastodon errors copy kill}
+PARTS=${OFFSITE_PARTS:-basics mastodon errors copy kill cut}
 BIG_MB=${OFFSITE_BIG_MB:-100}
 . "$SRC/tests/harness/sshd.sh"
 . "$SRC/tests/harness/s3rver.sh"
@@ -36,16 +40,7 @@ harness_on_exit 'for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done'
 L=$T/log
 mkdir -p "$L" "$T/home/.ssh"
 chmod 700 "$T/home" "$T/home/.ssh"
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
+. "$SRC/tests/lib/counting.sh"
 part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac }
 t0=$(date +%s)
 say() { echo "== $* ($(($(date +%s) - t0)) s)"; }
@@ -67,39 +62,6 @@ CMD_TIMEOUT=${OFFSITE_CMD_TIMEOUT:-300}
 # pf ARGS: permafrost with our $HOME (known_hosts) and the test's SSH key, under a timeout
 # (exit 124 when it hangs).
 pf() { HOME=$H timeout -k 5 "$CMD_TIMEOUT" "$PF" --ssh-key "$SSHD_KEY" "$@"; }
-# run NAME CMD...: stdout/stderr in $L/NAME.out/.err, exit status in RC, OUT/ERR the files.
-run() {
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -"${1:-15}"; }
-rc_is() { # "WANT..." DESCRIPTION
-    case " $1 " in
-    *" $RC "*) ok "$2" ;;
-    *)
-        fail "$2: exit $RC, wanted $1"
-        show
-        ;;
-    esac
-}
-has() { # DESCRIPTION TEXT [FILE...]
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then ok "$what"; else
-        fail "$what: no \"$text\" in"
-        sed 's/^/     | /' "$@" | tail -10
-    fi
-}
-same() { # DESCRIPTION FILE1 FILE2
-    if diff -u "$2" "$3" >"$T/diff"; then ok "$1"; else
-        fail "$1"
-        sed 's/^/     | /' "$T/diff" | head -30
-    fi
-}
 compare() { # DESCRIPTION EXPECTED ACTUAL [OPTIONS]
     local what=$1
     shift
@@ -638,11 +600,87 @@ kill_part() {
     rc_is 0 "$d: check after the recovery"
 }
 
+# ---- cut: sessions dropped in the middle of a restore's pack reads -----------------------------
+# cut_server MARKER: a second sshd whose sftp subsystem (tests/harness/sftp_cut.py) drops the
+# session at a READ 1 MiB or more into a file; it serves the same files as the first one (the
+# repository is named by its absolute path). Prints its port; the first server's variables
+# are kept, the second's pid is in CUT_PID and its known_hosts in $T/cut-home/.ssh.
+cut_server() {
+    local saved v
+    saved=$(for v in SSHD_PID SSHD_PORT SSHD_DIR SSHD_ROOT SSHD_URL SSHD_KEY SSHD_KNOWN_HOSTS SSHD_HOST_KEY_FP; do
+        printf '%s=%q\n' "$v" "${!v}"
+    done)
+    rm -rf "$T/sshd-cut"
+    if ! SSHD_SFTP_SUBSYSTEM="$SRC/tests/harness/sftp_cut.py 5 $1 1048576" \
+        sshd_start "$T/sshd-cut" >"$L/sshd-cut-start" 2>&1; then
+        eval "$saved"
+        return 1
+    fi
+    CUT_PID=$SSHD_PID CUT_PORT=$SSHD_PORT
+    cp "$SSHD_KNOWN_HOSTS" "$T/cut-home/.ssh/known_hosts"
+    eval "$saved"
+    cat "$SSHD_KEY.pub" >>"$T/sshd-cut/authorized_keys" # the test's key logs in there too
+}
+cut_stop() { # the second sshd and the sessions it forked
+    local k
+    for k in $(ps -o pid= --ppid "$CUT_PID" 2>/dev/null); do kill -9 "$k" 2>/dev/null; done
+    kill -9 "$CUT_PID" 2>/dev/null
+    wait "$CUT_PID" 2>/dev/null
+}
+cut_part() {
+    local U=$(url sftp cut) tree=$T/cuttree i
+    say "sftp: sessions dropped during a restore"
+    mkdir -p "$tree" "$T/cut-home/.ssh"
+    chmod 700 "$T/cut-home" "$T/cut-home/.ssh"
+    for i in 1 2 3; do head -c 12M /dev/urandom >"$tree/f$i"; done
+    printf 'small\n' >"$tree/small"
+    run cut-init pf --repo "$U" init
+    rc_is 0 "cut: init"
+    run cut-backup pf --repo "$U" backup "$tree"
+    rc_is 0 "cut: backup of 36 MB"
+    # (the repository through the cutting server: the same directory, another port)
+    local CU="sftp://$(id -un)@127.0.0.1:"
+    cut_server "$T/cut-marker" || { fail "cut: cannot start the second sshd: $(tail -3 "$L/sshd-cut-start")"; return; }
+    CU="$CU$CUT_PORT$SSHD_ROOT/cut"
+    run cut-restore env HOME="$T/cut-home" timeout -k 5 "$CMD_TIMEOUT" "$PF" --ssh-key "$SSHD_KEY" \
+        --repo "$CU" --connections 4 restore latest --target "$T/cut-restore"
+    rc_is 0 "cut: restore through 4 connections with a session dropped mid-read"
+    [ -e "$T/cut-marker" ] && ok "cut: a session was dropped during a pack read" ||
+        fail "cut: no session was dropped (the cut never happened)"
+    compare "cut: the restored files are identical" "$tree" "$T/cut-restore/cuttree"
+    cut_stop
+    # A server that drops every session at its first pack read: the restore gives up within
+    # the retry budget with one line, and leaves no snapshot's worth of half files claimed.
+    cut_server - || { fail "cut: cannot start the second sshd: $(tail -3 "$L/sshd-cut-start")"; return; }
+    CU="sftp://$(id -un)@127.0.0.1:$CUT_PORT$SSHD_ROOT/cut"
+    local t1 t2
+    t1=$(date +%s)
+    run cut-fail env HOME="$T/cut-home" timeout -k 5 120 "$PF" --ssh-key "$SSHD_KEY" \
+        --repo "$CU" --connections 2 restore latest --target "$T/cut-restore2"
+    t2=$(date +%s)
+    if [ $RC -ne 0 ] && [ $RC -lt 124 ]; then
+        ok "cut: every session dropped: restore failed (exit $RC) after $((t2 - t1)) s"
+    else
+        fail "cut: every session dropped: exit $RC"
+        show
+    fi
+    local why
+    why=$(grep -v '^permafrost: warning: \|^permafrost: latest: ' "$ERR")
+    if [ "$(grep -c . <<<"$why")" = 1 ] && grep -q 'connection failed.*gave up' <<<"$why"; then
+        ok "cut: one error line about the connection: $(cut -c1-170 <<<"$why")"
+    else
+        fail "cut: the error lines: $why"
+    fi
+    cut_stop
+    rm -rf "$T/cut-restore" "$T/cut-restore2" "$tree"
+}
+
 for d in sftp s3; do part basics && basics "$d"; done
 for d in sftp s3; do part mastodon && mastodon_roundtrip "$d"; done
 part errors && errors
 part copy && copy_part
 for d in s3 sftp; do part kill && kill_part "$d"; done
+part cut && cut_part
 
 say "done"
 if [ $FAILED = 0 ]; then

@@ -10,6 +10,8 @@
 #             A and B; after promotion it archives on timeline 2 (00000002.history arrives)
 #   latest    --to latest recovers every archived commit (A, B and C)
 #   timeline  recovery along timeline 2 fetches 00000002.history and follows the fork
+#   collector --pg-start waits for the promotion itself, not for a log line (a cluster
+#             with logging_collector on writes none where restore can read it)
 #   kill      kill -9 during a base backup: no snapshot, check passes, the next succeeds
 #   refuse    a non-empty target is refused (exit 6)
 #   gap       a deleted segment: check names it (exit 4) and the base backup it cuts
@@ -22,6 +24,7 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 PF=${PERMAFROST:-$PWD/permafrost}
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 . "$HARNESS/pg.sh"
+. "$HARNESS/pfserver.sh"
 export TZ=UTC
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-pitr.XXXXXX")
@@ -38,25 +41,10 @@ fail() {
     exit 1
 }
 
-chmod 711 "$W"
-: >"$W/empty.conf"
-chmod 644 "$W/empty.conf"
-printf 'pitr-test-passphrase\n' >"$W/pass"
-cat >"$W/pf" <<EOF
-#!/bin/sh
-export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
-export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=30 TZ=UTC
-unset PERMAFROST_PASSWORD
-exec $W/permafrost "\$@"
-EOF
-chmod 755 "$W/pf"
-# The server's OS user runs the binary: a copy here, since the build tree may be in a home
-# it cannot enter (/root on a fresh machine is 0700).
-cp "$PF" "$W/permafrost"
-chmod 755 "$W/permafrost"
+pf_server_home "$W" pitr-test-passphrase
+pf_server_wrapper "$W" pf "$W/repo" PERMAFROST_LOCK_WAIT=30 TZ=UTC
 mkdir -m 700 "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
-harness_chown_pg "$W/pass" "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
-chmod 600 "$W/pass"
+harness_chown_pg "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
 pf() { harness_as_owner "$W/pf" "$@"; }
 pf init >/dev/null
 
@@ -185,11 +173,29 @@ tli=$(pg_psql "$W/restored4" -Atc "select timeline_id from pg_control_checkpoint
 ok "recovery follows the archived 00000002.history onto timeline 2: $states, now on timeline $tli"
 harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored4/pg" -m fast -w stop >/dev/null
 
+say collector
+# A cluster that logs through logging_collector writes nothing more to pg_ctl's -l file:
+# --pg-start still returns as soon as it has promoted, and not before (pg_is_in_recovery()
+# is false at once). Archiving off: this timeline stays out of the repository.
+mkdir -m 700 "$W/restored5" "$W/restored5/run"
+harness_chown_pg "$W/restored5" "$W/restored5/run"
+port=$(harness_free_port)
+printf 'PG_PORT=%s\nPG_BIN=%s\n' "$port" "$HARNESS_PGBIN" >"$W/restored5/pg.env"
+harness_on_exit "harness_as_owner '$HARNESS_PGBIN/pg_ctl' -D '$W/restored5/pg' -m immediate -w stop"
+PERMAFROST_PROMOTE_WAIT=120 pf restore "$id1" --pg-physical-target "$W/restored5/pg" --to "$target" --pg-start \
+    --pg-ctl-options "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$W/restored5/run -c fsync=off -c archive_mode=off -c logging_collector=on -c log_directory=$W/restored5/run" \
+    >"$W/r6.out" 2>&1 || fail "restore --pg-start with logging_collector: $(cat "$W/r6.out")"
+[ "$(pg_psql "$W/restored5" -Atc "select pg_is_in_recovery()")" = f ] ||
+    fail "restore --pg-start returned before the cluster promoted"
+states=$(pg_psql "$W/restored5" -Atc "select string_agg(state, '' order by id) from t")
+[ "$states" = ABB ] || fail "PITR with logging_collector gave states '$states', wanted ABB"
+ok "--pg-start with logging_collector: returned once promoted, states $states"
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored5/pg" -m fast -w stop >/dev/null
+
 say kill
 # kill -9 in the middle of a base backup: no snapshot, nothing damaged, the next one works.
 # Another cluster, so another repository (two clusters' WAL names would collide).
-sed "s|$W/repo|$W/repo2|" "$W/pf" >"$W/pf2"
-chmod 755 "$W/pf2"
+pf_server_wrapper "$W" pf2 "$W/repo2" PERMAFROST_LOCK_WAIT=30 TZ=UTC
 mkdir -m 700 "$W/repo2"
 harness_chown_pg "$W/repo2"
 pf2() { harness_as_owner "$W/pf2" "$@"; }

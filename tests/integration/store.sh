@@ -244,6 +244,25 @@ else
     fail "sftp session drops: needs python3 and /usr/lib/openssh/sftp-server (openssh-server)"
 fi
 
+# --- a server that offers only ciphers and MACs the driver refuses (CBC, SHA-1): no session
+# on them, and the error says why (not "host key", not retryable) ---
+if sshd_start "$TMP/sshd-weak" >"$TMP/weak-start.log" 2>&1; then
+    sshd_kill_all
+    printf 'Ciphers aes256-cbc,aes128-cbc\nMACs hmac-sha1\n' >>"$SSHD_DIR/sshd_config"
+    "$(command -v sshd || echo /usr/sbin/sshd)" -D -e -f "$SSHD_DIR/sshd_config" >>"$SSHD_DIR/sshd.log" 2>&1 &
+    SSHD_PID=$!
+    if harness_wait_port "$SSHD_PORT" 20; then
+        expect_probe "sftp server with only CBC ciphers and hmac-sha1: refused as weak" 1 \
+            "retryable=0" "refuses as weak" "aes256-cbc" -- \
+            "$SSHD_URL/weak" --key "$SSHD_KEY" --known-hosts "$SSHD_KNOWN_HOSTS"
+    else
+        fail "weak ciphers: sshd did not restart: $(tail -3 "$SSHD_DIR/sshd.log")"
+    fi
+    sshd_kill_all
+else
+    fail "weak ciphers: cannot start sshd: $(tail -3 "$TMP/weak-start.log")"
+fi
+
 if [ "$failures" -gt 0 ]; then
     echo "store: $failures check(s) failed"
     exit 1

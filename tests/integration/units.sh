@@ -3,7 +3,8 @@
 #   verify   systemd-analyze verify accepts every unit of contrib/systemd (with the paths
 #            pointed at this build), and the backup unit keeps the hardening it promises:
 #            ProtectSystem=strict, no ProtectHome, the capabilities pg_dump-as-postgres needs;
-#            the wal-stream service restarts always, as postgres, hardened
+#            the wal-stream service (it reconnects by itself) restarts after a crash only,
+#            runs as postgres, hardened
 #   week     the check unit's ExecStart, unescaped as systemd does, asks for part
 #            (ISO week % 4) + 1 of 4 on every day of two years, weeks 08 and 09 included,
 #            so four consecutive weeks read all four parts
@@ -65,7 +66,7 @@ has "$b" "OnFailure=permafrost-failure@%n.service"
 has "$U/permafrost-check.service" "OnFailure=permafrost-failure@%n.service"
 ws=$U/permafrost-wal-stream.service
 has "$ws" "ExecStart=/usr/local/bin/permafrost wal-stream"
-has "$ws" "Restart=always"
+has "$ws" "Restart=on-abnormal"
 has "$ws" "User=postgres"
 has "$ws" "ProtectSystem=strict"
 has "$ws" "NoNewPrivileges=yes"

@@ -4,10 +4,15 @@
 #   stream    a physical slot is created; a switched segment arrives whole, byte for byte the
 #             server's, under the name wal-push gives it; a commit in the segment still
 #             being written arrives within seconds as a streamed partial; wal-fetch of that
-#             segment gives the partial padded to the segment size; check passes
+#             segment gives the partial padded to the segment size; check passes;
+#             snapshots and status name the newest point as segment + bytes, partial
 #   stop      SIGTERM: exit 0, and what arrived before it is stored; while it is down the
 #             slot keeps the WAL, and a restart resumes at the repository's newest segment
 #             with nothing missing (check finds no gap)
+#   reconnect the walsender is terminated, then the server restarts, under the running
+#             receiver: it connects again by itself and later commits reach the repository
+#             with no gap; a refused password exits 12 without retrying, as does a slot
+#             that cannot be created
 #   replica   a streaming standby of the primary: backup --pg-physical against the standby
 #             (its end segment in the repository through wal-stream's partial), restored
 #             to latest: it recovers and promotes with the rows committed on the primary
@@ -23,6 +28,7 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 PF=${PERMAFROST:-$PWD/permafrost}
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 . "$HARNESS/pg.sh"
+. "$HARNESS/pfserver.sh"
 export TZ=UTC
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-walstream.XXXXXX")
@@ -43,23 +49,10 @@ fail() {
     exit 1
 }
 
-chmod 711 "$W"
-: >"$W/empty.conf"
-chmod 644 "$W/empty.conf"
-printf 'walstream-test-passphrase\n' >"$W/pass"
-cat >"$W/pf" <<EOF
-#!/bin/sh
-export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
-export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=30 TZ=UTC
-unset PERMAFROST_PASSWORD
-exec $W/permafrost "\$@"
-EOF
-chmod 755 "$W/pf"
-cp "$PF" "$W/permafrost"
-chmod 755 "$W/permafrost"
+pf_server_home "$W" walstream-test-passphrase
+pf_server_wrapper "$W" pf "$W/repo" PERMAFROST_LOCK_WAIT=30 TZ=UTC
 mkdir -m 700 "$W/repo" "$W/kc" "$W/out"
-harness_chown_pg "$W/pass" "$W/repo" "$W/kc" "$W/out"
-chmod 600 "$W/pass"
+harness_chown_pg "$W/repo" "$W/kc" "$W/out"
 pf() { harness_as_owner "$W/pf" "$@"; }
 pf init >/dev/null
 
@@ -132,6 +125,19 @@ pf check >"$W/check.out" 2>&1 || fail "check: $(cat "$W/check.out")"
 # status's RPO point is the streamed part, not the older whole segment.
 newest=$(pf --json status | python3 -c 'import json,sys; print(json.load(sys.stdin)["wal"]["newest_segment"])')
 case "$newest" in "$seg2".*.partial) ;; *) fail "status names $newest as the newest point, not a part of $seg2" ;; esac
+# ... and snapshots and status say how far into it (at least as far: the receiver may store
+# a longer part meanwhile), and that it is partial.
+newest_bytes=$((16#$(echo "$newest" | cut -d. -f2)))
+pf snapshots >"$W/snaps.out" 2>&1
+said=$(sed -n "s/^WAL archived up to segment $seg2 + \([0-9]*\) bytes, a streamed partial (pushed .*/\1/p" "$W/snaps.out")
+[ -n "$said" ] && [ "$said" -ge "$newest_bytes" ] ||
+    fail "snapshots does not say the newest point is $newest_bytes+ bytes into $seg2, partial: $(tail -2 "$W/snaps.out")"
+pf --json status | python3 -c "
+import json, sys
+w = json.load(sys.stdin)['wal']
+assert w['partial'] is True and w['partial_bytes'] >= $newest_bytes, w
+assert w['partial_bytes'] == int(w['newest_segment'].split('.')[1], 16), w
+" || fail "status --json does not say the newest point is partial, $newest_bytes+ bytes"
 ok "slot created; $seg arrived whole and exact; $part (a commit's segment, $n bytes) within seconds, fetched padded"
 
 say stop
@@ -164,6 +170,61 @@ wait_for 30 in_repo "$seg3" || fail "after a restart, $seg3 (completed while dow
 grep -q "streaming timeline 1 from" "$W/stream2.log" || fail "no start line"
 pf check >"$W/check.out" 2>&1 || fail "check after the restart: $(cat "$W/check.out")"
 ok "SIGTERM stored up to $held and exited 0; restarted, it caught up with $seg3; no gap"
+
+say reconnect
+# The walsender is killed, then the server restarts, under the running receiver: it says
+# so, connects again by itself (no exit, no systemd), and commits made afterwards reach the
+# repository; check finds no gap. A refused password is no reason to try again: exit 12.
+q "create table u (id serial primary key, at timestamptz default clock_timestamp())"
+walsender() { q "select pid from pg_stat_replication where application_name = 'permafrost-wal-stream'"; }
+streams_in() { grep -c "streaming timeline 1 from" "$1" || true; }
+# through_commit: the repository holds the WAL up to the last commit (whole or streamed)
+through_commit() {
+    local seg off
+    seg=$(q "select pg_walfile_name(pg_current_wal_insert_lsn())")
+    off=$(q "select (pg_current_wal_insert_lsn() - '0/0'::pg_lsn) % 16777216")
+    wait_for 20 streamed_through "$seg" "$off"
+}
+wait_for 20 test -n "$(walsender)" || fail "no walsender for the receiver"
+n0=$(streams_in "$W/stream2.log")
+q "select pg_terminate_backend($(walsender))" >/dev/null
+wait_for 20 grep -q "connecting again in 1 s (attempt 1)" "$W/stream2.log" ||
+    fail "no reconnect line after the walsender was terminated"
+streamed_again() { [ "$(streams_in "$W/stream2.log")" -gt "$n0" ]; }
+wait_for 30 streamed_again || fail "the receiver did not stream again after the walsender was terminated"
+kill -0 "$STREAM_PID" || fail "wal-stream exited when its walsender was terminated"
+q "insert into u default values"
+through_commit || fail "a commit after the reconnect did not reach the repository"
+n1=$(streams_in "$W/stream2.log")
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/db/pg" -m fast -w restart >/dev/null
+restreamed() { [ "$(streams_in "$W/stream2.log")" -gt "$n1" ]; }
+wait_for 40 restreamed || fail "the receiver did not stream again after the server restarted"
+kill -0 "$STREAM_PID" || fail "wal-stream exited when the server restarted"
+q "insert into u default values"
+through_commit || fail "a commit after the server's restart did not reach the repository"
+seg=$(q "select pg_walfile_name(pg_current_wal_insert_lsn())")
+q "select pg_switch_wal()" >/dev/null
+wait_for 30 in_repo "$seg" || fail "$seg did not arrive whole after the restart"
+pf wal-fetch "$seg" "$W/out/seg.reconnect"
+cmp -s "$W/db/pg/pg_wal/$seg" "$W/out/seg.reconnect" || fail "$seg differs from the server's after the reconnects"
+pf check >"$W/check.out" 2>&1 || fail "check after the reconnects: $(cat "$W/check.out")"
+attempts=$(grep -c "connecting again in" "$W/stream2.log")
+rc=0
+timeout 60 "$W/pf" wal-stream --pg-conninfo "host=127.0.0.1 port=$PG_PORT user=$PG_SUPERUSER password=wrong" \
+    >"$W/streamauth.log" 2>&1 || rc=$?
+[ "$rc" = 12 ] || fail "wal-stream with a wrong password exited $rc, wanted 12 (refused): $(cat "$W/streamauth.log")"
+grep -q "password authentication failed" "$W/streamauth.log" && ! grep -q "connecting again" "$W/streamauth.log" ||
+    fail "a refused password: $(cat "$W/streamauth.log")"
+# No slot can be created (max_replication_slots reached): no retry either.
+free=$(q "select current_setting('max_replication_slots')::int - count(*) from pg_replication_slots")
+for ((i = 0; i < free; i++)); do q "select pg_create_physical_replication_slot('filler_$i')" >/dev/null; done
+rc=0
+timeout 60 "$W/pf" wal-stream --pg-conninfo "$CONN" --slot no_room >"$W/streamslot.log" 2>&1 || rc=$?
+for ((i = 0; i < free; i++)); do q "select pg_drop_replication_slot('filler_$i')" >/dev/null; done
+[ "$rc" != 0 ] && [ "$rc" != 124 ] && grep -q "all replication slots are in use" "$W/streamslot.log" &&
+    ! grep -q "connecting again" "$W/streamslot.log" ||
+    fail "wal-stream without room for its slot: exit $rc: $(cat "$W/streamslot.log")"
+ok "walsender terminated, then the server restarted: the receiver connected again ($attempts attempts logged), later commits and $seg reached the repository, no gap; a wrong password exits 12 at once, no room for a slot exits $rc"
 
 say replica
 pg_start_standby "$W/sb" "$W/db"
