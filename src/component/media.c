@@ -14,6 +14,9 @@
 #include "component/s3mirror.h"
 #include "repo/restorer.h"
 
+/* The run of a pack a writer reads at once from a local repository (pf_restore_opts). */
+#define MEDIA_LOCAL_RUN (2u << 20)
+
 static int media_backup_s3(pf_component_run *run, pf_err *err)
 {
     const pf_component_settings *set = run->set;
@@ -153,6 +156,12 @@ static int media_restore(pf_component_run *run, pf_err *err)
     pf_info("media: restoring into %s", set->media_root);
     /* --force: the restored tree is the snapshot's; what it lacks goes (-v names it). */
     pf_restore_opts ro = {.owners = geteuid() == 0, .workers = set->workers, .exact = set->force};
+    /* Each writer holds one run of a pack in memory, and the media run beside the database's
+     * spool and pg_restore: from a local disk a 2 MiB read costs no more per byte than an
+     * 8 MiB one, so the runs stay small (a remote store keeps the restorer's default, where
+     * a request's latency is what a long run pays for). */
+    if (!pf_store_properties(run->repo->store).remote)
+        ro.run_max = MEDIA_LOCAL_RUN;
     pf_restore_stats rs = {0};
     if (pf_app_owner_mkdirs(set->media_root, set->owner))
         return pf_err_sys(err, PF_EIO, "cannot create %s", set->media_root);

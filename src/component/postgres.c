@@ -208,7 +208,7 @@ typedef struct pg_clients {
 } pg_clients;
 
 /* Runs DIR/NAME --version and parses "NAME (PostgreSQL) 15.5 (Debian ...)". */
-static int client_version(const char *path, char *ver, size_t cap, int *major)
+static int run_client_version(const char *path, char *ver, size_t cap, int *major)
 {
     const char *argv[] = {path, "--version", NULL};
     pf_buf out = PF_BUF_INIT;
@@ -232,6 +232,57 @@ out:
     return rc;
 }
 
+/* What each binary (by its real path) said, for the life of the process: a restore looks
+ * its clients up twice (the check, then the restore) and a backup once per run, and under
+ * load each --version is a fork and an exec on the critical path. The binaries do not
+ * change under a running backup. */
+#define VERSION_CACHE 32
+static struct {
+    char *path;
+    char ver[64];
+    int major, rc;
+} version_cache[VERSION_CACHE];
+static size_t nversion_cache;
+static pthread_mutex_t version_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int client_version(const char *real, char *ver, size_t cap, int *major)
+{
+    pthread_mutex_lock(&version_mu);
+    for (size_t i = 0; i < nversion_cache; i++)
+        if (!strcmp(version_cache[i].path, real)) {
+            int rc = version_cache[i].rc;
+            snprintf(ver, cap, "%s", version_cache[i].ver);
+            *major = version_cache[i].major;
+            pthread_mutex_unlock(&version_mu);
+            return rc;
+        }
+    pthread_mutex_unlock(&version_mu);
+    char v[64] = "";
+    int m = 0;
+    int rc = run_client_version(real, v, sizeof v, &m);
+    pthread_mutex_lock(&version_mu);
+    char *copy = nversion_cache < VERSION_CACHE ? strdup(real) : NULL;
+    if (copy) {
+        version_cache[nversion_cache].path = copy;
+        snprintf(version_cache[nversion_cache].ver, sizeof version_cache[0].ver, "%s", v);
+        version_cache[nversion_cache].major = m;
+        version_cache[nversion_cache++].rc = rc;
+    }
+    pthread_mutex_unlock(&version_mu);
+    snprintf(ver, cap, "%s", v);
+    *major = m;
+    return rc;
+}
+
+/* Debian's postgresql-common puts pg_wrapper (a Perl script) on PATH as pg_dump, psql,
+ * pg_restore: it only hands over to one of /usr/lib/postgresql/N/bin, which are candidates
+ * of their own, and starting Perl costs more than the client it runs. */
+static bool is_wrapper(const char *real)
+{
+    const char *base = strrchr(real, '/');
+    return base && !strcmp(base + 1, "pg_wrapper");
+}
+
 static bool dir_has(const char *dir, const char *const *names)
 {
     for (int i = 0; names[i]; i++) {
@@ -250,7 +301,7 @@ static int find_clients(const char *const *names, int min_major, bool lowest, pg
                         pf_err *err)
 {
     char *cands[64];
-    int nc = 0;
+    int nc = 0, nlib = 0; /* cands[0..nlib) are /usr/lib/postgresql/N/bin */
     const char *forced = getenv("PERMAFROST_PG_BINDIR");
     if (forced && *forced) {
         cands[nc++] = strdup(forced);
@@ -261,6 +312,7 @@ static int find_clients(const char *const *names, int min_major, bool lowest, pg
                 cands[nc++] = strdup(g.gl_pathv[i]);
             globfree(&g);
         }
+        nlib = nc;
         const char *path = getenv("PATH");
         while (path && *path && nc < 64) {
             size_t l = strcspn(path, ":");
@@ -273,6 +325,8 @@ static int find_clients(const char *const *names, int min_major, bool lowest, pg
     }
     int newest = 0;
     char newest_dir[PATH_MAX] = "";
+    char *seen[64];
+    int nseen = 0;
     best->major = 0;
     for (int i = 0; i < nc; i++) {
         if (!cands[i] || !dir_has(cands[i], names))
@@ -280,7 +334,17 @@ static int find_clients(const char *const *names, int min_major, bool lowest, pg
         char path[PATH_MAX], ver[64];
         int major;
         join_path(path, sizeof path, cands[i], names[0]);
-        if (client_version(path, ver, sizeof ver, &major) < 0)
+        /* /bin and /usr/bin are one directory on a merged /usr: ask each binary once. */
+        char *real = realpath(path, NULL);
+        bool again = false;
+        for (int k = 0; real && k < nseen && !again; k++)
+            again = !strcmp(seen[k], real);
+        if (!real || again || (i >= nlib && nlib > 0 && is_wrapper(real))) {
+            free(real);
+            continue;
+        }
+        seen[nseen++] = real;
+        if (client_version(real, ver, sizeof ver, &major) < 0)
             continue;
         if (major > newest) {
             newest = major;
@@ -296,6 +360,8 @@ static int find_clients(const char *const *names, int min_major, bool lowest, pg
     }
     for (int i = 0; i < nc; i++)
         free(cands[i]);
+    for (int i = 0; i < nseen; i++)
+        free(seen[i]);
     if (best->major)
         return 0;
     char want[16];
@@ -1241,6 +1307,48 @@ static int spool_dir(const rctx *r, char *dir, size_t dcap, char *file, size_t f
     return 0;
 }
 
+/* The spool in a thread of its own: it reads the repository and writes a file, the steps
+ * before pg_restore (DROP, roles, CREATE DATABASE: each a psql) wait on the server, and
+ * neither needs the other until pg_restore starts. */
+typedef struct spool_job {
+    const rctx *r;
+    pf_source *src; /* NULL: a directory-format dump (o->fill_dir) */
+    char dir[PATH_MAX], file[PATH_MAX];
+    pthread_t thread;
+    bool started;
+    int rc;
+    pf_err err;
+} spool_job;
+
+static void *spool_main(void *arg)
+{
+    spool_job *j = arg;
+    j->rc = j->src ? spool(j->r, j->src, j->dir, sizeof j->dir, j->file, sizeof j->file, &j->err)
+                   : spool_dir(j->r, j->dir, sizeof j->dir, j->file, sizeof j->file, &j->err);
+    return NULL;
+}
+
+/* Starts the spool; without a thread it runs here (then spool_wait only reports it). */
+static void spool_start(spool_job *j, const rctx *r, pf_source *src)
+{
+    memset(j, 0, sizeof *j);
+    j->r = r;
+    j->src = src;
+    j->started = pthread_create(&j->thread, NULL, spool_main, j) == 0;
+    if (!j->started)
+        spool_main(j);
+}
+
+static int spool_wait(spool_job *j, pf_err *err)
+{
+    if (j->started)
+        pthread_join(j->thread, NULL);
+    j->started = false;
+    if (j->rc < 0 && err)
+        *err = j->err;
+    return j->rc;
+}
+
 /* An identifier as pg_dump writes it: lower-case plain, or double-quoted without quotes
  * inside. Anything else is refused: these names end up in SQL we run as the admin. */
 static bool plain_ident(const char *s, size_t n)
@@ -1388,7 +1496,8 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
     pf_pgsql_globals pg = {0};
     char dir[PATH_MAX] = "", file[PATH_MAX] = "", list[PATH_MAX] = "";
     envlist env = {0};
-    bool exists = false;
+    bool exists = false, spooling = false;
+    spool_job sp;
     if (rctx_init(&r, o, err) < 0 || check_with(&r, &exists, err) < 0)
         goto out;
     if (globals && slurp(globals, &gl, 64u * 1024 * 1024, "globals.sql", err) < 0)
@@ -1400,6 +1509,8 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
         goto out;
     }
 
+    spool_start(&sp, &r, dump);
+    spooling = true;
     if (exists) {
         /* Empty, or force: start from a clean CREATE DATABASE either way. */
         pf_buf_append_str(&sql, "DROP DATABASE ");
@@ -1427,8 +1538,11 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
         goto out;
     }
 
-    if ((dump ? spool(&r, dump, dir, sizeof dir, file, sizeof file, err)
-              : spool_dir(&r, dir, sizeof dir, file, sizeof file, err)) < 0)
+    spooling = false;
+    int spooled = spool_wait(&sp, err);
+    snprintf(dir, sizeof dir, "%s", sp.dir);
+    snprintf(file, sizeof file, "%s", sp.file);
+    if (spooled < 0)
         goto out;
     bool as_owner = strcmp(r.restore_role, r.admin) != 0;
     if (as_owner) {
@@ -1493,13 +1607,24 @@ int pf_pg_restore(const pf_pg_restore_opts *o, pf_source *globals, pf_source *du
                       "SET client_encoding = 'UTF8';\nSET standard_conforming_strings = on;\n");
     for (size_t i = 0; i < pg.ndb; i++)
         pf_buf_append_str(&sql, pg.db[i].sql);
-    pf_buf_append_str(&sql, "ANALYZE;\n");
+    /* Statistics: every restored row counts as inserted since the last analyze, so
+     * autovacuum analyzes each table within autovacuum_naptime of the restore, on its own
+     * time, and pg_restore's CREATE INDEX has set the row estimates already. An ANALYZE of
+     * our own is the last step of the restore's critical path (seconds at size m): only
+     * where autovacuum is off, and no one else would (docs/DECISIONS.md). */
+    pf_buf_append_str(&sql, "SELECT current_setting('autovacuum') = 'off' AS pf_analyze \\gset\n"
+                            "\\if :pf_analyze\nANALYZE;\n\\endif\n");
     if (run_psql_str(&r, o->dbname, &sql, NULL, err) < 0) {
         pf_err_prefix(err, "applying the database-level settings");
         goto out;
     }
     rc = 0;
 out:
+    if (spooling) { /* a step before pg_restore failed: its error is the one reported */
+        spool_wait(&sp, NULL);
+        snprintf(dir, sizeof dir, "%s", sp.dir);
+        snprintf(file, sizeof file, "%s", sp.file);
+    }
     if (file[0] && dump)
         unlink(file);
     else if (file[0])

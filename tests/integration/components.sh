@@ -198,6 +198,20 @@ expect 0 "pg: restore --force over it" -- restore_tcp --force
 mastodon_digest "$T/dst" >"$T/dst.digest"
 same "pg: forced restore has the same digest" <(section "$T/src.digest" database) <(section "$T/dst.digest" database)
 
+# Statistics: every restored row counts as inserted, so autovacuum analyzes the tables on its
+# own; the restore runs ANALYZE itself (last_analyze, which autovacuum's never sets) only
+# where autovacuum is off.
+analyzed() { pg_psql "$T/dst" -d mastodon_production -Atc "SELECT count(last_analyze) FROM pg_stat_user_tables"; }
+autovacuum() { pg_psql "$T/dst" -Atc "ALTER SYSTEM SET autovacuum = $1" -c "SELECT pg_reload_conf()" >/dev/null; }
+[ "$(analyzed)" = 0 ] && ok "pg: no ANALYZE of its own where autovacuum runs" ||
+    fail "pg: the restore ran ANALYZE ($(analyzed) tables) though autovacuum is on"
+autovacuum off
+expect 0 "pg: restore --force with autovacuum off" -- restore_tcp --force
+n_tables=$(pg_psql "$T/dst" -d mastodon_production -Atc "SELECT count(*) FROM pg_stat_user_tables")
+[ "$(analyzed)" = "$n_tables" ] && [ "$n_tables" -gt 0 ] && ok "pg: with autovacuum off the restore analyzes every table ($n_tables)" ||
+    fail "pg: with autovacuum off, $(analyzed) of $n_tables tables analyzed"
+autovacuum on
+
 # A globals.sql from a hostile snapshot: psql meta-commands inside a multi-line statement,
 # in the database-level section, or SQL of another form must run nothing, change nothing
 # (even with --force, which would drop the database), and name the line.
