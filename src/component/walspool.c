@@ -297,7 +297,8 @@ int pf_wal_spool_open(pf_repo *r, const char *dir, const char *start_wal, uint64
         sp->rank[i] = rank;
         prev = name;
     }
-    if (make_dir(dir, uid, gid, (uint64_t)sp->window * sp->seg_size, sp->ns.n, err))
+    size_t room = sp->ns.n < sp->window ? sp->ns.n : sp->window;
+    if (make_dir(dir, uid, gid, (uint64_t)room * sp->seg_size, room, err))
         goto fail;
     /* Last: restore_command waits only for the names listed here. */
     if (marker(sp, ".names", list.len ? (const char *)list.data : "", err))
