@@ -93,6 +93,10 @@ wait_archived "$last" || fail "segment $last not archived within 60 s"
 pg_stop "$W/db"
 archived=$(ls "$W/repo/wal/00000001" | awk -v s="$start_wal" 'length($0) == 24 && $0 >= s' | wc -l)
 
+# recovery_prefetch=off: PostgreSQL's reader runs ahead of replay by wal_decode_buffer_size
+# (512 kB) of WAL, a fraction of a real segment, but the almost empty segments pg_switch_wal
+# leaves here hold one record each, so with it on the reader would ask for all 24 before
+# replay reaches the target, and what is measured would be PostgreSQL's read-ahead.
 restore() { # DIR: as root, into DIR/pg, started on a port of its own
     local dir=$1 port
     port=$(harness_free_port)
