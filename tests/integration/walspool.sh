@@ -5,9 +5,11 @@
 #             archived after it: the restore fetches only up to the target and a window
 #             past it (PERMAFROST_WAL_SPOOL_WINDOW=4), never holds more than the window,
 #             and recovers exactly A and B
-#   failure   a segment recovery needs before the target is corrupt in the repository: the
-#             restore fails naming it and "recovery stopped before its target", the cluster
-#             did not promote; the spool it leaves is the cluster owner's, 0700/0600
+#   failure   a segment in the middle of the archive is corrupt in the repository, restore
+#             --to latest: the restore fails naming it and "recovery stopped before its
+#             target", the cluster did not promote (not at the segment before: that would
+#             lose everything after it silently); the spool it leaves is the cluster
+#             owner's, 0700/0600
 set -eEuo pipefail
 trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
@@ -97,21 +99,21 @@ archived=$(ls "$W/repo/wal/00000001" | awk -v s="$start_wal" 'length($0) == 24 &
 # (512 kB) of WAL, a fraction of a real segment, but the almost empty segments pg_switch_wal
 # leaves here hold one record each, so with it on the reader would ask for all 24 before
 # replay reaches the target, and what is measured would be PostgreSQL's read-ahead.
-restore() { # DIR: as root, into DIR/pg, started on a port of its own
-    local dir=$1 port
+restore() { # DIR TO: as root, into DIR/pg, started on a port of its own
+    local dir=$1 to=$2 port
     port=$(harness_free_port)
     mkdir -p "$dir/run"
     harness_chown_pg "$dir/run"
     printf 'PG_PORT=%s\nPG_BIN=%s\n' "$port" "$HARNESS_PGBIN" >"$dir/pg.env"
     harness_on_exit "harness_as_owner '$HARNESS_PGBIN/pg_ctl' -D '$dir/pg' -m immediate -w stop || true"
     PERMAFROST_WAL_SPOOL_WINDOW=4 PERMAFROST_PROMOTE_WAIT=120 "$W/pf" restore latest \
-        --pg-physical-target "$dir/pg" --to "$target" --pg-start \
+        --pg-physical-target "$dir/pg" --to "$to" --pg-start \
         --pg-ctl-options "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/run -c fsync=off -c archive_mode=off -c recovery_prefetch=off"
 }
 
 say bounded
 rc=0
-restore "$W/r1" >"$W/r1.out" 2>&1 || rc=$?
+restore "$W/r1" "$target" >"$W/r1.out" 2>&1 || rc=$?
 [ "$rc" = 0 ] || fail "restore --to $target as root: exit $rc: $(cat "$W/r1.out" "$W/r1/pg/log/permafrost-recovery.log")"
 line=$(grep -o "fetched [0-9]* of the [0-9]* WAL segments archived .*at most [0-9]* at once" "$W/r1.out") ||
     fail "the restore does not say what it fetched: $(cat "$W/r1.out")"
@@ -130,12 +132,14 @@ states=$(pg_psql "$W/r1" -Atc "select string_agg(state, '' order by id) from t")
 ok "to $target: $states; $line ($archived archived)"
 
 say failure
-# a's segment, which recovery replays before the target, corrupt in the repository.
+# a's segment corrupt in the repository, and --to latest: no recovery target, so PostgreSQL
+# would take a restore_command failing with "not archived" for the end of the archive and
+# promote there, silently, with B, C and the rest lost.
 f="$W/repo/wal/00000001/$a_seg"
 size=$(stat -c %s "$f")
 printf 'XXXXXXXXXXXXXXXX' | dd of="$f" bs=1 seek=$((size / 2)) conv=notrunc status=none
 rc=0
-restore "$W/r2" >"$W/r2.out" 2>&1 || rc=$?
+restore "$W/r2" latest >"$W/r2.out" 2>&1 || rc=$?
 [ "$rc" != 0 ] || fail "a restore with a corrupt segment succeeded: $(cat "$W/r2.out")"
 grep -q "recovery stopped before its target.*fetching WAL file $a_seg into the spool" "$W/r2.out" ||
     fail "the restore does not name the segment it could not fetch: $(cat "$W/r2.out")"
