@@ -146,7 +146,7 @@ grep -q "recovery stopped before its target.*fetching WAL file $a_seg into the s
 grep -q "promoted" "$W/r2.out" && fail "the restore says the cluster promoted: $(cat "$W/r2.out")"
 [ -e "$W/r2/pg/recovery.signal" ] || fail "the cluster left recovery"
 grep -q "permafrost: fetching WAL file $a_seg" "$W/r2/pg/log/permafrost-recovery.log" ||
-    fail "the server log does not say why recovery stopped"
+    fail "the server log does not say why recovery stopped: $(tail -8 "$W/r2/pg/log/permafrost-recovery.log")"
 sp="$W/r2/pg.permafrost-wal"
 [ "$(stat -c '%a %U' "$sp")" = "700 postgres" ] || fail "spool $(stat -c '%a %U' "$sp")"
 bad=$(find "$sp" -mindepth 1 \( ! -user postgres -o ! -perm 600 \) -printf '%p %m %u\n')
