@@ -33,6 +33,7 @@
 # Environment: PERMAFROST (binary, default ./permafrost), BENCH_SCALE (pgbench scale,
 # default 200, ~3 GB), BENCH_RUNS (3), BENCH_PARTS ("base drain load rpo"),
 # BENCH_LOAD_SECONDS (60), BENCH_BACKLOG_SEGMENTS (40),
+# BENCH_BASE_ONLY=1 (the base part without its second backups and pg_dump/pg_restore),
 # BENCH_RPO_SECONDS (150), BENCH_RPO_RATE (pgbench -R, 20), BENCH_RPO_TOOLS ("permafrost
 # pgbackrest"), BENCH_KEEP=1 keeps WORKDIR (default: removed at the end). Needs root (the
 # cluster runs as postgres), pgbackrest (apt-get install -y pgbackrest) and /usr/bin/time.
@@ -321,6 +322,8 @@ if has base; then
             stop_restored
         done
     done
+fi
+if has base && [ "${BENCH_BASE_ONLY:-0}" = 0 ]; then
     say "second base backups after ${LOAD_S} s of pgbench"
     as_pg "$PGBIN/pgbench" -h "$DB/run" -p "$PORT" -n -c 4 -j 2 -T "$LOAD_S" postgres >"$W/pgbench-load.log" 2>&1
     for tool in permafrost pgbackrest; do backup_one "$tool" 1 second; done

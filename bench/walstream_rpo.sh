@@ -19,7 +19,8 @@
 # call under /usr/bin/time.
 #
 # Environment: PERMAFROST (binary, default ./permafrost), BENCH_RUNS (3),
-# BENCH_RPO_SECONDS (60), BENCH_RPO_RATE (20), BENCH_KEEP=1 keeps WORKDIR. Needs root (the
+# BENCH_RPO_SECONDS (60), BENCH_RPO_RATE (20), BENCH_RESTARTED=1 (measure a restart of
+# wal-stream, its first start having cached the key), BENCH_KEEP=1 keeps WORKDIR. Needs root (the
 # clusters run as postgres) and /usr/bin/time when pgBackRest is measured.
 set -euo pipefail
 
@@ -161,6 +162,15 @@ EOF
     chmod 644 "$W/rpo.sql"
     pf init >/dev/null
 
+    if [ -n "${BENCH_RESTARTED:-}" ]; then
+        # A service that ran before: its first start cached the repository's key (scrypt's
+        # 32 MiB, once); the measured process is the restart.
+        bg_pg "$W/pf" -v wal-stream --pg-conninfo "host=$DB/run port=$PORT user=postgres" >"$W/stream0.log" 2>&1 &
+        ws=$!
+        wait_until 60 grep -q "streaming timeline" "$W/stream0.log" || { cat "$W/stream0.log"; die "wal-stream did not start"; }
+        kill -TERM "$ws"
+        wait "$ws" || die "wal-stream did not stop cleanly: $(tail -3 "$W/stream0.log")"
+    fi
     bg_pg "$W/pf" -v wal-stream --pg-conninfo "host=$DB/run port=$PORT user=postgres" >"$W/stream.log" 2>&1 &
     ws=$!
     PIDS+=("$ws")

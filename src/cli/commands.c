@@ -83,9 +83,11 @@ const pf_command pf_commands[] = {
      &pf_syntax_wal_push, REPO | PF_CMD_CACHED_KEY, SHARED, SHARED},
     {"wal-fetch", cmd_wal_fetch, "fetch one archived WAL file (restore_command)",
      &pf_syntax_wal_fetch, REPO | PF_CMD_CACHED_KEY, NONE, NONE},
-    /* Long-running: a shared lock for each store only, so that prune is not shut out. */
+    /* Long-running: a shared lock for each store only, so that prune is not shut out.
+     * The cached key as wal-push's: a restart (of the service, or after a lost
+     * connection's backoff ran out) does not pay scrypt's 32 MiB again. */
     {"wal-stream", cmd_wal_stream, "receive WAL over streaming replication (a service)",
-     &pf_syntax_wal_stream, REPO, NONE, NONE},
+     &pf_syntax_wal_stream, REPO | PF_CMD_CACHED_KEY, NONE, NONE},
 };
 const size_t pf_ncommands = sizeof pf_commands / sizeof *pf_commands;
 

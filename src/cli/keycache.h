@@ -1,9 +1,9 @@
 /* The unlocked key of a repository, cached on disk for PostgreSQL's archive and restore
  * commands (wal-push, wal-fetch), which run once per WAL segment and must not pay scrypt
- * each time (docs/DECISIONS.md). The file is $PERMAFROST_KEY_CACHE/<repository id>.key,
- * the master key, or <repository id>.wkey, a write-only key's id and material (default
- * folder ~/.local/state/permafrost; "off" turns the cache off), mode 0600, in a folder of
- * ours that nobody else can write; anything else is ignored with a warning. */
+ * each time (docs/DECISIONS.md), and for wal-stream, whose restarts must not either. The file is
+ * $PERMAFROST_KEY_CACHE/<repository id>.key, the master key, or <repository id>.wkey, a write-only
+ * key's id and material (default folder ~/.local/state/permafrost; "off" turns the cache off), mode
+ * 0600, in a folder of ours that nobody else can write; anything else is ignored with a warning. */
 #ifndef PF_CLI_KEYCACHE_H
 #define PF_CLI_KEYCACHE_H
 

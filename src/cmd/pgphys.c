@@ -21,6 +21,7 @@
 #include "component/pgphys.h"
 #include "repo/backup_run.h"
 #include "repo/restorer.h"
+#include "repo/status.h"
 #include "repo/wal.h"
 
 static const char backup_help[] =
@@ -272,6 +273,53 @@ void pf_pgphys_default_restore_command(pf_buf *cmd)
                 "or pass --restore-command");
 }
 
+static void add_time(cJSON *o, const char *key, int64_t ns)
+{
+    char t[40];
+    pf_time_rfc3339(ns, t, sizeof t);
+    cJSON_AddStringToObject(o, key, t);
+}
+
+/* restore's JSON (docs/JSON.md) for a base backup written into a data directory: its pitr
+ * object is the one of restore --live --to without the rest (nothing else is restored);
+ * the point reached is known only once the cluster ran (started). */
+static void print_json(const pf_snapshot *s, const pf_pgphys_restored *d, const char *data_dir,
+                       int64_t to_ns, bool started, double seconds)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "snapshot", s->id);
+    cJSON_AddNumberToObject(j, "files", (double)d->files);
+    cJSON_AddNumberToObject(j, "seconds", (double)(int64_t)(seconds * 1000) / 1000);
+    cJSON *p = cJSON_AddObjectToObject(j, "pitr");
+    if (to_ns != INT64_MAX)
+        add_time(p, "target", to_ns);
+    else
+        cJSON_AddStringToObject(p, "target", "latest");
+    bool ended = d->end_ns && d->end_ns != INT64_MAX;
+    if (started && (d->reached_ns || ended))
+        add_time(p, "reached", d->reached_ns ? d->reached_ns : d->end_ns);
+    else
+        cJSON_AddNullToObject(p, "reached");
+    cJSON_AddStringToObject(p, "reached_by",
+                            !started        ? "not_started"
+                            : d->reached_ns ? "recovery"
+                                            : "base_backup_end");
+    if (*d->reached)
+        cJSON_AddStringToObject(p, "recovery_line", d->reached);
+    cJSON *b = cJSON_AddObjectToObject(p, "base_backup");
+    cJSON_AddStringToObject(b, "snapshot", s->id);
+    if (ended)
+        add_time(b, "ended", d->end_ns);
+    const char *lsn = pf_pgphys_field(s, "end_lsn"), *wal = pf_pgphys_field(s, "end_wal");
+    if (lsn)
+        cJSON_AddStringToObject(b, "end_lsn", lsn);
+    if (wal)
+        cJSON_AddStringToObject(b, "end_wal", wal);
+    cJSON_AddStringToObject(p, "data_dir", data_dir);
+    cJSON_AddNumberToObject(p, "wal_gaps", d->gaps);
+    pf_out_json(j);
+}
+
 int cmd_restore_pgphys(int argc, char **argv)
 {
     static const struct option opts[] = {{"help", no_argument, 0, 'h'},
@@ -326,10 +374,9 @@ int cmd_restore_pgphys(int argc, char **argv)
                                  .to_ns = latest ? INT64_MAX : target_ns,
                                  .start = start,
                                  .ctl_options = ctl_opts};
-    if (pf_pgphys_restore_check(&po, &err)) {
-        fprintf(stderr, "permafrost: %s\n", err.msg);
-        return PF_EXIT_EXISTS;
-    }
+    if (pf_pgphys_restore_check(&po, &err))
+        return pf_cli_fail(&err); /* PF_EEXIST: exit 6, as JSON too */
+    double t0 = pf_now();
     pf_repo *r = pf_cli_open_repo(&err);
     if (r && pf_repo_need_full_key(r, "restore", &err)) {
         pf_repo_free(r);
@@ -355,7 +402,7 @@ int cmd_restore_pgphys(int argc, char **argv)
     char when[64] = "the end of the archived WAL";
     if (!latest)
         snprintf(when, sizeof when, "%s", to);
-    if (pf_g.verbosity >= 0) {
+    if (!pf_g.json && pf_g.verbosity >= 0) {
         char t[64];
         pf_snapshot_time_local(&s, t, sizeof t);
         printf("restoring base backup %.8s (%s, WAL from %s) into %s\n", s.id, t,
@@ -366,7 +413,9 @@ int cmd_restore_pgphys(int argc, char **argv)
         rc = pf_cli_fail(&err);
         goto out;
     }
-    if (pf_g.verbosity >= 0) {
+    if (pf_g.json)
+        print_json(&s, &done, target, po.to_ns, start, pf_now() - t0);
+    else if (pf_g.verbosity >= 0) {
         printf("restored %" PRIu64 " files; %s: it recovers to %s from the repository and "
                "promotes.\n",
                done.files, start ? "the cluster started" : "Start the cluster", when);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "cli/cli.h"
@@ -58,6 +59,38 @@ typedef struct stream {
     double interval;
     bool started; /* the server accepted START_REPLICATION in this session */
 } stream;
+
+/* Sleeps up to secs, waking early for a stop. */
+static void pause_for(double secs)
+{
+    double until = pf_now() + secs;
+    while (!stop_requested && pf_now() < until) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* The segment buffer is a mapping of its own: its pages are resident only once WAL was
+ * written into them, and are given back once the segment is stored whole, so that what
+ * wal-stream holds is the current segment's bytes so far, not always 16 MiB. */
+static uint8_t *buf_new(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void buf_release(stream *s)
+{
+    if (s->buf)
+        madvise(s->buf, s->seg_size, MADV_DONTNEED); /* reads as zeros again: have is 0 */
+}
+
+static void buf_free(stream *s)
+{
+    if (s->buf)
+        munmap(s->buf, s->seg_size);
+    s->buf = NULL;
+}
 
 static void seg_name(const stream *s, char out[25])
 {
@@ -327,12 +360,10 @@ static int stream_timeline(stream *s, uint32_t *tli, uint64_t *lsn, bool *ended,
                         return -1;
                     pf_warn("%s; trying again in %.0f s", err->msg, s->interval);
                     pf_err_clear(err);
-                    struct timespec ts = {
-                        (time_t)s->interval,
-                        (long)((s->interval - (double)(time_t)s->interval) * 1e9)};
-                    nanosleep(&ts, NULL);
+                    pause_for(s->interval);
                 }
                 begin_segment(s, s->seg_start + s->seg_size);
+                buf_release(s);
                 reply = true;
             }
         }
@@ -380,19 +411,22 @@ static int session(stream *s, const char *conninfo, pf_err *err)
     uint32_t restart_tli = 0, tli;
     bool created = false, ended;
     s->started = false;
-    if (!(s->w = pf_walrecv_connect(conninfo, &info, err)) ||
-        pf_walrecv_slot(s->w, s->slot, &restart_lsn, &restart_tli, &created, err))
+    if (!(s->w = pf_walrecv_connect(conninfo, &stop_requested, &info, err))) {
+        if (!stop_requested)
+            return -1;
+        pf_err_clear(err); /* a stop while connecting is a stop, not a failure */
+        return 0;
+    }
+    if (pf_walrecv_slot(s->w, s->slot, &restart_lsn, &restart_tli, &created, err))
         goto fail;
     if (created)
         pf_info("created the physical replication slot %s: the server keeps the WAL that has not "
                 "reached the repository",
                 s->slot);
-    if (s->buf && s->seg_size != info.seg_size) {
-        free(s->buf);
-        s->buf = NULL;
-    }
+    if (s->buf && s->seg_size != info.seg_size)
+        buf_free(s);
     s->seg_size = info.seg_size;
-    if (!s->buf && !(s->buf = malloc(s->seg_size))) {
+    if (!s->buf && !(s->buf = buf_new(s->seg_size))) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
         goto fail;
     }
@@ -439,16 +473,6 @@ static bool worth_retrying(const pf_err *err)
 {
     return err->code == PF_ECONN || err->code == PF_EIO || err->code == PF_ELOCKED ||
            err->retryable;
-}
-
-/* Sleeps up to secs, waking early for a stop. */
-static void pause_for(double secs)
-{
-    double until = pf_now() + secs;
-    while (!stop_requested && pf_now() < until) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
 }
 
 int cmd_wal_stream(pf_cmd_ctx *c)
@@ -508,6 +532,6 @@ int cmd_wal_stream(pf_cmd_ctx *c)
     } else if (rc == PF_EXIT_OK) {
         pf_info("stopped before the server streamed anything");
     }
-    free(s.buf);
+    buf_free(&s);
     return rc;
 }

@@ -249,7 +249,7 @@ static int conn_fail(PGconn *c, int code, const char *what, pf_err *err)
 /* The COPY stream is read by a thread of its own into a bounded queue, so that the server
  * keeps sending while this thread chunks and hashes (the most CPU of a base backup): on a
  * busy machine the two otherwise take turns, each waiting for the other. */
-#define READ_AHEAD_BYTES (16u << 20)
+#define READ_AHEAD_BYTES (4u << 20)
 
 typedef struct copy_msg {
     char *buf; /* from PQgetCopyData; NULL: the end of the stream */

@@ -195,28 +195,44 @@ int64_t pf_pgphys_log_time(const char *line)
     return secs * 1000000000 + frac;
 }
 
-/* Whether a line of the log holds what. */
-static bool log_says(const char *log, const char *what)
-{
-    FILE *f = fopen(log, "r");
-    if (!f)
-        return false;
-    char line[1024];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, what) != NULL;
-    fclose(f);
-    return found;
-}
-
 static double promote_wait_seconds(void)
 {
     const char *v = getenv("PERMAFROST_PROMOTE_WAIT");
     return v && *v ? atof(v) : 3600;
 }
 
-/* Starts the restored cluster and waits until recovery ends: recovery.signal goes away
- * when the server promotes; the postmaster going away first means recovery failed. */
+/* The cluster state its control file records (global/pg_control: ControlFileData's `state`,
+ * after system_identifier, pg_control_version and catalog_version_no, in every version
+ * since 9.6), or -1 while it cannot be read. */
+static int control_state(const char *target)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/global/pg_control", target);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    uint8_t head[20];
+    ssize_t n = pread(fd, head, sizeof head, 0);
+    close(fd);
+    if (n != (ssize_t)sizeof head)
+        return -1;
+    uint32_t version;
+    int32_t state;
+    memcpy(&version, head + 8, sizeof version);
+    memcpy(&state, head + 16, sizeof state);
+    if (version < 960 || version >= 10000) /* not a pg_control of this machine's byte order */
+        return -1;
+    return state;
+}
+
+#define PG_DB_IN_PRODUCTION 6 /* DBState in catalog/pg_control.h */
+
+/* Starts the restored cluster and waits until recovery ends: until its control file says
+ * "in production". The server writes that under the lock it updates the state
+ * pg_is_in_recovery() reads with, after the end-of-recovery checkpoint; recovery.signal
+ * goes before that checkpoint, and the log's "ready to accept connections" may be
+ * elsewhere (logging_collector) or in another language (lc_messages). The postmaster
+ * going away first means recovery failed. */
 static int start_and_wait(const pf_pgphys_restore_opts *o, pf_pgphys_restored *out, pf_err *err)
 {
     const char *target = o->target;
@@ -269,7 +285,9 @@ static int start_and_wait(const pf_pgphys_restore_opts *o, pf_pgphys_restored *o
     snprintf(signal_file, sizeof signal_file, "%s/recovery.signal", target);
     snprintf(pid_file, sizeof pid_file, "%s/postmaster.pid", target);
     double until = now_mono() + promote_wait_seconds();
-    while (access(signal_file, F_OK) == 0) {
+    /* Both: the base backup's own pg_control says "in production" until the server has
+     * begun recovery. */
+    while (access(signal_file, F_OK) == 0 || control_state(target) != PG_DB_IN_PRODUCTION) {
         if (access(pid_file, F_OK))
             return pf_err_set(err, PF_ECOMPONENT,
                               "the restored cluster stopped before recovery ended (a WAL file it "
@@ -278,20 +296,6 @@ static int start_and_wait(const pf_pgphys_restore_opts *o, pf_pgphys_restored *o
         if (now_mono() > until)
             return pf_err_set(err, PF_ECOMPONENT,
                               "recovery did not end within %.0f s (PERMAFROST_PROMOTE_WAIT): "
-                              "see %s",
-                              promote_wait_seconds(), out->log);
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    /* recovery.signal goes before the server leaves recovery: wait for it to say so. */
-    while (!log_says(out->log, "database system is ready to accept connections")) {
-        if (access(pid_file, F_OK))
-            return pf_err_set(err, PF_ECOMPONENT,
-                              "the restored cluster stopped at the end of recovery: see %s",
-                              out->log);
-        if (now_mono() > until)
-            return pf_err_set(err, PF_ECOMPONENT,
-                              "the restored cluster did not open after recovery within %.0f s: "
                               "see %s",
                               promote_wait_seconds(), out->log);
         struct timespec ts = {0, 50 * 1000 * 1000};

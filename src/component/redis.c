@@ -514,7 +514,7 @@ static bool is_auth_error(const char *msg)
            strstr(msg, "invalid password") || strstr(msg, "invalid username-password");
 }
 
-static redisContext *ctl_connect(const pf_redis_conn *c, pf_err *err)
+static redisContext *ctl_open(const pf_redis_conn *c, pf_err *err)
 {
     char where[300];
     where_of(c, where, sizeof where);
@@ -634,6 +634,72 @@ static int ctl_keys(redisContext *ctx, int64_t *keys, pf_err *err)
     *keys = info_keys(ks);
     free(ks);
     return 0;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* How long a server may take to load its dataset: PERMAFROST_REDIS_LOAD_WAIT seconds, by
+ * default 600 (a large RDB takes minutes to load after a restart). */
+static int64_t load_wait_ms(void)
+{
+    const char *v = getenv("PERMAFROST_REDIS_LOAD_WAIT");
+    return v && *v ? (int64_t)(atof(v) * 1000) : 600000;
+}
+
+/* Waits until the server has loaded its dataset. While it loads (after a restart) it
+ * answers REPLICAOF and SYNC with -LOADING, and INFO keyspace counts only the keys loaded
+ * so far, so a server about to hold data would pass for empty. A server that does not let
+ * us run INFO is taken as ready: what follows fails with its own message. */
+static int ctl_wait_loaded(redisContext *ctx, const char *where, pf_err *err)
+{
+    int64_t until = mono_ms() + load_wait_ms();
+    for (;;) {
+        redisReply *r = redisCommand(ctx, "INFO persistence");
+        if (!r) {
+            pf_err_set(err, PF_EIO, "Redis connection to %s failed: %s", where, ctx->errstr);
+            err->retryable = true;
+            return -1;
+        }
+        char loading[8] = "";
+        if (r->type == REDIS_REPLY_STRING)
+            info_field(r->str, "loading", loading, sizeof loading);
+        freeReplyObject(r);
+        if (strcmp(loading, "1") != 0)
+            return 0;
+        if (mono_ms() > until) {
+            pf_err_set(err, PF_ECOMPONENT,
+                       "Redis at %s is still loading its dataset after %.0f s "
+                       "(PERMAFROST_REDIS_LOAD_WAIT); try again once it has loaded",
+                       where, (double)load_wait_ms() / 1000);
+            err->retryable = true;
+            return -1;
+        }
+        sleep_ms(100);
+    }
+}
+
+/* A control connection to a server that has loaded its dataset. */
+static redisContext *ctl_connect(const pf_redis_conn *c, pf_err *err)
+{
+    redisContext *ctx = ctl_open(c, err);
+    char where[300];
+    where_of(c, where, sizeof where);
+    if (ctx && ctl_wait_loaded(ctx, where, err) < 0) {
+        redisFree(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
 /* ---- backup ---------------------------------------------------------------------------- */
@@ -840,12 +906,6 @@ static int dump_path(redisContext *ctx, char *out, size_t cap, pf_err *err)
     if (n < 0 || (size_t)n >= cap)
         return pf_err_set(err, PF_ECOMPONENT, "dump file path too long");
     return 0;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static int64_t ctl_int(redisContext *ctx, const char *cmd, pf_err *err)
@@ -1353,6 +1413,34 @@ static void expected_peer(redisContext *ctx, char *out, size_t cap)
     snprintf(out, cap, "127.0.0.1");
 }
 
+/* The target cut the transfer: why, from what it says now. A client that re-pointed it
+ * meanwhile (REPLICAOF) shows as another master or none; still ours means it gave up by
+ * itself (repl-timeout, no room for the temporary RDB: its log says). Its data is as it
+ * was: a load replaces the dataset only once the whole RDB has arrived. */
+static void explain_cut(redisContext *ctx, const char *ip, int port, pf_err *err)
+{
+    char *rep = NULL, host[INET6_ADDRSTRLEN + 8] = "", mport[16] = "", ours[16];
+    pf_err ignored = {0};
+    if (err->code != PF_EIO || ctl_info(ctx, "replication", &rep, &ignored) < 0)
+        return;
+    info_field(rep, "master_host", host, sizeof host);
+    info_field(rep, "master_port", mport, sizeof mport);
+    free(rep);
+    snprintf(ours, sizeof ours, "%d", port);
+    if (!host[0])
+        pf_err_prefix(err, "the target stopped replicating during the load (REPLICAOF NO ONE from "
+                           "another client?); its data is as it was");
+    else if (strcmp(host, ip) != 0 || strcmp(mport, ours) != 0)
+        pf_err_prefix(err,
+                      "the target was pointed at another master (%s:%s) during the load "
+                      "(REPLICAOF from another client?); its data is as it was",
+                      host, mport);
+    else
+        pf_err_prefix(err, "the target dropped the transfer (its log says why: repl-timeout, no "
+                           "room for the temporary RDB?); its data is as it was, the load can be "
+                           "run again");
+}
+
 int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_redis_info *info,
                       pf_err *err)
 {
@@ -1480,8 +1568,10 @@ int pf_redis_load_rdb(const pf_redis_conn *c, pf_source *src, int64_t size, pf_r
         s.fd = -1;
     }
     int has_keys = -1;
-    if (send_payload(&s, psync, capa_eof, src, size, &has_keys, &info->rdb_bytes, err) < 0)
+    if (send_payload(&s, psync, capa_eof, src, size, &has_keys, &info->rdb_bytes, err) < 0) {
+        explain_cut(ctx, ip, port, err);
         goto out;
+    }
     if (wait_loaded(ctx, s.fd, err) < 0)
         goto out;
     r = ctl_cmd(ctx, PF_ECOMPONENT, err, "REPLICAOF NO ONE");

@@ -15,6 +15,8 @@
 /* How long a connection attempt may take (libpq's connect_timeout is not applied to
  * PQconnectPoll). */
 #define CONNECT_TIMEOUT_MS 30000
+/* How often a connection attempt looks at the caller's stop flag. */
+#define STOP_POLL_MS 100
 
 struct pf_walrecv {
     PGconn *c;
@@ -135,7 +137,8 @@ static bool sqlstate_at(const char *p)
  * it may (PF_ECONN: nothing listening, the server starting up or shutting down, too many
  * connections). The server's SQLSTATE is in the message only at the verbose level, so the
  * connection is made at that level and the code taken out of the message again. */
-static PGconn *connect_classified(const char *const *keys, const char *const *vals, pf_err *err)
+static PGconn *connect_classified(const char *const *keys, const char *const *vals,
+                                  const volatile sig_atomic_t *stop, pf_err *err)
 {
     PGconn *c = PQconnectStartParams(keys, vals, 1);
     if (!c) {
@@ -156,12 +159,23 @@ static PGconn *connect_classified(const char *const *keys, const char *const *va
                 timed_out = true;
                 break;
             }
+            if (stop && *stop) {
+                pf_err_set(err, PF_ECONN, "cannot connect: stopped while connecting");
+                PQfinish(c);
+                return NULL;
+            }
+            /* Signals arrive in another thread: the stop flag is looked at every 100 ms. */
+            if (left > STOP_POLL_MS)
+                left = STOP_POLL_MS;
             struct pollfd p = {PQsocket(c), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, 0};
-            if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
+            int ready = poll(&p, 1, (int)left);
+            if (ready < 0 && errno != EINTR) {
                 pf_err_sys(err, PF_ECONN, "cannot connect: waiting for the server");
                 PQfinish(c);
                 return NULL;
             }
+            if (ready <= 0)
+                continue; /* nothing yet: PQconnectPoll is called only once the socket is ready */
             st = PQconnectPoll(c);
         }
         PQsetErrorVerbosity(c, PQERRORS_DEFAULT);
@@ -206,7 +220,8 @@ static PGconn *connect_classified(const char *const *keys, const char *const *va
     return NULL;
 }
 
-pf_walrecv *pf_walrecv_connect(const char *conninfo, pf_walrecv_info *info, pf_err *err)
+pf_walrecv *pf_walrecv_connect(const char *conninfo, const volatile sig_atomic_t *stop,
+                               pf_walrecv_info *info, pf_err *err)
 {
     const char *keys[] = {"dbname", "replication", "application_name", NULL};
     const char *vals[] = {conninfo ? conninfo : "", "true", "permafrost-wal-stream", NULL};
@@ -231,7 +246,7 @@ pf_walrecv *pf_walrecv_connect(const char *conninfo, pf_walrecv_info *info, pf_e
         }
         PQconninfoFree(o);
     }
-    if (!(w->c = connect_classified(keys, vals, err))) {
+    if (!(w->c = connect_classified(keys, vals, stop, err))) {
         pf_walrecv_close(w);
         return NULL;
     }

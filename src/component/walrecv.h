@@ -12,6 +12,7 @@
 #ifndef PF_COMPONENT_WALRECV_H
 #define PF_COMPONENT_WALRECV_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,8 +31,11 @@ typedef struct pf_walrecv_info {
 } pf_walrecv_info;
 
 /* Connects to conninfo (libpq keywords or a URI; replication is added) and identifies
- * the server. Needs PostgreSQL 15 or newer (READ_REPLICATION_SLOT). */
-pf_walrecv *pf_walrecv_connect(const char *conninfo, pf_walrecv_info *info, pf_err *err);
+ * the server. Needs PostgreSQL 15 or newer (READ_REPLICATION_SLOT). A server that does not
+ * answer is given 30 s; stop (NULL: none) ends the wait within 100 ms of becoming non-zero
+ * (PF_ECONN, "stopped while connecting"). */
+pf_walrecv *pf_walrecv_connect(const char *conninfo, const volatile sig_atomic_t *stop,
+                               pf_walrecv_info *info, pf_err *err);
 void pf_walrecv_close(pf_walrecv *w);
 
 /* The physical slot `slot`: its restart point (0 when it has none yet) and timeline;

@@ -268,7 +268,7 @@ int pf_wal_spool_open(pf_repo *r, const char *dir, const char *start_wal, uint64
     if (!window) {
         /* The default bounds the spool at 256 MiB of 16 MiB segments; the variable is for
          * tests of that bound. */
-        const char *e = getenv("PERMAFROST_WAL_SPOOL_WINDOW");
+        const char *e = getenv("PERMAFROST_RESTORE_WAL_WINDOW");
         window = e && atoi(e) > 0 ? (unsigned)atoi(e) : 16;
     }
     sp->window = window < 2 ? 2 : window;

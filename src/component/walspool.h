@@ -50,7 +50,7 @@ typedef struct pf_wal_spool pf_wal_spool;
 /* Lists what pf_wal_spool_fill would fetch and creates dir as it does (refused when
  * window segments do not fit), with the list of names in dir/.names; fetches nothing.
  * The restore_command is pf_wal_spool_wait_command's. */
-/* window 0: PERMAFROST_WAL_SPOOL_WINDOW, else 16. */
+/* window 0: PERMAFROST_RESTORE_WAL_WINDOW, else 16. */
 int pf_wal_spool_open(pf_repo *r, const char *dir, const char *start_wal, uint64_t seg_size,
                       uid_t uid, gid_t gid, unsigned window, pf_wal_spool **out, pf_err *err);
 

@@ -16,7 +16,6 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "repo/hasher.h"
 
 struct pf_dir {
     pf_dir *parent;
@@ -42,8 +41,7 @@ typedef struct chunk_stream {
     pf_archiver *a;
     pf_dir *dir;
     pf_node node;
-    uint8_t (*ids)[PF_ID_LEN];
-    size_t nids, cap;
+    pf_blob_list blobs; /* hashed by the saver's workers */
 } chunk_stream;
 
 struct pf_archiver {
@@ -62,11 +60,11 @@ struct pf_archiver {
     size_t nlinks;
     idname *users, *groups;
     size_t nusers, ngroups;
-    /* chunking window: bytes [start, end) of buf are not yet cut */
-    uint8_t *buf;
-    size_t start, end, cap;
-    pf_hasher *hasher; /* started at the first window with several chunks */
-    int no_hasher;     /* it could not be started: hash in this thread */
+    /* The chunk being filled: its bytes so far, and how far the chunker has scanned them.
+     * A cut chunk's buffer goes to the saver as it is; only the bytes after the cut (less
+     * than one feed) are copied, into the next chunk's buffer. */
+    pf_buf cur;
+    pf_chunk_scan scan;
     int stream_busy;
     char *skipped[PF_ARCHIVE_SKIPPED_MAX]; /* first unreadable paths, for the snapshot */
     size_t nskipped;
@@ -124,10 +122,8 @@ pf_archiver *pf_archiver_new(pf_repo *r, pf_saver *s, const uint8_t *parent_root
         a->has_parent = 1;
     }
     pthread_mutex_init(&a->progress_mu, NULL);
-    a->cap = 2 * r->chunker.max;
-    a->buf = malloc(a->cap);
     a->root = calloc(1, sizeof *a->root);
-    if (!a->buf || !a->root) {
+    if (!a->root) {
         pf_archiver_free(a);
         pf_err_set(err, PF_EGENERIC, "out of memory");
         return NULL;
@@ -153,14 +149,13 @@ void pf_archiver_free(pf_archiver *a)
     for (size_t i = 0; i < a->nlinks; i++)
         free(a->links[i].blobs);
     free(a->links);
-    pf_hasher_free(a->hasher);
     for (size_t i = 0; i < a->nusers; i++)
         free(a->users[i].name);
     for (size_t i = 0; i < a->ngroups; i++)
         free(a->groups[i].name);
     free(a->users);
     free(a->groups);
-    free(a->buf);
+    pf_buf_release(&a->cur);
     if (a->main) {
         pthread_mutex_lock(&a->main->progress_mu);
         for (size_t i = 0; i < a->main->nforks; i++)
@@ -427,54 +422,29 @@ out:
     return rc;
 }
 
-/* Chunks of a window cut before any is hashed: a full window (2 * max) holds a few
- * dozen at most with the default sizes; more wait for the next round. */
-#define CUT_BATCH 64
+/* Input goes into the chunk being filled at most this much at a time, and is scanned as it
+ * arrives: the bytes past a cut, copied into the next chunk, are fewer than this. */
+#define FEED (64u << 10)
 
-/* Cuts and saves every chunk that can be decided; with eof, everything. The chunks of the
- * window are cut first and hashed together (pf_hasher_ids), then saved in order. */
+/* Cuts and hands over to the saver every chunk of a->cur the chunker can decide; with eof,
+ * all of it. */
 static int cut_chunks(pf_archiver *a, chunk_stream *cs, int eof, pf_err *err)
 {
-    while (a->end > a->start) {
-        const uint8_t *p[CUT_BATCH];
-        size_t len[CUT_BATCH], k = 0, pos = a->start;
-        while (k < CUT_BATCH && a->end > pos) {
-            size_t n = pf_chunker_cut(&a->r->chunker, a->buf + pos, a->end - pos, eof);
-            if (!n)
-                break;
-            p[k] = a->buf + pos;
-            len[k++] = n;
-            pos += n;
-        }
-        if (!k)
+    while (a->cur.len) {
+        size_t n = pf_chunker_next(&a->r->chunker, &a->scan, a->cur.data, a->cur.len, eof);
+        if (!n)
             break;
-        if (cs->nids + k > cs->cap) {
-            while (cs->nids + k > cs->cap)
-                cs->cap = cs->cap ? cs->cap * 2 : 8;
-            cs->ids = pf_xrealloc(cs->ids, cs->cap * PF_ID_LEN);
-        }
-        if (k > 1 && !a->hasher && !a->no_hasher)
-            a->no_hasher = !(a->hasher = pf_hasher_new(&a->r->keys, 0));
-        pf_hasher_ids(a->hasher, &a->r->keys, p, len, k, cs->ids + cs->nids);
-        for (size_t i = 0; i < k; i++) {
-            if (pf_saver_save_hashed(a->s, PF_BLOB_DATA, p[i], len[i], cs->ids[cs->nids], err))
-                return -1;
-            cs->nids++;
-            a->start += len[i];
-        }
+        pf_buf next = pf_saver_buffer(a->s);
+        if (n < a->cur.len)
+            pf_buf_append(&next, a->cur.data + n, a->cur.len - n);
+        a->cur.len = n;
+        a->scan = (pf_chunk_scan){0, 0};
+        int rc = pf_saver_append(a->s, &cs->blobs, &a->cur, err);
+        a->cur = next;
+        if (rc)
+            return -1;
     }
-    if (a->start == a->end)
-        a->start = a->end = 0;
     return 0;
-}
-
-static void make_room(pf_archiver *a)
-{
-    if (a->end == a->cap && a->start > 0) {
-        memmove(a->buf, a->buf + a->start, a->end - a->start);
-        a->end -= a->start;
-        a->start = 0;
-    }
 }
 
 static int stream_write(pf_sink *s, const void *p, size_t n, pf_err *err)
@@ -483,17 +453,14 @@ static int stream_write(pf_sink *s, const void *p, size_t n, pf_err *err)
     pf_archiver *a = cs->a;
     const uint8_t *src = p;
     while (n) {
-        make_room(a);
-        size_t room = a->cap - a->end;
-        size_t take = n < room ? n : room;
-        memcpy(a->buf + a->end, src, take);
-        a->end += take;
+        size_t take = n < FEED ? n : FEED;
+        pf_buf_append(&a->cur, src, take);
         src += take;
         n -= take;
         cs->node.size += take;
         a->stats.bytes += take;
         a->stats.bytes_read += take;
-        if (a->end - a->start >= a->r->chunker.max && cut_chunks(a, cs, 0, err))
+        if (cut_chunks(a, cs, 0, err))
             return -1;
         progress(a, cs->node.name);
     }
@@ -510,15 +477,19 @@ static chunk_stream *stream_new(pf_archiver *a, pf_dir *d)
     cs->a = a;
     cs->dir = d;
     a->stream_busy = 1;
-    a->start = a->end = 0;
+    a->cur.len = 0;
+    a->scan = (pf_chunk_scan){0, 0};
     return cs;
 }
 
 static void stream_free(chunk_stream *cs)
 {
+    pf_err ignored = {0};
+    /* No worker may still write into the list once it is freed. */
+    pf_saver_list_wait(cs->a->s, &cs->blobs, &ignored);
     cs->a->stream_busy = 0;
-    cs->a->start = cs->a->end = 0;
-    free(cs->ids);
+    cs->a->cur.len = 0;
+    free(cs->blobs.ids);
     pf_node_free(&cs->node);
     free(cs);
 }
@@ -556,12 +527,11 @@ pf_sink *pf_archive_stream_begin(pf_archiver *a, pf_dir *d, const char *name, ui
 
 static int stream_finish(chunk_stream *cs, pf_err *err)
 {
-    if (cut_chunks(cs->a, cs, 1, err))
+    if (cut_chunks(cs->a, cs, 1, err) || pf_saver_list_wait(cs->a->s, &cs->blobs, err))
         return -1;
-    cs->node.blobs = cs->ids;
-    cs->node.nblobs = cs->nids;
-    cs->ids = NULL;
-    cs->nids = cs->cap = 0;
+    cs->node.blobs = cs->blobs.ids;
+    cs->node.nblobs = cs->blobs.n;
+    cs->blobs = (pf_blob_list){0};
     return 0;
 }
 
@@ -628,8 +598,8 @@ static int read_file(pf_archiver *a, chunk_stream *cs, int fd, const char *path,
 {
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     for (;;) {
-        make_room(a);
-        ssize_t got = read(fd, a->buf + a->end, a->cap - a->end);
+        pf_buf_reserve(&a->cur, FEED);
+        ssize_t got = read(fd, a->cur.data + a->cur.len, FEED);
         if (got < 0) {
             if (errno == EINTR)
                 continue;
@@ -637,10 +607,10 @@ static int read_file(pf_archiver *a, chunk_stream *cs, int fd, const char *path,
         }
         if (got == 0)
             break;
-        a->end += (size_t)got;
+        a->cur.len += (size_t)got;
         a->stats.bytes += (uint64_t)got;
         a->stats.bytes_read += (uint64_t)got;
-        if (a->end - a->start >= a->r->chunker.max && cut_chunks(a, cs, 0, err))
+        if (cut_chunks(a, cs, 0, err))
             return -1;
         progress(a, path);
     }

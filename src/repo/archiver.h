@@ -47,7 +47,7 @@ void pf_archiver_stats(pf_archiver *a, pf_archive_stats *out);
 size_t pf_archiver_skipped(pf_archiver *a, const char *const **paths);
 
 /* A second archiver of the same backup, for another thread: the same repository, saver
- * (which takes blobs from any thread) and parent snapshot, but its own chunking window,
+ * (which takes blobs from any thread) and parent snapshot, but its own chunk being filled,
  * statistics and root directory, so that the two threads share nothing they write. What
  * the fork adds to its root becomes a's with pf_archiver_join. Its progress goes to a's
  * callback as one line: the sums of what each archiver last published (a lock, taken at

@@ -15,8 +15,8 @@ int pf_chunker_init(pf_chunker *c, const uint8_t seed[32], size_t min, size_t av
     while ((size_t)1 << bits < avg)
         bits++;
     if (((size_t)1 << bits) != avg || bits < 8 || bits > 30 || !(min < avg && avg < max))
-        return pf_err_set(err, PF_ECORRUPT,
-                          "invalid chunker parameters min=%zu avg=%zu max=%zu", min, avg, max);
+        return pf_err_set(err, PF_ECORRUPT, "invalid chunker parameters min=%zu avg=%zu max=%zu",
+                          min, avg, max);
     uint8_t table[256 * 8];
     if (pf_hkdf(seed, 32, NULL, 0, "permafrost chunker gear", table, sizeof table, err))
         return -1;
@@ -31,14 +31,15 @@ int pf_chunker_init(pf_chunker *c, const uint8_t seed[32], size_t min, size_t av
     return 0;
 }
 
-size_t pf_chunker_cut(const pf_chunker *c, const uint8_t *p, size_t n, bool eof)
+size_t pf_chunker_next(const pf_chunker *c, pf_chunk_scan *st, const uint8_t *p, size_t n, bool eof)
 {
     if (n <= c->min)
         return eof ? n : 0;
     size_t limit = n < c->max ? n : c->max;
     size_t normal = c->avg < limit ? c->avg : limit;
-    uint64_t h = 0;
-    size_t i = c->min;
+    /* The hash starts from zero at min: the bytes before it never decide a cut. */
+    size_t i = st->pos > c->min ? st->pos : c->min;
+    uint64_t h = st->pos > c->min ? st->h : 0;
     for (; i < normal; i++) {
         h = (h << 1) + c->gear[p[i]];
         if (!(h & c->mask_small))
@@ -51,5 +52,13 @@ size_t pf_chunker_cut(const pf_chunker *c, const uint8_t *p, size_t n, bool eof)
     }
     if (limit == c->max || eof)
         return limit;
+    st->pos = i;
+    st->h = h;
     return 0;
+}
+
+size_t pf_chunker_cut(const pf_chunker *c, const uint8_t *p, size_t n, bool eof)
+{
+    pf_chunk_scan st = {0, 0};
+    return pf_chunker_next(c, &st, p, n, eof);
 }

@@ -26,4 +26,15 @@ int pf_chunker_init(pf_chunker *c, const uint8_t seed[32], size_t min, size_t av
  * decide (only possible when !eof and n < max). With eof, never returns 0 for n > 0. */
 size_t pf_chunker_cut(const pf_chunker *c, const uint8_t *p, size_t n, bool eof);
 
+/* pf_chunker_cut for a chunk that grows at its end, 64 KiB at a time: st remembers how far
+ * p was scanned and the rolling hash there, so no byte is looked at twice however the
+ * input arrives. Zero st for each new chunk (p at the chunk's first byte). Returns what
+ * pf_chunker_cut(c, p, n, eof) returns for the same bytes. */
+typedef struct pf_chunk_scan {
+    size_t pos; /* bytes of the chunk scanned so far (0: none) */
+    uint64_t h; /* the rolling hash at pos */
+} pf_chunk_scan;
+size_t pf_chunker_next(const pf_chunker *c, pf_chunk_scan *st, const uint8_t *p, size_t n,
+                       bool eof);
+
 #endif

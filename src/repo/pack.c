@@ -97,7 +97,7 @@ int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err)
 {
     /* A new pack as pf_packer_init makes it (a fresh salt or ephemeral key, of the kind
      * the keys write), with this packer's buffers carried over. */
-    pf_buf data = pk->data, zbuf = pk->zbuf;
+    pf_buf data = pk->data;
     void *zctx = pk->zctx;
     pf_blob_entry *entries = pk->entries;
     size_t cap = entries ? pk->cap : 0;
@@ -105,7 +105,6 @@ int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err)
     int rc = pf_packer_init(pk, keys, pk->zstd_level, err);
     pk->data = data;
     pf_buf_reset(&pk->data);
-    pk->zbuf = zbuf;
     pk->zctx = zctx;
     pk->entries = entries;
     pk->cap = cap;
@@ -115,13 +114,12 @@ int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err)
 /* Media is mostly JPEG/MP4 already: a trial on the first 64 KiB tells cheaply whether
  * compressing the whole blob can pay. Level 1 decides as well as the blob's own level
  * (what is incompressible at 1 is at 3) at half the cost. */
-static int worth_compressing(ZSTD_CCtx *z, pf_buf *tmp, const void *p, size_t n)
+static int worth_compressing(ZSTD_CCtx *z, uint8_t *tmp, size_t cap, const void *p, size_t n)
 {
     size_t probe = n < 65536 ? n : 65536;
     if (probe < 64)
         return 0;
-    pf_buf_reserve(tmp, ZSTD_compressBound(probe));
-    size_t c = ZSTD_compressCCtx(z, tmp->data, tmp->cap, p, probe, 1);
+    size_t c = ZSTD_compressCCtx(z, tmp, cap, p, probe, 1);
     return !ZSTD_isError(c) && c < probe - probe / 32;
 }
 
@@ -136,12 +134,16 @@ int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, cons
     size_t plain_len = n;
     if (pk->zstd_level > 0 && !pk->zctx && !(pk->zctx = ZSTD_createCCtx()))
         return pf_err_set(err, PF_EGENERIC, "out of memory");
-    if (pk->zstd_level > 0 && worth_compressing(pk->zctx, &pk->zbuf, p, n)) {
-        size_t bound = ZSTD_compressBound(n);
-        pf_buf_reserve(&pk->zbuf, bound);
-        size_t c = ZSTD_compressCCtx(pk->zctx, pk->zbuf.data, bound, p, n, pk->zstd_level);
+    /* Compressed into the pack's own buffer, where the blob's ciphertext goes, and sealed
+     * there in place: no scratch buffer as large as the largest blob per packer. */
+    size_t bound = ZSTD_compressBound(n);
+    if (pk->zstd_level > 0)
+        pf_buf_reserve(&pk->data, bound + PF_TAG_LEN);
+    uint8_t *at = pk->data.data + pk->data.len;
+    if (pk->zstd_level > 0 && worth_compressing(pk->zctx, at, bound, p, n)) {
+        size_t c = ZSTD_compressCCtx(pk->zctx, at, bound, p, n, pk->zstd_level);
         if (!ZSTD_isError(c) && c < n) {
-            plain = pk->zbuf.data;
+            plain = at;
             plain_len = c;
             e.comp = PF_COMP_ZSTD;
         }
@@ -196,8 +198,6 @@ void pf_packer_free(pf_packer *pk)
     free(pk->data.data);
     free(pk->entries);
     ZSTD_freeCCtx(pk->zctx);
-    /* Compressed plaintext, like the files it came from (docs/DECISIONS.md). */
-    free(pk->zbuf.data);
     OPENSSL_cleanse(pk->key, sizeof pk->key);
     memset(pk, 0, sizeof *pk);
 }

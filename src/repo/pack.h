@@ -54,10 +54,10 @@ typedef struct pf_packer {
     pf_blob_entry *entries;
     size_t count, cap;
     int zstd_level;
-    /* Kept from blob to blob and pack to pack: a fresh zstd context and buffer per blob
-     * cost more (zeroed tables, page faults) than compressing media's first 64 KiB. */
+    /* Kept from blob to blob and pack to pack: a fresh zstd context per blob cost more
+     * (zeroed tables, page faults) than compressing media's first 64 KiB. Blobs are
+     * compressed straight into data and sealed there in place. */
     void *zctx; /* ZSTD_CCtx, made on first use */
-    pf_buf zbuf;
 } pf_packer;
 
 /* A pack under the master key, or, when keys are write-only, one sealed to the repository's

@@ -9,6 +9,10 @@
 #include "repo/pack.h"
 
 #define QUEUE_DEPTH 8
+/* ... and at most this many bytes of blobs (one blob however large): with megabyte chunks
+ * eight queued blobs were 8-16 MiB of a base backup's peak memory, more than keeps the
+ * workers busy. */
+#define QUEUE_BYTES (4u << 20)
 #define MAX_WORKERS 16
 /* An index file is written after this many new packs, so that an interrupted backup
  * leaves most of its work indexed. */
@@ -27,6 +31,8 @@ typedef struct job {
     uint8_t id[PF_ID_LEN];
     uint8_t type;
     pf_buf data;
+    pf_blob_list *list; /* pf_saver_append: the id is computed by the worker, into list */
+    size_t slot;
 } job;
 
 struct pf_saver {
@@ -35,8 +41,10 @@ struct pf_saver {
     int nthreads;
     pthread_mutex_t mu;
     pthread_cond_t not_empty, not_full;
+    pthread_cond_t hashed; /* a list's pending count went down */
     job queue[QUEUE_DEPTH];
     size_t head, count;
+    size_t queued_bytes; /* of the blobs in the queue */
     int closing;
     int failed;
     pf_err first_err;
@@ -48,6 +56,8 @@ struct pf_saver {
     pf_saver_stats stats;
 };
 
+static void pool_give(pf_saver *s, pf_buf *b);
+
 static void fail(pf_saver *s, const pf_err *e)
 {
     /* caller holds s->mu */
@@ -55,8 +65,24 @@ static void fail(pf_saver *s, const pf_err *e)
         s->failed = 1;
         s->first_err = *e;
     }
+    /* No worker takes a job after a failure: the queued ones are dropped here, so that a
+     * list waits only for the jobs workers hold. */
+    s->queued_bytes = 0;
+    for (; s->count; s->count--, s->head = (s->head + 1) % QUEUE_DEPTH) {
+        job *j = &s->queue[s->head];
+        if (j->list)
+            j->list->pending--;
+        pool_give(s, &j->data);
+    }
     pthread_cond_broadcast(&s->not_full);
     pthread_cond_broadcast(&s->not_empty);
+    pthread_cond_broadcast(&s->hashed);
+}
+
+static int queue_full(const pf_saver *s, size_t n)
+{
+    /* caller holds s->mu */
+    return s->count == QUEUE_DEPTH || (s->count && s->queued_bytes + n > QUEUE_BYTES);
 }
 
 static pf_buf pool_take(pf_saver *s)
@@ -190,8 +216,36 @@ static void *worker(void *arg)
         job j = s->queue[s->head];
         s->head = (s->head + 1) % QUEUE_DEPTH;
         s->count--;
+        s->queued_bytes -= j.data.len;
         pthread_cond_signal(&s->not_full);
         pthread_mutex_unlock(&s->mu);
+
+        if (j.list) {
+            /* The caller's chunk, hashed here while it cuts the next ones. */
+            pf_blob_id(&s->repo->keys, j.data.data, j.data.len, j.id);
+            pf_blob_loc loc = {.pack = PF_PACK_PENDING, .type = j.type};
+            int is_new = 1;
+            if (!s->untracked) {
+                pthread_mutex_lock(&s->repo->mu);
+                is_new = pf_index_add(s->repo->index, j.id, &loc);
+                pthread_mutex_unlock(&s->repo->mu);
+            }
+            pthread_mutex_lock(&s->mu);
+            memcpy(j.list->ids[j.slot], j.id, PF_ID_LEN);
+            j.list->pending--;
+            pthread_cond_broadcast(&s->hashed);
+            s->stats.blobs_seen++;
+            s->stats.bytes_seen += j.data.len;
+            if (is_new) {
+                s->stats.blobs_new++;
+                s->stats.bytes_new += j.data.len;
+            }
+            pthread_mutex_unlock(&s->mu);
+            if (!is_new) {
+                done = j.data;
+                continue;
+            }
+        }
 
         int rc = 0;
         if (!have_packer) {
@@ -251,6 +305,7 @@ pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err)
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->not_empty, NULL);
     pthread_cond_init(&s->not_full, NULL);
+    pthread_cond_init(&s->hashed, NULL);
     for (int i = 0; i < workers; i++) {
         if (pthread_create(&s->threads[i], NULL, worker, s)) {
             pf_err_set(err, PF_EGENERIC, "cannot start worker threads");
@@ -300,7 +355,7 @@ int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
     /* The caller's buffer is its read window, refilled as soon as this returns. */
     pf_buf_append(&copy, p, n);
     pthread_mutex_lock(&s->mu);
-    while (s->count == QUEUE_DEPTH && !s->failed)
+    while (queue_full(s, n) && !s->failed)
         pthread_cond_wait(&s->not_full, &s->mu);
     if (s->failed) {
         *err = s->first_err;
@@ -312,10 +367,71 @@ int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
     memcpy(j->id, id_out, PF_ID_LEN);
     j->type = type;
     j->data = copy;
+    j->list = NULL;
+    s->queued_bytes += n;
     s->count++;
     pthread_cond_signal(&s->not_empty);
     pthread_mutex_unlock(&s->mu);
     return 0;
+}
+
+pf_buf pf_saver_buffer(pf_saver *s)
+{
+    pthread_mutex_lock(&s->mu);
+    pf_buf b = pool_take(s);
+    pthread_mutex_unlock(&s->mu);
+    return b;
+}
+
+int pf_saver_append(pf_saver *s, pf_blob_list *l, pf_buf *data, pf_err *err)
+{
+    pthread_mutex_lock(&s->mu);
+    /* The list grows under the lock: workers write ids into it under the same lock. */
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 8;
+        uint8_t(*ids)[PF_ID_LEN] = realloc(l->ids, cap * PF_ID_LEN);
+        if (!ids) {
+            pool_give(s, data);
+            pthread_mutex_unlock(&s->mu);
+            return pf_err_set(err, PF_EGENERIC, "out of memory");
+        }
+        l->ids = ids;
+        l->cap = cap;
+    }
+    while (queue_full(s, data->len) && !s->failed)
+        pthread_cond_wait(&s->not_full, &s->mu);
+    if (s->failed) {
+        *err = s->first_err;
+        pool_give(s, data);
+        pthread_mutex_unlock(&s->mu);
+        return -1;
+    }
+    job *j = &s->queue[(s->head + s->count) % QUEUE_DEPTH];
+    j->type = PF_BLOB_DATA;
+    j->data = *data;
+    j->list = l;
+    j->slot = l->n++;
+    l->pending++;
+    s->queued_bytes += data->len;
+    *data = (pf_buf)PF_BUF_INIT;
+    s->count++;
+    pthread_cond_signal(&s->not_empty);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+int pf_saver_list_wait(pf_saver *s, pf_blob_list *l, pf_err *err)
+{
+    pthread_mutex_lock(&s->mu);
+    while (l->pending)
+        pthread_cond_wait(&s->hashed, &s->mu);
+    int rc = 0;
+    if (s->failed) {
+        *err = s->first_err;
+        rc = -1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 void pf_saver_set_untracked(pf_saver *s)
@@ -399,5 +515,6 @@ void pf_saver_free(pf_saver *s)
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->not_empty);
     pthread_cond_destroy(&s->not_full);
+    pthread_cond_destroy(&s->hashed);
     free(s);
 }

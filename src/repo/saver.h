@@ -1,5 +1,6 @@
-/* The saver turns blobs into packs: the caller hashes (ids are needed at once, in order)
- * and worker threads compress, encrypt, fill packs and upload them. Memory is bounded by
+/* The saver turns blobs into packs: the caller hashes (ids are needed at once, in order), or
+ * hands whole blobs to pf_saver_append for the workers to hash, and worker threads compress,
+ * encrypt, fill packs and upload them. Memory is bounded by
  * the queue depth and one open pack per worker. Packs become visible in the index only
  * after their upload finished; the index file is written by pf_saver_finish. */
 #ifndef PF_SAVER_H
@@ -29,6 +30,26 @@ int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id
  * pf_hasher_ids for many at once): id_out holds it. */
 int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
                          uint8_t id_out[PF_ID_LEN], pf_err *err);
+/* The blob list of one stream whose blobs are hashed on the workers (pf_saver_append): the
+ * caller's thread only chunks, and hashing, compression and encryption of earlier chunks
+ * run meanwhile on the workers. ids[i] is the id of the i-th blob appended, valid once
+ * pf_saver_list_wait returned 0. Zero it to start; free ids when done. */
+typedef struct pf_blob_list {
+    uint8_t (*ids)[PF_ID_LEN];
+    size_t n, cap;
+    size_t pending; /* appended, not yet hashed (under the saver's lock) */
+} pf_blob_list;
+/* An empty buffer for the next blob, from the saver's pool of blob buffers (pf_buf_release
+ * or pf_saver_append gives it back). */
+pf_buf pf_saver_buffer(pf_saver *s);
+/* Appends a data blob to l and hands *data over (it is left empty): a worker computes its
+ * id into l, then stores it unless the repository or this saver already has it. Waits
+ * while the queue is full. On error (the saver failed) *data is freed and l may lack ids. */
+int pf_saver_append(pf_saver *s, pf_blob_list *l, pf_buf *data, pf_err *err);
+/* Waits until every blob appended to l has its id in l->ids: 0, or the saver's first error.
+ * Returns only once no worker will write to l again, so l may be freed afterwards even after
+ * an error. */
+int pf_saver_list_wait(pf_saver *s, pf_blob_list *l, pf_err *err);
 /* Makes the saver store every blob handed in without consulting or filling the
  * repository's in-memory index (the caller dedups, as prune does), so memory does not
  * grow with the blobs saved. Call before the first save. */

@@ -6,7 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "common/log.h"
 #include "repo/names.h"
@@ -237,8 +241,9 @@ out:
     return rc;
 }
 
-/* Reads and opens the object of `name`; PF_ENOTFOUND when there is none. */
-static int load(pf_repo *r, const char *name, wal_obj *w, pf_err *err)
+/* Reads and opens the object of `name`; PF_ENOTFOUND when there is none. sealed_len (may
+ * be NULL) gets the object's size in the store. */
+static int load_sized(pf_repo *r, const char *name, wal_obj *w, uint64_t *sealed_len, pf_err *err)
 {
     char key[PF_WAL_KEY_MAX];
     pf_buf sealed = PF_BUF_INIT, plain = PF_BUF_INIT;
@@ -258,10 +263,17 @@ static int load(pf_repo *r, const char *name, wal_obj *w, pf_err *err)
         goto out;
     }
     rc = decode(name, &plain, w, err);
+    if (sealed_len)
+        *sealed_len = sealed.len;
 out:
     pf_buf_free(&sealed);
     pf_buf_free(&plain);
     return rc;
+}
+
+static int load(pf_repo *r, const char *name, wal_obj *w, pf_err *err)
+{
+    return load_sized(r, name, w, NULL, err);
 }
 
 static void hexs(const uint8_t *p, char out[PF_HEX_ID_LEN + 1])
@@ -422,6 +434,213 @@ int pf_wal_push_streamed(pf_repo *r, const char *segment, const void *data, size
         return pf_err_set(err, PF_EUSAGE, "%.30s: not a segment name, or %zu bytes past its end",
                           segment ? segment : "", n);
     return push_file(r, name, data, n, seg_size, workers, res, err);
+}
+
+/* Whether files[i] is archived already: 1 (same bytes: done, f->rc 0), 0 (not there: to
+ * be stored), -1 (f->rc -1: other bytes, or an object that does not open). */
+static int batch_check_old(pf_repo *r, pf_wal_batch_file *f)
+{
+    wal_obj old;
+    pf_err e = {0};
+    uint64_t sealed_len = 0;
+    if (load_sized(r, f->name, &old, &sealed_len, &e) == 0) {
+        pf_sha256(f->data, f->len, f->sha);
+        int same = old.size == f->len && !memcmp(old.sha, f->sha, PF_ID_LEN);
+        free(old.chunks);
+        if (!same) {
+            f->rc = pf_err_set(&f->err, PF_EEXIST,
+                               "WAL file %s is already archived with other content: refusing "
+                               "to replace it (is another server archiving into this "
+                               "repository?)",
+                               f->name);
+            return -1;
+        }
+        f->res.already = true;
+        f->object_size = sealed_len;
+        f->rc = 0;
+        return 1;
+    }
+    if (e.code != PF_ENOTFOUND) {
+        /* A damaged object is not a reason to overwrite what may be the only copy. */
+        f->err = e;
+        f->rc = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Hands one file's chunks to the saver, hashing the file on the way (one pass over the
+ * bytes for both hashes, a page at a time in the cache). */
+static int batch_save_file(pf_repo *r, pf_saver *s, pf_wal_batch_file *f, wal_chunk *chunks,
+                           size_t *nc, pf_err *err)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (!md || !EVP_DigestInit_ex(md, EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(md);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    size_t step = r->chunker.avg, page = (size_t)sysconf(_SC_PAGESIZE), dropped = 0;
+    int rc = 0;
+    *nc = 0;
+    for (size_t off = 0; off < f->len && !rc; off += step) {
+        size_t len = f->len - off < step ? f->len - off : step;
+        EVP_DigestUpdate(md, f->data + off, len);
+        chunks[*nc].e.raw_length = (uint32_t)len;
+        rc = pf_saver_save(s, PF_BLOB_DATA, f->data + off, len, chunks[*nc].e.id, err);
+        (*nc)++;
+        /* The saver copied the chunk: its pages need not stay in this process. */
+        size_t upto = (off + len) / page * page;
+        if (f->mapped && upto > dropped) {
+            madvise((void *)(f->data + dropped), upto - dropped, MADV_DONTNEED);
+            dropped = upto;
+        }
+    }
+    unsigned int hl = PF_ID_LEN;
+    EVP_DigestFinal_ex(md, f->sha, &hl);
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* Fills each chunk's location from where the saver left it in r->index. */
+static int batch_locate(pf_repo *r, const char *name, wal_chunk *chunks, size_t nc, pf_err *err)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < nc; i++) {
+        pf_blob_loc *l = pf_index_find(r->index, chunks[i].e.id);
+        if (!l || l->pack == PF_PACK_PENDING) {
+            pthread_mutex_unlock(&r->mu);
+            return pf_err_set(err, PF_EGENERIC, "WAL file %s: a chunk was not stored", name);
+        }
+        chunks[i].e.type = l->type;
+        chunks[i].e.comp = l->comp;
+        chunks[i].e.offset = l->offset;
+        chunks[i].e.length = l->length;
+        memcpy(chunks[i].pack, r->index->packs[l->pack].id, PF_ID_LEN);
+        memcpy(chunks[i].salt, r->index->packs[l->pack].salt, PF_SALT_LEN);
+        chunks[i].kind = r->index->packs[l->pack].kind;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
+/* Writes the object of a file whose chunks are durable: last, and durable itself. */
+static int batch_write_object(pf_repo *r, pf_wal_batch_file *f, const wal_chunk *chunks, size_t nc,
+                              pf_err *err)
+{
+    char key[PF_WAL_KEY_MAX];
+    pf_buf sealed = PF_BUF_INIT;
+    char *json = encode(f->name, f->len, 0, f->sha, chunks, nc);
+    int rc = -1;
+    if (!json) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+    } else if (pf_wal_key(f->name, key, err) ||
+               pf_wal_seal(&r->keys, f->name, json, strlen(json), &sealed, err) ||
+               pf_store_put(r->store, key, sealed.data, sealed.len, err)) {
+        pf_err_prefix(err, "writing %s", key);
+    } else {
+        f->object_size = sealed.len;
+        rc = 0;
+    }
+    free(json);
+    pf_buf_free(&sealed);
+    return rc;
+}
+
+int pf_wal_push_batch(pf_repo *r, pf_wal_batch_file *files, size_t n, int workers, pf_err *err)
+{
+    size_t step = r->chunker.avg, total = 0;
+    bool *todo = calloc(n ? n : 1, sizeof *todo);
+    size_t *first = calloc(n + 1, sizeof *first);
+    if (!todo || !first) {
+        free(todo);
+        free(first);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        pf_wal_batch_file *f = &files[i];
+        char key[PF_WAL_KEY_MAX];
+        memset(&f->res, 0, sizeof f->res);
+        f->res.bytes = f->len;
+        f->rc = -1;
+        pf_err_clear(&f->err);
+        if (pf_wal_key(f->name, key, &f->err))
+            continue;
+        if (f->len > PF_WAL_MAX_FILE) {
+            pf_err_set(&f->err, PF_EUSAGE, "WAL file %s is larger than 1 GiB", f->name);
+            continue;
+        }
+        if (batch_check_old(r, f) == 0) {
+            todo[i] = true;
+            first[i] = total;
+            total += (f->len + step - 1) / step;
+        }
+    }
+    wal_chunk *chunks = calloc(total ? total : 1, sizeof *chunks);
+    size_t *counts = calloc(n ? n : 1, sizeof *counts);
+    pf_saver *s = NULL;
+    int rc = -1;
+    if (!chunks || !counts) {
+        pf_err_set(err, PF_EGENERIC, "out of memory");
+        goto out;
+    }
+    if (!total) {
+        rc = 0;
+        goto out;
+    }
+    if (!(s = pf_saver_new(r, workers, err)))
+        goto out;
+    /* WAL's own settings (docs/DECISIONS.md): zstd level 1, packs of 4 MiB. */
+    int level = r->zstd_level;
+    uint32_t pack_size = r->pack_size;
+    if (r->zstd_level > PF_WAL_ZSTD_LEVEL)
+        r->zstd_level = PF_WAL_ZSTD_LEVEL;
+    if (r->pack_size > PF_WAL_PACK_SIZE)
+        r->pack_size = PF_WAL_PACK_SIZE;
+    int failed = 0;
+    for (size_t i = 0; i < n && !failed; i++)
+        if (todo[i] && batch_save_file(r, s, &files[i], chunks + first[i], &counts[i], err))
+            failed = 1;
+    /* The packs and the index file naming them are durable from here on. */
+    if (!failed && pf_saver_finish(s, err))
+        failed = 1;
+    /* The workers are done with the settings either way (finish, or free below). */
+    if (failed) {
+        pf_saver_free(s);
+        s = NULL;
+    }
+    r->zstd_level = level;
+    r->pack_size = pack_size;
+    if (failed)
+        goto out;
+    pf_saver_stats st;
+    pf_saver_stats_get(s, &st);
+    for (size_t i = 0; i < n; i++) {
+        if (!todo[i])
+            continue;
+        pf_wal_batch_file *f = &files[i];
+        if (batch_locate(r, f->name, chunks + first[i], counts[i], err) ||
+            batch_write_object(r, f, chunks + first[i], counts[i], err))
+            goto out;
+        f->rc = 0;
+        todo[i] = false;
+        /* Packs are shared: the sealed bytes are told for the batch, on its first file. */
+        f->res.bytes_new = st.bytes_stored;
+        st.bytes_stored = 0;
+    }
+    rc = 0;
+out:
+    if (rc)
+        for (size_t i = 0; i < n; i++)
+            if (todo[i]) {
+                files[i].rc = -1;
+                files[i].err = *err;
+            }
+    pf_saver_free(s);
+    free(chunks);
+    free(counts);
+    free(todo);
+    free(first);
+    return rc;
 }
 
 void pf_wal_forget_chunks(pf_repo *r)

@@ -68,6 +68,36 @@ typedef struct pf_wal_push_result {
  * bytes. workers <= 0: the saver's default. */
 int pf_wal_push(pf_repo *r, const char *name, const void *data, size_t n, int workers,
                 pf_wal_push_result *res, pf_err *err);
+/* One file of a batch (pf_wal_push_batch): name and bytes in, the outcome out. */
+typedef struct pf_wal_batch_file {
+    const char *name;
+    const uint8_t *data;
+    size_t len;
+    /* data is a private file mapping of the caller's: each page is dropped from it
+     * (MADV_DONTNEED) once the saver has copied it, so that a batch's memory does not grow
+     * with the files it reads */
+    bool mapped;
+    int rc;                 /* 0: durable (stored now, or res.already); -1: see err */
+    pf_err err;             /* PF_EEXIST: archived before with other bytes */
+    uint8_t sha[PF_ID_LEN]; /* SHA-256 of the bytes, when rc == 0 */
+    uint64_t object_size;   /* the sealed object's size in the store, when rc == 0 */
+    pf_wal_push_result res;
+} pf_wal_batch_file;
+
+/* Stores n WAL files as pf_wal_push stores each, with one saver: their chunks share packs
+ * and one index file, and the objects are written (each durable) only after all of these
+ * are, so the store's flushes are paid once for the batch. Chunks are cut at fixed
+ * offsets (r->chunker.avg bytes): WAL is not deduplicated, and fixed cuts cost nothing.
+ * Returns -1 only when the batch as a whole failed (the saver, the store): then every file
+ * not already archived has rc -1 with that error. Otherwise each file's rc says. */
+int pf_wal_push_batch(pf_repo *r, pf_wal_batch_file *files, size_t n, int workers, pf_err *err);
+/* What a batch compresses and packs with (docs/DECISIONS.md, "WAL at zstd level 1"): the
+ * archiver waits on every push while pg_wal fills, WAL is kept only for the PITR window,
+ * and level 1 costs a quarter less CPU than 3 for a few per cent more bytes; packs of at
+ * most 4 MiB hold a few segments each, so that a batch's buffers stay small and prune
+ * frees expired WAL in whole packs. */
+#define PF_WAL_ZSTD_LEVEL 1
+#define PF_WAL_PACK_SIZE (4u << 20)
 /* Stores the first n bytes of segment (24 hex) of seg_size bytes as the streamed partial
  * named by its length (pf_wal_streamed_name), as pf_wal_push stores a file. Chunks r->index
  * already holds are named, not stored again: seed it with pf_wal_remember. */

@@ -9,10 +9,16 @@ HARNESS_COMMON_LOADED=1
 HARNESS_PGBIN=${HARNESS_PGBIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 [ -n "$HARNESS_PGBIN" ] || HARNESS_PGBIN=$(dirname "$(command -v initdb 2>/dev/null || echo /usr/bin/initdb)")
 
+# Below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default): a port
+# in it can be taken, between this check and the server's bind, as the local end of any
+# outgoing connection on the machine (a restored cluster failed so with "Address already
+# in use" under load).
 harness_free_port() {
-    local p i
+    local p i lo=32768 hi
+    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+    [ "${lo:-0}" -gt 15000 ] 2>/dev/null || lo=32768
     for i in $(seq 200); do
-        p=$((20000 + RANDOM % 40000))
+        p=$((10000 + RANDOM % (lo - 10000)))
         # Taken when something accepts a connection; also skip ports another harness in this
         # process handed out already.
         case " ${HARNESS_PORTS_GIVEN:-} " in *" $p "*) continue ;; esac

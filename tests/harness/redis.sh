@@ -67,7 +67,8 @@ redis_start() {
     REDIS_DIR=$dir/redis
     REDIS_PASS=$pass
     local i
-    for i in $(seq 100); do
+    # Generous: on a loaded machine a start (or loading a large dump) takes seconds.
+    for i in $(seq 600); do
         [ "$(redis_cli "$dir" ping 2>/dev/null)" = PONG ] && return 0
         sleep 0.05
     done

@@ -279,6 +279,80 @@ done
 redis_cli "$T/dst" flushall >/dev/null
 redis_stop "$T/big"
 
+# A target still loading its own dump (just restarted): it refuses REPLICAOF (-LOADING) and
+# its INFO keyspace counts only what it has loaded so far. The check and the load wait until
+# it has loaded (key-load-delay: 1 ms a key, so its dump takes seconds to load; small event
+# intervals, so it answers INFO meanwhile).
+redis_start "$T/slow" --conf "loading-process-events-interval-bytes 1024" >/dev/null
+redis_cli "$T/slow" debug populate 400 other 20 >/dev/null
+redis_cli "$T/slow" save >/dev/null
+cp "$T/slow/redis/dump.rdb" "$T/other.rdb"
+other_digest=$(redis_cli "$T/slow" debug digest)
+redis_cli "$T/slow" flushall >/dev/null
+redis_cli "$T/slow" debug populate 3000 slow 20 >/dev/null
+redis_cli "$T/slow" save >/dev/null
+restart_loading() { # restarts $T/slow on a fresh port with its dump; waits until it is loading
+    local i port
+    redis_stop "$T/slow"
+    port=$(harness_free_port) || return 1
+    sed -i "s/^port .*/port $port/" "$T/slow/redis.conf"
+    sed -i "s/^REDIS_PORT=.*/REDIS_PORT=$port/" "$T/slow/redis.env"
+    SLOW_PORT=$port
+    redis-server "$T/slow/redis.conf" --key-load-delay 1000 || return 1
+    for ((i = 0; i < 200; i++)); do
+        redis_cli "$T/slow" info persistence 2>/dev/null | tr -d '\r' | grep -qx 'loading:1' && return 0
+        sleep 0.05
+    done
+    return 1
+}
+restart_loading || fail "redis: the restarted server never said it was loading"
+expect "$E_EEXIST" "redis: the check waits for a loading server, then refuses its keys" -- \
+    "$PFCOMP" redis-check --port "$SLOW_PORT"
+has "redis: the check counts every key of the loaded dump" "holds 3000 keys"
+restart_loading || fail "redis: the restarted server never said it was loading"
+expect 0 "redis: a load into a server still loading its dump waits until it has loaded" -- \
+    "$PFCOMP" redis-load --port "$SLOW_PORT" --force "$T/other.rdb"
+[ "$(redis_cli "$T/slow" debug digest)" = "$other_digest" ] && ok "redis: the RDB loaded after the wait" ||
+    fail "redis: the load into the restarted server gave other data"
+redis_stop "$T/slow"
+
+# Another client re-points the target in the middle of a transfer: the load fails saying
+# so, and the target's data is as it was (nothing loaded). The RDB comes through a FIFO
+# that holds back all but its first 256 KiB until the REPLICAOF NO ONE is done.
+mkfifo "$T/cut.fifo"
+python3 - "$T/big.rdb" "$T/cut.fifo" "$T/cut.done" <<'PY' &
+import os, sys, time
+data = open(sys.argv[1], "rb").read()
+with open(sys.argv[2], "wb") as out:
+    out.write(data[:262144])
+    out.flush()
+    for _ in range(600):
+        if os.path.exists(sys.argv[3]):
+            break
+        time.sleep(0.05)
+    try:
+        out.write(data[262144:])
+    except BrokenPipeError:
+        pass
+PY
+feeder=$!
+PFCOMP_UNKNOWN_SIZE=1 "$PFCOMP" redis-load --port "$DST_REDISPORT" "$T/cut.fifo" >"$T/out" 2>"$T/err" &
+loader=$!
+for ((i = 0; i < 300; i++)); do
+    redis_cli "$T/dst" info replication | tr -d '\r' | grep -qx 'master_sync_in_progress:1' && break
+    sleep 0.05
+done
+redis_cli "$T/dst" replicaof no one >/dev/null
+touch "$T/cut.done"
+rc=0
+wait "$loader" || rc=$?
+wait "$feeder" 2>/dev/null || true
+[ "$rc" != 0 ] && ok "redis: a transfer cut by another client fails (exit $rc)" ||
+    fail "redis: a transfer cut by another client succeeded"
+has "redis: the failure says the target stopped replicating" "the target stopped replicating during the load"
+[ "$(redis_cli "$T/dst" dbsize)" = 0 ] && ok "redis: the cut transfer loaded nothing" ||
+    fail "redis: the cut transfer left $(redis_cli "$T/dst" dbsize) keys"
+
 # Passwords and ACL users.
 redis_start "$T/rpw" --pass 'r3dis pw!' --user nosync 'ns pw' '~*' '&*' '+@all' -sync -psync \
     --user nothing 'no pw' '~*' '+ping' '+info' >/dev/null

@@ -32,16 +32,7 @@ harness_on_exit "rm -rf '$T'"
 L=$T/log
 mkdir -p "$L" "$T/home/.ssh"
 chmod 700 "$T/home" "$T/home/.ssh"
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
+. "$SRC/tests/lib/counting.sh"
 part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac }
 say() { echo "== $*"; }
 
@@ -54,32 +45,6 @@ export PERMAFROST_RETRY_BASE_MS=50
 H=$T/home
 
 pf() { HOME=$H timeout -k 5 120 "$PF" ${SSHD_KEY:+--ssh-key "$SSHD_KEY"} "$@"; }
-run() { # NAME CMD...: RC, OUT, ERR
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -"${1:-12}"; }
-rc_is() { # "WANT..." DESCRIPTION
-    case " $1 " in
-    *" $RC "*) ok "$2" ;;
-    *)
-        fail "$2: exit $RC, wanted $1"
-        show
-        ;;
-    esac
-}
-has() { # DESCRIPTION TEXT [FILE...]
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then ok "$what"; else
-        fail "$what: no \"$text\" in"
-        sed 's/^/     | /' "$@" | tail -8
-    fi
-}
 # set_json FILE PYTHON: edits a JSON file in place (d is the document); writes it the way
 # cJSON's formatted printer does not matter: readers parse JSON.
 set_json() {

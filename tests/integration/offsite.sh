@@ -40,16 +40,7 @@ harness_on_exit 'for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done'
 L=$T/log
 mkdir -p "$L" "$T/home/.ssh"
 chmod 700 "$T/home" "$T/home/.ssh"
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
+. "$SRC/tests/lib/counting.sh"
 part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac }
 t0=$(date +%s)
 say() { echo "== $* ($(($(date +%s) - t0)) s)"; }
@@ -71,39 +62,6 @@ CMD_TIMEOUT=${OFFSITE_CMD_TIMEOUT:-300}
 # pf ARGS: permafrost with our $HOME (known_hosts) and the test's SSH key, under a timeout
 # (exit 124 when it hangs).
 pf() { HOME=$H timeout -k 5 "$CMD_TIMEOUT" "$PF" --ssh-key "$SSHD_KEY" "$@"; }
-# run NAME CMD...: stdout/stderr in $L/NAME.out/.err, exit status in RC, OUT/ERR the files.
-run() {
-    local name=$1
-    shift
-    "$@" >"$L/$name.out" 2>"$L/$name.err"
-    RC=$?
-    OUT=$L/$name.out ERR=$L/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -"${1:-15}"; }
-rc_is() { # "WANT..." DESCRIPTION
-    case " $1 " in
-    *" $RC "*) ok "$2" ;;
-    *)
-        fail "$2: exit $RC, wanted $1"
-        show
-        ;;
-    esac
-}
-has() { # DESCRIPTION TEXT [FILE...]
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then ok "$what"; else
-        fail "$what: no \"$text\" in"
-        sed 's/^/     | /' "$@" | tail -10
-    fi
-}
-same() { # DESCRIPTION FILE1 FILE2
-    if diff -u "$2" "$3" >"$T/diff"; then ok "$1"; else
-        fail "$1"
-        sed 's/^/     | /' "$T/diff" | head -30
-    fi
-}
 compare() { # DESCRIPTION EXPECTED ACTUAL [OPTIONS]
     local what=$1
     shift

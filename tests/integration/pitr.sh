@@ -8,8 +8,13 @@
 #             different seconds; restore --pg-physical-target --to a time between B and C,
 #             start the cluster: it fetches WAL with wal-fetch, promotes, and holds exactly
 #             A and B; after promotion it archives on timeline 2 (00000002.history arrives)
-#   latest    --to latest recovers every archived commit (A, B and C)
+#             (--json: the base backup, its end, the data directory, where recovery
+#             stopped, checked against docs/JSON.md)
+#   latest    --to latest recovers every archived commit (A, B and C); --json before the
+#             cluster is started says the point reached is not known yet
 #   timeline  recovery along timeline 2 fetches 00000002.history and follows the fork
+#   collector --pg-start waits for the promotion itself, not for a log line (a cluster
+#             with logging_collector on writes none where restore can read it)
 #   kill      kill -9 during a base backup: no snapshot, check passes, the next succeeds
 #   refuse    a non-empty target is refused (exit 6)
 #   gap       a deleted segment: check names it (exit 4) and the base backup it cuts
@@ -22,6 +27,7 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 PF=${PERMAFROST:-$PWD/permafrost}
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 . "$HARNESS/pg.sh"
+. "$HARNESS/pfserver.sh"
 export TZ=UTC
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-pitr.XXXXXX")
@@ -38,25 +44,10 @@ fail() {
     exit 1
 }
 
-chmod 711 "$W"
-: >"$W/empty.conf"
-chmod 644 "$W/empty.conf"
-printf 'pitr-test-passphrase\n' >"$W/pass"
-cat >"$W/pf" <<EOF
-#!/bin/sh
-export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
-export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=30 TZ=UTC
-unset PERMAFROST_PASSWORD
-exec $W/permafrost "\$@"
-EOF
-chmod 755 "$W/pf"
-# The server's OS user runs the binary: a copy here, since the build tree may be in a home
-# it cannot enter (/root on a fresh machine is 0700).
-cp "$PF" "$W/permafrost"
-chmod 755 "$W/permafrost"
+pf_server_home "$W" pitr-test-passphrase
+pf_server_wrapper "$W" pf "$W/repo" PERMAFROST_LOCK_WAIT=30 TZ=UTC
 mkdir -m 700 "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
-harness_chown_pg "$W/pass" "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
-chmod 600 "$W/pass"
+harness_chown_pg "$W/repo" "$W/kc" "$W/restored" "$W/restored2"
 pf() { harness_as_owner "$W/pf" "$@"; }
 pf init >/dev/null
 
@@ -120,18 +111,44 @@ harness_chown_pg "$W/restored/run"
 printf 'PG_PORT=%s\nPG_BIN=%s\n' "$port" "$HARNESS_PGBIN" >"$W/restored/pg.env"
 harness_on_exit "harness_as_owner '$HARNESS_PGBIN/pg_ctl' -D '$W/restored/pg' -m immediate -w stop"
 rc=0
-pf restore latest --pg-physical-target "$W/restored/pg" --to "$target" --pg-start \
+pf --json restore latest --pg-physical-target "$W/restored/pg" --to "$target" --pg-start \
     --pg-ctl-options "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$W/restored/run -c fsync=off" \
-    >"$W/r.out" 2>&1 || rc=$?
-[ "$rc" = 0 ] || fail "restore --pg-physical-target --pg-start: exit $rc: $(cat "$W/r.out")"
+    >"$W/r.out" 2>"$W/r.err" || rc=$?
+[ "$rc" = 0 ] || fail "restore --pg-physical-target --pg-start: exit $rc: $(cat "$W/r.out" "$W/r.err")"
 grep -q "recovery_target_time = '$target+00'" "$W/restored/pg/postgresql.auto.conf" ||
     fail "no recovery_target_time in postgresql.auto.conf"
-grep -q "the cluster recovered and promoted: recovery stopping before commit" "$W/r.out" ||
-    fail "restore does not say where recovery stopped: $(cat "$W/r.out")"
+# --json: the base backup restored (the second, the newest before the target), its end,
+# the data directory, and where recovery stopped (before C's commit, after the target).
+check_restore_json() { # OUT SNAPSHOT-JSON DATADIR TARGET-EPOCH|latest STARTED
+    python3 - "$@" <<'PY' || fail "the restore's JSON: $(cat "$1")"
+import json, sys
+from datetime import datetime
+d, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+data_dir, target, started = sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+t = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+p, comp = d["pitr"], b["components"]["postgres-physical"]
+assert d["snapshot"] == b["id"] == p["base_backup"]["snapshot"], (d, b["id"])
+assert d["files"] > 0 and "rest" not in p and p["wal_gaps"] == 0, d
+assert p["data_dir"] == data_dir, p
+assert p["base_backup"]["end_lsn"] == comp["end_lsn"], (p["base_backup"], comp)
+assert p["base_backup"]["end_wal"] == comp["end_wal"], (p["base_backup"], comp)
+assert p["target"] == "latest" if target == "latest" else t(p["target"]) == int(target), p
+if started:
+    assert p["reached_by"] == "recovery", p
+    assert p["recovery_line"].startswith("recovery stopping before commit"), p
+    # The stop line's time is C's commit, the first after the target.
+    assert t(p["base_backup"]["ended"]) <= int(target) <= t(p["reached"]), p
+else:
+    assert p["reached"] is None and p["reached_by"] == "not_started", p
+PY
+    python3 "$PF_SRC/tests/lib/check_json.py" "$PF_SRC/docs/JSON.md" restore "$1" >/dev/null ||
+        fail "the restore's JSON does not match docs/JSON.md: $(python3 "$PF_SRC/tests/lib/check_json.py" "$PF_SRC/docs/JSON.md" restore "$1" 2>&1)"
+}
+check_restore_json "$W/r.out" "$W/b2.json" "$W/restored/pg" "$target_epoch" 1
 [ "$(pg_psql "$W/restored" -Atc "select pg_is_in_recovery()")" = f ] || fail "not promoted"
 states=$(pg_psql "$W/restored" -Atc "select string_agg(state, '' order by id) from t")
 [ "$states" = ABB ] || fail "PITR to $target gave states '$states', wanted ABB ($(cat "$W/r.out"))"
-reached=$(grep -m1 "recovery stopping before commit" "$W/r.out" | sed 's/.*time //')
+reached=$(json_field '["pitr"]["reached"]' <"$W/r.out")
 ok "PITR to $target: exactly A and B (recovery stopped before C, at $reached)"
 pg_psql "$W/restored" -c "insert into t (state) values ('D')"
 seg=$(pg_psql "$W/restored" -Atc "select pg_walfile_name(pg_switch_wal())")
@@ -159,8 +176,9 @@ start_restored() { # DIR: as an operator would, by hand, then wait for the promo
 }
 
 say latest
-pf restore "$(json_field '["id"]' <"$W/b1.json")" --pg-physical-target "$W/restored2/pg" --to latest >"$W/r2.out" 2>&1 ||
-    fail "restore --to latest: $(cat "$W/r2.out")"
+pf --json restore "$(json_field '["id"]' <"$W/b1.json")" --pg-physical-target "$W/restored2/pg" --to latest >"$W/r2.out" 2>"$W/r2.err" ||
+    fail "restore --to latest: $(cat "$W/r2.out" "$W/r2.err")"
+check_restore_json "$W/r2.out" "$W/b1.json" "$W/restored2/pg" latest 0
 # Timeline 1's end: recovery would otherwise follow timeline 2 (also archived) to its end.
 printf "recovery_target_timeline = '1'\n" >>"$W/restored2/pg/postgresql.auto.conf"
 start_restored "$W/restored2" || fail "the --to latest cluster did not promote"
@@ -185,11 +203,29 @@ tli=$(pg_psql "$W/restored4" -Atc "select timeline_id from pg_control_checkpoint
 ok "recovery follows the archived 00000002.history onto timeline 2: $states, now on timeline $tli"
 harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored4/pg" -m fast -w stop >/dev/null
 
+say collector
+# A cluster that logs through logging_collector writes nothing more to pg_ctl's -l file:
+# --pg-start still returns as soon as it has promoted, and not before (pg_is_in_recovery()
+# is false at once). Archiving off: this timeline stays out of the repository.
+mkdir -m 700 "$W/restored5" "$W/restored5/run"
+harness_chown_pg "$W/restored5" "$W/restored5/run"
+port=$(harness_free_port)
+printf 'PG_PORT=%s\nPG_BIN=%s\n' "$port" "$HARNESS_PGBIN" >"$W/restored5/pg.env"
+harness_on_exit "harness_as_owner '$HARNESS_PGBIN/pg_ctl' -D '$W/restored5/pg' -m immediate -w stop"
+PERMAFROST_PROMOTE_WAIT=120 pf restore "$id1" --pg-physical-target "$W/restored5/pg" --to "$target" --pg-start \
+    --pg-ctl-options "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$W/restored5/run -c fsync=off -c archive_mode=off -c logging_collector=on -c log_directory=$W/restored5/run" \
+    >"$W/r6.out" 2>&1 || fail "restore --pg-start with logging_collector: $(cat "$W/r6.out")"
+[ "$(pg_psql "$W/restored5" -Atc "select pg_is_in_recovery()")" = f ] ||
+    fail "restore --pg-start returned before the cluster promoted"
+states=$(pg_psql "$W/restored5" -Atc "select string_agg(state, '' order by id) from t")
+[ "$states" = ABB ] || fail "PITR with logging_collector gave states '$states', wanted ABB"
+ok "--pg-start with logging_collector: returned once promoted, states $states"
+harness_as_owner "$HARNESS_PGBIN/pg_ctl" -D "$W/restored5/pg" -m fast -w stop >/dev/null
+
 say kill
 # kill -9 in the middle of a base backup: no snapshot, nothing damaged, the next one works.
 # Another cluster, so another repository (two clusters' WAL names would collide).
-sed "s|$W/repo|$W/repo2|" "$W/pf" >"$W/pf2"
-chmod 755 "$W/pf2"
+pf_server_wrapper "$W" pf2 "$W/repo2" PERMAFROST_LOCK_WAIT=30 TZ=UTC
 mkdir -m 700 "$W/repo2"
 harness_chown_pg "$W/repo2"
 pf2() { harness_as_owner "$W/pf2" "$@"; }

@@ -17,6 +17,7 @@ trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 PF=${PERMAFROST:-$PWD/permafrost}
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 . "$HARNESS/pg.sh"
+. "$HARNESS/pfserver.sh"
 export TZ=UTC
 LOAD_SECONDS=${RPO_LOAD_SECONDS:-6}
 ARCHIVE_TIMEOUT=2
@@ -48,24 +49,10 @@ wait_for() { # SECONDS CMD...: until CMD succeeds, bounded
     return 1
 }
 
-chmod 711 "$W"
-: >"$W/empty.conf"
-chmod 644 "$W/empty.conf"
-printf 'rpo-test-passphrase\n' >"$W/pass"
-cp "$PF" "$W/permafrost"
-chmod 755 "$W/permafrost"
-harness_chown_pg "$W/pass"
-chmod 600 "$W/pass"
+pf_server_home "$W" rpo-test-passphrase
 CASES=(archive stream off)
 for c in "${CASES[@]}"; do
-    cat >"$W/pf-$c" <<EOF
-#!/bin/sh
-export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo-$c PERMAFROST_KEY_CACHE=$W/kc
-export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=30 TZ=UTC
-unset PERMAFROST_PASSWORD
-exec $W/permafrost "\$@"
-EOF
-    chmod 755 "$W/pf-$c"
+    pf_server_wrapper "$W" "pf-$c" "$W/repo-$c" PERMAFROST_LOCK_WAIT=30 TZ=UTC
     mkdir -m 700 "$W/repo-$c" "$W/restored-$c"
     harness_chown_pg "$W/repo-$c" "$W/restored-$c"
 done

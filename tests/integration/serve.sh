@@ -37,47 +37,22 @@ harness_on_exit "rm -rf '$T'"
 L=$T/log
 mkdir -p "$L"
 . "$SRC/tests/lib/counting.sh"
-refused_line() { # DESCRIPTION WANT_RC TEXT...: the run failed with WANT_RC, one line holding each TEXT
-    local what=$1 want=$2 t
-    shift 2
-    if [ "$RC" != "$want" ] || [ "$(grep -c . "$ERR")" != 1 ]; then
-        fail "$what: exit $RC (wanted $want), or not one line"
-        show
-        return
-    fi
-    for t in "$@"; do
-        grep -qF -- "$t" "$ERR" || { fail "$what: no \"$t\" in: $(cat "$ERR")"; return; }
-    done
-    ok "$what: $(cut -c1-170 "$ERR")"
-}
-# A fingerprint of the repository: every file but locks, with its checksum.
-fingerprint() { (cd "$1" && find . -type f ! -path './locks/*' -print0 | sort -z | xargs -0 sha256sum); }
+. "$SRC/tests/lib/serve.sh"
 
 unset SSH_AUTH_SOCK PERMAFROST_REPO PERMAFROST_PASSWORD_FILE PERMAFROST_TO_PASSWORD_FILE
 : >"$T/empty.conf"
 export PERMAFROST_CONFIG=$T/empty.conf PERMAFROST_CACHE_DIR=$T/cache
 export PERMAFROST_PASSWORD=serve-test-passphrase PERMAFROST_RETRY_BASE_MS=20
 
-for i in 1 2 3; do
-    sshd_start "$T/sshd" >"$L/sshd-start" 2>&1 && break
-    sshd_stop
-    [ $i = 3 ] && { echo "FAIL serve: cannot start sshd: $(tail -5 "$L/sshd-start")"; exit 1; }
-done
+serve_sshd_start serve
 ROOT=$T/srv
 mkdir -p "$ROOT" "$T/outside"
 REPO=$ROOT/mastodon
 ssh-keygen -q -t ed25519 -N '' -C trusted -f "$T/trusted_key"
-# The sanitizers' settings reach the server side too (sshd passes no environment).
-SAN_ENV=""
-for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
-    [ -n "${!v:-}" ] && SAN_ENV="$SAN_ENV $v=${!v}"
-done
-WRAP=${SAN_ENV:+env$SAN_ENV }
 {
-    echo "command=\"$WRAP$PF serve --append-only --restrict-to-path $ROOT\",restrict $(cat "$SSHD_KEY.pub")"
-    echo "command=\"$WRAP$PF serve --restrict-to-path $ROOT\",restrict $(cat "$T/trusted_key.pub")"
+    serve_key_line "$SSHD_KEY.pub" --append-only --restrict-to-path "$ROOT"
+    serve_key_line "$T/trusted_key.pub" --restrict-to-path "$ROOT"
 } >"$SSHD_DIR/authorized_keys"
-SSH_BASE="ssh -F /dev/null -o IdentitiesOnly=yes -o UserKnownHostsFile=$SSHD_KNOWN_HOSTS -o StrictHostKeyChecking=yes"
 APPEND_SSH="$SSH_BASE -i $SSHD_KEY"
 TRUSTED_SSH="$SSH_BASE -i $T/trusted_key"
 HOSTPART="ssh://$(id -un)@127.0.0.1:$SSHD_PORT"

@@ -30,7 +30,9 @@ mkdir -p "$T/new/sk"
 redis-server --port "$SK_PORT" --bind 127.0.0.1 --dir "$T/new/sk" --daemonize yes \
     --pidfile "$T/new/sk/pid" --save '' >/dev/null
 harness_on_exit "kill \$(cat '$T/new/sk/pid') 2>/dev/null || true"
-for _ in $(seq 50); do redis-cli -p "$SK_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+# Bounded but generous: a loaded machine can take seconds to start it.
+for _ in $(seq 300); do redis-cli -p "$SK_PORT" ping 2>/dev/null | grep -qx PONG && break; sleep 0.1; done
+[ "$(redis-cli -p "$SK_PORT" ping 2>/dev/null)" = PONG ] || fail "the new machine's Sidekiq Redis did not start"
 . "$T/new/mastodon.env"
 . "$T/new/pg.env"
 PERMAFROST_PG_ADMIN_PASSWORD=$PG_SUPERPASS "$PF" --repo "$T/repo" restore -q latest --live "$LIVE" \

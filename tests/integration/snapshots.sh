@@ -23,40 +23,8 @@ export PERMAFROST_CONFIG=$T/empty.conf
 : >"$PERMAFROST_CONFIG"
 unset PERMAFROST_REPO PERMAFROST_PASSWORD_FILE PERMAFROST_HOST
 REPO=$T/repo
-FAILED=0
-ok() { echo "ok   $*"; }
-fail() {
-    echo "FAIL $*"
-    FAILED=$((FAILED + 1))
-}
-die() {
-    echo "FAIL $*"
-    exit 1
-}
-# run NAME CMD...: stdout/stderr in $T/NAME.out/.err, exit status in RC.
-run() {
-    local name=$1
-    shift
-    "$@" >"$T/$name.out" 2>"$T/$name.err"
-    RC=$?
-    OUT=$T/$name.out ERR=$T/$name.err
-}
-show() { sed 's/^/     | /' "$OUT" "$ERR" | tail -15; }
-rc_is() {
-    if [ "$RC" = "$1" ]; then ok "$2"; else
-        fail "$2: exit $RC, wanted $1"
-        show
-    fi
-}
-has() { # DESCRIPTION TEXT [FILE...]
-    local what=$1 text=$2
-    shift 2
-    [ $# -gt 0 ] || set -- "$OUT" "$ERR"
-    if grep -qF -- "$text" "$@"; then ok "$what"; else
-        fail "$what: no \"$text\""
-        show
-    fi
-}
+L=$T # the captured outputs go where they went before
+. "$SRC/tests/lib/counting.sh"
 pf() { "$PF" --repo "$REPO" "$@"; }
 jget() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1" 2>/dev/null; }
 

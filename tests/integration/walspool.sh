@@ -3,7 +3,7 @@
 # --pg-start): filled while the cluster recovers, bounded, and loud when a fetch fails.
 #   bounded   a target a few segments after the base backup, with 24 more segments
 #             archived after it: the restore fetches only up to the target and a window
-#             past it (PERMAFROST_WAL_SPOOL_WINDOW=4), never holds more than the window,
+#             past it (PERMAFROST_RESTORE_WAL_WINDOW=4), never holds more than the window,
 #             and recovers exactly A and B
 #   failure   a segment in the middle of the archive is corrupt in the repository, restore
 #             --to latest: the restore fails naming it and "recovery stopped before its
@@ -106,7 +106,7 @@ restore() { # DIR TO: as root, into DIR/pg, started on a port of its own
     harness_chown_pg "$dir/run"
     printf 'PG_PORT=%s\nPG_BIN=%s\n' "$port" "$HARNESS_PGBIN" >"$dir/pg.env"
     harness_on_exit "harness_as_owner '$HARNESS_PGBIN/pg_ctl' -D '$dir/pg' -m immediate -w stop || true"
-    PERMAFROST_WAL_SPOOL_WINDOW=4 PERMAFROST_PROMOTE_WAIT=120 "$W/pf" restore latest \
+    PERMAFROST_RESTORE_WAL_WINDOW=4 PERMAFROST_PROMOTE_WAIT=120 "$W/pf" restore latest \
         --pg-physical-target "$dir/pg" --to "$to" --pg-start \
         --pg-ctl-options "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir/run -c fsync=off -c archive_mode=off -c recovery_prefetch=off"
 }

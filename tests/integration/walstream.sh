@@ -22,12 +22,15 @@
 #             fork's segment when it goes missing
 #   recycled  the server recycled WAL that never reached the repository: the receiver warns
 #             and goes on from what the server has; check names the gap
+#   stopwait  SIGTERM while connecting to a server that never answers, and while waiting to
+#             connect again: exit 0 within 10 s (the attempt alone may take 30), with the clean stop message
 set -eEuo pipefail
 trap 'echo "FAIL: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
 PF=${PERMAFROST:-$PWD/permafrost}
 HARNESS=$(cd "$(dirname "$0")/../harness" && pwd)
 . "$HARNESS/pg.sh"
+. "$HARNESS/pfserver.sh"
 export TZ=UTC
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/pf-walstream.XXXXXX")
@@ -48,23 +51,10 @@ fail() {
     exit 1
 }
 
-chmod 711 "$W"
-: >"$W/empty.conf"
-chmod 644 "$W/empty.conf"
-printf 'walstream-test-passphrase\n' >"$W/pass"
-cat >"$W/pf" <<EOF
-#!/bin/sh
-export PERMAFROST_PASSWORD_FILE=$W/pass PERMAFROST_REPO=$W/repo PERMAFROST_KEY_CACHE=$W/kc
-export PERMAFROST_CONFIG=$W/empty.conf PERMAFROST_LOCK_WAIT=30 TZ=UTC
-unset PERMAFROST_PASSWORD
-exec $W/permafrost "\$@"
-EOF
-chmod 755 "$W/pf"
-cp "$PF" "$W/permafrost"
-chmod 755 "$W/permafrost"
+pf_server_home "$W" walstream-test-passphrase
+pf_server_wrapper "$W" pf "$W/repo" PERMAFROST_LOCK_WAIT=30 TZ=UTC
 mkdir -m 700 "$W/repo" "$W/kc" "$W/out"
-harness_chown_pg "$W/pass" "$W/repo" "$W/kc" "$W/out"
-chmod 600 "$W/pass"
+harness_chown_pg "$W/repo" "$W/kc" "$W/out"
 pf() { harness_as_owner "$W/pf" "$@"; }
 pf init >/dev/null
 
@@ -330,4 +320,40 @@ pf check >"$W/check.out" 2>&1 || rc=$?
 [ "$rc" = 4 ] && grep -q "WAL gap on timeline 2: $next" "$W/check.out" ||
     fail "check after recycled WAL: exit $rc, no gap from $next: $(cat "$W/check.out")"
 ok "recycled WAL: the receiver warned and went on; check names the gap from $next"
+say stopwait
+# A listener that accepts and never answers: the connection attempt waits up to 30 s for
+# it, which a stop must cut short. Its port is the one the kernel gave it.
+python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(8)
+print(s.getsockname()[1], flush=True)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)
+    print("accepted", flush=True)
+' >"$W/mute.out" &
+STREAMS+=("$!")
+wait_for 30 test -s "$W/mute.out" || fail "the mute listener did not start"
+mute=$(head -1 "$W/mute.out")
+stop_within() { # LOG SECONDS: SIGTERM to STREAM_PID; it must exit 0 within SECONDS, stopped cleanly
+    local t0=$SECONDS rc=0
+    kill -TERM "$STREAM_PID"
+    wait_for "$2" sh -c "! kill -0 $STREAM_PID 2>/dev/null" ||
+        fail "wal-stream still running $2 s after SIGTERM ($(tail -1 "$1"))"
+    wait "$STREAM_PID" || rc=$?
+    [ "$rc" = 0 ] || fail "wal-stream exited $rc on SIGTERM while not connected"
+    grep -q "stopped" "$1" || fail "no stop message in $1"
+    echo "stopped in $((SECONDS - t0)) s"
+}
+start_stream "$W/stream5.log" "host=127.0.0.1 port=$mute user=nobody connect_timeout=0"
+wait_for 30 grep -q accepted "$W/mute.out" || fail "wal-stream did not connect to the mute listener"
+stop_within "$W/stream5.log" 10
+refused=$(harness_free_port)
+start_stream "$W/stream6.log" "host=127.0.0.1 port=$refused user=nobody"
+wait_for 30 grep -q "connecting again in" "$W/stream6.log" || fail "no backoff: $(cat "$W/stream6.log")"
+stop_within "$W/stream6.log" 10
+ok "SIGTERM while connecting to a mute server and during the backoff: exit 0 within seconds"
 echo "all wal-stream tests passed"

@@ -37,42 +37,19 @@ harness_on_exit "rm -rf '$T'"
 L=$T/log
 mkdir -p "$L"
 . "$SRC/tests/lib/counting.sh"
-refused_line() { # DESCRIPTION WANT_RC TEXT...: failed with WANT_RC, one line holding each TEXT
-    local what=$1 want=$2 t
-    shift 2
-    if [ "$RC" != "$want" ] || [ "$(grep -c . "$ERR")" != 1 ]; then
-        fail "$what: exit $RC (wanted $want), or not one line"
-        show
-        return
-    fi
-    for t in "$@"; do
-        grep -qF -- "$t" "$ERR" || { fail "$what: no \"$t\" in: $(cat "$ERR")"; return; }
-    done
-    ok "$what: $(cut -c1-150 "$ERR")"
-}
+. "$SRC/tests/lib/serve.sh"
 json() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($1)" "$OUT"; }
-fingerprint() { (cd "$1" && find . -type f ! -path './locks/*' -print0 | sort -z | xargs -0 sha256sum); }
 
 unset SSH_AUTH_SOCK PERMAFROST_REPO PERMAFROST_PASSWORD_FILE PERMAFROST_PASSWORD
 : >"$T/empty.conf"
 export PERMAFROST_CONFIG=$T/empty.conf PERMAFROST_RETRY_BASE_MS=20
 
-for i in 1 2 3; do
-    sshd_start "$T/sshd" >"$L/sshd-start" 2>&1 && break
-    sshd_stop
-    [ $i = 3 ] && { echo "FAIL writeonly: cannot start sshd: $(tail -5 "$L/sshd-start")"; exit 1; }
-done
+serve_sshd_start writeonly
 ROOT=$T/srv
 REPO=$ROOT/mastodon
 mkdir -p "$ROOT"
-SAN_ENV=""
-for v in ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS; do
-    [ -n "${!v:-}" ] && SAN_ENV="$SAN_ENV $v=${!v}"
-done
-WRAP=${SAN_ENV:+env$SAN_ENV }
-echo "command=\"$WRAP$PF serve --append-only --restrict-to-path $ROOT\",restrict $(cat "$SSHD_KEY.pub")" \
-    >"$SSHD_DIR/authorized_keys"
-APPEND_SSH="ssh -F /dev/null -o IdentitiesOnly=yes -o UserKnownHostsFile=$SSHD_KNOWN_HOSTS -o StrictHostKeyChecking=yes -i $SSHD_KEY"
+serve_key_line "$SSHD_KEY.pub" --append-only --restrict-to-path "$ROOT" >"$SSHD_DIR/authorized_keys"
+APPEND_SSH="$SSH_BASE -i $SSHD_KEY"
 URL=ssh://$(id -un)@127.0.0.1:$SSHD_PORT$REPO
 echo "the full key's passphrase" >"$T/full.pass"
 echo "the write-only key's passphrase" >"$T/wo.pass"

@@ -297,6 +297,55 @@ static void test_invalid_parameters(void **state)
     assert_int_equal(pf_chunker_init(&c, seed, 64, 256, 257, &err), 0);
 }
 
+/* FastCDC as its definition reads, one byte a step: what the unrolled scan must equal. */
+static size_t naive_cut(const pf_chunker *c, const uint8_t *p, size_t n, bool eof)
+{
+    if (n <= c->min)
+        return eof ? n : 0;
+    size_t limit = n < c->max ? n : c->max;
+    uint64_t h = 0;
+    for (size_t i = c->min; i < limit; i++) {
+        h = (h << 1) + c->gear[p[i]];
+        if (!(h & (i < c->avg ? c->mask_small : c->mask_large)))
+            return i + 1;
+    }
+    return limit == c->max || eof ? limit : 0;
+}
+
+/* pf_chunker_cut and pf_chunker_next (fed 1 to 300 bytes at a time) against the naive
+ * loop, on random data and on data whose gear hash cuts often (few distinct bytes). */
+static void test_naive_equivalence(void **state)
+{
+    (void)state;
+    const size_t sizes[][3] = {{64, 256, 1024}, {2048, 8192, 65536}, {100, 256, 300}};
+    for (size_t v = 0; v < 3; v++) {
+        pf_chunker *c = chunker((uint8_t)(3 + v), sizes[v][0], sizes[v][1], sizes[v][2]);
+        size_t n = 300000;
+        uint8_t *p = random_data(n, 11 + v);
+        if (v == 2)
+            for (size_t i = 0; i < n; i++)
+                p[i] &= 3;
+        size_t off = 0;
+        while (off < n) {
+            size_t want = naive_cut(c, p + off, n - off, true);
+            assert_int_equal(pf_chunker_cut(c, p + off, n - off, true), want);
+            pf_chunk_scan st = {0, 0};
+            size_t have = 0, got = 0;
+            while (!got) {
+                have += 1 + (size_t)rnd() % 300;
+                if (have > n - off)
+                    have = n - off;
+                got = pf_chunker_next(c, &st, p + off, have, have == n - off);
+                if (!got)
+                    assert_int_equal(naive_cut(c, p + off, have, false), 0);
+            }
+            assert_int_equal(got, want);
+            off += want;
+        }
+        free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +357,7 @@ int main(void)
         cmocka_unit_test(test_resynchronises),
         cmocka_unit_test(test_keyed),
         cmocka_unit_test(test_invalid_parameters),
+        cmocka_unit_test(test_naive_equivalence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

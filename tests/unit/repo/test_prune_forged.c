@@ -123,37 +123,81 @@ static void quiet(int level, const char *msg)
     (void)level, (void)msg;
 }
 
-static void test_forged_index_first(void **state)
+/* Six files of 150000 pseudo-random bytes each (xorshift from seed + i) in dir: enough
+ * for several packs. */
+static void write_files(const char *dir, uint32_t seed)
 {
-    (void)state;
-    pf_err err = {0};
-    char dir[] = "/tmp/pf-prune-forged-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    /* Files that need several packs. */
     for (int i = 0; i < 6; i++) {
         char path[256];
         snprintf(path, sizeof path, "%s/f%d", dir, i);
         FILE *f = fopen(path, "wb");
         assert_non_null(f);
-        uint32_t x = 2463534242u + (uint32_t)i;
+        uint32_t x = seed + (uint32_t)i;
         for (int j = 0; j < 150000; j++) {
             x ^= x << 13, x ^= x >> 17, x ^= x << 5;
             fputc((int)(x & 0xff), f);
         }
         fclose(f);
     }
-    pf_store *mem = pf_store_mem_new();
+}
+
+/* A repository on mem (listed in order) with small chunks and 256 KiB packs. */
+static pf_repo *small_repo(pf_store *mem)
+{
+    pf_err err = {0};
     pf_repo_init_opts io = {.chunk_min = 4096, .chunk_avg = 16384, .chunk_max = 65536};
     pf_repo *r = pf_repo_init(ordered(mem), "pw", &io, &err);
     assert_non_null(r);
     r->pack_size = 256 << 10;
+    return r;
+}
+
+static void backup(pf_repo *r, const char *dir)
+{
+    pf_err err = {0};
     pf_backup_run b = {0};
     pf_backup_opts bo = {.workers = 1, .program = "test"};
-    char *paths[] = {dir};
+    char *paths[] = {(char *)dir};
     assert_int_equal(pf_backup_begin(&b, r, &bo, NULL, paths, 1, &err), 0);
     assert_int_equal(pf_archive_path(b.arch, pf_archiver_root(b.arch), "src", dir, NULL, &err), 0);
     assert_int_equal(pf_backup_commit(&b, &err), 0);
     pf_backup_end(&b);
+}
+
+/* A directory of write_files(seed) backed up into a small_repo() on a memory store. */
+typedef struct fixture {
+    char dir[64];
+    pf_store *mem;
+    pf_repo *r;
+} fixture;
+
+static void fixture_up(fixture *fx, const char *name, uint32_t seed)
+{
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/pf-prune-%s-XXXXXX", name);
+    assert_non_null(mkdtemp(fx->dir));
+    write_files(fx->dir, seed);
+    fx->mem = pf_store_mem_new();
+    fx->r = small_repo(fx->mem);
+    backup(fx->r, fx->dir);
+}
+
+static void fixture_down(fixture *fx)
+{
+    pf_repo_free(fx->r);
+    pf_store_free(fx->mem);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", fx->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_forged_index_first(void **state)
+{
+    (void)state;
+    pf_err err = {0};
+    fixture fx;
+    fixture_up(&fx, "forged", 2463534242u);
+    pf_store *mem = fx.mem;
+    pf_repo *r = fx.r;
     int packs = count(mem, "data/");
     assert_true(packs >= 2);
 
@@ -197,11 +241,7 @@ static void test_forged_index_first(void **state)
     assert_int_equal(st.packs_deleted, 0);
     assert_int_equal(count(mem, "data/"), packs);
 
-    pf_repo_free(r);
-    pf_store_free(mem);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_down(&fx);
 }
 
 /* Every blob of the tree id reads back and matches its id; returns how many there are.
@@ -266,18 +306,6 @@ static void genuine_blobs(pf_repo *r, pf_idset *out)
     pf_pack_list_free(&l);
 }
 
-static void backup(pf_repo *r, const char *dir)
-{
-    pf_err err = {0};
-    pf_backup_run b = {0};
-    pf_backup_opts bo = {.workers = 1, .program = "test"};
-    char *paths[] = {(char *)dir};
-    assert_int_equal(pf_backup_begin(&b, r, &bo, NULL, paths, 1, &err), 0);
-    assert_int_equal(pf_archive_path(b.arch, pf_archiver_root(b.arch), "src", dir, NULL, &err), 0);
-    assert_int_equal(pf_backup_commit(&b, &err), 0);
-    pf_backup_end(&b);
-}
-
 /* The rewrite: a pack with used and unused blobs is rewritten, and a used blob that a kept
  * pack holds is not copied again. An attacker's index file that claims every real blob for
  * a pack of garbage that only it lists made prune delete the only real copies (every
@@ -287,26 +315,11 @@ static void test_forged_kept_copy(void **state)
 {
     (void)state;
     pf_err err = {0};
-    char dir[] = "/tmp/pf-prune-kept-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    for (int i = 0; i < 6; i++) {
-        char path[256];
-        snprintf(path, sizeof path, "%s/f%d", dir, i);
-        FILE *f = fopen(path, "wb");
-        assert_non_null(f);
-        uint32_t x = 91u + (uint32_t)i;
-        for (int j = 0; j < 150000; j++) {
-            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-            fputc((int)(x & 0xff), f);
-        }
-        fclose(f);
-    }
-    pf_store *mem = pf_store_mem_new();
-    pf_repo_init_opts io = {.chunk_min = 4096, .chunk_avg = 16384, .chunk_max = 65536};
-    pf_repo *r = pf_repo_init(ordered(mem), "pw", &io, &err);
-    assert_non_null(r);
-    r->pack_size = 256 << 10;
-    backup(r, dir);
+    fixture fx;
+    fixture_up(&fx, "kept", 91u);
+    pf_store *mem = fx.mem;
+    pf_repo *r = fx.r;
+    const char *dir = fx.dir;
     struct ids first_snap = {0};
     assert_int_equal(pf_repo_list_objects(r, "snapshots", add_id, &first_snap, &err), 0);
     /* The second snapshot keeps half of the files; the first is forgotten, so the packs
@@ -384,11 +397,7 @@ static void test_forged_kept_copy(void **state)
     pf_idset_free(&have);
     pf_idset_free(&used);
     pf_snapshot_free(&s);
-    pf_repo_free(r);
-    pf_store_free(mem);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    fixture_down(&fx);
 }
 
 int main(void)

@@ -108,6 +108,76 @@ static int count_blob(const uint8_t id[PF_ID_LEN], void *ctx)
     return 0;
 }
 
+/* A batch: every file stored in one pass (chunks in shared packs, one index file), each
+ * fetchable by itself in a fresh process; a file archived before with the same bytes is
+ * "already", one with other bytes is refused alone while the rest are stored. */
+static void test_batch(void **state)
+{
+    (void)state;
+    pf_store *mem = pf_store_mem_new();
+    pf_repo *r = small_repo(mem);
+    const char *names[] = {"000000010000000000000010", "000000010000000000000011",
+                           "000000010000000000000012", "000000010000000000000013"};
+    size_t n = 40 * 1024 + 17; /* not a multiple of the chunk size */
+    uint8_t *seg[4];
+    for (int i = 0; i < 4; i++)
+        seg[i] = segment(n, 100 + (uint32_t)i);
+    pf_wal_push_result res;
+    pf_err err = {0};
+    /* 11 is there with its bytes, 12 with other bytes. */
+    assert_int_equal(pf_wal_push(r, names[1], seg[1], n, 1, &res, &err), 0);
+    uint8_t *other = segment(n, 999);
+    assert_int_equal(pf_wal_push(r, names[2], other, n, 1, &res, &err), 0);
+    pf_repo_free(r);
+
+    r = reopen(mem);
+    pf_wal_batch_file f[4];
+    memset(f, 0, sizeof f);
+    for (int i = 0; i < 4; i++)
+        f[i] = (pf_wal_batch_file){.name = names[i], .data = seg[i], .len = n};
+    assert_int_equal(pf_wal_push_batch(r, f, 4, 2, &err), 0);
+    assert_int_equal(f[0].rc, 0);
+    assert_false(f[0].res.already);
+    assert_true(f[0].res.bytes_new > 0);
+    assert_true(f[0].object_size > 0);
+    assert_int_equal(f[1].rc, 0);
+    assert_true(f[1].res.already);
+    assert_true(f[1].object_size > 0);
+    assert_int_equal(f[2].rc, -1);
+    assert_int_equal(f[2].err.code, PF_EEXIST);
+    assert_int_equal(f[3].rc, 0);
+    assert_false(f[3].res.already);
+    for (int i = 0; i < 4; i++) {
+        if (f[i].rc)
+            continue;
+        uint8_t sha[PF_ID_LEN];
+        pf_sha256(seg[i], n, sha);
+        assert_memory_equal(f[i].sha, sha, PF_ID_LEN);
+    }
+    pf_repo_free(r);
+
+    r = reopen(mem);
+    pf_buf out = PF_BUF_INIT;
+    for (int i = 0; i < 4; i++) {
+        pf_buf_reset(&out);
+        assert_int_equal(pf_wal_fetch(r, names[i], &out, &err), 0);
+        assert_int_equal(out.len, n);
+        assert_memory_equal(out.data, i == 2 ? other : seg[i], n);
+    }
+    /* The objects' sizes are what the store holds: the spool compares them. */
+    char key[PF_WAL_KEY_MAX];
+    uint64_t size = 0;
+    assert_int_equal(pf_wal_key(names[3], key, &err), 0);
+    assert_int_equal(pf_store_stat(mem, key, &size, &err), 0);
+    assert_int_equal(size, f[3].object_size);
+    pf_buf_free(&out);
+    pf_repo_free(r);
+    for (int i = 0; i < 4; i++)
+        free(seg[i]);
+    free(other);
+    pf_store_free(mem);
+}
+
 static void test_push_fetch(void **state)
 {
     (void)state;
@@ -375,13 +445,10 @@ int main(void)
 {
     pf_log_set_handler(quiet);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_names),
-        cmocka_unit_test(test_push_fetch),
-        cmocka_unit_test(test_stale_hints),
-        cmocka_unit_test(test_empty_file),
-        cmocka_unit_test(test_streamed),
-        cmocka_unit_test(test_history),
-        cmocka_unit_test(test_check_beside_push),
+        cmocka_unit_test(test_names),       cmocka_unit_test(test_push_fetch),
+        cmocka_unit_test(test_stale_hints), cmocka_unit_test(test_empty_file),
+        cmocka_unit_test(test_batch),       cmocka_unit_test(test_streamed),
+        cmocka_unit_test(test_history),     cmocka_unit_test(test_check_beside_push),
     };
     return cmocka_run_group_tests_name("wal", tests, NULL, NULL);
 }
