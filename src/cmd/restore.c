@@ -94,7 +94,7 @@ static const char restore_live_help[] =
     "has none), restore_command = 'permafrost wal-fetch %f %p' (CMD replaces it; the\n"
     "cluster's OS user must be able to read the passphrase file and the repository; as\n"
     "root the WAL is fetched ahead into DATADIR.permafrost-wal, owned by postgres, and\n"
-    "copied from there),\n"
+    "copied from there; while the cluster recovers, a window of segments ahead of it),\n"
     "the recovery target and promote; the cluster is started (pg_ctl -o OPTS) and waited\n"
     "for until it promotes. Then the secrets, Redis and media of the snapshot nearest before\n"
     "the target are restored, and two lines say the time recovery reached and how much\n"

@@ -406,6 +406,7 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
     int rc = -1;
     const char *restore_command = o->restore_command;
     char spool[4200] = "";
+    pf_wal_spool *live = NULL;
     if (!restore_command) {
         /* Before the data directory is written: a spool that does not fit is refused with
          * nothing changed. */
@@ -414,16 +415,23 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
         cJSON *sz = comp ? cJSON_GetObjectItemCaseSensitive(comp, "wal_segment_size") : NULL;
         pf_wal_spool_stats ss;
         pf_wal_spool_dir(target, spool, sizeof spool);
-        if (pf_wal_spool_fill(r, spool, pf_pgphys_field(s, "start_wal"),
-                              cJSON_IsNumber(sz) ? (uint64_t)sz->valuedouble : 0, fix_uid, fix_gid,
-                              &ss, err)) {
+        /* Started here, the cluster recovers while a window of WAL is fetched ahead of it;
+         * started later by someone else, it finds all of it there. */
+        uint64_t seg = cJSON_IsNumber(sz) ? (uint64_t)sz->valuedouble : 0;
+        const char *start_wal = pf_pgphys_field(s, "start_wal");
+        if (o->start ? pf_wal_spool_open(r, spool, start_wal, seg, fix_uid, fix_gid, 0, &live, err)
+                     : pf_wal_spool_fill(r, spool, start_wal, seg, fix_uid, fix_gid, &ss, err)) {
             pf_err_prefix(err, "fetching the WAL recovery needs ahead");
             goto out;
         }
-        pf_info("fetched %" PRIu64 " WAL files (%.1f MiB) into %s: the cluster's user recovers "
-                "from there, not from the repository",
-                ss.files, (double)ss.bytes / (1 << 20), spool);
-        pf_wal_spool_command(spool, &spool_cmd);
+        if (!o->start)
+            pf_info("fetched %" PRIu64 " WAL files (%.1f MiB) into %s: the cluster's user "
+                    "recovers from there, not from the repository",
+                    ss.files, (double)ss.bytes / (1 << 20), spool);
+        if (o->start)
+            pf_wal_spool_wait_command(spool, &spool_cmd);
+        else
+            pf_wal_spool_command(spool, &spool_cmd);
         restore_command = (const char *)spool_cmd.data;
     }
     if (pf_lookup_path(r, s->tree, PF_PGPHYS_DIR "/base", &base, err)) {
@@ -479,11 +487,31 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
     snprintf(p, sizeof p, "%s/postgresql.conf", target);
     if (o->own_conf && access(p, F_OK) && write_file_at(target, "postgresql.conf", &empty, 0, err))
         goto out;
+    if (live && pf_wal_spool_run(live, err))
+        goto out;
     if (o->start && start_and_wait(o, out, err)) {
+        pf_err fe = {0};
+        if (pf_wal_spool_stop(live, NULL, &fe)) {
+            /* Recovery stopped at the file that could not be fetched, not at the target. */
+            *err = fe;
+            pf_err_prefix(err, "recovery stopped before its target (see %s)", out->log);
+        }
+        live = NULL;
         if (*spool)
             pf_warn("the WAL spool %s stays: the cluster may still be recovering from it", spool);
         *spool = 0;
         goto out;
+    }
+    if (live) {
+        pf_wal_spool_stats ss;
+        pf_err fe = {0};
+        if (pf_wal_spool_stop(live, &ss, &fe))
+            pf_warn("%s (recovery had reached its target without it)", fe.msg);
+        live = NULL;
+        pf_info("fetched %" PRIu64 " of the %" PRIu64 " WAL segments archived from the base "
+                "backup on (%.1f MiB, at most %" PRIu64 " at once in %s) while the cluster "
+                "recovered: its user recovers from there, not from the repository",
+                ss.segments, ss.listed, (double)ss.bytes / (1 << 20), ss.max_held, spool);
     }
     if (*spool && !o->start)
         pf_info("the WAL spool %s must stay until the cluster has recovered and promoted; "
@@ -491,6 +519,10 @@ int pf_pgphys_restore(pf_repo *r, const pf_snapshot *s, const pf_pgphys_restore_
                 spool);
     rc = 0;
 out:
+    if (live) {
+        pf_err fe = {0};
+        pf_wal_spool_stop(live, NULL, &fe);
+    }
     /* Promoted, the cluster fetches no more WAL (a restore_command left in
      * postgresql.auto.conf is not run again); not started, it still needs all of it. A
      * failure leaves nothing to recover from it. */

@@ -220,12 +220,12 @@ EOF
     states=$(restored_psql "$W/new4" "select string_agg(state, '' order by id) from pitr_marks")
     [ "$states" = ABB ] || fail "PITR as root to $target gave '$states', wanted ABB: $(cat "$W/out.txt" "$W/err.txt")"
     has "$W/out.txt" "database recovered to $target"
-    grep -qE "fetched [0-9]+ WAL files \([0-9.]+ MiB\) into $W/new4/pg.permafrost-wal" "$W/err.txt" ||
+    grep -qE "fetched [0-9]+ of the [0-9]+ WAL segments archived from the base backup on \([0-9.]+ MiB, at most [0-9]+ at once in $W/new4/pg.permafrost-wal\)" "$W/err.txt" ||
         fail "no line says what was fetched ahead: $(cat "$W/err.txt")"
-    grep -qF "restore_command = 'cp ''$W/new4/pg.permafrost-wal/%f'' ''%p'''" "$W/new4/pg/postgresql.auto.conf" ||
+    grep -qF "restore_command = 'd=''$W/new4/pg.permafrost-wal''; f=''%f''" "$W/new4/pg/postgresql.auto.conf" ||
         fail "restore_command is not the spool's: $(grep restore_command "$W/new4/pg/postgresql.auto.conf")"
     [ ! -e "$W/new4/pg.permafrost-wal" ] || fail "the WAL spool stayed after the promotion"
-    ok "as root with a root-only passphrase and repository: $states; $(grep -o 'fetched.*MiB)' "$W/err.txt")"
+    ok "as root with a root-only passphrase and repository: $states; $(grep -o 'fetched.*at once' "$W/err.txt")"
     # The drill timer runs as root too: its point in time is recovered from a spool as well.
     run 0 "$W/pfroot" drill --tmp "$S"
     has "$W/out.txt" "ok   point in time"

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -117,9 +118,109 @@ static void test_fill(void **state)
     pf_repo_free(r);
 }
 
+/* Runs the spool's restore_command for name as PostgreSQL would (%f, %p and %% replaced,
+ * through sh), returning its exit status. */
+static int restore(const char *cmd, const char *name, const char *to)
+{
+    pf_buf sh = PF_BUF_INIT;
+    for (const char *c = cmd; *c; c++) {
+        if (c[0] == '%' && c[1] == 'f')
+            pf_buf_append_str(&sh, name), c++;
+        else if (c[0] == '%' && c[1] == 'p')
+            pf_buf_append_str(&sh, to), c++;
+        else if (c[0] == '%' && c[1] == '%')
+            pf_buf_append_str(&sh, "%"), c++;
+        else
+            pf_buf_append(&sh, c, 1);
+    }
+    pf_buf_append(&sh, "", 1);
+    int rc = system((const char *)sh.data);
+    pf_buf_free(&sh);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static int segments_in(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strlen(e->d_name) == 24;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* The spool filled while recovery runs: files arrive in WAL order as restore_command asks,
+ * never more than the window on disk, the ones recovery is past removed and fetched again
+ * when asked for again, a name the archive lacks answered "not archived" (1) at once, and
+ * nothing fetched far past the last request. */
+static void test_live(void **state)
+{
+    (void)state;
+    pf_err err = {0};
+    pf_repo_init_opts o = {.chunk_min = 256, .chunk_avg = 1024, .chunk_max = 4096};
+    pf_repo *r = pf_repo_init(pf_store_mem_new(), "spool", &o, &err);
+    assert_non_null(r);
+    char name[32];
+    for (int i = 3; i < 23; i++) {
+        snprintf(name, sizeof name, "0000000100000000000000%02X", i);
+        push(r, name, SEG, (uint8_t)i);
+    }
+    push(r, "00000002.history", 42, 'h');
+    char tmpl[] = "/tmp/pf-walspool-XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    char spool[4200], to[4200];
+    snprintf(spool, sizeof spool, "%s/main.permafrost-wal", tmpl);
+    snprintf(to, sizeof to, "%s/RECOVERYXLOG", tmpl);
+    pf_wal_spool *sp = NULL;
+    assert_int_equal(pf_wal_spool_open(r, spool, "000000010000000000000005", SEG, getuid(),
+                                       getgid(), 3, &sp, &err),
+                     0);
+    assert_int_equal(segments_in(spool), 0); /* nothing fetched before it runs */
+    pf_buf cmd = PF_BUF_INIT;
+    pf_wal_spool_wait_command(spool, &cmd);
+    pf_buf_append(&cmd, "", 1);
+    assert_int_equal(pf_wal_spool_run(sp, &err), 0);
+    assert_int_equal(restore((const char *)cmd.data, "00000002.history", to), 0);
+    assert_int_equal(size_of(tmpl, "RECOVERYXLOG"), 42);
+    assert_int_equal(restore((const char *)cmd.data, "00000003.history", to), 1);
+    assert_int_equal(restore((const char *)cmd.data, "000000010000000000000004", to), 1);
+    for (int i = 5; i < 12; i++) {
+        snprintf(name, sizeof name, "0000000100000000000000%02X", i);
+        assert_int_equal(restore((const char *)cmd.data, name, to), 0);
+        assert_int_equal(size_of(tmpl, "RECOVERYXLOG"), SEG);
+        assert_true(segments_in(spool) <= 3);
+    }
+    /* Asked for again (the end of recovery rereads where replay stopped). */
+    assert_int_equal(restore((const char *)cmd.data, "000000010000000000000007", to), 0);
+    assert_int_equal(size_of(tmpl, "RECOVERYXLOG"), SEG);
+    assert_int_equal(restore((const char *)cmd.data, "000000010000000000000099", to), 1);
+    pf_wal_spool_stats st;
+    assert_int_equal(pf_wal_spool_stop(sp, &st, &err), 0);
+    assert_int_equal(st.listed, 18);
+    assert_true(st.max_held <= 3);
+    /* 5..11, 7 again, and at most the window past 11. */
+    assert_true(st.segments >= 8 && st.segments <= 8 + 3);
+    assert_true(segments_in(spool) <= 3);
+    /* Stopped, it tells a cluster still asking instead of leaving it waiting. */
+    assert_int_equal(restore((const char *)cmd.data, "000000010000000000000015", to), 255);
+    struct stat sd;
+    assert_int_equal(stat(spool, &sd), 0);
+    assert_int_equal(sd.st_mode & 0777, 0700);
+    char names[4300];
+    snprintf(names, sizeof names, "%s/.names", spool);
+    assert_int_equal(stat(names, &sd), 0);
+    assert_int_equal(sd.st_mode & 0777, 0600);
+    pf_buf_free(&cmd);
+    assert_int_equal(pf_wal_spool_remove(spool, &err), 0);
+    unlink(to);
+    rmdir(tmpl);
+    pf_repo_free(r);
+}
+
 int main(void)
 {
     pf_log_set_handler(quiet);
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fill)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_fill), cmocka_unit_test(test_live)};
     return cmocka_run_group_tests_name("walspool", tests, NULL, NULL);
 }
