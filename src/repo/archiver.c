@@ -778,7 +778,8 @@ static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name
         goto out;
     }
     /* In name order: the tree needs no sort and the parent's entries are met in turn. */
-    qsort(names, nnames, sizeof *names, name_order);
+    if (nnames > 1)
+        qsort(names, nnames, sizeof *names, name_order);
     size_t path_len = w->path.len, rel_len = w->rel.len;
     for (size_t i = 0; i < nnames; i++) {
         w->path.len = path_len;

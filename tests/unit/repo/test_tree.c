@@ -471,7 +471,7 @@ static void encode_one(const pf_node *n, pf_buf *out)
 static void test_same_is_same_bytes(void **state)
 {
     (void)state;
-    static uint8_t other[2][PF_ID_LEN];
+    static uint8_t other[3][PF_ID_LEN];
     memset(other, 0x77, sizeof other);
     char long_a[300], long_b[300];
     memset(long_a, 'u', sizeof long_a - 1);
