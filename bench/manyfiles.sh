@@ -18,7 +18,9 @@
 # Environment: MANY_COUNTS ("500000 1000000 2000000"), MANY_TOOLS ("permafrost restic"),
 # MANY_RERUNS (3), MANY_RESTIC_RERUNS (MANY_RERUNS; restic's re-run of a million files
 # takes minutes), MANY_RESTIC_MAX (no limit: above this many files restic is skipped),
-# PERMAFROST (binary, default ./permafrost), MANY_WORK (default bench/work-many;
+# PERMAFROST (binary, default ./permafrost), MANY_PF_BASE (a second permafrost, e.g. main's
+# build: its unchanged re-runs alternate with PERMAFROST's on the same repository, rows
+# "permafrost-base", an A/B of a change at each size), MANY_WORK (default bench/work-many;
 # everything in it is replaced), MANY_KEEP=1 keeps it, MANY_REUSE=1 keeps a tree a kept
 # run grew (its size is in MANY_WORK/grown) and grows it on.
 set -euo pipefail
@@ -30,12 +32,15 @@ reruns=${MANY_RERUNS:-3}
 work=${MANY_WORK:-$here/work-many}
 PF=${PERMAFROST:-./permafrost}
 case "$PF" in /*) ;; *) PF=$PWD/$PF ;; esac
+BASE=${MANY_PF_BASE:-}
+case "$BASE" in /* | "") ;; *) BASE=$PWD/$BASE ;; esac
 
 die() {
     echo "bench: $*" >&2
     exit 1
 }
 [ -x "$PF" ] || die "$PF is not executable: run make, or set PERMAFROST"
+[ -z "$BASE" ] || [ -x "$BASE" ] || die "MANY_PF_BASE $BASE is not executable"
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package: time)"
 case " $tools " in *" restic "*) command -v restic >/dev/null || die "restic is missing (apt-get install -y restic)" ;; esac
 
@@ -120,12 +125,14 @@ for n in $counts; do
         step "$n" "$t" backup "${cmd[@]}"
         for _ in $(seq 1 "$rr"); do
             step "$n" "$t" unchanged "${cmd[@]}"
+            [ "$t" = permafrost ] && [ -n "$BASE" ] &&
+                step "$n" permafrost-base unchanged "$BASE" --repo "$work/repo" -q backup "$data"
         done
         rm -rf "$work/repo"
     done
 done
 
-python3 - "$results" "$tools" <<'EOF'
+python3 - "$results" "$tools${BASE:+ permafrost-base}" <<'EOF'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 tools = sys.argv[2].split()
@@ -138,7 +145,7 @@ print("| files | tool | backup s | backup peak MB | unchanged s (median) | uncha
 print("|---:|---|---:|---:|---:|---:|")
 for n in counts:
     for t in tools:
-        if (n, t, "backup") not in r:
+        if (n, t, "backup") not in r and (n, t, "unchanged") not in r:
             continue
         print("| %d | %s | %.1f | %.0f | %.2f | %.0f |" % (n, t, med(n, t, "backup", 0),
               med(n, t, "backup", 1), med(n, t, "unchanged", 0), med(n, t, "unchanged", 1)))
@@ -149,6 +156,12 @@ if "permafrost" in tools and "restic" in tools:
     for n in counts:
         print("| %d | %.2f | %.2f |" % (n, med(n, "permafrost", "unchanged", 0) / med(n, "restic", "unchanged", 0),
               med(n, "permafrost", "backup", 1) / med(n, "restic", "backup", 1)))
+if "permafrost-base" in tools:
+    print()
+    print("| files | unchanged permafrost / permafrost-base (same repository, alternating) |")
+    print("|---:|---:|")
+    for n in counts:
+        print("| %d | %.2f |" % (n, med(n, "permafrost", "unchanged", 0) / med(n, "permafrost-base", "unchanged", 0)))
 print()
 for t in tools:
     mine = [n for n in counts if (n, t, "backup") in r]

@@ -19,9 +19,12 @@
 
 struct pf_dir {
     pf_dir *parent;
-    pf_tree tree; /* entries collected so far */
-    pf_tree old;  /* the parent snapshot's tree for this directory; empty if none */
-    pf_node meta; /* this directory's own entry */
+    pf_tree tree;              /* entries collected so far */
+    pf_tree old;               /* the parent snapshot's tree for this directory; empty if none */
+    uint8_t old_id[PF_ID_LEN]; /* old's blob id, when has_old */
+    int has_old;
+    size_t old_next; /* the walk adds entries in name order: old's entries before it are passed */
+    pf_node meta;    /* this directory's own entry */
 };
 
 typedef struct hardlink {
@@ -133,6 +136,9 @@ pf_archiver *pf_archiver_new(pf_repo *r, pf_saver *s, const uint8_t *parent_root
         if (pf_repo_load_tree(r, a->parent_root, &a->root->old, &e)) {
             pf_warn("parent snapshot unreadable, reading everything: %s", e.msg);
             a->has_parent = 0;
+        } else {
+            memcpy(a->root->old_id, a->parent_root, PF_ID_LEN);
+            a->root->has_old = 1;
         }
     }
     return a;
@@ -341,6 +347,26 @@ static void node_from_stat(pf_archiver *a, pf_node *n, const char *name, size_t 
     }
 }
 
+/* The parent snapshot's entry `name` of d. The walk asks in name order, so the entry is
+ * found by stepping on from the last one; a name asked out of order is searched for. */
+static const pf_node *old_entry(pf_dir *d, const char *name, size_t len)
+{
+    const pf_tree *t = &d->old;
+    while (d->old_next < t->count) {
+        const pf_node *o = &t->nodes[d->old_next];
+        size_t n = o->name_len < len ? o->name_len : len;
+        int c = memcmp(o->name, name, n);
+        if (!c)
+            c = o->name_len < len ? -1 : o->name_len > len;
+        if (c > 0)
+            break;
+        if (!c)
+            return o;
+        d->old_next++;
+    }
+    return pf_tree_find(t, name, len);
+}
+
 static pf_dir *dir_new(pf_archiver *a, pf_dir *parent, const char *name, size_t len)
 {
     pf_dir *d = calloc(1, sizeof *d);
@@ -352,11 +378,15 @@ static pf_dir *dir_new(pf_archiver *a, pf_dir *parent, const char *name, size_t 
     d->meta.name[len] = 0;
     d->meta.name_len = len;
     d->meta.type = PF_NODE_DIR;
-    const pf_node *old = parent ? pf_tree_find(&parent->old, name, len) : NULL;
+    const pf_node *old = parent ? old_entry(parent, name, len) : NULL;
     if (old && old->type == PF_NODE_DIR && old->nblobs == 1) {
         pf_err e = {0};
-        if (pf_repo_load_tree(a->r, old->blobs[0], &d->old, &e))
+        if (pf_repo_load_tree(a->r, old->blobs[0], &d->old, &e)) {
             pf_debug("parent tree for %s unreadable: %s", d->meta.name, e.msg);
+        } else {
+            memcpy(d->old_id, old->blobs[0], PF_ID_LEN);
+            d->has_old = 1;
+        }
     }
     return d;
 }
@@ -401,8 +431,12 @@ int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
     uint8_t id[PF_ID_LEN];
     int rc = -1;
     pf_tree_sort(&d->tree);
-    if (pf_tree_encode(&d->tree, &b, err) ||
-        pf_saver_save(a->s, PF_BLOB_TREE, b.data, b.len, id, err))
+    /* Unchanged since the parent snapshot: the same bytes, so the same id, and the blob is
+     * there already (a pruned one is written again below). */
+    if (d->has_old && pf_tree_same(&d->tree, &d->old) && pf_repo_has_blob(a->r, d->old_id))
+        memcpy(id, d->old_id, PF_ID_LEN);
+    else if (pf_tree_encode(&d->tree, &b, err) ||
+             pf_saver_save(a->s, PF_BLOB_TREE, b.data, b.len, id, err))
         goto out;
     if (d->parent) {
         d->meta.blobs = pf_xrealloc(d->meta.blobs, PF_ID_LEN);
@@ -670,6 +704,12 @@ typedef struct walk {
 static int archive_entry(walk *w, pf_dir *d, int dirfd, const char *fsname, const char *name,
                          size_t name_len, int top, pf_err *err);
 
+/* Bytewise, as tree entries are sorted (strcmp compares unsigned chars). */
+static int name_order(const void *x, const void *y)
+{
+    return strcmp(*(char *const *)x, *(char *const *)y);
+}
+
 static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name_len,
                        const pf_node *meta, pf_err *err)
 {
@@ -707,11 +747,15 @@ static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name
         pf_err_sys(err, PF_EIO, "listing %s", w->path.data);
         goto out;
     }
+    /* In name order: the tree needs no sort and the parent's entries are met in turn. */
+    if (nnames > 1)
+        qsort(names, nnames, sizeof *names, name_order);
     size_t path_len = w->path.len, rel_len = w->rel.len;
     for (size_t i = 0; i < nnames; i++) {
         w->path.len = path_len;
         w->rel.len = rel_len;
-        pf_buf_printf(&w->path, "/%s", names[i]);
+        pf_buf_u8(&w->path, '/');
+        pf_buf_append_str(&w->path, names[i]);
         if (rel_len)
             pf_buf_u8(&w->rel, '/');
         pf_buf_append_str(&w->rel, names[i]);
@@ -749,7 +793,7 @@ out:
 static int archive_file(walk *w, pf_dir *d, int dirfd, const char *fsname, pf_node *n, pf_err *err)
 {
     pf_archiver *a = w->a;
-    const pf_node *old = pf_tree_find(&d->old, n->name, n->name_len);
+    const pf_node *old = old_entry(d, n->name, n->name_len);
     if (old && old->type == PF_NODE_FILE && old->size == n->size && old->mtime_ns == n->mtime_ns &&
         old->ctime_ns == n->ctime_ns && old->inode == n->inode && blobs_all_known(a, old)) {
         n->blobs = old->blobs;

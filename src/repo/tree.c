@@ -78,8 +78,44 @@ static int node_cmp(const void *x, const void *y)
 
 void pf_tree_sort(pf_tree *t)
 {
-    if (t->count > 1)
+    /* The walker adds a directory's entries in name order: one pass instead of a sort. */
+    size_t i = 1;
+    while (i < t->count && node_cmp(&t->nodes[i - 1], &t->nodes[i]) < 0)
+        i++;
+    if (i < t->count)
         qsort(t->nodes, t->count, sizeof *t->nodes, node_cmp);
+}
+
+/* The bytes put_short_str writes for s: at most 255 of them. */
+static int short_str_eq(const char *a, const char *b)
+{
+    size_t an = a ? strlen(a) : 0, bn = b ? strlen(b) : 0;
+    an = an > 255 ? 255 : an;
+    bn = bn > 255 ? 255 : bn;
+    return an == bn && (!an || !memcmp(a, b, an));
+}
+
+/* Every field pf_tree_encode writes, as it writes it. */
+static int node_same(const pf_node *a, const pf_node *b)
+{
+    return a->name_len == b->name_len && !memcmp(a->name, b->name, a->name_len) &&
+           a->type == b->type && a->mode == b->mode && a->uid == b->uid && a->gid == b->gid &&
+           short_str_eq(a->user, b->user) && short_str_eq(a->group, b->group) &&
+           a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns && a->size == b->size &&
+           a->inode == b->inode && a->dev == b->dev && a->rdev == b->rdev && a->nlink == b->nlink &&
+           a->link_len == b->link_len && (!a->link_len || !memcmp(a->link, b->link, a->link_len)) &&
+           a->nblobs == b->nblobs &&
+           (!a->nblobs || !memcmp(a->blobs, b->blobs, a->nblobs * PF_ID_LEN));
+}
+
+int pf_tree_same(const pf_tree *a, const pf_tree *b)
+{
+    if (a->count != b->count)
+        return 0;
+    for (size_t i = 0; i < a->count; i++)
+        if (!node_same(&a->nodes[i], &b->nodes[i]))
+            return 0;
+    return 1;
 }
 
 const pf_node *pf_tree_find(const pf_tree *t, const char *name, size_t len)

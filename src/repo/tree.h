@@ -45,7 +45,13 @@ typedef struct pf_tree {
 
 /* Appends a copy of *n (strings and blob list are copied). */
 void pf_tree_add(pf_tree *t, const pf_node *n);
+/* Sorts by name; a tree already in order costs one pass. */
 void pf_tree_sort(pf_tree *t);
+/* 1 when pf_tree_encode writes the same bytes for a and b (both sorted): every field it
+ * stores is equal, user and group names as far as it keeps them (255 bytes). A directory
+ * whose entries are those of the parent snapshot's tree is that tree, so its id is known
+ * without encoding and hashing it again. */
+int pf_tree_same(const pf_tree *a, const pf_tree *b);
 /* Fails (PF_EUSAGE) when two entries have the same name. */
 int pf_tree_encode(const pf_tree *t, pf_buf *out, pf_err *err);
 int pf_tree_decode(const uint8_t *p, size_t n, pf_tree *t, pf_err *err);

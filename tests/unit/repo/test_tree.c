@@ -454,6 +454,151 @@ static void test_node_copy(void **state)
     pf_node_free(&c);
 }
 
+/* Encodes a one-entry tree holding n. */
+static void encode_one(const pf_node *n, pf_buf *out)
+{
+    pf_tree t = {0};
+    pf_err err = {0};
+    pf_tree_add(&t, n);
+    pf_buf_free(out);
+    assert_int_equal(pf_tree_encode(&t, out, &err), 0);
+    pf_tree_free(&t);
+}
+
+/* pf_tree_same says "same" exactly when the encodings are the same bytes: each field the
+ * encoder writes changed alone makes both differ; a user name longer than the encoder
+ * keeps compares as far as it keeps it. The archiver reuses a parent tree's id on it. */
+static void test_same_is_same_bytes(void **state)
+{
+    (void)state;
+    static uint8_t other[3][PF_ID_LEN];
+    memset(other, 0x77, sizeof other);
+    char long_a[300], long_b[300];
+    memset(long_a, 'u', sizeof long_a - 1);
+    long_a[sizeof long_a - 1] = 0;
+    memcpy(long_b, long_a, sizeof long_b);
+    long_b[280] = 'v'; /* past the 255 bytes kept */
+    pf_buf ea = PF_BUF_INIT, eb = PF_BUF_INIT;
+    for (int field = 0; field <= 19; field++) {
+        uint8_t type = field == 15 || field == 16 ? PF_NODE_SYMLINK : PF_NODE_FILE;
+        pf_node a = node_named("entry", 5, type), b = a;
+        int differ = 1;
+        switch (field) {
+        case 0:
+            differ = 0;
+            break;
+        case 1:
+            b.name = "entrz";
+            break;
+        case 2:
+            b.type = PF_NODE_FIFO;
+            b.nblobs = 0;
+            break;
+        case 3:
+            b.mode = 0644;
+            break;
+        case 4:
+            b.uid++;
+            break;
+        case 5:
+            b.gid++;
+            break;
+        case 6:
+            b.user = "mastodom";
+            break;
+        case 7:
+            b.group = "user";
+            break;
+        case 8:
+            b.mtime_ns++;
+            break;
+        case 9:
+            b.ctime_ns--;
+            break;
+        case 10:
+            b.size = 1;
+            break;
+        case 11:
+            b.inode = 7;
+            break;
+        case 12:
+            b.dev = 3;
+            break;
+        case 13:
+            b.type = PF_NODE_CHARDEV;
+            a.type = PF_NODE_CHARDEV;
+            a.nblobs = b.nblobs = 0;
+            b.rdev = 5;
+            break;
+        case 14:
+            b.nlink = 2;
+            break;
+        case 15:
+            b.link = "../targes";
+            break;
+        case 16:
+            b.link = "../targe";
+            b.link_len = 8;
+            break;
+        case 17:
+            b.blobs = other;
+            break;
+        case 18:
+            b.nblobs = 2;
+            break;
+        case 19:
+            a.user = long_a;
+            b.user = long_b;
+            differ = 0;
+            break;
+        }
+        encode_one(&a, &ea);
+        encode_one(&b, &eb);
+        int bytes_same = ea.len == eb.len && !memcmp(ea.data, eb.data, ea.len);
+        pf_tree ta = {0}, tb = {0};
+        pf_tree_add(&ta, &a);
+        pf_tree_add(&tb, &b);
+        if (differ != !bytes_same)
+            fail_msg("field %d: the encodings are %s", field, bytes_same ? "equal" : "different");
+        if (pf_tree_same(&ta, &tb) != !differ)
+            fail_msg("field %d: pf_tree_same says %d", field, pf_tree_same(&ta, &tb));
+        pf_tree_free(&ta);
+        pf_tree_free(&tb);
+    }
+    /* A tree with one more entry is not the same. */
+    pf_tree one = {0}, two = {0};
+    pf_node x = node_named("x", 1, PF_NODE_FILE), y = node_named("y", 1, PF_NODE_FILE);
+    pf_tree_add(&one, &x);
+    pf_tree_add(&two, &x);
+    pf_tree_add(&two, &y);
+    assert_false(pf_tree_same(&one, &two));
+    assert_true(pf_tree_same(&two, &two));
+    pf_tree_free(&one);
+    pf_tree_free(&two);
+    pf_buf_free(&ea);
+    pf_buf_free(&eb);
+}
+
+/* A tree already in order is left as it is; one out of order is sorted. */
+static void test_sort_presorted(void **state)
+{
+    (void)state;
+    pf_tree t = {0};
+    const char *names[] = {"a", "ab", "b", "c\xff", "c"};
+    for (int i = 0; i < 5; i++) {
+        pf_node n = node_named(names[i], strlen(names[i]), PF_NODE_FILE);
+        pf_tree_add(&t, &n);
+    }
+    pf_tree_sort(&t);
+    const char *want[] = {"a", "ab", "b", "c", "c\xff"};
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(t.nodes[i].name, want[i]);
+    pf_tree_sort(&t);
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(t.nodes[i].name, want[i]);
+    pf_tree_free(&t);
+}
+
 /* Times before 1970 are negative nanosecond counts, two's complement little-endian; the
  * bytes of docs/FORMAT.md's example, and the round trip of 1901..2262. */
 static void test_negative_times(void **state)
@@ -491,7 +636,8 @@ int main(void)
         cmocka_unit_test(test_odd_names),      cmocka_unit_test(test_every_field),
         cmocka_unit_test(test_sort_order),     cmocka_unit_test(test_encode_refuses),
         cmocka_unit_test(test_decode_refuses), cmocka_unit_test(test_node_copy),
-        cmocka_unit_test(test_negative_times),
+        cmocka_unit_test(test_negative_times), cmocka_unit_test(test_same_is_same_bytes),
+        cmocka_unit_test(test_sort_presorted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,189 @@
+/* repo/archiver: change detection against the parent snapshot. A re-run over an unchanged
+ * tree writes nothing (not even its trees) and gives the parent's root; a file changed in
+ * size, mtime, ctime or inode is read again; and the snapshot built with a parent is the
+ * one a backup without a parent makes of the same files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "repo/archiver.h"
+#include "repo/saver.h"
+
+static char top[256];
+
+static void put(const char *rel, const char *text)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", top, rel);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void sub(const char *rel)
+{
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", top, rel);
+    assert_int_equal(mkdir(p, 0755), 0);
+}
+
+static struct stat stat_of(const char *rel)
+{
+    char p[512];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", top, rel);
+    assert_int_equal(lstat(p, &st), 0);
+    return st;
+}
+
+typedef struct run {
+    uint8_t root[PF_ID_LEN];
+    pf_archive_stats st;
+    pf_saver_stats sv;
+} run;
+
+/* One backup of top as entry "top" of the root, with the parent root given or none. */
+static run backup(pf_repo *r, const uint8_t *parent)
+{
+    pf_err err = {0};
+    run out;
+    pf_saver *sv = pf_saver_new(r, 1, &err);
+    assert_non_null(sv);
+    pf_archiver *a = pf_archiver_new(r, sv, parent, &err);
+    assert_non_null(a);
+    pf_dir *root = pf_archiver_root(a);
+    if (pf_archive_path(a, root, "top", top, NULL, &err))
+        fail_msg("archive: %s", err.msg);
+    assert_int_equal(pf_dir_end(a, root, out.root, &err), 0);
+    assert_int_equal(pf_saver_finish(sv, &err), 0);
+    pf_archiver_stats(a, &out.st);
+    pf_saver_stats_get(sv, &out.sv);
+    pf_saver_free(sv);
+    pf_archiver_free(a);
+    return out;
+}
+
+static void test_change_detection(void **state)
+{
+    (void)state;
+    pf_err err = {0};
+    snprintf(top, sizeof top, "%s/pf-archiver-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(top));
+    sub("a");
+    sub("a/deep");
+    sub("b");
+    sub("empty");
+    put("a/size", "grows\n");
+    put("a/mtime", "touched\n");
+    put("a/ctime", "chmod-ed\n");
+    put("a/inode", "replaced\n");
+    put("a/same", "left alone\n");
+    put("a/deep/x", "deep and unchanged\n");
+    put("b/y", "another directory\n");
+    char p[512], q[512];
+    snprintf(p, sizeof p, "%s/link", top);
+    assert_int_equal(symlink("a/same", p), 0);
+
+    pf_repo *r = pf_repo_init(pf_store_mem_new(), "a", NULL, &err);
+    assert_non_null(r);
+    run first = backup(r, NULL);
+    assert_int_equal(first.st.files, 7);
+    assert_int_equal(first.st.files_unchanged, 0);
+
+    /* Nothing changed: every file and every tree is the parent's, nothing is saved. */
+    run again = backup(r, first.root);
+    assert_memory_equal(again.root, first.root, PF_ID_LEN);
+    assert_int_equal(again.st.files_unchanged, 7);
+    assert_int_equal(again.st.bytes_read, 0);
+    assert_int_equal(again.st.dirs, first.st.dirs);
+    assert_int_equal(again.sv.blobs_seen, 0);
+
+    /* Four files changed, each in one of what change detection compares. */
+    struct stat before = stat_of("a/size");
+    put("a/size", "grows, and grew\n");
+    struct stat mt = stat_of("a/mtime");
+    struct timespec ts[2] = {mt.st_atim, mt.st_mtim};
+    ts[1].tv_sec -= 100;
+    snprintf(p, sizeof p, "%s/a/mtime", top);
+    assert_int_equal(utimensat(AT_FDCWD, p, ts, 0), 0);
+    /* chmod there and back: only the ctime moves. The kernel's clock for it is coarse, so
+     * repeat until the ctime differs from the one the backups saw. */
+    struct stat ct = stat_of("a/ctime"), now;
+    snprintf(p, sizeof p, "%s/a/ctime", top);
+    for (int i = 0; i < 1000000; i++) {
+        assert_int_equal(chmod(p, 0600), 0);
+        assert_int_equal(chmod(p, ct.st_mode & 07777), 0);
+        now = stat_of("a/ctime");
+        if (now.st_ctim.tv_sec != ct.st_ctim.tv_sec || now.st_ctim.tv_nsec != ct.st_ctim.tv_nsec)
+            break;
+    }
+    assert_true(now.st_ctim.tv_nsec != ct.st_ctim.tv_nsec ||
+                now.st_ctim.tv_sec != ct.st_ctim.tv_sec);
+    /* A new file of the same size and mtime renamed over the old one: only the inode. */
+    struct stat in = stat_of("a/inode");
+    put("a/inode.new", "REPLACED\n");
+    snprintf(p, sizeof p, "%s/a/inode.new", top);
+    snprintf(q, sizeof q, "%s/a/inode", top);
+    struct timespec its[2] = {in.st_atim, in.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, p, its, 0), 0);
+    assert_int_equal(rename(p, q), 0);
+    assert_true(stat_of("a/inode").st_ino != in.st_ino);
+    assert_true(stat_of("a/size").st_size != before.st_size);
+
+    run changed = backup(r, again.root);
+    assert_int_equal(changed.st.files, 7);
+    assert_int_equal(changed.st.files_unchanged, 3);
+    assert_int_equal(changed.st.bytes_read, strlen("grows, and grew\n") + strlen("touched\n") +
+                                                strlen("chmod-ed\n") + strlen("REPLACED\n"));
+    /* The same snapshot as one made from scratch, which reads every file. */
+    run scratch = backup(r, NULL);
+    assert_int_equal(scratch.st.files_unchanged, 0);
+    assert_memory_equal(changed.root, scratch.root, PF_ID_LEN);
+    assert_memory_not_equal(changed.root, first.root, PF_ID_LEN);
+
+    /* The new content is what the snapshot holds. */
+    pf_tree t, ta, tb;
+    assert_int_equal(pf_repo_load_tree(r, changed.root, &t, &err), 0);
+    const pf_node *n = pf_tree_find(&t, "top", 3);
+    assert_non_null(n);
+    assert_int_equal(pf_repo_load_tree(r, n->blobs[0], &ta, &err), 0);
+    n = pf_tree_find(&ta, "a", 1);
+    assert_non_null(n);
+    assert_int_equal(pf_repo_load_tree(r, n->blobs[0], &tb, &err), 0);
+    n = pf_tree_find(&tb, "inode", 5);
+    assert_non_null(n);
+    pf_buf b = PF_BUF_INIT;
+    for (size_t j = 0; j < n->nblobs; j++)
+        assert_int_equal(pf_repo_load_blob(r, n->blobs[j], &b, &err), 0);
+    assert_int_equal(b.len, strlen("REPLACED\n"));
+    assert_memory_equal(b.data, "REPLACED\n", b.len);
+    pf_buf_free(&b);
+    pf_tree_free(&tb);
+    pf_tree_free(&ta);
+    pf_tree_free(&t);
+    pf_repo_free(r);
+
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
+    assert_int_equal(system(cmd), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_change_detection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
