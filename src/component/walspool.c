@@ -186,9 +186,10 @@ out:
     return rc;
 }
 
-void pf_wal_spool_command(const char *dir, pf_buf *cmd)
+/* Appends dir for the inside of a single-quoted shell word in restore_command, where
+ * PostgreSQL also expands '%' escapes: a quote closes, escapes and reopens; '%' doubles. */
+static void append_quoted_dir(pf_buf *cmd, const char *dir)
 {
-    pf_buf_append_str(cmd, "cp '");
     for (const char *s = dir; *s; s++) {
         if (*s == '\'')
             pf_buf_append_str(cmd, "'\\''");
@@ -197,6 +198,12 @@ void pf_wal_spool_command(const char *dir, pf_buf *cmd)
         else
             pf_buf_append(cmd, s, 1);
     }
+}
+
+void pf_wal_spool_command(const char *dir, pf_buf *cmd)
+{
+    pf_buf_append_str(cmd, "cp '");
+    append_quoted_dir(cmd, dir);
     pf_buf_append_str(cmd, "/%f' '%p'");
 }
 
@@ -476,14 +483,7 @@ int pf_wal_spool_stop(pf_wal_spool *sp, pf_wal_spool_stats *st, pf_err *err)
 void pf_wal_spool_wait_command(const char *dir, pf_buf *cmd)
 {
     pf_buf_append_str(cmd, "d='");
-    for (const char *s = dir; *s; s++) {
-        if (*s == '\'')
-            pf_buf_append_str(cmd, "'\\''");
-        else if (*s == '%')
-            pf_buf_append_str(cmd, "%%");
-        else
-            pf_buf_append(cmd, s, 1);
-    }
+    append_quoted_dir(cmd, dir);
     /* Exit 1 says "not archived" (recovery ends there): only for a name the archive does
      * not hold. Anything else that cannot deliver exits 255, which PostgreSQL takes as a
      * broken restore_command and stops recovery with the message in its log. .failed is

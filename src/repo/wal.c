@@ -320,6 +320,28 @@ static char *encode(const char *name, uint64_t size, uint64_t seg_size,
     return s;
 }
 
+/* Fills each chunk's location from where the saver left it in r->index. */
+static int locate_chunks(pf_repo *r, const char *name, wal_chunk *chunks, size_t nc, pf_err *err)
+{
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < nc; i++) {
+        pf_blob_loc *l = pf_index_find(r->index, chunks[i].e.id);
+        if (!l || l->pack == PF_PACK_PENDING) {
+            pthread_mutex_unlock(&r->mu);
+            return pf_err_set(err, PF_EGENERIC, "WAL file %s: a chunk was not stored", name);
+        }
+        chunks[i].e.type = l->type;
+        chunks[i].e.comp = l->comp;
+        chunks[i].e.offset = l->offset;
+        chunks[i].e.length = l->length;
+        memcpy(chunks[i].pack, r->index->packs[l->pack].id, PF_ID_LEN);
+        memcpy(chunks[i].salt, r->index->packs[l->pack].salt, PF_SALT_LEN);
+        chunks[i].kind = r->index->packs[l->pack].kind;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return 0;
+}
+
 static int push_file(pf_repo *r, const char *name, const void *data, size_t n, uint64_t seg_size,
                      int workers, pf_wal_push_result *res, pf_err *err)
 {
@@ -381,24 +403,8 @@ static int push_file(pf_repo *r, const char *name, const void *data, size_t n, u
     pf_saver_stats st;
     pf_saver_stats_get(s, &st);
     res->bytes_new = st.bytes_stored;
-    /* The saver left every chunk's final place in the in-memory index. */
-    pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < nc; i++) {
-        pf_blob_loc *l = pf_index_find(r->index, chunks[i].e.id);
-        if (!l || l->pack == PF_PACK_PENDING) {
-            pthread_mutex_unlock(&r->mu);
-            pf_err_set(err, PF_EGENERIC, "WAL file %s: a chunk was not stored", name);
-            goto out;
-        }
-        chunks[i].e.type = l->type;
-        chunks[i].e.comp = l->comp;
-        chunks[i].e.offset = l->offset;
-        chunks[i].e.length = l->length;
-        memcpy(chunks[i].pack, r->index->packs[l->pack].id, PF_ID_LEN);
-        memcpy(chunks[i].salt, r->index->packs[l->pack].salt, PF_SALT_LEN);
-        chunks[i].kind = r->index->packs[l->pack].kind;
-    }
-    pthread_mutex_unlock(&r->mu);
+    if (locate_chunks(r, name, chunks, nc, err))
+        goto out;
     json = encode(name, n, seg_size, sha, chunks, nc);
     if (!json) {
         pf_err_set(err, PF_EGENERIC, "out of memory");
@@ -501,28 +507,6 @@ static int batch_save_file(pf_repo *r, pf_saver *s, pf_wal_batch_file *f, wal_ch
     return rc;
 }
 
-/* Fills each chunk's location from where the saver left it in r->index. */
-static int batch_locate(pf_repo *r, const char *name, wal_chunk *chunks, size_t nc, pf_err *err)
-{
-    pthread_mutex_lock(&r->mu);
-    for (size_t i = 0; i < nc; i++) {
-        pf_blob_loc *l = pf_index_find(r->index, chunks[i].e.id);
-        if (!l || l->pack == PF_PACK_PENDING) {
-            pthread_mutex_unlock(&r->mu);
-            return pf_err_set(err, PF_EGENERIC, "WAL file %s: a chunk was not stored", name);
-        }
-        chunks[i].e.type = l->type;
-        chunks[i].e.comp = l->comp;
-        chunks[i].e.offset = l->offset;
-        chunks[i].e.length = l->length;
-        memcpy(chunks[i].pack, r->index->packs[l->pack].id, PF_ID_LEN);
-        memcpy(chunks[i].salt, r->index->packs[l->pack].salt, PF_SALT_LEN);
-        chunks[i].kind = r->index->packs[l->pack].kind;
-    }
-    pthread_mutex_unlock(&r->mu);
-    return 0;
-}
-
 /* Writes the object of a file whose chunks are durable: last, and durable itself. */
 static int batch_write_object(pf_repo *r, pf_wal_batch_file *f, const wal_chunk *chunks, size_t nc,
                               pf_err *err)
@@ -618,7 +602,7 @@ int pf_wal_push_batch(pf_repo *r, pf_wal_batch_file *files, size_t n, int worker
         if (!todo[i])
             continue;
         pf_wal_batch_file *f = &files[i];
-        if (batch_locate(r, f->name, chunks + first[i], counts[i], err) ||
+        if (locate_chunks(r, f->name, chunks + first[i], counts[i], err) ||
             batch_write_object(r, f, chunks + first[i], counts[i], err))
             goto out;
         f->rc = 0;
