@@ -26,8 +26,8 @@ pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err);
  * saver already has it. The data is copied when needed. */
 int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id_out[PF_ID_LEN],
                   pf_err *err);
-/* pf_saver_save for a blob whose id the caller computed already (pf_blob_id, or
- * pf_hasher_ids for many at once): id_out holds it. */
+/* pf_saver_save for a blob whose id the caller computed already (pf_blob_id): id_out holds
+ * it. */
 int pf_saver_save_hashed(pf_saver *s, uint8_t type, const void *p, size_t n,
                          uint8_t id_out[PF_ID_LEN], pf_err *err);
 /* The blob list of one stream whose blobs are hashed on the workers (pf_saver_append): the
