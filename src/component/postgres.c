@@ -20,6 +20,7 @@
 
 #include "common/buf.h"
 #include "common/exec.h"
+#include "common/fdsink.h"
 #include "common/log.h"
 #include "component/component.h"
 #include "component/layout.h"
@@ -1209,9 +1210,9 @@ out:
     return rc;
 }
 
-/* Spools a source into a private directory readable by whoever runs pg_restore. */
-static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *file, size_t fcap,
-                 pf_err *err)
+/* A private temporary directory for a spooled dump: in o->tmpdir, else TMPDIR, else
+ * /var/tmp. dir is empty when none could be made. */
+static int make_spool_dir(const rctx *r, char *dir, size_t dcap, pf_err *err)
 {
     const char *base = r->o->tmpdir;
     if (!base || !*base)
@@ -1225,6 +1226,15 @@ static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *fi
         errno = e;
         return pf_err_sys(err, PF_EIO, "cannot create a temporary directory in %s", base);
     }
+    return 0;
+}
+
+/* Spools a source into a private directory readable by whoever runs pg_restore. */
+static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *file, size_t fcap,
+                 pf_err *err)
+{
+    if (make_spool_dir(r, dir, dcap, err))
+        return -1;
     join_path(file, fcap, dir, "database.dump");
     int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
@@ -1250,18 +1260,10 @@ static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *fi
         }
         if (n == 0)
             break;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(fd, buf + off, (size_t)(n - off));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                rc = pf_err_sys(err, PF_EIO, "writing %s", file);
-                break;
-            }
-            off += w;
-        }
-        if (rc < 0)
+        if (pf_fd_write_all(fd, buf, (size_t)n) < 0) {
+            rc = pf_err_sys(err, PF_EIO, "writing %s", file);
             break;
+        }
     }
     free(buf);
     if (close(fd) < 0 && rc == 0)
@@ -1273,18 +1275,8 @@ static int spool(const rctx *r, pf_source *src, char *dir, size_t dcap, char *fi
  * whoever runs pg_restore. */
 static int spool_dir(const rctx *r, char *dir, size_t dcap, char *file, size_t fcap, pf_err *err)
 {
-    const char *base = r->o->tmpdir;
-    if (!base || !*base)
-        base = getenv("TMPDIR");
-    if (!base || !*base)
-        base = "/var/tmp";
-    snprintf(dir, dcap, "%s/permafrost-pg-XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        int e = errno;
-        dir[0] = 0;
-        errno = e;
-        return pf_err_sys(err, PF_EIO, "cannot create a temporary directory in %s", base);
-    }
+    if (make_spool_dir(r, dir, dcap, err))
+        return -1;
     join_path(file, fcap, dir, "database.dir");
     if (mkdir(file, 0700) < 0)
         return pf_err_sys(err, PF_EIO, "cannot create %s", file);
