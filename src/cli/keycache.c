@@ -15,8 +15,7 @@
 #include "common/log.h"
 #include "repo/writekey.h"
 
-/* The key cache folder, or NULL when turned off. */
-static const char *key_cache_dir(char *buf, size_t n)
+const char *pf_cli_key_cache_dir(char *buf, size_t n)
 {
     const char *v = getenv("PERMAFROST_KEY_CACHE");
     if (v && !strcmp(v, "off"))
@@ -26,8 +25,10 @@ static const char *key_cache_dir(char *buf, size_t n)
     const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
     if (xdg && *xdg)
         snprintf(buf, n, "%s/permafrost", xdg);
+    else if (home && *home)
+        snprintf(buf, n, "%s/.local/state/permafrost", home);
     else
-        snprintf(buf, n, "%s/.local/state/permafrost", home && *home ? home : "/nonexistent");
+        return NULL;
     return buf;
 }
 
@@ -36,7 +37,7 @@ static const char *key_cache_dir(char *buf, size_t n)
 static int open_cache_dir(bool create)
 {
     char buf[4096];
-    const char *dir = key_cache_dir(buf, sizeof buf);
+    const char *dir = pf_cli_key_cache_dir(buf, sizeof buf);
     if (!dir)
         return -1;
     if (create) {

@@ -19,4 +19,9 @@
  * by a key that the passphrase it is given does not open. */
 pf_repo *pf_cli_open_repo_cached(bool write_only_ok, pf_err *err);
 
+/* The key cache folder into buf (n bytes): $PERMAFROST_KEY_CACHE, else
+ * $XDG_STATE_HOME/permafrost, else ~/.local/state/permafrost. NULL when the cache is turned
+ * off ("off") or there is no home to hold it. */
+const char *pf_cli_key_cache_dir(char *buf, size_t n);
+
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/keycache.h"
 #include "common/log.h"
 #include "repo/names.h"
 #include "repo/wal.h"
@@ -27,20 +28,10 @@ static const char *spool_root(char *buf, size_t n)
     if (v && *v)
         return v;
     /* Beside the cached key: the same user's state for the same commands. */
-    const char *kc = getenv("PERMAFROST_KEY_CACHE");
-    if (kc && !strcmp(kc, "off"))
+    char kc[4096];
+    const char *dir = pf_cli_key_cache_dir(kc, sizeof kc);
+    if (!dir || snprintf(buf, n, "%s/wal-ready", dir) >= (int)n)
         return NULL;
-    if (kc && *kc) {
-        snprintf(buf, n, "%s/wal-ready", kc);
-    } else {
-        const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
-        if (xdg && *xdg)
-            snprintf(buf, n, "%s/permafrost/wal-ready", xdg);
-        else if (home && *home)
-            snprintf(buf, n, "%s/.local/state/permafrost/wal-ready", home);
-        else
-            return NULL;
-    }
     return buf;
 }
 
