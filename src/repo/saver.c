@@ -37,6 +37,8 @@ typedef struct job {
 
 struct pf_saver {
     pf_repo *repo;
+    int zstd_level;     /* the repository's, unless pf_saver_set_packing changed it */
+    uint32_t pack_size; /* likewise */
     pthread_t threads[MAX_WORKERS];
     int nthreads;
     pthread_mutex_t mu;
@@ -249,13 +251,13 @@ static void *worker(void *arg)
 
         int rc = 0;
         if (!have_packer) {
-            rc = pf_packer_init(&pk, &s->repo->keys, s->repo->zstd_level, &e);
+            rc = pf_packer_init(&pk, &s->repo->keys, s->zstd_level, &e);
             have_packer = pack_open = rc == 0;
             /* A pack ends after the blob that crosses pack_size: room for that up front,
              * or the buffer would double past it. The buffer then serves every pack this
              * worker writes. */
             if (have_packer)
-                pf_buf_reserve(&pk.data, s->repo->pack_size + s->repo->chunker.max + 65536);
+                pf_buf_reserve(&pk.data, s->pack_size + s->repo->chunker.max + 65536);
         } else if (!pack_open) {
             rc = pf_packer_next(&pk, &s->repo->keys, &e);
             pack_open = rc == 0;
@@ -263,7 +265,7 @@ static void *worker(void *arg)
         if (!rc)
             rc = pf_packer_add(&pk, j.id, j.type, j.data.data, j.data.len, &e);
         done = j.data;
-        if (!rc && pk.data.len >= s->repo->pack_size) {
+        if (!rc && pk.data.len >= s->pack_size) {
             rc = upload(s, &pk, &e);
             pack_open = 0;
         }
@@ -302,6 +304,8 @@ pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err)
     if (workers > MAX_WORKERS)
         workers = MAX_WORKERS;
     s->repo = r;
+    s->zstd_level = r->zstd_level;
+    s->pack_size = r->pack_size;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->not_empty, NULL);
     pthread_cond_init(&s->not_full, NULL);
@@ -315,6 +319,16 @@ pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err)
         s->nthreads++;
     }
     return s;
+}
+
+void pf_saver_set_packing(pf_saver *s, int zstd_level, uint32_t pack_size)
+{
+    /* Under the lock: a worker reads them when its first blob (handed over under the same
+     * lock) opens its packer. */
+    pthread_mutex_lock(&s->mu);
+    s->zstd_level = zstd_level;
+    s->pack_size = pack_size;
+    pthread_mutex_unlock(&s->mu);
 }
 
 int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id_out[PF_ID_LEN],

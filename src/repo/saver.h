@@ -22,6 +22,9 @@ typedef struct pf_saver_stats {
 
 /* workers <= 0 picks a default for the machine. */
 pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err);
+/* This saver's zstd level and target pack size instead of the repository's (WAL's own,
+ * docs/DECISIONS.md). Before the first blob is handed in. */
+void pf_saver_set_packing(pf_saver *s, int zstd_level, uint32_t pack_size);
 /* Computes the id (written to id_out) and stores the blob unless the repository or this
  * saver already has it. The data is copied when needed. */
 int pf_saver_save(pf_saver *s, uint8_t type, const void *p, size_t n, uint8_t id_out[PF_ID_LEN],

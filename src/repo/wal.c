@@ -574,12 +574,8 @@ int pf_wal_push_batch(pf_repo *r, pf_wal_batch_file *files, size_t n, int worker
     if (!(s = pf_saver_new(r, workers, err)))
         goto out;
     /* WAL's own settings (docs/DECISIONS.md): zstd level 1, packs of 4 MiB. */
-    int level = r->zstd_level;
-    uint32_t pack_size = r->pack_size;
-    if (r->zstd_level > PF_WAL_ZSTD_LEVEL)
-        r->zstd_level = PF_WAL_ZSTD_LEVEL;
-    if (r->pack_size > PF_WAL_PACK_SIZE)
-        r->pack_size = PF_WAL_PACK_SIZE;
+    pf_saver_set_packing(s, r->zstd_level < PF_WAL_ZSTD_LEVEL ? r->zstd_level : PF_WAL_ZSTD_LEVEL,
+                         r->pack_size < PF_WAL_PACK_SIZE ? r->pack_size : PF_WAL_PACK_SIZE);
     int failed = 0;
     for (size_t i = 0; i < n && !failed; i++)
         if (todo[i] && batch_save_file(r, s, &files[i], chunks + first[i], &counts[i], err))
@@ -587,13 +583,6 @@ int pf_wal_push_batch(pf_repo *r, pf_wal_batch_file *files, size_t n, int worker
     /* The packs and the index file naming them are durable from here on. */
     if (!failed && pf_saver_finish(s, err))
         failed = 1;
-    /* The workers are done with the settings either way (finish, or free below). */
-    if (failed) {
-        pf_saver_free(s);
-        s = NULL;
-    }
-    r->zstd_level = level;
-    r->pack_size = pack_size;
     if (failed)
         goto out;
     pf_saver_stats st;
