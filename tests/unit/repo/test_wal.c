@@ -135,7 +135,12 @@ static void test_batch(void **state)
     memset(f, 0, sizeof f);
     for (int i = 0; i < 4; i++)
         f[i] = (pf_wal_batch_file){.name = names[i], .data = seg[i], .len = n};
+    int level = r->zstd_level;
+    uint32_t pack_size = r->pack_size;
     assert_int_equal(pf_wal_push_batch(r, f, 4, 2, &err), 0);
+    /* WAL's own packing is the batch's saver's, not the repository's. */
+    assert_int_equal(r->zstd_level, level);
+    assert_int_equal(r->pack_size, pack_size);
     assert_int_equal(f[0].rc, 0);
     assert_false(f[0].res.already);
     assert_true(f[0].res.bytes_new > 0);
