@@ -5,6 +5,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "repo/compressible.h"
 #include "repo/writekey.h"
 
 void pf_blob_entry_encode(const pf_blob_entry *e, pf_buf *out)
@@ -111,18 +112,6 @@ int pf_packer_next(pf_packer *pk, const pf_keys *keys, pf_err *err)
     return rc;
 }
 
-/* Media is mostly JPEG/MP4 already: a trial on the first 64 KiB tells cheaply whether
- * compressing the whole blob can pay. Level 1 decides as well as the blob's own level
- * (what is incompressible at 1 is at 3) at half the cost. */
-static int worth_compressing(ZSTD_CCtx *z, uint8_t *tmp, size_t cap, const void *p, size_t n)
-{
-    size_t probe = n < 65536 ? n : 65536;
-    if (probe < 64)
-        return 0;
-    size_t c = ZSTD_compressCCtx(z, tmp, cap, p, probe, 1);
-    return !ZSTD_isError(c) && c < probe - probe / 32;
-}
-
 int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, const void *p, size_t n,
                   pf_err *err)
 {
@@ -140,7 +129,7 @@ int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, cons
     if (pk->zstd_level > 0)
         pf_buf_reserve(&pk->data, bound + PF_TAG_LEN);
     uint8_t *at = pk->data.data + pk->data.len;
-    if (pk->zstd_level > 0 && worth_compressing(pk->zctx, at, bound, p, n)) {
+    if (pk->zstd_level > 0 && pf_compressible(pk->zctx, at, bound, p, n)) {
         size_t c = ZSTD_compressCCtx(pk->zctx, at, bound, p, n, pk->zstd_level);
         if (!ZSTD_isError(c) && c < n) {
             plain = at;

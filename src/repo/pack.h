@@ -55,7 +55,7 @@ typedef struct pf_packer {
     size_t count, cap;
     int zstd_level;
     /* Kept from blob to blob and pack to pack: a fresh zstd context per blob cost more
-     * (zeroed tables, page faults) than compressing media's first 64 KiB. Blobs are
+     * (zeroed tables, page faults) than a compression trial on a medium's bytes. Blobs are
      * compressed straight into data and sealed there in place. */
     void *zctx; /* ZSTD_CCtx, made on first use */
 } pf_packer;
