@@ -20,6 +20,9 @@
 /* ... or after this many blob entries, so that no index file (and no reader's decoding
  * of it) grows large when blobs are tiny. */
 #define ENTRIES_PER_INDEX 100000
+/* Batches waiting for the indexer before a worker waits for it: at PACKS_PER_INDEX packs of
+ * 16 MiB each, the disk is then more than 2 GiB behind and waiting is right. */
+#define BATCHES_MAX 2
 /* Blob buffers go back to a pool instead of to free(): a blob is larger than malloc's mmap
  * threshold, so a fresh buffer per blob was an mmap, a page fault per 4 KiB, zeroing and
  * a munmap. The pool never holds more than the blobs in flight (the queue and one per
@@ -54,6 +57,15 @@ struct pf_saver {
     size_t npool;
     pf_index_file pending; /* packs uploaded but not yet in an index file */
     size_t pending_entries;
+    /* Full batches of pending, made durable and indexed by the indexer thread: a worker
+     * that crossed PACKS_PER_INDEX used to wait for the batch's fsyncs itself (a second or
+     * more for a GiB of packs), its core idle and the blobs behind it waiting. */
+    pthread_t indexer;
+    int has_indexer;
+    pthread_cond_t batch_ready, batch_taken;
+    pf_index_file batches[BATCHES_MAX];
+    size_t nbatches;
+    int workers_done; /* joined: no batch will be queued any more */
     int untracked;
     pf_saver_stats stats;
 };
@@ -79,6 +91,8 @@ static void fail(pf_saver *s, const pf_err *e)
     pthread_cond_broadcast(&s->not_full);
     pthread_cond_broadcast(&s->not_empty);
     pthread_cond_broadcast(&s->hashed);
+    pthread_cond_broadcast(&s->batch_ready);
+    pthread_cond_broadcast(&s->batch_taken);
 }
 
 static int queue_full(const pf_saver *s, size_t n)
@@ -132,31 +146,55 @@ static int sync_packs(pf_saver *s, const pf_index_file *f, pf_err *err)
     return rc ? pf_err_prefix(err, "making packs durable") : 0;
 }
 
-/* Makes the pending packs durable and writes the index file naming them. The caller holds
- * s->mu and keeps holding it unless `unlock`: then the batch is taken out of pending and
- * written with s->mu released, so that the other workers and the walk do not wait on the
- * disk's flush (on failure the saver fails, and no snapshot can name the batch's blobs). */
-static int write_index(pf_saver *s, int unlock, pf_err *err)
+/* Makes the packs of f durable and writes the index file naming them. Called without
+ * s->mu. */
+static int write_batch(pf_saver *s, pf_index_file *f, pf_err *err)
 {
-    if (!s->pending.npacks)
-        return 0;
-    pf_index_file batch = s->pending;
-    if (unlock) {
-        s->pending = (pf_index_file){0};
-        s->pending_entries = 0;
-        pthread_mutex_unlock(&s->mu);
-    }
-    int rc = sync_packs(s, &batch, err);
+    int rc = sync_packs(s, f, err);
     if (!rc)
-        rc = pf_repo_save_index(s->repo, &batch, err);
-    if (unlock) {
+        rc = pf_repo_save_index(s->repo, f, err);
+    return rc;
+}
+
+/* Hands the pending packs to the indexer as one batch. The caller holds s->mu; it waits
+ * while BATCHES_MAX batches are queued. */
+static void queue_batch(pf_saver *s)
+{
+    while (s->nbatches == BATCHES_MAX && !s->failed)
+        pthread_cond_wait(&s->batch_taken, &s->mu);
+    if (s->failed)
+        return; /* the pending packs stay for pf_saver_free */
+    s->batches[s->nbatches++] = s->pending;
+    s->pending = (pf_index_file){0};
+    s->pending_entries = 0;
+    pthread_cond_signal(&s->batch_ready);
+}
+
+/* The indexer: writes each queued batch in turn, s->mu released meanwhile, until the
+ * workers are gone and the queue is empty, or the saver failed (no snapshot can then name
+ * the batches' blobs). */
+static void *indexer(void *arg)
+{
+    pf_saver *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->nbatches && !s->workers_done && !s->failed)
+            pthread_cond_wait(&s->batch_ready, &s->mu);
+        if (s->failed || !s->nbatches)
+            break;
+        pf_index_file batch = s->batches[0];
+        memmove(s->batches, s->batches + 1, --s->nbatches * sizeof *s->batches);
+        pthread_cond_broadcast(&s->batch_taken);
+        pthread_mutex_unlock(&s->mu);
+        pf_err e = {0};
+        int rc = write_batch(s, &batch, &e);
         pf_index_file_free(&batch);
         pthread_mutex_lock(&s->mu);
-    } else if (!rc) {
-        pf_index_file_free(&s->pending);
-        s->pending_entries = 0;
+        if (rc)
+            fail(s, &e);
     }
-    return rc;
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
 }
 
 static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
@@ -192,11 +230,10 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     pk->count = pk->cap = 0;
     s->stats.packs++;
     s->stats.bytes_stored += pk->data.len;
-    int rc = 0;
     if (s->pending.npacks >= PACKS_PER_INDEX || s->pending_entries >= ENTRIES_PER_INDEX)
-        rc = write_index(s, 1, err);
+        queue_batch(s);
     pthread_mutex_unlock(&s->mu);
-    return rc;
+    return 0;
 }
 
 static void *worker(void *arg)
@@ -310,6 +347,14 @@ pf_saver *pf_saver_new(pf_repo *r, int workers, pf_err *err)
     pthread_cond_init(&s->not_empty, NULL);
     pthread_cond_init(&s->not_full, NULL);
     pthread_cond_init(&s->hashed, NULL);
+    pthread_cond_init(&s->batch_ready, NULL);
+    pthread_cond_init(&s->batch_taken, NULL);
+    if (pthread_create(&s->indexer, NULL, indexer, s)) {
+        pf_err_set(err, PF_EGENERIC, "cannot start worker threads");
+        pf_saver_free(s);
+        return NULL;
+    }
+    s->has_indexer = 1;
     for (int i = 0; i < workers; i++) {
         if (pthread_create(&s->threads[i], NULL, worker, s)) {
             pf_err_set(err, PF_EGENERIC, "cannot start worker threads");
@@ -482,22 +527,33 @@ static void join_all(pf_saver *s)
     for (int i = 0; i < s->nthreads; i++)
         pthread_join(s->threads[i], NULL);
     s->nthreads = 0;
+    /* Then the indexer: it writes what is queued, or stops at once after a failure. */
+    if (s->has_indexer) {
+        pthread_mutex_lock(&s->mu);
+        s->workers_done = 1;
+        pthread_cond_broadcast(&s->batch_ready);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->indexer, NULL);
+        s->has_indexer = 0;
+    }
 }
 
 int pf_saver_finish(pf_saver *s, pf_err *err)
 {
     join_all(s);
-    pthread_mutex_lock(&s->mu);
-    int rc = 0;
+    /* Every thread is gone and the indexer wrote every batch: the last, partial one is
+     * written here (no lock needed any more). */
     if (s->failed) {
         *err = s->first_err;
-        rc = -1;
-    } else if (write_index(s, 0, err)) {
-        fail(s, err);
-        rc = -1;
+        return -1;
     }
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    if (s->pending.npacks && write_batch(s, &s->pending, err)) {
+        fail(s, err);
+        return -1;
+    }
+    pf_index_file_free(&s->pending);
+    s->pending_entries = 0;
+    return 0;
 }
 
 void pf_saver_stats_get(pf_saver *s, pf_saver_stats *out)
@@ -511,7 +567,7 @@ void pf_saver_free(pf_saver *s)
 {
     if (!s)
         return;
-    if (s->nthreads) {
+    if (s->nthreads || s->has_indexer) {
         pthread_mutex_lock(&s->mu);
         if (!s->failed) {
             pf_err e;
@@ -526,9 +582,13 @@ void pf_saver_free(pf_saver *s)
     for (size_t i = 0; i < s->npool; i++)
         free(s->pool[i].data);
     pf_index_file_free(&s->pending);
+    for (size_t i = 0; i < s->nbatches; i++)
+        pf_index_file_free(&s->batches[i]);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->not_empty);
     pthread_cond_destroy(&s->not_full);
     pthread_cond_destroy(&s->hashed);
+    pthread_cond_destroy(&s->batch_ready);
+    pthread_cond_destroy(&s->batch_taken);
     free(s);
 }
