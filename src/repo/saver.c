@@ -236,6 +236,32 @@ static int upload(pf_saver *s, pf_packer *pk, pf_err *err)
     return 0;
 }
 
+/* Computes the id of a pf_saver_append job into its list and deduplicates it: 1 when the
+ * blob is new and must be packed. Called without s->mu. */
+static int hash_job(pf_saver *s, job *j)
+{
+    pf_blob_id(&s->repo->keys, j->data.data, j->data.len, j->id);
+    pf_blob_loc loc = {.pack = PF_PACK_PENDING, .type = j->type};
+    int is_new = 1;
+    if (!s->untracked) {
+        pthread_mutex_lock(&s->repo->mu);
+        is_new = pf_index_add(s->repo->index, j->id, &loc);
+        pthread_mutex_unlock(&s->repo->mu);
+    }
+    pthread_mutex_lock(&s->mu);
+    memcpy(j->list->ids[j->slot], j->id, PF_ID_LEN);
+    j->list->pending--;
+    pthread_cond_broadcast(&s->hashed);
+    s->stats.blobs_seen++;
+    s->stats.bytes_seen += j->data.len;
+    if (is_new) {
+        s->stats.blobs_new++;
+        s->stats.bytes_new += j->data.len;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return is_new;
+}
+
 static void *worker(void *arg)
 {
     pf_saver *s = arg;
@@ -259,31 +285,10 @@ static void *worker(void *arg)
         pthread_cond_signal(&s->not_full);
         pthread_mutex_unlock(&s->mu);
 
-        if (j.list) {
-            /* The caller's chunk, hashed here while it cuts the next ones. */
-            pf_blob_id(&s->repo->keys, j.data.data, j.data.len, j.id);
-            pf_blob_loc loc = {.pack = PF_PACK_PENDING, .type = j.type};
-            int is_new = 1;
-            if (!s->untracked) {
-                pthread_mutex_lock(&s->repo->mu);
-                is_new = pf_index_add(s->repo->index, j.id, &loc);
-                pthread_mutex_unlock(&s->repo->mu);
-            }
-            pthread_mutex_lock(&s->mu);
-            memcpy(j.list->ids[j.slot], j.id, PF_ID_LEN);
-            j.list->pending--;
-            pthread_cond_broadcast(&s->hashed);
-            s->stats.blobs_seen++;
-            s->stats.bytes_seen += j.data.len;
-            if (is_new) {
-                s->stats.blobs_new++;
-                s->stats.bytes_new += j.data.len;
-            }
-            pthread_mutex_unlock(&s->mu);
-            if (!is_new) {
-                done = j.data;
-                continue;
-            }
+        /* The caller's chunk, hashed here while it cuts the next ones. */
+        if (j.list && !hash_job(s, &j)) {
+            done = j.data;
+            continue;
         }
 
         int rc = 0;
@@ -479,11 +484,52 @@ int pf_saver_append(pf_saver *s, pf_blob_list *l, pf_buf *data, pf_err *err)
     return 0;
 }
 
+/* Takes a job of l out of the queue into *j (caller holds s->mu): 0 when none is queued. */
+static int take_queued(pf_saver *s, const pf_blob_list *l, job *j)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        if (s->queue[(s->head + i) % QUEUE_DEPTH].list != l)
+            continue;
+        *j = s->queue[(s->head + i) % QUEUE_DEPTH];
+        for (size_t k = i; k + 1 < s->count; k++)
+            s->queue[(s->head + k) % QUEUE_DEPTH] = s->queue[(s->head + k + 1) % QUEUE_DEPTH];
+        s->count--;
+        s->queued_bytes -= j->data.len;
+        pthread_cond_signal(&s->not_full);
+        return 1;
+    }
+    return 0;
+}
+
 int pf_saver_list_wait(pf_saver *s, pf_blob_list *l, pf_err *err)
 {
     pthread_mutex_lock(&s->mu);
-    while (l->pending)
-        pthread_cond_wait(&s->hashed, &s->mu);
+    while (l->pending) {
+        /* A chunk of l still queued (every worker busy) is hashed by the waiting caller
+         * itself instead of waited for: its id is what the caller waits for, its bytes
+         * are still in this core's cache, and no wake-up is paid. The new blob goes back
+         * to the head of the queue, hashed, for a worker to pack. */
+        job j;
+        if (s->failed || !take_queued(s, l, &j)) {
+            pthread_cond_wait(&s->hashed, &s->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+        int is_new = hash_job(s, &j);
+        pthread_mutex_lock(&s->mu);
+        while (is_new && s->count == QUEUE_DEPTH && !s->failed)
+            pthread_cond_wait(&s->not_full, &s->mu);
+        if (!is_new || s->failed) {
+            pool_give(s, &j.data);
+            continue;
+        }
+        j.list = NULL;
+        s->head = (s->head + QUEUE_DEPTH - 1) % QUEUE_DEPTH;
+        s->queue[s->head] = j;
+        s->count++;
+        s->queued_bytes += j.data.len;
+        pthread_cond_signal(&s->not_empty);
+    }
     int rc = 0;
     if (s->failed) {
         *err = s->first_err;

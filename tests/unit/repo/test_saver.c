@@ -1,6 +1,7 @@
 /* The saver's index batches: a batch's fsyncs do not hold up the workers (they keep
  * packing and uploading while the disk flushes), every index file names only packs made
- * durable before it, and everything saved is indexed once pf_saver_finish returns. */
+ * durable before it, and everything saved is indexed once pf_saver_finish returns. A
+ * caller waiting for a queued chunk's id hashes it itself rather than wait for a worker. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,6 +25,8 @@ typedef struct gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int closed;
+    int hold_packs;         /* puts of data/ objects wait while set */
+    int holding;            /* puts waiting */
     int syncing;            /* syncs waiting at the gate */
     size_t packs_put;       /* data/ objects put */
     size_t packs_synced;    /* keys of finished syncs */
@@ -36,8 +39,14 @@ static int g_put_any(pf_store *s, const char *key, const void *data, size_t len,
 {
     gate *g = s->impl;
     pthread_mutex_lock(&g->mu);
-    if (!strncmp(key, "data/", 5))
+    if (!strncmp(key, "data/", 5)) {
+        g->holding++;
+        pthread_cond_broadcast(&g->cv);
+        while (g->hold_packs)
+            pthread_cond_wait(&g->cv, &g->mu);
+        g->holding--;
         g->packs_put++;
+    }
     if (!strncmp(key, "index/", 6)) {
         g->index_puts++;
         if (g->packs_synced == g->synced_at_index) /* no sync since the last index file */
@@ -105,6 +114,12 @@ static int sync_waiting(gate *g, size_t n)
 static int packs_put_at_least(gate *g, size_t n)
 {
     return g->packs_put >= n;
+}
+
+static int put_holding(gate *g, size_t n)
+{
+    (void)n;
+    return g->holding > 0;
 }
 
 static void blob(uint8_t *p, size_t n, uint32_t seed)
@@ -209,11 +224,104 @@ static void test_abandoned_while_syncing(void **state)
     pthread_cond_destroy(&g.cv);
 }
 
+typedef struct waiter {
+    pf_saver *s;
+    pf_blob_list *l;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, rc;
+} waiter;
+
+static void *wait_list(void *arg)
+{
+    waiter *w = arg;
+    pf_err err = {0};
+    int rc = pf_saver_list_wait(w->s, w->l, &err);
+    pthread_mutex_lock(&w->mu);
+    w->rc = rc;
+    w->done = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* A stream's last chunk waits in the queue while every worker is busy (here: the one
+ * worker's upload is held): the caller waiting for its id hashes it itself, and the chunk
+ * is still packed and stored under that id. */
+static void test_waiting_caller_hashes_queued_chunk(void **state)
+{
+    (void)state;
+    gate g = {.inner = pf_store_mem_new(), .hold_packs = 1};
+    pthread_mutex_init(&g.mu, NULL);
+    pthread_cond_init(&g.cv, NULL);
+    pf_err err = {0};
+    pf_repo *r = pf_repo_init(pf_store_alloc(&gate_ops, &g, "gate"), "pw", NULL, &err);
+    assert_non_null(r);
+    pf_saver *s = pf_saver_new(r, 1, &err);
+    assert_non_null(s);
+    pf_saver_set_packing(s, 0, 4096);
+    uint8_t data[5000], id[PF_ID_LEN], want[PF_ID_LEN];
+    blob(data, sizeof data, 1);
+    assert_int_equal(pf_saver_save(s, PF_BLOB_DATA, data, sizeof data, id, &err), 0);
+    assert_true(wait_for(&g, put_holding, 0)); /* the worker is stuck in its upload */
+
+    pf_blob_list l = {0};
+    pf_buf b = pf_saver_buffer(s);
+    blob(data, sizeof data, 2);
+    pf_buf_append(&b, data, sizeof data);
+    pf_blob_id(&r->keys, data, sizeof data, want);
+    assert_int_equal(pf_saver_append(s, &l, &b, &err), 0);
+    waiter w = {.s = s, .l = &l};
+    pthread_mutex_init(&w.mu, NULL);
+    pthread_cond_init(&w.cv, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, wait_list, &w), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 20;
+    pthread_mutex_lock(&w.mu);
+    while (!w.done && !pthread_cond_timedwait(&w.cv, &w.mu, &until))
+        ;
+    int done = w.done;
+    pthread_mutex_unlock(&w.mu);
+    pthread_mutex_lock(&g.mu);
+    g.hold_packs = 0;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    pthread_join(t, NULL);
+    if (!done)
+        fail_msg("the caller waited for a busy worker to hash its chunk");
+    assert_int_equal(w.rc, 0);
+    assert_int_equal(l.n, 1);
+    assert_memory_equal(l.ids[0], want, PF_ID_LEN);
+
+    assert_int_equal(pf_saver_finish(s, &err), 0);
+    pf_saver_stats st;
+    pf_saver_stats_get(s, &st);
+    assert_int_equal(st.blobs_new, 2);
+    assert_int_equal(st.packs, 2);
+    pf_saver_free(s);
+    pf_repo_free(r);
+    pf_repo *again = pf_repo_open(pf_store_alloc(&gate_ops, &g, "gate"), "pw", &err);
+    assert_non_null(again);
+    assert_int_equal(pf_repo_load_index(again, &err), 0);
+    assert_true(pf_repo_has_blob(again, want));
+    assert_true(pf_repo_has_blob(again, id));
+    pf_repo_free(again);
+    free(l.ids);
+    pf_store_free(g.inner);
+    pthread_mutex_destroy(&w.mu);
+    pthread_cond_destroy(&w.cv);
+    pthread_mutex_destroy(&g.mu);
+    pthread_cond_destroy(&g.cv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_workers_go_on_while_a_batch_syncs),
         cmocka_unit_test(test_abandoned_while_syncing),
+        cmocka_unit_test(test_waiting_caller_hashes_queued_chunk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
