@@ -50,10 +50,25 @@ static int trial(void *zctx, uint8_t *tmp, size_t cap, const uint8_t *p, size_t 
     return !ZSTD_isError(c) && c < n - n / 32;
 }
 
-int pf_compressible(void *zctx, uint8_t *tmp, size_t tmp_cap, const uint8_t *p, size_t n)
+/* The level-1 trial on the whole blob: a yes leaves its frame in tmp. */
+static int trial_whole(void *zctx, uint8_t *tmp, size_t cap, const uint8_t *p, size_t n,
+                       size_t *frame)
 {
+    size_t c = ZSTD_compressCCtx(zctx, tmp, cap, p, n, 1);
+    if (ZSTD_isError(c) || c >= n - n / 32)
+        return 0;
+    *frame = c;
+    return 1;
+}
+
+int pf_compressible(void *zctx, uint8_t *tmp, size_t tmp_cap, const uint8_t *p, size_t n,
+                    size_t *frame)
+{
+    *frame = 0;
     if (n < 64)
         return 0;
+    if (n <= PF_COMPRESS_FRAME)
+        return trial_whole(zctx, tmp, tmp_cap, p, n, frame);
     if (n <= PF_COMPRESS_SMALL) /* the trial costs about what a sample would */
         return trial(zctx, tmp, tmp_cap, p, n, 1);
     /* Start and end because containers keep their tables there (an MP4's moov, a JPEG's

@@ -41,6 +41,8 @@
 /* ... on this many bytes from the middle. */
 #define PF_COMPRESS_PROBE 8192u
 #define PF_COMPRESS_SMALL (2u * PF_COMPRESS_PROBE)
+/* A yes for a blob up to this size keeps the trial's own frame (see pf_compressible). */
+#define PF_COMPRESS_FRAME 4096u
 
 /* The order-0 entropy of p[0..n) in bits per byte with the Miller-Madow correction for a
  * sample of n bytes (the plain estimate of n random bytes falls short of 8 by about
@@ -49,8 +51,12 @@ double pf_entropy_estimate(const uint8_t *p, size_t n);
 
 /* 1 when the blob p[0..n) should be compressed whole, else 0. zctx is a ZSTD_CCtx the
  * trials may use; tmp (room for tmp_cap bytes, >= ZSTD_compressBound(n)) receives their
- * output and holds nothing of use afterwards. Never fails: an error of a trial reads as
- * "not worth it". */
-int pf_compressible(void *zctx, uint8_t *tmp, size_t tmp_cap, const uint8_t *p, size_t n);
+ * output. For a blob of at most PF_COMPRESS_FRAME bytes a yes leaves in tmp the level-1
+ * trial's frame of the whole blob, of *frame bytes: the blob compressed already (mostly
+ * directory trees: compressing one again at level 3 cost a second frame's setup, ~40 K
+ * instructions, for a few bytes). Else *frame is 0 and tmp holds nothing of use. Never fails: an
+ * error of a trial reads as "not worth it". */
+int pf_compressible(void *zctx, uint8_t *tmp, size_t tmp_cap, const uint8_t *p, size_t n,
+                    size_t *frame);
 
 #endif

@@ -129,8 +129,9 @@ int pf_packer_add(pf_packer *pk, const uint8_t id[PF_ID_LEN], uint8_t type, cons
     if (pk->zstd_level > 0)
         pf_buf_reserve(&pk->data, bound + PF_TAG_LEN);
     uint8_t *at = pk->data.data + pk->data.len;
-    if (pk->zstd_level > 0 && pf_compressible(pk->zctx, at, bound, p, n)) {
-        size_t c = ZSTD_compressCCtx(pk->zctx, at, bound, p, n, pk->zstd_level);
+    size_t frame = 0;
+    if (pk->zstd_level > 0 && pf_compressible(pk->zctx, at, bound, p, n, &frame)) {
+        size_t c = frame ? frame : ZSTD_compressCCtx(pk->zctx, at, bound, p, n, pk->zstd_level);
         if (!ZSTD_isError(c) && c < n) {
             plain = at;
             plain_len = c;

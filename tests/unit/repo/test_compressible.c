@@ -36,7 +36,16 @@ static int decide(const uint8_t *p, size_t n)
     size_t cap = ZSTD_compressBound(n);
     uint8_t *tmp = malloc(cap);
     assert_non_null(tmp);
-    int yes = pf_compressible(z, tmp, cap, p, n);
+    size_t frame;
+    int yes = pf_compressible(z, tmp, cap, p, n, &frame);
+    if (frame) { /* a whole blob's frame: it must decompress to the blob */
+        assert_true(yes && n <= PF_COMPRESS_FRAME && frame < n);
+        uint8_t *back = malloc(n);
+        assert_non_null(back);
+        assert_int_equal(ZSTD_decompress(back, n, tmp, frame), n);
+        assert_memory_equal(back, p, n);
+        free(back);
+    }
     free(tmp);
     ZSTD_freeCCtx(z);
     return yes;
@@ -239,6 +248,43 @@ static void test_random_then_zeros_compressed(void **state)
     free(p);
 }
 
+/* A small blob (a directory's tree) is stored as the level-1 trial made it: one zstd call
+ * per blob, not a trial and then level 3. */
+static void test_small_blob_keeps_trial_frame(void **state)
+{
+    (void)state;
+    pf_keys keys;
+    pf_err err = {0};
+    memset(&keys, 0, sizeof keys);
+    assert_int_equal(pf_keys_derive(&keys, &err), 0);
+    size_t n = PF_COMPRESS_FRAME - 100;
+    uint8_t *p = malloc(n);
+    assert_non_null(p);
+    fill_copy_rows(p, n);
+    size_t cap = ZSTD_compressBound(n);
+    uint8_t *l1 = malloc(cap), *l3 = malloc(cap);
+    assert_non_null(l1);
+    assert_non_null(l3);
+    size_t c1 = ZSTD_compress(l1, cap, p, n, 1), c3 = ZSTD_compress(l3, cap, p, n, 3);
+    assert_true(c1 != c3); /* else this test could not tell the two apart */
+    pf_packer pk;
+    uint8_t id[PF_ID_LEN];
+    pf_blob_id(&keys, p, n, id);
+    assert_int_equal(pf_packer_init(&pk, &keys, 3, &err), 0);
+    assert_int_equal(pf_packer_add(&pk, id, PF_BLOB_TREE, p, n, &err), 0);
+    assert_int_equal(pk.entries[0].comp, PF_COMP_ZSTD);
+    assert_int_equal(pk.entries[0].length, c1 + PF_TAG_LEN);
+    pf_buf out = PF_BUF_INIT;
+    assert_int_equal(pf_blob_open(&keys, pk.key, &pk.entries[0], pk.data.data, &out, &err), 0);
+    assert_int_equal(out.len, n);
+    assert_memory_equal(out.data, p, n);
+    pf_buf_free(&out);
+    pf_packer_free(&pk);
+    free(l1);
+    free(l3);
+    free(p);
+}
+
 static void test_tiny_never(void **state)
 {
     (void)state;
@@ -276,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_flat_histogram_repeats_compressed),
         cmocka_unit_test(test_jpeg_like_raw),
         cmocka_unit_test(test_random_then_zeros_compressed),
+        cmocka_unit_test(test_small_blob_keeps_trial_frame),
         cmocka_unit_test(test_tiny_never),
         cmocka_unit_test(test_entropy_estimate),
     };
