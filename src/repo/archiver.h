@@ -1,7 +1,8 @@
 /* The archiver builds a snapshot's trees: from directories on disk (walked with file
  * descriptors, so paths of any depth work), from byte streams (pg_dump, Redis) and from
  * virtual directories ("postgres/", "media/"). Directories are written depth-first, so
- * memory holds one directory listing per level, never the whole tree.
+ * memory holds one directory listing per level (per walker, pf_archive_path), never the
+ * whole tree.
  *
  * Change detection: given the matching tree of the parent snapshot, a regular file whose
  * size, mtime, ctime and inode are unchanged reuses the parent's blob list unread. */
