@@ -20,6 +20,7 @@
 
 #include "repo/archiver.h"
 #include "repo/saver.h"
+#include "store/store.h"
 
 static char top[256];
 
@@ -338,11 +339,91 @@ static void test_parallel_walk(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* A memory store whose writes fail once told to: a repository failure in mid-walk. */
+static const struct pf_store_ops *mem_ops;
+static struct pf_store_ops failing_ops;
+static int fail_puts;
+
+static int failing_put(pf_store *s, const char *key, const void *data, size_t len, pf_err *err)
+{
+    if (__atomic_load_n(&fail_puts, __ATOMIC_SEQ_CST))
+        return pf_err_set(err, PF_EGENERIC, "the test's store is full");
+    return mem_ops->put(s, key, data, len, err);
+}
+
+static int failing_put_unsynced(pf_store *s, const char *key, const void *data, size_t len,
+                                pf_err *err)
+{
+    if (__atomic_load_n(&fail_puts, __ATOMIC_SEQ_CST))
+        return pf_err_set(err, PF_EGENERIC, "the test's store is full");
+    return mem_ops->put_unsynced(s, key, data, len, err);
+}
+
+/* The store fails while the walkers are at work: every walker stops, and the backup fails
+ * with the store's error (not a skipped entry, not a hang), on one thread or several. */
+static void test_parallel_walk_store_fails(void **state)
+{
+    (void)state;
+    pf_err err = {0};
+    char nm[64];
+    snprintf(top, sizeof top, "%s/pf-archiver-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(top));
+    /* Incompressible files, many packs' worth at the small pack size below. */
+    uint32_t x = 12345;
+    static char text[16385];
+    for (int i = 0; i < 8; i++) {
+        snprintf(nm, sizeof nm, "d%d", i);
+        sub(nm);
+        for (int j = 0; j < 8; j++) {
+            for (size_t k = 0; k + 1 < sizeof text; k++) {
+                x = x * 1103515245u + 12345u;
+                text[k] = (char)('!' + (x >> 16) % 90);
+            }
+            text[sizeof text - 1] = 0;
+            snprintf(nm, sizeof nm, "d%d/f%d", i, j);
+            put(nm, text);
+        }
+    }
+    pf_store *st = pf_store_mem_new();
+    mem_ops = st->ops;
+    failing_ops = *st->ops;
+    failing_ops.put = failing_put;
+    if (mem_ops->put_unsynced)
+        failing_ops.put_unsynced = failing_put_unsynced;
+    st->ops = &failing_ops;
+    pf_repo *r = pf_repo_init(st, "a", NULL, &err);
+    assert_non_null(r);
+    __atomic_store_n(&fail_puts, 1, __ATOMIC_SEQ_CST);
+    for (int walkers = 1; walkers <= 2; walkers++) {
+        pf_saver *sv = pf_saver_new(r, 1, &err);
+        assert_non_null(sv);
+        pf_saver_set_packing(sv, 0, 4096);
+        pf_archiver *a = pf_archiver_new(r, sv, NULL, &err);
+        assert_non_null(a);
+        pf_archiver_set_walkers(a, walkers);
+        pf_err e = {0};
+        assert_int_equal(pf_archive_path(a, pf_archiver_root(a), "top", top, NULL, &e), -1);
+        assert_non_null(strstr(e.msg, "the test's store is full"));
+        pf_archive_stats stats;
+        pf_archiver_stats(a, &stats);
+        assert_int_equal(stats.errors, 0);
+        pf_archiver_free(a);
+        pf_saver_free(sv);
+    }
+    __atomic_store_n(&fail_puts, 0, __ATOMIC_SEQ_CST);
+    pf_repo_free(r);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", top);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_change_detection),
         cmocka_unit_test(test_parallel_walk),
+        cmocka_unit_test(test_parallel_walk_store_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
