@@ -53,6 +53,7 @@ static pf_repo *repo_alloc(pf_store *store)
     r->store = store;
     r->index = pf_index_new();
     pthread_mutex_init(&r->mu, NULL);
+    pf_pack_keys_init(&r->pack_keys);
     r->zstd_level = 3;
     r->cache_fd = -1;
     return r;
@@ -69,6 +70,7 @@ void pf_repo_free(pf_repo *r)
     if (r->cache_fd >= 0)
         close(r->cache_fd);
     pthread_mutex_destroy(&r->mu);
+    pf_pack_keys_free(&r->pack_keys);
     OPENSSL_cleanse(r, sizeof *r);
     free(r);
 }
@@ -1307,7 +1309,7 @@ int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_e
                        .raw_length = loc.raw_length};
     memcpy(e.id, id, PF_ID_LEN);
     if (pf_store_get(r->store, name, loc.offset, loc.length, &sealed, err) ||
-        pf_pack_key_kind(&r->keys, pack.kind, pack.salt, pk, err) ||
+        pf_pack_keys_get(&r->pack_keys, &r->keys, pack.kind, pack.salt, pk, err) ||
         pf_blob_open(&r->keys, pk, &e, sealed.data, out, err)) {
         pf_err_prefix(err, "blob %.16s in pack %.16s", hex, name + 8);
         goto out;
