@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,11 @@
 
 #include "common/log.h"
 
+typedef struct subtask subtask;
+
 struct pf_dir {
     pf_dir *parent;
+    subtask *handed;           /* subdirectories walked by other threads, to be added at the end */
     pf_tree tree;              /* entries collected so far */
     pf_tree old;               /* the parent snapshot's tree for this directory; empty if none */
     uint8_t old_id[PF_ID_LEN]; /* old's blob id, when has_old */
@@ -47,6 +51,11 @@ typedef struct chunk_stream {
     pf_blob_list blobs; /* hashed by the saver's workers */
 } chunk_stream;
 
+/* Every archiver that may publish progress to one main one: the user's forks, and the
+ * helper walkers of each of them and of the main one. */
+#define ARCHIVERS_MAX                                                                              \
+    (PF_ARCHIVE_FORKS_MAX + (PF_ARCHIVE_FORKS_MAX + 1) * (PF_ARCHIVE_WALKERS_MAX - 1))
+
 struct pf_archiver {
     pf_repo *r;
     pf_saver *s;
@@ -74,8 +83,10 @@ struct pf_archiver {
     /* Forks (pf_archiver_fork): the main archiver's progress line sums the statistics each
      * archiver last published under progress_mu; a fork points to its main. */
     pf_archiver *main;
-    pf_archiver *forks[PF_ARCHIVE_FORKS_MAX];
-    size_t nforks;
+    pf_archiver *forks[ARCHIVERS_MAX];
+    size_t nforks, nuser_forks;
+    int is_helper; /* a walker of pf_archive_path's parallel walk, not a user fork */
+    int walkers;   /* threads pf_archive_path walks a tree with; 0: the default */
     pthread_mutex_t progress_mu;
     pf_archive_stats published;
 };
@@ -165,8 +176,12 @@ void pf_archiver_free(pf_archiver *a)
     if (a->main) {
         pthread_mutex_lock(&a->main->progress_mu);
         for (size_t i = 0; i < a->main->nforks; i++)
-            if (a->main->forks[i] == a)
+            if (a->main->forks[i] == a) {
                 a->main->forks[i] = a->main->forks[--a->main->nforks];
+                if (!a->is_helper)
+                    a->main->nuser_forks--;
+                break;
+            }
         pthread_mutex_unlock(&a->main->progress_mu);
     }
     pthread_mutex_destroy(&a->progress_mu);
@@ -175,7 +190,7 @@ void pf_archiver_free(pf_archiver *a)
 
 pf_archiver *pf_archiver_fork(pf_archiver *a, pf_err *err)
 {
-    if (a->main || a->nforks == PF_ARCHIVE_FORKS_MAX) {
+    if (a->main || a->nuser_forks == PF_ARCHIVE_FORKS_MAX) {
         pf_err_set(err, PF_EGENERIC, "too many archivers at once");
         return NULL;
     }
@@ -191,8 +206,10 @@ pf_archiver *pf_archiver_fork(pf_archiver *a, pf_err *err)
             pf_tree_add(&f->root->old, &a->root->old.nodes[i]);
     }
     f->main = a;
+    f->walkers = a->walkers;
     pthread_mutex_lock(&a->progress_mu);
     a->forks[a->nforks++] = f;
+    a->nuser_forks++;
     pthread_mutex_unlock(&a->progress_mu);
     return f;
 }
@@ -367,7 +384,9 @@ static const pf_node *old_entry(pf_dir *d, const char *name, size_t len)
     return pf_tree_find(t, name, len);
 }
 
-static pf_dir *dir_new(pf_archiver *a, pf_dir *parent, const char *name, size_t len)
+/* A directory whose parent snapshot's entry is old (or NULL). */
+static pf_dir *dir_new_old(pf_archiver *a, pf_dir *parent, const char *name, size_t len,
+                           const pf_node *old)
 {
     pf_dir *d = calloc(1, sizeof *d);
     if (!d)
@@ -378,7 +397,6 @@ static pf_dir *dir_new(pf_archiver *a, pf_dir *parent, const char *name, size_t 
     d->meta.name[len] = 0;
     d->meta.name_len = len;
     d->meta.type = PF_NODE_DIR;
-    const pf_node *old = parent ? old_entry(parent, name, len) : NULL;
     if (old && old->type == PF_NODE_DIR && old->nblobs == 1) {
         pf_err e = {0};
         if (pf_repo_load_tree(a->r, old->blobs[0], &d->old, &e)) {
@@ -389,6 +407,11 @@ static pf_dir *dir_new(pf_archiver *a, pf_dir *parent, const char *name, size_t 
         }
     }
     return d;
+}
+
+static pf_dir *dir_new(pf_archiver *a, pf_dir *parent, const char *name, size_t len)
+{
+    return dir_new_old(a, parent, name, len, parent ? old_entry(parent, name, len) : NULL);
 }
 
 pf_dir *pf_dir_begin(pf_archiver *a, pf_dir *parent, const char *name, pf_err *err)
@@ -425,10 +448,10 @@ void pf_dir_take_meta(pf_archiver *a, pf_dir *d, const struct stat *st)
     d->meta.mtime_ns = ts_ns(&st->st_mtim);
 }
 
-int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
+/* Writes d's tree (or finds it unchanged) and gives its id. */
+static int dir_write(pf_archiver *a, pf_dir *d, uint8_t id[PF_ID_LEN], pf_err *err)
 {
     pf_buf b = PF_BUF_INIT;
-    uint8_t id[PF_ID_LEN];
     int rc = -1;
     pf_tree_sort(&d->tree);
     /* Unchanged since the parent snapshot: the same bytes, so the same id, and the blob is
@@ -438,18 +461,25 @@ int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
     else if (pf_tree_encode(&d->tree, &b, err) ||
              pf_saver_save(a->s, PF_BLOB_TREE, b.data, b.len, id, err))
         goto out;
-    if (d->parent) {
-        d->meta.blobs = pf_xrealloc(d->meta.blobs, PF_ID_LEN);
-        memcpy(d->meta.blobs[0], id, PF_ID_LEN);
-        d->meta.nblobs = 1;
-        pf_tree_add(&d->parent->tree, &d->meta);
-    } else if (root_id) {
-        memcpy(root_id, id, PF_ID_LEN);
-    }
     a->stats.dirs++;
     rc = 0;
 out:
     pf_buf_free(&b);
+    return rc;
+}
+
+int pf_dir_end(pf_archiver *a, pf_dir *d, uint8_t *root_id, pf_err *err)
+{
+    uint8_t id[PF_ID_LEN];
+    int rc = dir_write(a, d, id, err);
+    if (!rc && d->parent) {
+        d->meta.blobs = pf_xrealloc(d->meta.blobs, PF_ID_LEN);
+        memcpy(d->meta.blobs[0], id, PF_ID_LEN);
+        d->meta.nblobs = 1;
+        pf_tree_add(&d->parent->tree, &d->meta);
+    } else if (!rc && root_id) {
+        memcpy(root_id, id, PF_ID_LEN);
+    }
     if (d == a->root)
         a->root = NULL;
     dir_free(d);
@@ -694,11 +724,63 @@ static int is_excluded(const char *rel, const char *const *excludes)
     return 0;
 }
 
+/* ---- the walk, on one thread or several ----------------------------------------------- */
+
+/* Helping while waiting nests walks on one thread's stack; past this depth a thread waits
+ * without taking more, which keeps its memory to this many nested walks. */
+#define HELP_DEPTH_MAX 8
+
+typedef struct walk_pool walk_pool;
+
+/* A subdirectory handed to another thread: what that thread needs to walk it without its
+ * parent, and what it gives back. The parent waits for it before it ends (old points into
+ * the parent's own parent-snapshot tree). */
+struct subtask {
+    subtask *next; /* in the parent's handed list */
+    int fd;        /* the directory, open; the walk owns it */
+    pf_node meta;  /* its entry from its stat (owned) */
+    const pf_node *old;
+    char *path, *rel;
+    /* under the pool's lock */
+    int done, rc;
+    pf_err err;
+    int has_result;
+    pf_node result; /* its entry with its tree's id, when it was archived */
+};
+
+typedef struct walk_slot {
+    walk_pool *pool;
+    int index;
+    pf_archiver *a; /* the thread's own archiver (the caller's for slot 0) */
+    pthread_t thread;
+    subtask *task; /* handed to this thread, not yet taken */
+    int ready;     /* idle or waiting, and may take a task */
+} walk_slot;
+
+struct walk_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* a task was handed over or finished, or the pool stops */
+    walk_slot slots[PF_ARCHIVE_WALKERS_MAX];
+    int nslots, started; /* slot 0 is the calling thread; started helper threads */
+    atomic_int nready;   /* slots ready without a task: a cheap look before the lock */
+    atomic_int failed;   /* a walker met an error that stops the walk */
+    int stop;
+    pf_err first_err;
+    const char *const *excludes;
+    pf_archive_visit_fn visit;
+    void *visit_ctx;
+    pthread_mutex_t out_mu; /* one visit call or warning at a time */
+};
+
 typedef struct walk {
     pf_archiver *a;
     const char *const *excludes;
     pf_buf path; /* display path of the current entry */
     pf_buf rel;  /* path relative to the top, for excludes */
+    pf_archive_visit_fn visit;
+    void *visit_ctx;
+    walk_pool *pool; /* NULL: one thread */
+    int slot, depth;
 } walk;
 
 static int archive_entry(walk *w, pf_dir *d, int dirfd, const char *fsname, const char *name,
@@ -710,24 +792,214 @@ static int name_order(const void *x, const void *y)
     return strcmp(*(char *const *)x, *(char *const *)y);
 }
 
-static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name_len,
-                       const pf_node *meta, pf_err *err)
+static void pool_fail(walk_pool *p, const pf_err *e)
+{
+    pthread_mutex_lock(&p->mu);
+    if (!atomic_load(&p->failed)) {
+        p->first_err = *e;
+        atomic_store(&p->failed, 1);
+    }
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void skip_entry(walk_pool *p, pf_archiver *a, const char *path, const pf_err *e)
+{
+    if (p)
+        pthread_mutex_lock(&p->out_mu);
+    pf_warn("%s", e->msg);
+    if (p)
+        pthread_mutex_unlock(&p->out_mu);
+    a->stats.errors++;
+    if (a->nskipped < PF_ARCHIVE_SKIPPED_MAX)
+        a->skipped[a->nskipped++] = pf_xstrdup(path);
+}
+
+static void subtask_free(subtask *t)
+{
+    pf_node_free(&t->meta);
+    pf_node_free(&t->result);
+    free(t->path);
+    free(t->rel);
+    free(t);
+}
+
+/* Hands the subdirectory open as fd (entry n of d) to a thread that is ready for it: 1 when
+ * one took it (it owns fd then), 0 when none was. */
+static int hand_over(walk *w, pf_dir *d, int fd, const pf_node *n)
+{
+    walk_pool *p = w->pool;
+    if (!p || !atomic_load_explicit(&p->nready, memory_order_relaxed) || atomic_load(&p->failed))
+        return 0;
+    pthread_mutex_lock(&p->mu);
+    walk_slot *to = NULL;
+    for (int i = 0; i < p->nslots && !to; i++)
+        if (p->slots[i].ready && !p->slots[i].task && i != w->slot)
+            to = &p->slots[i];
+    if (!to) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    subtask *t = pf_xcalloc(1, sizeof *t);
+    t->fd = fd;
+    pf_node_copy(&t->meta, n);
+    /* Looked up here, in name order on d's own thread, as dir_new would. */
+    t->old = old_entry(d, n->name, n->name_len);
+    t->path = pf_xstrdup((const char *)w->path.data);
+    t->rel = pf_xstrdup((const char *)w->rel.data);
+    t->next = d->handed;
+    d->handed = t;
+    to->task = t;
+    to->ready = 0;
+    atomic_fetch_sub(&p->nready, 1);
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    return 1;
+}
+
+static int walk_dir(walk *w, pf_dir *child, int fd, pf_err *err);
+
+/* Walks a handed-over subdirectory on this thread (slot, at nesting depth) and reports. */
+static void run_task(walk_pool *p, int slot, int depth, subtask *t)
+{
+    pf_archiver *a = p->slots[slot].a;
+    walk w = {.a = a,
+              .excludes = p->excludes,
+              .path = PF_BUF_INIT,
+              .rel = PF_BUF_INIT,
+              .visit = p->visit,
+              .visit_ctx = p->visit_ctx,
+              .pool = p,
+              .slot = slot,
+              .depth = depth};
+    pf_buf_append_str(&w.path, t->path);
+    pf_buf_append_str(&w.rel, t->rel);
+    pf_err e = {0};
+    int rc = -1;
+    uint8_t id[PF_ID_LEN];
+    pf_dir *child = dir_new_old(a, NULL, t->meta.name, t->meta.name_len, t->old);
+    if (!child) {
+        close(t->fd);
+        pf_err_set(&e, PF_EGENERIC, "out of memory");
+    } else {
+        char *keep_name = child->meta.name;
+        pf_node_copy(&child->meta, &t->meta);
+        free(child->meta.name);
+        child->meta.name = keep_name;
+        rc = walk_dir(&w, child, t->fd, &e);
+        if (!rc)
+            rc = dir_write(a, child, id, &e);
+        if (!rc) {
+            child->meta.blobs = pf_xrealloc(child->meta.blobs, PF_ID_LEN);
+            memcpy(child->meta.blobs[0], id, PF_ID_LEN);
+            child->meta.nblobs = 1;
+            t->result = child->meta;
+            child->meta = (pf_node){0};
+        }
+        dir_free(child);
+    }
+    int has_result = !rc;
+    /* As the parent's own loop would: an unreadable directory is skipped, anything else
+     * stops every walker. */
+    if (rc && e.code == PF_EIO) {
+        skip_entry(p, a, t->path, &e);
+        rc = 0;
+    } else if (rc) {
+        pool_fail(p, &e);
+    }
+    pf_buf_free(&w.path);
+    pf_buf_free(&w.rel);
+    pthread_mutex_lock(&p->mu);
+    t->rc = rc;
+    t->err = e;
+    t->has_result = has_result;
+    t->done = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Waits until every subdirectory of d handed over is done, walking what is handed to this
+ * thread meanwhile, then adds their entries to d. -1 with the first error of theirs. */
+static int wait_handed(walk *w, pf_dir *d, pf_err *err)
+{
+    walk_pool *p = w->pool;
+    if (!d->handed)
+        return 0;
+    walk_slot *me = &p->slots[w->slot];
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        if (me->task) {
+            subtask *t = me->task;
+            me->task = NULL;
+            pthread_mutex_unlock(&p->mu);
+            run_task(p, w->slot, w->depth + 1, t);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        int all = 1;
+        for (subtask *t = d->handed; t && all; t = t->next)
+            all = t->done;
+        if (all)
+            break;
+        if (!me->ready && w->depth < HELP_DEPTH_MAX) {
+            me->ready = 1;
+            atomic_fetch_add(&p->nready, 1);
+        }
+        pthread_cond_wait(&p->cond, &p->mu);
+    }
+    if (me->ready) {
+        me->ready = 0;
+        atomic_fetch_sub(&p->nready, 1);
+    }
+    pthread_mutex_unlock(&p->mu);
+    int rc = 0;
+    while (d->handed) {
+        subtask *t = d->handed;
+        d->handed = t->next;
+        if (t->rc && !rc) {
+            *err = t->err;
+            rc = -1;
+        } else if (t->has_result) {
+            pf_tree_add(&d->tree, &t->result);
+        }
+        subtask_free(t);
+    }
+    return rc;
+}
+
+/* A helper thread: takes what is handed to it until the pool stops. */
+static void *walker_main(void *arg)
+{
+    walk_slot *me = arg;
+    walk_pool *p = me->pool;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        if (me->task) {
+            subtask *t = me->task;
+            me->task = NULL;
+            pthread_mutex_unlock(&p->mu);
+            run_task(p, me->index, 0, t);
+            pthread_mutex_lock(&p->mu);
+            continue;
+        }
+        if (!me->ready) {
+            me->ready = 1;
+            atomic_fetch_add(&p->nready, 1);
+            pthread_cond_broadcast(&p->cond);
+        }
+        pthread_cond_wait(&p->cond, &p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static int walk_dir(walk *w, pf_dir *child, int fd, pf_err *err)
 {
     pf_archiver *a = w->a;
-    pf_dir *child = dir_new(a, d, name, name_len);
     DIR *dir = NULL;
     char **names = NULL;
     size_t nnames = 0;
     int rc = -1;
-    if (!child) {
-        close(fd);
-        return pf_err_set(err, PF_EGENERIC, "out of memory");
-    }
-    char *keep_name = child->meta.name;
-    pf_node_copy(&child->meta, meta);
-    free(child->meta.name);
-    child->meta.name = keep_name;
-    child->meta.name_len = name_len;
     dir = fdopendir(fd);
     if (!dir) {
         close(fd);
@@ -752,6 +1024,10 @@ static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name
         qsort(names, nnames, sizeof *names, name_order);
     size_t path_len = w->path.len, rel_len = w->rel.len;
     for (size_t i = 0; i < nnames; i++) {
+        if (w->pool && atomic_load_explicit(&w->pool->failed, memory_order_relaxed)) {
+            pf_err_set(err, PF_EGENERIC, "the walk stopped");
+            goto out;
+        }
         w->path.len = path_len;
         w->rel.len = rel_len;
         pf_buf_u8(&w->path, '/');
@@ -765,29 +1041,52 @@ static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name
         if (archive_entry(w, child, dirfd(dir), names[i], names[i], strlen(names[i]), 0, &e)) {
             if (e.code != PF_EIO) { /* out of memory, repository failure: stop */
                 *err = e;
+                if (w->pool)
+                    pool_fail(w->pool, &e);
                 goto out;
             }
-            pf_warn("%s", e.msg);
-            a->stats.errors++;
-            if (a->nskipped < PF_ARCHIVE_SKIPPED_MAX)
-                a->skipped[a->nskipped++] = pf_xstrdup((const char *)w->path.data);
+            skip_entry(w->pool, a, (const char *)w->path.data, &e);
         }
     }
     w->path.len = path_len;
     w->rel.len = rel_len;
     w->path.data[path_len] = 0;
     w->rel.data[rel_len] = 0;
-    rc = pf_dir_end(a, child, NULL, err);
-    child = NULL;
+    rc = 0;
 out:
     for (size_t i = 0; i < nnames; i++)
         free(names[i]);
     free(names);
     if (dir)
         closedir(dir);
-    if (child)
-        dir_free(child);
+    /* Even after an error: what was handed over refers to child's parent tree. */
+    pf_err e = {0};
+    if (wait_handed(w, child, &e) && !rc) {
+        *err = e;
+        rc = -1;
+    }
     return rc;
+}
+
+static int archive_dir(walk *w, pf_dir *d, int fd, const char *name, size_t name_len,
+                       const pf_node *meta, pf_err *err)
+{
+    pf_archiver *a = w->a;
+    pf_dir *child = dir_new(a, d, name, name_len);
+    if (!child) {
+        close(fd);
+        return pf_err_set(err, PF_EGENERIC, "out of memory");
+    }
+    char *keep_name = child->meta.name;
+    pf_node_copy(&child->meta, meta);
+    free(child->meta.name);
+    child->meta.name = keep_name;
+    child->meta.name_len = name_len;
+    if (walk_dir(w, child, fd, err)) {
+        dir_free(child);
+        return -1;
+    }
+    return pf_dir_end(a, child, NULL, err);
 }
 
 static int archive_file(walk *w, pf_dir *d, int dirfd, const char *fsname, pf_node *n, pf_err *err)
@@ -860,12 +1159,19 @@ static int archive_entry(walk *w, pf_dir *d, int dirfd, const char *fsname, cons
         int fd = openat(dirfd, fsname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
         if (fd < 0)
             return pf_err_sys(err, PF_EIO, "cannot open directory %s", w->path.data);
+        if (!top && hand_over(w, d, fd, &n))
+            return 0;
         return archive_dir(w, d, fd, name, name_len, &n, err);
     }
     case PF_NODE_FILE:
         rc = archive_file(w, d, dirfd, fsname, &n, err);
-        if (!rc && a->visit)
-            a->visit((const char *)w->rel.data, a->visit_ctx);
+        if (!rc && w->visit) {
+            if (w->pool)
+                pthread_mutex_lock(&w->pool->out_mu);
+            w->visit((const char *)w->rel.data, w->visit_ctx);
+            if (w->pool)
+                pthread_mutex_unlock(&w->pool->out_mu);
+        }
         return rc;
     case PF_NODE_SYMLINK: {
         size_t cap = (size_t)st.st_size + 2;
@@ -893,10 +1199,131 @@ static int archive_entry(walk *w, pf_dir *d, int dirfd, const char *fsname, cons
     default:
         if (top)
             return pf_err_set(err, PF_EUSAGE, "%s: unsupported file type", w->path.data);
+        if (w->pool)
+            pthread_mutex_lock(&w->pool->out_mu);
         pf_warn("skipping %s: unsupported file type", w->path.data);
+        if (w->pool)
+            pthread_mutex_unlock(&w->pool->out_mu);
         break;
     }
     return rc;
+}
+
+void pf_archiver_set_walkers(pf_archiver *a, int n)
+{
+    a->walkers = n;
+}
+
+static int walkers_for(pf_archiver *a)
+{
+    int n = a->walkers;
+    const char *v = getenv("PERMAFROST_WALKERS");
+    if (n <= 0 && v && *v) {
+        char *end;
+        long l = strtol(v, &end, 10);
+        if (*end || l < 1)
+            pf_warn("PERMAFROST_WALKERS=%s is not a number of threads: using the default", v);
+        else
+            n = l > PF_ARCHIVE_WALKERS_MAX ? PF_ARCHIVE_WALKERS_MAX : (int)l;
+    }
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c < 1 ? 1 : c > PF_ARCHIVE_WALKERS_MAX ? PF_ARCHIVE_WALKERS_MAX : (int)c;
+    }
+    return n > PF_ARCHIVE_WALKERS_MAX ? PF_ARCHIVE_WALKERS_MAX : n;
+}
+
+/* A walker's own archiver: a's repository and saver, publishing progress to a's main. */
+static pf_archiver *helper_new(pf_archiver *a)
+{
+    pf_err e = {0};
+    pf_archiver *h = pf_archiver_new(a->r, a->s, NULL, &e);
+    if (!h)
+        return NULL;
+    h->is_helper = 1;
+    pf_archiver *m = a->main ? a->main : a;
+    pthread_mutex_lock(&m->progress_mu);
+    if (m->nforks < ARCHIVERS_MAX) {
+        m->forks[m->nforks++] = h;
+        h->main = m;
+    }
+    pthread_mutex_unlock(&m->progress_mu);
+    return h;
+}
+
+/* Moves what a walker's archiver collected into a, then frees it. */
+static void helper_join(pf_archiver *a, pf_archiver *h)
+{
+    stats_add(&a->stats, &h->stats);
+    for (size_t i = 0; i < h->nskipped && a->nskipped < PF_ARCHIVE_SKIPPED_MAX; i++) {
+        a->skipped[a->nskipped++] = h->skipped[i];
+        h->skipped[i] = NULL;
+    }
+    if (h->nlinks) {
+        a->links = pf_xrealloc(a->links, (a->nlinks + h->nlinks) * sizeof *a->links);
+        memcpy(a->links + a->nlinks, h->links, h->nlinks * sizeof *h->links);
+        a->nlinks += h->nlinks;
+        h->nlinks = 0;
+    }
+    pf_archiver_free(h);
+}
+
+static void pool_free(walk_pool *p, pf_archiver *a)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->nslots; i++)
+        if (i <= p->started)
+            pthread_join(p->slots[i].thread, NULL);
+    for (int i = 1; i < p->nslots; i++)
+        if (p->slots[i].a)
+            helper_join(a, p->slots[i].a);
+    pthread_mutex_destroy(&p->out_mu);
+    pthread_cond_destroy(&p->cond);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+/* n walkers for a walk by a: the calling thread and n - 1 helpers; NULL (walk on one
+ * thread) when not one helper could start. */
+static walk_pool *pool_new(pf_archiver *a, int n, const char *const *excludes)
+{
+    walk_pool *p = pf_xcalloc(1, sizeof *p);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cond, NULL);
+    pthread_mutex_init(&p->out_mu, NULL);
+    p->excludes = excludes;
+    p->visit = a->visit;
+    p->visit_ctx = a->visit_ctx;
+    p->slots[0].pool = p;
+    p->slots[0].a = a;
+    p->nslots = 1;
+    for (int i = 1; i < n; i++) {
+        walk_slot *s = &p->slots[i];
+        s->pool = p;
+        s->index = i;
+        s->a = helper_new(a);
+        if (!s->a)
+            break;
+        p->nslots++;
+        if (pthread_create(&s->thread, NULL, walker_main, s)) {
+            pf_debug("walking on %d threads: %s", i, strerror(errno));
+            break;
+        }
+        p->started = i;
+    }
+    if (!p->started) {
+        pool_free(p, a);
+        return NULL;
+    }
+    /* The first subdirectory goes to a helper, whatever the scheduler does meanwhile. */
+    pthread_mutex_lock(&p->mu);
+    while (atomic_load(&p->nready) < p->started)
+        pthread_cond_wait(&p->cond, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    return p;
 }
 
 int pf_archive_path(pf_archiver *a, pf_dir *d, const char *name, const char *fs_path,
@@ -906,13 +1333,29 @@ int pf_archive_path(pf_archiver *a, pf_dir *d, const char *name, const char *fs_
         return pf_err_set(err, PF_EUSAGE, "invalid entry name \"%s\" for %s", name, fs_path);
     if (pf_tree_find(&d->tree, name, strlen(name)))
         return pf_err_set(err, PF_EUSAGE, "two paths would both be stored as \"%s\"", name);
-    walk w = {a, excludes, PF_BUF_INIT, PF_BUF_INIT};
+    walk w = {.a = a,
+              .excludes = excludes,
+              .path = PF_BUF_INIT,
+              .rel = PF_BUF_INIT,
+              .visit = a->visit,
+              .visit_ctx = a->visit_ctx};
     pf_buf_append_str(&w.path, fs_path);
     pf_buf_reserve(&w.rel, 1);
     w.rel.data[0] = 0;
+    /* Threads only for a tree: a file or a link is one entry. */
+    int n = walkers_for(a);
+    struct stat st;
+    if (n > 1 && !lstat(fs_path, &st) && S_ISDIR(st.st_mode))
+        w.pool = pool_new(a, n, excludes);
     /* The entries of d are sorted at the end; lookups in d->tree above are linear-safe
      * only because pf_tree_find is used on the parent snapshot's sorted trees, so sort. */
     int rc = archive_entry(&w, d, AT_FDCWD, fs_path, name, strlen(name), 1, err);
+    if (w.pool) {
+        /* The first error of any walker, not the others' "stopped". */
+        if (rc && atomic_load(&w.pool->failed))
+            *err = w.pool->first_err;
+        pool_free(w.pool, a);
+    }
     pf_tree_sort(&d->tree);
     if (rc && err->code == PF_EIO)
         err->code = PF_ENOTFOUND;

@@ -1,7 +1,8 @@
 /* The archiver builds a snapshot's trees: from directories on disk (walked with file
  * descriptors, so paths of any depth work), from byte streams (pg_dump, Redis) and from
  * virtual directories ("postgres/", "media/"). Directories are written depth-first, so
- * memory holds one directory listing per level, never the whole tree.
+ * memory holds one directory listing per level (per walker, pf_archive_path), never the
+ * whole tree.
  *
  * Change detection: given the matching tree of the parent snapshot, a regular file whose
  * size, mtime, ctime and inode are unchanged reuses the parent's blob list unread. */
@@ -60,6 +61,13 @@ pf_archiver *pf_archiver_fork(pf_archiver *a, pf_err *err);
  * it. NULL: nothing. */
 void pf_archiver_join(pf_archiver *a, pf_archiver *fork);
 
+/* How many threads pf_archive_path walks a directory tree with: n <= 0 takes the
+ * environment's PERMAFROST_WALKERS or else the number of processors, at most
+ * PF_ARCHIVE_WALKERS_MAX (1 walks on the calling thread only, for A/B comparisons).
+ * A fork takes its main archiver's setting. */
+#define PF_ARCHIVE_WALKERS_MAX 4
+void pf_archiver_set_walkers(pf_archiver *a, int n);
+
 /* The root directory of the snapshot. */
 pf_dir *pf_archiver_root(pf_archiver *a);
 /* A virtual subdirectory (mode 0755 owned by the current user unless set later). */
@@ -76,7 +84,17 @@ void pf_dir_abort(pf_dir *d);
 /* Archives fs_path (file, directory tree, symlink, ...) as entry `name` of d.
  * excludes: NULL-terminated list of paths relative to fs_path that are left out.
  * Unreadable entries below fs_path are warned about and counted in stats.errors; an
- * unreadable fs_path itself is an error. */
+ * unreadable fs_path itself is an error.
+ *
+ * A directory tree is walked by several threads (pf_archiver_set_walkers): a thread that
+ * meets a subdirectory while another walker is idle hands it over, and a thread waiting
+ * for the subdirectories it handed over walks what is handed to it meanwhile. The trees
+ * are the bytes a walk on one thread writes (entries are sorted by name when a directory
+ * ends), so the snapshot's ids do not depend on the number of walkers. Each walker has its
+ * own chunk buffer, statistics and hard-link table (a file linked from subtrees that two
+ * walkers take is read by both: the same bytes give the same blobs); the visit callback
+ * is called under a lock, one call at a time, in no fixed order. Memory grows with the
+ * walkers: each holds one listing and one parent tree per level it is in. */
 int pf_archive_path(pf_archiver *a, pf_dir *d, const char *name, const char *fs_path,
                     const char *const *excludes, pf_err *err);
 

@@ -7,7 +7,103 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* The algorithms, fetched once for the process. Without a fetched algorithm OpenSSL 3
+ * looks one up by name at every EVP_sha256(), EVP_aes_256_gcm() or HMAC() call, through
+ * locks and hash tables, and makes and frees a context each time: that cost more than
+ * opening a small blob (an unchanged re-run opens one tree of a few hundred bytes per
+ * directory). The fetched objects are shared read-only by every thread and never freed:
+ * a thread still running at exit (a lock's refresher) may be using them. */
+static struct {
+    EVP_CIPHER *gcm;
+    EVP_MAC *hmac;
+    EVP_MD *sha256;
+    EVP_KDF *hkdf;
+    int ok;
+} alg;
+static pthread_once_t alg_once = PTHREAD_ONCE_INIT;
+static pthread_key_t ctx_key;
+
+/* Each thread's reusable contexts, made on its first call and freed (wiped: they hold
+ * key schedules) when it exits. Between calls they hold the last key used, as the
+ * caller's own key buffers and the repository's keys do for longer. */
+typedef struct thread_ctx {
+    EVP_CIPHER_CTX *gcm; /* AES-256-GCM, re-keyed at every call */
+    EVP_MAC_CTX *mac;    /* HMAC-SHA-256 under mac_key, when mac_keyed */
+    uint8_t mac_key[PF_KEY_LEN];
+    int mac_keyed;
+    EVP_MD_CTX *md; /* SHA-256 */
+} thread_ctx;
+
+static void thread_ctx_free(void *p)
+{
+    thread_ctx *t = p;
+    if (!t)
+        return;
+    EVP_CIPHER_CTX_free(t->gcm);
+    EVP_MAC_CTX_free(t->mac);
+    EVP_MD_CTX_free(t->md);
+    OPENSSL_cleanse(t, sizeof *t);
+    free(t);
+}
+
+/* No key destructor runs for the thread that calls exit (the main thread): free its
+ * contexts here, so that they are wiped and leak checkers see nothing. Registered after
+ * the fetches, which initialise OpenSSL, so this runs before OpenSSL's own cleanup. */
+static void free_exit_thread_ctx(void)
+{
+    thread_ctx *t = pthread_getspecific(ctx_key);
+    pthread_setspecific(ctx_key, NULL);
+    thread_ctx_free(t);
+}
+
+static void alg_init(void)
+{
+    alg.gcm = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    alg.hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    alg.sha256 = EVP_MD_fetch(NULL, "SHA2-256", NULL);
+    alg.hkdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    alg.ok = alg.gcm && alg.hmac && alg.sha256 && alg.hkdf &&
+             pthread_key_create(&ctx_key, thread_ctx_free) == 0;
+    if (alg.ok && atexit(free_exit_thread_ctx) != 0)
+        alg.ok = 0;
+}
+
+static int alg_ready(void)
+{
+    return pthread_once(&alg_once, alg_init) == 0 && alg.ok;
+}
+
+/* This thread's contexts, or NULL when they cannot be made (out of memory, or OpenSSL
+ * lacks an algorithm): the callers then take the one-shot calls, which say why if they
+ * fail too. */
+static thread_ctx *thread_ctx_get(void)
+{
+    if (!alg_ready())
+        return NULL;
+    thread_ctx *t = pthread_getspecific(ctx_key);
+    if (t)
+        return t;
+    t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->gcm = EVP_CIPHER_CTX_new();
+    t->mac = EVP_MAC_CTX_new(alg.hmac);
+    t->md = EVP_MD_CTX_new();
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA2-256", 0),
+        OSSL_PARAM_construct_end()};
+    if (!t->gcm || !t->mac || !t->md ||
+        EVP_CipherInit_ex2(t->gcm, alg.gcm, NULL, NULL, 1, NULL) != 1 ||
+        EVP_MAC_CTX_set_params(t->mac, params) != 1 || pthread_setspecific(ctx_key, t) != 0) {
+        thread_ctx_free(t);
+        return NULL;
+    }
+    return t;
+}
 
 int pf_random(void *p, size_t n, pf_err *err)
 {
@@ -18,11 +114,36 @@ int pf_random(void *p, size_t n, pf_err *err)
 
 void pf_sha256(const void *p, size_t n, uint8_t out[PF_ID_LEN])
 {
+    thread_ctx *t = thread_ctx_get();
+    if (t && EVP_DigestInit_ex2(t->md, alg.sha256, NULL) == 1 &&
+        EVP_DigestUpdate(t->md, p, n) == 1 && EVP_DigestFinal_ex(t->md, out, NULL) == 1)
+        return;
     SHA256(p, n, out);
+}
+
+/* Keys t->mac with key: a key it already holds is reused as is (HMAC's inner and outer
+ * pad states are kept by OpenSSL, so only the message is hashed), another is set. */
+static int mac_init(thread_ctx *t, const uint8_t key[PF_KEY_LEN])
+{
+    if (t->mac_keyed && CRYPTO_memcmp(t->mac_key, key, PF_KEY_LEN) == 0)
+        return EVP_MAC_init(t->mac, NULL, 0, NULL) == 1;
+    t->mac_keyed = 0;
+    if (EVP_MAC_init(t->mac, key, PF_KEY_LEN, NULL) != 1)
+        return 0;
+    memcpy(t->mac_key, key, PF_KEY_LEN);
+    t->mac_keyed = 1;
+    return 1;
 }
 
 void pf_blob_id(const pf_keys *keys, const void *p, size_t n, uint8_t out[PF_ID_LEN])
 {
+    thread_ctx *t = thread_ctx_get();
+    size_t mlen = 0;
+    if (t && mac_init(t, keys->id_key) && EVP_MAC_update(t->mac, p, n) == 1 &&
+        EVP_MAC_final(t->mac, out, &mlen, PF_ID_LEN) == 1 && mlen == PF_ID_LEN)
+        return;
+    if (t)
+        t->mac_keyed = 0; /* in an unknown state: keyed afresh next time */
     unsigned int len = PF_ID_LEN;
     HMAC(EVP_sha256(), keys->id_key, PF_KEY_LEN, p, n, out, &len);
 }
@@ -30,6 +151,19 @@ void pf_blob_id(const pf_keys *keys, const void *p, size_t n, uint8_t out[PF_ID_
 int pf_hkdf(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt, size_t saltlen,
             const char *info, uint8_t *out, size_t outlen, pf_err *err)
 {
+    if (alg_ready()) {
+        EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(alg.hkdf);
+        OSSL_PARAM params[5], *q = params;
+        *q++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA2-256", 0);
+        *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)ikm, ikmlen);
+        if (saltlen)
+            *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT, (void *)salt, saltlen);
+        *q++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
+        *q = OSSL_PARAM_construct_end();
+        int ok = kctx && EVP_KDF_derive(kctx, out, outlen, params) == 1;
+        EVP_KDF_CTX_free(kctx);
+        return ok ? 0 : pf_err_set(err, PF_EGENERIC, "HKDF failed");
+    }
     int rc = -1;
     EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
     if (!ctx || EVP_PKEY_derive_init(ctx) <= 0 ||
@@ -86,12 +220,16 @@ static int aead(int enc, const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_N
     if (n > INT32_MAX)
         return pf_err_set(err, PF_EGENERIC, "object too large to encrypt");
     size_t body = enc ? n : n - PF_TAG_LEN;
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    /* This thread's context, re-initialised with the key and the nonce (its cipher kept):
+     * that resets all its state, a failed authentication's included. */
+    thread_ctx *t = thread_ctx_get();
+    EVP_CIPHER_CTX *ctx = t ? t->gcm : EVP_CIPHER_CTX_new();
     if (!ctx)
         return pf_err_set(err, PF_EGENERIC, "out of memory");
     pf_buf_reserve(out, body + PF_TAG_LEN);
     uint8_t *dst = out->data + out->len;
-    if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce, enc) != 1)
+    if ((t ? EVP_CipherInit_ex2(ctx, NULL, key, nonce, enc, NULL)
+           : EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, nonce, enc)) != 1)
         goto fail;
     if (aadlen && EVP_CipherUpdate(ctx, NULL, &len, aad, (int)aadlen) != 1)
         goto fail;
@@ -118,20 +256,19 @@ static int aead(int enc, const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_N
 fail:
     pf_err_set(err, PF_EGENERIC, "AES-GCM failed");
 out:
-    EVP_CIPHER_CTX_free(ctx);
+    if (!t)
+        EVP_CIPHER_CTX_free(ctx);
     return rc;
 }
 
-int pf_aead_seal(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN],
-                 const void *aad, size_t aadlen, const void *p, size_t n, pf_buf *out,
-                 pf_err *err)
+int pf_aead_seal(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN], const void *aad,
+                 size_t aadlen, const void *p, size_t n, pf_buf *out, pf_err *err)
 {
     return aead(1, key, nonce, aad, aadlen, p, n, out, err);
 }
 
-int pf_aead_open(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN],
-                 const void *aad, size_t aadlen, const void *c, size_t n, pf_buf *out,
-                 pf_err *err)
+int pf_aead_open(const uint8_t key[PF_KEY_LEN], const uint8_t nonce[PF_NONCE_LEN], const void *aad,
+                 size_t aadlen, const void *c, size_t n, pf_buf *out, pf_err *err)
 {
     return aead(0, key, nonce, aad, aadlen, c, n, out, err);
 }

@@ -1,5 +1,10 @@
 /* Cryptographic primitives over OpenSSL libcrypto, with the repository's conventions.
- * All functions returning int give 0 on success and -1 on failure (err filled). */
+ * All functions returning int give 0 on success and -1 on failure (err filled).
+ *
+ * Safe to call from several threads at once. The algorithms are fetched once per process
+ * and each thread reuses its own AES-GCM, HMAC and SHA-256 contexts (a tree blob of a few
+ * hundred bytes cost less to open than a fresh context and an implicit fetch); they are
+ * wiped and freed when the thread exits, or at exit for the thread that calls exit. */
 #ifndef PF_CRYPTO_H
 #define PF_CRYPTO_H
 

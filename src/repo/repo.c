@@ -53,6 +53,7 @@ static pf_repo *repo_alloc(pf_store *store)
     r->store = store;
     r->index = pf_index_new();
     pthread_mutex_init(&r->mu, NULL);
+    pf_pack_keys_init(&r->pack_keys);
     r->zstd_level = 3;
     r->cache_fd = -1;
     return r;
@@ -69,15 +70,20 @@ void pf_repo_free(pf_repo *r)
     if (r->cache_fd >= 0)
         close(r->cache_fd);
     pthread_mutex_destroy(&r->mu);
+    pf_pack_keys_free(&r->pack_keys);
     OPENSSL_cleanse(r, sizeof *r);
     free(r);
 }
 
 void pf_pack_key_name(const uint8_t id[PF_ID_LEN], char out[80])
 {
-    char hex[PF_HEX_ID_LEN + 1];
-    pf_hex(id, PF_ID_LEN, hex);
-    snprintf(out, 80, "data/%.2s/%s", hex, hex);
+    /* "data/xx/<hex id>", by hand: it is formatted for every blob loaded (one per
+     * directory in a re-run), where snprintf cost more than the index lookup. */
+    memcpy(out, "data/", 5);
+    pf_hex(id, PF_ID_LEN, out + 8);
+    out[5] = out[8];
+    out[6] = out[9];
+    out[7] = '/';
 }
 
 static void now_str(char *out, size_t n)
@@ -1289,7 +1295,6 @@ int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_e
     pf_buf sealed = PF_BUF_INIT;
     uint8_t pk[PF_KEY_LEN];
     int rc = -1;
-    pf_hex(id, PF_ID_LEN, hex);
     pthread_mutex_lock(&r->mu);
     pf_blob_loc *l = pf_index_find(r->index, id);
     pf_blob_loc loc = l ? *l : (pf_blob_loc){0};
@@ -1297,8 +1302,11 @@ int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_e
     if (l && l->pack != PF_PACK_PENDING)
         pack = r->index->packs[l->pack];
     pthread_mutex_unlock(&r->mu);
-    if (!l || loc.pack == PF_PACK_PENDING)
+    /* The id in hex only for a message: formatted on failure, not for every tree. */
+    if (!l || loc.pack == PF_PACK_PENDING) {
+        pf_hex(id, PF_ID_LEN, hex);
         return pf_err_set(err, PF_ENOTFOUND, "blob %.16s is not in the index", hex);
+    }
     pf_pack_key_name(pack.id, name);
     pf_blob_entry e = {.type = loc.type,
                        .comp = loc.comp,
@@ -1307,8 +1315,9 @@ int pf_repo_load_blob(pf_repo *r, const uint8_t id[PF_ID_LEN], pf_buf *out, pf_e
                        .raw_length = loc.raw_length};
     memcpy(e.id, id, PF_ID_LEN);
     if (pf_store_get(r->store, name, loc.offset, loc.length, &sealed, err) ||
-        pf_pack_key_kind(&r->keys, pack.kind, pack.salt, pk, err) ||
+        pf_pack_keys_get(&r->pack_keys, &r->keys, pack.kind, pack.salt, pk, err) ||
         pf_blob_open(&r->keys, pk, &e, sealed.data, out, err)) {
+        pf_hex(id, PF_ID_LEN, hex);
         pf_err_prefix(err, "blob %.16s in pack %.16s", hex, name + 8);
         goto out;
     }

@@ -13,6 +13,7 @@
 #include "repo/config.h"
 #include "repo/crypto.h"
 #include "repo/index.h"
+#include "repo/packkeys.h"
 #include "repo/snapshot.h"
 #include "repo/tree.h"
 #include "store/store.h"
@@ -50,6 +51,8 @@ typedef struct pf_repo {
     /* Opened with a write-only key (keys.write_only): its config MAC key and gear table. */
     uint8_t mac_key[PF_KEY_LEN];
     uint8_t gear[2048];
+    /* The keys of the packs blobs were loaded from (pf_repo_load_blob). */
+    pf_pack_keys pack_keys;
 } pf_repo;
 
 /* Uses <base>/<repository id>/ as the metadata cache (created as needed). Only objects

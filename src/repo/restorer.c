@@ -123,7 +123,7 @@ static int load_run(pf_repo *r, const uint8_t (*ids)[PF_ID_LEN], size_t n, pf_bu
     if (!rc && sealed.len != end - first.offset)
         rc = pf_err_set(err, PF_ECORRUPT, "%s: short read", name);
     if (!rc)
-        rc = pf_pack_key_kind(&r->keys, pack.kind, pack.salt, pk, err);
+        rc = pf_pack_keys_get(&r->pack_keys, &r->keys, pack.kind, pack.salt, pk, err);
     for (size_t i = 0; !rc && i < n; i++) {
         pthread_mutex_lock(&r->mu);
         const pf_blob_loc *l = pf_index_find(r->index, ids[i]);
@@ -671,7 +671,7 @@ static int do_run(rst *x, const run_job *j, pf_buf *run, pf_buf *b, uint64_t *by
     if (!rc && run->len != j->len)
         rc = pf_err_set(e, PF_ECORRUPT, "%s: short read", name);
     if (!rc)
-        rc = pf_pack_key_kind(&x->r->keys, pack.kind, pack.salt, pk, e);
+        rc = pf_pack_keys_get(&x->r->pack_keys, &x->r->keys, pack.kind, pack.salt, pk, e);
     if (rc) {
         /* The read failed for every blob in it: name the first and its file. */
         char hex[PF_HEX_ID_LEN + 1];
