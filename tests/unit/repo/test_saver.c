@@ -135,19 +135,36 @@ static void blob(uint8_t *p, size_t n, uint32_t seed)
 #define BATCH 64
 #define EXTRA 6
 
+/* g's lock, and a repository on g with a saver of the given workers that packs small
+ * (4 KiB packs, no compression) so packs complete after a few blobs. */
+static pf_saver *gate_saver(gate *g, int workers, pf_repo **r)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    pf_err err = {0};
+    *r = pf_repo_init(pf_store_alloc(&gate_ops, g, "gate"), "pw", NULL, &err);
+    if (!*r)
+        fail_msg("init: %s", err.msg);
+    pf_saver *s = pf_saver_new(*r, workers, &err);
+    assert_non_null(s);
+    pf_saver_set_packing(s, 0, 4096);
+    return s;
+}
+
+static void gate_free(gate *g)
+{
+    pf_store_free(g->inner);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
 static void test_workers_go_on_while_a_batch_syncs(void **state)
 {
     (void)state;
     gate g = {.inner = pf_store_mem_new(), .closed = 1};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
+    pf_repo *r;
+    pf_saver *s = gate_saver(&g, 1, &r);
     pf_err err = {0};
-    pf_repo *r = pf_repo_init(pf_store_alloc(&gate_ops, &g, "gate"), "pw", NULL, &err);
-    if (!r)
-        fail_msg("init: %s", err.msg);
-    pf_saver *s = pf_saver_new(r, 1, &err);
-    assert_non_null(s);
-    pf_saver_set_packing(s, 0, 4096);
     uint8_t data[5000], ids[BATCH + EXTRA][PF_ID_LEN];
     for (int i = 0; i < BATCH; i++) {
         blob(data, sizeof data, (uint32_t)i);
@@ -186,9 +203,7 @@ static void test_workers_go_on_while_a_batch_syncs(void **state)
     for (int i = 0; i < BATCH + EXTRA; i++)
         assert_true(pf_repo_has_blob(again, ids[i]));
     pf_repo_free(again);
-    pf_store_free(g.inner);
-    pthread_mutex_destroy(&g.mu);
-    pthread_cond_destroy(&g.cv);
+    gate_free(&g);
 }
 
 /* A saver freed without finishing (a failed backup) does not wait for a batch forever and
@@ -197,14 +212,9 @@ static void test_abandoned_while_syncing(void **state)
 {
     (void)state;
     gate g = {.inner = pf_store_mem_new(), .closed = 1};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
+    pf_repo *r;
+    pf_saver *s = gate_saver(&g, 2, &r);
     pf_err err = {0};
-    pf_repo *r = pf_repo_init(pf_store_alloc(&gate_ops, &g, "gate"), "pw", NULL, &err);
-    assert_non_null(r);
-    pf_saver *s = pf_saver_new(r, 2, &err);
-    assert_non_null(s);
-    pf_saver_set_packing(s, 0, 4096);
     uint8_t data[5000], id[PF_ID_LEN];
     for (int i = 0; i < BATCH + 3; i++) {
         blob(data, sizeof data, (uint32_t)(1000 + i));
@@ -219,9 +229,7 @@ static void test_abandoned_while_syncing(void **state)
     assert_true(g.index_puts <= 1);
     assert_false(g.index_before_sync);
     pf_repo_free(r);
-    pf_store_free(g.inner);
-    pthread_mutex_destroy(&g.mu);
-    pthread_cond_destroy(&g.cv);
+    gate_free(&g);
 }
 
 typedef struct waiter {
@@ -252,14 +260,9 @@ static void test_waiting_caller_hashes_queued_chunk(void **state)
 {
     (void)state;
     gate g = {.inner = pf_store_mem_new(), .hold_packs = 1};
-    pthread_mutex_init(&g.mu, NULL);
-    pthread_cond_init(&g.cv, NULL);
+    pf_repo *r;
+    pf_saver *s = gate_saver(&g, 1, &r);
     pf_err err = {0};
-    pf_repo *r = pf_repo_init(pf_store_alloc(&gate_ops, &g, "gate"), "pw", NULL, &err);
-    assert_non_null(r);
-    pf_saver *s = pf_saver_new(r, 1, &err);
-    assert_non_null(s);
-    pf_saver_set_packing(s, 0, 4096);
     uint8_t data[5000], id[PF_ID_LEN], want[PF_ID_LEN];
     blob(data, sizeof data, 1);
     assert_int_equal(pf_saver_save(s, PF_BLOB_DATA, data, sizeof data, id, &err), 0);
@@ -309,11 +312,9 @@ static void test_waiting_caller_hashes_queued_chunk(void **state)
     assert_true(pf_repo_has_blob(again, id));
     pf_repo_free(again);
     free(l.ids);
-    pf_store_free(g.inner);
     pthread_mutex_destroy(&w.mu);
     pthread_cond_destroy(&w.cv);
-    pthread_mutex_destroy(&g.mu);
-    pthread_cond_destroy(&g.cv);
+    gate_free(&g);
 }
 
 int main(void)
