@@ -22,7 +22,8 @@
 # build: its unchanged re-runs alternate with PERMAFROST's on the same repository, rows
 # "permafrost-base", an A/B of a change at each size), MANY_WORK (default bench/work-many;
 # everything in it is replaced), MANY_KEEP=1 keeps it, MANY_REUSE=1 keeps a tree a kept
-# run grew (its size is in MANY_WORK/grown) and grows it on.
+# run grew (its size is in MANY_WORK/grown) and grows it on, and keeps the kept run's
+# results (MANY_WORK/results.tsv): the table then holds every size measured on that tree.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,8 +45,10 @@ die() {
 [ -x /usr/bin/time ] || die "/usr/bin/time is missing (Debian package: time)"
 case " $tools " in *" restic "*) command -v restic >/dev/null || die "restic is missing (apt-get install -y restic)" ;; esac
 
+reused=0
 if [ "${MANY_REUSE:-0}" = 1 ] && [ -f "$work/grown" ]; then
-    find "$work" -mindepth 1 -maxdepth 1 ! -name data ! -name grown -exec rm -rf {} +
+    find "$work" -mindepth 1 -maxdepth 1 ! -name data ! -name grown ! -name results.tsv -exec rm -rf {} +
+    reused=1
 else
     rm -rf "$work"
 fi
@@ -84,7 +87,7 @@ EOF
 }
 
 results=$work/results.tsv
-: >"$results"
+[ "$reused" = 1 ] || : >"$results"
 step() { # COUNT TOOL STEP CMD...: appends "count tool step wall kib" to results
     local count=$1 tool=$2 what=$3 t0 t1 kib
     shift 3
@@ -97,7 +100,7 @@ step() { # COUNT TOOL STEP CMD...: appends "count tool step wall kib" to results
     kib=$(tail -n 1 "$work/rss")
     printf '%s\t%s\t%s\t%s\t%s\n' "$count" "$tool" "$what" \
         "$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", b - a}')" "$kib" >>"$results"
-    echo "bench: $count files: $tool $what: $(tail -n 1 "$results" | cut -f4) s, $((kib / 1024)) MB" >&2
+    echo "bench: $count files: $tool $what: $(tail -n 1 "$results" | cut -f4) s, $((kib / 1024)) MB (load $(cut -d' ' -f1-3 /proc/loadavg))" >&2
 }
 
 for n in $counts; do
